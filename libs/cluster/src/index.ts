@@ -1,0 +1,3 @@
+export type { Actor, Transport } from './transport.ts'
+export { InProcessTransport } from './in-process-transport.ts'
+export { LedgerActor } from './ledger-actor.ts'

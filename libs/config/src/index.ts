@@ -1,0 +1,15 @@
+export {
+  ConfigSchema,
+  type FairlaneConfig,
+  type TargetConfig,
+  type WorkspaceConfig,
+  type KeyConfig,
+  type LimitsConfig,
+  type RateConfig,
+} from './schema.ts'
+export { ConfigError, formatPath, type ConfigIssue } from './config-error.ts'
+export { resolveReferences, type Env } from './env-references.ts'
+export { validateConfig, type ValidationResult } from './validate.ts'
+export { loadConfigFile, parseConfigText, configFromValue } from './load.ts'
+export { FileConfigStore, type ConfigStore } from './config-store.ts'
+export { rateSpec, type RateSpec } from './rates.ts'

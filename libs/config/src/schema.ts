@@ -1,0 +1,226 @@
+import Type from 'typebox'
+
+/**
+ * The one declaration of Fairlane's configuration: the TypeScript type, the validation and
+ * the editor schema (docs/config.schema.json) all come from here. Defaults live in the
+ * schema so that documentation and behaviour cannot drift apart.
+ */
+
+const Rate = Type.Object(
+  {
+    rps: Type.Optional(
+      Type.Number({ exclusiveMinimum: 0, description: 'Requests per second (GCRA).' }),
+    ),
+    rpm: Type.Optional(
+      Type.Number({ exclusiveMinimum: 0, description: 'Requests per minute (GCRA).' }),
+    ),
+    burst: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description:
+          'Requests that may pass at once from idle. Default: one second of the rate, rounded up, at least 1.',
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'A GCRA rate limit: exactly one of rps or rpm, with an optional burst.',
+  },
+)
+
+const Limits = Type.Object(
+  {
+    rate: Type.Optional(Rate),
+    concurrency: Type.Optional(
+      Type.Integer({ minimum: 1, description: 'Requests in flight at once.' }),
+    ),
+  },
+  { additionalProperties: false, description: 'Limits of one scope, checked together.' },
+)
+
+const Endpoint = Type.Object(
+  {
+    url: Type.String({
+      minLength: 1,
+      description:
+        'Absolute http(s) URL of the upstream, optionally with a base path; no userinfo, query or fragment.',
+    }),
+    region: Type.Optional(
+      Type.String({ minLength: 1, description: 'Region label of this endpoint.' }),
+    ),
+  },
+  { additionalProperties: false },
+)
+
+const Timeouts = Type.Object(
+  {
+    connectMs: Type.Integer({ minimum: 1, default: 5_000, description: 'TCP/TLS connect timeout.' }),
+    headersMs: Type.Integer({
+      minimum: 1,
+      default: 30_000,
+      description: 'Time from sending the request until the upstream response headers arrive.',
+    }),
+    bodyMs: Type.Integer({
+      minimum: 1,
+      default: 30_000,
+      description: 'Longest silence between two chunks of the upstream response body.',
+    }),
+  },
+  { additionalProperties: false, default: {} },
+)
+
+const Target = Type.Object(
+  {
+    endpoints: Type.Array(Endpoint, {
+      minItems: 1,
+      description: 'Upstream endpoints; the first is used.',
+    }),
+    allowPrivateAddresses: Type.Boolean({
+      default: false,
+      description:
+        'Operator override for inbound mode: let this target reach loopback and private addresses. Metadata addresses and Fairlane’s own listen addresses stay blocked.',
+    }),
+    timeouts: Timeouts,
+    upstreamHeaders: Type.Record(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }), Type.String(), {
+      default: {},
+      description:
+        'Headers injected into every upstream request of this target, typically the upstream credential (use ${ENV} references). They replace any client header of the same name.',
+    }),
+    forwardClientAuthorization: Type.Boolean({
+      default: false,
+      description:
+        'Forward the client’s own Authorization header upstream (the client then authenticates to Fairlane with X-Fairlane-Key).',
+    }),
+    limits: Type.Optional(Limits),
+  },
+  { additionalProperties: false },
+)
+
+const Key = Type.Object(
+  {
+    id: Type.String({
+      pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$',
+      description: 'Public identifier of the key, used in logs and metrics; unique.',
+    }),
+    hash: Type.String({
+      pattern: '^sha256:[0-9a-f]{64}$',
+      description: 'sha256:<hex> of the secret key (`fairlane keys hash` prints one).',
+    }),
+    limits: Type.Optional(Limits),
+  },
+  { additionalProperties: false },
+)
+
+const Workspace = Type.Object(
+  {
+    targets: Type.Array(Type.String(), {
+      default: [],
+      description: 'Targets this workspace may reach through /t/<target>/…',
+    }),
+    hosts: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description:
+        'Approved host patterns for X-Fairlane-Url: exact hosts, `*.example.com` wildcards, or `*` (any public host).',
+    }),
+    limits: Type.Optional(Limits),
+    keys: Type.Array(Key, { default: [] }),
+  },
+  { additionalProperties: false },
+)
+
+const Server = Type.Object(
+  {
+    host: Type.String({ default: '0.0.0.0', description: 'Proxy listen address.' }),
+    port: Type.Integer({
+      minimum: 0,
+      maximum: 65535,
+      default: 8080,
+      description: 'Proxy port (FAIRLANE_PORT overrides).',
+    }),
+    adminHost: Type.String({ default: '0.0.0.0', description: 'Admin listen address.' }),
+    adminPort: Type.Integer({
+      minimum: 0,
+      maximum: 65535,
+      default: 9090,
+      description: 'Admin and metrics port (FAIRLANE_ADMIN_PORT overrides).',
+    }),
+    maxBodyBytes: Type.Integer({
+      minimum: 0,
+      default: 10 * 1024 * 1024,
+      description: 'Largest request body accepted (413 beyond).',
+    }),
+    maxHeaderBytes: Type.Integer({
+      minimum: 1024,
+      default: 16 * 1024,
+      description: 'Largest request head accepted (431 beyond).',
+    }),
+    shutdownGraceMs: Type.Integer({
+      minimum: 0,
+      default: 10_000,
+      description: 'On SIGTERM, how long requests in flight may take to finish before connections are closed.',
+    }),
+  },
+  { additionalProperties: false, default: {} },
+)
+
+const Destinations = Type.Object(
+  {
+    allowHttp: Type.Boolean({
+      default: false,
+      description: 'Allow plain http:// URLs in X-Fairlane-Url (https only by default).',
+    }),
+    allowedPorts: Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), {
+      default: [443],
+      description: 'Ports X-Fairlane-Url may name (80 is added when allowHttp is set).',
+    }),
+    forwardClientAuthorization: Type.Boolean({
+      default: false,
+      description:
+        'Forward the client’s own Authorization header to X-Fairlane-Url destinations (the client then authenticates with X-Fairlane-Key).',
+    }),
+    timeouts: Timeouts,
+  },
+  { additionalProperties: false, default: {}, description: 'Rules for the X-Fairlane-Url proxy form.' },
+)
+
+const Logging = Type.Object(
+  {
+    level: Type.Union(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+      { default: 'info', description: 'pino log level.' },
+    ),
+  },
+  { additionalProperties: false, default: {} },
+)
+
+export const ConfigSchema = Type.Object(
+  {
+    server: Server,
+    logging: Logging,
+    destinations: Destinations,
+    limits: Type.Object(
+      { global: Type.Optional(Limits) },
+      { additionalProperties: false, default: {}, description: 'Limits shared by all traffic.' },
+    ),
+    // additionalProperties: false makes a badly spelled name an error instead of an entry
+    // that no pattern validates.
+    targets: Type.Record(Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' }), Target, {
+      default: {},
+      additionalProperties: false,
+      description: 'Named upstream APIs, reached as /t/<target>/<path>. Names: lower-case letters, digits, - and _.',
+    }),
+    workspaces: Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$' }), Workspace, {
+      default: {},
+      additionalProperties: false,
+      description: 'Tenants of this Fairlane: each with its keys, allowed targets and host patterns.',
+    }),
+  },
+  { additionalProperties: false, title: 'Fairlane configuration' },
+)
+
+export type FairlaneConfig = Type.Static<typeof ConfigSchema>
+export type TargetConfig = Type.Static<typeof Target>
+export type WorkspaceConfig = Type.Static<typeof Workspace>
+export type KeyConfig = Type.Static<typeof Key>
+export type LimitsConfig = Type.Static<typeof Limits>
+export type RateConfig = Type.Static<typeof Rate>

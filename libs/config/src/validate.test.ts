@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest'
+import { validateConfig } from './validate.ts'
+
+const HASH = 'sha256:' + 'a'.repeat(64)
+
+function issuesOf(input: unknown): string[] {
+  const result = validateConfig(input)
+  return result.ok ? [] : result.issues.map((i) => `${i.path}: ${i.message}`)
+}
+
+describe('validateConfig', () => {
+  it('fills every default for an empty file', () => {
+    const result = validateConfig({})
+    expect(result.ok).toBe(true)
+    if (!result.ok) return
+    expect(result.config.server).toMatchObject({ port: 8080, adminPort: 9090, maxBodyBytes: 10485760 })
+    expect(result.config.destinations).toMatchObject({ allowHttp: false, allowedPorts: [443] })
+    expect(result.config.destinations.timeouts).toEqual({ connectMs: 5000, headersMs: 30000, bodyMs: 30000 })
+    expect(result.config.logging.level).toBe('info')
+  })
+
+  it('fills nested defaults inside targets and workspaces', () => {
+    const result = validateConfig({
+      targets: { echo: { endpoints: [{ url: 'http://127.0.0.1:8089' }] } },
+      workspaces: { demo: { keys: [{ id: 'k', hash: HASH }] } },
+    })
+    expect(result.ok).toBe(true)
+    if (!result.ok) return
+    expect(result.config.targets['echo']).toMatchObject({
+      allowPrivateAddresses: false,
+      upstreamHeaders: {},
+      timeouts: { connectMs: 5000 },
+    })
+    expect(result.config.workspaces['demo']).toMatchObject({ targets: [], hosts: [] })
+  })
+
+  it('lists every error by path, in one pass', () => {
+    const issues = issuesOf({
+      server: { port: 'eighty', colour: 'blue' },
+      logging: { level: 'loud' },
+      targets: {
+        echo: { endpoints: [{ url: 'api.openai.com' }, { url: 'ftp://x' }, { url: 'https://u:p@x.com' }] },
+        'Bad Name': { endpoints: [{ url: 'https://x.com' }] },
+        nopoints: {},
+      },
+      workspaces: {
+        demo: {
+          targets: ['echo', 'missing'],
+          hosts: ['*.example.com', 'http://x.com/', '*'],
+          limits: { rate: { rps: 5, rpm: 10 } },
+          keys: [
+            { id: 'a', hash: HASH },
+            { id: 'a', hash: 'sha256:' + 'b'.repeat(64) },
+            { id: 'c', hash: 'md5:abc' },
+          ],
+        },
+      },
+    })
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        'server.port: must be integer',
+        'server: unknown key "colour"',
+        'logging.level: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent"',
+        'targets: name "Bad Name" is not allowed (must match ^[a-z0-9][a-z0-9_-]{0,62}$)',
+        'targets.nopoints: missing required key "endpoints"',
+        'workspaces.demo.keys[2].hash: must match ^sha256:[0-9a-f]{64}$',
+      ]),
+    )
+  })
+
+  it('reports rules a schema cannot express', () => {
+    const issues = issuesOf({
+      targets: {
+        echo: { endpoints: [{ url: 'api.openai.com' }, { url: 'ftp://x' }, { url: 'https://u:p@x.com' }] },
+      },
+      workspaces: {
+        demo: {
+          targets: ['echo', 'missing'],
+          hosts: ['*.example.com', 'http://x.com/', '*', 'bücher.example'],
+          limits: { rate: { rps: 5, rpm: 10 } },
+          keys: [
+            { id: 'a', hash: HASH },
+            { id: 'a', hash: 'sha256:' + 'b'.repeat(64) },
+          ],
+        },
+        other: { keys: [{ id: 'z', hash: HASH }] },
+      },
+    })
+    expect(issues).toEqual([
+      'targets.echo.endpoints[0].url: must be an absolute http(s) URL (got "api.openai.com")',
+      'targets.echo.endpoints[1].url: must be an absolute http(s) URL (got "ftp://x")',
+      'targets.echo.endpoints[2].url: must not contain userinfo; put credentials in upstreamHeaders',
+      'workspaces.demo.targets[1]: unknown target "missing"',
+      'workspaces.demo.hosts[1]: must be a host name, *.domain or * (got "http://x.com/")',
+      'workspaces.demo.limits.rate: set exactly one of rps or rpm',
+      'workspaces.demo.keys[1].id: duplicate key id "a"',
+      'workspaces.other.keys[0].hash: same secret as workspaces.demo.keys[0]',
+    ])
+  })
+
+  it('does not modify its input', () => {
+    const input = { server: {} }
+    validateConfig(input)
+    expect(input).toEqual({ server: {} })
+  })
+})

@@ -1,0 +1,115 @@
+import { isIP } from 'node:net'
+import type { Readable } from 'node:stream'
+import { Agent, errors as undiciErrors, type Dispatcher } from 'undici'
+import { FairlaneError } from '@fairlane/protocol'
+import type { PinnedDestination } from './destination-policy.ts'
+
+export interface UpstreamTimeouts {
+  readonly connectMs: number
+  readonly headersMs: number
+  readonly bodyMs: number
+}
+
+export interface UpstreamRequest {
+  readonly method: string
+  readonly destination: PinnedDestination
+  /** Path and query sent upstream. */
+  readonly path: string
+  readonly headers: Record<string, string | string[]>
+  readonly body: Readable | null
+  readonly timeouts: UpstreamTimeouts
+  readonly signal: AbortSignal
+}
+
+export interface UpstreamResponse {
+  readonly status: number
+  readonly headers: Record<string, string | string[] | undefined>
+  readonly body: Readable
+}
+
+/**
+ * Sends a request to the address the destination policy checked, never to a name: the
+ * origin is the IP, while Host and TLS SNI carry the original host name. Redirects are
+ * returned to the client as they are; undici's request API does not follow them.
+ */
+export class Forwarder {
+  /** One agent per connect timeout: undici sets that per agent, and targets share few values. */
+  readonly #agents = new Map<number, Agent>()
+  readonly #connections: number
+
+  constructor(options: { connectionsPerOrigin?: number } = {}) {
+    this.#connections = options.connectionsPerOrigin ?? 128
+  }
+
+  async forward(request: UpstreamRequest): Promise<UpstreamResponse> {
+    const { destination } = request
+    const host = destination.family === 6 ? `[${destination.address}]` : destination.address
+    // undici reads `servername` per request (lib/core/request.js) but its types omit it.
+    const options: Dispatcher.RequestOptions & { servername?: string } = {
+      origin: `${destination.url.protocol}//${host}:${destination.port}`,
+      path: request.path,
+      method: request.method as Dispatcher.HttpMethod,
+      headers: withHost(request.headers, destination.hostHeader),
+      body: request.body,
+      headersTimeout: request.timeouts.headersMs,
+      bodyTimeout: request.timeouts.bodyMs,
+      signal: request.signal,
+    }
+    // SNI carries names only (RFC 6066); for an IP literal the certificate is checked against the IP.
+    if (destination.url.protocol === 'https:' && isIP(destination.hostname) === 0) {
+      options.servername = destination.hostname
+    }
+    try {
+      const response = await this.#agent(request.timeouts.connectMs).request(options)
+      return { status: response.statusCode, headers: response.headers, body: response.body }
+    } catch (err) {
+      throw upstreamError(err)
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#agents.values()].map((agent) => agent.close()))
+    this.#agents.clear()
+  }
+
+  #agent(connectMs: number): Agent {
+    let agent = this.#agents.get(connectMs)
+    if (!agent) {
+      agent = new Agent({ connect: { timeout: connectMs }, connections: this.#connections })
+      this.#agents.set(connectMs, agent)
+    }
+    return agent
+  }
+}
+
+/** The checked destination decides Host; a stale or forged one in the bag never travels. */
+function withHost(
+  headers: Record<string, string | string[]>,
+  hostHeader: string,
+): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.toLowerCase() !== 'host') out[name] = value
+  }
+  out['host'] = hostHeader
+  return out
+}
+
+/** Maps undici and socket failures to the public codes; the cause keeps the detail for logs. */
+export function upstreamError(err: unknown): FairlaneError {
+  if (err instanceof FairlaneError) return err
+  if (
+    err instanceof undiciErrors.ConnectTimeoutError ||
+    err instanceof undiciErrors.HeadersTimeoutError ||
+    err instanceof undiciErrors.BodyTimeoutError
+  ) {
+    return new FairlaneError('upstream_timeout', 'forward', `upstream timed out (${err.code})`, {
+      cause: err,
+    })
+  }
+  const code = (err as { code?: unknown } | null)?.code
+  const detail = typeof code === 'string' ? code : 'connection failed'
+  return new FairlaneError('upstream_unavailable', 'forward', `upstream unavailable (${detail})`, {
+    cause: err,
+  })
+}

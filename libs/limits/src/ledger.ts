@@ -1,0 +1,48 @@
+import type { RateLimitView } from '@fairlane/protocol'
+
+/**
+ * The ledger is the seam between the request path and wherever limit state lives: the
+ * in-memory ledger in embedded mode, the Redis ledger in a cluster. Both give the same
+ * guarantee: a request passes only if every scope passes, and a refused request takes
+ * nothing from any scope.
+ */
+
+export type ScopeKind = 'key' | 'workspace' | 'target' | 'global'
+
+/** `limit` units per `periodMs`, with up to `burst` passing at once from idle. */
+export interface RateLimit {
+  readonly limit: number
+  readonly periodMs: number
+  readonly burst: number
+}
+
+export interface ScopeLimit {
+  /** Stable identity of the scope instance: `key:<ws>/<id>`, `workspace:<name>`, `target:<name>`, `global`. */
+  readonly id: string
+  readonly kind: ScopeKind
+  readonly rate?: RateLimit
+  readonly concurrency?: number
+}
+
+/** Held while a granted request is in flight; releasing it frees its concurrency slots. */
+export interface Lease {
+  /** Idempotent: a second call does nothing. */
+  release(): void
+}
+
+export type Decision =
+  | { readonly allowed: true; readonly lease: Lease; readonly views: readonly RateLimitView[] }
+  | {
+      readonly allowed: false
+      /** Earliest time, from now, at which the same request could pass. */
+      readonly retryAfterMs: number
+      /** The scope that refused (the one with the longest wait when several do). */
+      readonly refusedBy: ScopeKind
+      readonly reason: 'rate' | 'concurrency'
+      readonly views: readonly RateLimitView[]
+    }
+
+export interface Ledger {
+  /** Checks every scope at once and, only if all pass, takes `cost` from each. */
+  acquire(scopes: readonly ScopeLimit[], cost: number): Promise<Decision>
+}

@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest'
+import { MemoryLedger } from './memory-ledger.ts'
+import type { ScopeLimit } from './ledger.ts'
+
+function clock() {
+  let now = 0
+  return { now: () => now, advance: (ms: number) => (now += ms) }
+}
+
+const key: ScopeLimit = { id: 'key:demo/a', kind: 'key', rate: { limit: 2, periodMs: 1000, burst: 2 } }
+const workspace: ScopeLimit = {
+  id: 'workspace:demo',
+  kind: 'workspace',
+  rate: { limit: 10, periodMs: 1000, burst: 10 },
+  concurrency: 3,
+}
+
+describe('MemoryLedger', () => {
+  it('passes only when every scope passes', async () => {
+    const ledger = new MemoryLedger(clock())
+    expect((await ledger.acquire([key, workspace], 1)).allowed).toBe(true)
+    expect((await ledger.acquire([key, workspace], 1)).allowed).toBe(true)
+    const third = await ledger.acquire([key, workspace], 1)
+    expect(third.allowed).toBe(false)
+    if (!third.allowed) {
+      expect(third.refusedBy).toBe('key')
+      expect(third.reason).toBe('rate')
+      expect(third.retryAfterMs).toBeCloseTo(500)
+    }
+  })
+
+  it('takes nothing from any scope when one refuses', async () => {
+    const ledger = new MemoryLedger(clock())
+    const tightKey: ScopeLimit = { ...key, rate: { limit: 1, periodMs: 1000, burst: 1 } }
+    await ledger.acquire([tightKey], 1)
+    for (let i = 0; i < 50; i++) expect((await ledger.acquire([workspace, tightKey], 1)).allowed).toBe(false)
+    // The workspace bucket (burst 10) and its concurrency are untouched by 50 refusals.
+    expect(ledger.inFlight('workspace:demo')).toBe(0)
+    let passed = 0
+    for (let i = 0; i < 20; i++) {
+      const d = await ledger.acquire([workspace], 1)
+      if (d.allowed) {
+        passed++
+        d.lease.release()
+      }
+    }
+    expect(passed).toBe(10)
+  })
+
+  it('holds concurrency until the lease is released, once', async () => {
+    const ledger = new MemoryLedger(clock())
+    const only: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 2 }
+    const a = await ledger.acquire([only], 1)
+    const b = await ledger.acquire([only], 1)
+    const c = await ledger.acquire([only], 1)
+    expect([a.allowed, b.allowed, c.allowed]).toEqual([true, true, false])
+    if (!c.allowed) expect(c.reason).toBe('concurrency')
+    if (a.allowed) {
+      a.lease.release()
+      a.lease.release()
+    }
+    expect(ledger.inFlight('target:echo')).toBe(1)
+    expect((await ledger.acquire([only], 1)).allowed).toBe(true)
+    expect((await ledger.acquire([only], 1)).allowed).toBe(false)
+  })
+
+  it('reports the longest wait among refusing scopes', async () => {
+    const time = clock()
+    const ledger = new MemoryLedger(time)
+    const slow: ScopeLimit = { id: 'global', kind: 'global', rate: { limit: 1, periodMs: 60_000, burst: 1 } }
+    const fast: ScopeLimit = { ...key, rate: { limit: 1, periodMs: 1000, burst: 1 } }
+    await ledger.acquire([fast, slow], 1)
+    const refused = await ledger.acquire([fast, slow], 1)
+    expect(refused.allowed).toBe(false)
+    if (!refused.allowed) {
+      expect(refused.refusedBy).toBe('global')
+      expect(refused.retryAfterMs).toBeCloseTo(60_000)
+    }
+    expect(refused.views.map((v) => v.name)).toEqual(['key', 'global'])
+  })
+
+  it('refills with time', async () => {
+    const time = clock()
+    const ledger = new MemoryLedger(time)
+    await ledger.acquire([key], 1)
+    await ledger.acquire([key], 1)
+    expect((await ledger.acquire([key], 1)).allowed).toBe(false)
+    time.advance(500)
+    expect((await ledger.acquire([key], 1)).allowed).toBe(true)
+  })
+})

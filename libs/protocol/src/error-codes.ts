@@ -1,0 +1,38 @@
+/**
+ * The stable error codes of the public contract. A code means the same thing wherever it
+ * is raised; the ingress maps it to an HTTP status in one place (see `statusOf`).
+ */
+export const ERROR_CODES = {
+  unauthenticated: { status: 401, title: 'Missing or invalid Fairlane key' },
+  forbidden_target: { status: 403, title: 'Target not allowed for this workspace' },
+  destination_blocked: { status: 403, title: 'Destination blocked by policy' },
+  not_found: { status: 404, title: 'No such route' },
+  rate_limited: { status: 429, title: 'Rate limit exceeded' },
+  queue_full: { status: 429, title: 'Queue full' },
+  queue_timeout: { status: 503, title: 'Timed out waiting in queue' },
+  payload_too_large: { status: 413, title: 'Request body too large' },
+  headers_too_large: { status: 431, title: 'Request headers too large' },
+  upstream_unavailable: { status: 502, title: 'Upstream unavailable' },
+  upstream_timeout: { status: 504, title: 'Upstream timed out' },
+  bad_request: { status: 400, title: 'Bad request' },
+  internal: { status: 500, title: 'Internal error' },
+} as const satisfies Record<string, { status: number; title: string }>
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+/** Where on the request path a refusal happened. */
+export const STAGES = [
+  'correlate',
+  'authenticate',
+  'resolve',
+  'limit',
+  'queue',
+  'forward',
+  'respond',
+] as const
+
+export type Stage = (typeof STAGES)[number]
+
+export function statusOf(code: ErrorCode): number {
+  return ERROR_CODES[code].status
+}

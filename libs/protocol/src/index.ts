@@ -1,0 +1,24 @@
+export { ERROR_CODES, STAGES, statusOf, type ErrorCode, type Stage } from './error-codes.ts'
+export {
+  FairlaneError,
+  isFairlaneError,
+  toProblem,
+  PROBLEM_TYPE_BASE,
+  type Problem,
+} from './fairlane-error.ts'
+export type { Ticket } from './ticket.ts'
+export {
+  rateLimitHeaders,
+  retryAfterHeader,
+  parseRetryAfter,
+  tightest,
+  ceilSeconds,
+  type RateLimitView,
+} from './rate-limit-headers.ts'
+export {
+  requestIdFrom,
+  parseTraceParent,
+  childTraceParent,
+  formatTraceParent,
+  type TraceParent,
+} from './correlation.ts'

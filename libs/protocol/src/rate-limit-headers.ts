@@ -1,0 +1,83 @@
+/**
+ * Codec for the rate-limit response headers: the IETF httpapi draft fields `RateLimit-Policy`
+ * and `RateLimit` (structured-field lists, one item per policy), the legacy `X-RateLimit-*`
+ * trio and `Retry-After`. Pure: the caller passes the clock.
+ */
+
+/** One limit as a client sees it: `quota` units per `windowSeconds`, `remaining` now. */
+export interface RateLimitView {
+  /** Policy name: the scope that owns the limit (`key`, `workspace`, `target`, `global`, …). */
+  readonly name: string
+  readonly quota: number
+  readonly windowSeconds: number
+  readonly remaining: number
+  /** Milliseconds until the quota is whole again. */
+  readonly resetMs: number
+}
+
+/**
+ * The view the client should pace itself by: the one with the fewest remaining units, and
+ * among equals the one that takes longest to reset.
+ */
+export function tightest(views: readonly RateLimitView[]): RateLimitView | undefined {
+  let best: RateLimitView | undefined
+  for (const view of views) {
+    if (
+      !best ||
+      view.remaining < best.remaining ||
+      (view.remaining === best.remaining && view.resetMs > best.resetMs)
+    ) {
+      best = view
+    }
+  }
+  return best
+}
+
+function sfString(value: string): string {
+  return `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`
+}
+
+/** Whole seconds, rounded up so a client that waits that long is never early. */
+export function ceilSeconds(ms: number): number {
+  return Math.max(0, Math.ceil(ms / 1000))
+}
+
+/**
+ * Headers for a response whose request was checked against `views`. `nowMs` is wall-clock
+ * time, used only for the legacy absolute `X-RateLimit-Reset`.
+ */
+export function rateLimitHeaders(
+  views: readonly RateLimitView[],
+  nowMs: number,
+): Record<string, string> {
+  const tight = tightest(views)
+  if (!tight) return {}
+  const remaining = Math.max(0, Math.floor(tight.remaining))
+  return {
+    'ratelimit-policy': views
+      .map((v) => `${sfString(v.name)};q=${Math.floor(v.quota)};w=${Math.max(1, Math.round(v.windowSeconds))}`)
+      .join(', '),
+    ratelimit: `${sfString(tight.name)};r=${remaining};t=${ceilSeconds(tight.resetMs)}`,
+    'x-ratelimit-limit': String(Math.floor(tight.quota)),
+    'x-ratelimit-remaining': String(remaining),
+    'x-ratelimit-reset': String(Math.ceil((nowMs + tight.resetMs) / 1000)),
+  }
+}
+
+/** `Retry-After` in delta-seconds, never 0 for a refusal (a client would retry at once). */
+export function retryAfterHeader(retryAfterMs: number): string {
+  return String(Math.max(1, ceilSeconds(retryAfterMs)))
+}
+
+/**
+ * Parses `Retry-After` (delta-seconds or HTTP-date) into milliseconds from `nowMs`.
+ * Returns undefined for anything else, so a malformed value is ignored rather than obeyed.
+ */
+export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
+  if (value === undefined) return undefined
+  const trimmed = value.trim()
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000
+  const date = Date.parse(trimmed)
+  if (Number.isNaN(date) || !/[a-z]/i.test(trimmed)) return undefined
+  return Math.max(0, date - nowMs)
+}

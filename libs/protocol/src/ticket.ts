@@ -1,0 +1,14 @@
+/**
+ * A request's claim on its lane, sent to the queue actor that owns the lane's partition.
+ * It names the caller and the target and nothing else: the actor derives the limits from its
+ * own view of the config, so a ticket stays small on the wire and cannot raise a limit.
+ */
+export interface Ticket {
+  readonly requestId: string
+  readonly workspace: string
+  readonly keyId: string
+  /** Target name, or the pseudo-target of the X-Fairlane-Url form. */
+  readonly target: string
+  /** Cost units; 1 per request unless declared otherwise. */
+  readonly cost: number
+}

@@ -1,0 +1,2 @@
+export { createLogger, REDACTED_PATHS, type Logger, type LoggerOptions } from './logger.ts'
+export { FairlaneMetrics } from './metrics.ts'

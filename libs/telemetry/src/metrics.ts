@@ -1,0 +1,46 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+/**
+ * The metrics of one Fairlane node. Labels are bounded sets (target names from config, status
+ * codes, stages, scope kinds): never a key, URL or request id.
+ */
+export class FairlaneMetrics {
+  readonly registry: Registry
+  readonly requests: Counter<'target' | 'status' | 'stage'>
+  readonly requestDuration: Histogram<'target'>
+  readonly upstreamDuration: Histogram<'target'>
+  readonly limitRefusals: Counter<'scope' | 'reason'>
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    this.registry = new Registry()
+    if (options.defaultMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'fairlane_' })
+    }
+    this.requests = new Counter({
+      name: 'fairlane_requests_total',
+      help: 'Requests answered by the proxy, by target, HTTP status and the stage that answered.',
+      labelNames: ['target', 'status', 'stage'],
+      registers: [this.registry],
+    })
+    this.requestDuration = new Histogram({
+      name: 'fairlane_request_duration_seconds',
+      help: 'Time from request arrival to response headers sent, by target.',
+      labelNames: ['target'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [this.registry],
+    })
+    this.upstreamDuration = new Histogram({
+      name: 'fairlane_upstream_duration_seconds',
+      help: 'Time from sending the upstream request to its response headers, by target.',
+      labelNames: ['target'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [this.registry],
+    })
+    this.limitRefusals = new Counter({
+      name: 'fairlane_limit_refusals_total',
+      help: 'Requests refused by a limit, by the scope that refused and why (rate or concurrency).',
+      labelNames: ['scope', 'reason'],
+      registers: [this.registry],
+    })
+  }
+}

@@ -1,0 +1,9 @@
+export {
+  startUpstream,
+  type Behavior,
+  type LoopbackUpstream,
+  type RecordedRequest,
+  type UpstreamOptions,
+} from './loopback-upstream.ts'
+export { freePort } from './free-port.ts'
+export { LogCapture } from './log-capture.ts'

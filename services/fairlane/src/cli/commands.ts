@@ -1,0 +1,136 @@
+import { ConfigError, ConfigSchema, FileConfigStore, loadConfigFile } from '@fairlane/config'
+import { hashKeySecret, newKeySecret } from '../keys/key-secret.ts'
+import { startEmbeddedNode } from '../node/embedded-node.ts'
+import { DEFAULT_CONFIG_PATH } from './default-config.ts'
+
+/** Exit codes: 2 means the configuration (or the command line) is wrong, 1 anything else. */
+export const EXIT_OK = 0
+export const EXIT_FAILURE = 1
+export const EXIT_USAGE = 2
+
+export interface Io {
+  readonly out: (line: string) => void
+  readonly err: (line: string) => void
+  readonly env: Readonly<Record<string, string | undefined>>
+}
+
+export const USAGE = `Usage: fairlane <command>
+
+Commands:
+  start [--config FILE]    run Fairlane in embedded mode (the default command)
+  config check FILE        validate a config file and exit (0 valid, 2 invalid)
+  config schema            print the JSON Schema of the config file
+  keys hash [KEY]          make a new random key and print it with its hash for the
+                           config; with KEY, print the hash of that key
+  help                     show this text
+
+Config file: --config FILE, else FAIRLANE_CONFIG, else examples/quickstart.yaml.
+Environment: FAIRLANE_PORT (proxy port), FAIRLANE_ADMIN_PORT (admin port).`
+
+function portFrom(value: string | undefined, name: string): number | undefined {
+  if (value === undefined || value === '') return undefined
+  const port = Number(value)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError(name, [{ path: '', message: `must be a port number (got ${JSON.stringify(value)})` }])
+  }
+  return port
+}
+
+export function configPathFrom(args: readonly string[], env: Io['env']): string {
+  const i = args.indexOf('--config')
+  if (i !== -1) {
+    const value = args[i + 1]
+    if (!value) throw new ConfigError('--config', [{ path: '', message: 'needs a file path' }])
+    return value
+  }
+  const inline = args.find((a) => a.startsWith('--config='))
+  if (inline) return inline.slice('--config='.length)
+  return env['FAIRLANE_CONFIG'] || DEFAULT_CONFIG_PATH
+}
+
+export async function configCheck(path: string | undefined, io: Io): Promise<number> {
+  if (!path) {
+    io.err('fairlane config check: needs a FILE')
+    return EXIT_USAGE
+  }
+  try {
+    const config = await loadConfigFile(path, io.env)
+    const keys = Object.values(config.workspaces).reduce((n, w) => n + w.keys.length, 0)
+    io.out(
+      `${path}: valid (${Object.keys(config.targets).length} targets, ${Object.keys(config.workspaces).length} workspaces, ${keys} keys)`,
+    )
+    return EXIT_OK
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(err.message)
+      return EXIT_USAGE
+    }
+    throw err
+  }
+}
+
+export function configSchema(io: Io): number {
+  io.out(JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', ...ConfigSchema }, null, 2))
+  return EXIT_OK
+}
+
+export function keysHash(secret: string | undefined, io: Io): number {
+  if (secret !== undefined) {
+    io.out(hashKeySecret(secret))
+    return EXIT_OK
+  }
+  const key = newKeySecret()
+  io.out(`key:  ${key}`)
+  io.out(`hash: ${hashKeySecret(key)}`)
+  io.err('Give the key to its caller; it is not stored anywhere. Put the hash in the config:')
+  io.err('  workspaces.<name>.keys: [{ id: <key id>, hash: <hash> }]')
+  return EXIT_OK
+}
+
+/** Runs until SIGTERM or SIGINT; SIGHUP re-reads the config file. */
+export async function start(args: readonly string[], io: Io): Promise<number> {
+  let store: FileConfigStore
+  let port: number | undefined
+  let adminPort: number | undefined
+  try {
+    const path = configPathFrom(args, io.env)
+    port = portFrom(io.env['FAIRLANE_PORT'], 'FAIRLANE_PORT')
+    adminPort = portFrom(io.env['FAIRLANE_ADMIN_PORT'], 'FAIRLANE_ADMIN_PORT')
+    store = await FileConfigStore.open(path, io.env)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(err.message)
+      return EXIT_USAGE
+    }
+    throw err
+  }
+  const node = await startEmbeddedNode({
+    store,
+    ...(port !== undefined ? { port } : {}),
+    ...(adminPort !== undefined ? { adminPort } : {}),
+  })
+  node.logger.info(
+    { proxy: node.proxyUrl, admin: node.adminUrl, config: store.path, mode: 'embedded' },
+    'fairlane started',
+  )
+  process.on('SIGHUP', () => {
+    store.reload().then(
+      () => node.logger.info({ config: store.path }, 'config reloaded'),
+      (err: unknown) =>
+        node.logger.error(
+          { config: store.path, problems: err instanceof ConfigError ? err.issues : String(err) },
+          'config reload refused; the previous config stays in force',
+        ),
+    )
+  })
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      node.logger.info({ signal }, 'shutting down')
+      resolve()
+    }
+    process.once('SIGTERM', stop)
+    process.once('SIGINT', stop)
+  })
+  await node.close()
+  return EXIT_OK
+}

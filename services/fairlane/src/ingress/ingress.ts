@@ -1,0 +1,285 @@
+import type { IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
+import { performance } from 'node:perf_hooks'
+import type { Readable } from 'node:stream'
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
+import type { ConfigStore } from '@fairlane/config'
+import type { Transport } from '@fairlane/cluster'
+import {
+  clientResponseHeaders,
+  upstreamRequestHeaders,
+  type DestinationPolicy,
+  type Forwarder,
+} from '@fairlane/forward'
+import {
+  FairlaneError,
+  ERROR_CODES,
+  childTraceParent,
+  formatTraceParent,
+  parseTraceParent,
+  rateLimitHeaders,
+  requestIdFrom,
+  retryAfterHeader,
+  toProblem,
+} from '@fairlane/protocol'
+import type { FairlaneMetrics, Logger } from '@fairlane/telemetry'
+import { keyIndexOf } from '../keys/key-index.ts'
+import { BodyLimit, tooLarge } from './body-limit.ts'
+import { presentedKey } from './presented-key.ts'
+import { pathOf, type RequestContext } from './request-context.ts'
+import { resolveRoute } from './route.ts'
+
+export interface IngressDeps {
+  readonly store: ConfigStore
+  readonly transport: Transport
+  readonly policy: DestinationPolicy
+  readonly forwarder: Forwarder
+  readonly metrics: FairlaneMetrics
+  readonly logger: Logger
+  /** Wall clock, for the absolute X-RateLimit-Reset. */
+  readonly wallClock: () => number
+}
+
+const contexts = new WeakMap<FastifyRequest, RequestContext>()
+
+function contextOf(request: FastifyRequest): RequestContext {
+  let ctx = contexts.get(request)
+  if (!ctx) {
+    const raw = request.raw.url ?? '/'
+    ctx = {
+      requestId: request.id,
+      // Fairlane's own span in the client's trace (or a new trace); the upstream call is its child.
+      trace: childTraceParent(parseTraceParent(request.headers.traceparent)),
+      method: request.method,
+      path: pathOf(raw),
+      startedAt: performance.now(),
+      stage: 'correlate',
+      attempts: 0,
+    }
+    contexts.set(request, ctx)
+  }
+  return ctx
+}
+
+function hasBody(request: IncomingMessage): boolean {
+  const length = request.headers['content-length']
+  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+}
+
+/** A problem+json answer written straight to a socket, for errors Node raises before Fastify sees a request. */
+function rawProblem(code: 'headers_too_large' | 'bad_request', detail: string): string {
+  const { status, title } = ERROR_CODES[code]
+  const body = JSON.stringify({
+    type: `https://fairlane.dev/errors/${code.replaceAll('_', '-')}`,
+    title,
+    status,
+    code,
+    stage: 'correlate',
+    requestId: '',
+    error: title,
+    detail,
+  })
+  return (
+    `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+  )
+}
+
+export function buildIngress(deps: IngressDeps, options: { maxHeaderBytes: number }) {
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    // Fastify's request logs carry the raw URL (and so any query secret); ours are built
+    // from named safe fields when the response closes.
+    disableRequestLogging: true,
+    requestIdHeader: false,
+    genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
+    http: { maxHeaderSize: options.maxHeaderBytes },
+    routerOptions: { maxParamLength: 8192, ignoreTrailingSlash: false },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket) {
+      if (!socket.writable) return
+      const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'bad_request'
+      socket.end(rawProblem(code, code === 'headers_too_large' ? 'request head is too large' : 'malformed HTTP request'))
+    },
+  })
+
+  // The body is streamed to the upstream as it arrives; Fastify must not read it.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null))
+
+  const proxy = (request: FastifyRequest, reply: FastifyReply) => handle(deps, request, reply)
+  app.all('/*', proxy)
+  app.setNotFoundHandler(proxy)
+  app.setErrorHandler((err, request, reply) => {
+    const ctx = contextOf(request)
+    const statusCode = (err as { statusCode?: number }).statusCode
+    const known =
+      err instanceof FairlaneError
+        ? err
+        : statusCode === 413
+          ? tooLarge(0, 'correlate')
+          : statusCode !== undefined && statusCode >= 400 && statusCode < 500
+            ? new FairlaneError('bad_request', ctx.stage, err instanceof Error ? err.message : 'bad request')
+            : new FairlaneError('internal', ctx.stage, 'internal error', { cause: err })
+    sendProblem(reply, ctx, known)
+  })
+  return app
+}
+
+function sendProblem(reply: FastifyReply, ctx: RequestContext, err: FairlaneError): FastifyReply {
+  const problem = toProblem(err, ctx.requestId)
+  ctx.stage = err.stage
+  ctx.code = err.code
+  ctx.error = err.code === 'internal' && err.cause instanceof Error ? err.cause.message : err.message
+  return reply
+    .code(problem.status)
+    .headers({ ...err.headers, 'x-request-id': ctx.requestId, 'content-type': 'application/problem+json' })
+    .send(JSON.stringify(problem))
+}
+
+function finish(deps: IngressDeps, ctx: RequestContext, status: number): void {
+  const seconds = (performance.now() - ctx.startedAt) / 1000
+  const target = ctx.target ?? '(none)'
+  const stage = ctx.code ? ctx.stage : 'respond'
+  deps.metrics.requests.inc({ target, status: String(status), stage })
+  deps.metrics.requestDuration.observe({ target }, seconds)
+  deps.logger.info(
+    {
+      requestId: ctx.requestId,
+      traceId: ctx.trace.traceId,
+      method: ctx.method,
+      path: ctx.path,
+      workspace: ctx.workspace,
+      keyId: ctx.keyId,
+      target: ctx.target,
+      stage,
+      status,
+      code: ctx.code,
+      durationMs: round(seconds * 1000),
+      queueMs: ctx.queueMs === undefined ? undefined : round(ctx.queueMs),
+      upstreamMs: ctx.upstreamMs === undefined ? undefined : round(ctx.upstreamMs),
+      upstreamStatus: ctx.upstreamStatus,
+      attempts: ctx.attempts,
+      error: ctx.error,
+    },
+    'request',
+  )
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100
+}
+
+async function handle(deps: IngressDeps, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const ctx = contextOf(request)
+  const raw = request.raw
+  const abort = new AbortController()
+  let release: (() => void) | undefined
+  reply.raw.once('close', () => {
+    // A response that closes before it finished means the client went away: stop the upstream call.
+    if (!reply.raw.writableFinished) abort.abort()
+    release?.()
+    finish(deps, ctx, reply.raw.statusCode)
+  })
+
+  try {
+    const config = deps.store.current()
+    const maxBody = config.server.maxBodyBytes
+    const declared = raw.headers['content-length']
+    if (declared !== undefined && Number(declared) > maxBody) throw tooLarge(maxBody, 'correlate')
+
+    ctx.stage = 'authenticate'
+    const presented = presentedKey(raw.headers)
+    if (!presented) {
+      throw new FairlaneError('unauthenticated', 'authenticate', 'send the key as Authorization: Bearer <key> or X-Fairlane-Key')
+    }
+    const principal = keyIndexOf(config).authenticate(presented.secret)
+    if (!principal) throw new FairlaneError('unauthenticated', 'authenticate', 'unknown or revoked key')
+    ctx.workspace = principal.workspaceName
+    ctx.keyId = principal.key.id
+
+    ctx.stage = 'resolve'
+    const urlHeader = raw.headers['x-fairlane-url']
+    const route = resolveRoute(config, principal, raw.url ?? '/', typeof urlHeader === 'string' ? urlHeader : undefined)
+    ctx.target = route.target
+    const destination = await deps.policy.check(route.url, route.rule)
+
+    ctx.stage = 'limit'
+    const admitStarted = performance.now()
+    const decision = await deps.transport.submit({
+      requestId: ctx.requestId,
+      workspace: principal.workspaceName,
+      keyId: principal.key.id,
+      target: route.target,
+      cost: 1,
+    })
+    ctx.queueMs = performance.now() - admitStarted
+    const limitHeaders = rateLimitHeaders(decision.views, deps.wallClock())
+    if (!decision.allowed) {
+      deps.metrics.limitRefusals.inc({ scope: decision.refusedBy, reason: decision.reason })
+      throw new FairlaneError('rate_limited', 'limit', `${decision.refusedBy} ${decision.reason} limit reached`, {
+        headers: { ...limitHeaders, 'retry-after': retryAfterHeader(decision.retryAfterMs) },
+      })
+    }
+    release = () => decision.lease.release()
+    if (abort.signal.aborted) return reply
+
+    ctx.stage = 'forward'
+    let body: Readable | null = null
+    let limiter: BodyLimit | undefined
+    if (hasBody(raw)) {
+      if (declared === undefined) {
+        limiter = new BodyLimit(maxBody)
+        body = raw.pipe(limiter)
+      } else {
+        body = raw
+      }
+    }
+    const headers = upstreamRequestHeaders(raw.headers, {
+      presentedKey: presented.secret,
+      forwardClientAuthorization: route.forwardClientAuthorization && presented.via === 'x-fairlane-key',
+      hostHeader: destination.hostHeader,
+      inject: route.inject,
+      requestId: ctx.requestId,
+    })
+    headers['traceparent'] = formatTraceParent(ctx.trace)
+    const upstreamStarted = performance.now()
+    ctx.attempts = 1
+    let response
+    try {
+      response = await deps.forwarder.forward({
+        method: request.method,
+        destination,
+        path: destination.url.pathname + destination.url.search,
+        headers,
+        body,
+        timeouts: route.timeouts,
+        signal: abort.signal,
+      })
+    } catch (err) {
+      if (limiter?.exceeded) throw tooLarge(maxBody, 'forward')
+      throw err
+    }
+    ctx.upstreamMs = performance.now() - upstreamStarted
+    ctx.upstreamStatus = response.status
+    deps.metrics.upstreamDuration.observe({ target: route.target }, ctx.upstreamMs / 1000)
+
+    ctx.stage = 'respond'
+    return reply
+      .code(response.status)
+      .headers({
+        ...clientResponseHeaders(response.headers),
+        ...limitHeaders,
+        'x-request-id': ctx.requestId,
+        'x-fairlane-queue-ms': String(Math.round(ctx.queueMs)),
+        'x-fairlane-attempts': String(ctx.attempts),
+      })
+      .send(response.body)
+  } catch (err) {
+    if (abort.signal.aborted && reply.raw.destroyed) return reply
+    const failure =
+      err instanceof FairlaneError ? err : new FairlaneError('internal', ctx.stage, 'internal error', { cause: err })
+    return sendProblem(reply, ctx, failure)
+  }
+}

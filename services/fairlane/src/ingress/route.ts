@@ -1,0 +1,101 @@
+import type { FairlaneConfig, TargetConfig } from '@fairlane/config'
+import type { DestinationRule, UpstreamTimeouts } from '@fairlane/forward'
+import { FairlaneError } from '@fairlane/protocol'
+import { URL_TARGET } from '../limits/scopes.ts'
+import type { Principal } from '../keys/key-index.ts'
+
+/** Where one request goes and under which rules, before the destination is checked. */
+export interface Route {
+  /** Target name, or URL_TARGET for the X-Fairlane-Url form. */
+  readonly target: string
+  /** Absolute URL to check and call. */
+  readonly url: string
+  readonly rule: DestinationRule
+  readonly timeouts: UpstreamTimeouts
+  /** Headers injected from target config (the upstream credential). */
+  readonly inject: Readonly<Record<string, string>>
+  readonly forwardClientAuthorization: boolean
+}
+
+const TARGET_PATH = /^\/t\/([^/?#]+)(\/[^?#]*)?(\?[^#]*)?$/
+
+/**
+ * A dot segment, plain or percent-encoded, would let `/t/api/../admin` climb out of the
+ * endpoint's base path once the upstream normalises it.
+ */
+function hasDotSegment(path: string): boolean {
+  return path.split('/').some((segment) => /^(\.|%2e){1,2}$/i.test(segment))
+}
+
+function targetRoute(name: string, target: TargetConfig, rest: string, query: string): Route {
+  const endpoint = target.endpoints[0]
+  if (!endpoint) throw new FairlaneError('internal', 'resolve', `target ${name} has no endpoint`)
+  const base = new URL(endpoint.url)
+  const basePath = base.pathname.replace(/\/+$/, '')
+  const path = basePath + (rest || (basePath ? '' : '/'))
+  return {
+    target: name,
+    url: `${base.protocol}//${base.host}${path}${query}`,
+    // The operator chose the endpoint, so scheme and port are theirs; address safety is not.
+    rule: { allowHttp: true, allowPrivateAddresses: target.allowPrivateAddresses },
+    timeouts: target.timeouts,
+    inject: target.upstreamHeaders,
+    forwardClientAuthorization: target.forwardClientAuthorization,
+  }
+}
+
+/**
+ * Resolves the two proxy forms: `/t/<target>/<path>` and an absolute URL in X-Fairlane-Url.
+ * `rawUrl` is the request target exactly as the client sent it, so the path reaches the
+ * upstream byte for byte.
+ */
+export function resolveRoute(
+  config: FairlaneConfig,
+  principal: Principal,
+  rawUrl: string,
+  urlHeader: string | undefined,
+): Route {
+  const match = TARGET_PATH.exec(rawUrl)
+  if (match) {
+    const name = decodeURIComponent(match[1] ?? '')
+    const rest = match[2] ?? ''
+    if (hasDotSegment(rest)) {
+      throw new FairlaneError('bad_request', 'resolve', 'path must not contain . or .. segments')
+    }
+    const target = Object.hasOwn(config.targets, name) ? config.targets[name] : undefined
+    // Unknown and not-allowed targets answer alike, so a key cannot probe what exists.
+    if (!target || !principal.workspace.targets.includes(name)) {
+      throw new FairlaneError('forbidden_target', 'resolve', `target "${name}" is not allowed for this workspace`)
+    }
+    return targetRoute(name, target, rest, match[3] ?? '')
+  }
+  if (urlHeader !== undefined) {
+    if (principal.workspace.hosts.length === 0) {
+      throw new FairlaneError(
+        'destination_blocked',
+        'resolve',
+        'this workspace has no approved hosts for X-Fairlane-Url',
+      )
+    }
+    const { destinations } = config
+    const ports = destinations.allowHttp ? [...new Set([...destinations.allowedPorts, 80])] : destinations.allowedPorts
+    return {
+      target: URL_TARGET,
+      url: urlHeader.trim(),
+      rule: {
+        hostPatterns: principal.workspace.hosts,
+        allowHttp: destinations.allowHttp,
+        allowedPorts: ports,
+        allowPrivateAddresses: false,
+      },
+      timeouts: destinations.timeouts,
+      inject: {},
+      forwardClientAuthorization: destinations.forwardClientAuthorization,
+    }
+  }
+  throw new FairlaneError(
+    'not_found',
+    'resolve',
+    'use /t/<target>/<path>, or send the destination URL in X-Fairlane-Url',
+  )
+}

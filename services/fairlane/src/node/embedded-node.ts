@@ -1,0 +1,103 @@
+import type { AddressInfo } from 'node:net'
+import { performance } from 'node:perf_hooks'
+import type { DestinationStream } from 'pino'
+import type { ConfigStore } from '@fairlane/config'
+import { InProcessTransport, LedgerActor } from '@fairlane/cluster'
+import { DestinationPolicy, Forwarder, interfaceAddresses, systemResolver, type Resolve } from '@fairlane/forward'
+import { MemoryLedger } from '@fairlane/limits'
+import { FairlaneMetrics, createLogger, type Logger } from '@fairlane/telemetry'
+import { buildAdmin } from '../admin/admin-server.ts'
+import { buildIngress } from '../ingress/ingress.ts'
+import { cachedScopesFor } from '../limits/scopes.ts'
+
+export interface EmbeddedNodeOptions {
+  readonly store: ConfigStore
+  /** Override the configured ports (FAIRLANE_PORT / FAIRLANE_ADMIN_PORT); 0 picks a free one. */
+  readonly port?: number
+  readonly adminPort?: number
+  /** Where JSON logs go; stdout when omitted. */
+  readonly logDestination?: DestinationStream
+  /** DNS for the destination policy; the system resolver when omitted. */
+  readonly resolve?: Resolve
+}
+
+export interface EmbeddedNode {
+  readonly proxyUrl: string
+  readonly adminUrl: string
+  readonly proxyPort: number
+  readonly adminPort: number
+  readonly logger: Logger
+  readonly metrics: FairlaneMetrics
+  /** Stops taking requests, lets those in flight finish within the grace period, then stops. */
+  close(): Promise<void>
+}
+
+function urlOf(host: string, port: number): string {
+  const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
+  return `http://${shown.includes(':') ? `[${shown}]` : shown}:${port}`
+}
+
+/**
+ * Every role in one process: ingress, the actor (a ledger check through the in-process
+ * transport) and the forwarder. The cluster swaps the transport and the ledger, nothing above.
+ */
+export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<EmbeddedNode> {
+  const { store } = options
+  const config = store.current()
+  const logger = createLogger({ level: config.logging.level, destination: options.logDestination })
+  const metrics = new FairlaneMetrics()
+  const ledger = new MemoryLedger({ now: () => performance.now() })
+  const actor = new LedgerActor({ ledger, scopesFor: (ticket) => cachedScopesFor(store.current(), ticket) })
+  const transport = new InProcessTransport(actor)
+  const forwarder = new Forwarder()
+  let self = { addresses: [config.server.host, ...interfaceAddresses()], ports: [] as number[] }
+  const policy = new DestinationPolicy({ resolve: options.resolve ?? systemResolver(), self: () => self })
+
+  let ready = false
+  const ingress = buildIngress(
+    { store, transport, policy, forwarder, metrics, logger, wallClock: () => Date.now() },
+    { maxHeaderBytes: config.server.maxHeaderBytes },
+  )
+  const admin = buildAdmin({ metrics, logger, ready: () => ready })
+
+  await ingress.listen({ host: config.server.host, port: options.port ?? config.server.port })
+  try {
+    await admin.listen({ host: config.server.adminHost, port: options.adminPort ?? config.server.adminPort })
+  } catch (err) {
+    await ingress.close()
+    throw err
+  }
+  const proxyPort = (ingress.server.address() as AddressInfo).port
+  const adminPort = (admin.server.address() as AddressInfo).port
+  self = {
+    addresses: [config.server.host, config.server.adminHost, ...interfaceAddresses()],
+    ports: [proxyPort, adminPort],
+  }
+  ready = true
+
+  let closing: Promise<void> | undefined
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      ready = false
+      const grace = store.current().server.shutdownGraceMs
+      const timer = setTimeout(() => ingress.server.closeAllConnections(), grace)
+      try {
+        await ingress.close()
+      } finally {
+        clearTimeout(timer)
+      }
+      await Promise.all([admin.close(), forwarder.close(), transport.close()])
+    })()
+    return closing
+  }
+
+  return {
+    proxyUrl: urlOf(config.server.host, proxyPort),
+    adminUrl: urlOf(config.server.adminHost, adminPort),
+    proxyPort,
+    adminPort,
+    logger,
+    metrics,
+    close,
+  }
+}
