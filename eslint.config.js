@@ -14,9 +14,18 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['@fairlane/*/src/*', '@fairlane/*/src'], message: 'Import a lib through its entry point.' },
-            { group: ['**/services/**', '@fairlane/fairlane'], message: 'Nothing imports a service.' },
-            { group: ['../../libs/**', '../../../libs/**'], message: 'Import a lib by its package name.' },
+            {
+              group: ['@fairlane/*/src/*', '@fairlane/*/src'],
+              message: 'Import a lib through its entry point.',
+            },
+            {
+              group: ['**/services/**', '@fairlane/fairlane'],
+              message: 'Nothing imports a service.',
+            },
+            {
+              group: ['../../libs/**', '../../../libs/**'],
+              message: 'Import a lib by its package name.',
+            },
           ],
         },
       ],

@@ -9,10 +9,7 @@ export class LedgerActor {
   readonly #ledger: Ledger
   readonly #scopesFor: (ticket: Ticket) => readonly ScopeLimit[]
 
-  constructor(options: {
-    ledger: Ledger
-    scopesFor: (ticket: Ticket) => readonly ScopeLimit[]
-  }) {
+  constructor(options: { ledger: Ledger; scopesFor: (ticket: Ticket) => readonly ScopeLimit[] }) {
     this.#ledger = options.ledger
     this.#scopesFor = options.scopesFor
   }

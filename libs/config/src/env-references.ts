@@ -15,20 +15,28 @@ const REFERENCE = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
 const WHOLE_REFERENCE = /^\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}$/
 const MALFORMED = /\$\{(?![A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\})/
 
-function substitute(value: string, env: Env, path: (string | number)[], issues: ReferenceIssue[]): unknown {
+function substitute(
+  value: string,
+  env: Env,
+  path: (string | number)[],
+  issues: ReferenceIssue[],
+): unknown {
   const cleaned = value.replaceAll('$${', '')
   if (MALFORMED.test(cleaned)) {
     issues.push({ path, message: 'malformed ${…} reference (use ${VAR} or ${VAR:-default})' })
     return value
   }
-  const result = value.replace(REFERENCE, (match, name: string | undefined, fallback: string | undefined) => {
-    if (match === '$${') return '${'
-    const found = env[name as string]
-    if (found !== undefined && found !== '') return found
-    if (fallback !== undefined) return fallback
-    issues.push({ path, message: `environment variable ${name} is not set` })
-    return match
-  })
+  const result = value.replace(
+    REFERENCE,
+    (match, name: string | undefined, fallback: string | undefined) => {
+      if (match === '$${') return '${'
+      const found = env[name as string]
+      if (found !== undefined && found !== '') return found
+      if (fallback !== undefined) return fallback
+      issues.push({ path, message: `environment variable ${name} is not set` })
+      return match
+    },
+  )
   // A value that is exactly one reference takes the type its text spells, so that
   // `port: ${PORT:-8080}` is a number and `enabled: ${FLAG:-false}` a boolean.
   if (WHOLE_REFERENCE.test(value)) {
@@ -45,7 +53,8 @@ export function resolveReferences(
   path: (string | number)[] = [],
 ): unknown {
   if (typeof value === 'string') return substitute(value, env, path, issues)
-  if (Array.isArray(value)) return value.map((item, i) => resolveReferences(item, env, issues, [...path, i]))
+  if (Array.isArray(value))
+    return value.map((item, i) => resolveReferences(item, env, issues, [...path, i]))
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {}
     for (const [key, item] of Object.entries(value)) {

@@ -25,14 +25,20 @@ export function parseConfigText(text: string, source: string): unknown {
 export function configFromValue(value: unknown, env: Env, source: string): FairlaneConfig {
   const referenceIssues: ReferenceIssue[] = []
   const resolved = resolveReferences(value, env, referenceIssues)
-  const issues: ConfigIssue[] = referenceIssues.map((i) => ({ path: formatPath(i.path), message: i.message }))
+  const issues: ConfigIssue[] = referenceIssues.map((i) => ({
+    path: formatPath(i.path),
+    message: i.message,
+  }))
   const result = validateConfig(resolved)
   if (!result.ok) issues.push(...result.issues)
   if (issues.length || !result.ok) throw new ConfigError(source, issues)
   return result.config
 }
 
-export async function loadConfigFile(path: string, env: Env = process.env): Promise<FairlaneConfig> {
+export async function loadConfigFile(
+  path: string,
+  env: Env = process.env,
+): Promise<FairlaneConfig> {
   let text: string
   try {
     text = await readFile(path, 'utf8')

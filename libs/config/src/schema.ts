@@ -54,7 +54,11 @@ const Endpoint = Type.Object(
 
 const Timeouts = Type.Object(
   {
-    connectMs: Type.Integer({ minimum: 1, default: 5_000, description: 'TCP/TLS connect timeout.' }),
+    connectMs: Type.Integer({
+      minimum: 1,
+      default: 5_000,
+      description: 'TCP/TLS connect timeout.',
+    }),
     headersMs: Type.Integer({
       minimum: 1,
       default: 30_000,
@@ -81,11 +85,15 @@ const Target = Type.Object(
         'Operator override for inbound mode: let this target reach loopback and private addresses. Metadata addresses and Fairlane’s own listen addresses stay blocked.',
     }),
     timeouts: Timeouts,
-    upstreamHeaders: Type.Record(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }), Type.String(), {
-      default: {},
-      description:
-        'Headers injected into every upstream request of this target, typically the upstream credential (use ${ENV} references). They replace any client header of the same name.',
-    }),
+    upstreamHeaders: Type.Record(
+      Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }),
+      Type.String(),
+      {
+        default: {},
+        description:
+          'Headers injected into every upstream request of this target, typically the upstream credential (use ${ENV} references). They replace any client header of the same name.',
+      },
+    ),
     forwardClientAuthorization: Type.Boolean({
       default: false,
       description:
@@ -157,7 +165,8 @@ const Server = Type.Object(
     shutdownGraceMs: Type.Integer({
       minimum: 0,
       default: 10_000,
-      description: 'On SIGTERM, how long requests in flight may take to finish before connections are closed.',
+      description:
+        'On SIGTERM, how long requests in flight may take to finish before connections are closed.',
     }),
   },
   { additionalProperties: false, default: {} },
@@ -180,7 +189,11 @@ const Destinations = Type.Object(
     }),
     timeouts: Timeouts,
   },
-  { additionalProperties: false, default: {}, description: 'Rules for the X-Fairlane-Url proxy form.' },
+  {
+    additionalProperties: false,
+    default: {},
+    description: 'Rules for the X-Fairlane-Url proxy form.',
+  },
 )
 
 const Logging = Type.Object(
@@ -207,13 +220,19 @@ export const ConfigSchema = Type.Object(
     targets: Type.Record(Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' }), Target, {
       default: {},
       additionalProperties: false,
-      description: 'Named upstream APIs, reached as /t/<target>/<path>. Names: lower-case letters, digits, - and _.',
+      description:
+        'Named upstream APIs, reached as /t/<target>/<path>. Names: lower-case letters, digits, - and _.',
     }),
-    workspaces: Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$' }), Workspace, {
-      default: {},
-      additionalProperties: false,
-      description: 'Tenants of this Fairlane: each with its keys, allowed targets and host patterns.',
-    }),
+    workspaces: Type.Record(
+      Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$' }),
+      Workspace,
+      {
+        default: {},
+        additionalProperties: false,
+        description:
+          'Tenants of this Fairlane: each with its keys, allowed targets and host patterns.',
+      },
+    ),
   },
   { additionalProperties: false, title: 'Fairlane configuration' },
 )

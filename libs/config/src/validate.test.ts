@@ -13,9 +13,17 @@ describe('validateConfig', () => {
     const result = validateConfig({})
     expect(result.ok).toBe(true)
     if (!result.ok) return
-    expect(result.config.server).toMatchObject({ port: 8080, adminPort: 9090, maxBodyBytes: 10485760 })
+    expect(result.config.server).toMatchObject({
+      port: 8080,
+      adminPort: 9090,
+      maxBodyBytes: 10485760,
+    })
     expect(result.config.destinations).toMatchObject({ allowHttp: false, allowedPorts: [443] })
-    expect(result.config.destinations.timeouts).toEqual({ connectMs: 5000, headersMs: 30000, bodyMs: 30000 })
+    expect(result.config.destinations.timeouts).toEqual({
+      connectMs: 5000,
+      headersMs: 30000,
+      bodyMs: 30000,
+    })
     expect(result.config.logging.level).toBe('info')
   })
 
@@ -39,7 +47,9 @@ describe('validateConfig', () => {
       server: { port: 'eighty', colour: 'blue' },
       logging: { level: 'loud' },
       targets: {
-        echo: { endpoints: [{ url: 'api.openai.com' }, { url: 'ftp://x' }, { url: 'https://u:p@x.com' }] },
+        echo: {
+          endpoints: [{ url: 'api.openai.com' }, { url: 'ftp://x' }, { url: 'https://u:p@x.com' }],
+        },
         'Bad Name': { endpoints: [{ url: 'https://x.com' }] },
         nopoints: {},
       },
@@ -71,7 +81,9 @@ describe('validateConfig', () => {
   it('reports rules a schema cannot express', () => {
     const issues = issuesOf({
       targets: {
-        echo: { endpoints: [{ url: 'api.openai.com' }, { url: 'ftp://x' }, { url: 'https://u:p@x.com' }] },
+        echo: {
+          endpoints: [{ url: 'api.openai.com' }, { url: 'ftp://x' }, { url: 'https://u:p@x.com' }],
+        },
       },
       workspaces: {
         demo: {

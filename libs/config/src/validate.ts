@@ -34,7 +34,10 @@ function schemaIssue(error: ErrorObject): ConfigIssue {
       }
     }
     case 'required':
-      return { path: formatPath(path), message: `missing required key "${String(params['missingProperty'])}"` }
+      return {
+        path: formatPath(path),
+        message: `missing required key "${String(params['missingProperty'])}"`,
+      }
     case 'pattern':
       return { path: formatPath(path), message: `must match ${String(params['pattern'])}` }
     default:
@@ -54,7 +57,9 @@ function collapse(errors: readonly ErrorObject[]): ConfigIssue[] {
         .map((e) => JSON.stringify((e.params as { allowedValue: unknown }).allowedValue))
       issues.push({
         path: formatPath(pointerToPath(error.instancePath)),
-        message: allowed.length ? `must be one of ${allowed.join(', ')}` : 'does not match any allowed form',
+        message: allowed.length
+          ? `must be one of ${allowed.join(', ')}`
+          : 'does not match any allowed form',
       })
       continue
     }
@@ -79,20 +84,24 @@ function checkUrl(raw: string): string | undefined {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     return `must be an absolute http(s) URL (got ${JSON.stringify(raw)})`
   }
-  if (url.username || url.password) return 'must not contain userinfo; put credentials in upstreamHeaders'
+  if (url.username || url.password)
+    return 'must not contain userinfo; put credentials in upstreamHeaders'
   if (url.search || url.hash) return 'must not contain a query or fragment'
   return undefined
 }
 
-const HOST_PATTERN = /^(\*|(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?)$/
+const HOST_PATTERN =
+  /^(\*|(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?)$/
 
 function checkHostPattern(pattern: string): string | undefined {
   // A scheme, port, path or userinfo would be parsed as part of a URL rather than rejected.
-  if (/[\s/:@?#[\]\\]/.test(pattern)) return `must be a host name, *.domain or * (got ${JSON.stringify(pattern)})`
+  if (/[\s/:@?#[\]\\]/.test(pattern))
+    return `must be a host name, *.domain or * (got ${JSON.stringify(pattern)})`
   let ascii: string
   try {
     const wildcard = pattern.startsWith('*.')
-    ascii = (wildcard ? '*.' : '') + new URL(`https://${wildcard ? pattern.slice(2) : pattern}/`).hostname
+    ascii =
+      (wildcard ? '*.' : '') + new URL(`https://${wildcard ? pattern.slice(2) : pattern}/`).hostname
   } catch {
     ascii = ''
   }
@@ -136,7 +145,8 @@ function semanticIssues(config: FairlaneConfig): ConfigIssue[] {
     const ids = new Set<string>()
     workspace.keys.forEach((key, i) => {
       const path = `${base}.keys[${i}]`
-      if (ids.has(key.id)) issues.push({ path: `${path}.id`, message: `duplicate key id "${key.id}"` })
+      if (ids.has(key.id))
+        issues.push({ path: `${path}.id`, message: `duplicate key id "${key.id}"` })
       ids.add(key.id)
       const other = hashes.get(key.hash)
       if (other) issues.push({ path: `${path}.hash`, message: `same secret as ${other}` })
@@ -154,7 +164,8 @@ export type ValidationResult =
 /** Validates a parsed config and fills its defaults. The input is not modified. */
 export function validateConfig(input: unknown): ValidationResult {
   const candidate: unknown = structuredClone(input ?? {})
-  if (!validateSchema(candidate)) return { ok: false, issues: collapse(validateSchema.errors ?? []) }
+  if (!validateSchema(candidate))
+    return { ok: false, issues: collapse(validateSchema.errors ?? []) }
   const issues = semanticIssues(candidate)
   return issues.length ? { ok: false, issues } : { ok: true, config: candidate }
 }

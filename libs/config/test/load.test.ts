@@ -50,9 +50,13 @@ describe('loadConfigFile', () => {
   })
 
   it('says where YAML cannot be parsed, and refuses duplicate keys', async () => {
-    const broken = await issuesOf(loadConfigFile(await file('c.yaml', 'server:\n  port: [1,\n'), {}))
+    const broken = await issuesOf(
+      loadConfigFile(await file('c.yaml', 'server:\n  port: [1,\n'), {}),
+    )
     expect(broken[0]).toMatch(/^line \d+, column \d+: cannot parse/)
-    const duplicate = await issuesOf(loadConfigFile(await file('d.yaml', 'server: {}\nserver: {}\n'), {}))
+    const duplicate = await issuesOf(
+      loadConfigFile(await file('d.yaml', 'server: {}\nserver: {}\n'), {}),
+    )
     expect(duplicate[0]).toMatch(/cannot parse/)
   })
 

@@ -216,26 +216,26 @@ const rows: readonly Row[] = [
   { name: 'self: public address by name', url: 'https://me.example.com/', dns: { 'me.example.com': [PUBLIC_V4] }, self: { addresses: [PUBLIC_V4], ports: [443] }, expect: blocked(`${PUBLIC_V4} of me.example.com port 443 is this Fairlane node`) },
 ]
 
-class StubResolver {
-  readonly calls: string[] = []
-  constructor(private readonly entries: Readonly<Record<string, readonly string[]>> = {}) {}
-
-  readonly resolve = async (hostname: string): Promise<readonly ResolvedAddress[]> => {
-    this.calls.push(hostname)
-    const entry = this.entries[hostname]
+/** Records every lookup, so tests can assert one resolution per name and none for literals. */
+function stubResolver(entries: Readonly<Record<string, readonly string[]>> = {}) {
+  const calls: string[] = []
+  const resolve = async (hostname: string): Promise<readonly ResolvedAddress[]> => {
+    calls.push(hostname)
+    const entry = entries[hostname]
     if (entry) return entry.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }))
     if (hostname.startsWith('nx.')) {
       throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' })
     }
     return [{ address: PUBLIC_V4, family: 4 }]
   }
+  return { calls, resolve }
 }
 
 const baseRule: DestinationRule = { allowHttp: false, allowPrivateAddresses: false }
 const defaultSelf: SelfAddresses = { addresses: ['0.0.0.0'], ports: [8080] }
 
 async function outcome(row: Pick<Row, 'url' | 'rule' | 'dns' | 'self'>) {
-  const resolver = new StubResolver(row.dns)
+  const resolver = stubResolver(row.dns)
   const policy = new DestinationPolicy({
     resolve: resolver.resolve,
     self: () => row.self ?? defaultSelf,
@@ -303,7 +303,7 @@ describe('DestinationPolicy.check', () => {
 
   it('reads self() on every check, so listeners bound later count', async () => {
     let self: SelfAddresses = { addresses: [], ports: [] }
-    const policy = new DestinationPolicy({ resolve: new StubResolver().resolve, self: () => self })
+    const policy = new DestinationPolicy({ resolve: stubResolver().resolve, self: () => self })
     const rule = { ...baseRule, allowHttp: true, allowPrivateAddresses: true }
     await expect(policy.check('http://127.0.0.1:9000/', rule)).resolves.toMatchObject({
       port: 9000,

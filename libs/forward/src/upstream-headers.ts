@@ -17,6 +17,8 @@ const HOP_BY_HOP = new Set([
   'transfer-encoding',
   'upgrade',
   'http2-settings',
+  // Node answers 100-continue to the client itself; undici refuses to send Expect upstream.
+  'expect',
 ])
 
 /** Headers that only Fairlane reads; they never travel upstream. */

@@ -54,7 +54,7 @@ describe('gcra', () => {
   it('never admits more than burst + rate · elapsed over any run (property)', () => {
     // A deterministic pseudo-random arrival process; the bound must hold for every prefix.
     let seed = 42
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
     // With burst 1 an arrival just before its slot is refused and the slot lost, so only a
     // bucket with slack can run at the full rate under jittered arrivals.
     for (const [params, floor] of [
@@ -72,7 +72,9 @@ describe('gcra', () => {
           tat = outcome.tat
           admitted++
         }
-        expect(admitted).toBeLessThanOrEqual(params.burst + (params.limit * now) / params.periodMs + 1e-9)
+        expect(admitted).toBeLessThanOrEqual(
+          params.burst + (params.limit * now) / params.periodMs + 1e-9,
+        )
       }
       // Offered load is four times the rate, so the limiter must also not starve.
       expect(admitted).toBeGreaterThanOrEqual(((params.limit * now) / params.periodMs) * floor)

@@ -7,7 +7,11 @@ function clock() {
   return { now: () => now, advance: (ms: number) => (now += ms) }
 }
 
-const key: ScopeLimit = { id: 'key:demo/a', kind: 'key', rate: { limit: 2, periodMs: 1000, burst: 2 } }
+const key: ScopeLimit = {
+  id: 'key:demo/a',
+  kind: 'key',
+  rate: { limit: 2, periodMs: 1000, burst: 2 },
+}
 const workspace: ScopeLimit = {
   id: 'workspace:demo',
   kind: 'workspace',
@@ -33,7 +37,8 @@ describe('MemoryLedger', () => {
     const ledger = new MemoryLedger(clock())
     const tightKey: ScopeLimit = { ...key, rate: { limit: 1, periodMs: 1000, burst: 1 } }
     await ledger.acquire([tightKey], 1)
-    for (let i = 0; i < 50; i++) expect((await ledger.acquire([workspace, tightKey], 1)).allowed).toBe(false)
+    for (let i = 0; i < 50; i++)
+      expect((await ledger.acquire([workspace, tightKey], 1)).allowed).toBe(false)
     // The workspace bucket (burst 10) and its concurrency are untouched by 50 refusals.
     expect(ledger.inFlight('workspace:demo')).toBe(0)
     let passed = 0
@@ -67,7 +72,11 @@ describe('MemoryLedger', () => {
   it('reports the longest wait among refusing scopes', async () => {
     const time = clock()
     const ledger = new MemoryLedger(time)
-    const slow: ScopeLimit = { id: 'global', kind: 'global', rate: { limit: 1, periodMs: 60_000, burst: 1 } }
+    const slow: ScopeLimit = {
+      id: 'global',
+      kind: 'global',
+      rate: { limit: 1, periodMs: 60_000, burst: 1 },
+    }
     const fast: ScopeLimit = { ...key, rate: { limit: 1, periodMs: 1000, burst: 1 } }
     await ledger.acquire([fast, slow], 1)
     const refused = await ledger.acquire([fast, slow], 1)

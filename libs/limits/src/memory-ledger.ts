@@ -34,7 +34,8 @@ export class MemoryLedger implements Ledger {
     const now = this.#now()
     const views: RateLimitView[] = []
     const outcomes: (GcraOutcome | undefined)[] = []
-    let refusal: { retryAfterMs: number; refusedBy: ScopeKind; reason: 'rate' | 'concurrency' } | undefined
+    let refusal:
+      { retryAfterMs: number; refusedBy: ScopeKind; reason: 'rate' | 'concurrency' } | undefined
 
     for (const scope of scopes) {
       const state = this.#states.get(scope.id)

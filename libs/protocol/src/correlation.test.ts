@@ -38,7 +38,9 @@ describe('traceparent', () => {
     const child = childTraceParent(parent)
     expect(child.traceId).toBe(parent?.traceId)
     expect(child.spanId).not.toBe(parent?.spanId)
-    expect(formatTraceParent(child)).toMatch(/^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/)
+    expect(formatTraceParent(child)).toMatch(
+      /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/,
+    )
   })
 
   it.each([
@@ -52,6 +54,8 @@ describe('traceparent', () => {
   })
 
   it('starts a new trace when there is none', () => {
-    expect(formatTraceParent(childTraceParent(undefined))).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+    expect(formatTraceParent(childTraceParent(undefined))).toMatch(
+      /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/,
+    )
   })
 })

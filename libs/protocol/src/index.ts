@@ -13,6 +13,7 @@ export {
   parseRetryAfter,
   tightest,
   ceilSeconds,
+  wholePolicy,
   type RateLimitView,
 } from './rate-limit-headers.ts'
 export {

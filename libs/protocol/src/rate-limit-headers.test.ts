@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { parseRetryAfter, rateLimitHeaders, retryAfterHeader, tightest } from './rate-limit-headers.ts'
+import {
+  parseRetryAfter,
+  rateLimitHeaders,
+  retryAfterHeader,
+  tightest,
+  wholePolicy,
+} from './rate-limit-headers.ts'
 
 const key = { name: 'key', quota: 5, windowSeconds: 1, remaining: 3, resetMs: 400 }
 const workspace = { name: 'workspace', quota: 600, windowSeconds: 60, remaining: 0, resetMs: 1500 }
@@ -45,5 +51,18 @@ describe('Retry-After', () => {
     expect(parseRetryAfter('soon', now)).toBeUndefined()
     expect(parseRetryAfter('12345678901234', now)).toBe(12345678901234000)
     expect(parseRetryAfter(undefined, now)).toBeUndefined()
+  })
+})
+
+describe('wholePolicy', () => {
+  it.each([
+    [5, 1, 5, 1],
+    [0.01, 1, 1, 100],
+    [2.5, 1, 5, 2],
+    [0.3, 1, 3, 10],
+    [1 / 3, 1, 1, 3],
+    [100, 60, 100, 60],
+  ])('restates %d per %ds as whole numbers', (quota, window, q, w) => {
+    expect(wholePolicy(quota, window)).toEqual({ quota: q, windowSeconds: w })
   })
 })

@@ -37,6 +37,29 @@ function sfString(value: string): string {
   return `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`
 }
 
+/**
+ * Header fields carry whole numbers, so a fractional rate is restated over a longer window:
+ * 0.01 per second becomes 1 per 100 seconds, 2.5 per second 5 per 2 seconds.
+ */
+export function wholePolicy(
+  quota: number,
+  windowSeconds: number,
+): { quota: number; windowSeconds: number } {
+  if (Number.isInteger(quota))
+    return { quota, windowSeconds: Math.max(1, Math.round(windowSeconds)) }
+  for (const scale of [2, 4, 5, 10, 100, 1000]) {
+    const scaled = quota * scale
+    if (Math.abs(scaled - Math.round(scaled)) < 1e-9 && Math.round(scaled) >= 1) {
+      return {
+        quota: Math.round(scaled),
+        windowSeconds: Math.max(1, Math.round(windowSeconds * scale)),
+      }
+    }
+  }
+  if (quota < 1) return { quota: 1, windowSeconds: Math.max(1, Math.ceil(windowSeconds / quota)) }
+  return { quota: Math.floor(quota), windowSeconds: Math.max(1, Math.round(windowSeconds)) }
+}
+
 /** Whole seconds, rounded up so a client that waits that long is never early. */
 export function ceilSeconds(ms: number): number {
   return Math.max(0, Math.ceil(ms / 1000))
@@ -55,10 +78,13 @@ export function rateLimitHeaders(
   const remaining = Math.max(0, Math.floor(tight.remaining))
   return {
     'ratelimit-policy': views
-      .map((v) => `${sfString(v.name)};q=${Math.floor(v.quota)};w=${Math.max(1, Math.round(v.windowSeconds))}`)
+      .map((v) => {
+        const policy = wholePolicy(v.quota, v.windowSeconds)
+        return `${sfString(v.name)};q=${policy.quota};w=${policy.windowSeconds}`
+      })
       .join(', '),
     ratelimit: `${sfString(tight.name)};r=${remaining};t=${ceilSeconds(tight.resetMs)}`,
-    'x-ratelimit-limit': String(Math.floor(tight.quota)),
+    'x-ratelimit-limit': String(wholePolicy(tight.quota, tight.windowSeconds).quota),
     'x-ratelimit-remaining': String(remaining),
     'x-ratelimit-reset': String(Math.ceil((nowMs + tight.resetMs) / 1000)),
   }

@@ -1,4 +1,9 @@
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http'
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+} from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 
 /** What the upstream saw of one request, byte for byte where it matters. */
@@ -99,7 +104,10 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Loop
         switch (behavior.kind) {
           case 'echo': {
             const body = echoBody(recorded)
-            res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+            res.writeHead(200, {
+              'content-type': 'application/json',
+              'content-length': Buffer.byteLength(body),
+            })
             res.end(body)
             return
           }

@@ -1,5 +1,14 @@
 #!/usr/bin/env node
-import { EXIT_FAILURE, EXIT_USAGE, USAGE, configCheck, configSchema, keysHash, start, type Io } from './cli/commands.ts'
+import {
+  EXIT_FAILURE,
+  EXIT_USAGE,
+  USAGE,
+  configCheck,
+  configSchema,
+  keysHash,
+  start,
+  type Io,
+} from './cli/commands.ts'
 
 const io: Io = {
   out: (line) => process.stdout.write(line + '\n'),

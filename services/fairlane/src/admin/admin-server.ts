@@ -1,4 +1,4 @@
-import Fastify from 'fastify'
+import Fastify, { LogController } from 'fastify'
 import type { FairlaneMetrics, Logger } from '@fairlane/telemetry'
 
 export interface AdminDeps {
@@ -13,7 +13,10 @@ export interface AdminDeps {
  * so that it is never reachable through a public listener by accident.
  */
 export function buildAdmin(deps: AdminDeps) {
-  const app = Fastify({ loggerInstance: deps.logger, disableRequestLogging: true })
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    logController: new LogController({ disableRequestLogging: true }),
+  })
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_request, reply) => {
     const ready = deps.ready()

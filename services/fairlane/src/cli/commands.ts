@@ -1,4 +1,9 @@
-import { ConfigError, ConfigSchema, FileConfigStore, loadConfigFile } from '@fairlane/config'
+import {
+  ConfigError,
+  FileConfigStore,
+  configJsonSchemaText,
+  loadConfigFile,
+} from '@fairlane/config'
 import { hashKeySecret, newKeySecret } from '../keys/key-secret.ts'
 import { startEmbeddedNode } from '../node/embedded-node.ts'
 import { DEFAULT_CONFIG_PATH } from './default-config.ts'
@@ -31,7 +36,9 @@ function portFrom(value: string | undefined, name: string): number | undefined {
   if (value === undefined || value === '') return undefined
   const port = Number(value)
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConfigError(name, [{ path: '', message: `must be a port number (got ${JSON.stringify(value)})` }])
+    throw new ConfigError(name, [
+      { path: '', message: `must be a port number (got ${JSON.stringify(value)})` },
+    ])
   }
   return port
 }
@@ -70,7 +77,7 @@ export async function configCheck(path: string | undefined, io: Io): Promise<num
 }
 
 export function configSchema(io: Io): number {
-  io.out(JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', ...ConfigSchema }, null, 2))
+  io.out(configJsonSchemaText().trimEnd())
   return EXIT_OK
 }
 

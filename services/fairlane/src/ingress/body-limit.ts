@@ -28,5 +28,9 @@ export class BodyLimit extends Transform {
 }
 
 export function tooLarge(maxBytes: number, stage: 'correlate' | 'forward'): FairlaneError {
-  return new FairlaneError('payload_too_large', stage, `request body is larger than ${maxBytes} bytes`)
+  return new FairlaneError(
+    'payload_too_large',
+    stage,
+    `request body is larger than ${maxBytes} bytes`,
+  )
 }

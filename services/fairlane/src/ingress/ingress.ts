@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { Readable } from 'node:stream'
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { ConfigStore } from '@fairlane/config'
 import type { Transport } from '@fairlane/cluster'
 import {
@@ -63,7 +63,9 @@ function contextOf(request: FastifyRequest): RequestContext {
 
 function hasBody(request: IncomingMessage): boolean {
   const length = request.headers['content-length']
-  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+  return (
+    request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+  )
 }
 
 /** A problem+json answer written straight to a socket, for errors Node raises before Fastify sees a request. */
@@ -90,7 +92,7 @@ export function buildIngress(deps: IngressDeps, options: { maxHeaderBytes: numbe
     loggerInstance: deps.logger,
     // Fastify's request logs carry the raw URL (and so any query secret); ours are built
     // from named safe fields when the response closes.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
     http: { maxHeaderSize: options.maxHeaderBytes },
@@ -100,7 +102,12 @@ export function buildIngress(deps: IngressDeps, options: { maxHeaderBytes: numbe
     clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket) {
       if (!socket.writable) return
       const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'bad_request'
-      socket.end(rawProblem(code, code === 'headers_too_large' ? 'request head is too large' : 'malformed HTTP request'))
+      socket.end(
+        rawProblem(
+          code,
+          code === 'headers_too_large' ? 'request head is too large' : 'malformed HTTP request',
+        ),
+      )
     },
   })
 
@@ -120,7 +127,11 @@ export function buildIngress(deps: IngressDeps, options: { maxHeaderBytes: numbe
         : statusCode === 413
           ? tooLarge(0, 'correlate')
           : statusCode !== undefined && statusCode >= 400 && statusCode < 500
-            ? new FairlaneError('bad_request', ctx.stage, err instanceof Error ? err.message : 'bad request')
+            ? new FairlaneError(
+                'bad_request',
+                ctx.stage,
+                err instanceof Error ? err.message : 'bad request',
+              )
             : new FairlaneError('internal', ctx.stage, 'internal error', { cause: err })
     sendProblem(reply, ctx, known)
   })
@@ -131,10 +142,16 @@ function sendProblem(reply: FastifyReply, ctx: RequestContext, err: FairlaneErro
   const problem = toProblem(err, ctx.requestId)
   ctx.stage = err.stage
   ctx.code = err.code
-  ctx.error = err.code === 'internal' && err.cause instanceof Error ? err.cause.message : err.message
+  ctx.error =
+    err.code === 'internal' && err.cause instanceof Error ? err.cause.message : err.message
   return reply
     .code(problem.status)
-    .headers({ ...err.headers, 'x-request-id': ctx.requestId, 'content-type': 'application/problem+json' })
+    .headers({
+      ...ctx.limitHeaders,
+      ...err.headers,
+      'x-request-id': ctx.requestId,
+      'content-type': 'application/problem+json',
+    })
     .send(JSON.stringify(problem))
 }
 
@@ -171,7 +188,11 @@ function round(ms: number): number {
   return Math.round(ms * 100) / 100
 }
 
-async function handle(deps: IngressDeps, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+async function handle(
+  deps: IngressDeps,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
   const ctx = contextOf(request)
   const raw = request.raw
   const abort = new AbortController()
@@ -192,16 +213,26 @@ async function handle(deps: IngressDeps, request: FastifyRequest, reply: Fastify
     ctx.stage = 'authenticate'
     const presented = presentedKey(raw.headers)
     if (!presented) {
-      throw new FairlaneError('unauthenticated', 'authenticate', 'send the key as Authorization: Bearer <key> or X-Fairlane-Key')
+      throw new FairlaneError(
+        'unauthenticated',
+        'authenticate',
+        'send the key as Authorization: Bearer <key> or X-Fairlane-Key',
+      )
     }
     const principal = keyIndexOf(config).authenticate(presented.secret)
-    if (!principal) throw new FairlaneError('unauthenticated', 'authenticate', 'unknown or revoked key')
+    if (!principal)
+      throw new FairlaneError('unauthenticated', 'authenticate', 'unknown or revoked key')
     ctx.workspace = principal.workspaceName
     ctx.keyId = principal.key.id
 
     ctx.stage = 'resolve'
     const urlHeader = raw.headers['x-fairlane-url']
-    const route = resolveRoute(config, principal, raw.url ?? '/', typeof urlHeader === 'string' ? urlHeader : undefined)
+    const route = resolveRoute(
+      config,
+      principal,
+      raw.url ?? '/',
+      typeof urlHeader === 'string' ? urlHeader : undefined,
+    )
     ctx.target = route.target
     const destination = await deps.policy.check(route.url, route.rule)
 
@@ -216,11 +247,17 @@ async function handle(deps: IngressDeps, request: FastifyRequest, reply: Fastify
     })
     ctx.queueMs = performance.now() - admitStarted
     const limitHeaders = rateLimitHeaders(decision.views, deps.wallClock())
+    ctx.limitHeaders = limitHeaders
     if (!decision.allowed) {
       deps.metrics.limitRefusals.inc({ scope: decision.refusedBy, reason: decision.reason })
-      throw new FairlaneError('rate_limited', 'limit', `${decision.refusedBy} ${decision.reason} limit reached`, {
-        headers: { ...limitHeaders, 'retry-after': retryAfterHeader(decision.retryAfterMs) },
-      })
+      throw new FairlaneError(
+        'rate_limited',
+        'limit',
+        `${decision.refusedBy} ${decision.reason} limit reached`,
+        {
+          headers: { ...limitHeaders, 'retry-after': retryAfterHeader(decision.retryAfterMs) },
+        },
+      )
     }
     release = () => decision.lease.release()
     if (abort.signal.aborted) return reply
@@ -238,7 +275,8 @@ async function handle(deps: IngressDeps, request: FastifyRequest, reply: Fastify
     }
     const headers = upstreamRequestHeaders(raw.headers, {
       presentedKey: presented.secret,
-      forwardClientAuthorization: route.forwardClientAuthorization && presented.via === 'x-fairlane-key',
+      forwardClientAuthorization:
+        route.forwardClientAuthorization && presented.via === 'x-fairlane-key',
       hostHeader: destination.hostHeader,
       inject: route.inject,
       requestId: ctx.requestId,
@@ -279,7 +317,9 @@ async function handle(deps: IngressDeps, request: FastifyRequest, reply: Fastify
   } catch (err) {
     if (abort.signal.aborted && reply.raw.destroyed) return reply
     const failure =
-      err instanceof FairlaneError ? err : new FairlaneError('internal', ctx.stage, 'internal error', { cause: err })
+      err instanceof FairlaneError
+        ? err
+        : new FairlaneError('internal', ctx.stage, 'internal error', { cause: err })
     return sendProblem(reply, ctx, failure)
   }
 }

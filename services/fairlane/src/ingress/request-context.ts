@@ -22,6 +22,8 @@ export interface RequestContext {
   upstreamMs?: number
   upstreamStatus?: number
   attempts: number
+  /** RateLimit headers of the admission decision, sent with whatever answer follows. */
+  limitHeaders?: Readonly<Record<string, string>>
   /** Detail of a failure, for the log only (never includes secrets: messages are ours). */
   error?: string
 }

@@ -65,7 +65,11 @@ export function resolveRoute(
     const target = Object.hasOwn(config.targets, name) ? config.targets[name] : undefined
     // Unknown and not-allowed targets answer alike, so a key cannot probe what exists.
     if (!target || !principal.workspace.targets.includes(name)) {
-      throw new FairlaneError('forbidden_target', 'resolve', `target "${name}" is not allowed for this workspace`)
+      throw new FairlaneError(
+        'forbidden_target',
+        'resolve',
+        `target "${name}" is not allowed for this workspace`,
+      )
     }
     return targetRoute(name, target, rest, match[3] ?? '')
   }
@@ -78,7 +82,9 @@ export function resolveRoute(
       )
     }
     const { destinations } = config
-    const ports = destinations.allowHttp ? [...new Set([...destinations.allowedPorts, 80])] : destinations.allowedPorts
+    const ports = destinations.allowHttp
+      ? [...new Set([...destinations.allowedPorts, 80])]
+      : destinations.allowedPorts
     return {
       target: URL_TARGET,
       url: urlHeader.trim(),

@@ -25,7 +25,10 @@ export class KeyIndex {
     for (const [workspaceName, workspace] of Object.entries(config.workspaces)) {
       for (const key of workspace.keys) {
         const hex = key.hash.slice('sha256:'.length)
-        this.#byHex.set(hex, { digest: Buffer.from(hex, 'hex'), principal: { workspaceName, workspace, key } })
+        this.#byHex.set(hex, {
+          digest: Buffer.from(hex, 'hex'),
+          principal: { workspaceName, workspace, key },
+        })
       }
     }
   }

@@ -5,7 +5,11 @@ import type { Ticket } from '@fairlane/protocol'
 /** Pseudo-target of the X-Fairlane-Url form: it has no target-level limits. */
 export const URL_TARGET = '(url)'
 
-function scope(id: string, kind: ScopeKind, limits: LimitsConfig | undefined): ScopeLimit | undefined {
+function scope(
+  id: string,
+  kind: ScopeKind,
+  limits: LimitsConfig | undefined,
+): ScopeLimit | undefined {
   if (!limits || (!limits.rate && limits.concurrency === undefined)) return undefined
   return {
     id,

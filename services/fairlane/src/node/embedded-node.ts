@@ -3,7 +3,13 @@ import { performance } from 'node:perf_hooks'
 import type { DestinationStream } from 'pino'
 import type { ConfigStore } from '@fairlane/config'
 import { InProcessTransport, LedgerActor } from '@fairlane/cluster'
-import { DestinationPolicy, Forwarder, interfaceAddresses, systemResolver, type Resolve } from '@fairlane/forward'
+import {
+  DestinationPolicy,
+  Forwarder,
+  interfaceAddresses,
+  systemResolver,
+  type Resolve,
+} from '@fairlane/forward'
 import { MemoryLedger } from '@fairlane/limits'
 import { FairlaneMetrics, createLogger, type Logger } from '@fairlane/telemetry'
 import { buildAdmin } from '../admin/admin-server.ts'
@@ -47,11 +53,17 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<E
   const logger = createLogger({ level: config.logging.level, destination: options.logDestination })
   const metrics = new FairlaneMetrics()
   const ledger = new MemoryLedger({ now: () => performance.now() })
-  const actor = new LedgerActor({ ledger, scopesFor: (ticket) => cachedScopesFor(store.current(), ticket) })
+  const actor = new LedgerActor({
+    ledger,
+    scopesFor: (ticket) => cachedScopesFor(store.current(), ticket),
+  })
   const transport = new InProcessTransport(actor)
   const forwarder = new Forwarder()
   let self = { addresses: [config.server.host, ...interfaceAddresses()], ports: [] as number[] }
-  const policy = new DestinationPolicy({ resolve: options.resolve ?? systemResolver(), self: () => self })
+  const policy = new DestinationPolicy({
+    resolve: options.resolve ?? systemResolver(),
+    self: () => self,
+  })
 
   let ready = false
   const ingress = buildIngress(
@@ -62,7 +74,10 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<E
 
   await ingress.listen({ host: config.server.host, port: options.port ?? config.server.port })
   try {
-    await admin.listen({ host: config.server.adminHost, port: options.adminPort ?? config.server.adminPort })
+    await admin.listen({
+      host: config.server.adminHost,
+      port: options.adminPort ?? config.server.adminPort,
+    })
   } catch (err) {
     await ingress.close()
     throw err

@@ -1,0 +1,52 @@
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+
+/** Kernel clock ticks per second, the unit of utime/stime in /proc/<pid>/stat. */
+let ticksPerSecond: number | undefined
+
+function ticks(): number {
+  if (ticksPerSecond === undefined) {
+    try {
+      ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
+    } catch {
+      ticksPerSecond = 100
+    }
+  }
+  return ticksPerSecond
+}
+
+/** User + system CPU time of a process in ms, or undefined where /proc is not there (not Linux) or the process is gone. */
+function cpuTimeMs(pid: number): number | undefined {
+  let stat: string
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  } catch {
+    return undefined
+  }
+  // The command name is in parentheses and may hold spaces: count fields after its closing one.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const utime = Number(fields[11])
+  const stime = Number(fields[12])
+  return ((utime + stime) * 1000) / ticks()
+}
+
+/**
+ * Watches the CPU time of named processes; the returned function gives each one's use since
+ * the watch began as a percentage of one core (200 = both cores of a 2-core machine), or null
+ * when it cannot be read. On a machine with fewer cores than busy processes this is what tells
+ * a slow system from a starved one.
+ */
+export function watchCpu(pids: Readonly<Record<string, number>>): () => Record<string, number | null> {
+  const started = performance.now()
+  const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuTimeMs(pid)]))
+  return () => {
+    const elapsedMs = performance.now() - started
+    const percent: Record<string, number | null> = {}
+    for (const [name, pid] of Object.entries(pids)) {
+      const start = before[name]
+      const end = cpuTimeMs(pid)
+      percent[name] = start === undefined || end === undefined ? null : Math.round(((end - start) / elapsedMs) * 100)
+    }
+    return percent
+  }
+}

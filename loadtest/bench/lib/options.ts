@@ -1,0 +1,48 @@
+import { parseArgs } from 'node:util'
+
+export interface BenchOptions {
+  readonly connections: number
+  readonly durationSec: number
+  /** A run before each measurement, thrown away: lets JIT, connection pools and caches settle. */
+  readonly warmupSec: number
+  /** Record a CPU profile of the system under test (figures then include the profiler's cost). */
+  readonly profile: boolean
+}
+
+export const OPTIONS_USAGE = `Options:
+  --connections N   concurrent connections (default 32)
+  --duration S      seconds per measured run (default 10)
+  --warmup S        seconds of discarded warm-up before each run (default 2)
+  --quick           --duration 3 --warmup 1, for checking that the bench works
+  --profile         record a CPU profile of the system under test (slows it down)
+  --help            show this text`
+
+function numberFlag(name: string, value: string | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!Number.isFinite(n) || n < min) throw new Error(`--${name}: must be a number >= ${min} (got "${value}")`)
+  return n
+}
+
+/** The flags every scenario shares; undefined means --help was asked for. */
+export function benchOptions(args: readonly string[]): BenchOptions | undefined {
+  const { values } = parseArgs({
+    args: [...args],
+    options: {
+      connections: { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  })
+  if (values.help) return undefined
+  return {
+    connections: Math.round(numberFlag('connections', values.connections, 32, 1)),
+    durationSec: numberFlag('duration', values.duration, values.quick ? 3 : 10, 1),
+    warmupSec: numberFlag('warmup', values.warmup, values.quick ? 1 : 2, 0),
+    profile: values.profile,
+  }
+}

@@ -1,0 +1,16 @@
+import type { Child } from '../lib/child.ts'
+import type { LoadRequest } from '../lib/measurement.ts'
+
+/** Something the bench sends load to: the bare upstream, Fairlane, later nginx or a Fastify proxy. */
+export interface System {
+  readonly name: string
+  readonly request: LoadRequest
+  /** The processes it started, by role, so CPU use can be told apart per process. */
+  readonly processes: Readonly<Record<string, Child>>
+  /** Settings that shape the figures, printed and recorded beside them. */
+  readonly notes: readonly string[]
+  /** Where its CPU profile goes when profiling was asked for and the system supports it. */
+  readonly profileDir?: string
+  /** Stops the processes this system started (not the shared upstream). */
+  stop(): Promise<void>
+}

@@ -1,0 +1,66 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startUpstream, type LoopbackUpstream } from '@fairlane/testing'
+import { bearer, hashKeySecret, startNode, type TestNode } from './node-harness.ts'
+
+const KEY = 'fl_admin_test_key'
+
+let upstream: LoopbackUpstream
+let node: TestNode
+
+beforeAll(async () => {
+  upstream = await startUpstream()
+  node = await startNode({
+    targets: { echo: { endpoints: [{ url: upstream.url }], allowPrivateAddresses: true } },
+    workspaces: { demo: { targets: ['echo'], keys: [{ id: 'admin', hash: hashKeySecret(KEY) }] } },
+  })
+})
+
+afterAll(async () => {
+  await node.close()
+  await upstream.close()
+})
+
+describe('admin port', () => {
+  it('answers liveness and readiness', async () => {
+    expect(await (await fetch(`${node.adminUrl}/healthz`)).json()).toEqual({ status: 'ok' })
+    const ready = await fetch(`${node.adminUrl}/readyz`)
+    expect(ready.status).toBe(200)
+  })
+
+  it('exposes request, latency and refusal metrics with bounded labels', async () => {
+    await node.proxy('/t/echo/a', { headers: bearer(KEY) })
+    await node.proxy('/t/echo/a')
+    const response = await fetch(`${node.adminUrl}/metrics`)
+    expect(response.headers.get('content-type')).toMatch(/^text\/plain/)
+    const text = await response.text()
+    expect(text).toContain('fairlane_requests_total{target="echo",status="200",stage="respond"} 1')
+    expect(text).toContain(
+      'fairlane_requests_total{target="(none)",status="401",stage="authenticate"} 1',
+    )
+    expect(text).toMatch(/fairlane_request_duration_seconds_bucket\{le="0\.005",target="echo"\} \d/)
+    expect(text).toMatch(/fairlane_upstream_duration_seconds_count\{target="echo"\} 1/)
+    expect(text).toContain('# TYPE fairlane_limit_refusals_total counter')
+    expect(text).toContain('fairlane_process_cpu_seconds_total')
+    expect(text).not.toContain(KEY)
+    expect(text).not.toContain('/t/echo/a')
+  })
+
+  it('is not reachable through the proxy', async () => {
+    const port = new URL(node.adminUrl).port
+    const response = await node.proxy('/', {
+      headers: { ...bearer(KEY), 'x-fairlane-url': `https://127.0.0.1:${port}/metrics` },
+    })
+    expect(response.status).toBe(403)
+  })
+
+  it('turns not ready while draining', async () => {
+    upstream.behave(() => ({ kind: 'delay', ms: 400 }))
+    const inFlight = node.proxy('/t/echo/slow', { headers: bearer(KEY) })
+    await expect.poll(() => upstream.inFlight).toBe(1)
+    const closing = node.close()
+    // The request in flight still completes within the grace period.
+    expect((await inFlight).status).toBe(200)
+    await closing
+    await expect(fetch(`${node.adminUrl}/readyz`)).rejects.toThrow()
+  })
+})

@@ -1,0 +1,162 @@
+import { spawn } from 'node:child_process'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { freePort, startUpstream, type LoopbackUpstream } from '@fairlane/testing'
+import { hashKeySecret } from './node-harness.ts'
+
+const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
+const QUICKSTART = fileURLToPath(new URL('../../../examples/quickstart.yaml', import.meta.url))
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs the real CLI in its own Node process, as `npm run fairlane` would. */
+function fairlane(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--conditions=development', MAIN, ...args], {
+      env: { ...process.env, ...env },
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+async function tempFile(name: string, text: string): Promise<string> {
+  const path = join(await mkdtemp(join(tmpdir(), 'fairlane-cli-')), name)
+  await writeFile(path, text)
+  return path
+}
+
+const INVALID = `targets:
+  echo:
+    endpoints:
+      - url: api.openai.com
+    timeouts: { connectMs: -1 }
+workspaces:
+  demo:
+    targets: [echo, ghost]
+    keys: [{ id: k, hash: nope }]
+`
+
+let upstream: LoopbackUpstream
+
+beforeAll(async () => {
+  upstream = await startUpstream()
+})
+
+afterAll(async () => {
+  await upstream.close()
+})
+
+describe('fairlane config check', () => {
+  it('accepts the quickstart example', async () => {
+    const run = await fairlane(['config', 'check', QUICKSTART])
+    expect(run.code).toBe(0)
+    expect(run.stdout).toContain('valid (1 targets, 1 workspaces, 1 keys)')
+  })
+
+  it('lists every problem by path and exits 2', async () => {
+    const run = await fairlane(['config', 'check', await tempFile('bad.yaml', INVALID)])
+    expect(run.code).toBe(2)
+    expect(run.stderr).toContain('targets.echo.timeouts.connectMs: must be >= 1')
+    expect(run.stderr).toContain('workspaces.demo.keys[0].hash: must match ^sha256:[0-9a-f]{64}$')
+  })
+
+  it('reports semantic problems once the schema holds', async () => {
+    const path = await tempFile(
+      'semantic.yaml',
+      INVALID.replace('timeouts: { connectMs: -1 }', '').replace(
+        'hash: nope',
+        `hash: ${hashKeySecret('x')}`,
+      ),
+    )
+    const run = await fairlane(['config', 'check', path])
+    expect(run.code).toBe(2)
+    expect(run.stderr).toContain(
+      'targets.echo.endpoints[0].url: must be an absolute http(s) URL (got "api.openai.com")',
+    )
+    expect(run.stderr).toContain('workspaces.demo.targets[1]: unknown target "ghost"')
+  })
+})
+
+describe('fairlane start', () => {
+  it('refuses an invalid config with exit code 2 before listening', async () => {
+    const run = await fairlane(['start', '--config', await tempFile('bad.yaml', INVALID)])
+    expect(run.code).toBe(2)
+    expect(run.stderr).toMatch(/\d+ problems/)
+  })
+
+  it('reads FAIRLANE_CONFIG, serves the quickstart, and drains on SIGTERM', async () => {
+    const [port, adminPort] = [await freePort(), await freePort()]
+    const child = spawn(process.execPath, ['--conditions=development', MAIN], {
+      env: {
+        ...process.env,
+        FAIRLANE_CONFIG: QUICKSTART,
+        FAIRLANE_PORT: String(port),
+        FAIRLANE_ADMIN_PORT: String(adminPort),
+        ECHO_URL: upstream.url,
+      },
+    })
+    let stdout = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+    try {
+      await expect
+        .poll(
+          async () =>
+            (await fetch(`http://127.0.0.1:${adminPort}/readyz`).catch(() => null))?.status,
+          {
+            timeout: 10_000,
+          },
+        )
+        .toBe(200)
+      const response = await fetch(`http://127.0.0.1:${port}/t/echo/hi`, {
+        headers: { authorization: 'Bearer fl_demo_quickstart' },
+      })
+      expect(response.status).toBe(200)
+      expect(upstream.requests.at(-1)?.url).toBe('/hi')
+    } finally {
+      child.kill('SIGTERM')
+    }
+    expect(await exited).toBe(0)
+    expect(stdout).toContain('"msg":"fairlane started"')
+    expect(stdout).toContain('"msg":"shutting down"')
+  })
+
+  it('names a bad FAIRLANE_PORT', async () => {
+    const run = await fairlane(['start', '--config', QUICKSTART], { FAIRLANE_PORT: 'eighty' })
+    expect(run.code).toBe(2)
+    expect(run.stderr).toContain('FAIRLANE_PORT')
+  })
+})
+
+describe('fairlane keys hash', () => {
+  it('makes a new key and prints the hash that authenticates it', async () => {
+    const run = await fairlane(['keys', 'hash'])
+    expect(run.code).toBe(0)
+    const key = /key: {2}(fl_[A-Za-z0-9_-]{32})/.exec(run.stdout)?.[1]
+    expect(key).toBeDefined()
+    expect(run.stdout).toContain(`hash: ${hashKeySecret(key as string)}`)
+  })
+
+  it('hashes a given key', async () => {
+    const run = await fairlane(['keys', 'hash', 'fl_demo_quickstart'])
+    expect(run.stdout.trim()).toBe(hashKeySecret('fl_demo_quickstart'))
+  })
+
+  it('rejects an unknown command with usage and exit 2', async () => {
+    const run = await fairlane(['frobnicate'])
+    expect(run.code).toBe(2)
+    expect(run.stderr).toContain('Usage: fairlane')
+  })
+})
