@@ -1,3 +1,12 @@
 export { gcra, emissionIntervalMs, type GcraParams, type GcraOutcome } from './gcra.ts'
-export type { Decision, Lease, Ledger, RateLimit, ScopeKind, ScopeLimit } from './ledger.ts'
-export { MemoryLedger } from './memory-ledger.ts'
+export {
+  newWindowState,
+  windowCheck,
+  windowCommit,
+  windowDebit,
+  type WindowParams,
+  type WindowState,
+  type WindowOutcome,
+} from './sliding-window.ts'
+export type { Decision, Lease, Ledger, RateLimit, ScopeKind, ScopeLimit, WindowLimit } from './ledger.ts'
+export { MemoryLedger, CONCURRENCY_RETRY_MS } from './memory-ledger.ts'

@@ -7,7 +7,8 @@ import type { RateLimitView } from '@fairlane/protocol'
  * nothing from any scope.
  */
 
-export type ScopeKind = 'key' | 'workspace' | 'target' | 'global'
+/** `client` is a limit the client asked for itself (Fairlane-RateLimit-Policy). */
+export type ScopeKind = 'key' | 'workspace' | 'target' | 'global' | 'client'
 
 /** `limit` units per `periodMs`, with up to `burst` passing at once from idle. */
 export interface RateLimit {
@@ -16,11 +17,18 @@ export interface RateLimit {
   readonly burst: number
 }
 
+/** At most `limit` units in any sliding window of `windowMs`. */
+export interface WindowLimit {
+  readonly limit: number
+  readonly windowMs: number
+}
+
 export interface ScopeLimit {
   /** Stable identity of the scope instance: `key:<ws>/<id>`, `workspace:<name>`, `target:<name>`, `global`. */
   readonly id: string
   readonly kind: ScopeKind
   readonly rate?: RateLimit
+  readonly window?: WindowLimit
   readonly concurrency?: number
 }
 
@@ -45,4 +53,9 @@ export type Decision =
 export interface Ledger {
   /** Checks every scope at once and, only if all pass, takes `cost` from each. */
   acquire(scopes: readonly ScopeLimit[], cost: number): Promise<Decision>
+  /**
+   * Charges units spent beyond what was acquired, once the real cost is known (tokens in a
+   * response). Never refuses: the request already happened; later requests wait for it.
+   */
+  debit(scopes: readonly ScopeLimit[], cost: number): Promise<void>
 }

@@ -98,3 +98,46 @@ describe('MemoryLedger', () => {
     expect((await ledger.acquire([key], 1)).allowed).toBe(true)
   })
 })
+
+describe('MemoryLedger windows, debits and sweeping', () => {
+  const perMinute: ScopeLimit = { id: 'key:w/m', kind: 'key', window: { limit: 3, windowMs: 60_000 } }
+
+  it('applies a sliding window beside the other limits', async () => {
+    const time = clock()
+    const ledger = new MemoryLedger(time)
+    for (let i = 0; i < 3; i++) expect((await ledger.acquire([perMinute], 1)).allowed).toBe(true)
+    time.advance(30_000)
+    const refused = await ledger.acquire([perMinute], 1)
+    expect(refused.allowed).toBe(false)
+    if (!refused.allowed) expect(refused.retryAfterMs).toBe(30_000)
+    expect(refused.views[0]).toMatchObject({ quota: 3, windowSeconds: 60, remaining: 0 })
+  })
+
+  it('charges a cost known only afterwards, delaying later requests', async () => {
+    const time = clock()
+    const ledger = new MemoryLedger(time)
+    const rate: ScopeLimit = { id: 'target:llm', kind: 'target', rate: { limit: 10, periodMs: 1000, burst: 10 } }
+    expect((await ledger.acquire([rate], 1)).allowed).toBe(true)
+    await ledger.debit([rate], 9)
+    const next = await ledger.acquire([rate], 1)
+    expect(next.allowed).toBe(false)
+    time.advance(100)
+    expect((await ledger.acquire([rate], 1)).allowed).toBe(true)
+  })
+
+  it('forgets idle scopes and keeps those that still limit', async () => {
+    const time = clock()
+    const ledger = new MemoryLedger(time)
+    const concurrency: ScopeLimit = { id: 'target:c', kind: 'target', concurrency: 1 }
+    const held = await ledger.acquire([concurrency], 1)
+    await ledger.acquire([key], 1)
+    await ledger.acquire([perMinute], 1)
+    expect(ledger.sweep()).toBe(0)
+    time.advance(1000)
+    expect(ledger.sweep()).toBe(1)
+    if (held.allowed) held.lease.release()
+    time.advance(60_000)
+    expect(ledger.sweep()).toBe(2)
+    expect(ledger.size).toBe(0)
+  })
+})

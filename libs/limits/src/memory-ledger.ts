@@ -1,17 +1,29 @@
 import type { RateLimitView } from '@fairlane/protocol'
-import { gcra, type GcraOutcome } from './gcra.ts'
+import { emissionIntervalMs, gcra, type GcraOutcome } from './gcra.ts'
 import type { Decision, Lease, Ledger, ScopeKind, ScopeLimit } from './ledger.ts'
+import {
+  newWindowState,
+  windowCheck,
+  windowCommit,
+  windowDebit,
+  type WindowOutcome,
+  type WindowState,
+} from './sliding-window.ts'
 
 interface ScopeState {
   tat: number
   inFlight: number
+  window?: WindowState
+  windowMs?: number
 }
 
 /**
  * A concurrency refusal has no exact retry time: a slot frees when some request finishes.
- * One second is the usual client back-off and matches what the queue (issue 3) replaces it with.
+ * One second is the usual client back-off when a caller is refused rather than queued.
  */
-const CONCURRENCY_RETRY_MS = 1000
+export const CONCURRENCY_RETRY_MS = 1000
+
+type Refusal = { retryAfterMs: number; refusedBy: ScopeKind; reason: 'rate' | 'concurrency' }
 
 /**
  * The ledger of embedded mode and of lane-local scopes: exact, in process memory. A decision
@@ -29,13 +41,20 @@ export class MemoryLedger implements Ledger {
     return Promise.resolve(this.decide(scopes, cost))
   }
 
-  /** The synchronous decision, for callers that own the event loop turn (the scheduler). */
+  debit(scopes: readonly ScopeLimit[], cost: number): Promise<void> {
+    this.charge(scopes, cost)
+    return Promise.resolve()
+  }
+
+  /** The synchronous decision, for callers that own the event loop turn (the queue actor). */
   decide(scopes: readonly ScopeLimit[], cost: number): Decision {
     const now = this.#now()
     const views: RateLimitView[] = []
-    const outcomes: (GcraOutcome | undefined)[] = []
-    let refusal:
-      { retryAfterMs: number; refusedBy: ScopeKind; reason: 'rate' | 'concurrency' } | undefined
+    const rates: (GcraOutcome | undefined)[] = []
+    let refusal: Refusal | undefined
+    const refuse = (candidate: Refusal) => {
+      if (!refusal || candidate.retryAfterMs > refusal.retryAfterMs) refusal = candidate
+    }
 
     for (const scope of scopes) {
       const state = this.#states.get(scope.id)
@@ -49,19 +68,30 @@ export class MemoryLedger implements Ledger {
           remaining: outcome.remaining,
           resetMs: outcome.resetMs,
         })
-        if (!outcome.allowed && (!refusal || outcome.retryAfterMs > refusal.retryAfterMs)) {
-          refusal = { retryAfterMs: outcome.retryAfterMs, refusedBy: scope.kind, reason: 'rate' }
+        if (!outcome.allowed) refuse({ retryAfterMs: outcome.retryAfterMs, refusedBy: scope.kind, reason: 'rate' })
+      }
+      rates.push(outcome)
+      if (scope.window) {
+        const window: WindowOutcome = state?.window
+          ? windowCheck(state.window, now, cost, scope.window)
+          : { allowed: cost <= scope.window.limit, remaining: scope.window.limit - cost, resetMs: scope.window.windowMs, retryAfterMs: 0 }
+        views.push({
+          name: scope.kind,
+          quota: scope.window.limit,
+          windowSeconds: scope.window.windowMs / 1000,
+          remaining: window.remaining,
+          resetMs: window.resetMs,
+        })
+        if (!window.allowed) {
+          refuse({
+            retryAfterMs: window.retryAfterMs || scope.window.windowMs,
+            refusedBy: scope.kind,
+            reason: 'rate',
+          })
         }
       }
-      outcomes.push(outcome)
       if (scope.concurrency !== undefined && (state?.inFlight ?? 0) + 1 > scope.concurrency) {
-        if (!refusal || CONCURRENCY_RETRY_MS > refusal.retryAfterMs) {
-          refusal = {
-            retryAfterMs: CONCURRENCY_RETRY_MS,
-            refusedBy: scope.kind,
-            reason: 'concurrency',
-          }
-        }
+        refuse({ retryAfterMs: CONCURRENCY_RETRY_MS, refusedBy: scope.kind, reason: 'concurrency' })
       }
     }
 
@@ -69,13 +99,10 @@ export class MemoryLedger implements Ledger {
 
     const held: ScopeState[] = []
     scopes.forEach((scope, i) => {
-      let state = this.#states.get(scope.id)
-      if (!state) {
-        state = { tat: now, inFlight: 0 }
-        this.#states.set(scope.id, state)
-      }
-      const outcome = outcomes[i]
+      const state = this.#state(scope, now)
+      const outcome = rates[i]
       if (outcome) state.tat = outcome.tat
+      if (scope.window) windowCommit(this.#window(state, scope), now, cost)
       if (scope.concurrency !== undefined) {
         state.inFlight += 1
         held.push(state)
@@ -84,9 +111,60 @@ export class MemoryLedger implements Ledger {
     return { allowed: true, lease: leaseOf(held), views }
   }
 
+  /** Synchronous debit; see Ledger.debit. */
+  charge(scopes: readonly ScopeLimit[], cost: number): void {
+    if (cost <= 0) return
+    const now = this.#now()
+    for (const scope of scopes) {
+      const state = this.#state(scope, now)
+      if (scope.rate) state.tat = Math.max(state.tat, now) + cost * emissionIntervalMs(scope.rate)
+      if (scope.window) windowDebit(this.#window(state, scope), now, cost)
+    }
+  }
+
+  /**
+   * Forgets scopes whose state no longer limits anything (bucket full again, window empty,
+   * nothing in flight), so memory follows the active callers rather than every caller ever.
+   */
+  sweep(): number {
+    const now = this.#now()
+    let removed = 0
+    for (const [id, state] of this.#states) {
+      if (state.inFlight > 0 || state.tat > now) continue
+      if (state.window && state.windowMs !== undefined) {
+        windowCheck(state.window, now, 0, { limit: state.window.times.length, windowMs: state.windowMs })
+        if (state.window.size > 0) continue
+      }
+      this.#states.delete(id)
+      removed++
+    }
+    return removed
+  }
+
+  get size(): number {
+    return this.#states.size
+  }
+
   /** Requests in flight for a scope; for metrics and tests. */
   inFlight(scopeId: string): number {
     return this.#states.get(scopeId)?.inFlight ?? 0
+  }
+
+  #state(scope: ScopeLimit, now: number): ScopeState {
+    let state = this.#states.get(scope.id)
+    if (!state) {
+      state = { tat: now, inFlight: 0 }
+      this.#states.set(scope.id, state)
+    }
+    return state
+  }
+
+  #window(state: ScopeState, scope: ScopeLimit): WindowState {
+    if (!state.window && scope.window) {
+      state.window = newWindowState(scope.window)
+      state.windowMs = scope.window.windowMs
+    }
+    return state.window as WindowState
   }
 }
 

@@ -23,3 +23,4 @@ export {
   formatTraceParent,
   type TraceParent,
 } from './correlation.ts'
+export { parseClientPolicies, CLIENT_POLICY_BOUNDS, type ClientPolicy } from './client-policy.ts'

@@ -51,6 +51,11 @@ export class Child {
     return this.#exit === undefined
   }
 
+  /** The exit code or signal name once exited; undefined while running. */
+  get exitStatus(): number | string | undefined {
+    return this.#exit
+  }
+
   /** The last lines the process printed, to explain why it failed. */
   output(): string {
     return this.#tail.map((line) => `  ${this.name}| ${line}`).join('\n')
@@ -70,11 +75,18 @@ export class Child {
         if (match) settle(undefined, match)
       }
       const timer = setTimeout(
-        () => settle(new Error(`${this.name}: no line matching ${pattern} within ${timeoutMs} ms\n${this.output()}`)),
+        () =>
+          settle(
+            new Error(
+              `${this.name}: no line matching ${pattern} within ${timeoutMs} ms\n${this.output()}`,
+            ),
+          ),
         timeoutMs,
       )
       this.#lineListeners.add(onLine)
-      void this.exited.then((exit) => settle(new Error(`${this.name} exited (${exit}) before it was ready\n${this.output()}`)))
+      void this.exited.then((exit) =>
+        settle(new Error(`${this.name} exited (${exit}) before it was ready\n${this.output()}`)),
+      )
     })
   }
 
@@ -102,7 +114,12 @@ export class Child {
 
 const children: Child[] = []
 
-export function launch(name: string, command: string, args: readonly string[], options: LaunchOptions = {}): Child {
+export function launch(
+  name: string,
+  command: string,
+  args: readonly string[],
+  options: LaunchOptions = {},
+): Child {
   const child = new Child(
     name,
     spawn(command, args, {
@@ -140,7 +157,9 @@ export function installCleanup(): void {
   })
   process.once('SIGTERM', () => stopThenExit(143))
   const crash = (err: unknown): void => {
-    process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    process.stderr.write(
+      `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    )
     stopThenExit(1)
   }
   process.on('uncaughtException', crash)

@@ -6,7 +6,11 @@ import { REPO_ROOT } from './paths.ts'
 interface CpuProfile {
   readonly nodes: readonly {
     readonly id: number
-    readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }
+    readonly callFrame: {
+      readonly functionName: string
+      readonly url: string
+      readonly lineNumber: number
+    }
   }[]
   readonly samples: readonly number[]
   readonly timeDeltas: readonly number[]
@@ -37,7 +41,11 @@ function top(totals: Map<string, number>, busyMs: number, count: number): SelfTi
   return [...totals]
     .sort((a, b) => b[1] - a[1])
     .slice(0, count)
-    .map(([frame, ms]) => ({ frame, ms: Math.round(ms), percent: Math.round((ms / busyMs) * 1000) / 10 }))
+    .map(([frame, ms]) => ({
+      frame,
+      ms: Math.round(ms),
+      percent: Math.round((ms / busyMs) * 1000) / 10,
+    }))
 }
 
 /** Self time by function and by file for the newest profile in dir. */

@@ -7,7 +7,8 @@ let ticksPerSecond: number | undefined
 function ticks(): number {
   if (ticksPerSecond === undefined) {
     try {
-      ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
+      ticksPerSecond =
+        Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
     } catch {
       ticksPerSecond = 100
     }
@@ -36,16 +37,23 @@ function cpuTimeMs(pid: number): number | undefined {
  * when it cannot be read. On a machine with fewer cores than busy processes this is what tells
  * a slow system from a starved one.
  */
-export function watchCpu(pids: Readonly<Record<string, number>>): () => Record<string, number | null> {
+export function watchCpu(
+  pids: Readonly<Record<string, number>>,
+): () => Record<string, number | null> {
   const started = performance.now()
-  const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuTimeMs(pid)]))
+  const before = Object.fromEntries(
+    Object.entries(pids).map(([name, pid]) => [name, cpuTimeMs(pid)]),
+  )
   return () => {
     const elapsedMs = performance.now() - started
     const percent: Record<string, number | null> = {}
     for (const [name, pid] of Object.entries(pids)) {
       const start = before[name]
       const end = cpuTimeMs(pid)
-      percent[name] = start === undefined || end === undefined ? null : Math.round(((end - start) / elapsedMs) * 100)
+      percent[name] =
+        start === undefined || end === undefined
+          ? null
+          : Math.round(((end - start) / elapsedMs) * 100)
     }
     return percent
   }

@@ -1,5 +1,11 @@
 import autocannon from 'autocannon'
+import { createRequire } from 'node:module'
 import { createHistogram } from 'node:perf_hooks'
+
+const { version } = createRequire(import.meta.url)('autocannon/package.json') as { version: string }
+
+/** Recorded with every result: a different load generator gives different figures. */
+export const LOAD_GENERATOR = `autocannon ${version}`
 
 /** One request exactly as the load generator sends it, again and again. */
 export interface LoadRequest {
@@ -49,7 +55,8 @@ export function measure(request: LoadRequest, shape: LoadShape): Promise<Measure
           return
         }
         const statusCodes: Record<string, number> = {}
-        for (const [code, stats] of Object.entries(result.statusCodeStats ?? {})) statusCodes[code] = stats.count ?? 0
+        for (const [code, stats] of Object.entries(result.statusCodeStats ?? {}))
+          statusCodes[code] = stats.count ?? 0
         const ok = result['2xx']
         resolve({
           requestsPerSec: result.duration > 0 ? ok / result.duration : 0,
@@ -65,7 +72,8 @@ export function measure(request: LoadRequest, shape: LoadShape): Promise<Measure
       },
     )
     instance.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
-      if (statusCode >= 200 && statusCode < 300) latencyUs.record(Math.max(1, Math.round(responseTimeMs * 1000)))
+      if (statusCode >= 200 && statusCode < 300)
+        latencyUs.record(Math.max(1, Math.round(responseTimeMs * 1000)))
     })
   })
 }
@@ -73,7 +81,10 @@ export function measure(request: LoadRequest, shape: LoadShape): Promise<Measure
 /** Problems that make a measurement untrustworthy; empty when every request got a 2xx. */
 export function problemsOf(name: string, m: Measurement): string[] {
   const problems: string[] = []
-  if (m.errors > 0) problems.push(`${name}: ${m.errors} requests failed without a response (${m.timeouts} timeouts)`)
+  if (m.errors > 0)
+    problems.push(
+      `${name}: ${m.errors} requests failed without a response (${m.timeouts} timeouts)`,
+    )
   if (m.non2xx > 0) {
     const codes = Object.entries(m.statusCodes)
       .filter(([code]) => !code.startsWith('2'))
@@ -93,6 +104,8 @@ export async function probe(name: string, request: LoadRequest): Promise<void> {
   const response = await fetch(request.url, { headers: request.headers })
   const body = await response.text()
   if (!response.ok) {
-    throw new Error(`${name}: probe ${request.url} answered ${response.status}: ${body.slice(0, 500)}`)
+    throw new Error(
+      `${name}: probe ${request.url} answered ${response.status}: ${body.slice(0, 500)}`,
+    )
   }
 }

@@ -17,10 +17,16 @@ export const OPTIONS_USAGE = `Options:
   --profile         record a CPU profile of the system under test (slows it down)
   --help            show this text`
 
-function numberFlag(name: string, value: string | undefined, fallback: number, min: number): number {
+function numberFlag(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min: number,
+): number {
   if (value === undefined) return fallback
   const n = Number(value)
-  if (!Number.isFinite(n) || n < min) throw new Error(`--${name}: must be a number >= ${min} (got "${value}")`)
+  if (!Number.isFinite(n) || n < min)
+    throw new Error(`--${name}: must be a number >= ${min} (got "${value}")`)
   return n
 }
 

@@ -5,7 +5,10 @@ import { RESULTS_DIR } from './paths.ts'
 
 /** A name that sorts by time and is safe on every file system: 2025-11-25T11-40-03Z. */
 export function timestamp(date = new Date()): string {
-  return date.toISOString().replace(/\.\d+Z$/, 'Z').replaceAll(':', '-')
+  return date
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replaceAll(':', '-')
 }
 
 /**
@@ -15,6 +18,9 @@ export function timestamp(date = new Date()): string {
 export async function writeResult(scenario: string, figures: object): Promise<string> {
   await mkdir(RESULTS_DIR, { recursive: true })
   const path = join(RESULTS_DIR, `${scenario}-${timestamp()}.json`)
-  await writeFile(path, JSON.stringify({ scenario, machine: machineFacts(), ...figures }, null, 2) + '\n')
+  await writeFile(
+    path,
+    JSON.stringify({ scenario, machine: machineFacts(), ...figures }, null, 2) + '\n',
+  )
   return path
 }

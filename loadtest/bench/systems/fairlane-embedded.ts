@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { rmSync } from 'node:fs'
+import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '@fairlane/testing'
@@ -20,7 +21,8 @@ export interface FairlaneEmbeddedOptions {
 async function waitUntilReady(child: Child, url: string, timeoutMs: number): Promise<void> {
   const deadline = performance.now() + timeoutMs
   for (;;) {
-    if (!child.running) throw new Error(`${child.name} exited before it was ready\n${child.output()}`)
+    if (!child.running)
+      throw new Error(`${child.name} exited before it was ready\n${child.output()}`)
     try {
       const response = await fetch(url)
       await response.body?.cancel()
@@ -28,7 +30,8 @@ async function waitUntilReady(child: Child, url: string, timeoutMs: number): Pro
     } catch {
       // Not listening yet.
     }
-    if (performance.now() > deadline) throw new Error(`${child.name}: ${url} not 200 within ${timeoutMs} ms\n${child.output()}`)
+    if (performance.now() > deadline)
+      throw new Error(`${child.name}: ${url} not 200 within ${timeoutMs} ms\n${child.output()}`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }
@@ -63,35 +66,44 @@ export async function startFairlaneEmbedded(
     },
   }
   const dir = await mkdtemp(join(tmpdir(), 'fairlane-bench-'))
+  // On exit, not on stop: an interrupted bench must not leave a key hash behind in /tmp either.
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
   const configPath = join(dir, 'fairlane.json')
   await writeFile(configPath, JSON.stringify(config, null, 2))
 
   const [port, adminPort] = [await freePort(), await freePort()]
   const profile = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : []
-  const child = launch('fairlane', NODE, ['--conditions=development', ...profile, MAIN, 'start', '--config', configPath], {
-    cwd: REPO_ROOT,
-    env: { FAIRLANE_PORT: String(port), FAIRLANE_ADMIN_PORT: String(adminPort) },
-  })
-  const removeConfig = () => rm(dir, { recursive: true, force: true })
+  const child = launch(
+    'fairlane',
+    NODE,
+    ['--conditions=development', ...profile, MAIN, 'start', '--config', configPath],
+    {
+      cwd: REPO_ROOT,
+      env: { FAIRLANE_PORT: String(port), FAIRLANE_ADMIN_PORT: String(adminPort) },
+    },
+  )
   try {
-    await waitUntilReady(child, `http://127.0.0.1:${adminPort}/readyz`, options.readyTimeoutMs ?? 30_000)
+    await waitUntilReady(
+      child,
+      `http://127.0.0.1:${adminPort}/readyz`,
+      options.readyTimeoutMs ?? 30_000,
+    )
   } catch (err) {
     await child.stop()
-    await removeConfig()
     throw err
   }
   return {
     name: 'fairlane',
     processes: { fairlane: child },
-    request: { url: `http://127.0.0.1:${port}/t/echo/bench`, headers: { authorization: `Bearer ${key}` } },
+    request: {
+      url: `http://127.0.0.1:${port}/t/echo/bench`,
+      headers: { authorization: `Bearer ${key}` },
+    },
     notes: [
       `embedded mode, one process; logging.level ${LOG_LEVEL} (no per-request log lines)`,
       ...(options.profileDir ? ['--cpu-prof on: figures include the profiler'] : []),
     ],
     ...(options.profileDir ? { profileDir: options.profileDir } : {}),
-    stop: async () => {
-      await child.stop()
-      await removeConfig()
-    },
+    stop: () => child.stop(),
   }
 }

@@ -197,7 +197,9 @@ async function handle(
   const raw = request.raw
   const abort = new AbortController()
   let release: (() => void) | undefined
+  let closed = false
   reply.raw.once('close', () => {
+    closed = true
     // A response that closes before it finished means the client went away: stop the upstream call.
     if (!reply.raw.writableFinished) abort.abort()
     release?.()
@@ -259,8 +261,13 @@ async function handle(
         },
       )
     }
+    // The client may have left while its ticket was decided; then the close handler has run
+    // already and the lease is returned here, before anything is sent upstream.
+    if (closed) {
+      decision.lease.release()
+      return reply
+    }
     release = () => decision.lease.release()
-    if (abort.signal.aborted) return reply
 
     ctx.stage = 'forward'
     let body: Readable | null = null

@@ -1,0 +1,15 @@
+export {
+  LaneScheduler,
+  NodeQueueBudget,
+  QueuedTicket,
+  type Discipline,
+  type GateVerdict,
+  type LaneIdentity,
+  type QueueBound,
+  type QueueBounds,
+  type SchedulerOptions,
+  type SchedulerWork,
+  type TierSpec,
+} from './lane-scheduler.ts'
+export { TimerWheel, type Timer } from './timer-wheel.ts'
+export { LinkedList, type Linked } from './linked-list.ts'

@@ -1,0 +1,249 @@
+/**
+ * Scenario "proxy overhead": the same loopback upstream, hit directly and through Fairlane
+ * embedded (one key, far under its limits), by autocannon at a fixed number of connections.
+ * Prints req/s, p50 and p99 of both and their ratios; writes loadtest/results/proxy-<time>.json.
+ *
+ *   npm run bench:proxy -- [--connections N] [--duration S] [--warmup S] [--quick] [--profile]
+ */
+import { join } from 'node:path'
+import { installCleanup, stopAll, type Child } from './lib/child.ts'
+import { watchCpu } from './lib/cpu.ts'
+import { summarizeProfile, type ProfileSummary } from './lib/cpu-profile.ts'
+import { LOAD_GENERATOR, measure, probe, problemsOf, type Measurement } from './lib/measurement.ts'
+import { machineFacts } from './lib/machine.ts'
+import { benchOptions, OPTIONS_USAGE, type BenchOptions } from './lib/options.ts'
+import { RESULTS_DIR } from './lib/paths.ts'
+import { timestamp, writeResult } from './lib/result-file.ts'
+import { formatTable } from './lib/table.ts'
+import { launchUpstream } from './lib/upstream.ts'
+import { direct } from './systems/direct.ts'
+import { startFairlaneEmbedded } from './systems/fairlane-embedded.ts'
+import type { System } from './systems/system.ts'
+
+interface Run extends Measurement {
+  readonly system: string
+  readonly path: string
+  readonly notes: readonly string[]
+  /** CPU use during the measured run, % of one core, per process. */
+  readonly cpuPercent: Readonly<Record<string, number | null>>
+}
+
+interface Comparison {
+  readonly system: string
+  readonly baseline: string
+  /** system ÷ baseline: below 1 for throughput and above 1 for latency means the system costs something. */
+  readonly throughputRatio: number
+  readonly p50Ratio: number
+  readonly p99Ratio: number
+  /** system − baseline: the latency the system adds to each request. */
+  readonly addedP50Ms: number
+  readonly addedP99Ms: number
+}
+
+const say = (line = ''): void => void process.stdout.write(line + '\n')
+const perSec = (n: number): string => Math.round(n).toLocaleString('en-US')
+const ms = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '-')
+const ratio = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(2)}×` : '-')
+const added = (n: number): string =>
+  Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${n.toFixed(2)} ms` : '-'
+
+function compare(run: Run, baseline: Run): Comparison {
+  return {
+    system: run.system,
+    baseline: baseline.system,
+    throughputRatio: run.requestsPerSec / baseline.requestsPerSec,
+    p50Ratio: run.p50Ms / baseline.p50Ms,
+    p99Ratio: run.p99Ms / baseline.p99Ms,
+    addedP50Ms: run.p50Ms - baseline.p50Ms,
+    addedP99Ms: run.p99Ms - baseline.p99Ms,
+  }
+}
+
+function assertAlive(children: readonly Child[]): void {
+  for (const child of children) {
+    if (!child.running)
+      throw new Error(
+        `${child.name} exited (${child.exitStatus}) during the run\n${child.output()}`,
+      )
+  }
+}
+
+async function runSystem(
+  system: System,
+  options: BenchOptions,
+  watched: Readonly<Record<string, Child>>,
+): Promise<Run> {
+  await probe(system.name, system.request)
+  const shape = { connections: options.connections }
+  if (options.warmupSec > 0) {
+    say(`${system.name}: warm-up ${options.warmupSec} s (discarded)`)
+    await measure(system.request, { ...shape, durationSec: options.warmupSec })
+  }
+  say(`${system.name}: measuring ${options.durationSec} s at ${options.connections} connections`)
+  const cpu = watchCpu({
+    bench: process.pid,
+    ...Object.fromEntries(Object.entries(watched).map(([role, child]) => [role, child.pid])),
+  })
+  const measurement = await measure(system.request, { ...shape, durationSec: options.durationSec })
+  const cpuPercent = cpu()
+  assertAlive(Object.values(watched))
+  return {
+    system: system.name,
+    path: new URL(system.request.url).pathname,
+    notes: system.notes,
+    ...measurement,
+    cpuPercent,
+  }
+}
+
+function report(
+  runs: readonly Run[],
+  comparisons: readonly Comparison[],
+  problems: readonly string[],
+): void {
+  say()
+  say(
+    formatTable(
+      ['system', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'non-2xx'],
+      runs.map((r) => [
+        r.system,
+        perSec(r.requestsPerSec),
+        ms(r.p50Ms),
+        ms(r.p99Ms),
+        String(r.errors),
+        String(r.non2xx),
+      ]),
+    ),
+  )
+  say()
+  say(
+    formatTable(
+      ['ratio', 'req/s', 'p50', 'p99', 'added p50', 'added p99'],
+      comparisons.map((c) => [
+        `${c.system} / ${c.baseline}`,
+        ratio(c.throughputRatio),
+        ratio(c.p50Ratio),
+        ratio(c.p99Ratio),
+        added(c.addedP50Ms),
+        added(c.addedP99Ms),
+      ]),
+    ),
+  )
+  const roles = [...new Set(runs.flatMap((r) => Object.keys(r.cpuPercent)))]
+  say()
+  say(
+    'CPU during each measured run, % of one core (the machine has ' +
+      machineFacts().cores +
+      ' cores):',
+  )
+  say(
+    formatTable(
+      ['run', ...roles],
+      runs.map((r) => [r.system, ...roles.map((role) => String(r.cpuPercent[role] ?? '-'))]),
+    ),
+  )
+  for (const run of runs) for (const note of run.notes) say(`note: ${run.system}: ${note}`)
+  if (problems.length > 0) {
+    const bar = '!'.repeat(78)
+    say()
+    say(bar)
+    say('!! THESE FIGURES ARE NOT VALID: not every request got a 2xx response')
+    for (const problem of problems) say(`!! ${problem}`)
+    say(bar)
+  }
+}
+
+function reportProfile(profile: ProfileSummary): void {
+  say()
+  say(`CPU profile ${profile.file} (${profile.busyMs} ms busy); self time:`)
+  say(
+    formatTable(
+      ['function', 'ms', '%'],
+      profile.topFunctions.map((f) => [f.frame, String(f.ms), f.percent.toFixed(1)]),
+    ),
+  )
+  say()
+  say(
+    formatTable(
+      ['file', 'ms', '%'],
+      profile.topFiles.map((f) => [f.frame, String(f.ms), f.percent.toFixed(1)]),
+    ),
+  )
+}
+
+async function main(options: BenchOptions): Promise<number> {
+  say(
+    `proxy overhead: ${LOAD_GENERATOR}, ${options.connections} connections, ` +
+      `${options.warmupSec} s warm-up + ${options.durationSec} s per system`,
+  )
+  const upstream = await launchUpstream()
+  const profileDir = options.profile
+    ? join(RESULTS_DIR, 'profiles', `fairlane-${timestamp()}`)
+    : undefined
+  const systems = [
+    direct(upstream),
+    await startFairlaneEmbedded(upstream, profileDir ? { profileDir } : {}),
+  ]
+  // Every process is watched during every run: an idle one shows ~0, a busy neighbour shows up.
+  const watched: Record<string, Child> = { upstream: upstream.child }
+  for (const system of systems) Object.assign(watched, system.processes)
+
+  const runs: Run[] = []
+  for (const system of systems) runs.push(await runSystem(system, options, watched))
+
+  // Stopping first: a profile is written only when its process exits.
+  for (const system of [...systems].reverse()) await system.stop()
+  await stopAll()
+  const profiles: ProfileSummary[] = []
+  for (const system of systems)
+    if (system.profileDir) profiles.push(await summarizeProfile(system.profileDir))
+
+  const [baseline, ...others] = runs
+  if (!baseline) throw new Error('no runs')
+  const comparisons = others.map((run) => compare(run, baseline))
+  const problems = runs.flatMap((run) => problemsOf(run.system, run))
+
+  report(runs, comparisons, problems)
+  for (const profile of profiles) reportProfile(profile)
+  const path = await writeResult('proxy', {
+    valid: problems.length === 0,
+    problems,
+    settings: {
+      loadGenerator: LOAD_GENERATOR,
+      connections: options.connections,
+      durationSec: options.durationSec,
+      warmupSec: options.warmupSec,
+      profile: options.profile,
+    },
+    runs,
+    comparisons,
+    profiles,
+  })
+  say()
+  say(`results: ${path}`)
+  return problems.length === 0 ? 0 : 1
+}
+
+let options: BenchOptions | undefined
+try {
+  options = benchOptions(process.argv.slice(2))
+} catch (err) {
+  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${OPTIONS_USAGE}\n`)
+  process.exit(2)
+}
+if (!options) {
+  say(`npm run bench:proxy -- [options]\n\n${OPTIONS_USAGE}`)
+} else {
+  installCleanup()
+  let code = 1
+  try {
+    code = await main(options)
+  } catch (err) {
+    process.stderr.write(
+      `bench:proxy failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    )
+  } finally {
+    await stopAll()
+  }
+  process.exit(code)
+}
