@@ -1,6 +1,5 @@
 import type { Ticket } from '@fairlane/protocol'
-import type { Decision } from '@fairlane/limits'
-import type { Actor, Transport } from './transport.ts'
+import type { Actor, Admission, Transport } from './transport.ts'
 
 /** Embedded mode: every partition lives in this process, so a ticket is a plain call. */
 export class InProcessTransport implements Transport {
@@ -10,8 +9,8 @@ export class InProcessTransport implements Transport {
     this.#actor = actor
   }
 
-  submit(ticket: Ticket): Promise<Decision> {
-    return this.#actor.admit(ticket)
+  submit(ticket: Ticket, signal?: AbortSignal): Promise<Admission> {
+    return this.#actor.admit(ticket, signal)
   }
 
   async close(): Promise<void> {}

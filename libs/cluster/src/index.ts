@@ -1,3 +1,3 @@
-export type { Actor, Transport } from './transport.ts'
+export type { Actor, Admission, AdmissionLease, Transport } from './transport.ts'
 export { InProcessTransport } from './in-process-transport.ts'
-export { LedgerActor } from './ledger-actor.ts'
+export { QueueActor, type PartitionSettings, type TicketPolicy } from './queue-actor.ts'

@@ -1,9 +1,36 @@
-import type { Ticket } from '@fairlane/protocol'
-import type { Decision } from '@fairlane/limits'
+import type { RateLimitView, Ticket } from '@fairlane/protocol'
+
+/** Held by a request from admission until its response is done. */
+export interface AdmissionLease {
+  /**
+   * Gives back concurrency. `cost` is the real cost when it became known only from the
+   * response; units beyond the ticket's cost are charged then.
+   */
+  release(outcome?: { readonly cost?: number }): void
+}
+
+export type Admission =
+  | {
+      readonly allowed: true
+      readonly lease: AdmissionLease
+      readonly views: readonly RateLimitView[]
+      /** Time spent waiting in the lane. */
+      readonly waitedMs: number
+    }
+  | {
+      readonly allowed: false
+      /** `cancelled`: the client went away while waiting; nobody is left to answer. */
+      readonly code: 'rate_limited' | 'queue_full' | 'queue_timeout' | 'cancelled'
+      /** The scope or queue bound that refused: key, workspace, target, global, client, lane, partition, node. */
+      readonly refusedBy: string
+      readonly reason: 'rate' | 'concurrency' | 'bound' | 'deadline' | 'client'
+      readonly retryAfterMs: number
+      readonly views: readonly RateLimitView[]
+    }
 
 /** Whatever owns a lane's partition and decides on its tickets. */
 export interface Actor {
-  admit(ticket: Ticket): Promise<Decision>
+  admit(ticket: Ticket, signal?: AbortSignal): Promise<Admission>
 }
 
 /**
@@ -11,6 +38,7 @@ export interface Actor {
  * NATS request/reply in a cluster. Code above this interface is the same in both.
  */
 export interface Transport {
-  submit(ticket: Ticket): Promise<Decision>
+  /** Resolves when the ticket may go or is refused; aborting `signal` cancels a waiting ticket. */
+  submit(ticket: Ticket, signal?: AbortSignal): Promise<Admission>
   close(): Promise<void>
 }

@@ -28,12 +28,39 @@ const Rate = Type.Object(
   },
 )
 
+const Window = Type.Object(
+  {
+    limit: Type.Integer({
+      minimum: 1,
+      maximum: 100_000,
+      description: 'Units allowed in any sliding window.',
+    }),
+    seconds: Type.Integer({
+      minimum: 1,
+      maximum: 86_400,
+      default: 60,
+      description: 'Length of the sliding window in seconds.',
+    }),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'A sliding-window limit: at most `limit` units in any `seconds`, with no burst at window boundaries. Memory: 8 bytes × limit per active scope.',
+  },
+)
+
 const Limits = Type.Object(
   {
     rate: Type.Optional(Rate),
+    window: Type.Optional(Window),
     concurrency: Type.Optional(
       Type.Integer({ minimum: 1, description: 'Requests in flight at once.' }),
     ),
+    unit: Type.Union([Type.Literal('request'), Type.Literal('cost')], {
+      default: 'request',
+      description:
+        'What rate and window count: requests, or cost units (Fairlane-Cost or the response cost, e.g. LLM tokens).',
+    }),
   },
   { additionalProperties: false, description: 'Limits of one scope, checked together.' },
 )
@@ -100,9 +127,126 @@ const Target = Type.Object(
         'Forward the client’s own Authorization header upstream (the client then authenticates to Fairlane with X-Fairlane-Key).',
     }),
     limits: Type.Optional(Limits),
+    partitions: Type.Integer({
+      minimum: 1,
+      maximum: 4096,
+      default: 1,
+      description:
+        'Queue partitions of this target; a lane belongs to partition hash(lane) mod partitions.',
+    }),
+    discipline: Type.Union([Type.Literal('fair'), Type.Literal('fifo')], {
+      default: 'fair',
+      description:
+        'fair: lanes, tiers and deficit round robin. fifo: one arrival-order queue for all callers (for comparison).',
+    }),
+    cost: Type.Object(
+      {
+        fromHeader: Type.Boolean({
+          default: false,
+          description: 'Accept a declared cost in the Fairlane-Cost request header.',
+        }),
+        maxDeclared: Type.Integer({
+          minimum: 1,
+          default: 1_000_000,
+          description: 'Largest Fairlane-Cost accepted (400 beyond).',
+        }),
+        fromResponse: Type.Optional(
+          Type.Object(
+            {
+              header: Type.Optional(
+                Type.String({
+                  minLength: 1,
+                  description: 'Response header holding the real cost.',
+                }),
+              ),
+              json: Type.Optional(
+                Type.String({
+                  pattern: '^[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)*$',
+                  description:
+                    'Dot path of the real cost in a JSON response body, e.g. usage.total_tokens.',
+                }),
+              ),
+            },
+            {
+              additionalProperties: false,
+              description: 'Where the real cost of a request is read afterwards.',
+            },
+          ),
+        ),
+      },
+      {
+        additionalProperties: false,
+        default: {},
+        description: 'Cost units of a request: 1 unless set here.',
+      },
+    ),
   },
   { additionalProperties: false },
 )
+
+const Tier = Type.Object(
+  {
+    priority: Type.Integer({ minimum: 0, description: 'Lower is served first (strict priority).' }),
+    minShare: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 0,
+      description:
+        'Fraction of service owed to this tier while it has a backlog, even under higher tiers.',
+    }),
+    maxWaitMs: Type.Integer({
+      minimum: 0,
+      maximum: 3_600_000,
+      default: 30_000,
+      description:
+        'Longest a request of this tier waits in its lane (503 queue_timeout beyond); 0 refuses at once instead of queueing.',
+    }),
+  },
+  { additionalProperties: false },
+)
+
+const Queue = Type.Object(
+  {
+    perLane: Type.Integer({
+      minimum: 1,
+      default: 100,
+      description: 'Requests waiting in one lane (one key on one target partition).',
+    }),
+    perWorkspace: Type.Integer({
+      minimum: 1,
+      default: 1_000,
+      description: 'Requests waiting per workspace, per target partition.',
+    }),
+    perPartition: Type.Integer({
+      minimum: 1,
+      default: 10_000,
+      description: 'Requests waiting in one target partition.',
+    }),
+    perNode: Type.Integer({
+      minimum: 1,
+      default: 100_000,
+      description: 'Requests waiting in this node, all targets together.',
+    }),
+    quantum: Type.Number({
+      exclusiveMinimum: 0,
+      default: 1,
+      description:
+        'Cost units a lane earns per round, times its weight; raise it to the typical cost when costs are large.',
+    }),
+  },
+  {
+    additionalProperties: false,
+    default: {},
+    description: 'Bounds of the fair queue; beyond any, 429 queue_full at once.',
+  },
+)
+
+const Weight = Type.Number({
+  minimum: 0.1,
+  maximum: 1000,
+  default: 1,
+  description: 'Relative share of service against its siblings under contention.',
+})
 
 const Key = Type.Object(
   {
@@ -114,6 +258,10 @@ const Key = Type.Object(
       pattern: '^sha256:[0-9a-f]{64}$',
       description: 'sha256:<hex> of the secret key (`fairlane keys hash` prints one).',
     }),
+    tier: Type.Optional(
+      Type.String({ description: "The key's tier; the workspace's tier when omitted." }),
+    ),
+    weight: Weight,
     limits: Type.Optional(Limits),
   },
   { additionalProperties: false },
@@ -130,6 +278,11 @@ const Workspace = Type.Object(
       description:
         'Approved host patterns for X-Fairlane-Url: exact hosts, `*.example.com` wildcards, or `*` (any public host).',
     }),
+    tier: Type.String({
+      default: 'free',
+      description: 'Tier of the workspace’s keys that name none.',
+    }),
+    weight: Weight,
     limits: Type.Optional(Limits),
     keys: Type.Array(Key, { default: [] }),
   },
@@ -211,6 +364,16 @@ export const ConfigSchema = Type.Object(
     server: Server,
     logging: Logging,
     destinations: Destinations,
+    queue: Queue,
+    tiers: Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_-]{0,31}$' }), Tier, {
+      default: {
+        reserved: { priority: 0, minShare: 0, maxWaitMs: 30_000 },
+        paid: { priority: 1, minShare: 0.1, maxWaitMs: 30_000 },
+        free: { priority: 2, minShare: 0.05, maxWaitMs: 10_000 },
+      },
+      additionalProperties: false,
+      description: 'Service tiers; defining this key replaces the default reserved/paid/free set.',
+    }),
     limits: Type.Object(
       { global: Type.Optional(Limits) },
       { additionalProperties: false, default: {}, description: 'Limits shared by all traffic.' },
@@ -243,3 +406,5 @@ export type WorkspaceConfig = Type.Static<typeof Workspace>
 export type KeyConfig = Type.Static<typeof Key>
 export type LimitsConfig = Type.Static<typeof Limits>
 export type RateConfig = Type.Static<typeof Rate>
+export type TierConfig = Type.Static<typeof Tier>
+export type QueueConfig = Type.Static<typeof Queue>

@@ -116,3 +116,32 @@ describe('validateConfig', () => {
     expect(input).toEqual({ server: {} })
   })
 })
+
+describe('validateConfig: tiers and queues', () => {
+  it('has reserved, paid and free tiers by default, and every key gets one', () => {
+    const result = validateConfig({})
+    expect(result.ok).toBe(true)
+    if (!result.ok) return
+    expect(Object.keys(result.config.tiers)).toEqual(['reserved', 'paid', 'free'])
+    expect(result.config.queue).toEqual({
+      perLane: 100,
+      perWorkspace: 1000,
+      perPartition: 10000,
+      perNode: 100000,
+      quantum: 1,
+    })
+  })
+
+  it('lets tiers be redefined and checks every reference to them', () => {
+    expect(
+      issuesOf({
+        tiers: { gold: { priority: 0, minShare: 0.6 }, bronze: { priority: 1, minShare: 0.5 } },
+        workspaces: { w: { tier: 'free', keys: [{ id: 'k', hash: HASH, tier: 'silver' }] } },
+      }),
+    ).toEqual([
+      'tiers: minimum shares add up to 1.1; they must leave room (< 1)',
+      'workspaces.w.tier: unknown tier "free" (tiers: gold, bronze)',
+      'workspaces.w.keys[0].tier: unknown tier "silver" (tiers: gold, bronze)',
+    ])
+  })
+})

@@ -129,9 +129,24 @@ function semanticIssues(config: FairlaneConfig): ConfigIssue[] {
     })
     checkLimits(target.limits, `${base}.limits`, issues)
   }
+  const shares = Object.values(config.tiers).reduce((sum, tier) => sum + tier.minShare, 0)
+  if (shares >= 1)
+    issues.push({
+      path: 'tiers',
+      message: `minimum shares add up to ${shares}; they must leave room (< 1)`,
+    })
+  const tierIssue = (tier: string | undefined, path: string) => {
+    if (tier !== undefined && !Object.hasOwn(config.tiers, tier)) {
+      issues.push({
+        path,
+        message: `unknown tier "${tier}" (tiers: ${Object.keys(config.tiers).join(', ')})`,
+      })
+    }
+  }
   const hashes = new Map<string, string>()
   for (const [name, workspace] of Object.entries(config.workspaces)) {
     const base = formatPath(['workspaces', name])
+    tierIssue(workspace.tier, `${base}.tier`)
     workspace.targets.forEach((target, i) => {
       if (!(target in config.targets)) {
         issues.push({ path: `${base}.targets[${i}]`, message: `unknown target "${target}"` })
@@ -151,6 +166,7 @@ function semanticIssues(config: FairlaneConfig): ConfigIssue[] {
       const other = hashes.get(key.hash)
       if (other) issues.push({ path: `${path}.hash`, message: `same secret as ${other}` })
       else hashes.set(key.hash, path)
+      tierIssue(key.tier, `${path}.tier`)
       checkLimits(key.limits, `${path}.limits`, issues)
     })
   }

@@ -88,6 +88,7 @@ const GLOBAL_UNICAST_V6 = ipaddr.IPv6.parseCIDR('2000::/3')
 export class DestinationPolicy {
   readonly #resolve: Resolve
   readonly #self: () => SelfAddresses
+  #selfCache: { source: SelfAddresses; set: SelfSet } | undefined
   readonly #patterns = new WeakMap<readonly string[], readonly HostPattern[]>()
 
   constructor(options: { resolve: Resolve; self: () => SelfAddresses }) {
@@ -100,6 +101,16 @@ export class DestinationPolicy {
    * 'destination_blocked' (stage 'resolve') for anything refused, with a message saying why,
    * e.g. `address 10.0.0.5 of internal.example.com is private`.
    */
+  /**
+   * Parsing every own address is costly, and `self()` returns the same object until the
+   * listeners change, so the parsed set is kept per object.
+   */
+  #selfSet(): SelfSet {
+    const source = this.#self()
+    if (this.#selfCache?.source !== source) this.#selfCache = { source, set: selfSet(source) }
+    return this.#selfCache.set
+  }
+
   async check(rawUrl: string, rule: DestinationRule): Promise<PinnedDestination> {
     let url: URL
     try {
@@ -163,7 +174,7 @@ export class DestinationPolicy {
     }
 
     const addresses = literal ? [literal] : await this.#lookup(hostname)
-    const self = selfSet(this.#self())
+    const self = this.#selfSet()
     const subject = literal ? '' : ` of ${hostname}`
     for (const address of addresses) {
       const reason = refusal(address, rule.allowPrivateAddresses)

@@ -8,5 +8,13 @@ export {
   type WindowState,
   type WindowOutcome,
 } from './sliding-window.ts'
-export type { Decision, Lease, Ledger, RateLimit, ScopeKind, ScopeLimit, WindowLimit } from './ledger.ts'
+export type {
+  Decision,
+  Lease,
+  Ledger,
+  RateLimit,
+  ScopeKind,
+  ScopeLimit,
+  WindowLimit,
+} from './ledger.ts'
 export { MemoryLedger, CONCURRENCY_RETRY_MS } from './memory-ledger.ts'

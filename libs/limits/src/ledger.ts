@@ -30,6 +30,8 @@ export interface ScopeLimit {
   readonly rate?: RateLimit
   readonly window?: WindowLimit
   readonly concurrency?: number
+  /** `request` counts each request as 1 whatever its cost; `cost` (the default) counts cost units. */
+  readonly unit?: 'request' | 'cost'
 }
 
 /** Held while a granted request is in flight; releasing it frees its concurrency slots. */

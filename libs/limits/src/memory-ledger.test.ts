@@ -100,7 +100,11 @@ describe('MemoryLedger', () => {
 })
 
 describe('MemoryLedger windows, debits and sweeping', () => {
-  const perMinute: ScopeLimit = { id: 'key:w/m', kind: 'key', window: { limit: 3, windowMs: 60_000 } }
+  const perMinute: ScopeLimit = {
+    id: 'key:w/m',
+    kind: 'key',
+    window: { limit: 3, windowMs: 60_000 },
+  }
 
   it('applies a sliding window beside the other limits', async () => {
     const time = clock()
@@ -116,7 +120,11 @@ describe('MemoryLedger windows, debits and sweeping', () => {
   it('charges a cost known only afterwards, delaying later requests', async () => {
     const time = clock()
     const ledger = new MemoryLedger(time)
-    const rate: ScopeLimit = { id: 'target:llm', kind: 'target', rate: { limit: 10, periodMs: 1000, burst: 10 } }
+    const rate: ScopeLimit = {
+      id: 'target:llm',
+      kind: 'target',
+      rate: { limit: 10, periodMs: 1000, burst: 10 },
+    }
     expect((await ledger.acquire([rate], 1)).allowed).toBe(true)
     await ledger.debit([rate], 9)
     const next = await ledger.acquire([rate], 1)

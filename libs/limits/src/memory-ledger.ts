@@ -58,9 +58,10 @@ export class MemoryLedger implements Ledger {
 
     for (const scope of scopes) {
       const state = this.#states.get(scope.id)
+      const units = scope.unit === 'request' ? 1 : cost
       let outcome: GcraOutcome | undefined
       if (scope.rate) {
-        outcome = gcra(state?.tat ?? now, now, cost, scope.rate)
+        outcome = gcra(state?.tat ?? now, now, units, scope.rate)
         views.push({
           name: scope.kind,
           quota: scope.rate.limit,
@@ -68,13 +69,19 @@ export class MemoryLedger implements Ledger {
           remaining: outcome.remaining,
           resetMs: outcome.resetMs,
         })
-        if (!outcome.allowed) refuse({ retryAfterMs: outcome.retryAfterMs, refusedBy: scope.kind, reason: 'rate' })
+        if (!outcome.allowed)
+          refuse({ retryAfterMs: outcome.retryAfterMs, refusedBy: scope.kind, reason: 'rate' })
       }
       rates.push(outcome)
       if (scope.window) {
         const window: WindowOutcome = state?.window
-          ? windowCheck(state.window, now, cost, scope.window)
-          : { allowed: cost <= scope.window.limit, remaining: scope.window.limit - cost, resetMs: scope.window.windowMs, retryAfterMs: 0 }
+          ? windowCheck(state.window, now, units, scope.window)
+          : {
+              allowed: units <= scope.window.limit,
+              remaining: Math.max(0, scope.window.limit - units),
+              resetMs: scope.window.windowMs,
+              retryAfterMs: 0,
+            }
         views.push({
           name: scope.kind,
           quota: scope.window.limit,
@@ -102,7 +109,8 @@ export class MemoryLedger implements Ledger {
       const state = this.#state(scope, now)
       const outcome = rates[i]
       if (outcome) state.tat = outcome.tat
-      if (scope.window) windowCommit(this.#window(state, scope), now, cost)
+      if (scope.window)
+        windowCommit(this.#window(state, scope), now, scope.unit === 'request' ? 1 : cost)
       if (scope.concurrency !== undefined) {
         state.inFlight += 1
         held.push(state)
@@ -116,6 +124,7 @@ export class MemoryLedger implements Ledger {
     if (cost <= 0) return
     const now = this.#now()
     for (const scope of scopes) {
+      if (scope.unit === 'request') continue
       const state = this.#state(scope, now)
       if (scope.rate) state.tat = Math.max(state.tat, now) + cost * emissionIntervalMs(scope.rate)
       if (scope.window) windowDebit(this.#window(state, scope), now, cost)
@@ -132,7 +141,10 @@ export class MemoryLedger implements Ledger {
     for (const [id, state] of this.#states) {
       if (state.inFlight > 0 || state.tat > now) continue
       if (state.window && state.windowMs !== undefined) {
-        windowCheck(state.window, now, 0, { limit: state.window.times.length, windowMs: state.windowMs })
+        windowCheck(state.window, now, 0, {
+          limit: state.window.times.length,
+          windowMs: state.windowMs,
+        })
         if (state.window.size > 0) continue
       }
       this.#states.delete(id)

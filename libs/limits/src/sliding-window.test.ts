@@ -1,7 +1,18 @@
 import { describe, expect, it } from 'vitest'
-import { newWindowState, windowCheck, windowCommit, windowDebit, type WindowParams } from './sliding-window.ts'
+import {
+  newWindowState,
+  windowCheck,
+  windowCommit,
+  windowDebit,
+  type WindowParams,
+} from './sliding-window.ts'
 
-function take(state: ReturnType<typeof newWindowState>, now: number, params: WindowParams, cost = 1): boolean {
+function take(
+  state: ReturnType<typeof newWindowState>,
+  now: number,
+  params: WindowParams,
+  cost = 1,
+): boolean {
   const outcome = windowCheck(state, now, cost, params)
   if (outcome.allowed) windowCommit(state, now, cost)
   return outcome.allowed
@@ -22,7 +33,7 @@ describe('sliding window log', () => {
 
   it('never admits more than the limit in any window (property)', () => {
     let seed = 7
-    const random = () => ((seed = (seed * 48271) % 2147483647) / 2147483647)
+    const random = () => (seed = (seed * 48271) % 2147483647) / 2147483647
     const state = newWindowState(perMinute)
     const admitted: number[] = []
     let now = 0

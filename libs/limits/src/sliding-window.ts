@@ -39,14 +39,26 @@ function evict(state: WindowState, now: number, windowMs: number): void {
 }
 
 /** Checks without taking anything (expired units are dropped, which changes no outcome). */
-export function windowCheck(state: WindowState, now: number, cost: number, params: WindowParams): WindowOutcome {
+export function windowCheck(
+  state: WindowState,
+  now: number,
+  cost: number,
+  params: WindowParams,
+): WindowOutcome {
   evict(state, now, params.windowMs)
   const capacity = state.times.length
-  const newest = state.size ? (state.times[(state.head + state.size - 1) % capacity] as number) : now
+  const newest = state.size
+    ? (state.times[(state.head + state.size - 1) % capacity] as number)
+    : now
   const resetMs = state.size ? newest + params.windowMs - now : 0
   const limit = capacity
   if (state.size + cost <= limit) {
-    return { allowed: true, remaining: limit - state.size - cost, resetMs: Math.max(resetMs, params.windowMs), retryAfterMs: 0 }
+    return {
+      allowed: true,
+      remaining: limit - state.size - cost,
+      resetMs: Math.max(resetMs, params.windowMs),
+      retryAfterMs: 0,
+    }
   }
   // The request fits once enough of the oldest units expire; a cost above the limit never
   // fits, and then the honest answer is the time until the window is empty.

@@ -7,7 +7,9 @@ describe('Fairlane-RateLimit-Policy', () => {
     expect(parseClientPolicies('100;w=60;u=cost;s=batch-jobs')).toEqual([
       { limit: 100, windowSeconds: 60, unit: 'cost', scope: 'batch-jobs' },
     ])
-    expect(parseClientPolicies('5;w=1')).toEqual([{ limit: 5, windowSeconds: 1, unit: 'request', scope: 'user' }])
+    expect(parseClientPolicies('5;w=1')).toEqual([
+      { limit: 5, windowSeconds: 1, unit: 'request', scope: 'user' },
+    ])
     expect(parseClientPolicies(' 10 ; w=60 ; s=global , 2;w=1')).toHaveLength(2)
   })
 

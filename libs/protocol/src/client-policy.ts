@@ -18,7 +18,11 @@ export interface ClientPolicy {
 }
 
 /** Bounds that keep a client-made scope cheap: its window log holds at most `limit` entries. */
-export const CLIENT_POLICY_BOUNDS = { maxLimit: 100_000, maxWindowSeconds: 86_400, maxPolicies: 4 } as const
+export const CLIENT_POLICY_BOUNDS = {
+  maxLimit: 100_000,
+  maxWindowSeconds: 86_400,
+  maxPolicies: 4,
+} as const
 
 const SEGMENT = /^[A-Za-z0-9_.-]{1,64}$/
 
@@ -28,7 +32,8 @@ function malformed(detail: string): FairlaneError {
 
 function parseOne(item: string): ClientPolicy {
   const [head, ...params] = item.split(';').map((p) => p.trim())
-  if (!head || !/^\d+$/.test(head)) throw malformed(`limit must be a whole number (got ${JSON.stringify(head ?? '')})`)
+  if (!head || !/^\d+$/.test(head))
+    throw malformed(`limit must be a whole number (got ${JSON.stringify(head ?? '')})`)
   const limit = Number(head)
   if (limit < 1 || limit > CLIENT_POLICY_BOUNDS.maxLimit) {
     throw malformed(`limit must be between 1 and ${CLIENT_POLICY_BOUNDS.maxLimit}`)
@@ -45,8 +50,14 @@ function parseOne(item: string): ClientPolicy {
     seen.add(name)
     switch (name) {
       case 'w':
-        if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > CLIENT_POLICY_BOUNDS.maxWindowSeconds) {
-          throw malformed(`w must be whole seconds between 1 and ${CLIENT_POLICY_BOUNDS.maxWindowSeconds}`)
+        if (
+          !/^\d+$/.test(value) ||
+          Number(value) < 1 ||
+          Number(value) > CLIENT_POLICY_BOUNDS.maxWindowSeconds
+        ) {
+          throw malformed(
+            `w must be whole seconds between 1 and ${CLIENT_POLICY_BOUNDS.maxWindowSeconds}`,
+          )
         }
         windowSeconds = Number(value)
         break
@@ -55,7 +66,8 @@ function parseOne(item: string): ClientPolicy {
         unit = value
         break
       case 's':
-        if (!SEGMENT.test(value)) throw malformed('s must be global, user or a segment id of [A-Za-z0-9_.-]{1,64}')
+        if (!SEGMENT.test(value))
+          throw malformed('s must be global, user or a segment id of [A-Za-z0-9_.-]{1,64}')
         scope = value
         break
       default:
@@ -67,7 +79,9 @@ function parseOne(item: string): ClientPolicy {
 }
 
 /** Parses the header; undefined when absent. Throws `bad_request` (stage `limit`) when malformed. */
-export function parseClientPolicies(header: string | string[] | undefined): ClientPolicy[] | undefined {
+export function parseClientPolicies(
+  header: string | string[] | undefined,
+): ClientPolicy[] | undefined {
   if (header === undefined) return undefined
   const text = Array.isArray(header) ? header.join(',') : header
   const items = text.split(',').map((i) => i.trim())

@@ -1,3 +1,5 @@
+import type { ClientPolicy } from './client-policy.ts'
+
 /**
  * A request's claim on its lane, sent to the queue actor that owns the lane's partition.
  * It names the caller and the target and nothing else: the actor derives the limits from its
@@ -11,4 +13,6 @@ export interface Ticket {
   readonly target: string
   /** Cost units; 1 per request unless declared otherwise. */
   readonly cost: number
+  /** Limits the client asked for itself (Fairlane-RateLimit-Policy): they can only narrow. */
+  readonly clientPolicies?: readonly ClientPolicy[]
 }

@@ -43,6 +43,7 @@ function harness(
   let inFlight = 0
   const served: QueuedTicket<string>[] = []
   const expired: QueuedTicket<string>[] = []
+  const rejected: QueuedTicket<string>[] = []
   const scheduler = new LaneScheduler<string>({
     now: () => now,
     tiers: options.tiers ?? TIERS,
@@ -58,11 +59,13 @@ function harness(
       served.push(t)
     },
     onExpire: (t) => expired.push(t),
+    onReject: (t) => rejected.push(t),
   })
   return {
     scheduler,
     served,
     expired,
+    rejected,
     get now() {
       return now
     },
@@ -274,6 +277,18 @@ describe('LaneScheduler limits, bounds and deadlines', () => {
     const at = h.wakeUntil(() => h.served.length === 2)
     expect(at).toBe(500)
     expect(h.served).toEqual([other, limited])
+  })
+
+  it('rejects at once a ticket the gate says cannot make its deadline, and moves on', () => {
+    const h = harness({
+      gate: (t) => (t.identity.lane === 'w/hopeless' ? { go: false, reject: true } : { go: true }),
+    })
+    const hopeless = enqueue(h, lane('w', 'hopeless'))
+    const fine = enqueue(h, lane('w', 'fine'))
+    h.scheduler.pump()
+    expect(h.rejected).toEqual([hopeless])
+    expect(h.served).toEqual([fine])
+    expect(h.scheduler.queued).toBe(0)
   })
 
   it('blocks a workspace without blocking another', () => {

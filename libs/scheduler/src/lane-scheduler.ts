@@ -53,6 +53,8 @@ export interface LaneIdentity {
 
 export type GateVerdict =
   | { readonly go: true }
+  /** Refuse this ticket now: the limit's wait outlasts its deadline, so waiting is pointless. */
+  | { readonly go: false; readonly reject: true }
   | {
       readonly go: false
       /** What the refusing limit belongs to, so that only that much stops. */
@@ -79,6 +81,7 @@ export interface SchedulerOptions<T> {
   readonly gate: (ticket: QueuedTicket<T>) => GateVerdict
   readonly onDispatch: (ticket: QueuedTicket<T>) => void
   readonly onExpire: (ticket: QueuedTicket<T>) => void
+  readonly onReject: (ticket: QueuedTicket<T>) => void
 }
 
 interface Blockable extends Timer {
@@ -305,6 +308,12 @@ export class LaneScheduler<T> {
           this.#dispatch(ticket)
           continue
         }
+        if ('reject' in verdict) {
+          this.work.decisions++
+          this.#remove(ticket)
+          this.#options.onReject(ticket)
+          continue
+        }
         const level = this.#options.discipline === 'fifo' ? 'partition' : verdict.level
         const target: Blockable =
           level === 'lane'
@@ -326,20 +335,32 @@ export class LaneScheduler<T> {
 
   /**
    * A request of `lane` completed and gave back concurrency: whatever waits for a release in
-   * that lane, its workspace or the partition may try again. Call `pump` after.
+   * that lane, its workspace or the partition may try again. Returns whether anything was
+   * unblocked, so the host pumps only where it helps.
    */
-  released(lane?: string, workspace?: string): void {
+  released(lane?: string, workspace?: string): boolean {
+    let unblocked = false
     if (lane !== undefined) {
       const l = this.#lanes.get(lane)
-      if (l?.awaitingRelease) this.#unblock(l)
+      if (l?.awaitingRelease) {
+        this.#unblock(l)
+        unblocked = true
+      }
     }
     if (workspace !== undefined) {
       for (const tier of this.#tiers) {
         const group = this.#groups.get(groupId(tier.spec.name, workspace))
-        if (group?.awaitingRelease) this.#unblock(group)
+        if (group?.awaitingRelease) {
+          this.#unblock(group)
+          unblocked = true
+        }
       }
     }
-    if (this.#partition.awaitingRelease) this.#unblock(this.#partition)
+    if (this.#partition.awaitingRelease) {
+      this.#unblock(this.#partition)
+      unblocked = true
+    }
+    return unblocked
   }
 
   /**

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
 /**
  * The metrics of one Fairlane node. Labels are bounded sets (target names from config, status
@@ -10,6 +10,10 @@ export class FairlaneMetrics {
   readonly requestDuration: Histogram<'target'>
   readonly upstreamDuration: Histogram<'target'>
   readonly limitRefusals: Counter<'scope' | 'reason'>
+  readonly queueWait: Histogram<'target'>
+  readonly queueRefusals: Counter<'target' | 'reason' | 'bound'>
+  readonly queued: Gauge
+  #queuedSource: () => number = () => 0
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     this.registry = new Registry()
@@ -42,5 +46,32 @@ export class FairlaneMetrics {
       labelNames: ['scope', 'reason'],
       registers: [this.registry],
     })
+    this.queueWait = new Histogram({
+      name: 'fairlane_queue_wait_seconds',
+      help: 'Time admitted requests waited in their lane, by target.',
+      labelNames: ['target'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [this.registry],
+    })
+    this.queueRefusals = new Counter({
+      name: 'fairlane_queue_refusals_total',
+      help: 'Requests refused by the queue: queue_full (by the bound that was full) or queue_timeout.',
+      labelNames: ['target', 'reason', 'bound'],
+      registers: [this.registry],
+    })
+    const source = () => this.#queuedSource()
+    this.queued = new Gauge({
+      name: 'fairlane_queued_requests',
+      help: 'Requests waiting in lanes on this node right now.',
+      registers: [this.registry],
+      collect() {
+        this.set(source())
+      },
+    })
+  }
+
+  /** Where the queued-requests gauge reads its value at scrape time. */
+  observeQueued(source: () => number): void {
+    this.#queuedSource = source
   }
 }

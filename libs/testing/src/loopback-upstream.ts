@@ -5,6 +5,7 @@ import {
   type Server,
 } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import { performance } from 'node:perf_hooks'
 
 /** What the upstream saw of one request, byte for byte where it matters. */
 export interface RecordedRequest {
@@ -15,6 +16,8 @@ export interface RecordedRequest {
   /** Names and values in arrival order, duplicates kept. */
   readonly rawHeaders: readonly string[]
   readonly body: Buffer
+  /** performance.now() when the request head arrived. */
+  readonly receivedAt: number
 }
 
 /** How the upstream answers one request; tests switch it to misbehave on purpose. */
@@ -80,6 +83,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Loop
   let maxInFlight = 0
 
   const server: Server = createServer((req: IncomingMessage, res) => {
+    const receivedAt = performance.now()
     hits++
     inFlight++
     maxInFlight = Math.max(maxInFlight, inFlight)
@@ -95,6 +99,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Loop
         headers: req.headers,
         rawHeaders: req.rawHeaders,
         body: Buffer.concat(chunks),
+        receivedAt,
       }
       if (record) {
         requests.push(recorded)

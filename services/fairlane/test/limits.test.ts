@@ -114,33 +114,25 @@ describe('limits', () => {
     expect(await statuses(keys.free, '/t/tiny/x', 1)).toEqual([429])
   })
 
-  it('holds concurrency until the response is done', async () => {
-    upstream.behave(() => ({ kind: 'delay', ms: 300 }))
-    const first = [
-      node.proxy('/t/narrow/1', { headers: bearer(keys.slow) }),
-      node.proxy('/t/narrow/2', { headers: bearer(keys.c) }),
-    ]
-    await expect.poll(() => upstream.inFlight).toBe(2)
-    const third = await node.proxy('/t/narrow/3', { headers: bearer(keys.free) })
-    expect(third.status).toBe(429)
-    expect(await third.json()).toMatchObject({
-      code: 'rate_limited',
-      detail: 'target concurrency limit reached',
-    })
-    expect((await Promise.all(first)).map((r) => r.status)).toEqual([200, 200])
-    await Promise.all((await Promise.all(first)).map((r) => r.text().catch(() => '')))
-    upstream.behave(() => ({ kind: 'echo' }))
-    await expect
-      .poll(async () => (await node.proxy('/t/narrow/4', { headers: bearer(keys.free) })).status)
-      .toBe(200)
-    expect(upstream.maxInFlight).toBeLessThanOrEqual(2)
+  it('queues beyond a concurrency limit instead of refusing, and never exceeds it', async () => {
+    upstream.behave(() => ({ kind: 'delay', ms: 200 }))
+    const responses = await Promise.all(
+      [keys.slow, keys.c, keys.free].map((key, i) =>
+        node.proxy(`/t/narrow/${i}`, { headers: bearer(key) }),
+      ),
+    )
+    expect(responses.map((r) => r.status)).toEqual([200, 200, 200])
+    expect(upstream.maxInFlight).toBe(2)
+    const waited = responses.map((r) => Number(r.headers.get('x-fairlane-queue-ms')))
+    expect(Math.max(...waited)).toBeGreaterThanOrEqual(150)
   })
 
   it('counts refusals by scope in the metrics', async () => {
     const text = await (await fetch(`${node.adminUrl}/metrics`)).text()
     expect(text).toMatch(/fairlane_limit_refusals_total\{scope="key",reason="rate"\} \d+/)
     expect(text).toMatch(/fairlane_limit_refusals_total\{scope="workspace",reason="rate"\} \d+/)
-    expect(text).toMatch(/fairlane_limit_refusals_total\{scope="target",reason="concurrency"\} 1/)
+    expect(text).toMatch(/fairlane_limit_refusals_total\{scope="target",reason="rate"\} 1/)
+    expect(text).toMatch(/fairlane_queue_wait_seconds_count\{target="narrow"\} 3/)
     expect(text).toMatch(/fairlane_requests_total\{target="echo",status="429",stage="limit"\} \d+/)
   })
 })

@@ -16,6 +16,7 @@ import {
   ERROR_CODES,
   childTraceParent,
   formatTraceParent,
+  parseClientPolicies,
   parseTraceParent,
   rateLimitHeaders,
   requestIdFrom,
@@ -27,6 +28,10 @@ import { keyIndexOf } from '../keys/key-index.ts'
 import { BodyLimit, tooLarge } from './body-limit.ts'
 import { presentedKey } from './presented-key.ts'
 import { pathOf, type RequestContext } from './request-context.ts'
+import { URL_TARGET } from '../limits/scopes.ts'
+import type { TargetConfig } from '@fairlane/config'
+import type { Admission } from '@fairlane/cluster'
+import { observeResponseCost } from './response-cost.ts'
 import { resolveRoute } from './route.ts'
 
 export interface IngressDeps {
@@ -239,35 +244,36 @@ async function handle(
     const destination = await deps.policy.check(route.url, route.rule)
 
     ctx.stage = 'limit'
-    const admitStarted = performance.now()
-    const decision = await deps.transport.submit({
-      requestId: ctx.requestId,
-      workspace: principal.workspaceName,
-      keyId: principal.key.id,
-      target: route.target,
-      cost: 1,
-    })
-    ctx.queueMs = performance.now() - admitStarted
-    const limitHeaders = rateLimitHeaders(decision.views, deps.wallClock())
+    const target = route.target === URL_TARGET ? undefined : config.targets[route.target]
+    const cost = declaredCost(raw.headers['fairlane-cost'], target)
+    const clientPolicies = parseClientPolicies(raw.headers['fairlane-ratelimit-policy'])
+    const admission = await deps.transport.submit(
+      {
+        requestId: ctx.requestId,
+        workspace: principal.workspaceName,
+        keyId: principal.key.id,
+        target: route.target,
+        cost,
+        ...(clientPolicies ? { clientPolicies } : {}),
+      },
+      abort.signal,
+    )
+    const limitHeaders = rateLimitHeaders(admission.views, deps.wallClock())
     ctx.limitHeaders = limitHeaders
-    if (!decision.allowed) {
-      deps.metrics.limitRefusals.inc({ scope: decision.refusedBy, reason: decision.reason })
-      throw new FairlaneError(
-        'rate_limited',
-        'limit',
-        `${decision.refusedBy} ${decision.reason} limit reached`,
-        {
-          headers: { ...limitHeaders, 'retry-after': retryAfterHeader(decision.retryAfterMs) },
-        },
-      )
+    if (!admission.allowed) {
+      if (admission.code === 'cancelled') return reply
+      throw refusal(deps, ctx, admission, limitHeaders)
     }
+    ctx.queueMs = admission.waitedMs
+    deps.metrics.queueWait.observe({ target: route.target }, admission.waitedMs / 1000)
     // The client may have left while its ticket was decided; then the close handler has run
     // already and the lease is returned here, before anything is sent upstream.
     if (closed) {
-      decision.lease.release()
+      admission.lease.release()
       return reply
     }
-    release = () => decision.lease.release()
+    let realCost: number | undefined
+    release = () => admission.lease.release(realCost === undefined ? undefined : { cost: realCost })
 
     ctx.stage = 'forward'
     let body: Readable | null = null
@@ -317,10 +323,10 @@ async function handle(
         ...clientResponseHeaders(response.headers),
         ...limitHeaders,
         'x-request-id': ctx.requestId,
-        'x-fairlane-queue-ms': String(Math.round(ctx.queueMs)),
+        'x-fairlane-queue-ms': String(Math.round(ctx.queueMs ?? 0)),
         'x-fairlane-attempts': String(ctx.attempts),
       })
-      .send(response.body)
+      .send(observeResponseCost(target, response.headers, response.body, (c) => (realCost = c)))
   } catch (err) {
     if (abort.signal.aborted && reply.raw.destroyed) return reply
     const failure =
@@ -329,4 +335,63 @@ async function handle(
         : new FairlaneError('internal', ctx.stage, 'internal error', { cause: err })
     return sendProblem(reply, ctx, failure)
   }
+}
+
+/** `Fairlane-Cost`, where the target accepts declared costs; 1 otherwise. */
+function declaredCost(
+  header: string | string[] | undefined,
+  target: TargetConfig | undefined,
+): number {
+  if (header === undefined || !target?.cost.fromHeader) return 1
+  const value = Array.isArray(header) ? header[0] : header
+  if (value === undefined || !/^\d+$/.test(value.trim())) {
+    throw new FairlaneError(
+      'bad_request',
+      'limit',
+      'Fairlane-Cost must be a whole number of cost units',
+    )
+  }
+  const cost = Number(value)
+  if (cost < 1 || cost > target.cost.maxDeclared) {
+    throw new FairlaneError(
+      'bad_request',
+      'limit',
+      `Fairlane-Cost must be between 1 and ${target.cost.maxDeclared}`,
+    )
+  }
+  return cost
+}
+
+/** A refused admission as the error the client sees, counted where it was refused. */
+function refusal(
+  deps: IngressDeps,
+  ctx: RequestContext,
+  admission: Admission & { allowed: false },
+  limitHeaders: Record<string, string>,
+): FairlaneError {
+  const headers = { ...limitHeaders, 'retry-after': retryAfterHeader(admission.retryAfterMs) }
+  if (admission.code === 'rate_limited') {
+    deps.metrics.limitRefusals.inc({ scope: admission.refusedBy, reason: admission.reason })
+    return new FairlaneError(
+      'rate_limited',
+      'limit',
+      `${admission.refusedBy} ${admission.reason} limit reached`,
+      {
+        headers,
+      },
+    )
+  }
+  deps.metrics.queueRefusals.inc({
+    target: ctx.target ?? '(none)',
+    reason: admission.code,
+    bound: admission.refusedBy,
+  })
+  if (admission.code === 'queue_full') {
+    return new FairlaneError('queue_full', 'queue', `the ${admission.refusedBy} queue is full`, {
+      headers,
+    })
+  }
+  return new FairlaneError('queue_timeout', 'queue', 'waited longer than the tier allows', {
+    headers,
+  })
 }

@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto'
 import { rateSpec, type FairlaneConfig, type LimitsConfig } from '@fairlane/config'
+import type { PartitionSettings, TicketPolicy } from '@fairlane/cluster'
 import type { ScopeKind, ScopeLimit } from '@fairlane/limits'
-import type { Ticket } from '@fairlane/protocol'
+import type { ClientPolicy, Ticket } from '@fairlane/protocol'
 
 /** Pseudo-target of the X-Fairlane-Url form: it has no target-level limits. */
 export const URL_TARGET = '(url)'
@@ -10,17 +12,22 @@ function scope(
   kind: ScopeKind,
   limits: LimitsConfig | undefined,
 ): ScopeLimit | undefined {
-  if (!limits || (!limits.rate && limits.concurrency === undefined)) return undefined
+  if (!limits || (!limits.rate && !limits.window && limits.concurrency === undefined))
+    return undefined
   return {
     id,
     kind,
+    unit: limits.unit,
     ...(limits.rate ? { rate: rateSpec(limits.rate) } : {}),
+    ...(limits.window
+      ? { window: { limit: limits.window.limit, windowMs: limits.window.seconds * 1000 } }
+      : {}),
     ...(limits.concurrency !== undefined ? { concurrency: limits.concurrency } : {}),
   }
 }
 
 /**
- * The limits that apply to a ticket, narrowest first: key, workspace, target, global. The
+ * The configured limits of a ticket, narrowest first: key, workspace, target, global. The
  * actor derives them from its own config, so a ticket cannot name its own limits.
  */
 export function scopesFor(config: FairlaneConfig, ticket: Ticket): ScopeLimit[] {
@@ -35,20 +42,90 @@ export function scopesFor(config: FairlaneConfig, ticket: Ticket): ScopeLimit[] 
   ].filter((s): s is ScopeLimit => s !== undefined)
 }
 
-const cache = new WeakMap<FairlaneConfig, Map<string, ScopeLimit[]>>()
+/**
+ * A client policy becomes one more scope, only ever added: `user` is the key alone, `global`
+ * and segment ids are shared by the workspace's keys that name them. The id carries the
+ * policy itself, so two different policies never share a window.
+ */
+function clientScope(ticket: Ticket, policy: ClientPolicy): ScopeLimit {
+  const owner = policy.scope === 'user' ? `user:${ticket.keyId}` : `segment:${policy.scope}`
+  return {
+    id: `client:${ticket.workspace}/${owner}/${policy.limit}/${policy.windowSeconds}/${policy.unit}`,
+    kind: 'client',
+    unit: policy.unit,
+    window: { limit: policy.limit, windowMs: policy.windowSeconds * 1000 },
+  }
+}
 
-/** scopesFor, memoised per config snapshot: the request path does no allocation for it. */
-export function cachedScopesFor(config: FairlaneConfig, ticket: Ticket): readonly ScopeLimit[] {
-  let byLane = cache.get(config)
-  if (!byLane) {
-    byLane = new Map()
-    cache.set(config, byLane)
+interface Cached {
+  readonly policies: Map<string, Omit<TicketPolicy, 'scopes'> & { scopes: readonly ScopeLimit[] }>
+  readonly settings: Map<string, PartitionSettings>
+}
+
+const cache = new WeakMap<FairlaneConfig, Cached>()
+
+function cachedOf(config: FairlaneConfig): Cached {
+  let cached = cache.get(config)
+  if (!cached) {
+    cached = { policies: new Map(), settings: new Map() }
+    cache.set(config, cached)
   }
+  return cached
+}
+
+function settingsFor(config: FairlaneConfig, target: string): PartitionSettings {
+  const cached = cachedOf(config)
+  let settings = cached.settings.get(target)
+  if (!settings) {
+    settings = {
+      tiers: Object.entries(config.tiers).map(([name, tier]) => ({ name, ...tier })),
+      bounds: config.queue,
+      quantum: config.queue.quantum,
+      discipline: config.targets[target]?.discipline ?? 'fair',
+    }
+    cached.settings.set(target, settings)
+  }
+  return settings
+}
+
+function partitionOf(lane: string, partitions: number): number {
+  if (partitions <= 1) return 0
+  return createHash('sha256').update(lane).digest().readUInt32BE(0) % partitions
+}
+
+/**
+ * Everything the actor needs to queue and limit a ticket, from its own config: the lane
+ * (one per key and target partition), the key's tier and weights, and the limits. Memoised
+ * per config snapshot, so the request path allocates nothing for it but client scopes.
+ */
+export function ticketPolicy(config: FairlaneConfig, ticket: Ticket): TicketPolicy {
+  const cached = cachedOf(config)
   const id = `${ticket.workspace}\u0000${ticket.keyId}\u0000${ticket.target}`
-  let scopes = byLane.get(id)
-  if (!scopes) {
-    scopes = scopesFor(config, ticket)
-    byLane.set(id, scopes)
+  let policy = cached.policies.get(id)
+  if (!policy) {
+    const workspace = config.workspaces[ticket.workspace]
+    const key = workspace?.keys.find((k) => k.id === ticket.keyId)
+    const tier = key?.tier ?? workspace?.tier ?? 'free'
+    const lane = `${ticket.workspace}/${ticket.keyId}`
+    const partitions = config.targets[ticket.target]?.partitions ?? 1
+    policy = {
+      identity: {
+        lane,
+        workspace: ticket.workspace,
+        tier,
+        laneWeight: key?.weight ?? 1,
+        workspaceWeight: workspace?.weight ?? 1,
+      },
+      scopes: scopesFor(config, ticket),
+      maxWaitMs: config.tiers[tier]?.maxWaitMs ?? 0,
+      partition: `${ticket.target}#${partitionOf(lane, partitions)}`,
+      settings: settingsFor(config, ticket.target),
+    }
+    cached.policies.set(id, policy)
   }
-  return scopes
+  if (!ticket.clientPolicies?.length) return policy
+  return {
+    ...policy,
+    scopes: [...policy.scopes, ...ticket.clientPolicies.map((p) => clientScope(ticket, p))],
+  }
 }

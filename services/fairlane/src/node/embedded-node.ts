@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { DestinationStream } from 'pino'
 import type { ConfigStore } from '@fairlane/config'
-import { InProcessTransport, LedgerActor } from '@fairlane/cluster'
+import { InProcessTransport, QueueActor } from '@fairlane/cluster'
 import {
   DestinationPolicy,
   Forwarder,
@@ -11,10 +11,11 @@ import {
   type Resolve,
 } from '@fairlane/forward'
 import { MemoryLedger } from '@fairlane/limits'
+import { NodeQueueBudget } from '@fairlane/scheduler'
 import { FairlaneMetrics, createLogger, type Logger } from '@fairlane/telemetry'
 import { buildAdmin } from '../admin/admin-server.ts'
 import { buildIngress } from '../ingress/ingress.ts'
-import { cachedScopesFor } from '../limits/scopes.ts'
+import { ticketPolicy } from '../limits/scopes.ts'
 
 export interface EmbeddedNodeOptions {
   readonly store: ConfigStore
@@ -52,11 +53,18 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<E
   const config = store.current()
   const logger = createLogger({ level: config.logging.level, destination: options.logDestination })
   const metrics = new FairlaneMetrics()
-  const ledger = new MemoryLedger({ now: () => performance.now() })
-  const actor = new LedgerActor({
+  const now = () => performance.now()
+  const ledger = new MemoryLedger({ now })
+  const actor = new QueueActor({
     ledger,
-    scopesFor: (ticket) => cachedScopesFor(store.current(), ticket),
+    now,
+    budget: new NodeQueueBudget(config.queue.perNode),
+    policyFor: (ticket) => ticketPolicy(store.current(), ticket),
   })
+  metrics.observeQueued(() => actor.queued)
+  // Limit state of callers gone quiet is dropped, so memory follows the active callers.
+  const sweeper = setInterval(() => ledger.sweep(), 10_000)
+  sweeper.unref()
   const transport = new InProcessTransport(actor)
   const forwarder = new Forwarder()
   let self = { addresses: [config.server.host, ...interfaceAddresses()], ports: [] as number[] }
@@ -101,6 +109,8 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<E
       } finally {
         clearTimeout(timer)
       }
+      clearInterval(sweeper)
+      actor.close()
       await Promise.all([admin.close(), forwarder.close(), transport.close()])
     })()
     return closing

@@ -1,0 +1,143 @@
+import { performance } from 'node:perf_hooks'
+import { afterEach, describe, expect, it } from 'vitest'
+import { MemoryLedger, type ScopeLimit } from '@fairlane/limits'
+import type { Ticket } from '@fairlane/protocol'
+import { NodeQueueBudget } from '@fairlane/scheduler'
+import { InProcessTransport } from './in-process-transport.ts'
+import { QueueActor, type PartitionSettings, type TicketPolicy } from './queue-actor.ts'
+
+const settings: PartitionSettings = {
+  tiers: [{ name: 'free', priority: 0, minShare: 0, maxWaitMs: 2000 }],
+  bounds: { perLane: 3, perWorkspace: 100, perPartition: 100 },
+  quantum: 1,
+  discipline: 'fair',
+}
+
+let actor: QueueActor | undefined
+afterEach(() => actor?.close())
+
+function setup(scopesOf: (ticket: Ticket) => ScopeLimit[], maxWaitMs = 2000) {
+  const now = () => performance.now()
+  const ledger = new MemoryLedger({ now })
+  actor = new QueueActor({
+    ledger,
+    now,
+    budget: new NodeQueueBudget(1000),
+    policyFor: (ticket): TicketPolicy => ({
+      identity: {
+        lane: `${ticket.workspace}/${ticket.keyId}`,
+        workspace: ticket.workspace,
+        tier: 'free',
+        laneWeight: 1,
+        workspaceWeight: 1,
+      },
+      scopes: scopesOf(ticket),
+      maxWaitMs,
+      partition: ticket.target,
+      settings,
+    }),
+  })
+  return { transport: new InProcessTransport(actor), ledger }
+}
+
+const ticket = (keyId: string, n = 0): Ticket => ({
+  requestId: `${keyId}-${n}`,
+  workspace: 'w',
+  keyId,
+  target: 'echo',
+  cost: 1,
+})
+
+describe('QueueActor through the in-process transport', () => {
+  it('admits at once when the limits allow', async () => {
+    const { transport } = setup(() => [])
+    const admission = await transport.submit(ticket('a'))
+    expect(admission).toMatchObject({ allowed: true })
+  })
+
+  it('holds a request in its lane until its key limit allows it, on a real timer', async () => {
+    const rate: ScopeLimit = {
+      id: 'key:w/a',
+      kind: 'key',
+      rate: { limit: 10, periodMs: 1000, burst: 1 },
+    }
+    const { transport } = setup(() => [rate])
+    const started = performance.now()
+    const results = await Promise.all([0, 1, 2].map((n) => transport.submit(ticket('a', n))))
+    expect(results.every((r) => r.allowed)).toBe(true)
+    const waited = results.map((r) => (r.allowed ? r.waitedMs : -1))
+    expect(waited[0]).toBeLessThan(5)
+    // 10 per second with burst 1: one every 100 ms, each at its time and not before.
+    expect(waited[1]).toBeGreaterThanOrEqual(99)
+    expect(waited[2]).toBeGreaterThanOrEqual(199)
+    expect(performance.now() - started).toBeLessThan(1000)
+  })
+
+  it('refuses at once past the lane bound, and when the wait would outlast the deadline', async () => {
+    const slow: ScopeLimit = {
+      id: 'key:w/s',
+      kind: 'key',
+      rate: { limit: 1, periodMs: 60_000, burst: 1 },
+    }
+    const { transport } = setup(() => [slow])
+    expect((await transport.submit(ticket('s', 0))).allowed).toBe(true)
+    const hopeless = await transport.submit(ticket('s', 1))
+    expect(hopeless).toMatchObject({ allowed: false, code: 'rate_limited', refusedBy: 'key' })
+    if (!hopeless.allowed) expect(hopeless.retryAfterMs).toBeGreaterThan(59_000)
+  })
+
+  it('answers queue_full beyond the lane bound and queue_timeout at the deadline', async () => {
+    const blocked: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 1 }
+    const { transport } = setup(() => [blocked], 300)
+    const holder = await transport.submit(ticket('a'))
+    const waiting = [1, 2, 3].map((n) => transport.submit(ticket('b', n)))
+    const full = await transport.submit(ticket('b', 4))
+    expect(full).toMatchObject({ allowed: false, code: 'queue_full', refusedBy: 'lane' })
+    const timedOut = await Promise.all(waiting)
+    expect(timedOut.map((r) => (r.allowed ? 'ok' : r.code))).toEqual([
+      'queue_timeout',
+      'queue_timeout',
+      'queue_timeout',
+    ])
+    if (holder.allowed) holder.lease.release()
+  })
+
+  it('cancels a waiting ticket when its signal aborts, freeing its place', async () => {
+    const blocked: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 1 }
+    const { transport } = setup(() => [blocked])
+    const holder = await transport.submit(ticket('a'))
+    const controller = new AbortController()
+    const waiting = transport.submit(ticket('b'), controller.signal)
+    expect(actor?.queued).toBe(1)
+    controller.abort()
+    expect(await waiting).toMatchObject({ allowed: false, code: 'cancelled' })
+    expect(actor?.queued).toBe(0)
+    if (holder.allowed) holder.lease.release()
+  })
+
+  it('lets the next request go when a concurrency slot is released', async () => {
+    const blocked: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 1 }
+    const { transport, ledger } = setup(() => [blocked])
+    const first = await transport.submit(ticket('a'))
+    const second = transport.submit(ticket('b'))
+    await new Promise((r) => setTimeout(r, 20))
+    expect(ledger.inFlight('target:echo')).toBe(1)
+    if (first.allowed) first.lease.release()
+    const admitted = await second
+    expect(admitted.allowed).toBe(true)
+    expect(ledger.inFlight('target:echo')).toBe(1)
+  })
+
+  it('charges a cost learned from the response to the shared limits', async () => {
+    const tokens: ScopeLimit = {
+      id: 'target:llm',
+      kind: 'target',
+      window: { limit: 100, windowMs: 60_000 },
+    }
+    const { transport } = setup(() => [tokens])
+    const first = await transport.submit(ticket('a'))
+    if (first.allowed) first.lease.release({ cost: 100 })
+    const second = await transport.submit(ticket('a', 1))
+    expect(second).toMatchObject({ allowed: false, code: 'rate_limited', refusedBy: 'target' })
+  })
+})

@@ -1,0 +1,274 @@
+import type { MemoryLedger, Decision, ScopeLimit } from '@fairlane/limits'
+import type { Ticket } from '@fairlane/protocol'
+import {
+  LaneScheduler,
+  type Discipline,
+  type GateVerdict,
+  type LaneIdentity,
+  type NodeQueueBudget,
+  type QueueBounds,
+  type QueuedTicket,
+  type TierSpec,
+} from '@fairlane/scheduler'
+import type { Actor, Admission, AdmissionLease } from './transport.ts'
+
+/** How one target partition queues; a new object means new settings. */
+export interface PartitionSettings {
+  readonly tiers: readonly TierSpec[]
+  readonly bounds: QueueBounds
+  readonly quantum: number
+  readonly discipline: Discipline
+}
+
+/** What the actor's config says about one ticket: its lane, its limits and its queue. */
+export interface TicketPolicy {
+  readonly identity: LaneIdentity
+  readonly scopes: readonly ScopeLimit[]
+  readonly maxWaitMs: number
+  /** Names the target partition whose scheduler holds the lane. */
+  readonly partition: string
+  readonly settings: PartitionSettings
+}
+
+interface Pending {
+  readonly ticket: Ticket
+  readonly policy: TicketPolicy
+  readonly host: PartitionHost
+  readonly resolve: (admission: Admission) => void
+  decision?: Decision
+  detach?: () => void
+}
+
+interface PartitionHost {
+  readonly key: string
+  readonly settings: PartitionSettings
+  readonly scheduler: LaneScheduler<Pending>
+  timer?: NodeJS.Timeout
+  timerAt?: number
+}
+
+/** A refusal's scope decides how much of the queue it stops. */
+function levelOf(refusedBy: string): 'lane' | 'workspace' | 'partition' {
+  if (refusedBy === 'key' || refusedBy === 'client') return 'lane'
+  if (refusedBy === 'workspace') return 'workspace'
+  return 'partition'
+}
+
+/**
+ * The queue actor: owns target partitions, each a LaneScheduler gated by the ledger, and turns
+ * the schedulers' wake-up times into real timers, one per partition. Embedded mode runs one
+ * actor for every partition; a cluster runs one per shard lease, behind NATS.
+ */
+export class QueueActor implements Actor {
+  readonly #ledger: MemoryLedger
+  readonly #now: () => number
+  readonly #policyFor: (ticket: Ticket) => TicketPolicy
+  readonly #budget: NodeQueueBudget
+  readonly #hosts = new Map<string, PartitionHost>()
+
+  constructor(options: {
+    ledger: MemoryLedger
+    now: () => number
+    policyFor: (ticket: Ticket) => TicketPolicy
+    budget: NodeQueueBudget
+  }) {
+    this.#ledger = options.ledger
+    this.#now = options.now
+    this.#policyFor = options.policyFor
+    this.#budget = options.budget
+  }
+
+  /** Tickets waiting in every partition of this actor. */
+  get queued(): number {
+    return this.#budget.queued
+  }
+
+  admit(ticket: Ticket, signal?: AbortSignal): Promise<Admission> {
+    const policy = this.#policyFor(ticket)
+    if (policy.maxWaitMs === 0) return Promise.resolve(this.#decideNow(ticket, policy))
+    const host = this.#host(policy)
+    return new Promise<Admission>((resolve) => {
+      const pending: Pending = { ticket, policy, host, resolve }
+      const queued = host.scheduler.enqueue(pending, policy.identity, ticket.cost, policy.maxWaitMs)
+      if (typeof queued === 'string') {
+        resolve({
+          allowed: false,
+          code: 'queue_full',
+          refusedBy: queued,
+          reason: 'bound',
+          retryAfterMs: 1000,
+          views: [],
+        })
+        return
+      }
+      if (signal) {
+        const cancel = () => {
+          if (host.scheduler.cancel(queued)) {
+            resolve({
+              allowed: false,
+              code: 'cancelled',
+              refusedBy: 'client',
+              reason: 'client',
+              retryAfterMs: 0,
+              views: [],
+            })
+            this.#rearm(host)
+          }
+        }
+        if (signal.aborted) {
+          cancel()
+          return
+        }
+        signal.addEventListener('abort', cancel, { once: true })
+        pending.detach = () => signal.removeEventListener('abort', cancel)
+      }
+      this.#pump(host)
+    })
+  }
+
+  /** Stops every timer. Call after ingress has drained: a ticket still waiting then waits forever. */
+  close(): void {
+    for (const host of this.#hosts.values()) clearTimeout(host.timer)
+    this.#hosts.clear()
+  }
+
+  /** A tier that does not queue: the ledger's answer is final. */
+  #decideNow(ticket: Ticket, policy: TicketPolicy): Admission {
+    const decision = this.#ledger.decide(policy.scopes, ticket.cost)
+    if (!decision.allowed) {
+      return {
+        allowed: false,
+        code: 'rate_limited',
+        refusedBy: decision.refusedBy,
+        reason: decision.reason,
+        retryAfterMs: decision.retryAfterMs,
+        views: decision.views,
+      }
+    }
+    return {
+      allowed: true,
+      lease: this.#lease(ticket, policy, decision, undefined),
+      views: decision.views,
+      waitedMs: 0,
+    }
+  }
+
+  #host(policy: TicketPolicy): PartitionHost {
+    const existing = this.#hosts.get(policy.partition)
+    // New settings (a config reload) take effect once the old scheduler has drained.
+    if (existing && (existing.settings === policy.settings || existing.scheduler.queued > 0))
+      return existing
+    if (existing) clearTimeout(existing.timer)
+    const settings = policy.settings
+    const host: PartitionHost = {
+      key: policy.partition,
+      settings,
+      scheduler: new LaneScheduler<Pending>({
+        now: this.#now,
+        tiers: settings.tiers,
+        bounds: settings.bounds,
+        budget: this.#budget,
+        quantum: settings.quantum,
+        discipline: settings.discipline,
+        gate: (queued) => this.#gate(queued),
+        onDispatch: (queued) => this.#dispatched(queued),
+        onExpire: (queued) => this.#refused(queued, 'queue_timeout'),
+        onReject: (queued) => this.#refused(queued, 'rate_limited'),
+      }),
+    }
+    this.#hosts.set(policy.partition, host)
+    return host
+  }
+
+  #gate(queued: QueuedTicket<Pending>): GateVerdict {
+    const pending = queued.payload
+    const decision = this.#ledger.decide(pending.policy.scopes, queued.cost)
+    pending.decision = decision
+    if (decision.allowed) return { go: true }
+    if (decision.reason === 'concurrency') return { go: false, level: levelOf(decision.refusedBy) }
+    const until = this.#now() + decision.retryAfterMs
+    // Waiting past the deadline would only turn a clear 429 into a late 503.
+    if (until > queued.deadline) return { go: false, reject: true }
+    return { go: false, level: levelOf(decision.refusedBy), until }
+  }
+
+  #dispatched(queued: QueuedTicket<Pending>): void {
+    const pending = queued.payload
+    pending.detach?.()
+    const decision = pending.decision as Decision & { allowed: true }
+    pending.resolve({
+      allowed: true,
+      lease: this.#lease(pending.ticket, pending.policy, decision, pending.host),
+      views: decision.views,
+      waitedMs: this.#now() - queued.enqueuedAt,
+    })
+  }
+
+  #refused(queued: QueuedTicket<Pending>, code: 'queue_timeout' | 'rate_limited'): void {
+    const pending = queued.payload
+    pending.detach?.()
+    const decision = pending.decision
+    const refused = decision && !decision.allowed ? decision : undefined
+    pending.resolve({
+      allowed: false,
+      code,
+      refusedBy: refused?.refusedBy ?? 'queue',
+      reason: code === 'queue_timeout' ? 'deadline' : (refused?.reason ?? 'rate'),
+      retryAfterMs: refused ? refused.retryAfterMs : 1000,
+      views: decision?.views ?? [],
+    })
+  }
+
+  #lease(
+    ticket: Ticket,
+    policy: TicketPolicy,
+    decision: Decision & { allowed: true },
+    host: PartitionHost | undefined,
+  ): AdmissionLease {
+    let released = false
+    return {
+      release: (outcome) => {
+        if (released) return
+        released = true
+        decision.lease.release()
+        const extra = (outcome?.cost ?? ticket.cost) - ticket.cost
+        const { identity } = policy
+        if (extra > 0) {
+          this.#ledger.charge(policy.scopes, extra)
+          host?.scheduler.charge(identity.lane, identity.workspace, identity.tier, extra)
+        }
+        // A slot freed here may be what a lane, a workspace or a whole partition (a shared
+        // target or global concurrency) elsewhere waits for.
+        for (const other of this.#hosts.values()) {
+          const unblocked =
+            other === host
+              ? other.scheduler.released(identity.lane, identity.workspace)
+              : other.scheduler.released()
+          if (unblocked) this.#pump(other)
+        }
+      },
+    }
+  }
+
+  #pump(host: PartitionHost): void {
+    host.scheduler.pump()
+    this.#rearm(host)
+  }
+
+  #rearm(host: PartitionHost): void {
+    const next = host.scheduler.nextWakeAt()
+    if (next === host.timerAt) return
+    clearTimeout(host.timer)
+    host.timer = undefined
+    host.timerAt = next
+    if (next === undefined) return
+    host.timer = setTimeout(
+      () => {
+        host.timer = undefined
+        host.timerAt = undefined
+        this.#pump(host)
+      },
+      Math.max(0, next - this.#now()),
+    )
+  }
+}
