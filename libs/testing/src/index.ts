@@ -7,3 +7,4 @@ export {
 } from './loopback-upstream.ts'
 export { freePort } from './free-port.ts'
 export { LogCapture } from './log-capture.ts'
+export { Traffic, CallerRecord, jainIndex, type CallerSpec } from './traffic.ts'
