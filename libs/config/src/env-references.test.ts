@@ -16,9 +16,9 @@ describe('env references', () => {
     expect(value).toEqual({ a: 'Bearer s3cr:et#1', b: 'http://127.0.0.1:8089', c: ['xs3cr:et#1y'] })
   })
 
-  it('gives a whole reference the type its value spells', () => {
-    const { value } = resolve({ port: '${PORT:-8080}', on: '${ON:-true}', name: 'p${PORT:-1}' }, {})
-    expect(value).toEqual({ port: 8080, on: true, name: 'p1' })
+  it('always substitutes text: the schema decides what type the value is read as', () => {
+    const { value } = resolve({ port: '${PORT:-8080}', version: '${V}' }, { V: '2' })
+    expect(value).toEqual({ port: '8080', version: '2' })
   })
 
   it('treats an empty variable as unset, so the default applies', () => {

@@ -12,7 +12,6 @@ export interface ReferenceIssue {
 }
 
 const REFERENCE = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
-const WHOLE_REFERENCE = /^\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}$/
 const MALFORMED = /\$\{(?![A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\})/
 
 function substitute(
@@ -37,12 +36,6 @@ function substitute(
       return match
     },
   )
-  // A value that is exactly one reference takes the type its text spells, so that
-  // `port: ${PORT:-8080}` is a number and `enabled: ${FLAG:-false}` a boolean.
-  if (WHOLE_REFERENCE.test(value)) {
-    if (/^-?\d+(\.\d+)?$/.test(result)) return Number(result)
-    if (result === 'true' || result === 'false') return result === 'true'
-  }
   return result
 }
 

@@ -109,7 +109,7 @@ const Target = Type.Object(
     allowPrivateAddresses: Type.Boolean({
       default: false,
       description:
-        'Operator override for inbound mode: let this target reach loopback and private addresses. Metadata addresses and Fairlane’s own listen addresses stay blocked.',
+        'Operator override for inbound mode: let this target reach loopback, private (RFC 1918, fc00::/7), link-local and CGNAT addresses. Cloud metadata addresses and Fairlane’s own listeners stay blocked.',
     }),
     timeouts: Timeouts,
     upstreamHeaders: Type.Record(
@@ -117,6 +117,7 @@ const Target = Type.Object(
       Type.String(),
       {
         default: {},
+        additionalProperties: false,
         description:
           'Headers injected into every upstream request of this target, typically the upstream credential (use ${ENV} references). They replace any client header of the same name.',
       },
@@ -252,7 +253,8 @@ const Key = Type.Object(
   {
     id: Type.String({
       pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$',
-      description: 'Public identifier of the key, used in logs and metrics; unique.',
+      description:
+        'Public identifier of the key, unique within its workspace; logged instead of the key.',
     }),
     hash: Type.String({
       pattern: '^sha256:[0-9a-f]{64}$',

@@ -145,3 +145,31 @@ describe('validateConfig: tiers and queues', () => {
     ])
   })
 })
+
+describe('validateConfig: values from references', () => {
+  it('reads text as the number or boolean the schema wants there, and keeps strings elsewhere', () => {
+    const result = validateConfig({
+      server: { port: '8181' },
+      destinations: { allowHttp: 'true' },
+      targets: {
+        t: { endpoints: [{ url: 'https://x.example' }], upstreamHeaders: { 'x-api-version': '2' } },
+      },
+    })
+    expect(result.ok).toBe(true)
+    if (!result.ok) return
+    expect(result.config.server.port).toBe(8181)
+    expect(result.config.destinations.allowHttp).toBe(true)
+    expect(result.config.targets['t']?.upstreamHeaders['x-api-version']).toBe('2')
+  })
+
+  it('refuses an upstream header name that is not a token', () => {
+    const issues = issuesOf({
+      targets: {
+        t: { endpoints: [{ url: 'https://x.example' }], upstreamHeaders: { 'bad header': 'v' } },
+      },
+    })
+    expect(issues).toEqual([
+      expect.stringContaining('targets.t.upstreamHeaders: name "bad header" is not allowed'),
+    ])
+  })
+})

@@ -4,8 +4,16 @@ import { formatPath, type ConfigIssue } from './config-error.ts'
 
 // useDefaults fills every omitted key from the schema, so the typed config that comes out is
 // complete; allErrors reports every problem instead of the first.
-// verbose keeps the failing schema on each error, to name what a record key must look like.
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true })
+// verbose keeps the failing schema on each error, to name what a record key must look like;
+// coerceTypes reads "8080" as 8080 where the schema wants a number, which is how ${ENV}
+// references (always strings) become ports, limits and flags.
+const ajv = new Ajv({
+  allErrors: true,
+  useDefaults: true,
+  strict: false,
+  verbose: true,
+  coerceTypes: true,
+})
 const validateSchema = ajv.compile<FairlaneConfig>(ConfigSchema)
 
 function pointerToPath(pointer: string): (string | number)[] {

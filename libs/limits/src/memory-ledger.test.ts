@@ -88,6 +88,19 @@ describe('MemoryLedger', () => {
     expect(refused.views.map((v) => v.name)).toEqual(['key', 'global'])
   })
 
+  it('reports what remains without the refused request in the scopes that passed', async () => {
+    const ledger = new MemoryLedger(clock())
+    const tight: ScopeLimit = {
+      id: 'key:t',
+      kind: 'key',
+      rate: { limit: 1, periodMs: 1000, burst: 1 },
+    }
+    await ledger.acquire([tight], 1)
+    const refused = await ledger.acquire([workspace, tight], 1)
+    expect(refused.allowed).toBe(false)
+    expect(refused.views[0]).toMatchObject({ name: 'workspace', remaining: 10 })
+  })
+
   it('refills with time', async () => {
     const time = clock()
     const ledger = new MemoryLedger(time)

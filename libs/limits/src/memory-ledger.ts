@@ -50,6 +50,9 @@ export class MemoryLedger implements Ledger {
   decide(scopes: readonly ScopeLimit[], cost: number): Decision {
     const now = this.#now()
     const views: RateLimitView[] = []
+    // Views of scopes that passed, with the units they counted: if another scope refuses,
+    // nothing is taken, so they report what remains without this request.
+    const passed: { index: number; units: number }[] = []
     const rates: (GcraOutcome | undefined)[] = []
     let refusal: Refusal | undefined
     const refuse = (candidate: Refusal) => {
@@ -69,8 +72,11 @@ export class MemoryLedger implements Ledger {
           remaining: outcome.remaining,
           resetMs: outcome.resetMs,
         })
-        if (!outcome.allowed)
+        if (!outcome.allowed) {
           refuse({ retryAfterMs: outcome.retryAfterMs, refusedBy: scope.kind, reason: 'rate' })
+        } else {
+          passed.push({ index: views.length - 1, units })
+        }
       }
       rates.push(outcome)
       if (scope.window) {
@@ -89,6 +95,7 @@ export class MemoryLedger implements Ledger {
           remaining: window.remaining,
           resetMs: window.resetMs,
         })
+        if (window.allowed) passed.push({ index: views.length - 1, units })
         if (!window.allowed) {
           refuse({
             retryAfterMs: window.retryAfterMs || scope.window.windowMs,
@@ -102,7 +109,13 @@ export class MemoryLedger implements Ledger {
       }
     }
 
-    if (refusal) return { allowed: false, ...refusal, views }
+    if (refusal) {
+      for (const { index, units } of passed) {
+        const view = views[index] as RateLimitView
+        views[index] = { ...view, remaining: view.remaining + units }
+      }
+      return { allowed: false, ...refusal, views }
+    }
 
     const held: ScopeState[] = []
     scopes.forEach((scope, i) => {

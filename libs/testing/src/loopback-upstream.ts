@@ -32,6 +32,8 @@ export type Behavior =
   | { readonly kind: 'delay'; readonly ms: number; readonly then?: Behavior }
   /** Destroys the socket without an answer (a connection reset). */
   | { readonly kind: 'reset' }
+  /** Sends the response head, then never a byte of body (a stalled upstream). */
+  | { readonly kind: 'stall-body' }
   /** Sends headers, then a body in chunks with a pause between them. */
   | { readonly kind: 'stream'; readonly chunks: readonly string[]; readonly intervalMs: number }
 
@@ -127,6 +129,10 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Loop
           }
           case 'reset':
             req.socket.destroy()
+            return
+          case 'stall-body':
+            res.writeHead(200, { 'content-type': 'text/plain' })
+            res.flushHeaders()
             return
           case 'stream': {
             res.writeHead(200, { 'content-type': 'text/plain' })

@@ -18,16 +18,16 @@ const io: Io = {
 
 async function run(args: readonly string[]): Promise<number> {
   const [command, sub, arg] = args
-  if (command === undefined || command === 'start' || command.startsWith('--')) {
+  if (command === 'help' || command === '-h' || command === '--help') {
+    io.out(USAGE)
+    return 0
+  }
+  if (command === undefined || command === 'start' || command.startsWith('--config')) {
     return start(command === 'start' ? args.slice(1) : args, io)
   }
   if (command === 'config' && sub === 'check') return configCheck(arg, io)
   if (command === 'config' && sub === 'schema') return configSchema(io)
   if (command === 'keys' && sub === 'hash') return keysHash(arg, io)
-  if (command === 'help' || command === '-h') {
-    io.out(USAGE)
-    return 0
-  }
   io.err(`fairlane: unknown command "${args.join(' ')}"\n\n${USAGE}`)
   return EXIT_USAGE
 }

@@ -154,6 +154,12 @@ describe('fairlane keys hash', () => {
     expect(run.stdout.trim()).toBe(hashKeySecret('fl_demo_quickstart'))
   })
 
+  it('prints usage for --help without starting anything', async () => {
+    const run = await fairlane(['--help'])
+    expect(run.code).toBe(0)
+    expect(run.stdout).toContain('Usage: fairlane')
+  })
+
   it('rejects an unknown command with usage and exit 2', async () => {
     const run = await fairlane(['frobnicate'])
     expect(run.code).toBe(2)

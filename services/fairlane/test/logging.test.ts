@@ -111,4 +111,25 @@ describe('request logs', () => {
     })
     expect(requests[3]).toMatchObject({ stage: 'resolve', status: 404, path: '/nowhere' })
   })
+
+  it('logs a client that left before any answer as 499', async () => {
+    const fresh = await startNode({
+      targets: { api: { endpoints: [{ url: upstream.url }], allowPrivateAddresses: true } },
+      workspaces: {
+        demo: { targets: ['api'], keys: [{ id: 'logkey', hash: hashKeySecret(KEY) }] },
+      },
+    })
+    upstream.behave(() => ({ kind: 'delay', ms: 2000 }))
+    const controller = new AbortController()
+    const pending = fresh.proxy('/t/api/slow', {
+      headers: { authorization: `Bearer ${KEY}` },
+      signal: controller.signal,
+    })
+    await expect.poll(() => upstream.inFlight).toBe(1)
+    controller.abort()
+    await pending.catch(() => undefined)
+    await fresh.close()
+    const line = fresh.logs.lines().find((l) => l['msg'] === 'request')
+    expect(line).toMatchObject({ status: 499, stage: 'forward', clientClosed: true })
+  })
 })

@@ -23,12 +23,17 @@ beforeAll(async () => {
           timeouts: { headersMs: 200 },
         },
         down: { endpoints: [{ url: 'http://127.0.0.1:1' }], allowPrivateAddresses: true },
+        stall: {
+          endpoints: [{ url: upstream.url }],
+          allowPrivateAddresses: true,
+          timeouts: { bodyMs: 200 },
+        },
         private: { endpoints: [{ url: upstream.url }] },
         other: { endpoints: [{ url: upstream.url }], allowPrivateAddresses: true },
       },
       workspaces: {
         demo: {
-          targets: ['echo', 'based', 'slow', 'down', 'private'],
+          targets: ['echo', 'based', 'slow', 'down', 'private', 'stall'],
           hosts: ['*.example.com', 'api.partner.io'],
           keys: [{ id: 'proxy-key', hash: hashKeySecret(KEY) }],
         },
@@ -126,6 +131,18 @@ describe('target form /t/<target>/<path>', () => {
     } as RequestInit)
     expect(await response.text()).toBe('one,two,three')
     expect(upstream.requests[0]?.body.toString()).toBe('part1-part2')
+  })
+
+  it('sends the path exactly as written, without re-normalising it', async () => {
+    const { status } = await rawGet(node.proxyUrl, "/t/echo/a\\b/{x}?q='1'", bearer(KEY))
+    expect(status).toBe(200)
+    expect(upstream.requests[0]?.url).toBe("/a\\b/{x}?q='1'")
+  })
+
+  it('answers a request target it cannot decode with problem+json', async () => {
+    const { status, body } = await rawGet(node.proxyUrl, '/t/%zz/x', bearer(KEY))
+    expect(status).toBe(400)
+    expect(JSON.parse(body)).toMatchObject({ code: 'bad_request', stage: 'correlate' })
   })
 
   it('returns redirects to the client instead of following them', async () => {
@@ -307,6 +324,13 @@ describe('size limits and upstream failures', () => {
   it('maps a slow upstream to 504 upstream_timeout', async () => {
     upstream.behave(() => ({ kind: 'delay', ms: 2000 }))
     const response = await node.proxy('/t/slow/a', { headers: bearer(KEY) })
+    expect(response.status).toBe(504)
+    expect(await problem(response)).toMatchObject({ code: 'upstream_timeout', stage: 'forward' })
+  })
+
+  it('maps an upstream body that stalls before its first byte to 504 upstream_timeout', async () => {
+    upstream.behave(() => ({ kind: 'stall-body' }))
+    const response = await node.proxy('/t/stall/a', { headers: bearer(KEY) })
     expect(response.status).toBe(504)
     expect(await problem(response)).toMatchObject({ code: 'upstream_timeout', stage: 'forward' })
   })

@@ -7,6 +7,7 @@ import type { ConfigStore } from '@fairlane/config'
 import type { Transport } from '@fairlane/cluster'
 import {
   clientResponseHeaders,
+  upstreamError,
   upstreamRequestHeaders,
   type DestinationPolicy,
   type Forwarder,
@@ -14,6 +15,7 @@ import {
 import {
   FairlaneError,
   ERROR_CODES,
+  PROBLEM_TYPE_BASE,
   childTraceParent,
   formatTraceParent,
   parseClientPolicies,
@@ -77,7 +79,7 @@ function hasBody(request: IncomingMessage): boolean {
 function rawProblem(code: 'headers_too_large' | 'bad_request', detail: string): string {
   const { status, title } = ERROR_CODES[code]
   const body = JSON.stringify({
-    type: `https://fairlane.dev/errors/${code.replaceAll('_', '-')}`,
+    type: PROBLEM_TYPE_BASE + code.replaceAll('_', '-'),
     title,
     status,
     code,
@@ -103,6 +105,12 @@ export function buildIngress(deps: IngressDeps, options: { maxHeaderBytes: numbe
     http: { maxHeaderSize: options.maxHeaderBytes },
     routerOptions: { maxParamLength: 8192, ignoreTrailingSlash: false },
     return503OnClosing: true,
+    // A request target the router cannot decode (a bad percent-escape) is the client's error.
+    frameworkErrors: (err, request, reply) => {
+      const ctx = contextOf(request)
+      reply.raw.once('close', () => finish(deps, ctx, reply.raw.statusCode))
+      sendProblem(reply, ctx, new FairlaneError('bad_request', 'correlate', err.message))
+    },
     forceCloseConnections: 'idle',
     clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket) {
       if (!socket.writable) return
@@ -126,11 +134,13 @@ export function buildIngress(deps: IngressDeps, options: { maxHeaderBytes: numbe
   app.setErrorHandler((err, request, reply) => {
     const ctx = contextOf(request)
     const statusCode = (err as { statusCode?: number }).statusCode
+    const code = (err as { code?: unknown }).code
     const known =
       err instanceof FairlaneError
         ? err
-        : statusCode === 413
-          ? tooLarge(0, 'correlate')
+        : typeof code === 'string' && code.startsWith('UND_ERR')
+          ? // The upstream failed while its body was being relayed (a body timeout, a reset).
+            upstreamError(err)
           : statusCode !== undefined && statusCode >= 400 && statusCode < 500
             ? new FairlaneError(
                 'bad_request',
@@ -163,7 +173,7 @@ function sendProblem(reply: FastifyReply, ctx: RequestContext, err: FairlaneErro
 function finish(deps: IngressDeps, ctx: RequestContext, status: number): void {
   const seconds = (performance.now() - ctx.startedAt) / 1000
   const target = ctx.target ?? '(none)'
-  const stage = ctx.code ? ctx.stage : 'respond'
+  const stage = ctx.code || ctx.clientClosed ? ctx.stage : 'respond'
   deps.metrics.requests.inc({ target, status: String(status), stage })
   deps.metrics.requestDuration.observe({ target }, seconds)
   deps.logger.info(
@@ -183,6 +193,7 @@ function finish(deps: IngressDeps, ctx: RequestContext, status: number): void {
       upstreamMs: ctx.upstreamMs === undefined ? undefined : round(ctx.upstreamMs),
       upstreamStatus: ctx.upstreamStatus,
       attempts: ctx.attempts,
+      clientClosed: ctx.clientClosed,
       error: ctx.error,
     },
     'request',
@@ -206,9 +217,12 @@ async function handle(
   reply.raw.once('close', () => {
     closed = true
     // A response that closes before it finished means the client went away: stop the upstream call.
-    if (!reply.raw.writableFinished) abort.abort()
+    const clientLeft = !reply.raw.writableFinished
+    if (clientLeft) abort.abort()
     release?.()
-    finish(deps, ctx, reply.raw.statusCode)
+    if (clientLeft) ctx.clientClosed = true
+    // 499 (nginx's "client closed request") when the client left before any answer was sent.
+    finish(deps, ctx, clientLeft && !reply.raw.headersSent ? 499 : reply.raw.statusCode)
   })
 
   try {
@@ -302,7 +316,7 @@ async function handle(
       response = await deps.forwarder.forward({
         method: request.method,
         destination,
-        path: destination.url.pathname + destination.url.search,
+        path: route.path ?? destination.url.pathname + destination.url.search,
         headers,
         body,
         timeouts: route.timeouts,

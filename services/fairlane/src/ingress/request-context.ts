@@ -24,6 +24,8 @@ export interface RequestContext {
   attempts: number
   /** RateLimit headers of the admission decision, sent with whatever answer follows. */
   limitHeaders?: Readonly<Record<string, string>>
+  /** The client went away before the response was complete. */
+  clientClosed?: boolean
   /** Detail of a failure, for the log only (never includes secrets: messages are ours). */
   error?: string
 }

@@ -10,6 +10,11 @@ export interface Route {
   readonly target: string
   /** Absolute URL to check and call. */
   readonly url: string
+  /**
+   * Path and query to send, exactly as the client wrote them (target form only): the URL
+   * above is normalised by parsing, which would rewrite `\` and escape some characters.
+   */
+  readonly path?: string
   readonly rule: DestinationRule
   readonly timeouts: UpstreamTimeouts
   /** Headers injected from target config (the upstream credential). */
@@ -36,6 +41,7 @@ function targetRoute(name: string, target: TargetConfig, rest: string, query: st
   return {
     target: name,
     url: `${base.protocol}//${base.host}${path}${query}`,
+    path: path + query,
     // The operator chose the endpoint, so scheme and port are theirs; address safety is not.
     rule: { allowHttp: true, allowPrivateAddresses: target.allowPrivateAddresses },
     timeouts: target.timeouts,
