@@ -141,3 +141,67 @@ describe('QueueActor through the in-process transport', () => {
     expect(second).toMatchObject({ allowed: false, code: 'rate_limited', refusedBy: 'target' })
   })
 })
+
+describe('QueueActor across partitions and reloads', () => {
+  it('wakes a lane waiting on a shared concurrency when a slot frees in another partition', async () => {
+    const workspace: ScopeLimit = { id: 'workspace:w', kind: 'workspace', concurrency: 1 }
+    const { transport } = setup(() => [workspace])
+    const onA = await transport.submit({ ...ticket('a'), target: 'a' })
+    const onB = transport.submit({ ...ticket('b'), target: 'b' })
+    await new Promise((r) => setTimeout(r, 20))
+    if (onA.allowed) onA.lease.release()
+    const admitted = await onB
+    expect(admitted.allowed).toBe(true)
+    if (admitted.allowed) expect(admitted.waitedMs).toBeLessThan(200)
+  })
+
+  it('refuses at once a cost larger than a limit can ever allow', async () => {
+    const rate: ScopeLimit = {
+      id: 'key:w/big',
+      kind: 'key',
+      rate: { limit: 10, periodMs: 1000, burst: 5 },
+    }
+    const { transport } = setup(() => [rate])
+    const refused = await transport.submit({ ...ticket('big'), cost: 6 })
+    expect(refused).toMatchObject({ allowed: false, code: 'rate_limited', reason: 'cost' })
+  })
+
+  it('serves a reloaded config with new tiers at once while the old scheduler drains', async () => {
+    const now = () => performance.now()
+    const ledger = new MemoryLedger({ now })
+    const slot: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 1 }
+    let current = settings
+    const reloaded: PartitionSettings = {
+      ...settings,
+      tiers: [{ name: 'gold', priority: 0, minShare: 0, maxWaitMs: 2000 }],
+    }
+    actor = new QueueActor({
+      ledger,
+      now,
+      budget: new NodeQueueBudget(1000),
+      policyFor: (t): TicketPolicy => ({
+        identity: {
+          lane: `w/${t.keyId}`,
+          workspace: 'w',
+          tier: current === settings ? 'free' : 'gold',
+          laneWeight: 1,
+          workspaceWeight: 1,
+        },
+        scopes: [slot],
+        maxWaitMs: 2000,
+        partition: 'echo#0',
+        settings: current,
+      }),
+    })
+    const holder = await actor.admit(ticket('a'))
+    const oldWaiter = actor.admit(ticket('b'))
+    current = reloaded
+    const newWaiter = actor.admit(ticket('c'))
+    if (holder.allowed) holder.lease.release()
+    const first = await Promise.race([oldWaiter, newWaiter])
+    expect(first.allowed).toBe(true)
+    if (first.allowed) first.lease.release()
+    const [a, b] = await Promise.all([oldWaiter, newWaiter])
+    expect([a.allowed, b.allowed]).toEqual([true, true])
+  })
+})

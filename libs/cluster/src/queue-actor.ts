@@ -65,6 +65,8 @@ export class QueueActor implements Actor {
   readonly #policyFor: (ticket: Ticket) => TicketPolicy
   readonly #budget: NodeQueueBudget
   readonly #hosts = new Map<string, PartitionHost>()
+  /** Schedulers replaced by a config reload that still hold tickets; they drain, then go. */
+  readonly #draining = new Set<PartitionHost>()
 
   constructor(options: {
     ledger: MemoryLedger
@@ -128,8 +130,9 @@ export class QueueActor implements Actor {
 
   /** Stops every timer. Call after ingress has drained: a ticket still waiting then waits forever. */
   close(): void {
-    for (const host of this.#hosts.values()) clearTimeout(host.timer)
+    for (const host of [...this.#hosts.values(), ...this.#draining]) clearTimeout(host.timer)
     this.#hosts.clear()
+    this.#draining.clear()
   }
 
   /** A tier that does not queue: the ledger's answer is final. */
@@ -140,7 +143,7 @@ export class QueueActor implements Actor {
         allowed: false,
         code: 'rate_limited',
         refusedBy: decision.refusedBy,
-        reason: decision.reason,
+        reason: decision.impossible ? 'cost' : decision.reason,
         retryAfterMs: decision.retryAfterMs,
         views: decision.views,
       }
@@ -155,10 +158,13 @@ export class QueueActor implements Actor {
 
   #host(policy: TicketPolicy): PartitionHost {
     const existing = this.#hosts.get(policy.partition)
-    // New settings (a config reload) take effect once the old scheduler has drained.
-    if (existing && (existing.settings === policy.settings || existing.scheduler.queued > 0))
-      return existing
-    if (existing) clearTimeout(existing.timer)
+    if (existing?.settings === policy.settings) return existing
+    // New settings (a config reload, maybe with new tiers) get a new scheduler at once; the
+    // old one keeps its tickets, timers and order until it has drained.
+    if (existing) {
+      if (existing.scheduler.queued > 0) this.#draining.add(existing)
+      else clearTimeout(existing.timer)
+    }
     const settings = policy.settings
     const host: PartitionHost = {
       key: policy.partition,
@@ -185,6 +191,7 @@ export class QueueActor implements Actor {
     const decision = this.#ledger.decide(pending.policy.scopes, queued.cost)
     pending.decision = decision
     if (decision.allowed) return { go: true }
+    if (decision.impossible) return { go: false, reject: true }
     if (decision.reason === 'concurrency') return { go: false, level: levelOf(decision.refusedBy) }
     const until = this.#now() + decision.retryAfterMs
     // Waiting past the deadline would only turn a clear 429 into a late 503.
@@ -213,7 +220,12 @@ export class QueueActor implements Actor {
       allowed: false,
       code,
       refusedBy: refused?.refusedBy ?? 'queue',
-      reason: code === 'queue_timeout' ? 'deadline' : (refused?.reason ?? 'rate'),
+      reason:
+        code === 'queue_timeout'
+          ? 'deadline'
+          : refused?.impossible
+            ? 'cost'
+            : (refused?.reason ?? 'rate'),
       retryAfterMs: refused ? refused.retryAfterMs : 1000,
       views: decision?.views ?? [],
     })
@@ -237,14 +249,11 @@ export class QueueActor implements Actor {
           this.#ledger.charge(policy.scopes, extra)
           host?.scheduler.charge(identity.lane, identity.workspace, identity.tier, extra)
         }
-        // A slot freed here may be what a lane, a workspace or a whole partition (a shared
-        // target or global concurrency) elsewhere waits for.
-        for (const other of this.#hosts.values()) {
-          const unblocked =
-            other === host
-              ? other.scheduler.released(identity.lane, identity.workspace)
-              : other.scheduler.released()
-          if (unblocked) this.#pump(other)
+        // A slot freed here may be what this key's or workspace's lane waits for in another
+        // partition too (a key or workspace concurrency spans targets), or what a whole
+        // partition waits for (a shared global concurrency).
+        for (const other of [...this.#hosts.values(), ...this.#draining]) {
+          if (other.scheduler.released(identity.lane, identity.workspace)) this.#pump(other)
         }
       },
     }
@@ -253,6 +262,7 @@ export class QueueActor implements Actor {
   #pump(host: PartitionHost): void {
     host.scheduler.pump()
     this.#rearm(host)
+    if (host.scheduler.queued === 0 && this.#draining.delete(host)) clearTimeout(host.timer)
   }
 
   #rearm(host: PartitionHost): void {

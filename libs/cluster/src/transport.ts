@@ -23,7 +23,8 @@ export type Admission =
       readonly code: 'rate_limited' | 'queue_full' | 'queue_timeout' | 'cancelled'
       /** The scope or queue bound that refused: key, workspace, target, global, client, lane, partition, node. */
       readonly refusedBy: string
-      readonly reason: 'rate' | 'concurrency' | 'bound' | 'deadline' | 'client'
+      /** `cost`: the request costs more than the refusing limit allows at once, so it never fits. */
+      readonly reason: 'rate' | 'concurrency' | 'bound' | 'deadline' | 'client' | 'cost'
       readonly retryAfterMs: number
       readonly views: readonly RateLimitView[]
     }

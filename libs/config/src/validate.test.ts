@@ -173,3 +173,17 @@ describe('validateConfig: values from references', () => {
     ])
   })
 })
+
+describe('validateConfig: empty values', () => {
+  it('treats a key without a value as not set, so its default applies', () => {
+    const result = validateConfig({
+      server: { maxBodyBytes: null, host: null },
+      destinations: { allowHttp: null },
+    })
+    expect(result.ok).toBe(true)
+    if (!result.ok) return
+    expect(result.config.server.maxBodyBytes).toBe(10 * 1024 * 1024)
+    expect(result.config.server.host).toBe('0.0.0.0')
+    expect(result.config.destinations.allowHttp).toBe(false)
+  })
+})

@@ -185,9 +185,21 @@ export type ValidationResult =
   | { readonly ok: true; readonly config: FairlaneConfig }
   | { readonly ok: false; readonly issues: readonly ConfigIssue[] }
 
+/**
+ * A key written with no value (`maxBodyBytes:` in YAML) means "not set", so its default
+ * applies; otherwise type coercion would quietly read it as 0, "" or false.
+ */
+function withoutNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutNulls)
+  if (value === null || typeof value !== 'object') return value
+  const out: Record<string, unknown> = {}
+  for (const [key, item] of Object.entries(value)) if (item !== null) out[key] = withoutNulls(item)
+  return out
+}
+
 /** Validates a parsed config and fills its defaults. The input is not modified. */
 export function validateConfig(input: unknown): ValidationResult {
-  const candidate: unknown = structuredClone(input ?? {})
+  const candidate: unknown = withoutNulls(input ?? {})
   if (!validateSchema(candidate))
     return { ok: false, issues: collapse(validateSchema.errors ?? []) }
   const issues = semanticIssues(candidate)

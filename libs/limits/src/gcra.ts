@@ -57,7 +57,7 @@ export function gcra(tat: number, now: number, cost: number, params: GcraParams)
     remaining: Math.max(0, Math.floor((tolerance - held + EPSILON_MS) / interval)),
     resetMs: held,
     // A cost larger than the burst can never fit; the wait until the bucket is full is then
-    // the honest answer, and the caller reports the request as too large for the limit.
+    // the honest answer (the ledger marks such a refusal as impossible).
     retryAfterMs: cost > params.burst ? held : backlog - tolerance,
   }
 }

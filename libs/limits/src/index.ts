@@ -4,6 +4,7 @@ export {
   windowCheck,
   windowCommit,
   windowDebit,
+  resizeWindow,
   type WindowParams,
   type WindowState,
   type WindowOutcome,

@@ -49,6 +49,8 @@ export type Decision =
       /** The scope that refused (the one with the longest wait when several do). */
       readonly refusedBy: ScopeKind
       readonly reason: 'rate' | 'concurrency'
+      /** The cost is more than the refusing limit allows at once: waiting would never help. */
+      readonly impossible?: boolean
       readonly views: readonly RateLimitView[]
     }
 

@@ -162,3 +162,47 @@ describe('MemoryLedger windows, debits and sweeping', () => {
     expect(ledger.size).toBe(0)
   })
 })
+
+describe('MemoryLedger costs that no wait can satisfy, and changed limits', () => {
+  it('says at once that a cost above the burst or window limit can never pass', async () => {
+    const ledger = new MemoryLedger(clock())
+    const rate: ScopeLimit = {
+      id: 'key:big',
+      kind: 'key',
+      rate: { limit: 10, periodMs: 1000, burst: 10 },
+    }
+    const window: ScopeLimit = {
+      id: 'target:w',
+      kind: 'target',
+      window: { limit: 20, windowMs: 60_000 },
+    }
+    const tooBig = await ledger.acquire([rate], 11)
+    expect(tooBig).toMatchObject({
+      allowed: false,
+      impossible: true,
+      refusedBy: 'key',
+      retryAfterMs: 1000,
+    })
+    expect((await ledger.acquire([window], 21)) as unknown).toMatchObject({
+      allowed: false,
+      impossible: true,
+    })
+    expect((await ledger.acquire([rate, window], 10)).allowed).toBe(true)
+  })
+
+  it('resizes a window whose limit changed, keeping its newest history', async () => {
+    const time = clock()
+    const ledger = new MemoryLedger(time)
+    const before: ScopeLimit = { id: 'key:r', kind: 'key', window: { limit: 5, windowMs: 60_000 } }
+    for (let i = 0; i < 5; i++) await ledger.acquire([before], 1)
+    const after: ScopeLimit = { ...before, window: { limit: 7, windowMs: 60_000 } }
+    expect((await ledger.acquire([after], 1)).allowed).toBe(true)
+    expect((await ledger.acquire([after], 1)).allowed).toBe(true)
+    expect((await ledger.acquire([after], 1)).allowed).toBe(false)
+    const smaller: ScopeLimit = { ...before, window: { limit: 3, windowMs: 60_000 } }
+    const refused = await ledger.acquire([smaller], 1)
+    expect(refused.allowed).toBe(false)
+    time.advance(60_000)
+    expect((await ledger.acquire([smaller], 1)).allowed).toBe(true)
+  })
+})

@@ -1,11 +1,12 @@
 import type { RateLimitView } from '@fairlane/protocol'
 import { emissionIntervalMs, gcra, type GcraOutcome } from './gcra.ts'
-import type { Decision, Lease, Ledger, ScopeKind, ScopeLimit } from './ledger.ts'
+import type { Decision, Lease, Ledger, ScopeKind, ScopeLimit, WindowLimit } from './ledger.ts'
 import {
   newWindowState,
   windowCheck,
   windowCommit,
   windowDebit,
+  resizeWindow,
   type WindowOutcome,
   type WindowState,
 } from './sliding-window.ts'
@@ -23,7 +24,12 @@ interface ScopeState {
  */
 export const CONCURRENCY_RETRY_MS = 1000
 
-type Refusal = { retryAfterMs: number; refusedBy: ScopeKind; reason: 'rate' | 'concurrency' }
+type Refusal = {
+  retryAfterMs: number
+  refusedBy: ScopeKind
+  reason: 'rate' | 'concurrency'
+  impossible?: boolean
+}
 
 /**
  * The ledger of embedded mode and of lane-local scopes: exact, in process memory. A decision
@@ -56,7 +62,9 @@ export class MemoryLedger implements Ledger {
     const rates: (GcraOutcome | undefined)[] = []
     let refusal: Refusal | undefined
     const refuse = (candidate: Refusal) => {
-      if (!refusal || candidate.retryAfterMs > refusal.retryAfterMs) refusal = candidate
+      if (refusal?.impossible) return
+      if (!refusal || candidate.impossible || candidate.retryAfterMs > refusal.retryAfterMs)
+        refusal = candidate
     }
 
     for (const scope of scopes) {
@@ -72,7 +80,14 @@ export class MemoryLedger implements Ledger {
           remaining: outcome.remaining,
           resetMs: outcome.resetMs,
         })
-        if (!outcome.allowed) {
+        if (units > scope.rate.burst) {
+          refuse({
+            retryAfterMs: scope.rate.periodMs,
+            refusedBy: scope.kind,
+            reason: 'rate',
+            impossible: true,
+          })
+        } else if (!outcome.allowed) {
           refuse({ retryAfterMs: outcome.retryAfterMs, refusedBy: scope.kind, reason: 'rate' })
         } else {
           passed.push({ index: views.length - 1, units })
@@ -81,7 +96,7 @@ export class MemoryLedger implements Ledger {
       rates.push(outcome)
       if (scope.window) {
         const window: WindowOutcome = state?.window
-          ? windowCheck(state.window, now, units, scope.window)
+          ? windowCheck(this.#window(state, scope), now, units, scope.window)
           : {
               allowed: units <= scope.window.limit,
               remaining: Math.max(0, scope.window.limit - units),
@@ -96,7 +111,14 @@ export class MemoryLedger implements Ledger {
           resetMs: window.resetMs,
         })
         if (window.allowed) passed.push({ index: views.length - 1, units })
-        if (!window.allowed) {
+        if (units > scope.window.limit) {
+          refuse({
+            retryAfterMs: scope.window.windowMs,
+            refusedBy: scope.kind,
+            reason: 'rate',
+            impossible: true,
+          })
+        } else if (!window.allowed) {
           refuse({
             retryAfterMs: window.retryAfterMs || scope.window.windowMs,
             refusedBy: scope.kind,
@@ -184,12 +206,12 @@ export class MemoryLedger implements Ledger {
     return state
   }
 
+  /** The scope's window log, created on first use and resized when its limit changed. */
   #window(state: ScopeState, scope: ScopeLimit): WindowState {
-    if (!state.window && scope.window) {
-      state.window = newWindowState(scope.window)
-      state.windowMs = scope.window.windowMs
-    }
-    return state.window as WindowState
+    const params = scope.window as WindowLimit
+    state.window = state.window ? resizeWindow(state.window, params.limit) : newWindowState(params)
+    state.windowMs = params.windowMs
+    return state.window
   }
 }
 

@@ -97,3 +97,18 @@ export function windowDebit(state: WindowState, now: number, cost: number): void
     state.size++
   }
 }
+
+/**
+ * A window whose limit changed (a config reload, a client policy that changed its number):
+ * keeps the newest units that fit, so the history survives and memory matches the new limit.
+ */
+export function resizeWindow(state: WindowState, limit: number): WindowState {
+  const capacity = Math.max(1, Math.ceil(limit))
+  if (capacity === state.times.length) return state
+  const next: WindowState = { times: new Float64Array(capacity), head: 0, size: 0 }
+  const keep = Math.min(state.size, capacity)
+  for (let i = state.size - keep; i < state.size; i++) {
+    next.times[next.size++] = state.times[(state.head + i) % state.times.length] as number
+  }
+  return next
+}

@@ -19,9 +19,11 @@ export interface ClientPolicy {
 
 /** Bounds that keep a client-made scope cheap: its window log holds at most `limit` entries. */
 export const CLIENT_POLICY_BOUNDS = {
-  maxLimit: 100_000,
+  maxLimit: 10_000,
   maxWindowSeconds: 86_400,
   maxPolicies: 4,
+  /** Distinct segment ids a workspace may use, so clients cannot grow memory without end. */
+  maxSegmentsPerWorkspace: 64,
 } as const
 
 const SEGMENT = /^[A-Za-z0-9_.-]{1,64}$/

@@ -484,7 +484,9 @@ export class LaneScheduler<T> {
     if (inWorkspace === 0) this.#perWorkspace.delete(id.workspace)
     else this.#perWorkspace.set(id.workspace, inWorkspace)
     this.#queued--
-    lane.group.tier.queued--
+    // The ticket's own tier: in fifo discipline every ticket sits in one lane of one tier.
+    const tier = this.#tierByName.get(id.tier)
+    if (tier) tier.queued--
     this.#options.budget.queued--
     if (lane.tickets.size === 0) this.#dropLane(lane)
   }

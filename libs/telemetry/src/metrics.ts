@@ -28,7 +28,7 @@ export class FairlaneMetrics {
     })
     this.requestDuration = new Histogram({
       name: 'fairlane_request_duration_seconds',
-      help: 'Time from request arrival to response headers sent, by target.',
+      help: 'Time from request arrival until the response is complete (body included), by target.',
       labelNames: ['target'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [this.registry],

@@ -105,6 +105,8 @@ describe('target form /t/<target>/<path>', () => {
       '/t/based/../admin',
       '/t/based/%2e%2e/admin',
       '/t/based/a/./b',
+      '/t/based/..\\admin',
+      '/t/based/..%5cadmin',
       '/t/based/.%2E/x',
     ]) {
       const { status, body } = await rawGet(node.proxyUrl, path, bearer(KEY))

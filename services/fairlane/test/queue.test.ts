@@ -174,6 +174,16 @@ describe('client policy and costs', () => {
     expect((await node.proxy('/t/open/x', { headers: bearer(keys.c) })).status).toBe(200)
   })
 
+  it('bounds the segment ids a workspace can create', async () => {
+    const statuses: number[] = []
+    for (let i = 0; i < 65; i++) {
+      const headers = { ...bearer(keys.a), 'fairlane-ratelimit-policy': `1000;w=60;s=seg-${i}` }
+      statuses.push((await node.proxy('/t/open/s', { headers })).status)
+    }
+    expect(statuses.slice(0, 64).every((s) => s === 200)).toBe(true)
+    expect(statuses[64]).toBe(400)
+  })
+
   it('rejects a malformed policy with 400 bad_request', async () => {
     const response = await node.proxy('/t/open/x', {
       headers: { ...bearer(keys.c), 'fairlane-ratelimit-policy': 'lots' },

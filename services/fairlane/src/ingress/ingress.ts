@@ -386,14 +386,11 @@ function refusal(
   const headers = { ...limitHeaders, 'retry-after': retryAfterHeader(admission.retryAfterMs) }
   if (admission.code === 'rate_limited') {
     deps.metrics.limitRefusals.inc({ scope: admission.refusedBy, reason: admission.reason })
-    return new FairlaneError(
-      'rate_limited',
-      'limit',
-      `${admission.refusedBy} ${admission.reason} limit reached`,
-      {
-        headers,
-      },
-    )
+    const detail =
+      admission.reason === 'cost'
+        ? `this request costs more than the ${admission.refusedBy} limit allows at once`
+        : `${admission.refusedBy} ${admission.reason} limit reached`
+    return new FairlaneError('rate_limited', 'limit', detail, { headers })
   }
   deps.metrics.queueRefusals.inc({
     target: ctx.target ?? '(none)',

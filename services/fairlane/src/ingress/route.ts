@@ -26,10 +26,11 @@ const TARGET_PATH = /^\/t\/([^/?#]+)(\/[^?#]*)?(\?[^#]*)?$/
 
 /**
  * A dot segment, plain or percent-encoded, would let `/t/api/../admin` climb out of the
- * endpoint's base path once the upstream normalises it.
+ * endpoint's base path once the upstream normalises it. `\` counts as a separator because
+ * URL parsers that follow WHATWG treat it as `/`.
  */
 function hasDotSegment(path: string): boolean {
-  return path.split('/').some((segment) => /^(\.|%2e){1,2}$/i.test(segment))
+  return path.split(/[\\/]|%5c|%2f/i).some((segment) => /^(\.|%2e){1,2}$/i.test(segment))
 }
 
 function targetRoute(name: string, target: TargetConfig, rest: string, query: string): Route {

@@ -2,7 +2,12 @@ import { createHash } from 'node:crypto'
 import { rateSpec, type FairlaneConfig, type LimitsConfig } from '@fairlane/config'
 import type { PartitionSettings, TicketPolicy } from '@fairlane/cluster'
 import type { ScopeKind, ScopeLimit } from '@fairlane/limits'
-import type { ClientPolicy, Ticket } from '@fairlane/protocol'
+import {
+  CLIENT_POLICY_BOUNDS,
+  FairlaneError,
+  type ClientPolicy,
+  type Ticket,
+} from '@fairlane/protocol'
 
 /** Pseudo-target of the X-Fairlane-Url form: it has no target-level limits. */
 export const URL_TARGET = '(url)'
@@ -42,24 +47,44 @@ export function scopesFor(config: FairlaneConfig, ticket: Ticket): ScopeLimit[] 
   ].filter((s): s is ScopeLimit => s !== undefined)
 }
 
+interface Cached {
+  readonly policies: Map<string, Omit<TicketPolicy, 'scopes'> & { scopes: readonly ScopeLimit[] }>
+  readonly settings: Map<string, PartitionSettings>
+  /** Segment ids of client policies seen per workspace since this config was loaded. */
+  readonly segments: Map<string, Set<string>>
+}
+
 /**
  * A client policy becomes one more scope, only ever added: `user` is the key alone, `global`
- * and segment ids are shared by the workspace's keys that name them. The id carries the
- * policy itself, so two different policies never share a window.
+ * and segment ids are shared by the workspace's keys that name them. The scope is named by
+ * its owner and unit, not its numbers, so a client that changes its limit resizes one window
+ * instead of creating another, and the number of client scopes stays bounded.
  */
-function clientScope(ticket: Ticket, policy: ClientPolicy): ScopeLimit {
+function clientScope(ticket: Ticket, policy: ClientPolicy, cached: Cached): ScopeLimit {
   const owner = policy.scope === 'user' ? `user:${ticket.keyId}` : `segment:${policy.scope}`
+  if (policy.scope !== 'user') {
+    let segments = cached.segments.get(ticket.workspace)
+    if (!segments) {
+      segments = new Set()
+      cached.segments.set(ticket.workspace, segments)
+    }
+    if (!segments.has(policy.scope)) {
+      if (segments.size >= CLIENT_POLICY_BOUNDS.maxSegmentsPerWorkspace) {
+        throw new FairlaneError(
+          'bad_request',
+          'limit',
+          `Fairlane-RateLimit-Policy: this workspace already uses ${CLIENT_POLICY_BOUNDS.maxSegmentsPerWorkspace} segment ids`,
+        )
+      }
+      segments.add(policy.scope)
+    }
+  }
   return {
-    id: `client:${ticket.workspace}/${owner}/${policy.limit}/${policy.windowSeconds}/${policy.unit}`,
+    id: `client:${ticket.workspace}/${owner}/${policy.unit}`,
     kind: 'client',
     unit: policy.unit,
     window: { limit: policy.limit, windowMs: policy.windowSeconds * 1000 },
   }
-}
-
-interface Cached {
-  readonly policies: Map<string, Omit<TicketPolicy, 'scopes'> & { scopes: readonly ScopeLimit[] }>
-  readonly settings: Map<string, PartitionSettings>
 }
 
 const cache = new WeakMap<FairlaneConfig, Cached>()
@@ -67,7 +92,7 @@ const cache = new WeakMap<FairlaneConfig, Cached>()
 function cachedOf(config: FairlaneConfig): Cached {
   let cached = cache.get(config)
   if (!cached) {
-    cached = { policies: new Map(), settings: new Map() }
+    cached = { policies: new Map(), settings: new Map(), segments: new Map() }
     cache.set(config, cached)
   }
   return cached
@@ -126,6 +151,6 @@ export function ticketPolicy(config: FairlaneConfig, ticket: Ticket): TicketPoli
   if (!ticket.clientPolicies?.length) return policy
   return {
     ...policy,
-    scopes: [...policy.scopes, ...ticket.clientPolicies.map((p) => clientScope(ticket, p))],
+    scopes: [...policy.scopes, ...ticket.clientPolicies.map((p) => clientScope(ticket, p, cached))],
   }
 }
