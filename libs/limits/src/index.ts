@@ -19,3 +19,4 @@ export type {
   WindowLimit,
 } from './ledger.ts'
 export { MemoryLedger, CONCURRENCY_RETRY_MS } from './memory-ledger.ts'
+export { RedisLedger, type RedisLedgerOptions } from './redis/redis-ledger.ts'

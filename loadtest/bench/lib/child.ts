@@ -106,6 +106,12 @@ export class Child {
     await this.exited
   }
 
+  /** Writes one line to the child's stdin: a question to a child that listens there. */
+  send(line: string): void {
+    if (!this.running) throw new Error(`${this.name} exited (${this.#exit}); cannot send "${line}"`)
+    this.#process.stdin?.write(line + '\n')
+  }
+
   /** For the process 'exit' hook, where nothing asynchronous runs any more. */
   killNow(): void {
     if (this.running) this.#process.kill('SIGKILL')

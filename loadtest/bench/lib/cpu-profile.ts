@@ -11,6 +11,8 @@ interface CpuProfile {
       readonly url: string
       readonly lineNumber: number
     }
+    /** Samples by source line within the function; V8 writes it for JS functions. */
+    readonly positionTicks?: readonly { readonly line: number; readonly ticks: number }[]
   }[]
   readonly samples: readonly number[]
   readonly timeDeltas: readonly number[]
@@ -29,6 +31,11 @@ export interface ProfileSummary {
   readonly busyMs: number
   readonly topFunctions: readonly SelfTime[]
   readonly topFiles: readonly SelfTime[]
+  /**
+   * `file:line` by self time: V8 inlines small functions into their callers, so a function's
+   * self time can hide which statement costs; the line does not.
+   */
+  readonly topLines: readonly SelfTime[]
 }
 
 function where(url: string): string {
@@ -53,13 +60,19 @@ export async function summarizeProfile(dir: string, count = 15): Promise<Profile
   const files = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile')).sort()
   const file = files.at(-1)
   if (!file) throw new Error(`no .cpuprofile in ${dir}`)
-  const profile = JSON.parse(await readFile(join(dir, file), 'utf8')) as CpuProfile
-  const byId = new Map(profile.nodes.map((node) => [node.id, node.callFrame]))
+  return summarizeProfileFile(join(dir, file), count)
+}
+
+/** Self time by function, by file and by source line for one .cpuprofile. */
+export async function summarizeProfileFile(file: string, count = 15): Promise<ProfileSummary> {
+  const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
   const functions = new Map<string, number>()
   const fileTotals = new Map<string, number>()
+  const selfMsById = new Map<number, number>()
   let busyUs = 0
   profile.samples.forEach((id, i) => {
-    const frame = byId.get(id)
+    const frame = byId.get(id)?.callFrame
     // A sample's time is the delta to the next one; the last sample has none.
     const us = profile.timeDeltas[i + 1] ?? 0
     if (!frame || frame.functionName === '(idle)') return
@@ -68,12 +81,27 @@ export async function summarizeProfile(dir: string, count = 15): Promise<Profile
     const name = `${frame.functionName || '(anonymous)'} (${file}${frame.url ? `:${frame.lineNumber + 1}` : ''})`
     functions.set(name, (functions.get(name) ?? 0) + us / 1000)
     fileTotals.set(file, (fileTotals.get(file) ?? 0) + us / 1000)
+    selfMsById.set(id, (selfMsById.get(id) ?? 0) + us / 1000)
   })
+  // positionTicks count samples, not time: a node's self time is shared out by its lines' ticks.
+  const lines = new Map<string, number>()
+  for (const [id, selfMs] of selfMsById) {
+    const node = byId.get(id)
+    const ticks = node?.positionTicks ?? []
+    const total = ticks.reduce((sum, t) => sum + t.ticks, 0)
+    if (!node || total === 0) continue
+    const file = where(node.callFrame.url)
+    for (const t of ticks) {
+      const key = `${file}:${t.line}`
+      lines.set(key, (lines.get(key) ?? 0) + (selfMs * t.ticks) / total)
+    }
+  }
   const busyMs = busyUs / 1000
   return {
-    file: join(dir, file),
+    file,
     busyMs: Math.round(busyMs),
     topFunctions: top(functions, busyMs, count),
     topFiles: top(fileTotals, busyMs, count),
+    topLines: top(lines, busyMs, count),
   }
 }

@@ -17,7 +17,8 @@ export const OPTIONS_USAGE = `Options:
   --profile         record a CPU profile of the system under test (slows it down)
   --help            show this text`
 
-function numberFlag(
+/** A numeric flag's value, or an error that names the flag and what it needs. */
+export function numberFlag(
   name: string,
   value: string | undefined,
   fallback: number,

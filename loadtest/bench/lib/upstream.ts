@@ -8,10 +8,48 @@ export interface Upstream {
   readonly url: string
   readonly port: number
   readonly child: Child
+  /** How long it holds every answer (± jitterMs); 0 answers at once. */
+  readonly delayMs: number
+  readonly jitterMs: number
+  /**
+   * Arrival times (ms, the upstream's clock) of the requests since the last call, oldest first;
+   * only when launched with `arrivals: true`.
+   */
+  arrivals(): Promise<number[]>
 }
 
-export async function launchUpstream(): Promise<Upstream> {
-  const child = launch('upstream', NODE, ['--conditions=development', ENTRY])
+export interface UpstreamLaunchOptions {
+  /** Hold every answer this long (a fixed service time); default 0. */
+  readonly delayMs?: number
+  /** Spread the delay uniformly over delayMs ± jitterMs; default 0. */
+  readonly jitterMs?: number
+  /** Keep every request's arrival time, for `arrivals()`. */
+  readonly arrivals?: boolean
+}
+
+export async function launchUpstream(options: UpstreamLaunchOptions = {}): Promise<Upstream> {
+  const delayMs = options.delayMs ?? 0
+  const jitterMs = options.jitterMs ?? 0
+  const child = launch('upstream', NODE, [
+    '--conditions=development',
+    ENTRY,
+    ...(delayMs > 0 ? ['--delay-ms', String(delayMs)] : []),
+    ...(jitterMs > 0 ? ['--jitter-ms', String(jitterMs)] : []),
+    ...(options.arrivals ? ['--arrivals'] : []),
+  ])
   const [, port] = await child.waitForLine(/^\{"port":(\d+)\}$/, 15_000)
-  return { url: `http://127.0.0.1:${port}`, port: Number(port), child }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port: Number(port),
+    child,
+    delayMs,
+    jitterMs,
+    async arrivals() {
+      if (!options.arrivals) throw new Error('upstream launched without arrivals: true')
+      const answer = child.waitForLine(/^\{"arrivals":.*\}$/, 10_000)
+      child.send('arrivals')
+      const [line] = await answer
+      return (JSON.parse(line) as { arrivals: number[] }).arrivals
+    },
+  }
 }

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { rmSync } from 'node:fs'
-import { mkdtemp, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { freePort } from '@fairlane/testing'
 import { launch, NODE, type Child } from '../lib/child.ts'
 import { REPO_ROOT } from '../lib/paths.ts'
@@ -16,6 +16,33 @@ export interface FairlaneEmbeddedOptions {
   /** Directory for a `--cpu-prof` profile, written when the process stops; none when omitted. */
   readonly profileDir?: string
   readonly readyTimeoutMs?: number
+}
+
+export interface FairlaneLaunchOptions extends FairlaneEmbeddedOptions {
+  /** Added to the bench's environment: what the config's `${VAR}` references read. */
+  readonly env?: Readonly<Record<string, string>>
+  /** The child's name in messages and CPU tables; default `fairlane`. */
+  readonly name?: string
+}
+
+/** A running `fairlane start` on free ports. */
+export interface FairlaneProcess {
+  readonly child: Child
+  readonly proxyUrl: string
+  readonly adminUrl: string
+  stop(): Promise<void>
+}
+
+let tempDir: Promise<string> | undefined
+
+/** One temp directory per bench for generated configs, removed when the bench exits. */
+function configDir(): Promise<string> {
+  tempDir ??= mkdtemp(join(tmpdir(), 'fairlane-bench-')).then((dir) => {
+    // On exit, not on stop: an interrupted bench must not leave a key hash behind in /tmp either.
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
+    return dir
+  })
+  return tempDir
 }
 
 async function waitUntilReady(child: Child, url: string, timeoutMs: number): Promise<void> {
@@ -34,6 +61,58 @@ async function waitUntilReady(child: Child, url: string, timeoutMs: number): Pro
       throw new Error(`${child.name}: ${url} not 200 within ${timeoutMs} ms\n${child.output()}`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
+}
+
+/** The real CLI, `main.ts start --config <file>`, on free ports; resolves once /readyz answers 200. */
+export async function launchFairlane(
+  configPath: string,
+  options: FairlaneLaunchOptions = {},
+): Promise<FairlaneProcess> {
+  const [port, adminPort] = [await freePort(), await freePort()]
+  const profile = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : []
+  const child = launch(
+    options.name ?? 'fairlane',
+    NODE,
+    ['--conditions=development', ...profile, MAIN, 'start', '--config', configPath],
+    {
+      cwd: REPO_ROOT,
+      env: {
+        ...options.env,
+        FAIRLANE_PORT: String(port),
+        FAIRLANE_ADMIN_PORT: String(adminPort),
+      },
+    },
+  )
+  const adminUrl = `http://127.0.0.1:${adminPort}`
+  try {
+    await waitUntilReady(child, `${adminUrl}/readyz`, options.readyTimeoutMs ?? 30_000)
+  } catch (err) {
+    await child.stop()
+    throw err
+  }
+  return { child, proxyUrl: `http://127.0.0.1:${port}`, adminUrl, stop: () => child.stop() }
+}
+
+/**
+ * A copy of a YAML config with `logging.level: warn` added, in the bench's temp directory:
+ * at info Fairlane writes a JSON line per request, and the bench would measure stdout. A file
+ * that sets logging itself is refused rather than silently given two levels.
+ */
+export async function quietCopyOf(configPath: string): Promise<string> {
+  const text = await readFile(configPath, 'utf8')
+  if (/^logging\s*:/m.test(text))
+    throw new Error(`${configPath} sets logging itself; the bench sets logging.level ${LOG_LEVEL}`)
+  const copy = join(await configDir(), basename(configPath))
+  await writeFile(copy, `${text.trimEnd()}\n\nlogging:\n  level: ${LOG_LEVEL}\n`)
+  return copy
+}
+
+/** Notes that go with every figure measured through Fairlane. */
+export function fairlaneNotes(options: FairlaneEmbeddedOptions = {}): string[] {
+  return [
+    `embedded mode, one process; logging.level ${LOG_LEVEL} (no per-request log lines)`,
+    ...(options.profileDir ? ['--cpu-prof on: figures include the profiler'] : []),
+  ]
 }
 
 /**
@@ -65,45 +144,19 @@ export async function startFairlaneEmbedded(
       },
     },
   }
-  const dir = await mkdtemp(join(tmpdir(), 'fairlane-bench-'))
-  // On exit, not on stop: an interrupted bench must not leave a key hash behind in /tmp either.
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
-  const configPath = join(dir, 'fairlane.json')
+  const configPath = join(await configDir(), 'fairlane.json')
   await writeFile(configPath, JSON.stringify(config, null, 2))
 
-  const [port, adminPort] = [await freePort(), await freePort()]
-  const profile = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : []
-  const child = launch(
-    'fairlane',
-    NODE,
-    ['--conditions=development', ...profile, MAIN, 'start', '--config', configPath],
-    {
-      cwd: REPO_ROOT,
-      env: { FAIRLANE_PORT: String(port), FAIRLANE_ADMIN_PORT: String(adminPort) },
-    },
-  )
-  try {
-    await waitUntilReady(
-      child,
-      `http://127.0.0.1:${adminPort}/readyz`,
-      options.readyTimeoutMs ?? 30_000,
-    )
-  } catch (err) {
-    await child.stop()
-    throw err
-  }
+  const fairlane = await launchFairlane(configPath, options)
   return {
     name: 'fairlane',
-    processes: { fairlane: child },
+    processes: { fairlane: fairlane.child },
     request: {
-      url: `http://127.0.0.1:${port}/t/echo/bench`,
+      url: `${fairlane.proxyUrl}/t/echo/bench`,
       headers: { authorization: `Bearer ${key}` },
     },
-    notes: [
-      `embedded mode, one process; logging.level ${LOG_LEVEL} (no per-request log lines)`,
-      ...(options.profileDir ? ['--cpu-prof on: figures include the profiler'] : []),
-    ],
+    notes: fairlaneNotes(options),
     ...(options.profileDir ? { profileDir: options.profileDir } : {}),
-    stop: () => child.stop(),
+    stop: () => fairlane.stop(),
   }
 }

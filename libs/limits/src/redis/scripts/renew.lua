@@ -1,0 +1,14 @@
+--[[
+  renew: extends the concurrency lease of a request still in flight, so only a node that
+  stopped renewing (it crashed) loses its slots when the TTL passes.
+  KEYS: the concurrency lease sets of its scopes. ARGV: leaseId, leaseTtlMs.
+]]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local ttl = tonumber(ARGV[2])
+local renewed = 0
+for _, key in ipairs(KEYS) do
+  renewed = renewed + redis.call('ZADD', key, 'XX', 'CH', now + ttl, ARGV[1])
+  redis.call('PEXPIRE', key, ttl)
+end
+return renewed
