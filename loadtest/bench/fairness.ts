@@ -42,7 +42,14 @@ const BACKLOG_IN_FLIGHT = 32
 const UNEQUAL_IN_FLIGHT = { a: 64, b: 32, c: 16, d: 8 } as const
 const TARGETS = { quietP99Ratio: 1.5, jain: 0.99 } as const
 
-type Discipline = 'fair' | 'fifo'
+/** fair: the example as shipped (headroom 1); fair-no-headroom: the flood may take every slot. */
+type Discipline = 'fair' | 'fair-no-headroom' | 'fifo'
+const VARIANTS: readonly Discipline[] = ['fair', 'fair-no-headroom', 'fifo']
+const VARIANT_ENV: Record<Discipline, Record<string, string>> = {
+  fair: { QUEUE_DISCIPLINE: 'fair', QUEUE_HEADROOM: '1' },
+  'fair-no-headroom': { QUEUE_DISCIPLINE: 'fair', QUEUE_HEADROOM: '0' },
+  fifo: { QUEUE_DISCIPLINE: 'fifo', QUEUE_HEADROOM: '0' },
+}
 type PhaseName = 'baseline' | 'flood' | 'backlogged' | 'backlogged-unequal'
 /** How the quiet keys' request times relate: evenly spread over the interval, or all at once. */
 type QuietPhase = 'spread' | 'locked'
@@ -553,9 +560,9 @@ async function main(options: FairnessOptions): Promise<number> {
     )
   const results: PhaseResult[] = []
   let processes: Record<string, Child> = { upstream: upstream.child }
-  for (const discipline of ['fair', 'fifo'] as const) {
+  for (const discipline of VARIANTS) {
     const fairlane = await launchFairlane(config, {
-      env: { ECHO_URL: upstream.url, QUEUE_DISCIPLINE: discipline },
+      env: { ECHO_URL: upstream.url, ...VARIANT_ENV[discipline] },
       name: `fairlane-${discipline}`,
     })
     try {
@@ -570,7 +577,7 @@ async function main(options: FairnessOptions): Promise<number> {
   }
   await stopAll()
 
-  const summaries = (['fair', 'fifo'] as const).map((d) => summarize(results, d))
+  const summaries = VARIANTS.map((d) => summarize(results, d))
   const problems = results.flatMap(problemsOf)
   report(results, summaries, processes, problems, options.upstreamJitterMs)
   const path = await writeResult('fairness', {

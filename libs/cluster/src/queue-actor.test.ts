@@ -205,3 +205,48 @@ describe('QueueActor across partitions and reloads', () => {
     expect([a.allowed, b.allowed]).toEqual([true, true])
   })
 })
+
+describe('QueueActor headroom', () => {
+  it('keeps a slot for a caller with nothing in flight, and gives it back on release', async () => {
+    const now = () => performance.now()
+    const ledger = new MemoryLedger({ now })
+    const slots: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 3 }
+    const roomy: PartitionSettings = { ...settings, capacity: 3, headroom: 1 }
+    actor = new QueueActor({
+      ledger,
+      now,
+      budget: new NodeQueueBudget(1000),
+      policyFor: (t): TicketPolicy => ({
+        identity: {
+          lane: `w/${t.keyId}`,
+          workspace: 'w',
+          tier: 'free',
+          laneWeight: 1,
+          workspaceWeight: 1,
+        },
+        scopes: [slots],
+        maxWaitMs: 2000,
+        partition: 'echo#0',
+        settings: roomy,
+      }),
+    })
+    const first = await actor.admit(ticket('flood', 1))
+    const second = await actor.admit(ticket('flood', 2))
+    let third: Awaited<ReturnType<QueueActor['admit']>> | undefined
+    const pending = actor.admit(ticket('flood', 3)).then((a) => (third = a))
+    await new Promise((r) => setTimeout(r, 20))
+    // The flood holds 2 of 3 slots; the last one is kept for a caller with nothing in flight.
+    expect(third).toBeUndefined()
+    const quiet = await actor.admit(ticket('quiet'))
+    expect(quiet.allowed).toBe(true)
+    if (quiet.allowed) quiet.lease.release()
+    // With the quiet caller done, the flood may have two again, not three.
+    await new Promise((r) => setTimeout(r, 20))
+    expect(third).toBeUndefined()
+    if (first.allowed) first.lease.release()
+    await pending
+    expect(third?.allowed).toBe(true)
+    if (second.allowed) second.lease.release()
+    if (third?.allowed) third.lease.release()
+  })
+})

@@ -18,6 +18,14 @@ export interface PartitionSettings {
   readonly bounds: QueueBounds
   readonly quantum: number
   readonly discipline: Discipline
+  /** The partition's concurrency (the target's limit), when it has one. */
+  readonly capacity?: number
+  /**
+   * Slots of `capacity` kept for lanes with nothing in flight: a lane that already has a
+   * request in flight may not take the last `headroom` slots. A new caller then finds a slot
+   * at once instead of waiting for the next one to free; a lone flood gives up that many.
+   */
+  readonly headroom?: number
 }
 
 /** What the actor's config says about one ticket: its lane, its limits and its queue. */
@@ -45,6 +53,11 @@ interface PartitionHost {
   readonly scheduler: LaneScheduler<Pending>
   timer?: NodeJS.Timeout
   timerAt?: number
+  /** Requests of this partition in flight, in all and per lane (for headroom). */
+  inFlight: number
+  readonly inFlightByLane: Map<string, number>
+  /** Lanes held back by headroom: any release in the partition may let them go. */
+  readonly heldBack: Set<string>
 }
 
 /** A refusal's scope decides how much of the queue it stops. */
@@ -169,6 +182,9 @@ export class QueueActor implements Actor {
     const host: PartitionHost = {
       key: policy.partition,
       settings,
+      inFlight: 0,
+      inFlightByLane: new Map(),
+      heldBack: new Set(),
       scheduler: new LaneScheduler<Pending>({
         now: this.#now,
         tiers: settings.tiers,
@@ -186,8 +202,21 @@ export class QueueActor implements Actor {
     return host
   }
 
+  /** Headroom: a lane with requests in flight may not take the partition's last free slots. */
+  #heldBack(host: PartitionHost, lane: string): boolean {
+    const { capacity, headroom } = host.settings
+    if (!capacity || !headroom) return false
+    if ((host.inFlightByLane.get(lane) ?? 0) === 0) return false
+    return host.inFlight >= capacity - headroom
+  }
+
   #gate(queued: QueuedTicket<Pending>): GateVerdict {
     const pending = queued.payload
+    const lane = pending.policy.identity.lane
+    if (this.#heldBack(pending.host, lane)) {
+      pending.host.heldBack.add(lane)
+      return { go: false, level: 'lane' }
+    }
     const decision = this.#ledger.decide(pending.policy.scopes, queued.cost)
     pending.decision = decision
     if (decision.allowed) return { go: true }
@@ -203,6 +232,10 @@ export class QueueActor implements Actor {
     const pending = queued.payload
     pending.detach?.()
     const decision = pending.decision as Decision & { allowed: true }
+    const host = pending.host
+    const lane = pending.policy.identity.lane
+    host.inFlight++
+    host.inFlightByLane.set(lane, (host.inFlightByLane.get(lane) ?? 0) + 1)
     pending.resolve({
       allowed: true,
       lease: this.#lease(pending.ticket, pending.policy, decision, pending.host),
@@ -243,6 +276,16 @@ export class QueueActor implements Actor {
         if (released) return
         released = true
         decision.lease.release()
+        let wakeHost = false
+        if (host) {
+          host.inFlight--
+          const lane = policy.identity.lane
+          const left = (host.inFlightByLane.get(lane) ?? 1) - 1
+          if (left === 0) host.inFlightByLane.delete(lane)
+          else host.inFlightByLane.set(lane, left)
+          for (const held of host.heldBack) wakeHost = host.scheduler.released(held) || wakeHost
+          host.heldBack.clear()
+        }
         const extra = (outcome?.cost ?? ticket.cost) - ticket.cost
         const { identity } = policy
         if (extra > 0) {
@@ -253,7 +296,8 @@ export class QueueActor implements Actor {
         // partition too (a key or workspace concurrency spans targets), or what a whole
         // partition waits for (a shared global concurrency).
         for (const other of [...this.#hosts.values(), ...this.#draining]) {
-          if (other.scheduler.released(identity.lane, identity.workspace)) this.#pump(other)
+          const unblocked = other.scheduler.released(identity.lane, identity.workspace)
+          if (unblocked || (other === host && wakeHost)) this.#pump(other)
         }
       },
     }

@@ -128,6 +128,12 @@ const Target = Type.Object(
         'Forward the client’s own Authorization header upstream (the client then authenticates to Fairlane with X-Fairlane-Key).',
     }),
     limits: Type.Optional(Limits),
+    headroom: Type.Integer({
+      minimum: 0,
+      default: 0,
+      description:
+        'Slots of limits.concurrency kept for callers with nothing in flight, so a new caller finds one at once under a flood; a lone flood can then use at most concurrency − headroom.',
+    }),
     partitions: Type.Integer({
       minimum: 1,
       maximum: 4096,

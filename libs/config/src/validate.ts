@@ -136,6 +136,12 @@ function semanticIssues(config: FairlaneConfig): ConfigIssue[] {
       if (problem) issues.push({ path: `${base}.endpoints[${i}].url`, message: problem })
     })
     checkLimits(target.limits, `${base}.limits`, issues)
+    if (target.headroom > 0 && !(target.headroom < (target.limits?.concurrency ?? 0))) {
+      issues.push({
+        path: `${base}.headroom`,
+        message: 'needs limits.concurrency, and must be smaller than it',
+      })
+    }
   }
   const shares = Object.values(config.tiers).reduce((sum, tier) => sum + tier.minShare, 0)
   if (shares >= 1)

@@ -204,7 +204,11 @@ export class LaneScheduler<T> {
   readonly #tierByName = new Map<string, Tier<T>>()
   readonly #lanes = new Map<string, Lane<T>>()
   readonly #groups = new Map<string, Group<T>>()
-  readonly #perLane = new Map<string, number>()
+  /**
+   * Tickets per caller in fifo discipline, where every ticket shares one lane. In fair
+   * discipline a lane's own list is the count: no second million-key map to consult.
+   */
+  readonly #fifoPerLane = new Map<string, number>()
   readonly #perWorkspace = new Map<string, number>()
   readonly #wheel: TimerWheel
   readonly #partition: PartitionGate = {
@@ -241,7 +245,8 @@ export class LaneScheduler<T> {
   }
 
   queuedIn(lane: string): number {
-    return this.#perLane.get(lane) ?? 0
+    if (this.#options.discipline === 'fifo') return this.#fifoPerLane.get(lane) ?? 0
+    return this.#lanes.get(lane)?.tickets.size ?? 0
   }
 
   /**
@@ -261,18 +266,20 @@ export class LaneScheduler<T> {
     if (this.#queued >= bounds.perPartition) return 'partition'
     const inWorkspace = this.#perWorkspace.get(identity.workspace) ?? 0
     if (inWorkspace >= bounds.perWorkspace) return 'workspace'
-    const inLane = this.#perLane.get(identity.lane) ?? 0
+    const fifo = this.#options.discipline === 'fifo'
+    const existing = fifo ? undefined : this.#lanes.get(identity.lane)
+    const inLane = fifo
+      ? (this.#fifoPerLane.get(identity.lane) ?? 0)
+      : (existing?.tickets.size ?? 0)
     if (inLane >= bounds.perLane) return 'lane'
 
     const now = this.#options.now()
-    const lane = this.#laneFor(
-      this.#options.discipline === 'fifo' ? { ...identity, ...FIFO_IDENTITY } : identity,
-      tier,
-    )
+    const lane =
+      existing ?? this.#laneFor(fifo ? { ...identity, ...FIFO_IDENTITY } : identity, tier)
     const ticket = new QueuedTicket(payload, identity, cost, now, lane)
     lane.tickets.push(ticket)
     this.#wheel.schedule(ticket, now + (maxWaitMs ?? tier.spec.maxWaitMs))
-    this.#perLane.set(identity.lane, inLane + 1)
+    if (fifo) this.#fifoPerLane.set(identity.lane, inLane + 1)
     this.#perWorkspace.set(identity.workspace, inWorkspace + 1)
     this.#queued++
     tier.queued++
@@ -477,9 +484,11 @@ export class LaneScheduler<T> {
     const lane = ticket.lane
     lane.tickets.remove(ticket)
     const id = ticket.identity
-    const inLane = (this.#perLane.get(id.lane) ?? 1) - 1
-    if (inLane === 0) this.#perLane.delete(id.lane)
-    else this.#perLane.set(id.lane, inLane)
+    if (this.#options.discipline === 'fifo') {
+      const inLane = (this.#fifoPerLane.get(id.lane) ?? 1) - 1
+      if (inLane === 0) this.#fifoPerLane.delete(id.lane)
+      else this.#fifoPerLane.set(id.lane, inLane)
+    }
     const inWorkspace = (this.#perWorkspace.get(id.workspace) ?? 1) - 1
     if (inWorkspace === 0) this.#perWorkspace.delete(id.workspace)
     else this.#perWorkspace.set(id.workspace, inWorkspace)

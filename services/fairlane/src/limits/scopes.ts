@@ -107,6 +107,8 @@ function settingsFor(config: FairlaneConfig, target: string): PartitionSettings 
       bounds: config.queue,
       quantum: config.queue.quantum,
       discipline: config.targets[target]?.discipline ?? 'fair',
+      capacity: config.targets[target]?.limits?.concurrency,
+      headroom: config.targets[target]?.headroom ?? 0,
     }
     cached.settings.set(target, settings)
   }
