@@ -33,7 +33,7 @@ import { pathOf, type RequestContext } from './request-context.ts'
 import { URL_TARGET } from '../limits/scopes.ts'
 import type { TargetConfig } from '@fairlane/config'
 import type { Admission } from '@fairlane/cluster'
-import { observeResponseCost } from './response-cost.ts'
+import { costInBody, costInHeader, observeResponseCost } from './response-cost.ts'
 import { resolveRoute } from './route.ts'
 
 export interface IngressDeps {
@@ -48,6 +48,9 @@ export interface IngressDeps {
 }
 
 const contexts = new WeakMap<FastifyRequest, RequestContext>()
+
+/** Upstream bodies up to this size with a Content-Length are sent in one write. */
+const SMALL_BODY_BYTES = 64 * 1024
 
 function contextOf(request: FastifyRequest): RequestContext {
   let ctx = contexts.get(request)
@@ -330,16 +333,33 @@ async function handle(
     ctx.upstreamStatus = response.status
     deps.metrics.upstreamDuration.observe({ target: route.target }, ctx.upstreamMs / 1000)
 
+    const responseHeaders = {
+      ...clientResponseHeaders(response.headers),
+      ...limitHeaders,
+      'x-request-id': ctx.requestId,
+      'x-fairlane-queue-ms': String(Math.round(ctx.queueMs ?? 0)),
+      'x-fairlane-attempts': String(ctx.attempts),
+    }
+    const length = Number(response.headers['content-length'])
+    if (request.method !== 'HEAD' && length <= SMALL_BODY_BYTES) {
+      // A small body of known length is read whole and sent with the head in one write:
+      // fewer syscalls than relaying a stream, the same latency, and an upstream failure
+      // while reading it still gets a proper answer.
+      let whole: Buffer
+      try {
+        whole = Buffer.concat((await response.body.toArray()) as Buffer[])
+      } catch (err) {
+        throw upstreamError(err)
+      }
+      realCost =
+        costInHeader(target, response.headers) ?? costInBody(target, response.headers, whole)
+      ctx.stage = 'respond'
+      return reply.code(response.status).headers(responseHeaders).send(whole)
+    }
     ctx.stage = 'respond'
     return reply
       .code(response.status)
-      .headers({
-        ...clientResponseHeaders(response.headers),
-        ...limitHeaders,
-        'x-request-id': ctx.requestId,
-        'x-fairlane-queue-ms': String(Math.round(ctx.queueMs ?? 0)),
-        'x-fairlane-attempts': String(ctx.attempts),
-      })
+      .headers(responseHeaders)
       .send(observeResponseCost(target, response.headers, response.body, (c) => (realCost = c)))
   } catch (err) {
     if (abort.signal.aborted && reply.raw.destroyed) return reply

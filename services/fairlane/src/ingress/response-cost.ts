@@ -15,6 +15,35 @@ function numberAt(value: unknown, path: readonly string[]): number | undefined {
     : undefined
 }
 
+/** The real cost in a whole JSON body already read, where the target says it is. */
+export function costInBody(
+  target: TargetConfig | undefined,
+  headers: Record<string, string | string[] | undefined>,
+  body: Buffer,
+): number | undefined {
+  const source = target?.cost.fromResponse
+  if (!source?.json || source.header) return undefined
+  const type = String(headers['content-type'] ?? '')
+  if (!type.includes('json') || headers['content-encoding'] !== undefined) return undefined
+  try {
+    return numberAt(JSON.parse(body.toString('utf8')), source.json.split('.'))
+  } catch {
+    return undefined
+  }
+}
+
+/** The real cost in a response header, where the target says it is. */
+export function costInHeader(
+  target: TargetConfig | undefined,
+  headers: Record<string, string | string[] | undefined>,
+): number | undefined {
+  const name = target?.cost.fromResponse?.header
+  if (!name) return undefined
+  const raw = headers[name.toLowerCase()]
+  const cost = Number(Array.isArray(raw) ? raw[0] : raw)
+  return raw !== undefined && Number.isFinite(cost) && cost >= 0 ? cost : undefined
+}
+
 /**
  * Reads a request's real cost from its response, where the target says where it is: a
  * header, or a number in the JSON body (e.g. `usage.total_tokens`). The body still streams
@@ -29,9 +58,8 @@ export function observeResponseCost(
   const source = target?.cost.fromResponse
   if (!source) return body
   if (source.header) {
-    const raw = headers[source.header.toLowerCase()]
-    const cost = Number(Array.isArray(raw) ? raw[0] : raw)
-    if (raw !== undefined && Number.isFinite(cost) && cost >= 0) onCost(cost)
+    const cost = costInHeader(target, headers)
+    if (cost !== undefined) onCost(cost)
     return body
   }
   const path = source.json?.split('.')
