@@ -24,3 +24,10 @@ export {
   type TraceParent,
 } from './correlation.ts'
 export { parseClientPolicies, CLIENT_POLICY_BOUNDS, type ClientPolicy } from './client-policy.ts'
+export {
+  shardOf,
+  shardSubject,
+  SHARD_SUBJECT_PREFIX,
+  type AdmissionReply,
+  type ShardMessage,
+} from './wire.ts'

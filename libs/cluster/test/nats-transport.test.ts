@@ -1,0 +1,169 @@
+import { performance } from 'node:perf_hooks'
+import { connect, type NatsConnection } from '@nats-io/transport-node'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import {
+  NatsTransport,
+  QueueActor,
+  ShardServer,
+  type PartitionSettings,
+  type TicketPolicy,
+} from '@fairlane/cluster'
+import { MemoryLedger, type ScopeLimit } from '@fairlane/limits'
+import { shardOf, type Ticket } from '@fairlane/protocol'
+import { NodeQueueBudget } from '@fairlane/scheduler'
+import { startNats, type NatsServer } from '@fairlane/testing'
+
+const SHARDS = 16
+const settings: PartitionSettings = {
+  tiers: [{ name: 'free', priority: 0, minShare: 0, maxWaitMs: 2000 }],
+  bounds: { perLane: 10, perWorkspace: 100, perPartition: 100 },
+  quantum: 1,
+  discipline: 'fair',
+}
+const slot: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 1 }
+
+let nats: NatsServer
+const connections: NatsConnection[] = []
+const servers: ShardServer[] = []
+const actors: QueueActor[] = []
+
+beforeAll(async () => {
+  nats = await startNats({ jetstream: false })
+})
+
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()))
+  for (const actor of actors.splice(0)) actor.close()
+})
+
+afterAll(async () => {
+  await Promise.all(connections.map((nc) => nc.close()))
+  await nats.stop()
+})
+
+async function nc(): Promise<NatsConnection> {
+  const connection = await connect({ servers: nats.url })
+  connections.push(connection)
+  return connection
+}
+
+function actorNode(leaseTtlMs?: number) {
+  const now = () => performance.now()
+  const ledger = new MemoryLedger({ now })
+  const actor = new QueueActor({
+    ledger,
+    now,
+    budget: new NodeQueueBudget(1000),
+    policyFor: (t): TicketPolicy => ({
+      identity: {
+        lane: `${t.workspace}/${t.keyId}`,
+        workspace: t.workspace,
+        tier: 'free',
+        laneWeight: 1,
+        workspaceWeight: 1,
+      },
+      scopes: [slot],
+      maxWaitMs: 2000,
+      partition: `${t.target}#0`,
+      settings,
+    }),
+  })
+  actors.push(actor)
+  return { actor, ledger, leaseTtlMs }
+}
+
+async function serving(node: ReturnType<typeof actorNode>): Promise<ShardServer> {
+  const server = new ShardServer({
+    nc: await nc(),
+    actor: node.actor,
+    ...(node.leaseTtlMs ? { leaseTtlMs: node.leaseTtlMs } : {}),
+  })
+  servers.push(server)
+  return server
+}
+
+async function ingress(): Promise<NatsTransport> {
+  return new NatsTransport({
+    nc: await nc(),
+    shardFor: (t) => shardOf(t.target, 0, SHARDS),
+    requestTimeoutMs: 5000,
+    retryForMs: 2000,
+  })
+}
+
+const ticket = (keyId: string, target = 'echo'): Ticket => ({
+  requestId: `${keyId}-${Math.random()}`,
+  workspace: 'w',
+  keyId,
+  target,
+  cost: 1,
+})
+
+describe('tickets over NATS request/reply', () => {
+  it('reaches the owner of the shard and releases through a done message', async () => {
+    const node = actorNode()
+    const server = await serving(node)
+    server.serve(shardOf('echo', 0, SHARDS))
+    const transport = await ingress()
+    const first = await transport.submit(ticket('a'))
+    expect(first.allowed).toBe(true)
+    expect(node.ledger.inFlight('target:echo')).toBe(1)
+    const second = transport.submit(ticket('b'))
+    await new Promise((r) => setTimeout(r, 50))
+    if (first.allowed) first.lease.release()
+    expect((await second).allowed).toBe(true)
+    await expect.poll(() => server.leases).toBe(1)
+  })
+
+  it('cancels a waiting ticket when the ingress side aborts', async () => {
+    const node = actorNode()
+    const server = await serving(node)
+    server.serve(shardOf('echo', 0, SHARDS))
+    const transport = await ingress()
+    const holder = await transport.submit(ticket('a'))
+    const controller = new AbortController()
+    const waiting = transport.submit(ticket('b'), controller.signal)
+    await expect.poll(() => node.actor.queued).toBe(1)
+    controller.abort()
+    expect(await waiting).toMatchObject({ allowed: false, code: 'cancelled' })
+    expect(node.actor.queued).toBe(0)
+    if (holder.allowed) holder.lease.release()
+  })
+
+  it('resubmits a ticket that meets no responder until an owner serves the shard', async () => {
+    const node = actorNode()
+    const server = await serving(node)
+    const transport = await ingress()
+    setTimeout(() => server.serve(shardOf('late', 0, SHARDS)), 300)
+    const admission = await transport.submit(ticket('a', 'late'))
+    expect(admission.allowed).toBe(true)
+  })
+
+  it('frees the slot of a request whose ingress died, after the lease TTL', async () => {
+    const node = actorNode(200)
+    const server = await serving(node)
+    server.serve(shardOf('echo', 0, SHARDS))
+    const transport = await ingress()
+    expect((await transport.submit(ticket('a'))).allowed).toBe(true)
+    // No done ever comes; after the TTL the owner gives the slot back.
+    const next = await transport.submit(ticket('b'))
+    expect(next.allowed).toBe(true)
+    if (next.allowed) expect(next.waitedMs).toBeGreaterThanOrEqual(100)
+  })
+
+  it('serves only the shards it was given, and stops on request', async () => {
+    const node = actorNode()
+    const server = await serving(node)
+    const shard = shardOf('echo', 0, SHARDS)
+    server.serve(shard)
+    expect(server.shards).toEqual([shard])
+    await server.stopServing(shard)
+    const transport = new NatsTransport({
+      nc: await nc(),
+      shardFor: () => shard,
+      requestTimeoutMs: 1000,
+      retryForMs: 100,
+    })
+    await expect(transport.submit(ticket('a'))).rejects.toThrow()
+  })
+})

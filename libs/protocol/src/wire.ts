@@ -1,0 +1,51 @@
+import type { RateLimitView } from './rate-limit-headers.ts'
+import type { Ticket } from './ticket.ts'
+
+/**
+ * Messages on a shard subject (`fairlane.v1.shard.<n>`), between ingress nodes and the queue
+ * actor that holds the shard's lease. JSON: small, and readable with `nats sub` when
+ * operating a cluster. The version is in the subject, so a change of shape gets a new one.
+ */
+export type ShardMessage =
+  /** Asks for admission; the reply is an AdmissionReply, sent when the ticket may go or is refused. */
+  | { readonly kind: 'ticket'; readonly ticket: Ticket }
+  /** The admitted request completed: release its concurrency, charge its real cost. */
+  | { readonly kind: 'done'; readonly leaseId: string; readonly cost?: number }
+  /** The client left while its ticket waited. */
+  | { readonly kind: 'cancel'; readonly requestId: string }
+
+export type AdmissionReply =
+  | {
+      readonly allowed: true
+      readonly leaseId: string
+      readonly views: readonly RateLimitView[]
+      readonly waitedMs: number
+    }
+  | {
+      readonly allowed: false
+      readonly code: 'rate_limited' | 'queue_full' | 'queue_timeout' | 'cancelled'
+      readonly refusedBy: string
+      readonly reason: 'rate' | 'concurrency' | 'bound' | 'deadline' | 'client' | 'cost'
+      readonly retryAfterMs: number
+      readonly views: readonly RateLimitView[]
+    }
+
+export const SHARD_SUBJECT_PREFIX = 'fairlane.v1.shard.'
+
+export function shardSubject(shard: number): string {
+  return SHARD_SUBJECT_PREFIX + shard
+}
+
+/**
+ * The shard of a target partition: FNV-1a of `target#partition`, mod the cluster's shard
+ * count. Stable across nodes and versions: every node must agree on it.
+ */
+export function shardOf(target: string, partition: number, shards: number): number {
+  let hash = 0x811c9dc5
+  const text = `${target}#${partition}`
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193) >>> 0
+  }
+  return hash % shards
+}
