@@ -1,0 +1,99 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node'
+import { Kvm, type KV } from '@nats-io/kv'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ShardLeases } from '@fairlane/cluster'
+import { startNats, type NatsServer } from '@fairlane/testing'
+
+const SHARDS = 12
+const TTL_MS = 1200
+
+let nats: NatsServer
+const connections: NatsConnection[] = []
+const running: ShardLeases[] = []
+
+beforeAll(async () => {
+  nats = await startNats({ jetstream: true })
+})
+
+afterAll(async () => {
+  await Promise.all(running.map((l) => l.stop().catch(() => undefined)))
+  await Promise.all(connections.map((nc) => nc.close().catch(() => undefined)))
+  await nats.stop()
+})
+
+let bucketNo = 0
+async function bucket(): Promise<string> {
+  const name = `shards-${++bucketNo}`
+  const nc = await connect({ servers: nats.url })
+  connections.push(nc)
+  await new Kvm(nc).create(name, { ttl: TTL_MS, history: 1 })
+  return name
+}
+
+async function node(name: string, id: string) {
+  const nc = await connect({ servers: nats.url })
+  connections.push(nc)
+  const kv: KV = await new Kvm(nc).open(name)
+  const serving = new Set<number>()
+  const leases = new ShardLeases({
+    kv,
+    nodeId: id,
+    shards: SHARDS,
+    ttlMs: TTL_MS,
+    onAcquire: (shard) => serving.add(shard),
+    onRelease: (shard) => void serving.delete(shard),
+  })
+  running.push(leases)
+  return { leases, serving, nc }
+}
+
+function disjointCover(nodes: Array<{ serving: Set<number> }>): boolean {
+  const all = nodes.flatMap((n) => [...n.serving])
+  return all.length === SHARDS && new Set(all).size === SHARDS
+}
+
+describe('shard leases in NATS KV', () => {
+  it('splits the shards fairly and disjointly between nodes, and hands them over on drain', async () => {
+    const name = await bucket()
+    const nodes = [await node(name, 'a'), await node(name, 'b'), await node(name, 'c')]
+    await Promise.all(nodes.map((n) => n.leases.start()))
+    await expect
+      .poll(() => disjointCover(nodes) && nodes.every((n) => n.serving.size === 4), {
+        timeout: 10_000,
+      })
+      .toBe(true)
+
+    await nodes[2]?.leases.stop()
+    const rest = nodes.slice(0, 2)
+    await expect
+      .poll(() => disjointCover(rest) && rest.every((n) => n.serving.size === 6), {
+        timeout: 10_000,
+      })
+      .toBe(true)
+  })
+
+  it('rebalances when a node joins', async () => {
+    const name = await bucket()
+    const first = await node(name, 'a')
+    await first.leases.start()
+    expect(first.serving.size).toBe(SHARDS)
+    const second = await node(name, 'b')
+    await second.leases.start()
+    await expect
+      .poll(() => disjointCover([first, second]) && second.serving.size === 6, { timeout: 10_000 })
+      .toBe(true)
+  })
+
+  it('moves the shards of a node that died within the lease TTL and a tick', async () => {
+    const name = await bucket()
+    const survivor = await node(name, 'a')
+    const doomed = await node(name, 'b')
+    await Promise.all([survivor.leases.start(), doomed.leases.start()])
+    await expect.poll(() => disjointCover([survivor, doomed]), { timeout: 10_000 }).toBe(true)
+    const died = Date.now()
+    // Its connection drops without a word: no release, no more heartbeats.
+    await doomed.nc.close()
+    await expect.poll(() => survivor.serving.size, { timeout: 10_000 }).toBe(SHARDS)
+    expect(Date.now() - died).toBeLessThan(TTL_MS * 3)
+  })
+})
