@@ -406,6 +406,24 @@ describe('LaneScheduler work per decision (O(1) by counting)', () => {
     for (const steps of perDecision) expect(steps).toBeLessThanOrEqual(4)
   })
 
+  it('ignores an identity's remembered lane once it emptied or belongs to another scheduler', () => {
+    const a = harness()
+    const b = harness()
+    const shared = lane('w', 'k')
+    enqueue(a, shared)
+    a.scheduler.pump()
+    a.complete()
+    // The lane in `a` has emptied and been dropped; `b` must build its own.
+    const inB = enqueue(b, shared)
+    const again = enqueue(a, shared)
+    expect(b.scheduler.queuedIn(shared.lane)).toBe(1)
+    expect(a.scheduler.queuedIn(shared.lane)).toBe(1)
+    b.scheduler.pump()
+    a.scheduler.pump()
+    expect(b.served).toEqual([inB])
+    expect(a.served.at(-1)).toBe(again)
+  })
+
   it('keeps nothing for a lane once it is empty', () => {
     const h = harness({ gate: () => ({ go: true }) })
     for (let i = 0; i < 10_000; i++) h.scheduler.enqueue(String(i), lane('w', `k${i}`), 1)

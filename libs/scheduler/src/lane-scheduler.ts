@@ -49,6 +49,12 @@ export interface LaneIdentity {
   readonly tier: string
   readonly laneWeight: number
   readonly workspaceWeight: number
+  /**
+   * Written by the scheduler: the lane this identity last queued in. A caller that reuses its
+   * identity object per caller saves a lookup in a map of every lane, which at a million
+   * lanes is the costliest step of a decision; a stale value is detected and ignored.
+   */
+  lastLane?: unknown
 }
 
 export type GateVerdict =
@@ -125,6 +131,9 @@ export class QueuedTicket<T> implements Linked<QueuedTicket<T>>, Timer {
 
 class Lane<T> implements Linked<Lane<T>>, Blockable {
   readonly kind = 'lane'
+  readonly owner: LaneScheduler<T>
+  /** False once the lane has emptied and been forgotten. */
+  live = true
   readonly id: string
   readonly group: Group<T>
   readonly weight: number
@@ -140,7 +149,8 @@ class Lane<T> implements Linked<Lane<T>>, Blockable {
   timerNext: Timer | null = null
   timerSlot: Timer['timerSlot'] = null
 
-  constructor(id: string, group: Group<T>, weight: number) {
+  constructor(owner: LaneScheduler<T>, id: string, group: Group<T>, weight: number) {
+    this.owner = owner
     this.id = id
     this.group = group
     this.weight = weight
@@ -267,7 +277,7 @@ export class LaneScheduler<T> {
     const inWorkspace = this.#perWorkspace.get(identity.workspace) ?? 0
     if (inWorkspace >= bounds.perWorkspace) return 'workspace'
     const fifo = this.#options.discipline === 'fifo'
-    const existing = fifo ? undefined : this.#lanes.get(identity.lane)
+    const existing = fifo ? undefined : this.#liveLane(identity)
     const inLane = fifo
       ? (this.#fifoPerLane.get(identity.lane) ?? 0)
       : (existing?.tickets.size ?? 0)
@@ -276,6 +286,7 @@ export class LaneScheduler<T> {
     const now = this.#options.now()
     const lane =
       existing ?? this.#laneFor(fifo ? { ...identity, ...FIFO_IDENTITY } : identity, tier)
+    if (!fifo) identity.lastLane = lane
     const ticket = new QueuedTicket(payload, identity, cost, now, lane)
     lane.tickets.push(ticket)
     this.#wheel.schedule(ticket, now + (maxWaitMs ?? tier.spec.maxWaitMs))
@@ -381,6 +392,20 @@ export class LaneScheduler<T> {
     if (group) group.deficit -= extra
   }
 
+  /** The identity's lane if it exists: from the identity's own memory when still valid. */
+  #liveLane(identity: LaneIdentity): Lane<T> | undefined {
+    const remembered = identity.lastLane
+    if (
+      remembered instanceof Lane &&
+      remembered.owner === this &&
+      remembered.live &&
+      remembered.id === identity.lane
+    ) {
+      return remembered as Lane<T>
+    }
+    return this.#lanes.get(identity.lane)
+  }
+
   #laneFor(identity: LaneIdentity, tier: Tier<T>): Lane<T> {
     let lane = this.#lanes.get(identity.lane)
     if (lane) return lane
@@ -394,7 +419,7 @@ export class LaneScheduler<T> {
       group.deficit = quantum * group.weight
       this.#groups.set(id, group)
     }
-    lane = new Lane(identity.lane, group, identity.laneWeight)
+    lane = new Lane(this, identity.lane, group, identity.laneWeight)
     lane.deficit = quantum * lane.weight
     group.lanes++
     this.#lanes.set(identity.lane, lane)
@@ -502,6 +527,7 @@ export class LaneScheduler<T> {
 
   /** An empty lane is forgotten, with its timer and deficit: idle callers cost nothing. */
   #dropLane(lane: Lane<T>): void {
+    lane.live = false
     this.#deactivateLane(lane)
     this.#wheel.cancel(lane)
     this.#lanes.delete(lane.id)
