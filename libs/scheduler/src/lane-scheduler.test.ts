@@ -406,7 +406,7 @@ describe('LaneScheduler work per decision (O(1) by counting)', () => {
     for (const steps of perDecision) expect(steps).toBeLessThanOrEqual(4)
   })
 
-  it('ignores an identity's remembered lane once it emptied or belongs to another scheduler', () => {
+  it('ignores the lane an identity remembers once it emptied or belongs to another scheduler', () => {
     const a = harness()
     const b = harness()
     const shared = lane('w', 'k')
