@@ -312,6 +312,9 @@ describe('size limits and upstream failures', () => {
     })
     expect(response.status).toBe(431)
     expect(response.headers.get('content-type')).toBe('application/problem+json')
+    const id = response.headers.get('x-request-id')
+    expect(id).toMatch(/^[0-9a-f-]{36}$/)
+    expect(await response.json()).toMatchObject({ code: 'headers_too_large', requestId: id })
   })
 
   it('maps a refused connection to 502 upstream_unavailable', async () => {

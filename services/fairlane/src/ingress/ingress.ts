@@ -81,18 +81,19 @@ function hasBody(request: IncomingMessage): boolean {
 /** A problem+json answer written straight to a socket, for errors Node raises before Fastify sees a request. */
 function rawProblem(code: 'headers_too_large' | 'bad_request', detail: string): string {
   const { status, title } = ERROR_CODES[code]
+  const requestId = requestIdFrom(undefined)
   const body = JSON.stringify({
     type: PROBLEM_TYPE_BASE + code.replaceAll('_', '-'),
     title,
     status,
     code,
     stage: 'correlate',
-    requestId: '',
+    requestId,
     error: title,
     detail,
   })
   return (
-    `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\n` +
+    `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nX-Request-Id: ${requestId}\r\n` +
     `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
   )
 }
@@ -107,7 +108,10 @@ export function buildIngress(deps: IngressDeps, options: { maxHeaderBytes: numbe
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
     http: { maxHeaderSize: options.maxHeaderBytes },
     routerOptions: { maxParamLength: 8192, ignoreTrailingSlash: false },
-    return503OnClosing: true,
+    // While draining, a request on a connection still open is served like any other (its
+    // answer carries the usual headers); new connections are no longer accepted, readiness
+    // is already failing, and connections left at the end of the grace period are closed.
+    return503OnClosing: false,
     // A request target the router cannot decode (a bad percent-escape) is the client's error.
     frameworkErrors: (err, request, reply) => {
       const ctx = contextOf(request)
