@@ -45,8 +45,9 @@ function urlOf(host: string, port: number): string {
 }
 
 /**
- * Every role in one process: ingress, the actor (a ledger check through the in-process
- * transport) and the forwarder. The cluster swaps the transport and the ledger, nothing above.
+ * Every role in one process: ingress, the queue actor (lanes and the in-memory ledger behind
+ * the in-process transport) and the forwarder. The cluster swaps the transport and the
+ * ledger, nothing above them.
  */
 export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<EmbeddedNode> {
   const { store } = options
