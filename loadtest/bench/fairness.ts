@@ -13,10 +13,29 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { CallerRecord, jainIndex, Traffic, type CallerSpec } from '@fairlane/testing'
+import { CallerRecord, jainIndex, Traffic } from '@fairlane/testing'
 import { installCleanup, stopAll, type Child } from './lib/child.ts'
 import { watchCpu } from './lib/cpu.ts'
 import { machineFacts } from './lib/machine.ts'
+import {
+  BACKLOG_IN_FLIGHT,
+  CAPACITY_PER_SEC,
+  flood,
+  FLOOD_IN_FLIGHT,
+  keyHeaders,
+  PHASES,
+  pooled,
+  QUIET_RATE,
+  sleep,
+  snapshot,
+  startTraffic,
+  TARGET_CONCURRENCY,
+  UNEQUAL_IN_FLIGHT,
+  UPSTREAM_DELAY_MS,
+  type PhaseName,
+  type PhaseSpec,
+  type QuietPhase,
+} from './lib/noisy-neighbour.ts'
 import { numberFlag } from './lib/options.ts'
 import { REPO_ROOT } from './lib/paths.ts'
 import { writeResult } from './lib/result-file.ts'
@@ -30,16 +49,6 @@ import {
 } from './systems/fairlane-embedded.ts'
 
 const CONFIG = join(REPO_ROOT, 'examples/noisy-neighbor.yaml')
-/** The target's concurrency in that file (checked at start); with the delay it fixes the capacity. */
-const TARGET_CONCURRENCY = 8
-const UPSTREAM_DELAY_MS = 40
-const CAPACITY_PER_SEC = (TARGET_CONCURRENCY * 1000) / UPSTREAM_DELAY_MS
-const QUIET_KEYS = ['b', 'c', 'd'] as const
-const QUIET_RATE = 5
-const FLOOD_IN_FLIGHT = 64
-const BACKLOG_IN_FLIGHT = 32
-/** Unequal floods: FIFO shares the target by requests in flight, fair queueing by lane. */
-const UNEQUAL_IN_FLIGHT = { a: 64, b: 32, c: 16, d: 8 } as const
 const TARGETS = { quietP99Ratio: 1.5, jain: 0.99 } as const
 
 /** fair: the example as shipped (headroom 1); fair-no-headroom: the flood may take every slot. */
@@ -50,9 +59,6 @@ const VARIANT_ENV: Record<Discipline, Record<string, string>> = {
   'fair-no-headroom': { QUEUE_DISCIPLINE: 'fair', QUEUE_HEADROOM: '0' },
   fifo: { QUEUE_DISCIPLINE: 'fifo', QUEUE_HEADROOM: '0' },
 }
-type PhaseName = 'baseline' | 'flood' | 'backlogged' | 'backlogged-unequal'
-/** How the quiet keys' request times relate: evenly spread over the interval, or all at once. */
-type QuietPhase = 'spread' | 'locked'
 
 interface FairnessOptions {
   readonly durationSec: number
@@ -75,16 +81,6 @@ Options:
                  spread (default): the quiet keys send at evenly spread instants;
                  locked: all three at the same instants (Traffic's own behaviour)
   --help         show this text`
-
-interface PhaseSpec {
-  readonly name: PhaseName
-  readonly what: string
-  /** Keys whose latency is the quiet figure. */
-  readonly quiet: readonly string[]
-  /** Keys that always have requests waiting: their served counts go into Jain's index. */
-  readonly backlogged: readonly string[]
-  readonly callers: (url: string) => CallerSpec[]
-}
 
 /** One key's figures over the measured window (requests still in flight at its end are left out). */
 interface CallerFigures {
@@ -132,54 +128,6 @@ interface PhaseResult {
 
 const say = (line = ''): void => void process.stdout.write(line + '\n')
 const ms = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '-')
-const sleep = (sec: number): Promise<void> =>
-  new Promise((resolve) => setTimeout(resolve, sec * 1000))
-const keyHeaders = (key: string): Record<string, string> => ({
-  authorization: `Bearer fl_demo_${key}`,
-})
-
-function flood(url: string, key: string, inFlight: number): CallerSpec {
-  return { name: key, url, headers: keyHeaders(key), concurrency: inFlight }
-}
-
-function steady(url: string, key: string): CallerSpec {
-  return { name: key, url, headers: keyHeaders(key), ratePerSecond: QUIET_RATE }
-}
-
-const PHASES: readonly PhaseSpec[] = [
-  {
-    name: 'baseline',
-    what: `b, c, d at ${QUIET_RATE} req/s each, no flood`,
-    quiet: QUIET_KEYS,
-    backlogged: [],
-    callers: (url) => QUIET_KEYS.map((key) => steady(url, key)),
-  },
-  {
-    name: 'flood',
-    what: `a keeps ${FLOOD_IN_FLIGHT} in flight; b, c, d at ${QUIET_RATE} req/s each`,
-    quiet: QUIET_KEYS,
-    backlogged: [],
-    callers: (url) => [
-      flood(url, 'a', FLOOD_IN_FLIGHT),
-      ...QUIET_KEYS.map((key) => steady(url, key)),
-    ],
-  },
-  {
-    name: 'backlogged',
-    what: `a, b, c, d keep ${BACKLOG_IN_FLIGHT} in flight each`,
-    quiet: [],
-    backlogged: ['a', 'b', 'c', 'd'],
-    callers: (url) => ['a', 'b', 'c', 'd'].map((key) => flood(url, key, BACKLOG_IN_FLIGHT)),
-  },
-  {
-    name: 'backlogged-unequal',
-    what: `a, b, c, d keep ${Object.values(UNEQUAL_IN_FLIGHT).join(', ')} in flight`,
-    quiet: [],
-    backlogged: ['a', 'b', 'c', 'd'],
-    callers: (url) =>
-      Object.entries(UNEQUAL_IN_FLIGHT).map(([key, inFlight]) => flood(url, key, inFlight)),
-  },
-]
 
 function fairnessOptions(args: readonly string[]): FairnessOptions | undefined {
   const { values } = parseArgs({
@@ -209,24 +157,6 @@ function fairnessOptions(args: readonly string[]): FairnessOptions | undefined {
   }
 }
 
-/** A copy taken at the end of the window: what completes after it belongs to no phase. */
-function snapshot(record: CallerRecord): CallerRecord {
-  const copy = new CallerRecord(record.name)
-  copy.sent = record.sent
-  copy.served = record.served
-  copy.refused = record.refused
-  copy.failed = record.failed
-  for (const latency of record.latenciesMs) copy.latenciesMs.push(latency)
-  return copy
-}
-
-function pooled(records: readonly CallerRecord[]): CallerRecord {
-  const pool = new CallerRecord('pooled')
-  for (const record of records)
-    for (const latency of record.latenciesMs) pool.latenciesMs.push(latency)
-  return pool
-}
-
 /**
  * For an instant drawn uniformly over the window, the wait R until the next arrival:
  * P(R > t) = Σ max(0, gap − t) ÷ Σ gap, inverted by bisection.
@@ -252,28 +182,6 @@ function dispatches(arrivals: readonly number[]): Dispatches {
     slotWaitP50Ms: waitAt(0.5),
     slotWaitP99Ms: waitAt(0.99),
   }
-}
-
-/**
- * Floods in one Traffic; steady callers too when locked. Spread, each steady caller gets its
- * own Traffic, started a fraction of its interval after the previous one: Traffic starts every
- * steady caller of one instance on the same tick with the same interval, so they would stay in
- * lockstep and every quiet request would arrive together with the other quiet keys' requests.
- */
-async function startTraffic(
-  specs: readonly CallerSpec[],
-  quietPhase: QuietPhase,
-): Promise<Traffic[]> {
-  const steady = specs.filter((s) => s.ratePerSecond !== undefined)
-  const rest = specs.filter((s) => s.ratePerSecond === undefined)
-  if (quietPhase === 'locked' || steady.length < 2) return [new Traffic(specs)]
-  const traffics = rest.length > 0 ? [new Traffic(rest)] : []
-  const offsetSec = 1 / QUIET_RATE / steady.length
-  for (const [i, spec] of steady.entries()) {
-    if (i > 0) await sleep(offsetSec)
-    traffics.push(new Traffic([spec]))
-  }
-  return traffics
 }
 
 /** Load before the first phase, thrown away: every process's JIT warms up, not only Fairlane's. */

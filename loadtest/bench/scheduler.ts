@@ -9,31 +9,23 @@
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { installCleanup, launch, NODE, stopAll } from './lib/child.ts'
+import { installCleanup, stopAll } from './lib/child.ts'
 import { summarizeProfileFile, type SelfTime } from './lib/cpu-profile.ts'
 import { machineFacts } from './lib/machine.ts'
 import { numberFlag } from './lib/options.ts'
 import { REPO_ROOT, RESULTS_DIR } from './lib/paths.ts'
 import { timestamp, writeResult } from './lib/result-file.ts'
 import type { SchedulerRun } from './lib/scheduler-process.ts'
+import {
+  runLanes,
+  schedulerProblems,
+  TARGET_PER_SEC,
+  type SchedulerOptions,
+} from './lib/scheduler-runs.ts'
 import { formatTable } from './lib/table.ts'
 
-const ENTRY = fileURLToPath(new URL('./lib/scheduler-process.ts', import.meta.url))
-
-/** The issue's target: decisions per second on one core, whatever the number of lanes. */
-const TARGET_PER_SEC = 1_000_000
 const SCHEDULER_SOURCE = 'libs/scheduler/'
-
-interface SchedulerOptions {
-  readonly lanes: readonly number[]
-  readonly decisions: number
-  readonly repeats: number
-  readonly warmup: number
-  /** Profile every lane count, not only those below the target. */
-  readonly profileAll: boolean
-}
 
 const USAGE = `npm run bench:scheduler -- [options]
 
@@ -90,38 +82,6 @@ function schedulerOptions(args: readonly string[]): SchedulerOptions | undefined
   }
 }
 
-/**
- * One lane count in a fresh process. With profileDir it is a profiling run instead: inlining
- * off, so that self time lands on the function and the file:line that spends it (V8 reports an
- * inlined callee's lines under its caller's file), and its rates are not reported.
- */
-async function runLanes(
-  lanes: number,
-  options: SchedulerOptions,
-  profileDir?: string,
-): Promise<SchedulerRun> {
-  const profiling = profileDir
-    ? ['--no-turbo-inlining', ENTRY, '--profile-dir', profileDir, '--repeats', '1']
-    : [ENTRY, '--repeats', String(options.repeats)]
-  const child = launch(
-    `scheduler-${lanes}${profileDir ? '-profile' : ''}`,
-    NODE,
-    [
-      '--conditions=development',
-      '--expose-gc',
-      ...profiling,
-      ...['--lanes', String(lanes), '--decisions', String(options.decisions)],
-      ...['--warmup', String(options.warmup)],
-    ],
-    { cwd: REPO_ROOT },
-  )
-  // A million lanes take seconds to build and GC; ten minutes means something is wrong.
-  const [line] = await child.waitForLine(/^\{"schedulerRun":.*\}$/, 600_000)
-  const exit = await child.exited
-  if (exit !== 0) throw new Error(`${child.name} exited with ${exit}\n${child.output()}`)
-  return (JSON.parse(line) as { schedulerRun: SchedulerRun }).schedulerRun
-}
-
 function sourceLine(frame: string): string {
   const match = /^(.*):(\d+)$/.exec(frame)
   if (!match) return ''
@@ -150,19 +110,6 @@ async function schedulerProfile(run: SchedulerRun): Promise<SchedulerProfile | u
       .slice(0, 8)
       .map((line) => ({ ...line, source: sourceLine(line.frame) })),
   }
-}
-
-function problemsOf(run: SchedulerRun): string[] {
-  const problems: string[] = []
-  if (run.expired > 0) problems.push(`${run.lanes} lanes: ${run.expired} tickets expired`)
-  if (run.rejected > 0) problems.push(`${run.lanes} lanes: ${run.rejected} tickets rejected`)
-  // Equal weights, every lane backlogged: DRR serves each lane once per round.
-  if (run.servedPerLane.max - run.servedPerLane.min > 1)
-    problems.push(
-      `${run.lanes} lanes: tickets served per lane ranged ${run.servedPerLane.min}–${run.servedPerLane.max}, ` +
-        'not one per lane per round',
-    )
-  return problems
 }
 
 function report(
@@ -278,7 +225,7 @@ async function main(options: SchedulerOptions): Promise<number> {
       if (profile) profiles.push(profile)
     }
   }
-  const problems = runs.flatMap(problemsOf)
+  const problems = runs.flatMap(schedulerProblems)
   report(runs, profiles, problems)
   const path = await writeResult('scheduler', {
     valid: problems.length === 0,

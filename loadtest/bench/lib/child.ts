@@ -9,6 +9,13 @@ const TAIL_LINES = 40
 export interface LaunchOptions {
   readonly env?: Readonly<Record<string, string>>
   readonly cwd?: string
+  /**
+   * Start it in a process group of its own and signal the whole group: for servers that fork
+   * workers (nginx), whose workers would outlive a master killed with SIGKILL. The group is
+   * also out of the terminal's reach, so Ctrl-C reaches it only through the bench's cleanup,
+   * in the order the bench chooses.
+   */
+  readonly group?: boolean
 }
 
 /**
@@ -21,15 +28,17 @@ export class Child {
   /** Resolves with the exit code (or the signal's name) once the process is gone. */
   readonly exited: Promise<number | string>
   readonly #process: ChildProcess
+  readonly #group: boolean
   readonly #tail: string[] = []
   readonly #lineListeners = new Set<(line: string) => void>()
   #exit: number | string | undefined
 
-  constructor(name: string, proc: ChildProcess) {
+  constructor(name: string, proc: ChildProcess, group = false) {
     if (proc.pid === undefined) throw new Error(`${name}: could not start (no pid)`)
     this.name = name
     this.pid = proc.pid
     this.#process = proc
+    this.#group = group
     this.exited = new Promise((resolve) => {
       proc.once('exit', (code, signal) => {
         this.#exit = code ?? signal ?? 'unknown'
@@ -54,6 +63,12 @@ export class Child {
   /** The exit code or signal name once exited; undefined while running. */
   get exitStatus(): number | string | undefined {
     return this.#exit
+  }
+
+  /** Calls `listener` with every line printed from now on; the returned function unsubscribes. */
+  onLine(listener: (line: string) => void): () => void {
+    this.#lineListeners.add(listener)
+    return () => this.#lineListeners.delete(listener)
   }
 
   /** The last lines the process printed, to explain why it failed. */
@@ -93,11 +108,11 @@ export class Child {
   /** SIGTERM, then SIGKILL after graceMs: a graceful stop lets Node write a --cpu-prof profile. */
   async stop(graceMs = 5_000): Promise<void> {
     if (!this.running) return
-    this.#process.kill('SIGTERM')
+    this.#signal('SIGTERM')
     let timer: NodeJS.Timeout | undefined
     const killed = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
-        this.#process.kill('SIGKILL')
+        this.#signal('SIGKILL')
         resolve()
       }, graceMs)
     })
@@ -114,11 +129,51 @@ export class Child {
 
   /** For the process 'exit' hook, where nothing asynchronous runs any more. */
   killNow(): void {
-    if (this.running) this.#process.kill('SIGKILL')
+    if (this.running) this.#signal('SIGKILL')
+  }
+
+  #signal(signal: NodeJS.Signals): void {
+    if (!this.#group) {
+      this.#process.kill(signal)
+      return
+    }
+    try {
+      // A negative pid signals the group: the master and every worker it forked.
+      process.kill(-this.pid, signal)
+    } catch {
+      // The group is gone already.
+    }
   }
 }
 
 const children: Child[] = []
+
+/**
+ * Kills, when the bench dies, the process groups it left running. A bench killed with SIGKILL
+ * runs no cleanup: its Node children notice their stdin closing and exit, but nginx and
+ * redis-server would stay. awk reads `+ <pgid>` when a group starts and `- <pgid>` when it is
+ * gone; at end of input (the bench exited, however) it kills the groups still listed. Detached,
+ * so a Ctrl-C to the terminal's process group does not end it before the bench's own cleanup.
+ */
+let groupGuard: ChildProcess | undefined
+
+function guardGroup(pid: number, exited: Promise<unknown>): void {
+  if (!groupGuard) {
+    groupGuard = spawn(
+      'awk',
+      [
+        '$1 == "+" { g[$2] = 1 } $1 == "-" { delete g[$2] } ' +
+          'END { for (k in g) system("kill -9 -" k " 2>/dev/null") }',
+      ],
+      { detached: true, stdio: ['pipe', 'ignore', 'ignore'] },
+    )
+    // Without awk the bench still stops its groups itself; only the SIGKILL case is not covered.
+    groupGuard.once('error', () => undefined)
+    groupGuard.stdin?.on('error', () => undefined)
+  }
+  groupGuard.stdin?.write(`+ ${pid}\n`)
+  void exited.then(() => groupGuard?.stdin?.write(`- ${pid}\n`))
+}
 
 export function launch(
   name: string,
@@ -126,15 +181,17 @@ export function launch(
   args: readonly string[],
   options: LaunchOptions = {},
 ): Child {
-  const child = new Child(
-    name,
-    spawn(command, args, {
-      cwd: options.cwd,
-      env: { ...process.env, ...options.env },
-      // stdin stays open as a pipe: a child that watches it learns that the bench died even on SIGKILL.
-      stdio: ['pipe', 'pipe', 'pipe'],
-    }),
-  )
+  const proc = spawn(command, args, {
+    cwd: options.cwd,
+    env: { ...process.env, ...options.env },
+    // stdin stays open as a pipe: a child that watches it learns that the bench died even on SIGKILL.
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: options.group ?? false,
+  })
+  // A missing binary is reported through 'error' (and pid stays undefined), not thrown.
+  proc.once('error', () => undefined)
+  const child = new Child(name, proc, options.group ?? false)
+  if (options.group) guardGroup(child.pid, child.exited)
   children.push(child)
   void child.exited.then(() => children.splice(children.indexOf(child), 1))
   return child

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 
 /** Kernel clock ticks per second, the unit of utime/stime in /proc/<pid>/stat. */
 let ticksPerSecond: number | undefined
@@ -57,4 +57,31 @@ export function watchCpu(
     }
     return percent
   }
+}
+
+/**
+ * The processes whose parent is `pid` (Linux /proc; empty elsewhere): the workers a server
+ * forks, which do its work while the master, the process the bench started, sits idle.
+ */
+export function childPids(pid: number): number[] {
+  let entries: string[]
+  try {
+    entries = readdirSync('/proc')
+  } catch {
+    return []
+  }
+  const found: number[] = []
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+    } catch {
+      continue
+    }
+    // Fields after the command name: state, then ppid.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    if (ppid === pid) found.push(Number(entry))
+  }
+  return found
 }

@@ -13,3 +13,14 @@ export function formatTable(
       .trimEnd()
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n')
 }
+
+/** The same as a Markdown table, figures right-aligned; `|` in a cell is escaped. */
+export function formatMarkdownTable(
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+): string {
+  const cell = (text: string): string => text.replaceAll('|', '\\|')
+  const line = (cells: readonly string[]): string => `| ${cells.map(cell).join(' | ')} |`
+  const rule = `| ${header.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`
+  return [line(header), rule, ...rows.map(line)].join('\n')
+}

@@ -3,10 +3,16 @@
  * instead of sharing one with the load generator or Fairlane. Prints `{"port":N}` on stdout
  * once it listens; exits on SIGTERM/SIGINT or when its parent goes away (stdin closes).
  *
- *   node --conditions=development upstream-process.ts [--delay-ms MS [--jitter-ms MS]] [--arrivals]
+ *   node --conditions=development upstream-process.ts [--delay-ms MS [--jitter-ms MS]]
+ *     [--capacity N] [--arrivals] [--port N]
  *
  * --delay-ms holds every answer that long: an upstream of fixed service time, whose capacity
  * is then concurrency ÷ delay. --jitter-ms spreads it uniformly over delay ± jitter.
+ * --capacity makes it serve at most N requests at a time, the others waiting in arrival order,
+ * as a server with N workers does: without it every request is served at once, however many,
+ * and a proxy that lets a flood through would look as good as one that holds it back.
+ * --port listens there instead of on a free port (for running it by hand, in a terminal of its
+ * own: it exits when its stdin closes).
  * --arrivals keeps the arrival time of every request; the line `arrivals` on stdin prints
  * `{"arrivals":[ms, …]}` (performance.now() of this process) and starts a new list.
  */
@@ -20,23 +26,45 @@ const { values } = parseArgs({
   options: {
     'delay-ms': { type: 'string' },
     'jitter-ms': { type: 'string' },
+    capacity: { type: 'string' },
+    port: { type: 'string' },
     arrivals: { type: 'boolean', default: false },
   },
   strict: true,
 })
 const delayMs = numberFlag('delay-ms', values['delay-ms'], 0, 0)
 const jitterMs = Math.min(delayMs, numberFlag('jitter-ms', values['jitter-ms'], 0, 0))
+const capacity = Math.round(numberFlag('capacity', values.capacity, 0, 0))
+const port = Math.round(numberFlag('port', values.port, 0, 0))
 // Bounded: a bench that never asks must not make the upstream grow without end.
 const MAX_ARRIVALS = 1_000_000
 let arrivals: number[] = []
 
+/**
+ * When each of the N workers is next free (performance.now()). A request takes the worker that
+ * frees first, so requests start in arrival order: the answer's delay is its wait for a worker
+ * plus its own service time. Computed rather than queued, so there is no queue to drain; a
+ * request whose client went away still holds its worker, as it would in a real server.
+ */
+const freeAt: number[] = Array.from({ length: capacity }, () => 0)
+
+function delayOf(receivedAt: number): number {
+  const service = delayMs + (Math.random() * 2 - 1) * jitterMs
+  if (capacity === 0) return service
+  let first = 0
+  for (let i = 1; i < freeAt.length; i++) if ((freeAt[i] ?? 0) < (freeAt[first] ?? 0)) first = i
+  const start = Math.max(receivedAt, freeAt[first] ?? 0)
+  freeAt[first] = start + service
+  return start + service - receivedAt
+}
+
 // Recording would keep every request and body in memory: a benchmark must not pay for that.
-const upstream = await startUpstream({ record: false })
-if (delayMs > 0 || values.arrivals) {
+const upstream = await startUpstream({ record: false, port })
+if (delayMs > 0 || capacity > 0 || values.arrivals) {
   upstream.behave((request) => {
     if (values.arrivals && arrivals.length < MAX_ARRIVALS) arrivals.push(request.receivedAt)
-    if (delayMs === 0) return { kind: 'echo' }
-    return { kind: 'delay', ms: delayMs + (Math.random() * 2 - 1) * jitterMs }
+    const ms = delayOf(request.receivedAt)
+    return ms > 0 ? { kind: 'delay', ms } : { kind: 'echo' }
   })
 }
 process.stdout.write(JSON.stringify({ port: upstream.port }) + '\n')

@@ -11,6 +11,8 @@ export interface Upstream {
   /** How long it holds every answer (± jitterMs); 0 answers at once. */
   readonly delayMs: number
   readonly jitterMs: number
+  /** Requests it serves at once, the rest waiting in arrival order; 0 is no bound. */
+  readonly capacity: number
   /**
    * Arrival times (ms, the upstream's clock) of the requests since the last call, oldest first;
    * only when launched with `arrivals: true`.
@@ -23,6 +25,8 @@ export interface UpstreamLaunchOptions {
   readonly delayMs?: number
   /** Spread the delay uniformly over delayMs ± jitterMs; default 0. */
   readonly jitterMs?: number
+  /** Serve at most this many at a time, the others waiting in arrival order; default 0, no bound. */
+  readonly capacity?: number
   /** Keep every request's arrival time, for `arrivals()`. */
   readonly arrivals?: boolean
 }
@@ -30,11 +34,13 @@ export interface UpstreamLaunchOptions {
 export async function launchUpstream(options: UpstreamLaunchOptions = {}): Promise<Upstream> {
   const delayMs = options.delayMs ?? 0
   const jitterMs = options.jitterMs ?? 0
+  const capacity = options.capacity ?? 0
   const child = launch('upstream', NODE, [
     '--conditions=development',
     ENTRY,
     ...(delayMs > 0 ? ['--delay-ms', String(delayMs)] : []),
     ...(jitterMs > 0 ? ['--jitter-ms', String(jitterMs)] : []),
+    ...(capacity > 0 ? ['--capacity', String(capacity)] : []),
     ...(options.arrivals ? ['--arrivals'] : []),
   ])
   const [, port] = await child.waitForLine(/^\{"port":(\d+)\}$/, 15_000)
@@ -44,6 +50,7 @@ export async function launchUpstream(options: UpstreamLaunchOptions = {}): Promi
     child,
     delayMs,
     jitterMs,
+    capacity,
     async arrivals() {
       if (!options.arrivals) throw new Error('upstream launched without arrivals: true')
       const answer = child.waitForLine(/^\{"arrivals":.*\}$/, 10_000)

@@ -7,6 +7,13 @@ import { freePort } from '@fairlane/testing'
 import { launch, NODE, type Child } from '../lib/child.ts'
 import { REPO_ROOT } from '../lib/paths.ts'
 import type { Upstream } from '../lib/upstream.ts'
+import {
+  FAR_ABOVE_LOAD,
+  type Contender,
+  type DeployOptions,
+  type Deployment,
+  type TenantLimit,
+} from './contender.ts'
 import type { System } from './system.ts'
 
 const MAIN = join(REPO_ROOT, 'services/fairlane/src/main.ts')
@@ -115,6 +122,54 @@ export function fairlaneNotes(options: FairlaneEmbeddedOptions = {}): string[] {
   ]
 }
 
+/** The config of one embedded Fairlane in front of the upstream, as a bench generates it. */
+export interface BenchConfig {
+  readonly upstreamUrl: string
+  /** Bearer tokens; each becomes a key of workspace `bench` (ids t0, t1, …). */
+  readonly tenants: readonly string[]
+  /** Each key's rate limit; default: far above anything the bench can send. */
+  readonly limit?: TenantLimit
+  /** The target's concurrency and headroom: Fairlane queues in front of an upstream of that capacity. */
+  readonly upstreamConcurrency?: { readonly limit: number; readonly headroom: number }
+}
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex')
+
+/** Writes a generated config into the bench's temp directory; returns its path. */
+export async function writeBenchConfig(
+  config: BenchConfig,
+  name = 'fairlane.json',
+): Promise<string> {
+  const limit = config.limit ?? FAR_ABOVE_LOAD
+  const concurrency = config.upstreamConcurrency
+  const document = {
+    // Request logs at info would put one JSON line per request on stdout: I/O the bench would measure.
+    logging: { level: LOG_LEVEL },
+    targets: {
+      echo: {
+        endpoints: [{ url: config.upstreamUrl }],
+        allowPrivateAddresses: true,
+        ...(concurrency
+          ? { limits: { concurrency: concurrency.limit }, headroom: concurrency.headroom }
+          : {}),
+      },
+    },
+    workspaces: {
+      bench: {
+        targets: ['echo'],
+        keys: config.tenants.map((token, i) => ({
+          id: `t${i}`,
+          hash: `sha256:${sha256(token)}`,
+          limits: { rate: { rps: limit.rps, burst: limit.burst } },
+        })),
+      },
+    },
+  }
+  const path = join(await configDir(), name)
+  await writeFile(path, JSON.stringify(document, null, 2))
+  return path
+}
+
 /**
  * Fairlane in embedded mode as a real process (`main.ts start`), in front of the upstream,
  * with one key whose limits are far above anything the bench can send: the figures are the
@@ -125,28 +180,7 @@ export async function startFairlaneEmbedded(
   options: FairlaneEmbeddedOptions = {},
 ): Promise<System> {
   const key = 'fl_bench_' + randomBytes(24).toString('base64url')
-  const config = {
-    // Request logs at info would put one JSON line per request on stdout: I/O the bench would measure.
-    logging: { level: LOG_LEVEL },
-    targets: {
-      echo: { endpoints: [{ url: upstream.url }], allowPrivateAddresses: true },
-    },
-    workspaces: {
-      bench: {
-        targets: ['echo'],
-        keys: [
-          {
-            id: 'bench',
-            hash: 'sha256:' + createHash('sha256').update(key).digest('hex'),
-            limits: { rate: { rps: 1_000_000, burst: 1_000_000 } },
-          },
-        ],
-      },
-    },
-  }
-  const configPath = join(await configDir(), 'fairlane.json')
-  await writeFile(configPath, JSON.stringify(config, null, 2))
-
+  const configPath = await writeBenchConfig({ upstreamUrl: upstream.url, tenants: [key] })
   const fairlane = await launchFairlane(configPath, options)
   return {
     name: 'fairlane',
@@ -159,4 +193,45 @@ export async function startFairlaneEmbedded(
     ...(options.profileDir ? { profileDir: options.profileDir } : {}),
     stop: () => fairlane.stop(),
   }
+}
+
+/** Fairlane embedded as a contender of `npm run bench`: one process, every role in it. */
+export const fairlaneEmbedded: Contender = {
+  name: 'fairlane',
+  description: 'Fairlane embedded: one process, in-memory ledger, fair queue per key',
+  limiter: 'fairlane',
+  maxInstances: 1,
+  check: async () => undefined,
+  facts: async () => ({ mode: 'embedded', logging: LOG_LEVEL }),
+  async start(options: DeployOptions): Promise<Deployment> {
+    if (options.instances !== 1)
+      throw new Error('Fairlane embedded is one process; a cluster is a contender of its own')
+    const configPath = await writeBenchConfig({
+      upstreamUrl: options.upstream.url,
+      tenants: options.tenants,
+      ...(options.limit ? { limit: options.limit } : {}),
+      ...(options.upstreamConcurrency ? { upstreamConcurrency: options.upstreamConcurrency } : {}),
+    })
+    const fairlane = await launchFairlane(configPath)
+    const limit = options.limit
+    return {
+      bases: [`${fairlane.proxyUrl}/t/echo`],
+      pids: { fairlane: fairlane.child.pid },
+      children: [fairlane.child],
+      notes: [
+        ...fairlaneNotes(),
+        limit
+          ? `rate limit per key ${limit.rps}/s, burst ${limit.burst} (GCRA); over it requests wait in ` +
+            'their lane (bounded: queue.perLane 100, tier maxWait), then 429'
+          : 'key limits far above the load (1,000,000/s)',
+        ...(options.upstreamConcurrency
+          ? [
+              `target concurrency ${options.upstreamConcurrency.limit}, headroom ` +
+                `${options.upstreamConcurrency.headroom}, fair queueing (as examples/noisy-neighbor.yaml)`,
+            ]
+          : []),
+      ],
+      stop: () => fairlane.stop(),
+    }
+  },
 }

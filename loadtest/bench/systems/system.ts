@@ -1,7 +1,7 @@
 import type { Child } from '../lib/child.ts'
 import type { LoadRequest } from '../lib/measurement.ts'
 
-/** Something the bench sends load to: the bare upstream, Fairlane, later nginx or a Fastify proxy. */
+/** What bench:proxy sends load to: the bare upstream or Fairlane (`npm run bench` uses contender.ts). */
 export interface System {
   readonly name: string
   readonly request: LoadRequest

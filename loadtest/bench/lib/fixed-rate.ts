@@ -1,0 +1,144 @@
+import { Agent, get } from 'node:http'
+import { CallerRecord } from '@fairlane/testing'
+import type { LoadRequest } from './measurement.ts'
+import { pooled, sleep, snapshot } from './noisy-neighbour.ts'
+
+/** What an open-loop sender at a fixed rate saw over the measured window. */
+export interface RateMeasurement {
+  /** Requests per second asked for, and actually sent (the generator may fall short). */
+  readonly offeredPerSec: number
+  readonly sentPerSec: number
+  /** 2xx per second: what the system admitted and the upstream answered. */
+  readonly servedPerSec: number
+  /** 429 and 503 per second. */
+  readonly refusedPerSec: number
+  /** Other statuses and transport errors, in total. */
+  readonly failed: number
+  /** Latency of 2xx answers (nearest rank, ms), from the moment each request was sent. */
+  readonly p50Ms: number
+  readonly p99Ms: number
+  readonly samples: number
+  /** Served per second by each target (instance), in the order given. */
+  readonly servedPerSecByTarget: readonly number[]
+  readonly durationSec: number
+}
+
+/** The tick of the sender: each tick sends every request that is due by then. */
+const TICK_MS = 1
+
+/**
+ * Sends `ratePerSec` requests per second whatever the answers, round robin over the targets
+ * (a balancer in front of N instances). Timers cannot fire more often than once a millisecond,
+ * so each tick sends all requests due since the start rather than one per tick: the rate holds
+ * at thousands per second, and a late tick is caught up in the next, not lost.
+ */
+class OpenLoop {
+  readonly records: CallerRecord[]
+  readonly #targets: readonly LoadRequest[]
+  // node:http rather than fetch: fetch's own per-request work would be added to every latency.
+  readonly #agent = new Agent({ keepAlive: true, maxSockets: 1024 })
+  readonly #inFlight = new Set<Promise<void>>()
+  readonly #timer: NodeJS.Timeout
+  readonly #started = performance.now()
+  #sent = 0
+
+  constructor(targets: readonly LoadRequest[], ratePerSec: number) {
+    this.#targets = targets
+    this.records = targets.map((_, i) => new CallerRecord(`target-${i}`))
+    this.#timer = setInterval(() => {
+      const due = Math.floor(((performance.now() - this.#started) / 1000) * ratePerSec)
+      while (this.#sent < due) this.#send(this.#sent++ % targets.length)
+    }, TICK_MS)
+  }
+
+  #send(index: number): void {
+    const target = this.#targets[index] as LoadRequest
+    const record = this.records[index] as CallerRecord
+    record.sent++
+    const started = performance.now()
+    const done = new Promise<void>((settle) => {
+      let settled = false
+      const resolve = (): void => {
+        settled = true
+        settle()
+      }
+      get(target.url, { agent: this.#agent, headers: target.headers }, (response) => {
+        const status = response.statusCode ?? 0
+        response.resume()
+        response.once('end', () => {
+          if (settled) return
+          if (status >= 200 && status < 300) {
+            record.served++
+            record.latenciesMs.push(performance.now() - started)
+          } else if (status === 429 || status === 503) {
+            record.refused++
+          } else {
+            record.failed++
+          }
+          resolve()
+        })
+        response.once('error', () => {
+          if (settled) return
+          record.failed++
+          resolve()
+        })
+      }).once('error', () => {
+        if (settled) return
+        record.failed++
+        resolve()
+      })
+    })
+    this.#inFlight.add(done)
+    void done.finally(() => this.#inFlight.delete(done))
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer)
+    await Promise.allSettled([...this.#inFlight])
+    this.#agent.destroy()
+  }
+}
+
+/**
+ * Open-loop load at a fixed rate over the targets. Unlike the closed loop of wrk or
+ * autocannon, a slow or refusing system does not slow the sender down, so the figures are at
+ * the rate asked for. The warm-up runs on the same sender (a limiter's initial burst is spent
+ * in it) and is thrown away; `onMeasure` is called when the measured window opens and its
+ * result when it closes (CPU watching).
+ */
+export async function measureAtRate(
+  targets: readonly LoadRequest[],
+  ratePerSec: number,
+  durationSec: number,
+  warmupSec: number,
+  onMeasure?: () => () => void,
+): Promise<RateMeasurement> {
+  const loop = new OpenLoop(targets, ratePerSec)
+  let records: CallerRecord[]
+  let elapsedSec: number
+  try {
+    await sleep(warmupSec)
+    for (const record of loop.records) record.reset()
+    const finish = onMeasure?.()
+    const started = performance.now()
+    await sleep(durationSec)
+    records = loop.records.map(snapshot)
+    elapsedSec = (performance.now() - started) / 1000
+    finish?.()
+  } finally {
+    await loop.stop()
+  }
+  const all = pooled(records)
+  return {
+    offeredPerSec: ratePerSec,
+    sentPerSec: all.sent / elapsedSec,
+    servedPerSec: all.served / elapsedSec,
+    refusedPerSec: all.refused / elapsedSec,
+    failed: all.failed,
+    p50Ms: all.percentile(50),
+    p99Ms: all.percentile(99),
+    samples: all.latenciesMs.length,
+    servedPerSecByTarget: records.map((r) => r.served / elapsedSec),
+    durationSec: elapsedSec,
+  }
+}

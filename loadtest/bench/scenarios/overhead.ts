@@ -1,0 +1,210 @@
+/**
+ * Overhead: what a system in front of the upstream costs when nothing is limited. Each system
+ * gets the same request (GET /bench with one tenant's Authorization header) at maximum
+ * throughput (closed loop) and then at a fixed rate far below every system's maximum (open
+ * loop), where p50/p99 are the path's latency rather than queueing. Limiters run with a limit
+ * far above the load, so every request takes the limiter's path and passes.
+ */
+import { randomBytes } from 'node:crypto'
+import { closedLoop, type ClosedLoopRun } from '../lib/closed-loop.ts'
+import { measureAtRate, type RateMeasurement } from '../lib/fixed-rate.ts'
+import { perSec, ms, times } from '../lib/format.ts'
+import { probe, problemsOf, type LoadRequest, type Measurement } from '../lib/measurement.ts'
+import { formatMarkdownTable } from '../lib/table.ts'
+import type { Contender } from '../systems/contender.ts'
+import {
+  assertRunning,
+  errorText,
+  pick,
+  skippedLines,
+  watchDeployment,
+  type ScenarioContext,
+  type ScenarioOutcome,
+} from './scenario.ts'
+
+interface OverheadRun {
+  readonly system: string
+  readonly description: string
+  readonly notes: readonly string[]
+  /** The median of the repeats by req/s, with its latency and CPU. */
+  readonly max: Measurement
+  /** req/s of every repeat, in order. */
+  readonly maxRepeats: readonly number[]
+  readonly maxCpuPercent: Readonly<Record<string, number | null>>
+  readonly atRate: RateMeasurement
+  readonly atRateCpuPercent: Readonly<Record<string, number | null>>
+}
+
+async function runOne(
+  contender: Contender,
+  context: ScenarioContext,
+  token: string,
+): Promise<{ run: OverheadRun; problems: string[] }> {
+  const { settings, upstream, say } = context
+  const o = settings.overhead
+  const deployment = await contender.start({ upstream, instances: 1, tenants: [token] })
+  try {
+    const request: LoadRequest = {
+      url: `${deployment.bases[0]}/bench`,
+      headers: { authorization: `Bearer ${token}` },
+    }
+    await probe(contender.name, request)
+    const pids = { upstream: upstream.child.pid, ...deployment.pids }
+    const shape = { connections: o.connections }
+    say(
+      `  ${contender.name}: warm-up ${o.warmupSec} s, then ${o.repeats} × ${o.durationSec} s ` +
+        `at ${o.connections} connections`,
+    )
+    if (o.warmupSec > 0)
+      await closedLoop(context.wrk, request, { ...shape, durationSec: o.warmupSec }, pids)
+    const repeats: ClosedLoopRun[] = []
+    for (let i = 0; i < o.repeats; i++) {
+      repeats.push(
+        await closedLoop(context.wrk, request, { ...shape, durationSec: o.durationSec }, pids),
+      )
+      assertRunning([upstream.child, ...deployment.children])
+    }
+    const byRate = [...repeats].sort(
+      (x, y) => x.measurement.requestsPerSec - y.measurement.requestsPerSec,
+    )
+    const max = byRate[Math.floor(byRate.length / 2)] as ClosedLoopRun
+    say(
+      `  ${contender.name}: ${repeats.map((r) => perSec(r.measurement.requestsPerSec)).join(', ')} req/s; ` +
+        `then ${o.ratePerSec} req/s for ${o.rateDurationSec} s`,
+    )
+    let atRateCpu: Record<string, number | null> = {}
+    const atRate = await measureAtRate([request], o.ratePerSec, o.rateDurationSec, 1, () => {
+      const cpu = watchDeployment(upstream, deployment)
+      return () => (atRateCpu = cpu())
+    })
+    assertRunning([upstream.child, ...deployment.children])
+    const problems = repeats.flatMap((r) => problemsOf(contender.name, r.measurement))
+    if (atRate.refusedPerSec > 0 || atRate.failed > 0)
+      problems.push(
+        `${contender.name}: at ${o.ratePerSec} req/s, ${Math.round(atRate.refusedPerSec * atRate.durationSec)} refused and ${atRate.failed} failed`,
+      )
+    if (atRate.sentPerSec < 0.95 * o.ratePerSec)
+      problems.push(
+        `${contender.name}: the generator sent ${perSec(atRate.sentPerSec)} of ${o.ratePerSec} req/s`,
+      )
+    return {
+      run: {
+        system: contender.name,
+        description: contender.description,
+        notes: deployment.notes,
+        max: max.measurement,
+        maxRepeats: repeats.map((r) => r.measurement.requestsPerSec),
+        maxCpuPercent: max.cpuPercent,
+        atRate,
+        atRateCpuPercent: atRateCpu,
+      },
+      problems,
+    }
+  } finally {
+    await deployment.stop()
+  }
+}
+
+/** CPU of the system's own processes (not the upstream, bench or load generator), summed. */
+function systemCpu(cpu: Readonly<Record<string, number | null>>): number {
+  return Object.entries(cpu)
+    .filter(([role]) => !['bench', 'load', 'upstream'].includes(role))
+    .reduce((sum, [, value]) => sum + (value ?? 0), 0)
+}
+
+export async function runOverhead(context: ScenarioContext): Promise<ScenarioOutcome> {
+  const { settings, say } = context
+  const o = settings.overhead
+  const { run: contenders, skipped } = pick(context, () => undefined)
+  const token = 'fl_bench_' + randomBytes(24).toString('base64url')
+  const generator = context.wrk ? `${context.wrk.version} (1 thread)` : 'autocannon'
+  say(
+    `overhead: ${generator}, ${o.connections} connections, ${o.warmupSec} s warm-up + ` +
+      `${o.repeats} × ${o.durationSec} s (median); then ${o.ratePerSec} req/s open loop for ${o.rateDurationSec} s`,
+  )
+  const runs: OverheadRun[] = []
+  const problems: string[] = []
+  for (const contender of contenders) {
+    try {
+      const { run, problems: found } = await runOne(contender, context, token)
+      runs.push(run)
+      problems.push(...found)
+    } catch (err) {
+      problems.push(`${contender.name}: ${errorText(err)}`)
+      skipped.push({ system: contender.name, reason: `failed: ${String(err).split('\n')[0]}` })
+    }
+  }
+
+  const fairlane = runs.find((r) => r.system === 'fairlane')
+  const header = [
+    'system',
+    'max req/s',
+    'min–max',
+    `p50 ms @ ${o.ratePerSec}/s`,
+    `p99 ms @ ${o.ratePerSec}/s`,
+    'system CPU % at max',
+    'Fairlane ÷ system, max req/s',
+    'Fairlane ÷ system, p99',
+  ]
+  const rows = runs.map((r) => [
+    r.system,
+    perSec(r.max.requestsPerSec),
+    `${perSec(Math.min(...r.maxRepeats))}–${perSec(Math.max(...r.maxRepeats))}`,
+    ms(r.atRate.p50Ms),
+    ms(r.atRate.p99Ms),
+    r.system === 'direct' ? '-' : String(Math.round(systemCpu(r.maxCpuPercent))),
+    fairlane ? times(fairlane.max.requestsPerSec / r.max.requestsPerSec) : '-',
+    fairlane ? times(fairlane.atRate.p99Ms / r.atRate.p99Ms) : '-',
+  ])
+  const roles = [...new Set(runs.flatMap((r) => Object.keys(r.maxCpuPercent)))]
+  const cpuTable = formatMarkdownTable(
+    ['CPU % at max req/s', ...roles],
+    runs.map((r) => [r.system, ...roles.map((role) => String(r.maxCpuPercent[role] ?? '-'))]),
+  )
+  const markdown = [
+    formatMarkdownTable(header, rows),
+    '',
+    cpuTable,
+    skipped.length > 0 ? '\n' + skippedLines(skipped) : '',
+  ].join('\n')
+
+  return {
+    name: 'overhead',
+    title: 'Overhead: pass-through, limits far above the load',
+    settings: { ...o, generator },
+    results: { runs },
+    skipped,
+    problems,
+    markdown,
+    chart: {
+      title: 'Overhead: the same GET through each system, nothing limited',
+      subtitle: [
+        `max req/s: ${generator}, ${o.connections} connections, median of ${o.repeats} × ${o.durationSec} s; ` +
+          `latency: open loop at ${o.ratePerSec} req/s for ${o.rateDurationSec} s`,
+      ],
+      panels: [
+        {
+          title: 'Maximum throughput (higher is better)',
+          unit: 'req/s (2xx)',
+          series: ['req/s'],
+          rows: runs.map((r) => ({
+            label: r.system,
+            values: [r.max.requestsPerSec],
+            highlight: r.system === 'fairlane',
+          })),
+        },
+        {
+          title: `Latency at ${o.ratePerSec} req/s (lower is better)`,
+          unit: 'ms',
+          series: ['p50', 'p99'],
+          rows: runs.map((r) => ({
+            label: r.system,
+            values: [r.atRate.p50Ms, r.atRate.p99Ms],
+            highlight: r.system === 'fairlane',
+          })),
+        },
+      ],
+      footer: skipped.map((s) => `skipped: ${s.system}: ${s.reason}`),
+    },
+  }
+}
