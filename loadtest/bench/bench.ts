@@ -10,7 +10,8 @@
  *                    [--systems direct,nginx,…]
  */
 import { parseArgs } from 'node:util'
-import { installCleanup, stopAll } from './lib/child.ts'
+import { stopAll } from './lib/child.ts'
+import { runBench } from './lib/run-bench.ts'
 import { machineFacts } from './lib/machine.ts'
 import { timestamp, writeResult, writeResultFile } from './lib/result-file.ts'
 import { chartSvg } from './lib/svg-chart.ts'
@@ -314,24 +315,4 @@ async function main(options: Options): Promise<number> {
   return problems.length === 0 ? 0 : 1
 }
 
-let options: Options | undefined
-try {
-  options = benchOptions(process.argv.slice(2))
-} catch (err) {
-  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE}\n`)
-  process.exit(2)
-}
-if (!options) {
-  say(USAGE)
-} else {
-  installCleanup()
-  let code = 1
-  try {
-    code = await main(options)
-  } catch (err) {
-    process.stderr.write(`bench failed: ${errorText(err)}\n`)
-  } finally {
-    await stopAll()
-  }
-  process.exit(code)
-}
+await runBench('bench', benchOptions, USAGE, main)

@@ -14,7 +14,8 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { CallerRecord, jainIndex, Traffic } from '@fairlane/testing'
-import { installCleanup, stopAll, type Child } from './lib/child.ts'
+import { stopAll, type Child } from './lib/child.ts'
+import { runBench } from './lib/run-bench.ts'
 import { watchCpu } from './lib/cpu.ts'
 import { machineFacts } from './lib/machine.ts'
 import {
@@ -515,26 +516,4 @@ async function main(options: FairnessOptions): Promise<number> {
   return problems.length === 0 ? 0 : 1
 }
 
-let options: FairnessOptions | undefined
-try {
-  options = fairnessOptions(process.argv.slice(2))
-} catch (err) {
-  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE}\n`)
-  process.exit(2)
-}
-if (!options) {
-  say(USAGE)
-} else {
-  installCleanup()
-  let code = 1
-  try {
-    code = await main(options)
-  } catch (err) {
-    process.stderr.write(
-      `bench:fairness failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    )
-  } finally {
-    await stopAll()
-  }
-  process.exit(code)
-}
+await runBench('bench:fairness', fairnessOptions, USAGE, main)

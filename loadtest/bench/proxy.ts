@@ -6,7 +6,8 @@
  *   npm run bench:proxy -- [--connections N] [--duration S] [--warmup S] [--quick] [--profile]
  */
 import { join } from 'node:path'
-import { installCleanup, stopAll, type Child } from './lib/child.ts'
+import { stopAll, type Child } from './lib/child.ts'
+import { runBench } from './lib/run-bench.ts'
 import { watchCpu } from './lib/cpu.ts'
 import { summarizeProfile, type ProfileSummary } from './lib/cpu-profile.ts'
 import { LOAD_GENERATOR, measure, probe, problemsOf, type Measurement } from './lib/measurement.ts'
@@ -224,26 +225,9 @@ async function main(options: BenchOptions): Promise<number> {
   return problems.length === 0 ? 0 : 1
 }
 
-let options: BenchOptions | undefined
-try {
-  options = benchOptions(process.argv.slice(2))
-} catch (err) {
-  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${OPTIONS_USAGE}\n`)
-  process.exit(2)
-}
-if (!options) {
-  say(`npm run bench:proxy -- [options]\n\n${OPTIONS_USAGE}`)
-} else {
-  installCleanup()
-  let code = 1
-  try {
-    code = await main(options)
-  } catch (err) {
-    process.stderr.write(
-      `bench:proxy failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    )
-  } finally {
-    await stopAll()
-  }
-  process.exit(code)
-}
+await runBench(
+  'bench:proxy',
+  benchOptions,
+  `npm run bench:proxy -- [options]\n\n${OPTIONS_USAGE}`,
+  main,
+)

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { installCleanup, stopAll } from './lib/child.ts'
+import { runBench } from './lib/run-bench.ts'
 import { summarizeProfileFile, type SelfTime } from './lib/cpu-profile.ts'
 import { machineFacts } from './lib/machine.ts'
 import { numberFlag } from './lib/options.ts'
@@ -249,26 +249,4 @@ async function main(options: SchedulerOptions): Promise<number> {
   return problems.length === 0 ? 0 : 1
 }
 
-let options: SchedulerOptions | undefined
-try {
-  options = schedulerOptions(process.argv.slice(2))
-} catch (err) {
-  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE}\n`)
-  process.exit(2)
-}
-if (!options) {
-  say(USAGE)
-} else {
-  installCleanup()
-  let code = 1
-  try {
-    code = await main(options)
-  } catch (err) {
-    process.stderr.write(
-      `bench:scheduler failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    )
-  } finally {
-    await stopAll()
-  }
-  process.exit(code)
-}
+await runBench('bench:scheduler', schedulerOptions, USAGE, main)
