@@ -1,4 +1,4 @@
-import type { RateLimitView, Ticket } from '@fairlane/protocol'
+import type { AdmissionRefusal, RateLimitView, Ticket } from '@fairlane/protocol'
 
 /** Held by a request from admission until its response is done. */
 export interface AdmissionLease {
@@ -17,17 +17,7 @@ export type Admission =
       /** Time spent waiting in the lane. */
       readonly waitedMs: number
     }
-  | {
-      readonly allowed: false
-      /** `cancelled`: the client went away while waiting; nobody is left to answer. */
-      readonly code: 'rate_limited' | 'queue_full' | 'queue_timeout' | 'cancelled'
-      /** The scope or queue bound that refused: key, workspace, target, global, client, lane, partition, node. */
-      readonly refusedBy: string
-      /** `cost`: the request costs more than the refusing limit allows at once, so it never fits. */
-      readonly reason: 'rate' | 'concurrency' | 'bound' | 'deadline' | 'client' | 'cost'
-      readonly retryAfterMs: number
-      readonly views: readonly RateLimitView[]
-    }
+  | AdmissionRefusal
 
 /** Whatever owns a lane's partition and decides on its tickets. */
 export interface Actor {

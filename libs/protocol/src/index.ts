@@ -28,6 +28,7 @@ export {
   shardOf,
   shardSubject,
   SHARD_SUBJECT_PREFIX,
+  type AdmissionRefusal,
   type AdmissionReply,
   type ShardMessage,
 } from './wire.ts'

@@ -14,6 +14,19 @@ export type ShardMessage =
   /** The client left while its ticket waited. */
   | { readonly kind: 'cancel'; readonly requestId: string }
 
+/** A ticket the actor refused, the same in process and on the wire. */
+export interface AdmissionRefusal {
+  readonly allowed: false
+  /** `cancelled`: the client went away while waiting; nobody is left to answer. */
+  readonly code: 'rate_limited' | 'queue_full' | 'queue_timeout' | 'cancelled'
+  /** The scope or queue bound that refused: key, workspace, target, global, client, lane, partition, node. */
+  readonly refusedBy: string
+  /** `cost`: the request costs more than the refusing limit allows at once, so it never fits. */
+  readonly reason: 'rate' | 'concurrency' | 'bound' | 'deadline' | 'client' | 'cost'
+  readonly retryAfterMs: number
+  readonly views: readonly RateLimitView[]
+}
+
 export type AdmissionReply =
   | {
       readonly allowed: true
@@ -21,14 +34,7 @@ export type AdmissionReply =
       readonly views: readonly RateLimitView[]
       readonly waitedMs: number
     }
-  | {
-      readonly allowed: false
-      readonly code: 'rate_limited' | 'queue_full' | 'queue_timeout' | 'cancelled'
-      readonly refusedBy: string
-      readonly reason: 'rate' | 'concurrency' | 'bound' | 'deadline' | 'client' | 'cost'
-      readonly retryAfterMs: number
-      readonly views: readonly RateLimitView[]
-    }
+  | AdmissionRefusal
 
 export const SHARD_SUBJECT_PREFIX = 'fairlane.v1.shard.'
 
