@@ -24,7 +24,7 @@ function table(title: string, traffic: Traffic, elapsed: number): string {
   const rows = [...traffic.records.values()].map((r) =>
     row(r, r.name === 'a' ? 'flood' : `${QUIET_RPS} req/s`),
   )
-  return [bold(`${title}  (${elapsed}s)`), dim(header), ...rows].join('\n')
+  return [bold(`${title}  (${elapsed} s after 1 s of warm-up)`), dim(header), ...rows].join('\n')
 }
 
 async function phase(
@@ -48,6 +48,10 @@ async function phase(
       : 'Plain FIFO queue (arrival order)'
   const live = process.stdout.isTTY
   let lines = 0
+  // The first second opens 64 connections and warms the JIT; counting starts after it, so
+  // the table shows the steady state rather than the start-up.
+  await new Promise((r) => setTimeout(r, 1000))
+  for (const record of traffic.records.values()) record.reset()
   for (let s = 1; s <= seconds; s++) {
     await new Promise((r) => setTimeout(r, 1000))
     const text = table(title, traffic, s)

@@ -12,6 +12,8 @@ export class CallerRecord {
   /** Anything else: other statuses and transport errors. */
   failed = 0
   readonly latenciesMs: number[] = []
+  /** Bumped by reset, so answers to requests sent before it are not counted after it. */
+  generation = 0
 
   constructor(name: string) {
     this.name = name
@@ -27,6 +29,7 @@ export class CallerRecord {
   }
 
   reset(): void {
+    this.generation++
     this.sent = this.served = this.refused = this.failed = 0
     this.latenciesMs.length = 0
   }
@@ -94,9 +97,11 @@ export class Traffic {
   #send(caller: CallerSpec, record: CallerRecord): Promise<void> {
     record.sent++
     const started = performance.now()
+    const generation = record.generation
     const done = request(caller.url, { dispatcher: this.#agent, headers: caller.headers })
       .then(async (response) => {
         await response.body.dump()
+        if (record.generation !== generation) return
         if (response.statusCode >= 200 && response.statusCode < 300) {
           record.served++
           record.latenciesMs.push(performance.now() - started)
@@ -107,7 +112,7 @@ export class Traffic {
         }
       })
       .catch(() => {
-        record.failed++
+        if (record.generation === generation) record.failed++
       })
     this.#inFlight.add(done)
     return done.finally(() => this.#inFlight.delete(done))
