@@ -13,8 +13,8 @@ import { probe, type LoadRequest } from '../lib/measurement.ts'
 import { formatMarkdownTable } from '../lib/table.ts'
 import type { Contender, TenantLimit } from '../systems/contender.ts'
 import {
+  runEach,
   assertRunning,
-  errorText,
   pick,
   skippedLines,
   watchDeployment,
@@ -153,20 +153,18 @@ export async function runAccuracy(context: ScenarioContext): Promise<ScenarioOut
       `${a.instances} instances round robin; ${a.warmupSec} s warm-up + ${a.durationSec} s`,
   )
   const token = 'fl_bench_' + randomBytes(24).toString('base64url')
-  const runs: AccuracyRun[] = []
   const problems: string[] = []
-  for (const contender of contenders) {
-    for (const c of casesFor(contender, a.limitPerSec, a.instances)) {
-      try {
-        const { run, problems: found } = await runCase(c, context, token)
-        runs.push(run)
-        problems.push(...found)
-      } catch (err) {
-        problems.push(`${c.label}: ${errorText(err)}`)
-        skipped.push({ system: c.label, reason: `failed: ${String(err).split('\n')[0]}` })
-      }
-    }
-  }
+  const runs: AccuracyRun[] = await runEach(
+    contenders.flatMap((contender) => casesFor(contender, a.limitPerSec, a.instances)),
+    (c) => c.label,
+    async (c) => {
+      const { run, problems: found } = await runCase(c, context, token)
+      problems.push(...found)
+      return run
+    },
+    problems,
+    skipped,
+  )
 
   const fairlane = runs.find((r) => r.system === 'fairlane')
   const header = [

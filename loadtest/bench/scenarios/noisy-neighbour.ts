@@ -31,8 +31,8 @@ import { formatMarkdownTable } from '../lib/table.ts'
 import { launchUpstream, type Upstream } from '../lib/upstream.ts'
 import type { Contender, Deployment, TenantLimit } from '../systems/contender.ts'
 import {
+  runEach,
   assertRunning,
-  errorText,
   pick,
   skippedLines,
   watchDeployment,
@@ -97,7 +97,13 @@ interface NoisySummary {
 const successOf = (served: number, refused: number, failed: number): number =>
   served + refused + failed > 0 ? served / (served + refused + failed) : NaN
 
-function localFigures(record: CallerRecord, load: string, durationSec: number): TenantFigures {
+/** A tenant's figures, from a local record (latencies kept here) or a remote one (percentiles sent). */
+function figuresOf(
+  record: CallerRecord | RemoteRecord,
+  load: string,
+  durationSec: number,
+): TenantFigures {
+  const local = 'percentile' in record
   return {
     key: record.name,
     load,
@@ -107,23 +113,8 @@ function localFigures(record: CallerRecord, load: string, durationSec: number): 
     refused: record.refused,
     failed: record.failed,
     successRate: successOf(record.served, record.refused, record.failed),
-    p50Ms: record.percentile(50),
-    p99Ms: record.percentile(99),
-  }
-}
-
-function remoteFigures(record: RemoteRecord, load: string, durationSec: number): TenantFigures {
-  return {
-    key: record.name,
-    load,
-    sent: record.sent,
-    served: record.served,
-    servedPerSec: record.served / durationSec,
-    refused: record.refused,
-    failed: record.failed,
-    successRate: successOf(record.served, record.refused, record.failed),
-    p50Ms: record.p50Ms,
-    p99Ms: record.p99Ms,
+    p50Ms: local ? record.percentile(50) : record.p50Ms,
+    p99Ms: local ? record.percentile(99) : record.p99Ms,
   }
 }
 
@@ -167,8 +158,8 @@ async function runPhase(
     return caller?.concurrency ? `${caller.concurrency} in flight` : `${QUIET_RATE}/s`
   }
   const tenants = [
-    ...remoteRecords.map((r) => remoteFigures(r, loadOf(r.name), durationSec)),
-    ...localRecords.map((r) => localFigures(r, loadOf(r.name), durationSec)),
+    ...remoteRecords.map((r) => figuresOf(r, loadOf(r.name), durationSec)),
+    ...localRecords.map((r) => figuresOf(r, loadOf(r.name), durationSec)),
   ].sort((x, y) => x.key.localeCompare(y.key))
   const quietRecords = localRecords.filter((r) => spec.quiet.includes(r.name))
   const pool = pooled(quietRecords)
@@ -265,21 +256,17 @@ export async function runNoisyNeighbour(context: ScenarioContext): Promise<Scena
     delayMs: UPSTREAM_DELAY_MS,
     capacity: TARGET_CONCURRENCY,
   })
-  const runs: { system: string; notes: readonly string[]; phases: PhaseRun[] }[] = []
   const problems: string[] = []
-  try {
-    for (const contender of contenders) {
-      try {
-        const { phases, notes } = await runContender(contender, upstream, context)
-        runs.push({ system: contender.name, notes, phases })
-      } catch (err) {
-        problems.push(`${contender.name}: ${errorText(err)}`)
-        skipped.push({ system: contender.name, reason: `failed: ${String(err).split('\n')[0]}` })
-      }
-    }
-  } finally {
-    await upstream.child.stop()
-  }
+  const runs: { system: string; notes: readonly string[]; phases: PhaseRun[] }[] = await runEach(
+    contenders,
+    (contender) => contender.name,
+    async (contender) => ({
+      system: contender.name,
+      ...(await runContender(contender, upstream, context)),
+    }),
+    problems,
+    skipped,
+  ).finally(() => upstream.child.stop())
 
   const summaries = runs.map((r) => summarize(r.system, r.phases))
   // Fairlane is expected to serve every request here: a refusal marks its run, not a peer's.

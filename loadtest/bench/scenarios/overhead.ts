@@ -13,8 +13,8 @@ import { probe, problemsOf, type LoadRequest, type Measurement } from '../lib/me
 import { formatMarkdownTable } from '../lib/table.ts'
 import type { Contender } from '../systems/contender.ts'
 import {
+  runEach,
   assertRunning,
-  errorText,
   pick,
   skippedLines,
   watchDeployment,
@@ -122,18 +122,18 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
     `overhead: ${generator}, ${o.connections} connections, ${o.warmupSec} s warm-up + ` +
       `${o.repeats} × ${o.durationSec} s (median); then ${o.ratePerSec} req/s open loop for ${o.rateDurationSec} s`,
   )
-  const runs: OverheadRun[] = []
   const problems: string[] = []
-  for (const contender of contenders) {
-    try {
+  const runs: OverheadRun[] = await runEach(
+    contenders,
+    (contender) => contender.name,
+    async (contender) => {
       const { run, problems: found } = await runOne(contender, context, token)
-      runs.push(run)
       problems.push(...found)
-    } catch (err) {
-      problems.push(`${contender.name}: ${errorText(err)}`)
-      skipped.push({ system: contender.name, reason: `failed: ${String(err).split('\n')[0]}` })
-    }
-  }
+      return run
+    },
+    problems,
+    skipped,
+  )
 
   const fairlane = runs.find((r) => r.system === 'fairlane')
   const header = [

@@ -122,5 +122,28 @@ export function pick(
   return { run, skipped }
 }
 
+/**
+ * Runs each case in turn and keeps what it returns; a case that throws becomes a problem and
+ * a "failed" skip line, so one broken system never costs the others their figures.
+ */
+export async function runEach<Case, Result>(
+  cases: readonly Case[],
+  label: (c: Case) => string,
+  run: (c: Case) => Promise<Result>,
+  problems: string[],
+  skipped: Skip[],
+): Promise<Result[]> {
+  const results: Result[] = []
+  for (const c of cases) {
+    try {
+      results.push(await run(c))
+    } catch (err) {
+      problems.push(`${label(c)}: ${errorText(err)}`)
+      skipped.push({ system: label(c), reason: `failed: ${String(err).split('\n')[0]}` })
+    }
+  }
+  return results
+}
+
 export const errorText = (err: unknown): string =>
   err instanceof Error ? (err.stack ?? err.message) : String(err)
