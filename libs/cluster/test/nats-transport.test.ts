@@ -139,6 +139,53 @@ describe('tickets over NATS request/reply', () => {
     expect(admission.allowed).toBe(true)
   })
 
+  it('hands waiting tickets to the next owner when a shard is given up', async () => {
+    const shard = shardOf('echo', 0, SHARDS)
+    const first = actorNode()
+    const firstServer = await serving(first)
+    firstServer.serve(shard)
+    const transport = await ingress()
+    const holder = await transport.submit(ticket('a'))
+    const waiting = transport.submit(ticket('b'))
+    await expect.poll(() => first.actor.queued).toBe(1)
+    const second = actorNode()
+    const secondServer = await serving(second)
+    secondServer.serve(shard)
+    await firstServer.stopServing(shard)
+    // The waiting ticket hears `moved` and is admitted by the new owner, long before any
+    // silence (5 s here) could have made the ingress resubmit it.
+    const admitted = await waiting
+    expect(admitted.allowed).toBe(true)
+    expect(second.ledger.inFlight('target:echo')).toBe(1)
+    if (holder.allowed) holder.lease.release()
+  })
+
+  it('resubmits a waiting ticket whose owner went silent to the next owner', async () => {
+    const shard = shardOf('echo', 0, SHARDS)
+    const dead = actorNode()
+    const deadConnection = await connect({ servers: nats.url })
+    const deadServer = new ShardServer({ nc: deadConnection, actor: dead.actor })
+    deadServer.serve(shard)
+    const transport = new NatsTransport({
+      nc: await nc(),
+      shardFor: () => shard,
+      requestTimeoutMs: 10_000,
+      retryForMs: 3_000,
+      silenceMs: 400,
+    })
+    const holder = await transport.submit(ticket('a'))
+    const waiting = transport.submit(ticket('b'))
+    await expect.poll(() => dead.actor.queued).toBe(1)
+    // The owner's process "dies": its connection goes, with no goodbye to anyone.
+    await deadConnection.close()
+    const next = actorNode()
+    ;(await serving(next)).serve(shard)
+    expect((await waiting).allowed).toBe(true)
+    expect(next.ledger.inFlight('target:echo')).toBe(1)
+    await deadServer.close()
+    if (holder.allowed) holder.lease.release()
+  })
+
   it('frees the slot of a request whose ingress died, after the lease TTL', async () => {
     const node = actorNode(200)
     const server = await serving(node)

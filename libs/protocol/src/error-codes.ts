@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   queue_timeout: { status: 503, title: 'Timed out waiting in queue' },
   payload_too_large: { status: 413, title: 'Request body too large' },
   headers_too_large: { status: 431, title: 'Request headers too large' },
+  cluster_unavailable: { status: 503, title: 'Cluster unavailable' },
   upstream_unavailable: { status: 502, title: 'Upstream unavailable' },
   upstream_timeout: { status: 504, title: 'Upstream timed out' },
   bad_request: { status: 400, title: 'Bad request' },

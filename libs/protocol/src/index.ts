@@ -30,5 +30,7 @@ export {
   SHARD_SUBJECT_PREFIX,
   type AdmissionRefusal,
   type AdmissionReply,
+  type TicketProgress,
+  type TicketReply,
   type ShardMessage,
 } from './wire.ts'

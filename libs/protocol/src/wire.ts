@@ -36,6 +36,18 @@ export type AdmissionReply =
     }
   | AdmissionRefusal
 
+/**
+ * What the owner says about a ticket before its answer: `waiting` (sent every few seconds
+ * while the ticket queues, so ingress can tell a long wait from a dead owner) and `moved`
+ * (the owner gave the shard up while the ticket waited: ingress resubmits it at once).
+ */
+export interface TicketProgress {
+  readonly progress: 'waiting' | 'moved'
+}
+
+/** Every message an ingress node may receive on a ticket's reply subject. */
+export type TicketReply = AdmissionReply | TicketProgress
+
 export const SHARD_SUBJECT_PREFIX = 'fairlane.v1.shard.'
 
 export function shardSubject(shard: number): string {

@@ -1,5 +1,10 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
-import { shardSubject, type AdmissionReply, type ShardMessage } from '@fairlane/protocol'
+import {
+  shardSubject,
+  type AdmissionReply,
+  type ShardMessage,
+  type TicketProgress,
+} from '@fairlane/protocol'
 import type { Actor, AdmissionLease } from '../transport.ts'
 
 export interface ShardServerOptions {
@@ -10,6 +15,17 @@ export interface ShardServerOptions {
    * this long, so concurrency cannot leak. Longer than any request may take.
    */
   readonly leaseTtlMs?: number
+  /**
+   * How often a waiting ticket's ingress hears `waiting`; ingress takes a longer silence for
+   * a dead owner (NatsTransport's silenceMs, which must be larger).
+   */
+  readonly progressEveryMs?: number
+}
+
+interface Waiting {
+  readonly shard: number
+  readonly controller: AbortController
+  readonly msg: Msg
 }
 
 interface HeldLease {
@@ -26,9 +42,10 @@ export class ShardServer {
   readonly #actor: Actor
   readonly #leaseTtlMs: number
   readonly #subscriptions = new Map<number, Subscription>()
-  readonly #waiting = new Map<string, AbortController>()
+  readonly #waiting = new Map<string, Waiting>()
   readonly #leases = new Map<string, HeldLease>()
   readonly #sweeper: NodeJS.Timeout
+  readonly #progress: NodeJS.Timeout
   #nextLease = 0
 
   constructor(options: ShardServerOptions) {
@@ -37,6 +54,11 @@ export class ShardServer {
     this.#leaseTtlMs = options.leaseTtlMs ?? 15 * 60_000
     this.#sweeper = setInterval(() => this.#expireLeases(), Math.min(10_000, this.#leaseTtlMs / 2))
     this.#sweeper.unref()
+    this.#progress = setInterval(
+      () => this.#tell([...this.#waiting.values()], 'waiting'),
+      options.progressEveryMs ?? 1_000,
+    )
+    this.#progress.unref()
   }
 
   get shards(): number[] {
@@ -52,26 +74,40 @@ export class ShardServer {
     if (this.#subscriptions.has(shard)) return
     const subscription = this.#nc.subscribe(shardSubject(shard), {
       callback: (err, msg) => {
-        if (!err) this.#handle(msg)
+        if (!err) this.#handle(msg, shard)
       },
     })
     this.#subscriptions.set(shard, subscription)
   }
 
-  /** Stops taking new tickets for a shard; admitted requests still finish. */
+  /**
+   * Stops taking new tickets for a shard and hands its waiting tickets over: their ingress
+   * hears `moved` and resubmits them to the shard's next owner. Admitted requests still
+   * finish here (their `done` still arrives on the subject until it is drained).
+   */
   async stopServing(shard: number): Promise<void> {
     const subscription = this.#subscriptions.get(shard)
     if (!subscription) return
     this.#subscriptions.delete(shard)
-    await subscription.drain()
+    // A closed connection has dropped the subscription already.
+    await subscription.drain().catch(() => undefined)
+    const moving: Waiting[] = []
+    for (const [requestId, waiting] of this.#waiting) {
+      if (waiting.shard !== shard) continue
+      this.#waiting.delete(requestId)
+      moving.push(waiting)
+    }
+    this.#tell(moving, 'moved')
+    for (const waiting of moving) waiting.controller.abort()
   }
 
   async close(): Promise<void> {
     clearInterval(this.#sweeper)
+    clearInterval(this.#progress)
     await Promise.all([...this.#subscriptions.keys()].map((shard) => this.stopServing(shard)))
   }
 
-  #handle(msg: Msg): void {
+  #handle(msg: Msg, shard: number): void {
     let message: ShardMessage
     try {
       message = msg.json<ShardMessage>()
@@ -80,7 +116,7 @@ export class ShardServer {
     }
     switch (message.kind) {
       case 'ticket':
-        void this.#admit(msg, message)
+        void this.#admit(msg, message, shard)
         return
       case 'done': {
         const held = this.#leases.get(message.leaseId)
@@ -90,18 +126,21 @@ export class ShardServer {
         return
       }
       case 'cancel':
-        this.#waiting.get(message.requestId)?.abort()
+        this.#waiting.get(message.requestId)?.controller.abort()
         return
     }
   }
 
-  async #admit(msg: Msg, message: ShardMessage & { kind: 'ticket' }): Promise<void> {
-    const controller = new AbortController()
+  async #admit(msg: Msg, message: ShardMessage & { kind: 'ticket' }, shard: number): Promise<void> {
     const { requestId } = message.ticket
-    this.#waiting.set(requestId, controller)
+    // The same ticket again means its ingress gave up on the first copy (it heard nothing
+    // for too long): only the new copy is answered.
+    this.#waiting.get(requestId)?.controller.abort()
+    const waiting: Waiting = { shard, controller: new AbortController(), msg }
+    this.#waiting.set(requestId, waiting)
     let reply: AdmissionReply
     try {
-      const admission = await this.#actor.admit(message.ticket, controller.signal)
+      const admission = await this.#actor.admit(message.ticket, waiting.controller.signal)
       if (admission.allowed) {
         const leaseId = `${process.pid}.${++this.#nextLease}.${requestId}`
         this.#leases.set(leaseId, {
@@ -113,13 +152,21 @@ export class ShardServer {
         reply = admission
       }
     } finally {
-      this.#waiting.delete(requestId)
+      if (this.#waiting.get(requestId) === waiting) this.#waiting.delete(requestId)
     }
-    if (!msg.respond(JSON.stringify(reply)) && reply.allowed) {
-      // Nobody to tell: give the slot back at once.
+    // Admitted after the ticket was cancelled, moved or replaced, or nobody to tell: the
+    // slot goes back at once. A refusal is always sent; a listener that moved on ignores it.
+    const aborted = waiting.controller.signal.aborted
+    if (!reply.allowed) msg.respond(JSON.stringify(reply))
+    else if (aborted || !msg.respond(JSON.stringify(reply))) {
       this.#leases.get(reply.leaseId)?.lease.release()
       this.#leases.delete(reply.leaseId)
     }
+  }
+
+  #tell(waiting: readonly Waiting[], progress: TicketProgress['progress']): void {
+    const body = JSON.stringify({ progress } satisfies TicketProgress)
+    for (const { msg } of waiting) msg.respond(body)
   }
 
   #expireLeases(): void {
