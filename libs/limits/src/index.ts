@@ -14,9 +14,19 @@ export type {
   Lease,
   Ledger,
   RateLimit,
+  LedgerDownPolicy,
   ScopeKind,
   ScopeLimit,
   WindowLimit,
 } from './ledger.ts'
 export { MemoryLedger, CONCURRENCY_RETRY_MS } from './memory-ledger.ts'
 export { RedisLedger, type RedisLedgerOptions } from './redis/redis-ledger.ts'
+export {
+  SharedAllowance,
+  type Grant,
+  type Reserver,
+  type ReserveRequest,
+  type SharedAllowanceOptions,
+  type SharedCheck,
+  type SharedHold,
+} from './shared/shared-allowance.ts'

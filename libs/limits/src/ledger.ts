@@ -32,7 +32,15 @@ export interface ScopeLimit {
   readonly concurrency?: number
   /** `request` counts each request as 1 whatever its cost; `cost` (the default) counts cost units. */
   readonly unit?: 'request' | 'cost'
+  /** What a shared scope does while its ledger (Redis) is unreachable; `local` by default. */
+  readonly onLedgerDown?: LedgerDownPolicy
 }
+
+/**
+ * `local`: each node enforces its share of the limit (limit ÷ live nodes) in memory;
+ * `open`: the scope is not enforced; `closed`: requests the scope covers are refused (503).
+ */
+export type LedgerDownPolicy = 'local' | 'open' | 'closed'
 
 /** Held while a granted request is in flight; releasing it frees its concurrency slots. */
 export interface Lease {

@@ -2,12 +2,16 @@ import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { RateLimitView } from '@fairlane/protocol'
 import type { Decision, Lease, Ledger, ScopeLimit } from '../ledger.ts'
+import type { Grant, ReserveRequest, Reserver } from '../shared/shared-allowance.ts'
 import { LuaScript } from './lua-script.ts'
 
 const acquireScript = new LuaScript('acquire')
 const releaseScript = new LuaScript('release')
 const renewScript = new LuaScript('renew')
 const debitScript = new LuaScript('debit')
+const reserveScript = new LuaScript('reserve')
+const refundScript = new LuaScript('refund')
+const renewSlotsScript = new LuaScript('renew-slots')
 
 export interface RedisLedgerOptions {
   readonly redis: Redis
@@ -22,7 +26,7 @@ export interface RedisLedgerOptions {
  * own clock, so every node spends the same budget exactly once. Keys of one scope share a
  * hash tag; a decision spans scopes, so it needs one Redis (with replicas), not Redis Cluster.
  */
-export class RedisLedger implements Ledger {
+export class RedisLedger implements Ledger, Reserver {
   readonly #redis: Redis
   readonly #prefix: string
   readonly #leaseTtlMs: number
@@ -94,6 +98,62 @@ export class RedisLedger implements Ledger {
       args.push(scope.rate?.limit ?? 0, scope.rate?.periodMs ?? 0, scope.window?.windowMs ?? 0)
     }
     await debitScript.run(this.#redis, keys, args)
+  }
+
+  /** One round trip: a batch of a shared scope's budget for an actor to spend locally. */
+  async reserve(scope: ScopeLimit, want: ReserveRequest): Promise<Grant> {
+    const holder = randomUUID()
+    const reply = (await reserveScript.run(
+      this.#redis,
+      [this.#key(scope, 'gcra'), this.#key(scope, 'win'), this.#key(scope, 'conc')],
+      [
+        want.units,
+        want.slots,
+        scope.rate?.limit ?? 0,
+        scope.rate?.periodMs ?? 0,
+        scope.rate?.burst ?? 0,
+        scope.window?.limit ?? 0,
+        scope.window?.windowMs ?? 0,
+        scope.concurrency ?? 0,
+        holder,
+        this.#leaseTtlMs,
+      ],
+    )) as string[]
+    const [units, retryAfterMs, slots, remaining, resetMs] = reply.map(Number) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+    ]
+    return {
+      units,
+      retryAfterMs,
+      slots: Array.from({ length: slots }, (_, i) => `${holder}:${i + 1}`),
+      remaining,
+      resetMs,
+    }
+  }
+
+  async refund(scope: ScopeLimit, units: number, slots: readonly string[]): Promise<void> {
+    await refundScript.run(
+      this.#redis,
+      [this.#key(scope, 'gcra'), this.#key(scope, 'conc')],
+      [units, scope.rate?.limit ?? 0, scope.rate?.periodMs ?? 0, ...slots],
+    )
+  }
+
+  async renew(scope: ScopeLimit, slots: readonly string[]): Promise<void> {
+    if (slots.length === 0) return
+    await renewSlotsScript.run(
+      this.#redis,
+      [this.#key(scope, 'conc')],
+      [this.#leaseTtlMs, ...slots],
+    )
+  }
+
+  async ping(): Promise<void> {
+    await this.#redis.ping()
   }
 
   #lease(leaseId: string, keys: readonly string[]): Lease {
