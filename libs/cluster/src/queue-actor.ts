@@ -1,5 +1,14 @@
-import type { MemoryLedger, Decision, ScopeLimit } from '@fairlane/limits'
-import type { Ticket } from '@fairlane/protocol'
+import {
+  SharedAllowance,
+  type Decision,
+  type LedgerDownPolicy,
+  type MemoryLedger,
+  type Reserver,
+  type ScopeLimit,
+  type SharedCheck,
+  type SharedHold,
+} from '@fairlane/limits'
+import type { RateLimitView, Ticket } from '@fairlane/protocol'
 import {
   LaneScheduler,
   type Discipline,
@@ -31,7 +40,10 @@ export interface PartitionSettings {
 /** What the actor's config says about one ticket: its lane, its limits and its queue. */
 export interface TicketPolicy {
   readonly identity: LaneIdentity
+  /** Limits only this partition touches: decided exactly, in memory. */
   readonly scopes: readonly ScopeLimit[]
+  /** Limits other actors spend too (cluster mode): spent from the shared allowance. */
+  readonly sharedScopes?: readonly ScopeLimit[]
   readonly maxWaitMs: number
   /** Names the target partition whose scheduler holds the lane. */
   readonly partition: string
@@ -44,7 +56,18 @@ interface Pending {
   readonly host: PartitionHost
   readonly resolve: (admission: Admission) => void
   decision?: Decision
+  hold?: SharedHold
+  /** A shared scope refused for good (a cost that never fits, a closed ledger). */
+  sharedRefusal?: SharedCheck & { ok: false }
   detach?: () => void
+}
+
+/** Where shared scopes live, and how a node behaves when that ledger is away. */
+export interface SharedLedgerOptions {
+  readonly reserver: Reserver
+  /** This node's share of a limit while the ledger is down (1 / live nodes). */
+  readonly share: () => number
+  readonly onLedgerDown?: (scope: ScopeLimit, policy: LedgerDownPolicy) => void
 }
 
 interface PartitionHost {
@@ -80,17 +103,38 @@ export class QueueActor implements Actor {
   readonly #hosts = new Map<string, PartitionHost>()
   /** Schedulers replaced by a config reload that still hold tickets; they drain, then go. */
   readonly #draining = new Set<PartitionHost>()
+  readonly #shared: SharedAllowance | undefined
+  /** Lanes waiting for a shared scope's next batch, by scope id. */
+  readonly #awaiting = new Map<
+    string,
+    Map<string, { host: PartitionHost; lane: string; workspace: string }>
+  >()
+  /** Tickets that do not queue, waiting for a shared scope's first batch. */
+  readonly #awaitingNow = new Map<string, Set<() => void>>()
 
   constructor(options: {
     ledger: MemoryLedger
     now: () => number
     policyFor: (ticket: Ticket) => TicketPolicy
     budget: NodeQueueBudget
+    shared?: SharedLedgerOptions
   }) {
     this.#ledger = options.ledger
     this.#now = options.now
     this.#policyFor = options.policyFor
     this.#budget = options.budget
+    if (options.shared) {
+      this.#shared = new SharedAllowance({
+        ...options.shared,
+        now: options.now,
+        onChange: (scopeId) => this.#sharedChanged(scopeId),
+      })
+    }
+  }
+
+  /** The shared ledger is unreachable; scopes follow their onLedgerDown policy. */
+  get ledgerDown(): boolean {
+    return this.#shared?.down ?? false
   }
 
   /** Tickets waiting in every partition of this actor. */
@@ -100,7 +144,7 @@ export class QueueActor implements Actor {
 
   admit(ticket: Ticket, signal?: AbortSignal): Promise<Admission> {
     const policy = this.#policyFor(ticket)
-    if (policy.maxWaitMs === 0) return Promise.resolve(this.#decideNow(ticket, policy))
+    if (policy.maxWaitMs === 0) return this.#decideNow(ticket, policy)
     const host = this.#host(policy)
     return new Promise<Admission>((resolve) => {
       const pending: Pending = { ticket, policy, host, resolve }
@@ -141,16 +185,35 @@ export class QueueActor implements Actor {
     })
   }
 
-  /** Stops every timer. Call after ingress has drained: a ticket still waiting then waits forever. */
-  close(): void {
+  /**
+   * Stops every timer and gives what it holds of shared scopes back. Call after ingress has
+   * drained: a ticket still waiting then waits forever.
+   */
+  async close(): Promise<void> {
     for (const host of [...this.#hosts.values(), ...this.#draining]) clearTimeout(host.timer)
     this.#hosts.clear()
     this.#draining.clear()
+    await this.#shared?.close()
   }
 
-  /** A tier that does not queue: the ledger's answer is final. */
-  #decideNow(ticket: Ticket, policy: TicketPolicy): Admission {
-    const decision = this.#ledger.decide(policy.scopes, ticket.cost)
+  /**
+   * A tier that does not queue: the ledger's answer is final. Only a shared scope's first
+   * batch is waited for (one ledger round trip), never a limit.
+   */
+  async #decideNow(ticket: Ticket, policy: TicketPolicy): Promise<Admission> {
+    const shared = policy.sharedScopes ?? []
+    let check: SharedCheck | undefined
+    for (let tries = 0; this.#shared && shared.length > 0; tries++) {
+      check = this.#shared.check(shared, ticket.cost)
+      if (check.ok || check.final || check.retryAfterMs !== undefined || tries === 3) break
+      await this.#nextChange(check.scopeId)
+    }
+    if (check && !check.ok) return sharedRefusal(check, 'rate_limited', [])
+    const fallback = check?.ok ? check.fallback : []
+    const decision = this.#ledger.decide(
+      fallback.length ? [...policy.scopes, ...fallback] : policy.scopes,
+      ticket.cost,
+    )
     if (!decision.allowed) {
       return {
         allowed: false,
@@ -161,12 +224,51 @@ export class QueueActor implements Actor {
         views: decision.views,
       }
     }
+    const hold = shared.length ? this.#shared?.take(shared, ticket.cost) : undefined
     return {
       allowed: true,
-      lease: this.#lease(ticket, policy, decision, undefined),
-      views: decision.views,
+      lease: this.#lease(ticket, policy, decision, undefined, hold),
+      views: this.#views(decision, policy),
       waitedMs: 0,
     }
+  }
+
+  #views(decision: Decision, policy: TicketPolicy): Decision['views'] {
+    if (!this.#shared || !policy.sharedScopes?.length) return decision.views
+    return [...decision.views, ...this.#shared.views(policy.sharedScopes)]
+  }
+
+  #nextChange(scopeId: string): Promise<void> {
+    return new Promise((resolve) => {
+      let waiters = this.#awaitingNow.get(scopeId)
+      if (!waiters) this.#awaitingNow.set(scopeId, (waiters = new Set()))
+      const done = () => {
+        clearTimeout(timer)
+        waiters.delete(done)
+        resolve()
+      }
+      // Bounded: a ledger that never answers turns into its onLedgerDown policy meanwhile.
+      const timer = setTimeout(done, 1_000)
+      waiters.add(done)
+    })
+  }
+
+  /** A shared scope may pass again: wake the lanes and tickets that waited for it. */
+  #sharedChanged(scopeId: string): void {
+    const waiters = this.#awaitingNow.get(scopeId)
+    if (waiters) {
+      this.#awaitingNow.delete(scopeId)
+      for (const wake of waiters) wake()
+    }
+    const lanes = this.#awaiting.get(scopeId)
+    if (!lanes) return
+    this.#awaiting.delete(scopeId)
+    const hosts = new Set<PartitionHost>()
+    for (const { host, lane, workspace } of lanes.values()) {
+      host.scheduler.released(lane, workspace)
+      hosts.add(host)
+    }
+    for (const host of hosts) this.#pump(host)
   }
 
   #host(policy: TicketPolicy): PartitionHost {
@@ -217,9 +319,33 @@ export class QueueActor implements Actor {
       pending.host.heldBack.add(lane)
       return { go: false, level: 'lane' }
     }
-    const decision = this.#ledger.decide(pending.policy.scopes, queued.cost)
+    const shared = pending.policy.sharedScopes
+    let fallback: readonly ScopeLimit[] = []
+    if (this.#shared && shared?.length) {
+      const check = this.#shared.check(shared, queued.cost)
+      if (!check.ok) {
+        if (check.final) {
+          pending.sharedRefusal = check
+          return { go: false, reject: true }
+        }
+        const key = `${pending.host.key}\u0000${lane}`
+        let lanes = this.#awaiting.get(check.scopeId)
+        if (!lanes) this.#awaiting.set(check.scopeId, (lanes = new Map()))
+        lanes.set(key, { host: pending.host, lane, workspace: pending.policy.identity.workspace })
+        return { go: false, level: levelOf(check.refusedBy) }
+      }
+      fallback = check.fallback
+    }
+    const scopes = pending.policy.scopes
+    const decision = this.#ledger.decide(
+      fallback.length ? [...scopes, ...fallback] : scopes,
+      queued.cost,
+    )
     pending.decision = decision
-    if (decision.allowed) return { go: true }
+    if (decision.allowed) {
+      if (this.#shared && shared?.length) pending.hold = this.#shared.take(shared, queued.cost)
+      return { go: true }
+    }
     if (decision.impossible) return { go: false, reject: true }
     if (decision.reason === 'concurrency') return { go: false, level: levelOf(decision.refusedBy) }
     const until = this.#now() + decision.retryAfterMs
@@ -238,8 +364,8 @@ export class QueueActor implements Actor {
     host.inFlightByLane.set(lane, (host.inFlightByLane.get(lane) ?? 0) + 1)
     pending.resolve({
       allowed: true,
-      lease: this.#lease(pending.ticket, pending.policy, decision, pending.host),
-      views: decision.views,
+      lease: this.#lease(pending.ticket, pending.policy, decision, pending.host, pending.hold),
+      views: this.#views(decision, pending.policy),
       waitedMs: this.#now() - queued.enqueuedAt,
     })
   }
@@ -247,6 +373,10 @@ export class QueueActor implements Actor {
   #refused(queued: QueuedTicket<Pending>, code: 'queue_timeout' | 'rate_limited'): void {
     const pending = queued.payload
     pending.detach?.()
+    if (pending.sharedRefusal) {
+      pending.resolve(sharedRefusal(pending.sharedRefusal, code, []))
+      return
+    }
     const decision = pending.decision
     const refused = decision && !decision.allowed ? decision : undefined
     pending.resolve({
@@ -269,6 +399,7 @@ export class QueueActor implements Actor {
     policy: TicketPolicy,
     decision: Decision & { allowed: true },
     host: PartitionHost | undefined,
+    hold: SharedHold | undefined,
   ): AdmissionLease {
     let released = false
     return {
@@ -276,6 +407,7 @@ export class QueueActor implements Actor {
         if (released) return
         released = true
         decision.lease.release()
+        hold?.release()
         let wakeHost = false
         if (host) {
           host.inFlight--
@@ -290,6 +422,7 @@ export class QueueActor implements Actor {
         const { identity } = policy
         if (extra > 0) {
           this.#ledger.charge(policy.scopes, extra)
+          if (policy.sharedScopes) this.#shared?.charge(policy.sharedScopes, extra)
           host?.scheduler.charge(identity.lane, identity.workspace, identity.tier, extra)
         }
         // A slot freed here may be what this key's or workspace's lane waits for in another
@@ -324,5 +457,31 @@ export class QueueActor implements Actor {
       },
       Math.max(0, next - this.#now()),
     )
+  }
+}
+
+/** A shared scope's refusal as the ticket's answer. */
+function sharedRefusal(
+  check: SharedCheck & { ok: false },
+  code: 'rate_limited' | 'queue_timeout',
+  views: readonly RateLimitView[],
+): Admission {
+  if (check.reason === 'ledger') {
+    return {
+      allowed: false,
+      code: 'cluster_unavailable',
+      refusedBy: check.refusedBy,
+      reason: 'ledger',
+      retryAfterMs: 1000,
+      views,
+    }
+  }
+  return {
+    allowed: false,
+    code,
+    refusedBy: check.refusedBy,
+    reason: check.final ? 'cost' : check.reason,
+    retryAfterMs: check.retryAfterMs ?? 1000,
+    views,
   }
 }

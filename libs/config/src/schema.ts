@@ -61,6 +61,14 @@ const Limits = Type.Object(
       description:
         'What rate and window count: requests, or cost units (Fairlane-Cost or the response cost, e.g. LLM tokens).',
     }),
+    onLedgerDown: Type.Union(
+      [Type.Literal('local'), Type.Literal('open'), Type.Literal('closed')],
+      {
+        default: 'local',
+        description:
+          'Cluster mode, when Redis is unreachable and this scope is shared between nodes: local (each node enforces limit ÷ live nodes in memory), open (not enforced), closed (503 cluster_unavailable). Normal service resumes by itself when Redis answers.',
+      },
+    ),
   },
   { additionalProperties: false, description: 'Limits of one scope, checked together.' },
 )
@@ -367,9 +375,40 @@ const Logging = Type.Object(
   { additionalProperties: false, default: {} },
 )
 
+const Cluster = Type.Object(
+  {
+    shards: Type.Integer({
+      minimum: 1,
+      maximum: 65_536,
+      default: 256,
+      description:
+        'Shards of the queue: a target partition belongs to shard hash(target#partition) mod shards. The same on every node of a cluster; changing it needs a full restart.',
+    }),
+    leaseTtlMs: Type.Integer({
+      minimum: 300,
+      default: 6_000,
+      description:
+        'Shard lease TTL: a node that dies loses its shards to the others after this long (plus a third of it).',
+    }),
+    checkpointMs: Type.Integer({
+      minimum: 10,
+      default: 100,
+      description:
+        'How often a queue actor saves the limit state of its partitions to Redis, for the next owner after a crash; over-admission after a crash is bounded by what passed in this time.',
+    }),
+  },
+  {
+    additionalProperties: false,
+    default: {},
+    description:
+      'Cluster mode (FAIRLANE_NATS_URL and FAIRLANE_REDIS_URL set): shards and their leases.',
+  },
+)
+
 export const ConfigSchema = Type.Object(
   {
     server: Server,
+    cluster: Cluster,
     logging: Logging,
     destinations: Destinations,
     queue: Queue,

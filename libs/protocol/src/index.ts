@@ -26,6 +26,7 @@ export {
 export { parseClientPolicies, CLIENT_POLICY_BOUNDS, type ClientPolicy } from './client-policy.ts'
 export {
   shardOf,
+  shardOfPartition,
   shardSubject,
   SHARD_SUBJECT_PREFIX,
   type AdmissionRefusal,

@@ -18,11 +18,13 @@ export type ShardMessage =
 export interface AdmissionRefusal {
   readonly allowed: false
   /** `cancelled`: the client went away while waiting; nobody is left to answer. */
-  readonly code: 'rate_limited' | 'queue_full' | 'queue_timeout' | 'cancelled'
+  readonly code:
+    'rate_limited' | 'queue_full' | 'queue_timeout' | 'cancelled' | 'cluster_unavailable'
   /** The scope or queue bound that refused: key, workspace, target, global, client, lane, partition, node. */
   readonly refusedBy: string
   /** `cost`: the request costs more than the refusing limit allows at once, so it never fits. */
-  readonly reason: 'rate' | 'concurrency' | 'bound' | 'deadline' | 'client' | 'cost'
+  /** `ledger`: a shared limit's ledger is unreachable and its onLedgerDown policy is closed. */
+  readonly reason: 'rate' | 'concurrency' | 'bound' | 'deadline' | 'client' | 'cost' | 'ledger'
   readonly retryAfterMs: number
   readonly views: readonly RateLimitView[]
 }
@@ -59,8 +61,12 @@ export function shardSubject(shard: number): string {
  * count. Stable across nodes and versions: every node must agree on it.
  */
 export function shardOf(target: string, partition: number, shards: number): number {
+  return shardOfPartition(`${target}#${partition}`, shards)
+}
+
+/** The same, from the partition's key `target#partition`. */
+export function shardOfPartition(text: string, shards: number): number {
   let hash = 0x811c9dc5
-  const text = `${target}#${partition}`
   for (let i = 0; i < text.length; i++) {
     hash ^= text.charCodeAt(i)
     hash = Math.imul(hash, 0x01000193) >>> 0

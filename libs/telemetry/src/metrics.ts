@@ -13,7 +13,12 @@ export class FairlaneMetrics {
   readonly queueWait: Histogram<'target'>
   readonly queueRefusals: Counter<'target' | 'reason' | 'bound'>
   readonly queued: Gauge
+  readonly ledgerDownDecisions: Counter<'scope' | 'policy'>
+  readonly ledgerUp: Gauge
+  readonly shardsOwned: Gauge
   #queuedSource: () => number = () => 0
+  #ledgerUpSource: () => number = () => 1
+  #shardsSource: () => number = () => 0
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     this.registry = new Registry()
@@ -68,6 +73,36 @@ export class FairlaneMetrics {
         this.set(source())
       },
     })
+    this.ledgerDownDecisions = new Counter({
+      name: 'fairlane_ledger_down_decisions_total',
+      help: 'Cluster mode: decisions on a shared scope taken under its onLedgerDown policy (local, open, closed) while Redis was unreachable, by scope kind.',
+      labelNames: ['scope', 'policy'],
+      registers: [this.registry],
+    })
+    const ledgerUp = () => this.#ledgerUpSource()
+    this.ledgerUp = new Gauge({
+      name: 'fairlane_ledger_up',
+      help: 'Cluster mode: 1 while the shared ledger (Redis) answers, 0 while scopes follow onLedgerDown.',
+      registers: [this.registry],
+      collect() {
+        this.set(ledgerUp())
+      },
+    })
+    const shards = () => this.#shardsSource()
+    this.shardsOwned = new Gauge({
+      name: 'fairlane_shards_owned',
+      help: 'Cluster mode: queue shards whose lease this node holds.',
+      registers: [this.registry],
+      collect() {
+        this.set(shards())
+      },
+    })
+  }
+
+  /** Cluster mode: whether the shared ledger answers, and how many shards this node owns. */
+  observeCluster(sources: { ledgerUp: () => boolean; shards: () => number }): void {
+    this.#ledgerUpSource = () => (sources.ledgerUp() ? 1 : 0)
+    this.#shardsSource = sources.shards
   }
 
   /** Where the queued-requests gauge reads its value at scrape time. */

@@ -6,11 +6,12 @@ import { FileConfigStore } from '@fairlane/config'
 import type { Resolve } from '@fairlane/forward'
 import { LogCapture } from '@fairlane/testing'
 import { hashKeySecret } from '../src/keys/key-secret.ts'
-import { startEmbeddedNode, type EmbeddedNode } from '../src/node/embedded-node.ts'
+import { startNode as startFairlaneNode, type FairlaneNode } from '../src/node/node.ts'
+import { nodeSettingsFrom } from '../src/node/node-settings.ts'
 
 export { hashKeySecret }
 
-export interface TestNode extends EmbeddedNode {
+export interface TestNode extends FairlaneNode {
   readonly logs: LogCapture
   readonly configPath: string
   /** fetch against the proxy port. */
@@ -18,8 +19,10 @@ export interface TestNode extends EmbeddedNode {
 }
 
 /**
- * Starts a whole embedded node on free ports from a config object, through the same file
- * loading as `fairlane start`, with its logs captured.
+ * Starts a whole node on free ports from a config object, through the same file loading as
+ * `fairlane start`, with its logs captured. `env` is both the config's environment and the
+ * node's (FAIRLANE_NATS_URL and FAIRLANE_REDIS_URL there make it a cluster node); the test
+ * process's own environment is never read.
  */
 export async function startNode(
   config: Record<string, unknown>,
@@ -30,8 +33,9 @@ export async function startNode(
   await writeFile(configPath, stringify({ logging: { level: 'info' }, ...config }))
   const store = await FileConfigStore.open(configPath, options.env ?? {})
   const logs = new LogCapture()
-  const node = await startEmbeddedNode({
+  const node = await startFairlaneNode({
     store,
+    settings: nodeSettingsFrom(options.env ?? {}),
     port: 0,
     adminPort: 0,
     logDestination: logs,

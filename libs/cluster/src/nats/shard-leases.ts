@@ -37,9 +37,15 @@ export class ShardLeases {
   #timer: NodeJS.Timeout | undefined
   #ticking: Promise<void> | undefined
   #stopped = false
+  #live = 1
 
   constructor(options: ShardLeasesOptions) {
     this.#options = options
+  }
+
+  /** Nodes whose heartbeat was seen in the last round (at least this one). */
+  get liveNodes(): number {
+    return this.#live
   }
 
   get owned(): number[] {
@@ -82,6 +88,7 @@ export class ShardLeases {
         }
       }
       const live = Math.max(1, (await collect(await kv.keys('node.>'))).length)
+      this.#live = live
       const fair = Math.ceil(shards / live)
       while (this.#owned.size > fair) {
         const extra = this.owned.at(-1) as number

@@ -47,6 +47,8 @@ export type SharedCheck =
       readonly final: boolean
       /** Waiting for the ledger: `onChange(scope.id)` fires when trying again may help. */
       readonly scopeId: string
+      /** The ledger said it has nothing for this long. */
+      readonly retryAfterMs?: number
     }
 
 /** Held by an admitted request; gives its slots back to this node's allowance. */
@@ -81,6 +83,8 @@ interface ScopeState {
   refilling: boolean
   /** A retry is scheduled (the ledger named a wait, or had no slot). */
   retryTimer?: NodeJS.Timeout
+  /** When the ledger said it would have units again. */
+  retryAt?: number
   lastUsedAt: number
   remote?: { remaining: number; resetMs: number; at: number }
 }
@@ -149,7 +153,10 @@ export class SharedAllowance {
         continue
       }
       this.#refill(state, needsUnits ? units : 0, needsSlot)
-      return this.#refuse(scope, needsSlot && !needsUnits ? 'concurrency' : 'rate', false)
+      const refusal = this.#refuse(scope, needsSlot && !needsUnits ? 'concurrency' : 'rate', false)
+      const wait =
+        needsUnits && state.retryAt !== undefined ? state.retryAt - this.#options.now() : 0
+      return wait > 0 ? { ...refusal, retryAfterMs: wait } : refusal
     }
     return { ok: true, fallback: fallback ?? EMPTY }
   }
@@ -234,8 +241,12 @@ export class SharedAllowance {
     await Promise.all(refunds)
   }
 
-  #refuse(scope: ScopeLimit, reason: 'rate' | 'concurrency' | 'ledger', final: boolean) {
-    return { ok: false, refusedBy: scope.kind, reason, final, scopeId: scope.id } as const
+  #refuse(
+    scope: ScopeLimit,
+    reason: 'rate' | 'concurrency' | 'ledger',
+    final: boolean,
+  ): SharedCheck & { ok: false } {
+    return { ok: false, refusedBy: scope.kind, reason, final, scopeId: scope.id }
   }
 
   #state(scope: ScopeLimit): ScopeState {
@@ -293,8 +304,10 @@ export class SharedAllowance {
           // The ledger has nothing now: try again when it said, or soon for slots (a slot
           // freed on another node sends no word here).
           const wait = shortOfUnits ? Math.max(grant.retryAfterMs, 1) : this.#retryMs
+          if (shortOfUnits) state.retryAt = this.#options.now() + wait
           state.retryTimer = setTimeout(() => {
             state.retryTimer = undefined
+            state.retryAt = undefined
             this.#refill(state, shortOfUnits ? units : 0, shortOfSlots)
           }, wait)
           state.retryTimer.unref()

@@ -5,7 +5,8 @@ import {
   loadConfigFile,
 } from '@fairlane/config'
 import { hashKeySecret, newKeySecret } from '../keys/key-secret.ts'
-import { startEmbeddedNode } from '../node/embedded-node.ts'
+import { startNode } from '../node/node.ts'
+import { nodeSettingsFrom, type NodeSettings } from '../node/node-settings.ts'
 import { DEFAULT_CONFIG_PATH } from './default-config.ts'
 
 /** Exit codes: 2 means the configuration (or the command line) is wrong, 1 anything else. */
@@ -22,7 +23,9 @@ export interface Io {
 export const USAGE = `Usage: fairlane <command>
 
 Commands:
-  start [--config FILE]    run Fairlane in embedded mode (the default command)
+  start [--config FILE]    run a Fairlane node (the default command): embedded mode,
+                           or a cluster node when FAIRLANE_NATS_URL and
+                           FAIRLANE_REDIS_URL are set
   config check FILE        validate a config file and exit (0 valid, 2 invalid)
   config schema            print the JSON Schema of the config file
   keys hash [KEY]          make a new random key and print it with its hash for the
@@ -30,7 +33,9 @@ Commands:
   help                     show this text
 
 Config file: --config FILE, else FAIRLANE_CONFIG, else examples/quickstart.yaml.
-Environment: FAIRLANE_PORT (proxy port), FAIRLANE_ADMIN_PORT (admin port).`
+Environment: FAIRLANE_PORT (proxy port), FAIRLANE_ADMIN_PORT (admin port),
+  FAIRLANE_NODE_ID, FAIRLANE_REGION, FAIRLANE_ROLES (ingress,actor,worker; default all),
+  FAIRLANE_NATS_URL, FAIRLANE_REDIS_URL (cluster mode), FAIRLANE_ADMIN_TOKEN (admin API).`
 
 function portFrom(value: string | undefined, name: string): number | undefined {
   if (value === undefined || value === '') return undefined
@@ -99,7 +104,9 @@ export async function start(args: readonly string[], io: Io): Promise<number> {
   let store: FileConfigStore
   let port: number | undefined
   let adminPort: number | undefined
+  let settings: NodeSettings
   try {
+    settings = nodeSettingsFrom(io.env)
     const path = configPathFrom(args, io.env)
     port = portFrom(io.env['FAIRLANE_PORT'], 'FAIRLANE_PORT')
     adminPort = portFrom(io.env['FAIRLANE_ADMIN_PORT'], 'FAIRLANE_ADMIN_PORT')
@@ -111,13 +118,14 @@ export async function start(args: readonly string[], io: Io): Promise<number> {
     }
     throw err
   }
-  const node = await startEmbeddedNode({
+  const node = await startNode({
     store,
+    settings,
     ...(port !== undefined ? { port } : {}),
     ...(adminPort !== undefined ? { adminPort } : {}),
   })
   node.logger.info(
-    { proxy: node.proxyUrl, admin: node.adminUrl, config: store.path, mode: 'embedded' },
+    { proxy: node.proxyUrl, admin: node.adminUrl, config: store.path, ...node.describe },
     'fairlane started',
   )
   process.on('SIGHUP', () => {

@@ -416,6 +416,15 @@ function refusal(
         : `${admission.refusedBy} ${admission.reason} limit reached`
     return new FairlaneError('rate_limited', 'limit', detail, { headers })
   }
+  if (admission.code === 'cluster_unavailable') {
+    deps.metrics.limitRefusals.inc({ scope: admission.refusedBy, reason: admission.reason })
+    return new FairlaneError(
+      'cluster_unavailable',
+      'limit',
+      `the ${admission.refusedBy} limit cannot be checked (its ledger is unreachable and its onLedgerDown policy is closed)`,
+      { headers },
+    )
+  }
   deps.metrics.queueRefusals.inc({
     target: ctx.target ?? '(none)',
     reason: admission.code,

@@ -28,6 +28,7 @@ function scope(
       ? { window: { limit: limits.window.limit, windowMs: limits.window.seconds * 1000 } }
       : {}),
     ...(limits.concurrency !== undefined ? { concurrency: limits.concurrency } : {}),
+    onLedgerDown: limits.onLedgerDown,
   }
 }
 
@@ -48,6 +49,8 @@ export function scopesFor(config: FairlaneConfig, ticket: Ticket): ScopeLimit[] 
 }
 
 interface Cached {
+  /** Cluster mode: scopes other partitions can touch go to the shared ledger. */
+  readonly cluster: boolean
   readonly policies: Map<string, Omit<TicketPolicy, 'scopes'> & { scopes: readonly ScopeLimit[] }>
   readonly settings: Map<string, PartitionSettings>
   /** Segment ids of client policies seen per workspace since this config was loaded. */
@@ -87,15 +90,41 @@ function clientScope(ticket: Ticket, policy: ClientPolicy, cached: Cached): Scop
   }
 }
 
-const cache = new WeakMap<FairlaneConfig, Cached>()
+const caches = {
+  embedded: new WeakMap<FairlaneConfig, Cached>(),
+  cluster: new WeakMap<FairlaneConfig, Cached>(),
+}
 
-function cachedOf(config: FairlaneConfig): Cached {
+function cachedOf(config: FairlaneConfig, cluster = false): Cached {
+  const cache = cluster ? caches.cluster : caches.embedded
   let cached = cache.get(config)
   if (!cached) {
-    cached = { policies: new Map(), settings: new Map(), segments: new Map() }
+    cached = { cluster, policies: new Map(), settings: new Map(), segments: new Map() }
     cache.set(config, cached)
   }
   return cached
+}
+
+/**
+ * Whether only one partition's tickets can touch a scope, so its owner decides it exactly in
+ * memory. Anything else is shared between actors and lives in the Redis ledger: a target
+ * split into partitions, a workspace (and its keys) that reaches several partitions or the
+ * X-Fairlane-Url form, and the global scope unless the whole config is one partition.
+ */
+function partitionLocal(config: FairlaneConfig, ticket: Ticket, kind: ScopeLimit['kind']): boolean {
+  const single = (target: string | undefined) =>
+    target !== undefined && (config.targets[target]?.partitions ?? 1) === 1
+  if (kind === 'target') return single(ticket.target)
+  const reach = (name: string) => {
+    const workspace = config.workspaces[name]
+    return workspace && workspace.hosts.length === 0 && workspace.targets.length === 1
+      ? workspace.targets[0]
+      : undefined
+  }
+  if (kind !== 'global') return single(reach(ticket.workspace))
+  const names = Object.keys(config.workspaces)
+  const only = names.length > 0 ? reach(names[0] as string) : undefined
+  return single(only) && names.every((name) => reach(name) === only)
 }
 
 function settingsFor(config: FairlaneConfig, target: string): PartitionSettings {
@@ -125,8 +154,12 @@ function partitionOf(lane: string, partitions: number): number {
  * (one per key and target partition), the key's tier and weights, and the limits. Memoised
  * per config snapshot, so the request path allocates nothing for it but client scopes.
  */
-export function ticketPolicy(config: FairlaneConfig, ticket: Ticket): TicketPolicy {
-  const cached = cachedOf(config)
+export function ticketPolicy(
+  config: FairlaneConfig,
+  ticket: Ticket,
+  cluster = false,
+): TicketPolicy {
+  const cached = cachedOf(config, cluster)
   const id = `${ticket.workspace}\u0000${ticket.keyId}\u0000${ticket.target}`
   let policy = cached.policies.get(id)
   if (!policy) {
@@ -135,6 +168,8 @@ export function ticketPolicy(config: FairlaneConfig, ticket: Ticket): TicketPoli
     const tier = key?.tier ?? workspace?.tier ?? 'free'
     const lane = `${ticket.workspace}/${ticket.keyId}`
     const partitions = config.targets[ticket.target]?.partitions ?? 1
+    const scopes = scopesFor(config, ticket)
+    const shared = cluster ? scopes.filter((s) => !partitionLocal(config, ticket, s.kind)) : []
     policy = {
       identity: {
         lane,
@@ -143,7 +178,8 @@ export function ticketPolicy(config: FairlaneConfig, ticket: Ticket): TicketPoli
         laneWeight: key?.weight ?? 1,
         workspaceWeight: workspace?.weight ?? 1,
       },
-      scopes: scopesFor(config, ticket),
+      scopes: shared.length ? scopes.filter((s) => !shared.includes(s)) : scopes,
+      ...(shared.length ? { sharedScopes: shared } : {}),
       maxWaitMs: config.tiers[tier]?.maxWaitMs ?? 0,
       partition: `${ticket.target}#${partitionOf(lane, partitions)}`,
       settings: settingsFor(config, ticket.target),
@@ -151,8 +187,9 @@ export function ticketPolicy(config: FairlaneConfig, ticket: Ticket): TicketPoli
     cached.policies.set(id, policy)
   }
   if (!ticket.clientPolicies?.length) return policy
-  return {
-    ...policy,
-    scopes: [...policy.scopes, ...ticket.clientPolicies.map((p) => clientScope(ticket, p, cached))],
+  const client = ticket.clientPolicies.map((p) => clientScope(ticket, p, cached))
+  if (cached.cluster && !partitionLocal(config, ticket, 'client')) {
+    return { ...policy, sharedScopes: [...(policy.sharedScopes ?? []), ...client] }
   }
+  return { ...policy, scopes: [...policy.scopes, ...client] }
 }

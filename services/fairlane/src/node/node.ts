@@ -1,8 +1,6 @@
 import type { AddressInfo } from 'node:net'
-import { performance } from 'node:perf_hooks'
 import type { DestinationStream } from 'pino'
 import type { ConfigStore } from '@fairlane/config'
-import { InProcessTransport, QueueActor } from '@fairlane/cluster'
 import {
   DestinationPolicy,
   Forwarder,
@@ -10,14 +8,15 @@ import {
   systemResolver,
   type Resolve,
 } from '@fairlane/forward'
-import { MemoryLedger } from '@fairlane/limits'
-import { NodeQueueBudget } from '@fairlane/scheduler'
 import { FairlaneMetrics, createLogger, type Logger } from '@fairlane/telemetry'
 import { buildAdmin } from '../admin/admin-server.ts'
 import { buildIngress } from '../ingress/ingress.ts'
-import { ticketPolicy } from '../limits/scopes.ts'
+import { clusterCore, connectCluster } from './cluster-core.ts'
+import { embeddedCore } from './embedded-core.ts'
+import type { NodeCore } from './node-core.ts'
+import { nodeSettingsFrom, type NodeSettings } from './node-settings.ts'
 
-export interface EmbeddedNodeOptions {
+export interface NodeOptions {
   readonly store: ConfigStore
   /** Override the configured ports (FAIRLANE_PORT / FAIRLANE_ADMIN_PORT); 0 picks a free one. */
   readonly port?: number
@@ -26,15 +25,20 @@ export interface EmbeddedNodeOptions {
   readonly logDestination?: DestinationStream
   /** DNS for the destination policy; the system resolver when omitted. */
   readonly resolve?: Resolve
+  /** Identity, roles and cluster URLs; from the environment when omitted (embedded if unset). */
+  readonly settings?: NodeSettings
 }
 
-export interface EmbeddedNode {
+export interface FairlaneNode {
   readonly proxyUrl: string
   readonly adminUrl: string
   readonly proxyPort: number
   readonly adminPort: number
   readonly logger: Logger
   readonly metrics: FairlaneMetrics
+  readonly settings: NodeSettings
+  /** Fields for the start log line: mode, node id, region, roles. */
+  readonly describe: Record<string, unknown>
   /** Stops taking requests, lets those in flight finish within the grace period, then stops. */
   close(): Promise<void>
 }
@@ -45,28 +49,26 @@ function urlOf(host: string, port: number): string {
 }
 
 /**
- * Every role in one process: ingress, the queue actor (lanes and the in-memory ledger behind
- * the in-process transport) and the forwarder. The cluster swaps the transport and the
- * ledger, nothing above them.
+ * A Fairlane node: ingress (Fastify), the admin port, and under them the core that runs the
+ * queue actors: in process in embedded mode, over NATS and Redis in a cluster. Code above
+ * the transport and ledger is the same in both.
  */
-export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<EmbeddedNode> {
+export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
   const { store } = options
   const config = store.current()
+  const settings = options.settings ?? nodeSettingsFrom(process.env)
   const logger = createLogger({ level: config.logging.level, destination: options.logDestination })
   const metrics = new FairlaneMetrics()
-  const now = () => performance.now()
-  const ledger = new MemoryLedger({ now })
-  const actor = new QueueActor({
-    ledger,
-    now,
-    budget: new NodeQueueBudget(config.queue.perNode),
-    policyFor: (ticket) => ticketPolicy(store.current(), ticket),
-  })
-  metrics.observeQueued(() => actor.queued)
-  // Limit state of callers gone quiet is dropped, so memory follows the active callers.
-  const sweeper = setInterval(() => ledger.sweep(), 10_000)
-  sweeper.unref()
-  const transport = new InProcessTransport(actor)
+  const cluster = settings.cluster
+  const core: NodeCore = cluster
+    ? await clusterCore(
+        settings,
+        await connectCluster({ ...settings, cluster }, logger),
+        store,
+        metrics,
+        logger,
+      )
+    : embeddedCore(store, metrics)
   const forwarder = new Forwarder()
   let self = { addresses: [config.server.host, ...interfaceAddresses()], ports: [] as number[] }
   const policy = new DestinationPolicy({
@@ -75,27 +77,31 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<E
   })
 
   let ready = false
-  const ingress = buildIngress(
-    { store, transport, policy, forwarder, metrics, logger, wallClock: () => Date.now() },
-    { maxHeaderBytes: config.server.maxHeaderBytes },
-  )
+  const transport = core.transport
+  const ingress = transport
+    ? buildIngress(
+        { store, transport, policy, forwarder, metrics, logger, wallClock: () => Date.now() },
+        { maxHeaderBytes: config.server.maxHeaderBytes },
+      )
+    : undefined
   const admin = buildAdmin({ metrics, logger, ready: () => ready })
 
-  await ingress.listen({ host: config.server.host, port: options.port ?? config.server.port })
   try {
+    await ingress?.listen({ host: config.server.host, port: options.port ?? config.server.port })
     await admin.listen({
       host: config.server.adminHost,
       port: options.adminPort ?? config.server.adminPort,
     })
   } catch (err) {
-    await ingress.close()
+    await ingress?.close()
+    await core.close()
     throw err
   }
-  const proxyPort = (ingress.server.address() as AddressInfo).port
+  const proxyPort = ingress ? (ingress.server.address() as AddressInfo).port : 0
   const adminPort = (admin.server.address() as AddressInfo).port
   self = {
     addresses: [config.server.host, config.server.adminHost, ...interfaceAddresses()],
-    ports: [proxyPort, adminPort],
+    ports: [proxyPort, adminPort].filter((p) => p !== 0),
   }
   ready = true
 
@@ -103,27 +109,30 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<E
   const close = (): Promise<void> => {
     closing ??= (async () => {
       ready = false
-      const grace = store.current().server.shutdownGraceMs
-      const timer = setTimeout(() => ingress.server.closeAllConnections(), grace)
-      try {
-        await ingress.close()
-      } finally {
-        clearTimeout(timer)
+      if (ingress) {
+        const grace = store.current().server.shutdownGraceMs
+        const timer = setTimeout(() => ingress.server.closeAllConnections(), grace)
+        try {
+          await ingress.close()
+        } finally {
+          clearTimeout(timer)
+        }
       }
-      clearInterval(sweeper)
-      actor.close()
-      await Promise.all([admin.close(), forwarder.close(), transport.close()])
+      await core.close()
+      await Promise.all([admin.close(), forwarder.close()])
     })()
     return closing
   }
 
   return {
-    proxyUrl: urlOf(config.server.host, proxyPort),
+    proxyUrl: ingress ? urlOf(config.server.host, proxyPort) : '',
     adminUrl: urlOf(config.server.adminHost, adminPort),
     proxyPort,
     adminPort,
     logger,
     metrics,
+    settings,
+    describe: { mode: core.mode, ...core.describe },
     close,
   }
 }

@@ -1,0 +1,15 @@
+import type { Transport } from '@fairlane/cluster'
+
+/**
+ * What sits under ingress: the transport to the queue actors and whatever runs them. Embedded
+ * mode and cluster mode differ only here.
+ */
+export interface NodeCore {
+  /** Where ingress sends tickets; absent on a node without the ingress role. */
+  readonly transport: Transport | undefined
+  readonly mode: 'embedded' | 'cluster'
+  /** Extra fields for the start log line. */
+  readonly describe?: Record<string, unknown>
+  /** After ingress drained: hand shards over, give budget back, disconnect. */
+  close(): Promise<void>
+}
