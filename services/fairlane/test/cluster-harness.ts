@@ -1,0 +1,141 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { Agent, request } from 'undici'
+import { freePort } from '@fairlane/testing'
+
+const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
+
+/** One Fairlane node as its own process, started as an operator would: `fairlane start` plus env. */
+export interface NodeProcess {
+  readonly nodeId: string
+  readonly proxyUrl: string
+  readonly adminUrl: string
+  /** What the node printed (its JSON logs), for a failing test to show. */
+  readonly output: () => string
+  metrics(): Promise<string>
+  /** SIGTERM: drains, hands its shards over, exits. */
+  stop(): Promise<void>
+  /** SIGKILL: dies mid-flight, as a crashed machine would. */
+  kill(): Promise<void>
+}
+
+export async function startNodeProcess(options: {
+  configPath: string
+  nodeId: string
+  env: Record<string, string>
+}): Promise<NodeProcess> {
+  const port = await freePort()
+  const adminPort = await freePort()
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ['--conditions=development', MAIN, 'start', '--config', options.configPath],
+    {
+      env: {
+        PATH: process.env['PATH'] ?? '',
+        ...options.env,
+        FAIRLANE_NODE_ID: options.nodeId,
+        FAIRLANE_PORT: String(port),
+        FAIRLANE_ADMIN_PORT: String(adminPort),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
+  let output = ''
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-50_000)
+  }
+  child.stdout?.on('data', keep)
+  child.stderr?.on('data', keep)
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const adminUrl = `http://127.0.0.1:${adminPort}`
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${options.nodeId} exited:\n${output}`)
+    const ready = await fetch(`${adminUrl}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    )
+    if (ready) break
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL')
+      throw new Error(`${options.nodeId} not ready in 30 s:\n${output}`)
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  const signal = async (name: NodeJS.Signals) => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    child.kill(name)
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+    await exited
+    clearTimeout(timer)
+  }
+  return {
+    nodeId: options.nodeId,
+    proxyUrl: `http://127.0.0.1:${port}`,
+    adminUrl,
+    output: () => output,
+    metrics: () => fetch(`${adminUrl}/metrics`).then((r) => r.text()),
+    stop: () => signal('SIGTERM'),
+    kill: () => signal('SIGKILL'),
+  }
+}
+
+/** The value of one unlabelled (or exactly labelled) sample in Prometheus text. */
+export function metricValue(text: string, sample: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(sample + ' ')) return Number(line.slice(sample.length + 1))
+  }
+  return undefined
+}
+
+export interface LoadResult {
+  /** Status code → count; 0 counts transport errors (a lost request). */
+  readonly statuses: Map<number, number>
+  readonly sent: number
+}
+
+/**
+ * Clients spread over the nodes at a fixed offered rate, like a load balancer would do:
+ * request i goes to node i mod n. Every answer is counted by status; a request that gets no
+ * HTTP answer at all counts under 0. `targets()` is read per request, so a test can take a
+ * node out of rotation (as a load balancer's health check would).
+ */
+export async function offerLoad(options: {
+  targets: () => readonly string[]
+  path: string
+  headers: Record<string, string>
+  ratePerSecond: number
+  durationMs: number
+}): Promise<LoadResult> {
+  const agent = new Agent({ connections: 64, pipelining: 1, keepAliveTimeout: 10_000 })
+  const statuses = new Map<number, number>()
+  const count = (status: number) => statuses.set(status, (statuses.get(status) ?? 0) + 1)
+  const inFlight = new Set<Promise<void>>()
+  const started = performance.now()
+  let sent = 0
+  while (performance.now() - started < options.durationMs) {
+    const due = Math.floor(((performance.now() - started) / 1000) * options.ratePerSecond)
+    while (sent < due) {
+      const targets = options.targets()
+      const origin = targets[sent % targets.length] as string
+      sent++
+      const call: Promise<void> = request(origin + options.path, {
+        dispatcher: agent,
+        headers: options.headers,
+        headersTimeout: 60_000,
+        bodyTimeout: 60_000,
+      })
+        .then(async (response) => {
+          await response.body.dump()
+          count(response.statusCode)
+        })
+        .catch(() => count(0))
+        .finally(() => inFlight.delete(call))
+      inFlight.add(call)
+    }
+    await new Promise((r) => setTimeout(r, 2))
+  }
+  await Promise.all(inFlight)
+  await agent.close()
+  return { statuses, sent }
+}
