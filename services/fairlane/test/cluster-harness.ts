@@ -109,7 +109,9 @@ export async function offerLoad(options: {
 }): Promise<LoadResult> {
   const agent = new Agent({ connections: 64, pipelining: 1, keepAliveTimeout: 10_000 })
   const statuses = new Map<number, number>()
-  const count = (status: number) => statuses.set(status, (statuses.get(status) ?? 0) + 1)
+  const count = (status: number): void => {
+    statuses.set(status, (statuses.get(status) ?? 0) + 1)
+  }
   const inFlight = new Set<Promise<void>>()
   const started = performance.now()
   let sent = 0
