@@ -144,3 +144,93 @@ describe('three nodes from examples/cluster.yaml', () => {
     expect(load.statuses.get(200) ?? 0).toBeGreaterThan(0)
   })
 })
+
+describe('Redis stopped and restarted mid-load', () => {
+  it('(c) each shared scope follows its onLedgerDown policy, counted, and normal service resumes by itself', async () => {
+    const hash = (await readFile(EXAMPLE, 'utf8')).match(/sha256:[0-9a-f]{64}/)?.[0] as string
+    const target = (policy: string) => ({
+      endpoints: [{ url: upstream.url }],
+      allowPrivateAddresses: true,
+      // Four partitions on three nodes: the target's limit is shared, so it lives in Redis.
+      partitions: 4,
+      limits: { rate: { rps: 50, burst: 5 }, onLedgerDown: policy },
+    })
+    const dir = await mkdtemp(join(tmpdir(), 'fairlane-ledger-down-'))
+    const configPath = join(dir, 'fairlane.yaml')
+    await writeFile(
+      configPath,
+      JSON.stringify({
+        server: { host: '127.0.0.1', adminHost: '127.0.0.1' },
+        logging: { level: 'warn' },
+        cluster: { leaseTtlMs: 1500 },
+        targets: { local: target('local'), open: target('open'), closed: target('closed') },
+        workspaces: {
+          demo: { targets: ['local', 'open', 'closed'], keys: [{ id: 'k', hash }] },
+        },
+      }),
+    )
+    const cluster = await startCluster(configPath)
+    const phase = (ms: number) =>
+      Promise.all(
+        ['local', 'open', 'closed'].map((policy) =>
+          offerLoad({
+            targets: () => cluster.map((n) => n.proxyUrl),
+            path: `/t/${policy}/${policy}`,
+            headers: KEY,
+            ratePerSecond: 150,
+            durationMs: ms,
+          }),
+        ),
+      )
+    const hits = (policy: string, from: number, to: number) =>
+      upstream.requests.filter(
+        (r) => r.url === `/${policy}` && r.receivedAt >= from && r.receivedAt < to,
+      ).length
+
+    await phase(1_500)
+    await redis.stop()
+    const outageFrom = performance.now()
+    const [localDown, openDown, closedDown] = await phase(3_000)
+    // Windows are the offered load's own time: a phase returns only when its queued
+    // requests have drained too.
+    const outageTo = outageFrom + 3_000
+    await redis.start()
+    await phase(1_500)
+    const normalFrom = performance.now()
+    const [, , closedAfter] = await phase(3_000)
+    const normalTo = normalFrom + 3_000
+
+    const seconds = (from: number, to: number) => (to - from) / 1000
+    // Skip the first half second of the outage: budget reserved before it is spent first.
+    const outage = seconds(outageFrom + 500, outageTo)
+    // local: each of 3 nodes enforces a third of 50/s; together about the limit, never open.
+    expect(hits('local', outageFrom + 500, outageTo)).toBeLessThanOrEqual(50 * outage * 1.2 + 15)
+    expect(hits('local', outageFrom + 500, outageTo)).toBeGreaterThan(0)
+    // open: not enforced, the upstream sees (nearly) all that was offered.
+    expect(hits('open', outageFrom + 500, outageTo)).toBeGreaterThan(50 * outage * 2)
+    // closed: refused with 503 cluster_unavailable, nothing reaches the upstream.
+    expect(hits('closed', outageFrom + 500, outageTo)).toBe(0)
+    expect(closedDown.statuses.get(503) ?? 0).toBeGreaterThan(0)
+    for (const load of [localDown, openDown, closedDown]) {
+      expect(countOf(load.statuses, 0, 500, 502)).toBe(0)
+    }
+    // Counted on the nodes.
+    const texts = await Promise.all(cluster.map((n) => n.metrics()))
+    for (const policy of ['local', 'open', 'closed']) {
+      const counted = texts.some((text) =>
+        new RegExp(
+          `^fairlane_ledger_down_decisions_total\\{scope="target",policy="${policy}"\\} [1-9]`,
+          'm',
+        ).test(text),
+      )
+      expect(counted, policy).toBe(true)
+    }
+    // Redis is back: every scope is enforced from the shared ledger again, closed serves.
+    const normal = seconds(normalFrom, normalTo)
+    for (const policy of ['local', 'open', 'closed']) {
+      expect(hits(policy, normalFrom, normalTo), policy).toBeLessThanOrEqual(50 * normal + 10)
+      expect(hits(policy, normalFrom, normalTo), policy).toBeGreaterThan(50 * normal * 0.8)
+    }
+    expect(closedAfter.statuses.get(503) ?? 0).toBe(0)
+  })
+})
