@@ -5,6 +5,7 @@ import {
   type MemoryLedger,
   type Reserver,
   type ScopeLimit,
+  type ScopeSnapshot,
   type SharedCheck,
   type SharedHold,
 } from '@fairlane/limits'
@@ -109,6 +110,10 @@ export class QueueActor implements Actor {
     string,
     Map<string, { host: PartitionHost; lane: string; workspace: string }>
   >()
+  /** Ids of the in-memory scopes each partition has used: what its checkpoint holds. */
+  readonly #localScopes = new Map<string, Set<string>>()
+  /** Partitions whose in-memory limit state changed since their last checkpoint. */
+  readonly #dirty = new Set<string>()
   /** Tickets that do not queue, waiting for a shared scope's first batch. */
   readonly #awaitingNow = new Map<string, Set<() => void>>()
 
@@ -130,6 +135,40 @@ export class QueueActor implements Actor {
         onChange: (scopeId) => this.#sharedChanged(scopeId),
       })
     }
+  }
+
+  /**
+   * The limit state of a partition's in-memory scopes, for whoever owns it next (a cluster
+   * checkpoints it to Redis). `dirtyOnly`: only if it changed since the last call.
+   */
+  snapshot(partition: string, dirtyOnly = false): ScopeSnapshot | undefined {
+    if (dirtyOnly && !this.#dirty.has(partition)) return undefined
+    this.#dirty.delete(partition)
+    const ids = this.#localScopes.get(partition)
+    const snapshot = this.#ledger.snapshot(ids ?? [])
+    // A scope back to full holds nothing worth saving; forget it until it is used again.
+    for (const id of ids ?? []) if (!(id in snapshot)) ids?.delete(id)
+    return snapshot
+  }
+
+  /** Partitions with changes since their last snapshot. */
+  get changedPartitions(): readonly string[] {
+    return [...this.#dirty]
+  }
+
+  /** Resumes a partition's limit state saved by its previous owner `ageMs` ago. */
+  restore(partition: string, snapshot: ScopeSnapshot, ageMs: number): void {
+    this.#ledger.restore(snapshot, ageMs)
+    const ids = this.#localScopes.get(partition) ?? new Set()
+    for (const id of Object.keys(snapshot)) ids.add(id)
+    this.#localScopes.set(partition, ids)
+  }
+
+  #touched(policy: TicketPolicy, scopes: readonly ScopeLimit[]): void {
+    let ids = this.#localScopes.get(policy.partition)
+    if (!ids) this.#localScopes.set(policy.partition, (ids = new Set()))
+    for (const scope of scopes) if (scope.rate || scope.window) ids.add(scope.id)
+    this.#dirty.add(policy.partition)
   }
 
   /** The shared ledger is unreachable; scopes follow their onLedgerDown policy. */
@@ -225,6 +264,7 @@ export class QueueActor implements Actor {
       }
     }
     const hold = shared.length ? this.#shared?.take(shared, ticket.cost) : undefined
+    this.#touched(policy, policy.scopes)
     return {
       allowed: true,
       lease: this.#lease(ticket, policy, decision, undefined, hold),
@@ -344,6 +384,7 @@ export class QueueActor implements Actor {
     pending.decision = decision
     if (decision.allowed) {
       if (this.#shared && shared?.length) pending.hold = this.#shared.take(shared, queued.cost)
+      this.#touched(pending.policy, scopes)
       return { go: true }
     }
     if (decision.impossible) return { go: false, reject: true }
@@ -422,6 +463,7 @@ export class QueueActor implements Actor {
         const { identity } = policy
         if (extra > 0) {
           this.#ledger.charge(policy.scopes, extra)
+          this.#dirty.add(policy.partition)
           if (policy.sharedScopes) this.#shared?.charge(policy.sharedScopes, extra)
           host?.scheduler.charge(identity.lane, identity.workspace, identity.tier, extra)
         }

@@ -19,7 +19,7 @@ export type {
   ScopeLimit,
   WindowLimit,
 } from './ledger.ts'
-export { MemoryLedger, CONCURRENCY_RETRY_MS } from './memory-ledger.ts'
+export { MemoryLedger, CONCURRENCY_RETRY_MS, type ScopeSnapshot } from './memory-ledger.ts'
 export { RedisLedger, type RedisLedgerOptions } from './redis/redis-ledger.ts'
 export {
   SharedAllowance,

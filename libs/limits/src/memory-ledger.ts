@@ -192,6 +192,45 @@ export class MemoryLedger implements Ledger {
     return this.#states.size
   }
 
+  /**
+   * The rate and window state of some scopes, with times relative to now, so another process
+   * (the next owner of a partition) can resume it. Concurrency is not included: the requests
+   * in flight belong to the node that admitted them.
+   */
+  snapshot(scopeIds: Iterable<string>): ScopeSnapshot {
+    const now = this.#now()
+    const out: Record<string, { tat: number; window?: number[] }> = {}
+    for (const id of scopeIds) {
+      const state = this.#states.get(id)
+      if (!state) continue
+      const entry: { tat: number; window?: number[] } = { tat: Math.max(0, state.tat - now) }
+      if (state.window && state.window.size > 0) {
+        const { times, head, size } = state.window
+        entry.window = Array.from(
+          { length: size },
+          (_, i) => (times[(head + i) % times.length] as number) - now,
+        )
+      }
+      if (entry.tat > 0 || entry.window) out[id] = entry
+    }
+    return out
+  }
+
+  /** Resumes a snapshot taken `ageMs` ago elsewhere; state already here is kept where stricter. */
+  restore(snapshot: ScopeSnapshot, ageMs: number): void {
+    const now = this.#now()
+    for (const [id, entry] of Object.entries(snapshot)) {
+      const state = this.#states.get(id) ?? { tat: now, inFlight: 0 }
+      state.tat = Math.max(state.tat, now + entry.tat - ageMs)
+      if (entry.window && entry.window.length > 0 && !state.window) {
+        const times = new Float64Array(entry.window.length)
+        entry.window.forEach((t, i) => (times[i] = now + t - ageMs))
+        state.window = { times, head: 0, size: times.length }
+      }
+      this.#states.set(id, state)
+    }
+  }
+
   /** Requests in flight for a scope; for metrics and tests. */
   inFlight(scopeId: string): number {
     return this.#states.get(scopeId)?.inFlight ?? 0
@@ -214,6 +253,11 @@ export class MemoryLedger implements Ledger {
     return state.window
   }
 }
+
+/** Rate and window state by scope id, times in ms relative to when it was taken. */
+export type ScopeSnapshot = Readonly<
+  Record<string, { readonly tat: number; readonly window?: readonly number[] }>
+>
 
 const NO_LEASE: Lease = { release() {} }
 

@@ -15,7 +15,12 @@ import {
   type NatsServer,
   type RedisServer,
 } from '@fairlane/testing'
-import { offerLoad, startNodeProcess, type NodeProcess } from './cluster-harness.ts'
+import {
+  offerLoad,
+  startNodeProcess,
+  type LoadResult,
+  type NodeProcess,
+} from './cluster-harness.ts'
 
 const EXAMPLE = fileURLToPath(new URL('../../../examples/cluster.yaml', import.meta.url))
 const KEY = { authorization: 'Bearer fl_demo_cluster' }
@@ -145,6 +150,48 @@ describe('three nodes from examples/cluster.yaml', () => {
   })
 })
 
+describe('lane state across owners', () => {
+  it('the next owner of a partition resumes its limit state after a drain and after a crash', async () => {
+    const config = await exampleWith({
+      'leaseTtlMs: 6000': 'leaseTtlMs: 1500',
+      'rate: { rps: 100, burst: 10 }': 'rate: { rpm: 1, burst: 3 }',
+    })
+    const cluster = await startCluster(config)
+    const shard = shardOf('echo', 0, 256)
+    await expect
+      .poll(async () => cluster.map((n) => n.nodeId).includes((await shardOwner(shard)) ?? ''), {
+        timeout: 10_000,
+      })
+      .toBe(true)
+    const call = async () => {
+      const alive = cluster.filter((n) => nodes.includes(n))
+      return (await fetch(`${alive[0]?.proxyUrl}/t/echo/state`, { headers: KEY })).status
+    }
+    // One unit a minute with a burst of 3: once the burst is spent, the next wait is longer
+    // than the tier's 10 s, so the answer is an immediate 429.
+    expect([await call(), await call(), await call(), await call()]).toEqual([200, 200, 200, 429])
+    const owner = async () => {
+      const id = await shardOwner(shard)
+      return cluster.find((n) => n.nodeId === id)
+    }
+    const handOver = async (how: 'stop' | 'kill') => {
+      const current = (await owner()) as NodeProcess
+      // Past one checkpoint interval (100 ms), as a crash at any later moment would be.
+      await new Promise((r) => setTimeout(r, 300))
+      await (how === 'stop' ? current.stop() : current.kill())
+      nodes.splice(nodes.indexOf(current), 1)
+      await expect
+        .poll(async () => (await owner())?.nodeId ?? current.nodeId, { timeout: 5_000 })
+        .not.toBe(current.nodeId)
+    }
+    await handOver('stop')
+    // A fresh owner without the state would grant a new burst of 3.
+    expect(await call()).toBe(429)
+    await handOver('kill')
+    expect(await call()).toBe(429)
+  })
+})
+
 describe('Redis stopped and restarted mid-load', () => {
   it('(c) each shared scope follows its onLedgerDown policy, counted, and normal service resumes by itself', async () => {
     const hash = (await readFile(EXAMPLE, 'utf8')).match(/sha256:[0-9a-f]{64}/)?.[0] as string
@@ -170,7 +217,7 @@ describe('Redis stopped and restarted mid-load', () => {
       }),
     )
     const cluster = await startCluster(configPath)
-    const phase = (ms: number) =>
+    const phase = (ms: number): Promise<[LoadResult, LoadResult, LoadResult]> =>
       Promise.all(
         ['local', 'open', 'closed'].map((policy) =>
           offerLoad({
@@ -181,7 +228,7 @@ describe('Redis stopped and restarted mid-load', () => {
             durationMs: ms,
           }),
         ),
-      )
+      ) as Promise<[LoadResult, LoadResult, LoadResult]>
     const hits = (policy: string, from: number, to: number) =>
       upstream.requests.filter(
         (r) => r.url === `/${policy}` && r.receivedAt >= from && r.receivedAt < to,

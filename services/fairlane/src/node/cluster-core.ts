@@ -14,6 +14,7 @@ import { shardOfPartition } from '@fairlane/protocol'
 import { NodeQueueBudget } from '@fairlane/scheduler'
 import type { FairlaneMetrics, Logger } from '@fairlane/telemetry'
 import { ticketPolicy } from '../limits/scopes.ts'
+import { PartitionCheckpoints, partitionsOfShard } from './checkpoints.ts'
 import type { NodeCore } from './node-core.ts'
 import type { NodeSettings } from './node-settings.ts'
 
@@ -97,14 +98,26 @@ export async function clusterCore(
     const sweeper = setInterval(() => ledger.sweep(), 10_000)
     sweeper.unref()
     const shardServer = new ShardServer({ nc, actor })
+    const checkpoints = new PartitionCheckpoints({
+      redis: ledgerRedis,
+      actor,
+      everyMs: config.cluster.checkpointMs,
+    })
+    const partitions = (shard: number) => partitionsOfShard(store.current(), shard, shards)
     const kv = await openLeaseBucket(nc, leaseTtlMs)
     const shardLeases = new ShardLeases({
       kv,
       nodeId: settings.nodeId,
       shards,
       ttlMs: leaseTtlMs,
-      onAcquire: (shard) => shardServer.serve(shard),
-      onRelease: (shard) => shardServer.stopServing(shard),
+      // Resume the previous owner's lane state first; tickets sent meanwhile meet no
+      // responder and ingress sends them again.
+      onAcquire: (shard) =>
+        void checkpoints.restore(partitions(shard)).then(() => shardServer.serve(shard)),
+      onRelease: async (shard) => {
+        await shardServer.stopServing(shard)
+        await checkpoints.save(partitions(shard))
+      },
     })
     leases = shardLeases
     metrics.observeCluster({
@@ -116,6 +129,7 @@ export async function clusterCore(
       // Drain: stop taking shards, hand waiting tickets to the next owners, give leases back.
       () => shardLeases.stop(),
       () => shardServer.close(),
+      () => checkpoints.close(),
       () => clearInterval(sweeper),
       () => actor.close(),
       () => redisLedger.close(),
