@@ -6,7 +6,9 @@ export const ERROR_CODES = {
   unauthenticated: { status: 401, title: 'Missing or invalid Fairlane key' },
   forbidden_target: { status: 403, title: 'Target not allowed for this workspace' },
   destination_blocked: { status: 403, title: 'Destination blocked by policy' },
+  admin_disabled: { status: 403, title: 'Admin API disabled' },
   not_found: { status: 404, title: 'No such route' },
+  conflict: { status: 409, title: 'Conflict' },
   rate_limited: { status: 429, title: 'Rate limit exceeded' },
   queue_full: { status: 429, title: 'Queue full' },
   queue_timeout: { status: 503, title: 'Timed out waiting in queue' },
@@ -15,13 +17,14 @@ export const ERROR_CODES = {
   cluster_unavailable: { status: 503, title: 'Cluster unavailable' },
   upstream_unavailable: { status: 502, title: 'Upstream unavailable' },
   upstream_timeout: { status: 504, title: 'Upstream timed out' },
+  store_unavailable: { status: 503, title: 'Config store unavailable' },
   bad_request: { status: 400, title: 'Bad request' },
   internal: { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type ErrorCode = keyof typeof ERROR_CODES
 
-/** Where on the request path a refusal happened. */
+/** Where on the request path a refusal happened; `admin` for the admin API on the admin port. */
 export const STAGES = [
   'correlate',
   'authenticate',
@@ -30,6 +33,7 @@ export const STAGES = [
   'queue',
   'forward',
   'respond',
+  'admin',
 ] as const
 
 export type Stage = (typeof STAGES)[number]

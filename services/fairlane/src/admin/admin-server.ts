@@ -1,16 +1,25 @@
 import Fastify, { LogController } from 'fastify'
 import type { FairlaneMetrics, Logger } from '@fairlane/telemetry'
+import type { EditableConfigStore } from '../store/redis-config-store.ts'
+import { ADMIN_API_PREFIX, adminApi } from './admin-api.ts'
 
 export interface AdminDeps {
   readonly metrics: FairlaneMetrics
   readonly logger: Logger
   /** False while starting and once draining: load balancers stop sending traffic. */
   readonly ready: () => boolean
+  /**
+   * The admin API under /admin/v1, for a node whose config lives in a store it can change;
+   * `token` is FAIRLANE_ADMIN_TOKEN (unset: the API answers 403). Without it there is no
+   * admin API.
+   */
+  readonly api?: { readonly token: string | undefined; readonly store: EditableConfigStore }
 }
 
 /**
- * The operator's port: liveness, readiness and Prometheus metrics. Kept off the proxy port
- * so that it is never reachable through a public listener by accident.
+ * The operator's port: liveness, readiness, Prometheus metrics and, in a cluster, the admin
+ * API. Kept off the proxy port so that it is never reachable through a public listener by
+ * accident.
  */
 export function buildAdmin(deps: AdminDeps) {
   const app = Fastify({
@@ -26,5 +35,7 @@ export function buildAdmin(deps: AdminDeps) {
     const text = await deps.metrics.registry.metrics()
     return reply.type(deps.metrics.registry.contentType).send(text)
   })
+  if (deps.api)
+    void app.register(adminApi({ ...deps.api, logger: deps.logger }), { prefix: ADMIN_API_PREFIX })
   return app
 }
