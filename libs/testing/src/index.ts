@@ -11,3 +11,11 @@ export { Traffic, CallerRecord, jainIndex, type CallerSpec } from './traffic.ts'
 export { ServerProcess, tcpAnswers } from './server-process.ts'
 export { startRedis, type RedisServer } from './redis-server.ts'
 export { startNats, type NatsServer } from './nats-server.ts'
+export {
+  startNatsRegions,
+  type NatsRegion,
+  type NatsRegionServer,
+  type NatsRegions,
+  type NatsRegionsOptions,
+} from './nats-regions.ts'
+export { startTcpRelay, type TcpRelay, type TcpRelayOptions } from './tcp-relay.ts'
