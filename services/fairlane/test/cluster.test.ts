@@ -24,6 +24,7 @@ import {
 
 const EXAMPLE = fileURLToPath(new URL('../../../examples/cluster.yaml', import.meta.url))
 const KEY = { authorization: 'Bearer fl_demo_cluster' }
+const ADMIN_TOKEN = 'test-admin-token-0123456789'
 
 let nats: NatsServer
 let redis: RedisServer
@@ -47,6 +48,7 @@ function clusterEnv(): Record<string, string> {
     FAIRLANE_NATS_URL: nats.url,
     FAIRLANE_REDIS_URL: redis.url,
     ECHO_URL: upstream.url,
+    FAIRLANE_ADMIN_TOKEN: ADMIN_TOKEN,
   }
 }
 
@@ -147,6 +149,47 @@ describe('three nodes from examples/cluster.yaml', () => {
     expect(countOf(load.statuses, 200, 429, 503)).toBe(load.sent)
     expect(hitsWithin(since, 8_000)).toBeLessThanOrEqual((100 * 8 + 10) * 1.02)
     expect(load.statuses.get(200) ?? 0).toBeGreaterThan(0)
+  })
+})
+
+describe('keys managed through the admin API', () => {
+  it('(d) a key created on one node works on every node; revoked on another, every node refuses it within a second', async () => {
+    const cluster = await startCluster(EXAMPLE)
+    const admin = (node: NodeProcess, path: string, method = 'GET') =>
+      fetch(`${node.adminUrl}/admin/v1${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${ADMIN_TOKEN}`,
+          ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(method === 'POST' ? { body: JSON.stringify({ id: 'ci-key' }) } : {}),
+      })
+    const [first, second] = cluster as [NodeProcess, NodeProcess, NodeProcess]
+    const created = await admin(first, '/workspaces/demo/keys', 'POST')
+    expect(created.status).toBe(201)
+    const { secret } = (await created.json()) as { secret: string }
+    const statusOn = async (node: NodeProcess) =>
+      (
+        await fetch(`${node.proxyUrl}/t/echo/revocation`, {
+          headers: { authorization: `Bearer ${secret}` },
+        })
+      ).status
+    for (const node of cluster) await expect.poll(() => statusOn(node)).toBe(200)
+
+    expect((await admin(second, '/workspaces/demo/keys/ci-key', 'DELETE')).status).toBe(204)
+    const revokedAt = performance.now()
+    const refusedAfter = await Promise.all(
+      cluster.map(async (node) => {
+        while ((await statusOn(node)) !== 401) {
+          if (performance.now() - revokedAt > 5_000) return Infinity
+          await new Promise((r) => setTimeout(r, 10))
+        }
+        return performance.now() - revokedAt
+      }),
+    )
+    for (const ms of refusedAfter) expect(ms).toBeLessThan(1_000)
+    // The key of the file is untouched.
+    expect((await fetch(`${first.proxyUrl}/t/echo/x`, { headers: KEY })).status).toBe(200)
   })
 })
 

@@ -36,6 +36,7 @@ export async function startNode(
   const node = await startFairlaneNode({
     store,
     settings: nodeSettingsFrom(options.env ?? {}),
+    env: options.env ?? {},
     port: 0,
     adminPort: 0,
     logDestination: logs,

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net'
 import type { DestinationStream } from 'pino'
-import type { ConfigStore } from '@fairlane/config'
+import { Redis } from 'ioredis'
+import { ConfigError, type ConfigStore, type Env } from '@fairlane/config'
 import {
   DestinationPolicy,
   Forwarder,
@@ -15,6 +16,7 @@ import { clusterCore, connectCluster } from './cluster-core.ts'
 import { embeddedCore } from './embedded-core.ts'
 import type { NodeCore } from './node-core.ts'
 import { nodeSettingsFrom, type NodeSettings } from './node-settings.ts'
+import { openRedisConfigStore, type RedisConfigStore } from '../store/redis-config-store.ts'
 
 export interface NodeOptions {
   readonly store: ConfigStore
@@ -27,6 +29,8 @@ export interface NodeOptions {
   readonly resolve?: Resolve
   /** Identity, roles and cluster URLs; from the environment when omitted (embedded if unset). */
   readonly settings?: NodeSettings
+  /** Environment for ${ENV} references in stored config and FAIRLANE_ADMIN_TOKEN; process.env when omitted. */
+  readonly env?: Env
 }
 
 export interface FairlaneNode {
@@ -54,21 +58,53 @@ function urlOf(host: string, port: number): string {
  * the transport and ledger is the same in both.
  */
 export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
-  const { store } = options
-  const config = store.current()
-  const settings = options.settings ?? nodeSettingsFrom(process.env)
-  const logger = createLogger({ level: config.logging.level, destination: options.logDestination })
+  const env = options.env ?? process.env
+  const settings = options.settings ?? nodeSettingsFrom(env)
+  const fileConfig = options.store.current()
+  const logger = createLogger({
+    level: fileConfig.logging.level,
+    destination: options.logDestination,
+  })
   const metrics = new FairlaneMetrics()
   const cluster = settings.cluster
-  const core: NodeCore = cluster
-    ? await clusterCore(
-        settings,
-        await connectCluster({ ...settings, cluster }, logger),
-        store,
-        metrics,
-        logger,
-      )
-    : embeddedCore(store, metrics)
+  let store: ConfigStore = options.store
+  let clusterStore: { store: RedisConfigStore; redis: Redis } | undefined
+  let core: NodeCore
+  if (cluster) {
+    const connections = await connectCluster({ ...settings, cluster }, logger)
+    // Workspaces, keys and targets live in Redis, over the file; the store's own client
+    // queues commands through short outages (the ledger's fails fast instead).
+    const redis = new Redis(cluster.redisUrl, { maxRetriesPerRequest: 1 })
+    redis.on('error', () => undefined)
+    const opened = await openRedisConfigStore({
+      base: fileConfig,
+      redis,
+      nc: connections.nc,
+      env,
+      logger,
+    }).catch(async (err: unknown) => {
+      redis.disconnect()
+      await connections.nc.close()
+      throw err
+    })
+    clusterStore = { store: opened, redis }
+    store = opened
+    // SIGHUP re-reads the file: it becomes the base under the stored part.
+    options.store.subscribe((next) => {
+      try {
+        opened.rebase(next)
+      } catch (err) {
+        logger.error(
+          { problems: err instanceof ConfigError ? err.issues : String(err) },
+          'reloaded file refused with the stored config; the running config stays in force',
+        )
+      }
+    })
+    core = await clusterCore(settings, connections, store, metrics, logger)
+  } else {
+    core = embeddedCore(store, metrics)
+  }
+  const config = store.current()
   const forwarder = new Forwarder()
   let self = { addresses: [config.server.host, ...interfaceAddresses()], ports: [] as number[] }
   const policy = new DestinationPolicy({
@@ -84,7 +120,14 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
         { maxHeaderBytes: config.server.maxHeaderBytes },
       )
     : undefined
-  const admin = buildAdmin({ metrics, logger, ready: () => ready })
+  const admin = buildAdmin({
+    metrics,
+    logger,
+    ready: () => ready,
+    ...(clusterStore
+      ? { api: { token: env['FAIRLANE_ADMIN_TOKEN'] || undefined, store: clusterStore.store } }
+      : {}),
+  })
 
   try {
     await ingress?.listen({ host: config.server.host, port: options.port ?? config.server.port })
@@ -118,8 +161,10 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
           clearTimeout(timer)
         }
       }
+      await clusterStore?.store.close()
       await core.close()
       await Promise.all([admin.close(), forwarder.close()])
+      clusterStore?.redis.disconnect()
     })()
     return closing
   }

@@ -88,7 +88,7 @@ interface Keys {
  * running config stays in force.
  */
 export class RedisConfigStore implements EditableConfigStore {
-  readonly #base: FairlaneConfig
+  #base: FairlaneConfig
   readonly #redis: Redis
   readonly #nc: NatsConnection | undefined
   readonly #env: Env
@@ -282,6 +282,18 @@ export class RedisConfigStore implements EditableConfigStore {
       return
     }
     this.#install({ base: this.#base, overlay, config: merged.config })
+  }
+
+  /**
+   * A reloaded file (SIGHUP) becomes the base under the same stored part. Throws ConfigError
+   * when the two do not validate together; the running config then stays in force.
+   */
+  rebase(base: FairlaneConfig): void {
+    const overlay = this.#view.overlay
+    const merged = mergeLayers({ base, overlay }, this.#env)
+    if (!merged.ok) throw new ConfigError('file with the stored config', merged.issues)
+    this.#base = base
+    this.#install({ base, overlay, config: merged.config })
   }
 
   #install(view: StoreView): void {
