@@ -1,0 +1,113 @@
+import { connect } from '@nats-io/transport-node'
+import { Kvm } from '@nats-io/kv'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { LEASE_BUCKET } from '@fairlane/cluster'
+import { shardOf } from '@fairlane/protocol'
+import {
+  startNatsRegions,
+  startRedis,
+  startUpstream,
+  type LoopbackUpstream,
+  type NatsRegions,
+  type RedisServer,
+} from '@fairlane/testing'
+import { offerLoad, startNodeProcess, type NodeProcess } from './cluster-harness.ts'
+
+const EXAMPLE = fileURLToPath(new URL('../../../examples/cluster.yaml', import.meta.url))
+const KEY = { authorization: 'Bearer fl_demo_cluster' }
+
+let regions: NatsRegions
+let redis: RedisServer
+let upstream: LoopbackUpstream
+const nodes: NodeProcess[] = []
+
+beforeAll(async () => {
+  ;[regions, redis, upstream] = await Promise.all([
+    startNatsRegions({ regions: ['a', 'b'] }),
+    startRedis(),
+    startUpstream(),
+  ])
+}, 60_000)
+
+afterAll(async () => {
+  await Promise.all(nodes.map((n) => n.kill()))
+  await Promise.all([regions?.stop(), redis?.stop(), upstream?.close()])
+})
+
+describe('two regions joined by a NATS gateway', () => {
+  it(
+    '(e) a lane has one owner across both regions, and ingress in either region reaches it',
+    { timeout: 90_000 },
+    async () => {
+      const placement = [
+        ['a', 'a-1'],
+        ['b', 'b-1'],
+        ['b', 'b-2'],
+      ] as const
+      nodes.push(
+        ...(await Promise.all(
+          placement.map(([region, id]) =>
+            startNodeProcess({
+              configPath: EXAMPLE,
+              nodeId: id,
+              env: {
+                FAIRLANE_REGION: region,
+                FAIRLANE_NATS_URL: regions.region(region).url,
+                FAIRLANE_REDIS_URL: redis.url,
+                ECHO_URL: upstream.url,
+              },
+            }),
+          ),
+        )),
+      )
+      // One lease per shard in one bucket that both regions read: one owner, wherever it is.
+      const nc = await connect({ servers: regions.region('b').url })
+      const kv = await new Kvm(nc).open(LEASE_BUCKET)
+      const shard = shardOf('echo', 0, 256)
+      await expect
+        .poll(async () => (await kv.get(`shard.${shard}`))?.string() ?? '', { timeout: 10_000 })
+        .toMatch(/^(a-1|b-1|b-2)$/)
+      const owners = async () => {
+        const count = new Map<string, number>()
+        for await (const key of await kv.keys('shard.>')) {
+          // A lease given back during the rebalance reads as empty.
+          const owner = (await kv.get(key))?.string() ?? ''
+          if (owner) count.set(owner, (count.get(owner) ?? 0) + 1)
+        }
+        return count
+      }
+      // The shards are shared fairly by the nodes of both regions, each held by exactly one.
+      const split = async () => {
+        const count = await owners()
+        const fair = Math.max(...count.values()) <= Math.ceil(256 / 3)
+        return { nodes: [...count.keys()].sort(), fair }
+      }
+      await expect
+        .poll(split, { timeout: 20_000 })
+        .toEqual({ nodes: ['a-1', 'b-1', 'b-2'], fair: true })
+      await nc.close()
+
+      // Clients in both regions, 5× the limit for 5 s: one owner holds the limit for both.
+      const since = performance.now()
+      const load = await offerLoad({
+        targets: () => nodes.map((n) => n.proxyUrl),
+        path: '/t/echo/regions',
+        headers: KEY,
+        ratePerSecond: 500,
+        durationMs: 5_000,
+      })
+      const times = upstream.requests.map((r) => r.receivedAt).filter((t) => t >= since)
+      const first = Math.min(...times)
+      const admitted = times.filter((t) => t < first + 5_000).length
+      expect(admitted).toBeLessThanOrEqual(100 * 5 * 1.01 + 10)
+      expect(admitted).toBeGreaterThanOrEqual(100 * 5 * 0.9)
+      // Every ingress, in either region, got answers from the owner.
+      expect(load.statuses.get(0) ?? 0).toBe(0)
+      for (const node of nodes) {
+        const status = (await fetch(`${node.proxyUrl}/t/echo/each`, { headers: KEY })).status
+        expect([200, 429], node.nodeId).toContain(status)
+      }
+    },
+  )
+})
