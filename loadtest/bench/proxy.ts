@@ -8,38 +8,17 @@
 import { join } from 'node:path'
 import { stopAll, type Child } from './lib/child.ts'
 import { runBench } from './lib/run-bench.ts'
-import { watchCpu } from './lib/cpu.ts'
 import { summarizeProfile, type ProfileSummary } from './lib/cpu-profile.ts'
-import { LOAD_GENERATOR, measure, probe, problemsOf, type Measurement } from './lib/measurement.ts'
+import { LOAD_GENERATOR, problemsOf } from './lib/measurement.ts'
 import { machineFacts } from './lib/machine.ts'
 import { benchOptions, OPTIONS_USAGE, type BenchOptions } from './lib/options.ts'
 import { RESULTS_DIR } from './lib/paths.ts'
+import { compare, runSystem, type Comparison, type Run } from './lib/proxy-run.ts'
 import { timestamp, writeResult } from './lib/result-file.ts'
 import { formatTable } from './lib/table.ts'
 import { launchUpstream } from './lib/upstream.ts'
 import { direct } from './systems/direct.ts'
 import { startFairlaneEmbedded } from './systems/fairlane-embedded.ts'
-import type { System } from './systems/system.ts'
-
-interface Run extends Measurement {
-  readonly system: string
-  readonly path: string
-  readonly notes: readonly string[]
-  /** CPU use during the measured run, % of one core, per process. */
-  readonly cpuPercent: Readonly<Record<string, number | null>>
-}
-
-interface Comparison {
-  readonly system: string
-  readonly baseline: string
-  /** system ÷ baseline: below 1 for throughput and above 1 for latency means the system costs something. */
-  readonly throughputRatio: number
-  readonly p50Ratio: number
-  readonly p99Ratio: number
-  /** system − baseline: the latency the system adds to each request. */
-  readonly addedP50Ms: number
-  readonly addedP99Ms: number
-}
 
 const say = (line = ''): void => void process.stdout.write(line + '\n')
 const perSec = (n: number): string => Math.round(n).toLocaleString('en-US')
@@ -47,55 +26,6 @@ const ms = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '-')
 const ratio = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(2)}×` : '-')
 const added = (n: number): string =>
   Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${n.toFixed(2)} ms` : '-'
-
-function compare(run: Run, baseline: Run): Comparison {
-  return {
-    system: run.system,
-    baseline: baseline.system,
-    throughputRatio: run.requestsPerSec / baseline.requestsPerSec,
-    p50Ratio: run.p50Ms / baseline.p50Ms,
-    p99Ratio: run.p99Ms / baseline.p99Ms,
-    addedP50Ms: run.p50Ms - baseline.p50Ms,
-    addedP99Ms: run.p99Ms - baseline.p99Ms,
-  }
-}
-
-function assertAlive(children: readonly Child[]): void {
-  for (const child of children) {
-    if (!child.running)
-      throw new Error(
-        `${child.name} exited (${child.exitStatus}) during the run\n${child.output()}`,
-      )
-  }
-}
-
-async function runSystem(
-  system: System,
-  options: BenchOptions,
-  watched: Readonly<Record<string, Child>>,
-): Promise<Run> {
-  await probe(system.name, system.request)
-  const shape = { connections: options.connections }
-  if (options.warmupSec > 0) {
-    say(`${system.name}: warm-up ${options.warmupSec} s (discarded)`)
-    await measure(system.request, { ...shape, durationSec: options.warmupSec })
-  }
-  say(`${system.name}: measuring ${options.durationSec} s at ${options.connections} connections`)
-  const cpu = watchCpu({
-    bench: process.pid,
-    ...Object.fromEntries(Object.entries(watched).map(([role, child]) => [role, child.pid])),
-  })
-  const measurement = await measure(system.request, { ...shape, durationSec: options.durationSec })
-  const cpuPercent = cpu()
-  assertAlive(Object.values(watched))
-  return {
-    system: system.name,
-    path: new URL(system.request.url).pathname,
-    notes: system.notes,
-    ...measurement,
-    cpuPercent,
-  }
-}
 
 function report(
   runs: readonly Run[],
@@ -190,7 +120,7 @@ async function main(options: BenchOptions): Promise<number> {
   for (const system of systems) Object.assign(watched, system.processes)
 
   const runs: Run[] = []
-  for (const system of systems) runs.push(await runSystem(system, options, watched))
+  for (const system of systems) runs.push(await runSystem(system, options, watched, say))
 
   // Stopping first: a profile is written only when its process exits.
   for (const system of [...systems].reverse()) await system.stop()

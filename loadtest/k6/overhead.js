@@ -4,15 +4,19 @@
 //
 //   k6 run -e BASE_URL=http://fairlane:8080/t/echo -e KEY=fl_... loadtest/k6/overhead.js
 //
+// Against a cluster, list every node in BASE_URLS (comma-separated): requests go round robin
+// over them, as `npm run bench:cluster` spreads its connections over the nodes.
+//
 // Phases: warm-up (closed loop, discarded), maximum throughput (VUS virtual users, each sending
 // its next request when the last is answered), then RATE requests per second (open loop) for the
 // latency. Every answer must be 2xx: a 429 here means the key's limits are below the load.
 import { check } from 'k6'
+import exec from 'k6/execution'
 import http from 'k6/http'
 import { textSummary } from 'https://jslib.k6.io/k6-summary/0.0.2/index.js'
-import { authHeaders, env, join, metricValue, number, seconds } from './lib/config.js'
+import { authHeaders, env, join, list, metricValue, number, seconds } from './lib/config.js'
 
-const BASE_URL = env('BASE_URL', 'http://127.0.0.1:8080/t/echo')
+const BASE_URLS = list('BASE_URLS', [env('BASE_URL', 'http://127.0.0.1:8080/t/echo')])
 const REQUEST_PATH = env('REQUEST_PATH', '/bench')
 const KEY = env('KEY', '')
 const VUS = number('VUS', 32)
@@ -24,7 +28,7 @@ const P99_MS = number('P99_MS', 0)
 /** Pause between phases: the closed loop's last requests finish before the open loop starts. */
 const GAP_S = 5
 
-const url = join(BASE_URL, REQUEST_PATH)
+const urls = BASE_URLS.map((base) => join(base, REQUEST_PATH))
 const params = { headers: authHeaders(KEY) }
 
 export const options = {
@@ -70,7 +74,8 @@ export const options = {
 }
 
 export function send() {
-  const response = http.get(url, params)
+  // Round robin by iteration over the instances; one instance gets every request.
+  const response = http.get(urls[exec.scenario.iterationInTest % urls.length], params)
   check(response, { '2xx': (r) => r.status >= 200 && r.status < 300 })
 }
 
@@ -85,7 +90,7 @@ export function handleSummary(data) {
     p99MsAtRate: metricValue(data, 'http_req_duration{scenario:fixed_rate}', 'p(99)'),
   }
   const text =
-    `\noverhead of ${url}\n` +
+    `\noverhead of ${urls.join(', ')}\n` +
     `  max throughput  ${Math.round(figures.maxRequestsPerSec)} req/s (${VUS} VUs, closed loop)\n` +
     `  at ${RATE} req/s     p50 ${figures.p50MsAtRate.toFixed(2)} ms, p99 ${figures.p99MsAtRate.toFixed(2)} ms\n`
   return {

@@ -85,3 +85,43 @@ export function childPids(pid: number): number[] {
   }
   return found
 }
+
+/** Busy CPU time of the whole machine in ms (every core, interrupts included), from /proc/stat. */
+function machineBusyMs(): number | undefined {
+  let stat: string
+  try {
+    stat = readFileSync('/proc/stat', 'utf8')
+  } catch {
+    return undefined
+  }
+  // cpu  user nice system idle iowait irq softirq steal …: busy is all but idle and iowait.
+  const fields = (stat.split('\n')[0] ?? '').trim().split(/\s+/).slice(1, 9).map(Number)
+  if (fields.length < 8 || fields.some((n) => !Number.isFinite(n))) return undefined
+  const [user, nice, system, , , irq, softirq, steal] = fields as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ]
+  return ((user + nice + system + irq + softirq + steal) * 1000) / ticks()
+}
+
+/**
+ * Watches the whole machine's busy CPU, % of one core (200 = both cores of a 2-core machine
+ * busy), or null where /proc/stat is not there. Minus the watched processes it is what the
+ * rest of the machine did meanwhile: other people's work, and the kernel's (loopback
+ * networking is partly booked as interrupt time, to no process).
+ */
+export function watchMachineCpu(): () => number | null {
+  const started = performance.now()
+  const before = machineBusyMs()
+  return () => {
+    const end = machineBusyMs()
+    if (before === undefined || end === undefined) return null
+    return Math.round(((end - before) / (performance.now() - started)) * 100)
+  }
+}

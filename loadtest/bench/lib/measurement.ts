@@ -38,14 +38,26 @@ export interface Measurement {
  * Runs autocannon once. Latency is taken from its per-response events into a microsecond
  * histogram: autocannon's own histogram keeps whole milliseconds, too coarse for loopback
  * latencies of one or two ms and for the difference between two systems.
+ *
+ * Several requests (one per instance of a cluster, same headers) spread the connections over
+ * them: connection i sends to request i mod n, as autocannon does with a list of URLs.
  */
-export function measure(request: LoadRequest, shape: LoadShape): Promise<Measurement> {
+export function measure(
+  request: LoadRequest | readonly LoadRequest[],
+  shape: LoadShape,
+): Promise<Measurement> {
+  const requests: readonly LoadRequest[] = 'url' in request ? [request] : request
+  const [first] = requests
+  if (!first) throw new Error('measure: no request')
+  if (requests.some((r) => JSON.stringify(r.headers) !== JSON.stringify(first.headers)))
+    throw new Error('measure: requests spread over instances must carry the same headers')
   const latencyUs = createHistogram()
   return new Promise((resolve, reject) => {
     const instance = autocannon(
       {
-        url: request.url,
-        headers: { ...request.headers },
+        // autocannon 9 takes a list of URLs (its types say one string): connection i uses url[i mod n].
+        url: (requests.length === 1 ? first.url : requests.map((r) => r.url)) as string,
+        headers: { ...first.headers },
         connections: shape.connections,
         duration: shape.durationSec,
       },

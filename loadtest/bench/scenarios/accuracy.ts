@@ -4,7 +4,8 @@
  * rate against the limit. A per-node limiter configured with the limit the user wants admits
  * it on every node (×3); divided by three it holds while the load is even; a shared store
  * holds it whatever the spread. Fairlane embedded is one process, so it runs as one instance
- * with all the load; the three-node Fairlane cluster is skipped until cluster mode exists.
+ * with all the load; the Fairlane cluster runs as three nodes over NATS and Redis, the load
+ * spread over them like every peer's.
  */
 import { randomBytes } from 'node:crypto'
 import { measureAtRate, type RateMeasurement } from '../lib/fixed-rate.ts'
@@ -79,7 +80,9 @@ function casesFor(contender: Contender, limit: number, instances: number): Accur
       how:
         n === 1
           ? `1 instance (embedded mode is one process), all the load`
-          : `${n} instances, one shared store`,
+          : contender.limiter === 'fairlane'
+            ? `${n} nodes over NATS; the queue actor that owns the lane holds the limit`
+            : `${n} instances, one shared store`,
     },
   ]
 }
@@ -218,7 +221,7 @@ export async function runAccuracy(context: ScenarioContext): Promise<ScenarioOut
           rows: runs.map((r) => ({
             label: r.label,
             values: [r.measured.servedPerSec],
-            highlight: r.system === 'fairlane',
+            highlight: r.system.startsWith('fairlane'),
           })),
           reference: { value: a.limitPerSec, label: `limit ${a.limitPerSec}/s` },
           format: (v) => v.toFixed(1),

@@ -269,13 +269,14 @@ export async function runNoisyNeighbour(context: ScenarioContext): Promise<Scena
   ).finally(() => upstream.child.stop())
 
   const summaries = runs.map((r) => summarize(r.system, r.phases))
-  // Fairlane is expected to serve every request here: a refusal marks its run, not a peer's.
-  for (const run of runs.filter((r) => r.system === 'fairlane'))
+  // Fairlane (embedded or cluster) is expected to serve every request here: a refusal marks its
+  // run, not a peer's.
+  for (const run of runs.filter((r) => r.system === 'fairlane' || r.system === 'fairlane-cluster'))
     for (const phase of run.phases)
       for (const t of phase.tenants)
         if (t.refused + t.failed > 0)
           problems.push(
-            `fairlane ${phase.phase}: tenant ${t.key} had ${t.refused} refused and ${t.failed} failed`,
+            `${run.system} ${phase.phase}: tenant ${t.key} had ${t.refused} refused and ${t.failed} failed`,
           )
 
   const fairlane = summaries.find((s) => s.system === 'fairlane')
@@ -341,7 +342,7 @@ export async function runNoisyNeighbour(context: ScenarioContext): Promise<Scena
           rows: summaries.map((s) => ({
             label: s.system,
             values: [s.quietP99AloneMs, s.quietP99FloodMs],
-            highlight: s.system === 'fairlane',
+            highlight: s.system.startsWith('fairlane'),
           })),
         },
         {
@@ -351,7 +352,7 @@ export async function runNoisyNeighbour(context: ScenarioContext): Promise<Scena
           rows: summaries.map((s) => ({
             label: s.system,
             values: [s.floodServedPerSec, s.servedPerSecFlood],
-            highlight: s.system === 'fairlane',
+            highlight: s.system.startsWith('fairlane'),
           })),
           reference: { value: CAPACITY_PER_SEC, label: `capacity ${CAPACITY_PER_SEC}/s` },
         },
@@ -362,7 +363,7 @@ export async function runNoisyNeighbour(context: ScenarioContext): Promise<Scena
           rows: summaries.map((s) => ({
             label: s.system,
             values: [s.jainUnequal],
-            highlight: s.system === 'fairlane',
+            highlight: s.system.startsWith('fairlane'),
           })),
           format: (v) => v.toFixed(3),
           axisMax: 1,

@@ -190,7 +190,7 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
           rows: runs.map((r) => ({
             label: r.system,
             values: [r.max.requestsPerSec],
-            highlight: r.system === 'fairlane',
+            highlight: r.system.startsWith('fairlane'),
           })),
         },
         {
@@ -200,7 +200,7 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
           rows: runs.map((r) => ({
             label: r.system,
             values: [r.atRate.p50Ms, r.atRate.p99Ms],
-            highlight: r.system === 'fairlane',
+            highlight: r.system.startsWith('fairlane'),
           })),
         },
       ],

@@ -17,7 +17,7 @@ import {
 import type { System } from './system.ts'
 
 const MAIN = join(REPO_ROOT, 'services/fairlane/src/main.ts')
-const LOG_LEVEL = 'warn'
+export const LOG_LEVEL = 'warn'
 
 export interface FairlaneEmbeddedOptions {
   /** Directory for a `--cpu-prof` profile, written when the process stops; none when omitted. */
@@ -43,7 +43,7 @@ export interface FairlaneProcess {
 let tempDir: Promise<string> | undefined
 
 /** One temp directory per bench for generated configs, removed when the bench exits. */
-function configDir(): Promise<string> {
+export function benchConfigDir(): Promise<string> {
   tempDir ??= mkdtemp(join(tmpdir(), 'fairlane-bench-')).then((dir) => {
     // On exit, not on stop: an interrupted bench must not leave a key hash behind in /tmp either.
     process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
@@ -109,7 +109,7 @@ export async function quietCopyOf(configPath: string): Promise<string> {
   const text = await readFile(configPath, 'utf8')
   if (/^logging\s*:/m.test(text))
     throw new Error(`${configPath} sets logging itself; the bench sets logging.level ${LOG_LEVEL}`)
-  const copy = join(await configDir(), basename(configPath))
+  const copy = join(await benchConfigDir(), basename(configPath))
   await writeFile(copy, `${text.trimEnd()}\n\nlogging:\n  level: ${LOG_LEVEL}\n`)
   return copy
 }
@@ -165,7 +165,7 @@ export async function writeBenchConfig(
       },
     },
   }
-  const path = join(await configDir(), name)
+  const path = join(await benchConfigDir(), name)
   await writeFile(path, JSON.stringify(document, null, 2))
   return path
 }

@@ -5,6 +5,11 @@ import type { LoadRequest } from '../lib/measurement.ts'
 export interface System {
   readonly name: string
   readonly request: LoadRequest
+  /**
+   * One request per instance when the system has several (the nodes of a cluster): the load
+   * is spread over them, connection i to request i mod n. `request` is then the first.
+   */
+  readonly requests?: readonly LoadRequest[]
   /** The processes it started, by role, so CPU use can be told apart per process. */
   readonly processes: Readonly<Record<string, Child>>
   /** Settings that shape the figures, printed and recorded beside them. */

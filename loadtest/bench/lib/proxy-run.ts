@@ -1,0 +1,93 @@
+import type { Child } from './child.ts'
+import { watchCpu, watchMachineCpu } from './cpu.ts'
+import { measure, probe, type Measurement } from './measurement.ts'
+import type { BenchOptions } from './options.ts'
+import type { System } from '../systems/system.ts'
+
+/** One closed-loop run of bench:proxy (and bench:cluster) against one system. */
+export interface Run extends Measurement {
+  readonly system: string
+  readonly path: string
+  /** Instances the load was spread over (the nodes of a cluster); 1 otherwise. */
+  readonly instances: number
+  readonly notes: readonly string[]
+  /** CPU use during the measured run, % of one core, per process. */
+  readonly cpuPercent: Readonly<Record<string, number | null>>
+  /** The whole machine's busy CPU during the measured run, % of one core: shows other work. */
+  readonly machineCpuPercent: number | null
+}
+
+export interface Comparison {
+  readonly system: string
+  readonly baseline: string
+  /** system ÷ baseline: below 1 for throughput and above 1 for latency means the system costs something. */
+  readonly throughputRatio: number
+  readonly p50Ratio: number
+  readonly p99Ratio: number
+  /** system − baseline: the latency the system adds to each request. */
+  readonly addedP50Ms: number
+  readonly addedP99Ms: number
+}
+
+export function compare(run: Run, baseline: Run): Comparison {
+  return {
+    system: run.system,
+    baseline: baseline.system,
+    throughputRatio: run.requestsPerSec / baseline.requestsPerSec,
+    p50Ratio: run.p50Ms / baseline.p50Ms,
+    p99Ratio: run.p99Ms / baseline.p99Ms,
+    addedP50Ms: run.p50Ms - baseline.p50Ms,
+    addedP99Ms: run.p99Ms - baseline.p99Ms,
+  }
+}
+
+function assertAlive(children: readonly Child[]): void {
+  for (const child of children) {
+    if (!child.running)
+      throw new Error(
+        `${child.name} exited (${child.exitStatus}) during the run\n${child.output()}`,
+      )
+  }
+}
+
+/**
+ * Probes the system, runs the discarded warm-up, then measures closed loop for
+ * `options.durationSec` while watching the CPU of the bench and of every process in `watched`.
+ * A system with several instances gets the connections spread over them.
+ */
+export async function runSystem(
+  system: System,
+  options: BenchOptions,
+  watched: Readonly<Record<string, Child>>,
+  say: (line: string) => void,
+): Promise<Run> {
+  const load = system.requests ?? [system.request]
+  for (const request of load) await probe(system.name, request)
+  const shape = { connections: options.connections }
+  const over = load.length > 1 ? ` over ${load.length} instances` : ''
+  if (options.warmupSec > 0) {
+    say(`${system.name}: warm-up ${options.warmupSec} s (discarded)`)
+    await measure(load, { ...shape, durationSec: options.warmupSec })
+  }
+  say(
+    `${system.name}: measuring ${options.durationSec} s at ${options.connections} connections${over}`,
+  )
+  const cpu = watchCpu({
+    bench: process.pid,
+    ...Object.fromEntries(Object.entries(watched).map(([role, child]) => [role, child.pid])),
+  })
+  const machine = watchMachineCpu()
+  const measurement = await measure(load, { ...shape, durationSec: options.durationSec })
+  const cpuPercent = cpu()
+  const machineCpuPercent = machine()
+  assertAlive(Object.values(watched))
+  return {
+    system: system.name,
+    path: new URL(system.request.url).pathname,
+    instances: load.length,
+    notes: system.notes,
+    ...measurement,
+    cpuPercent,
+    machineCpuPercent,
+  }
+}
