@@ -5,6 +5,15 @@ import { freePort } from '@fairlane/testing'
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 
+/**
+ * Every node this test process started: a test that times out while a node is still
+ * starting never gets its handle, so the nodes are also killed when the test process exits.
+ */
+const children = new Set<ChildProcess>()
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL')
+})
+
 /** One Fairlane node as its own process, started as an operator would: `fairlane start` plus env. */
 export interface NodeProcess {
   readonly nodeId: string
@@ -40,6 +49,8 @@ export async function startNodeProcess(options: {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   )
+  children.add(child)
+  child.once('exit', () => children.delete(child))
   let output = ''
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-50_000)
