@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { connect } from '@nats-io/transport-node'
 import { Kvm } from '@nats-io/kv'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { LEASE_BUCKET } from '@fairlane/cluster'
 import { shardOf } from '@fairlane/protocol'
 import {
@@ -32,15 +32,22 @@ let upstream: LoopbackUpstream
 const nodes: NodeProcess[] = []
 
 beforeAll(async () => {
-  ;[nats, redis, upstream] = await Promise.all([startNats(), startRedis(), startUpstream()])
+  upstream = await startUpstream()
+})
+
+// Each test gets its own NATS and Redis: leases, checkpoints and stored keys of one test
+// must not meet the nodes of the next (which reuse the same node ids).
+beforeEach(async () => {
+  ;[nats, redis] = await Promise.all([startNats(), startRedis()])
 })
 
 afterEach(async () => {
   await Promise.all(nodes.splice(0).map((n) => n.kill()))
+  await Promise.all([nats.stop(), redis.stop()])
 })
 
 afterAll(async () => {
-  await Promise.all([nats?.stop(), redis?.stop(), upstream?.close()])
+  await upstream?.close()
 })
 
 function clusterEnv(): Record<string, string> {
