@@ -17,6 +17,13 @@ export {
   type RateLimitView,
 } from './rate-limit-headers.ts'
 export {
+  upstreamSignals,
+  parseRetryAt,
+  UPSTREAM_SIGNAL_HORIZON_MS,
+  type UpstreamSignals,
+  type UpstreamHeaders,
+} from './upstream-signals.ts'
+export {
   requestIdFrom,
   parseTraceParent,
   childTraceParent,
