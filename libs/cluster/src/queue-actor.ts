@@ -1,5 +1,8 @@
 import {
+  AdaptiveLimit,
   SharedAllowance,
+  type AdaptiveSettings,
+  type Ceiling,
   type Decision,
   type LedgerDownPolicy,
   type MemoryLedger,
@@ -9,7 +12,7 @@ import {
   type SharedCheck,
   type SharedHold,
 } from '@fairlane/limits'
-import type { RateLimitView, Ticket } from '@fairlane/protocol'
+import type { LaneSignals, RateLimitView, Ticket } from '@fairlane/protocol'
 import {
   LaneScheduler,
   type Discipline,
@@ -36,6 +39,8 @@ export interface PartitionSettings {
    * at once instead of waiting for the next one to free; a lone flood gives up that many.
    */
   readonly headroom?: number
+  /** Lanes adopt what the upstream says about its limits (adaptive lane limits). */
+  readonly adaptive?: AdaptiveSettings
 }
 
 /** What the actor's config says about one ticket: its lane, its limits and its queue. */
@@ -86,7 +91,7 @@ interface PartitionHost {
 
 /** A refusal's scope decides how much of the queue it stops. */
 function levelOf(refusedBy: string): 'lane' | 'workspace' | 'partition' {
-  if (refusedBy === 'key' || refusedBy === 'client') return 'lane'
+  if (refusedBy === 'key' || refusedBy === 'client' || refusedBy === 'upstream') return 'lane'
   if (refusedBy === 'workspace') return 'workspace'
   return 'partition'
 }
@@ -110,6 +115,14 @@ export class QueueActor implements Actor {
     string,
     Map<string, { host: PartitionHost; lane: string; workspace: string }>
   >()
+  /** What lanes learned from their upstream, by partition and lane. */
+  readonly #adaptive = new Map<string, Map<string, AdaptiveLimit>>()
+  /** Admissions per lane in the current and the previous second: the base of a 429's cut. */
+  #admissions = {
+    second: 0,
+    current: new Map<string, number>(),
+    previous: new Map<string, number>(),
+  }
   /** Ids of the in-memory scopes each partition has used: what its checkpoint holds. */
   readonly #localScopes = new Map<string, Set<string>>()
   /** Partitions whose in-memory limit state changed since their last checkpoint. */
@@ -248,9 +261,12 @@ export class QueueActor implements Actor {
       await this.#nextChange(check.scopeId)
     }
     if (check && !check.ok) return sharedRefusal(check, 'rate_limited', [])
+    const learned = this.#learned(policy, this.#now())
+    if (learned && 'until' in learned) return learned.refusal as Admission
     const fallback = check?.ok ? check.fallback : []
+    const extra = learned ? [...fallback, learned.scope] : fallback
     const decision = this.#ledger.decide(
-      fallback.length ? [...policy.scopes, ...fallback] : policy.scopes,
+      extra.length ? [...policy.scopes, ...extra] : policy.scopes,
       ticket.cost,
     )
     if (!decision.allowed) {
@@ -271,6 +287,84 @@ export class QueueActor implements Actor {
       views: this.#views(decision, policy),
       waitedMs: 0,
     }
+  }
+
+  /**
+   * What the lane learned from its upstream: blocked until a time (refused when that is past
+   * the ticket's deadline), or a scope to decide with the others.
+   */
+  #learned(
+    policy: TicketPolicy,
+    deadline: number,
+  ):
+    | { readonly until: number; readonly refusal?: Decision & { allowed: false } }
+    | { readonly scope: ScopeLimit }
+    | undefined {
+    const lanes = this.#adaptive.get(policy.partition)
+    const limit = lanes?.get(policy.identity.lane)
+    const settings = policy.settings.adaptive
+    if (!limit || !settings) return undefined
+    const now = this.#now()
+    if (limit.blockedUntil > now) {
+      if (limit.blockedUntil <= deadline) return { until: limit.blockedUntil }
+      const refusal = {
+        allowed: false,
+        refusedBy: 'upstream',
+        reason: 'rate',
+        retryAfterMs: limit.blockedUntil - now,
+        views: [],
+      } as const
+      return { until: limit.blockedUntil, refusal }
+    }
+    const scope = limit.scope(now, settings)
+    if (scope) return { scope }
+    if (limit.idle(now)) lanes?.delete(policy.identity.lane)
+    return undefined
+  }
+
+  /** Takes in what the upstream said in the answer to one of the lane's requests. */
+  #observe(policy: TicketPolicy, word: LaneSignals): void {
+    const settings = policy.settings.adaptive
+    if (!settings?.enabled) return
+    const said = word.status === 429 || word.retryAfterMs !== undefined
+    if (!said && word.rps === undefined && word.maxConcurrent === undefined) return
+    let lanes = this.#adaptive.get(policy.partition)
+    if (!lanes) this.#adaptive.set(policy.partition, (lanes = new Map()))
+    const lane = policy.identity.lane
+    let limit = lanes.get(lane)
+    if (!limit) lanes.set(lane, (limit = new AdaptiveLimit(`upstream:${policy.partition}/${lane}`)))
+    limit.observe(
+      this.#now(),
+      word,
+      settings,
+      ceilingOf(policy.sharedScopes ? [...policy.scopes, ...policy.sharedScopes] : policy.scopes),
+      this.#observedRps(policy.partition, lane),
+    )
+    // A lane blocked by the upstream wakes at the named time; a lower rate applies at its next decision.
+    for (const host of [...this.#hosts.values(), ...this.#draining]) {
+      if (host.key === policy.partition) this.#pump(host)
+    }
+  }
+
+  #countAdmission(partition: string, lane: string): void {
+    const second = Math.floor(this.#now() / 1000)
+    const window = this.#admissions
+    if (second !== window.second) {
+      window.previous = second === window.second + 1 ? window.current : new Map()
+      window.current = new Map()
+      window.second = second
+    }
+    const key = `${partition}\u0000${lane}`
+    window.current.set(key, (window.current.get(key) ?? 0) + 1)
+  }
+
+  #observedRps(partition: string, lane: string): number {
+    const key = `${partition}\u0000${lane}`
+    const window = this.#admissions
+    const second = Math.floor(this.#now() / 1000)
+    if (second !== window.second)
+      return second === window.second + 1 ? (window.current.get(key) ?? 0) : 0
+    return Math.max(window.previous.get(key) ?? 0, window.current.get(key) ?? 0)
   }
 
   #views(decision: Decision, policy: TicketPolicy): Decision['views'] {
@@ -359,6 +453,14 @@ export class QueueActor implements Actor {
       pending.host.heldBack.add(lane)
       return { go: false, level: 'lane' }
     }
+    const learned = this.#learned(pending.policy, queued.deadline)
+    if (learned && 'until' in learned) {
+      if (learned.refusal) {
+        pending.decision = learned.refusal
+        return { go: false, reject: true }
+      }
+      return { go: false, level: 'lane', until: learned.until }
+    }
     const shared = pending.policy.sharedScopes
     let fallback: readonly ScopeLimit[] = []
     if (this.#shared && shared?.length) {
@@ -377,10 +479,8 @@ export class QueueActor implements Actor {
       fallback = check.fallback
     }
     const scopes = pending.policy.scopes
-    const decision = this.#ledger.decide(
-      fallback.length ? [...scopes, ...fallback] : scopes,
-      queued.cost,
-    )
+    const extra = learned ? [...fallback, learned.scope] : fallback
+    const decision = this.#ledger.decide(extra.length ? [...scopes, ...extra] : scopes, queued.cost)
     pending.decision = decision
     if (decision.allowed) {
       if (this.#shared && shared?.length) pending.hold = this.#shared.take(shared, queued.cost)
@@ -403,6 +503,7 @@ export class QueueActor implements Actor {
     const lane = pending.policy.identity.lane
     host.inFlight++
     host.inFlightByLane.set(lane, (host.inFlightByLane.get(lane) ?? 0) + 1)
+    if (host.settings.adaptive?.enabled) this.#countAdmission(host.key, lane)
     pending.resolve({
       allowed: true,
       lease: this.#lease(pending.ticket, pending.policy, decision, pending.host, pending.hold),
@@ -459,6 +560,7 @@ export class QueueActor implements Actor {
           for (const held of host.heldBack) wakeHost = host.scheduler.released(held) || wakeHost
           host.heldBack.clear()
         }
+        if (outcome?.upstream) this.#observe(policy, outcome.upstream)
         const extra = (outcome?.cost ?? ticket.cost) - ticket.cost
         const { identity } = policy
         if (extra > 0) {
@@ -525,5 +627,23 @@ function sharedRefusal(
     reason: check.final ? 'cost' : check.reason,
     retryAfterMs: check.retryAfterMs ?? 1000,
     views,
+  }
+}
+
+/** The configured limits a lane's adopted ones may never exceed: the tightest of its scopes. */
+function ceilingOf(scopes: readonly ScopeLimit[]): Ceiling {
+  let rps: number | undefined
+  let concurrency: number | undefined
+  for (const scope of scopes) {
+    if (scope.rate) {
+      const perSecond = (scope.rate.limit * 1000) / scope.rate.periodMs
+      rps = Math.min(rps ?? Infinity, perSecond)
+    }
+    if (scope.concurrency !== undefined)
+      concurrency = Math.min(concurrency ?? Infinity, scope.concurrency)
+  }
+  return {
+    ...(rps !== undefined ? { rps } : {}),
+    ...(concurrency !== undefined ? { concurrency } : {}),
   }
 }

@@ -1,12 +1,13 @@
-import type { AdmissionRefusal, RateLimitView, Ticket } from '@fairlane/protocol'
+import type { AdmissionRefusal, LaneSignals, RateLimitView, Ticket } from '@fairlane/protocol'
 
 /** Held by a request from admission until its response is done. */
 export interface AdmissionLease {
   /**
    * Gives back concurrency. `cost` is the real cost when it became known only from the
-   * response; units beyond the ticket's cost are charged then.
+   * response; units beyond the ticket's cost are charged then. `upstream` is what the
+   * upstream said about its limits, for the lane to adopt.
    */
-  release(outcome?: { readonly cost?: number }): void
+  release(outcome?: { readonly cost?: number; readonly upstream?: LaneSignals }): void
 }
 
 export type Admission =

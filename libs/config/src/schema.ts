@@ -81,10 +81,169 @@ const Endpoint = Type.Object(
         'Absolute http(s) URL of the upstream, optionally with a base path; no userinfo, query or fragment.',
     }),
     region: Type.Optional(
-      Type.String({ minLength: 1, description: 'Region label of this endpoint.' }),
+      Type.String({
+        minLength: 1,
+        description:
+          'Region label of this endpoint; endpoints in the node’s own region (FAIRLANE_REGION) are tried first.',
+      }),
     ),
+    weight: Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 1000,
+      default: 1,
+      description: 'Share of requests among healthy endpoints of the same preference.',
+    }),
   },
   { additionalProperties: false },
+)
+
+const Retry = Type.Object(
+  {
+    attempts: Type.Integer({
+      minimum: 1,
+      maximum: 10,
+      default: 3,
+      description: 'Upstream attempts per request in all, the first included; 1 turns retries off.',
+    }),
+    maxRetryMs: Type.Integer({
+      minimum: 0,
+      default: 30_000,
+      description:
+        'Longest a request may spend waiting for retries in all (a Retry-After beyond it is passed to the client instead).',
+    }),
+    methods: Type.Array(Type.String({ pattern: '^[A-Z]+$' }), {
+      default: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
+      description:
+        'Methods retried and raced; others only with an Idempotency-Key header, or with allowNonIdempotent.',
+    }),
+    allowNonIdempotent: Type.Boolean({
+      default: false,
+      description: 'Retry and race every method (the upstream deduplicates on its own).',
+    }),
+    budgetRatio: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 0.2,
+      description:
+        'Retries and hedges allowed as a fraction of this target’s requests over the last 10 s (plus budgetPerSecond): stops retry storms when everything fails.',
+    }),
+    budgetPerSecond: Type.Number({
+      minimum: 0,
+      default: 5,
+      description: 'Retries and hedges always allowed per second per node, whatever the ratio.',
+    }),
+    replayBodyBytes: Type.Integer({
+      minimum: 0,
+      default: 65_536,
+      description:
+        'Request bodies up to this size are kept for retries; a larger body is streamed once and its request is not retried.',
+    }),
+  },
+  {
+    additionalProperties: false,
+    default: {},
+    description:
+      'Retries: on 429/503 the request waits in its lane until the time the upstream names, then goes again; on connect errors, 5xx and timeouts it fails over to the next healthy endpoint.',
+  },
+)
+
+const Hedge = Type.Object(
+  {
+    enabled: Type.Boolean({
+      default: false,
+      description: 'Race a second endpoint when the first has not answered after delayMs.',
+    }),
+    delayMs: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description:
+          'Fixed delay before the second request; when omitted, the first endpoint’s observed p95 latency (no hedge until it is known).',
+      }),
+    ),
+    allowHeader: Type.Boolean({
+      default: false,
+      description: 'Let a client ask for a race on one request with `X-Fairlane-Hedge: on`.',
+    }),
+  },
+  { additionalProperties: false, default: {}, description: 'Racing between endpoints.' },
+)
+
+const Health = Type.Object(
+  {
+    failureRatio: Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 1,
+      default: 0.5,
+      description: 'The circuit opens when this share of recent attempts failed…',
+    }),
+    minRequests: Type.Integer({
+      minimum: 1,
+      default: 5,
+      description: '…among at least this many recent attempts.',
+    }),
+    consecutiveFailures: Type.Integer({
+      minimum: 1,
+      default: 5,
+      description: 'The circuit also opens after this many failures in a row.',
+    }),
+    openMs: Type.Integer({
+      minimum: 1,
+      default: 5_000,
+      description:
+        'How long an open circuit refuses attempts before one trial (half-open); doubled after a failed trial.',
+    }),
+    maxOpenMs: Type.Integer({ minimum: 1, default: 60_000, description: 'Cap of the doubling.' }),
+    successesToClose: Type.Integer({
+      minimum: 1,
+      default: 2,
+      description: 'Successful trials in a row that close a half-open circuit.',
+    }),
+    probe: Type.Optional(
+      Type.Object(
+        {
+          path: Type.String({
+            pattern: '^/',
+            description: 'Path probed on every endpoint of the target.',
+          }),
+          intervalMs: Type.Integer({ minimum: 100, default: 5_000 }),
+          timeoutMs: Type.Integer({ minimum: 1, default: 2_000 }),
+          expectStatus: Type.Array(Type.Integer({ minimum: 100, maximum: 599 }), {
+            default: [],
+            description: 'Statuses that count as healthy; any 2xx or 3xx when empty.',
+          }),
+        },
+        { additionalProperties: false, description: 'Active health probes.' },
+      ),
+    ),
+  },
+  {
+    additionalProperties: false,
+    default: {},
+    description: 'Endpoint health: passive signals (errors, 5xx, timeouts) and optional probes.',
+  },
+)
+
+const Adaptive = Type.Object(
+  {
+    enabled: Type.Boolean({
+      default: true,
+      description:
+        'Lanes adopt the limits the upstream states (RateLimit, X-RateLimit-*, Retry-After, X-Fairlane-RPS, X-Fairlane-Max-Concurrent), never above the configured ones.',
+    }),
+    decrease: Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 1,
+      default: 0.5,
+      description: 'On a 429 that states no limit, the lane’s rate is multiplied by this.',
+    }),
+    increasePerSecond: Type.Number({
+      exclusiveMinimum: 0,
+      default: 1,
+      description:
+        'Then it recovers by this many requests per second, every second without a 429, until it is no longer needed.',
+    }),
+  },
+  { additionalProperties: false, default: {}, description: 'Adaptive lane limits.' },
 )
 
 const Timeouts = Type.Object(
@@ -112,8 +271,13 @@ const Target = Type.Object(
   {
     endpoints: Type.Array(Endpoint, {
       minItems: 1,
-      description: 'Upstream endpoints; the first is used.',
+      description:
+        'Upstream endpoints: the node’s region first, then by health and weight; failover and hedging use the others.',
     }),
+    retry: Retry,
+    hedge: Hedge,
+    health: Health,
+    adaptive: Adaptive,
     allowPrivateAddresses: Type.Boolean({
       default: false,
       description:

@@ -30,3 +30,9 @@ export {
   type SharedCheck,
   type SharedHold,
 } from './shared/shared-allowance.ts'
+export {
+  AdaptiveLimit,
+  type AdaptiveSettings,
+  type Ceiling,
+  type UpstreamWord,
+} from './adaptive/adaptive-limit.ts'

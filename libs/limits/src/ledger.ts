@@ -7,8 +7,11 @@ import type { RateLimitView } from '@fairlane/protocol'
  * nothing from any scope.
  */
 
-/** `client` is a limit the client asked for itself (Fairlane-RateLimit-Policy). */
-export type ScopeKind = 'key' | 'workspace' | 'target' | 'global' | 'client'
+/**
+ * `client` is a limit the client asked for itself (Fairlane-RateLimit-Policy); `upstream` one
+ * a lane adopted from what the upstream said (adaptive lane limits).
+ */
+export type ScopeKind = 'key' | 'workspace' | 'target' | 'global' | 'client' | 'upstream'
 
 /** `limit` units per `periodMs`, with up to `burst` passing at once from idle. */
 export interface RateLimit {

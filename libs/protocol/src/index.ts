@@ -39,6 +39,7 @@ export {
   type AdmissionRefusal,
   type AdmissionReply,
   type TicketProgress,
+  type LaneSignals,
   type TicketReply,
   type ShardMessage,
 } from './wire.ts'

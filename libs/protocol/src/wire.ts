@@ -10,9 +10,28 @@ export type ShardMessage =
   /** Asks for admission; the reply is an AdmissionReply, sent when the ticket may go or is refused. */
   | { readonly kind: 'ticket'; readonly ticket: Ticket }
   /** The admitted request completed: release its concurrency, charge its real cost. */
-  | { readonly kind: 'done'; readonly leaseId: string; readonly cost?: number }
+  | {
+      readonly kind: 'done'
+      readonly leaseId: string
+      readonly cost?: number
+      readonly upstream?: LaneSignals
+    }
   /** The client left while its ticket waited. */
   | { readonly kind: 'cancel'; readonly requestId: string }
+
+/**
+ * What the upstream said about its limits in the answer to an admitted request, for the
+ * lane to adopt (adaptive lane limits). Times are relative: nodes' clocks differ.
+ */
+export interface LaneSignals {
+  readonly status: number
+  /** The upstream asked not to be called again for this long (Retry-After, a spent limit's reset). */
+  readonly retryAfterMs?: number
+  /** Requests per second the upstream states it allows. */
+  readonly rps?: number
+  /** Requests in flight the upstream wants at most (X-Fairlane-Max-Concurrent). */
+  readonly maxConcurrent?: number
+}
 
 /** A ticket the actor refused, the same in process and on the wire. */
 export interface AdmissionRefusal {

@@ -99,6 +99,7 @@ export class NatsTransport implements Transport {
               kind: 'done',
               leaseId: reply.leaseId,
               ...(outcome?.cost !== undefined ? { cost: outcome.cost } : {}),
+              ...(outcome?.upstream ? { upstream: outcome.upstream } : {}),
             })
           },
         },

@@ -122,7 +122,10 @@ export class ShardServer {
         const held = this.#leases.get(message.leaseId)
         if (!held) return
         this.#leases.delete(message.leaseId)
-        held.lease.release(message.cost !== undefined ? { cost: message.cost } : undefined)
+        held.lease.release({
+          ...(message.cost !== undefined ? { cost: message.cost } : {}),
+          ...(message.upstream ? { upstream: message.upstream } : {}),
+        })
         return
       }
       case 'cancel':

@@ -138,6 +138,7 @@ function settingsFor(config: FairlaneConfig, target: string): PartitionSettings 
       discipline: config.targets[target]?.discipline ?? 'fair',
       capacity: config.targets[target]?.limits?.concurrency,
       headroom: config.targets[target]?.headroom ?? 0,
+      ...(config.targets[target] ? { adaptive: config.targets[target].adaptive } : {}),
     }
     cached.settings.set(target, settings)
   }
