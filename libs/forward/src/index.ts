@@ -20,3 +20,34 @@ export {
   type HeaderBag,
   type UpstreamHeaderOptions,
 } from './upstream-headers.ts'
+export {
+  EndpointHealth,
+  type CircuitOptions,
+  type CircuitState,
+  type CircuitTransition,
+  type EndpointHealthOptions,
+} from './resilience/endpoint-health.ts'
+export {
+  EndpointSelector,
+  type EndpointSelectorOptions,
+  type HealthView,
+  type UpstreamEndpoint,
+} from './resilience/endpoint-selector.ts'
+export {
+  HealthProber,
+  type HealthProberOptions,
+  type ProbedEndpoint,
+  type ProbeSpec,
+} from './resilience/health-prober.ts'
+export {
+  HealthRegistry,
+  type EndpointHealthSnapshot,
+  type HealthRegistryOptions,
+  type HealthTransition,
+} from './resilience/health-registry.ts'
+export {
+  errorOutcome,
+  statusOutcome,
+  type FailureKind,
+  type Outcome,
+} from './resilience/upstream-outcome.ts'
