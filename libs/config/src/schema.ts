@@ -207,10 +207,17 @@ const Health = Type.Object(
           }),
           intervalMs: Type.Integer({ minimum: 100, default: 5_000 }),
           timeoutMs: Type.Integer({ minimum: 1, default: 2_000 }),
-          expectStatus: Type.Array(Type.Integer({ minimum: 100, maximum: 599 }), {
-            default: [],
-            description: 'Statuses that count as healthy; any 2xx or 3xx when empty.',
-          }),
+          expectStatus: Type.Object(
+            {
+              min: Type.Integer({ minimum: 100, maximum: 599, default: 200 }),
+              max: Type.Integer({ minimum: 100, maximum: 599, default: 399 }),
+            },
+            {
+              additionalProperties: false,
+              default: {},
+              description: 'Statuses that count as healthy: min to max, inclusive.',
+            },
+          ),
         },
         { additionalProperties: false, description: 'Active health probes.' },
       ),

@@ -16,7 +16,8 @@ export interface UpstreamRequest {
   /** Path and query sent upstream. */
   readonly path: string
   readonly headers: Record<string, string | string[]>
-  readonly body: Readable | null
+  /** A Buffer can be sent again (retries, hedges); a stream only once. */
+  readonly body: Readable | Buffer | null
   readonly timeouts: UpstreamTimeouts
   readonly signal: AbortSignal
 }

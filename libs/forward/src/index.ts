@@ -51,3 +51,11 @@ export {
   type FailureKind,
   type Outcome,
 } from './resilience/upstream-outcome.ts'
+export { RetryBudget } from './resilience/retry-budget.ts'
+export {
+  resilientCall,
+  laneSignals,
+  type CallEndpoint,
+  type CallResult,
+  type ResilientCallOptions,
+} from './resilience/resilient-call.ts'

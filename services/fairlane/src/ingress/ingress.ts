@@ -7,10 +7,13 @@ import type { ConfigStore } from '@fairlane/config'
 import type { Transport } from '@fairlane/cluster'
 import {
   clientResponseHeaders,
+  resilientCall,
   upstreamError,
+  type CallResult,
   upstreamRequestHeaders,
   type DestinationPolicy,
   type Forwarder,
+  type PinnedDestination,
 } from '@fairlane/forward'
 import {
   FairlaneError,
@@ -32,15 +35,18 @@ import { presentedKey } from './presented-key.ts'
 import { pathOf, type RequestContext } from './request-context.ts'
 import { URL_TARGET } from '../limits/scopes.ts'
 import type { TargetConfig } from '@fairlane/config'
-import type { Admission } from '@fairlane/cluster'
+import type { Admission, AdmissionLease } from '@fairlane/cluster'
 import { costInBody, costInHeader, observeResponseCost } from './response-cost.ts'
 import { resolveRoute } from './route.ts'
+import type { RouteEndpoint, Upstreams } from './upstreams.ts'
 
 export interface IngressDeps {
   readonly store: ConfigStore
   readonly transport: Transport
   readonly policy: DestinationPolicy
   readonly forwarder: Forwarder
+  /** Endpoint health, failover order and retry budgets. */
+  readonly upstreams: Upstreams
   readonly metrics: FairlaneMetrics
   readonly logger: Logger
   /** Wall clock, for the absolute X-RateLimit-Reset. */
@@ -69,6 +75,11 @@ function contextOf(request: FastifyRequest): RequestContext {
     contexts.set(request, ctx)
   }
   return ctx
+}
+
+/** The X-Fairlane-Url form: the one destination the client named. */
+function urlEndpoint(url: string, destination: PinnedDestination): RouteEndpoint {
+  return { id: url, url, path: destination.url.pathname + destination.url.search, weight: 1 }
 }
 
 function hasBody(request: IncomingMessage): boolean {
@@ -262,49 +273,83 @@ async function handle(
       typeof urlHeader === 'string' ? urlHeader : undefined,
     )
     ctx.target = route.target
-    const destination = await deps.policy.check(route.url, route.rule)
+    const target = route.target === URL_TARGET ? undefined : config.targets[route.target]
+    // The endpoints in the order to try now; the first is checked before the request
+    // queues, the others only if the call fails over to them.
+    const ordered = target ? deps.upstreams.order(route.target, route.endpoints) : []
+    const destination = await deps.policy.check(ordered[0]?.url ?? route.url, route.rule)
+    const pinned = new Map([[ordered[0]?.url ?? route.url, destination]])
+    // The X-Fairlane-Url form has one destination, the one the client named.
+    const only: RouteEndpoint[] = target ? [] : [urlEndpoint(route.url, destination)]
+    let firstOrder: RouteEndpoint[] | undefined = target ? ordered : only
 
     ctx.stage = 'limit'
-    const target = route.target === URL_TARGET ? undefined : config.targets[route.target]
     const cost = declaredCost(raw.headers['fairlane-cost'], target)
     const clientPolicies = parseClientPolicies(raw.headers['fairlane-ratelimit-policy'])
-    const admission = await deps.transport.submit(
-      {
-        requestId: ctx.requestId,
-        workspace: principal.workspaceName,
-        keyId: principal.key.id,
-        target: route.target,
-        cost,
-        ...(clientPolicies ? { clientPolicies } : {}),
-      },
-      abort.signal,
-    )
-    const limitHeaders = rateLimitHeaders(admission.views, deps.wallClock())
-    ctx.limitHeaders = limitHeaders
-    if (!admission.allowed) {
-      if (admission.code === 'cancelled') return reply
-      throw refusal(deps, ctx, admission, limitHeaders)
+    const ticket = {
+      requestId: ctx.requestId,
+      workspace: principal.workspaceName,
+      keyId: principal.key.id,
+      target: route.target,
+      cost,
+      ...(clientPolicies ? { clientPolicies } : {}),
     }
-    ctx.queueMs = admission.waitedMs
-    deps.metrics.queueWait.observe({ target: route.target }, admission.waitedMs / 1000)
-    // The client may have left while its ticket was decided; then the close handler has run
-    // already and the lease is returned here, before anything is sent upstream.
-    if (closed) {
-      admission.lease.release()
-      return reply
+    /** Waits in the lane; undefined when the client left meanwhile (nothing is sent then). */
+    const admit = async (): Promise<AdmissionLease | undefined> => {
+      const admission = await deps.transport.submit(ticket, abort.signal)
+      const limitHeaders = rateLimitHeaders(admission.views, deps.wallClock())
+      ctx.limitHeaders = limitHeaders
+      if (!admission.allowed) {
+        if (admission.code === 'cancelled') return undefined
+        throw refusal(deps, ctx, admission, limitHeaders)
+      }
+      ctx.queueMs = (ctx.queueMs ?? 0) + admission.waitedMs
+      deps.metrics.queueWait.observe({ target: route.target }, admission.waitedMs / 1000)
+      // The client may have left while its ticket was decided; then the close handler has
+      // run already and the lease is returned here, before anything is sent upstream.
+      if (closed) {
+        admission.lease.release()
+        return undefined
+      }
+      return admission.lease
     }
+    let lease = await admit()
+    if (!lease) return reply
     let realCost: number | undefined
-    release = () => admission.lease.release(realCost === undefined ? undefined : { cost: realCost })
+    // The upstream's answer, once there is one: its limit signals go back with the lease.
+    let result: CallResult<RouteEndpoint> | undefined
+    release = () => {
+      lease?.release({
+        ...(realCost !== undefined ? { cost: realCost } : {}),
+        ...(result ? { upstream: result.said } : {}),
+      })
+      lease = undefined
+    }
 
     ctx.stage = 'forward'
-    let body: Readable | null = null
+    const retry = target?.retry
+    const idempotent =
+      retry !== undefined &&
+      (retry.allowNonIdempotent ||
+        retry.methods.includes(request.method) ||
+        raw.headers['idempotency-key'] !== undefined)
+    let repeatable = idempotent && retry.attempts > 1
+    let body: Readable | Buffer | null = null
     let limiter: BodyLimit | undefined
     if (hasBody(raw)) {
-      if (declared === undefined) {
-        limiter = new BodyLimit(maxBody)
-        body = raw.pipe(limiter)
+      const length = declared === undefined ? undefined : Number(declared)
+      if (repeatable && length !== undefined && length <= (retry?.replayBodyBytes ?? 0)) {
+        // Small enough to keep: every attempt sends the same bytes.
+        body = Buffer.concat((await raw.toArray()) as Buffer[])
       } else {
-        body = raw
+        // Streamed once, so sent once.
+        repeatable = false
+        if (declared === undefined) {
+          limiter = new BodyLimit(maxBody)
+          body = raw.pipe(limiter)
+        } else {
+          body = raw
+        }
       }
     }
     const headers = upstreamRequestHeaders(raw.headers, {
@@ -316,33 +361,76 @@ async function handle(
       requestId: ctx.requestId,
     })
     headers['traceparent'] = formatTraceParent(ctx.trace)
+    const hedgeAsked =
+      target?.hedge.allowHeader === true && raw.headers['x-fairlane-hedge'] === 'on'
     const upstreamStarted = performance.now()
-    ctx.attempts = 1
-    let response
     try {
-      response = await deps.forwarder.forward({
-        method: request.method,
-        destination,
-        path: route.path ?? destination.url.pathname + destination.url.search,
-        headers,
-        body,
-        timeouts: route.timeouts,
+      result = await resilientCall<RouteEndpoint>({
+        order: () => {
+          const order =
+            firstOrder ?? (target ? deps.upstreams.order(route.target, route.endpoints) : only)
+          firstOrder = undefined
+          return order
+        },
+        send: async (endpoint, signal) => {
+          let pin = pinned.get(endpoint.url)
+          if (!pin) {
+            pin = await deps.policy.check(endpoint.url, route.rule)
+            pinned.set(endpoint.url, pin)
+          }
+          const health = deps.upstreams.health(route.target, endpoint.id)
+          if (health?.state === 'half-open') health.tryAcquireTrial()
+          return deps.forwarder.forward({
+            method: request.method,
+            destination: pin,
+            path: endpoint.path,
+            headers,
+            body,
+            timeouts: route.timeouts,
+            signal,
+          })
+        },
+        record: (endpoint, outcome) =>
+          deps.upstreams.health(route.target, endpoint.id)?.record(outcome),
+        p95Ms: (endpoint) => deps.upstreams.health(route.target, endpoint.id)?.p95Ms(),
+        release: (upstream) => {
+          lease?.release({ upstream })
+          lease = undefined
+        },
+        admit: async () => {
+          lease = await admit()
+          if (!lease) throw new FairlaneError('internal', 'queue', 'the client left')
+        },
+        repeatable,
+        attempts: repeatable ? (retry?.attempts ?? 1) : 1,
+        maxRetryMs: retry?.maxRetryMs ?? 0,
+        ...(target && retry ? { budget: deps.upstreams.budget(route.target, retry) } : {}),
+        hedge:
+          repeatable && (target?.hedge.enabled || hedgeAsked)
+            ? (target?.hedge.delayMs ?? 'p95')
+            : undefined,
+        wallClock: deps.wallClock,
+        now: () => performance.now(),
         signal: abort.signal,
       })
     } catch (err) {
       if (limiter?.exceeded) throw tooLarge(maxBody, 'forward')
-      throw err
+      throw upstreamError(err)
     }
+    const response = result.response
+    ctx.attempts = result.attempts
+    const region = result.endpoint.region
     ctx.upstreamMs = performance.now() - upstreamStarted
     ctx.upstreamStatus = response.status
     deps.metrics.upstreamDuration.observe({ target: route.target }, ctx.upstreamMs / 1000)
 
     const responseHeaders = {
       ...clientResponseHeaders(response.headers),
-      ...limitHeaders,
+      ...ctx.limitHeaders,
       'x-request-id': ctx.requestId,
       'x-fairlane-queue-ms': String(Math.round(ctx.queueMs ?? 0)),
       'x-fairlane-attempts': String(ctx.attempts),
+      ...(region ? { 'x-fairlane-region': region } : {}),
     }
     const length = Number(response.headers['content-length'])
     if (request.method !== 'HEAD' && length <= SMALL_BODY_BYTES) {

@@ -2,6 +2,7 @@ import type { FairlaneConfig, TargetConfig } from '@fairlane/config'
 import type { DestinationRule, UpstreamTimeouts } from '@fairlane/forward'
 import { FairlaneError } from '@fairlane/protocol'
 import { URL_TARGET } from '../limits/scopes.ts'
+import type { RouteEndpoint } from './upstreams.ts'
 import type { Principal } from '../keys/key-index.ts'
 
 /** Where one request goes and under which rules, before the destination is checked. */
@@ -20,6 +21,8 @@ export interface Route {
   /** Headers injected from target config (the upstream credential). */
   readonly inject: Readonly<Record<string, string>>
   readonly forwardClientAuthorization: boolean
+  /** Every endpoint of the target with this request's URL on it; `url` and `path` are the first's. */
+  readonly endpoints: readonly RouteEndpoint[]
 }
 
 const TARGET_PATH = /^\/t\/([^/?#]+)(\/[^?#]*)?(\?[^#]*)?$/
@@ -34,15 +37,25 @@ function hasDotSegment(path: string): boolean {
 }
 
 function targetRoute(name: string, target: TargetConfig, rest: string, query: string): Route {
-  const endpoint = target.endpoints[0]
-  if (!endpoint) throw new FairlaneError('internal', 'resolve', `target ${name} has no endpoint`)
-  const base = new URL(endpoint.url)
-  const basePath = base.pathname.replace(/\/+$/, '')
-  const path = basePath + (rest || (basePath ? '' : '/'))
+  const endpoints = target.endpoints.map((endpoint): RouteEndpoint => {
+    const base = new URL(endpoint.url)
+    const basePath = base.pathname.replace(/\/+$/, '')
+    const path = basePath + (rest || (basePath ? '' : '/'))
+    return {
+      id: endpoint.url,
+      url: `${base.protocol}//${base.host}${path}${query}`,
+      path: path + query,
+      ...(endpoint.region ? { region: endpoint.region } : {}),
+      weight: endpoint.weight,
+    }
+  })
+  const first = endpoints[0]
+  if (!first) throw new FairlaneError('internal', 'resolve', `target ${name} has no endpoint`)
   return {
     target: name,
-    url: `${base.protocol}//${base.host}${path}${query}`,
-    path: path + query,
+    url: first.url,
+    path: first.path,
+    endpoints,
     // The operator chose the endpoint, so scheme and port are theirs; address safety is not.
     rule: { allowHttp: true, allowPrivateAddresses: target.allowPrivateAddresses },
     timeouts: target.timeouts,
@@ -104,6 +117,8 @@ export function resolveRoute(
       timeouts: destinations.timeouts,
       inject: {},
       forwardClientAuthorization: destinations.forwardClientAuthorization,
+      // One destination the client named: no endpoints to fail over to, no retries.
+      endpoints: [],
     }
   }
   throw new FairlaneError(

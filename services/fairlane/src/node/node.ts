@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net'
+import { performance } from 'node:perf_hooks'
 import type { DestinationStream } from 'pino'
 import { Redis } from 'ioredis'
 import { ConfigError, type ConfigStore, type Env } from '@fairlane/config'
@@ -12,6 +13,7 @@ import {
 import { FairlaneMetrics, createLogger, type Logger } from '@fairlane/telemetry'
 import { buildAdmin } from '../admin/admin-server.ts'
 import { buildIngress } from '../ingress/ingress.ts'
+import { Upstreams } from '../ingress/upstreams.ts'
 import { clusterCore, connectCluster } from './cluster-core.ts'
 import { embeddedCore } from './embedded-core.ts'
 import type { NodeCore } from './node-core.ts'
@@ -112,11 +114,28 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
     self: () => self,
   })
 
+  const upstreams = new Upstreams({
+    store,
+    region: settings.region,
+    now: () => performance.now(),
+    // A probe goes where a request would: the checked address of the endpoint.
+    pin: (url, target) =>
+      policy.check(url, { allowHttp: true, allowPrivateAddresses: target.allowPrivateAddresses }),
+  })
   let ready = false
   const transport = core.transport
   const ingress = transport
     ? buildIngress(
-        { store, transport, policy, forwarder, metrics, logger, wallClock: () => Date.now() },
+        {
+          store,
+          transport,
+          policy,
+          forwarder,
+          upstreams,
+          metrics,
+          logger,
+          wallClock: () => Date.now(),
+        },
         { maxHeaderBytes: config.server.maxHeaderBytes },
       )
     : undefined
@@ -163,7 +182,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
       }
       await clusterStore?.store.close()
       await core.close()
-      await Promise.all([admin.close(), forwarder.close()])
+      await Promise.all([admin.close(), forwarder.close(), upstreams.close()])
       clusterStore?.redis.disconnect()
     })()
     return closing

@@ -1,0 +1,236 @@
+import type { Readable } from 'node:stream'
+import { upstreamSignals, type LaneSignals } from '@fairlane/protocol'
+import type { UpstreamResponse } from '../forwarder.ts'
+import type { RetryBudget } from './retry-budget.ts'
+import { errorOutcome, statusOutcome, type Outcome } from './upstream-outcome.ts'
+
+/** An endpoint as the call sees it. */
+export interface CallEndpoint {
+  readonly id: string
+  readonly region?: string
+}
+
+export interface ResilientCallOptions<E extends CallEndpoint> {
+  /** The endpoints in the order to try now (the selector's answer); asked before each attempt. */
+  readonly order: () => readonly E[]
+  /** Sends one attempt; rejects on a transport failure (its cause says which). */
+  readonly send: (endpoint: E, signal: AbortSignal) => Promise<UpstreamResponse>
+  /** Health bookkeeping of an attempt that was not aborted on our side. */
+  readonly record: (endpoint: E, outcome: Outcome) => void
+  /** p95 latency of an endpoint, for a hedge delay taken from observation. */
+  readonly p95Ms: (endpoint: E) => number | undefined
+  /**
+   * Before a retry: gives the previous admission back, with what the upstream said so the
+   * lane adopts it (a named time blocks the whole lane until then).
+   */
+  readonly release: (said: LaneSignals) => void
+  /** Then waits in the lane again. Rejects when the lane refuses; that error is the client's answer. */
+  readonly admit: () => Promise<void>
+  /** Whether this request may be sent more than once (idempotent and its body replayable). */
+  readonly repeatable: boolean
+  readonly attempts: number
+  readonly maxRetryMs: number
+  /** The target's retry budget; without one, nothing is retried or raced. */
+  readonly budget?: RetryBudget
+  /** Race a second endpoint after this delay: a number, 'p95' (observed), or undefined (no race). */
+  readonly hedge: number | 'p95' | undefined
+  /** Wall clock, for Retry-After dates. */
+  readonly wallClock: () => number
+  /** Monotonic clock, for latencies. */
+  readonly now: () => number
+  /** The client's signal: it aborts every attempt and every wait. */
+  readonly signal: AbortSignal
+}
+
+export interface CallResult<E extends CallEndpoint> {
+  readonly response: UpstreamResponse
+  readonly endpoint: E
+  /** Upstream requests sent, hedges included. */
+  readonly attempts: number
+  /** What the answering upstream said about its limits, for the lane. */
+  readonly said: LaneSignals
+}
+
+type Settled<E> =
+  | { readonly endpoint: E; readonly response: UpstreamResponse }
+  | { readonly endpoint: E; readonly error: unknown }
+
+/** Statuses after which another endpoint may do better. */
+const FAILOVER = new Set([500, 502, 503, 504])
+/** Statuses that name a time to come back (Retry-After, a spent limit's reset). */
+const COME_BACK = new Set([429, 503])
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason)
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(signal.reason)
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+
+/** What an answer says about the upstream's limits, relative to now. */
+export function laneSignals(response: UpstreamResponse, wallClock: number): LaneSignals {
+  const signals = upstreamSignals(response.headers, wallClock)
+  return {
+    status: response.status,
+    ...(signals.retryAt !== undefined
+      ? { retryAfterMs: Math.max(0, signals.retryAt - wallClock) }
+      : {}),
+    ...(signals.rps !== undefined ? { rps: signals.rps } : {}),
+    ...(signals.maxConcurrent !== undefined ? { maxConcurrent: signals.maxConcurrent } : {}),
+  }
+}
+
+/**
+ * One request's upstream call with its retries, failover and racing, as the design says:
+ * a 429 or 503 that names a time waits until then (never more than maxRetryMs in all) and
+ * goes back through the lane; a connect error, a reset, a timeout or a 5xx goes to the next
+ * endpoint in the order, through the lane as well; a hedge races a second endpoint after a
+ * delay and the first good answer wins, the other is aborted. Only a repeatable request is
+ * sent twice, every retry and hedge takes from the target's budget, and when the retries
+ * run out the last answer is the client's, as the upstream gave it.
+ */
+export async function resilientCall<E extends CallEndpoint>(
+  options: ResilientCallOptions<E>,
+): Promise<CallResult<E>> {
+  let attempts = 0
+  let waitedMs = 0
+  const failed = new Set<string>()
+  options.budget?.request()
+  for (;;) {
+    const order = options.order()
+    // Failover: endpoints that failed this request go last; when all have, the order resets.
+    const fresh = order.filter((e) => !failed.has(e.id))
+    const candidates =
+      fresh.length > 0 ? [...fresh, ...order.filter((e) => failed.has(e.id))] : order
+    const first = candidates[0] as E
+    const second = options.repeatable ? candidates.find((e) => e !== first) : undefined
+    const settled = await race(options, first, second, () => attempts++)
+    const last = attempts >= options.attempts
+    if ('response' in settled) {
+      const { response, endpoint } = settled
+      const said = laneSignals(response, options.wallClock())
+      const comeBack = COME_BACK.has(response.status) && said.retryAfterMs !== undefined
+      const failover = FAILOVER.has(response.status) && !comeBack
+      const wait = comeBack
+        ? (said.retryAfterMs ?? 0)
+        : response.status === 429
+          ? backoff(attempts)
+          : 0
+      const retry =
+        (comeBack || failover || response.status === 429) &&
+        options.repeatable &&
+        !last &&
+        waitedMs + wait <= options.maxRetryMs
+      if (!retry || !options.budget?.tryRetry()) {
+        return { response, endpoint, attempts, said }
+      }
+      if (failover) failed.add(endpoint.id)
+      discard(response.body)
+      waitedMs += wait
+      options.release(said)
+      if (wait > 0) await sleep(wait, options.signal)
+      await options.admit()
+      continue
+    }
+    const { error, endpoint } = settled
+    if (options.signal.aborted || !options.repeatable || last || !options.budget?.tryRetry()) {
+      throw error
+    }
+    failed.add(endpoint.id)
+    options.release({ status: 0 })
+    await options.admit()
+  }
+}
+
+/** Reads an unused answer to its end, so its connection can serve the next request. */
+function discard(body: Readable): void {
+  body.on('error', () => undefined)
+  body.resume()
+}
+
+/** A 429 that names no time: back off 0.5, 1, 2… seconds (the lane's rate is cut meanwhile). */
+function backoff(attempt: number): number {
+  return Math.min(500 * 2 ** (attempt - 1), 8_000)
+}
+
+/**
+ * Sends to `first` and, when a hedge is due and allowed, to `second` after the delay; the
+ * first good answer wins and the other call is aborted. A bad answer waits for the other
+ * call, if any, before it is returned.
+ */
+async function race<E extends CallEndpoint>(
+  options: ResilientCallOptions<E>,
+  first: E,
+  second: E | undefined,
+  counted: () => void,
+): Promise<Settled<E>> {
+  const calls: { endpoint: E; controller: AbortController; result: Promise<Settled<E>> }[] = []
+  const start = (endpoint: E) => {
+    counted()
+    const controller = new AbortController()
+    const onAbort = () => controller.abort(options.signal.reason)
+    options.signal.addEventListener('abort', onAbort, { once: true })
+    const startedAt = options.now()
+    const result = options.send(endpoint, controller.signal).then(
+      (response): Settled<E> => {
+        options.record(endpoint, statusOutcome(response.status, options.now() - startedAt))
+        return { endpoint, response }
+      },
+      (error: unknown): Settled<E> => {
+        const outcome = errorOutcome(error, options.now() - startedAt)
+        if (outcome && !controller.signal.aborted) options.record(endpoint, outcome)
+        return { endpoint, error }
+      },
+    )
+    const entry = { endpoint, controller, result }
+    void result.finally(() => options.signal.removeEventListener('abort', onAbort))
+    calls.push(entry)
+    return entry
+  }
+  const good = (s: Settled<E>) =>
+    'response' in s && !FAILOVER.has(s.response.status) && s.response.status !== 429
+
+  const primary = start(first)
+  const delay = options.hedge === 'p95' ? options.p95Ms(first) : options.hedge
+  if (second === undefined || delay === undefined) return primary.result
+
+  let timer: NodeJS.Timeout | undefined
+  const hedged = new Promise<'hedge'>((resolve) => {
+    timer = setTimeout(() => resolve('hedge'), delay)
+  })
+  const early = await Promise.race([primary.result, hedged])
+  if (early !== 'hedge') {
+    clearTimeout(timer)
+    return early
+  }
+  if (!options.budget?.tryRetry()) return primary.result
+  start(second)
+  // The first good answer wins; a bad one waits for the other call.
+  const pending = new Set(calls)
+  let fallback: Settled<E> | undefined
+  while (pending.size > 0) {
+    const next = await Promise.race([...pending].map((c) => c.result.then((s) => ({ c, s }))))
+    pending.delete(next.c)
+    if (good(next.s)) {
+      for (const loser of pending) {
+        loser.controller.abort()
+        void loser.result.then((s) => ('response' in s ? discard(s.response.body) : undefined))
+      }
+      return next.s
+    }
+    // Without a good answer, an answer beats an error; later answers are dropped.
+    if (!fallback) fallback = next.s
+    else if ('response' in next.s) {
+      if ('response' in fallback) discard(next.s.response.body)
+      else fallback = next.s
+    }
+  }
+  return fallback as Settled<E>
+}
