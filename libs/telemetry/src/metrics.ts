@@ -4,6 +4,14 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  * The metrics of one Fairlane node. Labels are bounded sets (target names from config, status
  * codes, stages, scope kinds): never a key, URL or request id.
  */
+/** What the metrics read of an upstream endpoint's health. */
+export interface EndpointState {
+  readonly target: string
+  readonly endpoint: string
+  readonly region: string | null
+  readonly state: 'closed' | 'open' | 'half-open'
+}
+
 export class FairlaneMetrics {
   readonly registry: Registry
   readonly requests: Counter<'target' | 'status' | 'stage'>
@@ -16,6 +24,8 @@ export class FairlaneMetrics {
   readonly ledgerDownDecisions: Counter<'scope' | 'policy'>
   readonly ledgerUp: Gauge
   readonly shardsOwned: Gauge
+  readonly endpointCircuitOpen: Gauge<'target' | 'endpoint' | 'region'>
+  #endpointsSource: () => readonly EndpointState[] = () => []
   #queuedSource: () => number = () => 0
   #ledgerUpSource: () => number = () => 1
   #shardsSource: () => number = () => 0
@@ -88,6 +98,20 @@ export class FairlaneMetrics {
         this.set(ledgerUp())
       },
     })
+    const endpoints = () => this.#endpointsSource()
+    this.endpointCircuitOpen = new Gauge({
+      name: 'fairlane_endpoint_circuit_open',
+      help: 'Circuit of an upstream endpoint as this node sees it: 0 closed (healthy), 0.5 half-open (trial requests), 1 open (skipped while another endpoint is available).',
+      labelNames: ['target', 'endpoint', 'region'],
+      registers: [this.registry],
+      collect() {
+        this.reset()
+        for (const e of endpoints()) {
+          const value = e.state === 'open' ? 1 : e.state === 'half-open' ? 0.5 : 0
+          this.set({ target: e.target, endpoint: e.endpoint, region: e.region ?? '' }, value)
+        }
+      },
+    })
     const shards = () => this.#shardsSource()
     this.shardsOwned = new Gauge({
       name: 'fairlane_shards_owned',
@@ -97,6 +121,11 @@ export class FairlaneMetrics {
         this.set(shards())
       },
     })
+  }
+
+  /** Where the endpoint circuit gauge reads the health of upstream endpoints at scrape time. */
+  observeEndpoints(source: () => readonly EndpointState[]): void {
+    this.#endpointsSource = source
   }
 
   /** Cluster mode: whether the shared ledger answers, and how many shards this node owns. */

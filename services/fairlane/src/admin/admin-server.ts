@@ -1,4 +1,5 @@
 import Fastify, { LogController } from 'fastify'
+import type { EndpointHealthSnapshot } from '@fairlane/forward'
 import type { FairlaneMetrics, Logger } from '@fairlane/telemetry'
 import type { EditableConfigStore } from '../store/redis-config-store.ts'
 import { ADMIN_API_PREFIX, adminApi } from './admin-api.ts'
@@ -14,6 +15,8 @@ export interface AdminDeps {
    * admin API.
    */
   readonly api?: { readonly token: string | undefined; readonly store: EditableConfigStore }
+  /** Health of every upstream endpoint as this node sees it (GET /upstreams). */
+  readonly upstreams?: () => readonly EndpointHealthSnapshot[]
 }
 
 /**
@@ -35,6 +38,8 @@ export function buildAdmin(deps: AdminDeps) {
     const text = await deps.metrics.registry.metrics()
     return reply.type(deps.metrics.registry.contentType).send(text)
   })
+  // Read-only like /metrics, and holds no secret: endpoint URLs carry no credentials.
+  app.get('/upstreams', async () => deps.upstreams?.() ?? [])
   if (deps.api)
     void app.register(adminApi({ ...deps.api, logger: deps.logger }), { prefix: ADMIN_API_PREFIX })
   return app

@@ -122,6 +122,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
     pin: (url, target) =>
       policy.check(url, { allowHttp: true, allowPrivateAddresses: target.allowPrivateAddresses }),
   })
+  metrics.observeEndpoints(() => upstreams.snapshot())
   let ready = false
   const transport = core.transport
   const ingress = transport
@@ -143,6 +144,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
     metrics,
     logger,
     ready: () => ready,
+    upstreams: () => upstreams.snapshot(),
     ...(clusterStore
       ? { api: { token: env['FAIRLANE_ADMIN_TOKEN'] || undefined, store: clusterStore.store } }
       : {}),
