@@ -3,6 +3,7 @@ export { InProcessTransport } from './in-process-transport.ts'
 export {
   QueueActor,
   type PartitionSettings,
+  type PartitionSnapshot,
   type SharedLedgerOptions,
   type TicketPolicy,
 } from './queue-actor.ts'

@@ -2,6 +2,7 @@ import {
   AdaptiveLimit,
   SharedAllowance,
   type AdaptiveSettings,
+  type AdaptiveState,
   type Ceiling,
   type Decision,
   type LedgerDownPolicy,
@@ -41,6 +42,12 @@ export interface PartitionSettings {
   readonly headroom?: number
   /** Lanes adopt what the upstream says about its limits (adaptive lane limits). */
   readonly adaptive?: AdaptiveSettings
+}
+
+/** A partition's lane state for its next owner: in-memory limits and what lanes learned upstream. */
+export interface PartitionSnapshot {
+  readonly scopes: ScopeSnapshot
+  readonly lanes?: Readonly<Record<string, AdaptiveState>>
 }
 
 /** What the actor's config says about one ticket: its lane, its limits and its queue. */
@@ -154,14 +161,19 @@ export class QueueActor implements Actor {
    * The limit state of a partition's in-memory scopes, for whoever owns it next (a cluster
    * checkpoints it to Redis). `dirtyOnly`: only if it changed since the last call.
    */
-  snapshot(partition: string, dirtyOnly = false): ScopeSnapshot | undefined {
+  snapshot(partition: string, dirtyOnly = false): PartitionSnapshot | undefined {
     if (dirtyOnly && !this.#dirty.has(partition)) return undefined
     this.#dirty.delete(partition)
     const ids = this.#localScopes.get(partition)
-    const snapshot = this.#ledger.snapshot(ids ?? [])
+    const scopes = this.#ledger.snapshot(ids ?? [])
     // A scope back to full holds nothing worth saving; forget it until it is used again.
-    for (const id of ids ?? []) if (!(id in snapshot)) ids?.delete(id)
-    return snapshot
+    for (const id of ids ?? []) if (!(id in scopes)) ids?.delete(id)
+    const now = this.#now()
+    const lanes: Record<string, AdaptiveState> = {}
+    for (const [lane, limit] of this.#adaptive.get(partition) ?? []) {
+      if (!limit.idle(now)) lanes[lane] = limit.save(now)
+    }
+    return Object.keys(lanes).length > 0 ? { scopes, lanes } : { scopes }
   }
 
   /** Partitions with changes since their last snapshot. */
@@ -170,11 +182,18 @@ export class QueueActor implements Actor {
   }
 
   /** Resumes a partition's limit state saved by its previous owner `ageMs` ago. */
-  restore(partition: string, snapshot: ScopeSnapshot, ageMs: number): void {
-    this.#ledger.restore(snapshot, ageMs)
+  restore(partition: string, snapshot: PartitionSnapshot, ageMs: number): void {
+    this.#ledger.restore(snapshot.scopes, ageMs)
     const ids = this.#localScopes.get(partition) ?? new Set()
-    for (const id of Object.keys(snapshot)) ids.add(id)
+    for (const id of Object.keys(snapshot.scopes)) ids.add(id)
     this.#localScopes.set(partition, ids)
+    if (!snapshot.lanes) return
+    const now = this.#now()
+    let lanes = this.#adaptive.get(partition)
+    if (!lanes) this.#adaptive.set(partition, (lanes = new Map()))
+    for (const [lane, state] of Object.entries(snapshot.lanes)) {
+      lanes.set(lane, AdaptiveLimit.restore(`upstream:${partition}/${lane}`, state, now, ageMs))
+    }
   }
 
   #touched(policy: TicketPolicy, scopes: readonly ScopeLimit[]): void {
@@ -340,6 +359,7 @@ export class QueueActor implements Actor {
       ceilingOf(policy.sharedScopes ? [...policy.scopes, ...policy.sharedScopes] : policy.scopes),
       this.#observedRps(policy.partition, lane),
     )
+    this.#dirty.add(policy.partition)
     // A lane blocked by the upstream wakes at the named time; a lower rate applies at its next decision.
     for (const host of [...this.#hosts.values(), ...this.#draining]) {
       if (host.key === policy.partition) this.#pump(host)

@@ -33,6 +33,7 @@ export {
 export {
   AdaptiveLimit,
   type AdaptiveSettings,
+  type AdaptiveState,
   type Ceiling,
   type UpstreamWord,
 } from './adaptive/adaptive-limit.ts'

@@ -242,6 +242,52 @@ describe('lane state across owners', () => {
   })
 })
 
+describe('upstream resilience in a cluster', () => {
+  it('a named Retry-After blocks the lane on its owner for every ingress, and its next owner keeps it', async () => {
+    const config = await exampleWith({ 'leaseTtlMs: 6000': 'leaseTtlMs: 1500' })
+    const cluster = await startCluster(config)
+    const shard = shardOf('echo', 0, 256)
+    await expect
+      .poll(async () => cluster.map((n) => n.nodeId).includes((await shardOwner(shard)) ?? ''), {
+        timeout: 10_000,
+      })
+      .toBe(true)
+    const ownerId = await shardOwner(shard)
+    const [first, second] = cluster.filter((n) => n.nodeId !== ownerId) as [
+      NodeProcess,
+      NodeProcess,
+    ]
+    upstream.clear()
+    let calls = 0
+    upstream.behave(() =>
+      ++calls === 1
+        ? { kind: 'respond', status: 429, headers: { 'retry-after': '3' } }
+        : { kind: 'echo' },
+    )
+    const call = (node: NodeProcess) =>
+      fetch(`${node.proxyUrl}/t/echo/retry`, { headers: KEY }).then((r) => ({
+        status: r.status,
+        attempts: r.headers.get('x-fairlane-attempts'),
+      }))
+    const started = performance.now()
+    const retried = call(first)
+    await expect.poll(() => upstream.hits).toBe(1)
+    const firstAt = upstream.requests[0]?.receivedAt as number
+    // The lane's owner drains; the lane state, with the upstream's block, moves with it.
+    const current = cluster.find((n) => n.nodeId === ownerId) as NodeProcess
+    await current.stop()
+    nodes.splice(nodes.indexOf(current), 1)
+    const other = await call(second)
+    expect(other.status).toBe(200)
+    expect(await retried).toEqual({ status: 200, attempts: '2' })
+    const later = upstream.requests.slice(1).map((r) => r.receivedAt)
+    expect(later).toHaveLength(2)
+    for (const at of later) expect(at - firstAt).toBeGreaterThanOrEqual(3_000)
+    expect(performance.now() - started).toBeLessThan(3_000 + 5_000)
+    upstream.behave(() => ({ kind: 'echo' }))
+  })
+})
+
 describe('Redis stopped and restarted mid-load', () => {
   it('(c) each shared scope follows its onLedgerDown policy, counted, and normal service resumes by itself', async () => {
     const hash = (await readFile(EXAMPLE, 'utf8')).match(/sha256:[0-9a-f]{64}/)?.[0] as string

@@ -22,6 +22,14 @@ export interface Ceiling {
   readonly concurrency?: number
 }
 
+/** What a lane learned, with times relative to when it was saved: for the lane's next owner. */
+export interface AdaptiveState {
+  readonly rps?: number
+  readonly concurrency?: number
+  readonly recoverTo?: number
+  readonly blockedForMs?: number
+}
+
 /** A rate under this is not worth keeping a lane at: one request a minute. */
 const MIN_RPS = 1 / 60
 
@@ -105,6 +113,27 @@ export class AdaptiveLimit {
       ...(this.#concurrency !== undefined ? { concurrency: this.#concurrency } : {}),
     }
     return this.#scope
+  }
+
+  /** What this lane learned, relative to `now`, for its next owner. */
+  save(now: number): AdaptiveState {
+    return {
+      ...(this.#rps !== undefined ? { rps: this.#rps } : {}),
+      ...(this.#concurrency !== undefined ? { concurrency: this.#concurrency } : {}),
+      ...(this.#recoverTo !== undefined ? { recoverTo: this.#recoverTo } : {}),
+      ...(this.#blockedUntil > now ? { blockedForMs: this.#blockedUntil - now } : {}),
+    }
+  }
+
+  /** Resumes what a previous owner saved `ageMs` ago. */
+  static restore(id: string, state: AdaptiveState, now: number, ageMs: number): AdaptiveLimit {
+    const limit = new AdaptiveLimit(id)
+    limit.#rps = state.rps
+    limit.#concurrency = state.concurrency
+    limit.#recoverTo = state.recoverTo
+    limit.#lastStepAt = now
+    limit.#blockedUntil = state.blockedForMs ? now + state.blockedForMs - ageMs : 0
+    return limit
   }
 
   /** Nothing learned is in force any more: the lane can forget this. */

@@ -1,14 +1,12 @@
 import type { Redis } from 'ioredis'
 import type { FairlaneConfig } from '@fairlane/config'
-import type { QueueActor } from '@fairlane/cluster'
-import type { ScopeSnapshot } from '@fairlane/limits'
+import type { PartitionSnapshot, QueueActor } from '@fairlane/cluster'
 import { shardOfPartition } from '@fairlane/protocol'
 import { URL_TARGET } from '../limits/scopes.ts'
 
-interface Saved {
+interface Saved extends PartitionSnapshot {
   /** Wall-clock time of the snapshot, to age it on another node. */
   readonly at: number
-  readonly scopes: ScopeSnapshot
 }
 
 /** Checkpoints outlive any limit period that matters; a partition idle this long starts fresh. */
@@ -51,8 +49,8 @@ export class PartitionCheckpoints {
   async save(partitions: readonly string[]): Promise<void> {
     const pipeline = this.#redis.pipeline()
     for (const partition of partitions) {
-      const scopes = this.#actor.snapshot(partition)
-      if (scopes) this.#write(pipeline, partition, scopes)
+      const snapshot = this.#actor.snapshot(partition)
+      if (snapshot) this.#write(pipeline, partition, snapshot)
     }
     await pipeline.exec().catch(() => undefined)
   }
@@ -67,7 +65,7 @@ export class PartitionCheckpoints {
       const text = values[i]
       if (!text) return
       const saved = JSON.parse(text) as Saved
-      this.#actor.restore(partition, saved.scopes, Math.max(0, Date.now() - saved.at))
+      this.#actor.restore(partition, saved, Math.max(0, Date.now() - saved.at))
     })
   }
 
@@ -83,8 +81,8 @@ export class PartitionCheckpoints {
     try {
       const pipeline = this.#redis.pipeline()
       for (const partition of changed) {
-        const scopes = this.#actor.snapshot(partition, true)
-        if (scopes) this.#write(pipeline, partition, scopes)
+        const snapshot = this.#actor.snapshot(partition, true)
+        if (snapshot) this.#write(pipeline, partition, snapshot)
       }
       // Redis away: the next round writes the state as it is then.
       await pipeline.exec().catch(() => undefined)
@@ -93,8 +91,12 @@ export class PartitionCheckpoints {
     }
   }
 
-  #write(pipeline: ReturnType<Redis['pipeline']>, partition: string, scopes: ScopeSnapshot): void {
-    const saved: Saved = { at: Date.now(), scopes }
+  #write(
+    pipeline: ReturnType<Redis['pipeline']>,
+    partition: string,
+    snapshot: PartitionSnapshot,
+  ): void {
+    const saved: Saved = { at: Date.now(), ...snapshot }
     pipeline.set(this.#key(partition), JSON.stringify(saved), 'PX', KEEP_MS)
   }
 }
