@@ -1,5 +1,9 @@
+import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
-import { freePort, startUpstream, type LoopbackUpstream } from '@fairlane/testing'
+import { FileConfigStore } from '@fairlane/config'
+import { LogCapture, freePort, startUpstream, type LoopbackUpstream } from '@fairlane/testing'
+import { startNode as startFairlaneNode } from '../src/node/node.ts'
+import { nodeSettingsFrom } from '../src/node/node-settings.ts'
 import { bearer, hashKeySecret, startNode, type TestNode } from './node-harness.ts'
 
 const KEY = 'fl_resilience_1'
@@ -264,5 +268,30 @@ describe('when every region fails', () => {
     for (let i = 0; i < requests; i++) expect((await get(n)).status).toBe(500)
     // Without a budget 5 attempts each would make 250 upstream calls.
     expect(a.hits + b.hits).toBeLessThanOrEqual(requests * 1.2 + 1)
+  })
+})
+
+describe('examples/failover.yaml', () => {
+  it('serves from region b while region a is down, and says so', async () => {
+    const b = await upstream()
+    const down = `http://127.0.0.1:${await freePort()}`
+    const store = await FileConfigStore.open(
+      fileURLToPath(new URL('../../../examples/failover.yaml', import.meta.url)),
+      { PRIMARY_URL: down, SECONDARY_URL: b.url },
+    )
+    const n = await startFairlaneNode({
+      store,
+      port: 0,
+      adminPort: 0,
+      settings: nodeSettingsFrom({ FAIRLANE_REGION: 'a' }),
+      env: {},
+      logDestination: new LogCapture(),
+    })
+    running.push(n)
+    const response = await fetch(`${n.proxyUrl}/t/echo/hello`, {
+      headers: bearer('fl_demo_failover'),
+    })
+    expect(response.status).toBe(200)
+    expect(response.headers.get('x-fairlane-region')).toBe('b')
   })
 })
