@@ -10,7 +10,6 @@ export type { Ticket } from './ticket.ts'
 export {
   rateLimitHeaders,
   retryAfterHeader,
-  parseRetryAfter,
   tightest,
   ceilSeconds,
   wholePolicy,

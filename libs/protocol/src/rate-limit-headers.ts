@@ -94,16 +94,3 @@ export function rateLimitHeaders(
 export function retryAfterHeader(retryAfterMs: number): string {
   return String(Math.max(1, ceilSeconds(retryAfterMs)))
 }
-
-/**
- * Parses `Retry-After` (delta-seconds or HTTP-date) into milliseconds from `nowMs`.
- * Returns undefined for anything else, so a malformed value is ignored rather than obeyed.
- */
-export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
-  if (value === undefined) return undefined
-  const trimmed = value.trim()
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000
-  const date = Date.parse(trimmed)
-  if (Number.isNaN(date) || !/[a-z]/i.test(trimmed)) return undefined
-  return Math.max(0, date - nowMs)
-}
