@@ -2,11 +2,11 @@
  * `npm run bench`: Fairlane side by side with what users would pick instead, on the same
  * machine, in the same run, on the same scenarios. Starts every system it can (installing
  * nginx and redis-server with apt-get when missing), lists those it cannot with the reason,
- * runs overhead, global accuracy, noisy neighbour and growth, stops everything it started (also
- * on Ctrl-C), writes loadtest/results/bench-<time>.json with an SVG chart per scenario beside
- * it, and prints the Markdown tables with Fairlane's ratio to each peer.
+ * runs overhead, global accuracy, noisy neighbour, growth and resilience, stops everything it
+ * started (also on Ctrl-C), writes loadtest/results/bench-<time>.json with an SVG chart per
+ * scenario beside it, and prints the Markdown tables with Fairlane's ratio to each peer.
  *
- *   npm run bench -- [--quick] [--scenarios overhead,accuracy,noisy-neighbour,growth]
+ *   npm run bench -- [--quick] [--scenarios overhead,accuracy,noisy-neighbour,growth,resilience]
  *                    [--systems direct,nginx,…]
  */
 import { parseArgs } from 'node:util'
@@ -22,6 +22,7 @@ import { runAccuracy } from './scenarios/accuracy.ts'
 import { runGrowth } from './scenarios/growth.ts'
 import { runNoisyNeighbour } from './scenarios/noisy-neighbour.ts'
 import { runOverhead } from './scenarios/overhead.ts'
+import { runResilience } from './scenarios/resilience.ts'
 import {
   errorText,
   SCENARIOS,
@@ -85,6 +86,8 @@ const ROSTER: Record<ScenarioName, readonly string[]> = {
     'fairlane-cluster',
   ],
   growth: ['nginx-limit-req', 'fastify-rate-limit-redis', 'fairlane'],
+  // Two regions: systems that can be given both and fail over between them.
+  resilience: ['nginx', 'fairlane'],
 }
 
 const USAGE = `npm run bench -- [options]
@@ -125,6 +128,13 @@ function settingsFor(quick: boolean): BenchSettings {
       decisions: quick ? 300_000 : 2_000_000,
       repeats: quick ? 1 : 3,
       warmup: quick ? 100_000 : 500_000,
+    },
+    resilience: {
+      ratePerSec: 200,
+      warmupSec: quick ? 1 : 2,
+      durationSec: quick ? 3 : 10,
+      slowMs: 300,
+      hedgeDelayMs: 50,
     },
   }
 }
@@ -225,6 +235,7 @@ async function main(options: Options): Promise<number> {
     accuracy: runAccuracy,
     'noisy-neighbour': runNoisyNeighbour,
     growth: runGrowth,
+    resilience: runResilience,
   }
   for (const scenario of options.scenarios) {
     const roster = ROSTER[scenario].filter((name) => options.systems.includes(name))

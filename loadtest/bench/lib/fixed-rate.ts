@@ -17,6 +17,8 @@ export interface RateMeasurement {
   /** Latency of 2xx answers (nearest rank, ms), from the moment each request was sent. */
   readonly p50Ms: number
   readonly p99Ms: number
+  /** Mean latency of 2xx answers (ms): with two kinds of answer, fast and slow, it shows their mix. */
+  readonly meanMs: number
   readonly samples: number
   /** Served per second by each target (instance), in the order given. */
   readonly servedPerSecByTarget: readonly number[]
@@ -104,14 +106,15 @@ class OpenLoop {
  * autocannon, a slow or refusing system does not slow the sender down, so the figures are at
  * the rate asked for. The warm-up runs on the same sender (a limiter's initial burst is spent
  * in it) and is thrown away; `onMeasure` is called when the measured window opens and its
- * result when it closes (CPU watching).
+ * result when it closes (CPU watching). It may be asynchronous: the window is already open
+ * while it runs, so what it sets off (a fault, in the resilience scenario) is measured.
  */
 export async function measureAtRate(
   targets: readonly LoadRequest[],
   ratePerSec: number,
   durationSec: number,
   warmupSec: number,
-  onMeasure?: () => () => void,
+  onMeasure?: () => (() => void) | Promise<() => void>,
 ): Promise<RateMeasurement> {
   const loop = new OpenLoop(targets, ratePerSec)
   let records: CallerRecord[]
@@ -119,9 +122,10 @@ export async function measureAtRate(
   try {
     await sleep(warmupSec)
     for (const record of loop.records) record.reset()
-    const finish = onMeasure?.()
     const started = performance.now()
-    await sleep(durationSec)
+    // The window is open while onMeasure runs: a fault it sets off (resilience) is inside it.
+    const finish = await onMeasure?.()
+    await sleep(Math.max(0, durationSec - (performance.now() - started) / 1000))
     records = loop.records.map(snapshot)
     elapsedSec = (performance.now() - started) / 1000
     finish?.()
@@ -137,6 +141,10 @@ export async function measureAtRate(
     failed: all.failed,
     p50Ms: all.percentile(50),
     p99Ms: all.percentile(99),
+    meanMs:
+      all.latenciesMs.length > 0
+        ? all.latenciesMs.reduce((sum, v) => sum + v, 0) / all.latenciesMs.length
+        : Number.NaN,
     samples: all.latenciesMs.length,
     servedPerSecByTarget: records.map((r) => r.served / elapsedSec),
     durationSec: elapsedSec,

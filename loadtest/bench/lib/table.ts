@@ -14,13 +14,17 @@ export function formatTable(
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n')
 }
 
-/** The same as a Markdown table, figures right-aligned; `|` in a cell is escaped. */
+/**
+ * The same as a Markdown table, figures right-aligned; `|` in a cell is escaped. The first
+ * `labelColumns` columns (default 1) are labels, left-aligned.
+ */
 export function formatMarkdownTable(
   header: readonly string[],
   rows: readonly (readonly string[])[],
+  labelColumns = 1,
 ): string {
   const cell = (text: string): string => text.replaceAll('|', '\\|')
   const line = (cells: readonly string[]): string => `| ${cells.map(cell).join(' | ')} |`
-  const rule = `| ${header.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`
+  const rule = `| ${header.map((_, i) => (i < labelColumns ? '---' : '---:')).join(' | ')} |`
   return [line(header), rule, ...rows.map(line)].join('\n')
 }

@@ -15,10 +15,17 @@
  * own: it exits when its stdin closes).
  * --arrivals keeps the arrival time of every request; the line `arrivals` on stdin prints
  * `{"arrivals":[ms, …]}` (performance.now() of this process) and starts a new list.
+ *
+ * More lines on stdin, for the resilience scenario: `delay <ms>` holds every answer from
+ * now on that much longer (a region turning slow while traffic flows; `delay 0` ends it) and
+ * answers `{"slowMs":ms}`; `hits` answers `{"hits":n}`, the requests received since start;
+ * `close` stops listening and drops every connection (a region going down: its port refuses
+ * connections from then on), the process staying until it is stopped, and answers
+ * `{"closed":n}` with the requests received until then.
  */
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import { startUpstream } from '@fairlane/testing'
+import { startUpstream, type Behavior, type RecordedRequest } from '@fairlane/testing'
 import { numberFlag } from './options.ts'
 
 const { values } = parseArgs({
@@ -47,6 +54,8 @@ let arrivals: number[] = []
  * request whose client went away still holds its worker, as it would in a real server.
  */
 const freeAt: number[] = Array.from({ length: capacity }, () => 0)
+/** Added to every answer's delay from the moment `delay <ms>` arrives on stdin. */
+let slowMs = 0
 
 function delayOf(receivedAt: number): number {
   const service = delayMs + (Math.random() * 2 - 1) * jitterMs
@@ -60,13 +69,13 @@ function delayOf(receivedAt: number): number {
 
 // Recording would keep every request and body in memory: a benchmark must not pay for that.
 const upstream = await startUpstream({ record: false, port })
-if (delayMs > 0 || capacity > 0 || values.arrivals) {
-  upstream.behave((request) => {
-    if (values.arrivals && arrivals.length < MAX_ARRIVALS) arrivals.push(request.receivedAt)
-    const ms = delayOf(request.receivedAt)
-    return ms > 0 ? { kind: 'delay', ms } : { kind: 'echo' }
-  })
+const choose = (request: RecordedRequest): Behavior => {
+  if (values.arrivals && arrivals.length < MAX_ARRIVALS) arrivals.push(request.receivedAt)
+  const ms = delayOf(request.receivedAt) + slowMs
+  return ms > 0 ? { kind: 'delay', ms } : { kind: 'echo' }
 }
+// Without any of these the upstream's own echo answers, with no function of ours in the path.
+if (delayMs > 0 || capacity > 0 || values.arrivals) upstream.behave(choose)
 process.stdout.write(JSON.stringify({ port: upstream.port }) + '\n')
 
 let stopping = false
@@ -79,8 +88,20 @@ process.once('SIGTERM', stop)
 process.once('SIGINT', stop)
 createInterface({ input: process.stdin })
   .on('line', (line) => {
-    if (line.trim() !== 'arrivals') return
-    process.stdout.write(JSON.stringify({ arrivals }) + '\n')
-    arrivals = []
+    const [command, argument] = line.trim().split(/\s+/)
+    if (command === 'arrivals') {
+      process.stdout.write(JSON.stringify({ arrivals }) + '\n')
+      arrivals = []
+    } else if (command === 'delay') {
+      slowMs = Math.max(0, Number(argument) || 0)
+      upstream.behave(choose)
+      process.stdout.write(JSON.stringify({ slowMs }) + '\n')
+    } else if (command === 'hits') {
+      process.stdout.write(JSON.stringify({ hits: upstream.hits }) + '\n')
+    } else if (command === 'close') {
+      void upstream.close().then(() => {
+        process.stdout.write(JSON.stringify({ closed: upstream.hits }) + '\n')
+      })
+    }
   })
   .on('close', stop)

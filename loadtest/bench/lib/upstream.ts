@@ -18,6 +18,15 @@ export interface Upstream {
    * only when launched with `arrivals: true`.
    */
   arrivals(): Promise<number[]>
+  /** Holds every answer `ms` longer from now on (0 ends it); resolves once the upstream applied it. */
+  slowDown(ms: number): Promise<void>
+  /** Requests received since it started. */
+  hits(): Promise<number>
+  /**
+   * Stops listening and drops its connections, the process staying (its port refuses
+   * connections from then on); resolves with the requests it received until then.
+   */
+  goDown(): Promise<number>
 }
 
 export interface UpstreamLaunchOptions {
@@ -29,13 +38,15 @@ export interface UpstreamLaunchOptions {
   readonly capacity?: number
   /** Keep every request's arrival time, for `arrivals()`. */
   readonly arrivals?: boolean
+  /** The child's name in messages; default `upstream`. */
+  readonly name?: string
 }
 
 export async function launchUpstream(options: UpstreamLaunchOptions = {}): Promise<Upstream> {
   const delayMs = options.delayMs ?? 0
   const jitterMs = options.jitterMs ?? 0
   const capacity = options.capacity ?? 0
-  const child = launch('upstream', NODE, [
+  const child = launch(options.name ?? 'upstream', NODE, [
     '--conditions=development',
     ENTRY,
     ...(delayMs > 0 ? ['--delay-ms', String(delayMs)] : []),
@@ -57,6 +68,23 @@ export async function launchUpstream(options: UpstreamLaunchOptions = {}): Promi
       child.send('arrivals')
       const [line] = await answer
       return (JSON.parse(line) as { arrivals: number[] }).arrivals
+    },
+    async slowDown(ms) {
+      const answer = child.waitForLine(/^\{"slowMs":\d+(\.\d+)?\}$/, 10_000)
+      child.send(`delay ${ms}`)
+      await answer
+    },
+    async hits() {
+      const answer = child.waitForLine(/^\{"hits":(\d+)\}$/, 10_000)
+      child.send('hits')
+      const [, hits] = await answer
+      return Number(hits)
+    },
+    async goDown() {
+      const answer = child.waitForLine(/^\{"closed":(\d+)\}$/, 10_000)
+      child.send('close')
+      const [, hits] = await answer
+      return Number(hits)
     },
   }
 }

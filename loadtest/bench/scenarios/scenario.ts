@@ -4,12 +4,13 @@ import type { Chart } from '../lib/svg-chart.ts'
 import type { Upstream } from '../lib/upstream.ts'
 import type { Contender, Deployment } from '../systems/contender.ts'
 
-export type ScenarioName = 'overhead' | 'accuracy' | 'noisy-neighbour' | 'growth'
+export type ScenarioName = 'overhead' | 'accuracy' | 'noisy-neighbour' | 'growth' | 'resilience'
 export const SCENARIOS: readonly ScenarioName[] = [
   'overhead',
   'accuracy',
   'noisy-neighbour',
   'growth',
+  'resilience',
 ]
 
 /** Every duration and load of one `npm run bench`; --quick shrinks the durations only. */
@@ -43,6 +44,18 @@ export interface BenchSettings {
     readonly decisions: number
     readonly repeats: number
     readonly warmup: number
+  }
+  readonly resilience: {
+    /** Offered GETs per second, open loop, in every phase. */
+    readonly ratePerSec: number
+    /** Both regions healthy; discarded. */
+    readonly warmupSec: number
+    /** Measured from the moment region a fails. */
+    readonly durationSec: number
+    /** What region a adds to every answer in the region-slow phase. */
+    readonly slowMs: number
+    /** Fairlane's fixed hedge delay. */
+    readonly hedgeDelayMs: number
   }
 }
 

@@ -28,6 +28,27 @@ export interface DeployOptions {
    * is there, and @fastify/http-proxy has nothing of the kind.
    */
   readonly upstreamConcurrency?: { readonly limit: number; readonly headroom: number }
+  /**
+   * The same API served from several regions (the resilience scenario): every region's
+   * upstream, each system knowing all of them the way its users configure it. `upstream` is
+   * then the first region's. Only for a contender with `failover: true`.
+   */
+  readonly regions?: Regions
+}
+
+/** One region's upstream. */
+export interface Region {
+  /** Its label: Fairlane's endpoint `region`, and FAIRLANE_REGION for `home`. */
+  readonly name: string
+  readonly upstream: Upstream
+}
+
+export interface Regions {
+  readonly regions: readonly Region[]
+  /** The region the proxy runs in (FAIRLANE_REGION); its endpoints are preferred where the system can. */
+  readonly home: string
+  /** Fairlane's fixed hedge delay (`hedge.delayMs`). */
+  readonly hedgeDelayMs: number
 }
 
 /** A contender once started: where to send requests and what runs. */
@@ -57,6 +78,8 @@ export interface Contender {
   readonly limiter: LimiterKind
   /** Instances it can run as here; Fairlane embedded is one process. */
   readonly maxInstances: number
+  /** It can be given several regions' upstreams (`DeployOptions.regions`) and fail over between them. */
+  readonly failover?: boolean
   /** undefined when it can run here; else why not (and what would make it run). */
   check(): Promise<string | undefined>
   /** Versions and other facts recorded with the results, once check() passed. */

@@ -12,6 +12,7 @@ import {
   type Contender,
   type DeployOptions,
   type Deployment,
+  type Regions,
   type TenantLimit,
 } from './contender.ts'
 import type { System } from './system.ts'
@@ -131,6 +132,23 @@ export interface BenchConfig {
   readonly limit?: TenantLimit
   /** The target's concurrency and headroom: Fairlane queues in front of an upstream of that capacity. */
   readonly upstreamConcurrency?: { readonly limit: number; readonly headroom: number }
+  /**
+   * Several regions instead of `upstreamUrl`: an endpoint per region with its label, and the
+   * resilience settings of examples/failover.yaml (timeouts, retries of GET and HEAD, hedging,
+   * a health probe) with the hedge delay asked for. FAIRLANE_REGION picks the home region.
+   */
+  readonly regions?: Regions
+}
+
+/** The target settings of examples/failover.yaml, with the hedge delay of the bench. */
+function failoverTarget(regions: Regions): Record<string, unknown> {
+  return {
+    endpoints: regions.regions.map((r) => ({ url: r.upstream.url, region: r.name })),
+    timeouts: { connectMs: 1000, headersMs: 5000 },
+    retry: { attempts: 3, methods: ['GET', 'HEAD'] },
+    hedge: { enabled: true, delayMs: regions.hedgeDelayMs },
+    health: { probe: { path: '/healthz', intervalMs: 2000 } },
+  }
 }
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex')
@@ -147,7 +165,9 @@ export async function writeBenchConfig(
     logging: { level: LOG_LEVEL },
     targets: {
       echo: {
-        endpoints: [{ url: config.upstreamUrl }],
+        ...(config.regions
+          ? failoverTarget(config.regions)
+          : { endpoints: [{ url: config.upstreamUrl }] }),
         allowPrivateAddresses: true,
         ...(concurrency
           ? { limits: { concurrency: concurrency.limit }, headroom: concurrency.headroom }
@@ -201,6 +221,7 @@ export const fairlaneEmbedded: Contender = {
   description: 'Fairlane embedded: one process, in-memory ledger, fair queue per key',
   limiter: 'fairlane',
   maxInstances: 1,
+  failover: true,
   check: async () => undefined,
   facts: async () => ({ mode: 'embedded', logging: LOG_LEVEL }),
   async start(options: DeployOptions): Promise<Deployment> {
@@ -211,8 +232,12 @@ export const fairlaneEmbedded: Contender = {
       tenants: options.tenants,
       ...(options.limit ? { limit: options.limit } : {}),
       ...(options.upstreamConcurrency ? { upstreamConcurrency: options.upstreamConcurrency } : {}),
+      ...(options.regions ? { regions: options.regions } : {}),
     })
-    const fairlane = await launchFairlane(configPath)
+    const fairlane = await launchFairlane(
+      configPath,
+      options.regions ? { env: { FAIRLANE_REGION: options.regions.home } } : {},
+    )
     const limit = options.limit
     return {
       bases: [`${fairlane.proxyUrl}/t/echo`],
@@ -228,6 +253,15 @@ export const fairlaneEmbedded: Contender = {
           ? [
               `target concurrency ${options.upstreamConcurrency.limit}, headroom ` +
                 `${options.upstreamConcurrency.headroom}, fair queueing (as examples/noisy-neighbor.yaml)`,
+            ]
+          : []),
+        ...(options.regions
+          ? [
+              `endpoints ${options.regions.regions.map((r) => `region ${r.name}`).join(', ')}, ` +
+                `FAIRLANE_REGION=${options.regions.home}; as examples/failover.yaml: ` +
+                'timeouts connectMs 1000 headersMs 5000, retry attempts 3 for GET and HEAD ' +
+                '(default budget: 20% of requests + 5/s), ' +
+                `hedge delayMs ${options.regions.hedgeDelayMs}, health probe /healthz every 2 s`,
             ]
           : []),
       ],

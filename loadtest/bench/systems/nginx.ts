@@ -61,7 +61,12 @@ function workerUser(): string {
  * Authorization header, `nodelay` (over the limit is 429 at once, not a delay), the burst of
  * the limit. Everything, pid file and error log included, is in a temp dir of its own.
  */
-function nginxConfig(dir: string, port: number, upstreamPort: number, limit?: TenantLimit): string {
+function nginxConfig(
+  dir: string,
+  port: number,
+  upstreamPorts: readonly number[],
+  limit?: TenantLimit,
+): string {
   const limitZone = limit
     ? `  limit_req_zone $http_authorization zone=tenant:16m rate=${nginxRate(limit.rps)};\n` +
       '  limit_req_status 429;\n'
@@ -83,8 +88,7 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
   upstream backend {
-    server 127.0.0.1:${upstreamPort};
-    keepalive 64;
+${upstreamPorts.map((p) => `    server 127.0.0.1:${p};\n`).join('')}    keepalive 64;
   }
 ${limitZone}  server {
     listen 127.0.0.1:${port};
@@ -102,13 +106,13 @@ ${limitReq}      proxy_pass http://backend;
 async function startInstance(
   binary: string,
   index: number,
-  upstreamPort: number,
+  upstreamPorts: readonly number[],
   limit?: TenantLimit,
 ): Promise<{ child: Child; base: string; worker: number | undefined; dir: string }> {
   const dir = await benchDir()
   const port = await freePort()
   const conf = join(dir, 'nginx.conf')
-  await writeFile(conf, nginxConfig(dir, port, upstreamPort, limit))
+  await writeFile(conf, nginxConfig(dir, port, upstreamPorts, limit))
   // -e: the start-up error log, before the config is read, also stays out of /var/log.
   const child = launch(
     `nginx-${index}`,
@@ -146,6 +150,7 @@ function nginxContender(withLimit: boolean): Contender {
       : 'nginx (Debian) reverse proxy, no limit',
     limiter: withLimit ? 'per-instance' : 'none',
     maxInstances: 16,
+    failover: true,
     async check() {
       const found = await ensureBinary('nginx', 'nginx')
       return found.ok ? undefined : found.reason
@@ -162,10 +167,14 @@ function nginxContender(withLimit: boolean): Contender {
     async start(options: DeployOptions): Promise<Deployment> {
       const path = await binary()
       const limit = withLimit ? (options.limit ?? FAR_ABOVE_LOAD) : undefined
+      // Several regions: one upstream block listing them all, balanced at nginx's defaults.
+      const upstreamPorts = options.regions
+        ? options.regions.regions.map((r) => r.upstream.port)
+        : [options.upstream.port]
       const started: Awaited<ReturnType<typeof startInstance>>[] = []
       try {
         for (let i = 0; i < options.instances; i++)
-          started.push(await startInstance(path, i, options.upstream.port, limit))
+          started.push(await startInstance(path, i, upstreamPorts, limit))
       } catch (err) {
         for (const s of started) await s.child.stop()
         throw err
@@ -179,6 +188,13 @@ function nginxContender(withLimit: boolean): Contender {
         children: started.map((s) => s.child),
         notes: [
           'worker_processes 1, keepalive 64 to the upstream, access_log off',
+          ...(options.regions
+            ? [
+                `upstream block of ${options.regions.regions.map((r) => r.name).join(' and ')}: ` +
+                  'round robin, nginx defaults (max_fails 1, fail_timeout 10s, ' +
+                  'proxy_next_upstream error timeout, proxy_connect_timeout 60s)',
+              ]
+            : []),
           ...(limit
             ? [
                 `limit_req_zone $http_authorization rate=${nginxRate(limit.rps)}, ` +
