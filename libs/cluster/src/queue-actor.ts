@@ -323,6 +323,11 @@ export class QueueActor implements Actor {
     const limit = lanes?.get(policy.identity.lane)
     const settings = policy.settings.adaptive
     if (!limit || !settings) return undefined
+    // Turned off by a reload: what was learned no longer applies.
+    if (!settings.enabled) {
+      lanes?.delete(policy.identity.lane)
+      return undefined
+    }
     const now = this.#now()
     if (limit.blockedUntil > now) {
       if (limit.blockedUntil <= deadline) return { until: limit.blockedUntil }

@@ -88,10 +88,11 @@ const Endpoint = Type.Object(
       }),
     ),
     weight: Type.Number({
-      exclusiveMinimum: 0,
+      minimum: 0,
       maximum: 1000,
       default: 1,
-      description: 'Share of requests among healthy endpoints of the same preference.',
+      description:
+        'Share of requests among healthy endpoints of the same preference; 0 makes the endpoint a standby, tried after the weighted ones of its group.',
     }),
   },
   { additionalProperties: false },

@@ -195,3 +195,39 @@ describe('EndpointSelector', () => {
     expect(run(1234)).not.toEqual(run(4321))
   })
 })
+
+describe('a slow home region', () => {
+  const view = (p95: number | undefined) => ({
+    available: () => true,
+    score: () => 1,
+    p95Ms: () => p95,
+  })
+  const endpoints = [
+    { id: 'home', url: 'http://a', region: 'a' },
+    { id: 'away', url: 'http://b', region: 'b' },
+  ]
+  const firstPicks = (homeP95: number, awayP95: number) => {
+    let seed = 1
+    const selector = new EndpointSelector({
+      region: 'a',
+      random: () => ((seed = (seed * 16807) % 2147483647) - 1) / 2147483646,
+    })
+    let home = 0
+    for (let i = 0; i < 2_000; i++) {
+      const first = selector.order(endpoints, (e) => view(e.id === 'home' ? homeP95 : awayP95))[0]
+      if (first?.id === 'home') home++
+    }
+    return home / 2_000
+  }
+
+  it('stays preferred while it is not much slower', () => {
+    expect(firstPicks(40, 20)).toBe(1)
+  })
+
+  it('loses its preference when its p95 is over 4× and 50 ms above another region’s', () => {
+    // Latency weighting then gives it the minimum share (a tenth of the weight).
+    const share = firstPicks(300, 5)
+    expect(share).toBeGreaterThan(0.03)
+    expect(share).toBeLessThan(0.2)
+  })
+})

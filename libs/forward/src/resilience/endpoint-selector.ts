@@ -34,7 +34,8 @@ const MIN_LATENCY_FACTOR = 0.1
  * taken by the caller, with tryAcquireTrial, when it actually sends).
  *
  * 1. available endpoints of the node's region;
- * 2. available endpoints of other regions;
+ * 2. available endpoints of other regions — unless the home region has become much slower
+ *    (its best p95 over 4× and 50 ms above theirs): then 1 and 2 form one group;
  * 3. the rest: open circuits and half-open ones whose trial slots are taken. They stay in
  *    the list as a last resort: when nothing else is left, a call that will probably fail
  *    still beats refusing the request for certain.
@@ -76,10 +77,16 @@ export class EndpointSelector {
       else if (candidate.local) local.push(candidate)
       else remote.push(candidate)
     }
+    // A home region much slower than another is no longer preferred: both compete on
+    // weight and latency, so the slow one keeps a trickle that shows when it recovers.
+    const home = slower(local, remote)
+      ? [...this.#shuffle([...local, ...remote])]
+      : this.#shuffle(local)
+    const away = slower(local, remote) ? [] : this.#shuffle(remote)
     // The last resort keeps the region preference: a local endpoint is likely faster to retry.
     return [
-      ...this.#shuffle(local),
-      ...this.#shuffle(remote),
+      ...home,
+      ...away,
       ...this.#shuffle(lastResort.filter((c) => c.local)),
       ...this.#shuffle(lastResort.filter((c) => !c.local)),
     ]
@@ -103,6 +110,23 @@ export class EndpointSelector {
     }
     return group.sort((a, b) => (a.key === b.key ? 0 : a.key - b.key)).map((c) => c.endpoint)
   }
+}
+
+/** The home region is this many times slower (p95), and by this much, than another. */
+const SLOW_FACTOR = 4
+const SLOW_MARGIN_MS = 50
+
+function fastestP95<E>(group: readonly Candidate<E>[]): number | undefined {
+  let fastest: number | undefined
+  for (const c of group) if (c.p95 !== undefined) fastest = Math.min(fastest ?? Infinity, c.p95)
+  return fastest
+}
+
+function slower<E>(local: readonly Candidate<E>[], remote: readonly Candidate<E>[]): boolean {
+  const home = fastestP95(local)
+  const away = fastestP95(remote)
+  if (home === undefined || away === undefined) return false
+  return home > away * SLOW_FACTOR && home - away > SLOW_MARGIN_MS
 }
 
 interface Candidate<E> {

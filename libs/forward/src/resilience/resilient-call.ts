@@ -118,9 +118,11 @@ export async function resilientCall<E extends CallEndpoint>(
       const said = laneSignals(response, options.wallClock())
       const comeBack = COME_BACK.has(response.status) && said.retryAfterMs !== undefined
       const failover = FAILOVER.has(response.status) && !comeBack
+      // A 429 without a time, or a failover with no endpoint left untried, backs off.
+      const exhausted = candidates.every((e) => e === endpoint || failed.has(e.id))
       const wait = comeBack
         ? (said.retryAfterMs ?? 0)
-        : response.status === 429
+        : response.status === 429 || (failover && exhausted)
           ? backoff(attempts)
           : 0
       const retry =
@@ -145,6 +147,7 @@ export async function resilientCall<E extends CallEndpoint>(
     }
     failed.add(endpoint.id)
     options.release({ status: 0 })
+    if (candidates.every((e) => failed.has(e.id))) await sleep(backoff(attempts), options.signal)
     await options.admit()
   }
 }
@@ -155,7 +158,10 @@ function discard(body: Readable): void {
   body.resume()
 }
 
-/** A 429 that names no time: back off 0.5, 1, 2… seconds (the lane's rate is cut meanwhile). */
+/**
+ * A 429 that names no time, or a failure with every endpoint tried: back off 0.5, 1, 2…
+ * seconds (for a 429 the lane's rate is cut meanwhile).
+ */
 function backoff(attempt: number): number {
   return Math.min(500 * 2 ** (attempt - 1), 8_000)
 }

@@ -1,6 +1,6 @@
 import Fastify, { LogController } from 'fastify'
-import type { EndpointHealthSnapshot } from '@fairlane/forward'
 import type { FairlaneMetrics, Logger } from '@fairlane/telemetry'
+import type { UpstreamHealthView } from '../ingress/upstreams.ts'
 import type { EditableConfigStore } from '../store/redis-config-store.ts'
 import { ADMIN_API_PREFIX, adminApi } from './admin-api.ts'
 
@@ -16,7 +16,7 @@ export interface AdminDeps {
    */
   readonly api?: { readonly token: string | undefined; readonly store: EditableConfigStore }
   /** Health of every upstream endpoint as this node sees it (GET /upstreams). */
-  readonly upstreams?: () => readonly EndpointHealthSnapshot[]
+  readonly upstreams?: () => readonly UpstreamHealthView[]
 }
 
 /**

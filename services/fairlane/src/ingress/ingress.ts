@@ -276,8 +276,23 @@ async function handle(
     const target = route.target === URL_TARGET ? undefined : config.targets[route.target]
     // The endpoints in the order to try now; the first is checked before the request
     // queues, the others only if the call fails over to them.
-    const ordered = target ? deps.upstreams.order(route.target, route.endpoints) : []
-    const destination = await deps.policy.check(ordered[0]?.url ?? route.url, route.rule)
+    let ordered = target ? deps.upstreams.order(route.target, route.endpoints) : []
+    let destination: PinnedDestination | undefined
+    // An endpoint whose address cannot be had (DNS fails) is a failed endpoint: the next
+    // one is checked instead, and only when none passes is the request refused.
+    for (const [i, endpoint] of ordered.entries()) {
+      try {
+        destination = await deps.policy.check(endpoint.url, route.rule)
+        ordered = [endpoint, ...ordered.filter((e) => e !== endpoint)]
+        break
+      } catch (err) {
+        if (i === ordered.length - 1) throw err
+        deps.upstreams
+          .health(route.target, endpoint.id)
+          ?.record({ ok: false, kind: 'connect-error', latencyMs: 0 })
+      }
+    }
+    destination ??= await deps.policy.check(route.url, route.rule)
     const pinned = new Map([[ordered[0]?.url ?? route.url, destination]])
     // The X-Fairlane-Url form has one destination, the one the client named.
     const only: RouteEndpoint[] = target ? [] : [urlEndpoint(route.url, destination)]
@@ -379,16 +394,30 @@ async function handle(
             pinned.set(endpoint.url, pin)
           }
           const health = deps.upstreams.health(route.target, endpoint.id)
-          if (health?.state === 'half-open') health.tryAcquireTrial()
-          return deps.forwarder.forward({
-            method: request.method,
-            destination: pin,
-            path: endpoint.path,
-            headers,
-            body,
-            timeouts: route.timeouts,
-            signal,
-          })
+          // A half-open endpoint takes trials one at a time; a trial aborted on our side
+          // (a lost race, a client that left) records nothing, so it gives its slot back.
+          const trial = health?.state === 'half-open' && health.tryAcquireTrial()
+          ctx.attempts++
+          const sentAt = performance.now()
+          try {
+            const response = await deps.forwarder.forward({
+              method: request.method,
+              destination: pin,
+              path: endpoint.path,
+              headers,
+              body,
+              timeouts: route.timeouts,
+              signal,
+            })
+            deps.metrics.upstreamDuration.observe(
+              { target: route.target },
+              (performance.now() - sentAt) / 1000,
+            )
+            return response
+          } catch (err) {
+            if (trial && signal.aborted) health.releaseTrial()
+            throw err
+          }
         },
         record: (endpoint, outcome) =>
           deps.upstreams.health(route.target, endpoint.id)?.record(outcome),
@@ -418,11 +447,9 @@ async function handle(
       throw upstreamError(err)
     }
     const response = result.response
-    ctx.attempts = result.attempts
     const region = result.endpoint.region
     ctx.upstreamMs = performance.now() - upstreamStarted
     ctx.upstreamStatus = response.status
-    deps.metrics.upstreamDuration.observe({ target: route.target }, ctx.upstreamMs / 1000)
 
     const responseHeaders = {
       ...clientResponseHeaders(response.headers),

@@ -1,4 +1,5 @@
 import type { ConfigStore, FairlaneConfig, TargetConfig } from '@fairlane/config'
+import type { Logger } from '@fairlane/telemetry'
 import {
   EndpointSelector,
   HealthProber,
@@ -8,6 +9,16 @@ import {
   type EndpointHealthSnapshot,
   type PinnedDestination,
 } from '@fairlane/forward'
+
+/** An endpoint's health as the admin port shows it: times as ISO dates. */
+export type UpstreamHealthView = Omit<
+  EndpointHealthSnapshot,
+  'lastFailure' | 'openedAt' | 'halfOpenAt'
+> & {
+  readonly lastFailure?: { readonly kind: string; readonly at: string }
+  readonly openedAt?: string
+  readonly halfOpenAt?: string
+}
 
 /** One endpoint of a target as a request sees it. */
 export interface RouteEndpoint {
@@ -42,10 +53,19 @@ export class Upstreams {
     random?: () => number
     /** The destination check a probe connects through, like a request. */
     pin: (url: string, target: TargetConfig) => Promise<PinnedDestination>
+    logger: Logger
   }) {
     this.#now = options.now
     this.#pin = options.pin
-    this.registry = new HealthRegistry({ now: options.now })
+    const { logger } = options
+    this.registry = new HealthRegistry({
+      now: options.now,
+      onTransition: (t) =>
+        logger[t.to === 'open' ? 'warn' : 'info'](
+          { target: t.target, endpoint: t.endpoint, from: t.from, to: t.to, openMs: t.openMs },
+          'endpoint circuit changed',
+        ),
+    })
     this.#selector = new EndpointSelector({
       ...(options.region ? { region: options.region } : {}),
       random: options.random ?? Math.random,
@@ -76,8 +96,16 @@ export class Upstreams {
     return budget
   }
 
-  snapshot(): EndpointHealthSnapshot[] {
-    return this.registry.snapshot()
+  /** Health of every endpoint, with times as ISO dates (the registry keeps monotonic ones). */
+  snapshot(): UpstreamHealthView[] {
+    const offset = Date.now() - this.#now()
+    const wall = (at: number) => new Date(at + offset).toISOString()
+    return this.registry.snapshot().map(({ lastFailure, openedAt, halfOpenAt, ...e }) => ({
+      ...e,
+      ...(lastFailure ? { lastFailure: { kind: lastFailure.kind, at: wall(lastFailure.at) } } : {}),
+      ...(openedAt !== undefined ? { openedAt: wall(openedAt) } : {}),
+      ...(halfOpenAt !== undefined ? { halfOpenAt: wall(halfOpenAt) } : {}),
+    }))
   }
 
   async close(): Promise<void> {
@@ -121,6 +149,8 @@ export class Upstreams {
                 intervalMs: probe.intervalMs,
                 timeoutMs: probe.timeoutMs,
                 expectedStatus: probe.expectStatus,
+                // An authenticated health path needs the target's credential, like a request.
+                headers: target.upstreamHeaders,
               },
             },
           ]

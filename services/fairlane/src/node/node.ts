@@ -119,6 +119,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
     region: settings.region,
     now: () => performance.now(),
     // A probe goes where a request would: the checked address of the endpoint.
+    logger,
     pin: (url, target) =>
       policy.check(url, { allowHttp: true, allowPrivateAddresses: target.allowPrivateAddresses }),
   })
