@@ -96,6 +96,9 @@ interface PartitionHost {
   readonly heldBack: Set<string>
 }
 
+/** Lanes per partition that may hold what they learned from the upstream. */
+const MAX_ADAPTIVE_LANES = 10_000
+
 /** A refusal's scope decides how much of the queue it stops. */
 function levelOf(refusedBy: string): 'lane' | 'workspace' | 'partition' {
   if (refusedBy === 'key' || refusedBy === 'client' || refusedBy === 'upstream') return 'lane'
@@ -215,7 +218,7 @@ export class QueueActor implements Actor {
 
   admit(ticket: Ticket, signal?: AbortSignal): Promise<Admission> {
     const policy = this.#policyFor(ticket)
-    if (policy.maxWaitMs === 0) return this.#decideNow(ticket, policy)
+    if (policy.maxWaitMs === 0) return this.#decideNow(ticket, policy, signal)
     const host = this.#host(policy)
     return new Promise<Admission>((resolve) => {
       const pending: Pending = { ticket, policy, host, resolve }
@@ -271,12 +274,13 @@ export class QueueActor implements Actor {
    * A tier that does not queue: the ledger's answer is final. Only a shared scope's first
    * batch is waited for (one ledger round trip), never a limit.
    */
-  async #decideNow(ticket: Ticket, policy: TicketPolicy): Promise<Admission> {
+  async #decideNow(ticket: Ticket, policy: TicketPolicy, signal?: AbortSignal): Promise<Admission> {
     const shared = policy.sharedScopes ?? []
     let check: SharedCheck | undefined
     for (let tries = 0; this.#shared && shared.length > 0; tries++) {
       check = this.#shared.check(shared, ticket.cost)
-      if (check.ok || check.final || check.retryAfterMs !== undefined || tries === 3) break
+      if (check.ok || check.final || check.retryAfterMs !== undefined) break
+      if (tries === 1 || signal?.aborted) break
       await this.#nextChange(check.scopeId)
     }
     if (check && !check.ok) return sharedRefusal(check, 'rate_limited', [])
@@ -353,22 +357,36 @@ export class QueueActor implements Actor {
     const said = word.status === 429 || word.retryAfterMs !== undefined
     if (!said && word.rps === undefined && word.maxConcurrent === undefined) return
     let lanes = this.#adaptive.get(policy.partition)
-    if (!lanes) this.#adaptive.set(policy.partition, (lanes = new Map()))
     const lane = policy.identity.lane
-    let limit = lanes.get(lane)
-    if (!limit) lanes.set(lane, (limit = new AdaptiveLimit(`upstream:${policy.partition}/${lane}`)))
-    limit.observe(
+    let limit = lanes?.get(lane)
+    const ceiling = ceilingOf(
+      policy.sharedScopes ? [...policy.scopes, ...policy.sharedScopes] : policy.scopes,
+    )
+    // A stated limit no tighter than the configured one changes nothing: no state for it,
+    // so lanes of upstreams that always send their limits cost nothing here.
+    const restricts =
+      said ||
+      (word.rps !== undefined && word.rps < (ceiling.rps ?? Infinity)) ||
+      (word.maxConcurrent !== undefined && word.maxConcurrent < (ceiling.concurrency ?? Infinity))
+    if (!limit && !restricts) return
+    if (!lanes) this.#adaptive.set(policy.partition, (lanes = new Map()))
+    if (!limit) {
+      // Bounded like the queues: under a flood of distinct callers the oldest learning goes.
+      if (lanes.size >= MAX_ADAPTIVE_LANES) lanes.delete(lanes.keys().next().value as string)
+      lanes.set(lane, (limit = new AdaptiveLimit(`upstream:${policy.partition}/${lane}`)))
+    }
+    const changed = limit.observe(
       this.#now(),
       word,
       settings,
-      ceilingOf(policy.sharedScopes ? [...policy.scopes, ...policy.sharedScopes] : policy.scopes),
+      ceiling,
       this.#observedRps(policy.partition, lane),
     )
+    if (!changed) return
     this.#dirty.add(policy.partition)
     // A lane blocked by the upstream wakes at the named time; a lower rate applies at its next decision.
-    for (const host of [...this.#hosts.values(), ...this.#draining]) {
-      if (host.key === policy.partition) this.#pump(host)
-    }
+    const host = this.#hosts.get(policy.partition)
+    if (host) this.#pump(host)
   }
 
   #countAdmission(partition: string, lane: string): void {

@@ -115,6 +115,24 @@ describe('tickets over NATS request/reply', () => {
     await expect.poll(() => server.leases).toBe(1)
   })
 
+  it('keeps apart two tickets that carry the same request id (clients choose it)', async () => {
+    const node = actorNode()
+    const server = await serving(node)
+    server.serve(shardOf('echo', 0, SHARDS))
+    const transport = await ingress()
+    const same: Ticket = { ...ticket('a'), requestId: 'chosen-by-the-client' }
+    const first = await transport.submit(same)
+    const second = transport.submit({ ...same, keyId: 'b' })
+    await expect.poll(() => node.actor.queued).toBe(1)
+    const third = transport.submit({ ...same, keyId: 'c' })
+    await expect.poll(() => node.actor.queued).toBe(2)
+    if (first.allowed) first.lease.release()
+    const admitted = await second
+    expect(admitted.allowed).toBe(true)
+    if (admitted.allowed) admitted.lease.release()
+    expect((await third).allowed).toBe(true)
+  })
+
   it('cancels a waiting ticket when the ingress side aborts', async () => {
     const node = actorNode()
     const server = await serving(node)

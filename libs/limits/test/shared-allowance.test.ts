@@ -30,7 +30,7 @@ const id = (name: string) => `${name}-${++n}`
 const now = () => performance.now()
 
 /** One node's view of the shared ledger: its own Redis client, ledger and allowance. */
-async function node(options: { share?: number; holdMs?: number } = {}) {
+async function node(options: { share?: number; holdMs?: number; slotTtlMs?: number } = {}) {
   // Fail fast while Redis is away, as the cluster node configures its client.
   const redis = new Redis(server.url, {
     maxRetriesPerRequest: 0,
@@ -51,6 +51,7 @@ async function node(options: { share?: number; holdMs?: number } = {}) {
     onChange: (scopeId) => changes.push(scopeId),
     onLedgerDown: (_scope, policy) => downDecisions.push(policy),
     ...(options.holdMs ? { holdMs: options.holdMs } : {}),
+    ...(options.slotTtlMs ? { slotTtlMs: options.slotTtlMs } : {}),
   })
   closers.push(
     () => allowance.close(),
@@ -65,7 +66,7 @@ async function node(options: { share?: number; holdMs?: number } = {}) {
     if (!decision.allowed) return { ok: false as const, local: true }
     return { ok: true as const, hold: allowance.take(scopes, cost), lease: decision.lease }
   }
-  return { allowance, attempt, changes, downDecisions }
+  return { allowance, attempt, changes, downDecisions, redis }
 }
 
 /** Tries as fast as the event loop allows for `ms`, counting admissions. */
@@ -119,6 +120,28 @@ describe('shared allowance over the Redis ledger', () => {
       await sleep(5)
     }
     expect(admitted).toBe(true)
+  })
+
+  it('never uses again a slot that expired in Redis, which another node may hold now', async () => {
+    const scope: ScopeLimit = { id: id('workspace:expired'), kind: 'workspace', concurrency: 1 }
+    const a = await node({ slotTtlMs: 300, holdMs: 60_000 })
+    const b = await node({ slotTtlMs: 300, holdMs: 60_000 })
+    let held: { release(): void } | undefined
+    await expect
+      .poll(() => {
+        const result = a.attempt([scope])
+        if (result.ok && 'hold' in result) held = result.hold
+        return held !== undefined
+      })
+      .toBe(true)
+    // Redis loses a's lease (as after an outage longer than the TTL); b takes the slot.
+    await a.redis.del(`fairlane:{${scope.id}}:conc`)
+    await expect.poll(() => b.attempt([scope]).ok).toBe(true)
+    // a's next renewal finds its slot gone; releasing the request must not free it locally.
+    await sleep(250)
+    held?.release()
+    await sleep(50)
+    expect(a.attempt([scope]).ok).toBe(false)
   })
 
   it('gives unspent units back, so an idle node does not sit on the budget', async () => {

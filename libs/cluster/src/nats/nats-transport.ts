@@ -81,10 +81,13 @@ export class NatsTransport implements Transport {
 
   async submit(ticket: Ticket, signal?: AbortSignal): Promise<Admission> {
     const subject = shardSubject(this.#shardFor(ticket))
-    const onAbort = () => this.#send(subject, { kind: 'cancel', requestId: ticket.requestId })
+    // The owner tells tickets apart by this id: the request id comes from the client and
+    // two clients may send the same one. Resubmissions keep it, so a copy replaces the first.
+    const wire = { ...ticket, requestId: `${ticket.requestId}~${this.#inbox}.${++this.#next}` }
+    const onAbort = () => this.#send(subject, { kind: 'cancel', requestId: wire.requestId })
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
-      const reply = await this.#admission(subject, ticket, signal)
+      const reply = await this.#admission(subject, wire, signal)
       if (!reply.allowed) return reply
       let released = false
       return {
@@ -121,6 +124,8 @@ export class NatsTransport implements Transport {
     // waited 20 s in a lane whose owner then died deserves the same chance as a new one.
     let failingSince: number | undefined
     for (let backoff = 25; ;) {
+      // A client that left during a backoff gets no copy queued for nobody.
+      if (signal?.aborted) throw noOwner(subject, 'the client left')
       const outcome = await this.#attempt(subject, payload, giveUpAt)
       if (typeof outcome === 'object') return outcome
       if (signal?.aborted) throw noOwner(subject, 'the client left')

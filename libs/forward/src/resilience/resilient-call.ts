@@ -225,6 +225,7 @@ async function race<E extends CallEndpoint>(
     const next = await Promise.race([...pending].map((c) => c.result.then((s) => ({ c, s }))))
     pending.delete(next.c)
     if (good(next.s)) {
+      if (fallback && 'response' in fallback) discard(fallback.response.body)
       for (const loser of pending) {
         loser.controller.abort()
         void loser.result.then((s) => ('response' in s ? discard(s.response.body) : undefined))

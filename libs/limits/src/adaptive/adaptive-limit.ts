@@ -60,8 +60,8 @@ export class AdaptiveLimit {
   }
 
   /**
-   * Takes in one answer. `observedRps` is how fast the lane was actually going, the base of
-   * a cut when nothing else is known.
+   * Takes in one answer; true when what the lane may do changed. `observedRps` is how fast
+   * the lane was actually going, the base of a cut when nothing else is known.
    */
   observe(
     now: number,
@@ -69,20 +69,27 @@ export class AdaptiveLimit {
     settings: AdaptiveSettings,
     ceiling: Ceiling,
     observedRps: number,
-  ): void {
-    if (!settings.enabled) return
+  ): boolean {
+    if (!settings.enabled) return false
+    const before = `${this.#rps}/${this.#concurrency}/${this.#blockedUntil}`
     if (word.retryAfterMs !== undefined && word.retryAfterMs > 0) {
       this.#blockedUntil = Math.max(this.#blockedUntil, now + word.retryAfterMs)
     }
     if (word.maxConcurrent !== undefined) {
-      this.#concurrency = Math.max(1, Math.min(word.maxConcurrent, ceiling.concurrency ?? Infinity))
-      this.#scope = undefined
+      const adopted = Math.max(1, Math.min(word.maxConcurrent, ceiling.concurrency ?? Infinity))
+      if (adopted !== this.#concurrency) {
+        this.#concurrency = adopted
+        this.#scope = undefined
+      }
     }
     if (word.rps !== undefined) {
       // A stated rate is adopted as it is: the upstream knows its limit better than a guess.
-      this.#rps = Math.max(MIN_RPS, Math.min(word.rps, ceiling.rps ?? Infinity))
+      const adopted = Math.max(MIN_RPS, Math.min(word.rps, ceiling.rps ?? Infinity))
+      if (adopted !== this.#rps) {
+        this.#rps = adopted
+        this.#scope = undefined
+      }
       this.#recoverTo = undefined
-      this.#scope = undefined
     } else if (word.status === 429) {
       const base = this.#rps ?? Math.min(ceiling.rps ?? Infinity, Math.max(observedRps, 1))
       this.#recoverTo = Math.max(this.#recoverTo ?? 0, base)
@@ -90,6 +97,7 @@ export class AdaptiveLimit {
       this.#lastStepAt = now
       this.#scope = undefined
     }
+    return `${this.#rps}/${this.#concurrency}/${this.#blockedUntil}` !== before
   }
 
   /** The adopted limits as a lane scope, after this second's recovery step; none when nothing is adopted. */

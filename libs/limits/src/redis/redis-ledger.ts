@@ -143,13 +143,13 @@ export class RedisLedger implements Ledger, Reserver {
     )
   }
 
-  async renew(scope: ScopeLimit, slots: readonly string[]): Promise<void> {
-    if (slots.length === 0) return
-    await renewSlotsScript.run(
+  async renew(scope: ScopeLimit, slots: readonly string[]): Promise<readonly string[]> {
+    if (slots.length === 0) return []
+    return (await renewSlotsScript.run(
       this.#redis,
       [this.#key(scope, 'conc')],
       [this.#leaseTtlMs, ...slots],
-    )
+    )) as string[]
   }
 
   async ping(): Promise<void> {

@@ -25,8 +25,11 @@ export interface Reserver {
   reserve(scope: ScopeLimit, want: ReserveRequest): Promise<Grant>
   /** Gives back unspent rate units and slots. */
   refund(scope: ScopeLimit, units: number, slots: readonly string[]): Promise<void>
-  /** Keeps held slots alive; a node that stops renewing loses them after their TTL. */
-  renew(scope: ScopeLimit, slots: readonly string[]): Promise<void>
+  /**
+   * Keeps held slots alive; a node that stops renewing loses them after their TTL. Resolves
+   * with the slots still held.
+   */
+  renew(scope: ScopeLimit, slots: readonly string[]): Promise<readonly string[]>
   debit(scopes: readonly ScopeLimit[], cost: number): Promise<void>
   /** Resolves when the ledger answers again. */
   ping(): Promise<void>
@@ -83,6 +86,9 @@ interface ScopeState {
   refilling: boolean
   /** A retry is scheduled (the ledger named a wait, or had no slot). */
   retryTimer?: NodeJS.Timeout
+  /** What was asked while a batch or a retry was pending, for the next request. */
+  pendingUnits: number
+  pendingSlot: boolean
   /** When the ledger said it would have units again. */
   retryAt?: number
   lastUsedAt: number
@@ -258,6 +264,8 @@ export class SharedAllowance {
         slots: new Set(),
         freeSlots: [],
         refilling: false,
+        pendingUnits: 0,
+        pendingSlot: false,
         lastUsedAt: this.#options.now(),
       }
       this.#states.set(scope.id, state)
@@ -269,7 +277,17 @@ export class SharedAllowance {
 
   /** Asks the ledger for a batch: enough for `units` and a little ahead, bounded by the burst. */
   #refill(state: ScopeState, units: number, slot: boolean): void {
-    if (state.refilling || state.retryTimer) return
+    if (state.refilling || state.retryTimer) {
+      // Asked for again while a batch is on its way or a retry waits: the next one asks for
+      // this too (a retry for slots must not starve a lane that now needs units).
+      state.pendingUnits = Math.max(state.pendingUnits, units)
+      state.pendingSlot ||= slot
+      return
+    }
+    units = Math.max(units, state.pendingUnits)
+    slot ||= state.pendingSlot
+    state.pendingUnits = 0
+    state.pendingSlot = false
     const { scope } = state
     let want = 0
     if (units > 0) {
@@ -278,7 +296,7 @@ export class SharedAllowance {
             scope.rate.burst,
             Math.ceil((scope.rate.limit * this.#batchMs) / scope.rate.periodMs),
           )
-        : 1
+        : Math.ceil(((scope.window?.limit ?? 1) * this.#batchMs) / (scope.window?.windowMs ?? 1))
       const windowCap = scope.window ? scope.window.limit : Infinity
       want = Math.min(Math.max(units - state.units, ahead), windowCap)
     }
@@ -390,7 +408,17 @@ export class SharedAllowance {
   #renew(): void {
     for (const state of this.#states.values()) {
       if (state.slots.size === 0) continue
-      this.#options.reserver.renew(state.scope, [...state.slots]).catch(() => this.#markDown())
+      this.#options.reserver.renew(state.scope, [...state.slots]).then(
+        (kept) => {
+          // A slot that expired meanwhile may be another node's now: never use it again.
+          if (kept.length === state.slots.size) return
+          const still = new Set(kept)
+          for (const slot of state.slots) if (!still.has(slot)) state.slots.delete(slot)
+          const free = state.freeSlots.filter((slot) => still.has(slot))
+          state.freeSlots.splice(0, state.freeSlots.length, ...free)
+        },
+        () => this.#markDown(),
+      )
     }
   }
 }

@@ -315,7 +315,11 @@ async function handle(
       const limitHeaders = rateLimitHeaders(admission.views, deps.wallClock())
       ctx.limitHeaders = limitHeaders
       if (!admission.allowed) {
-        if (admission.code === 'cancelled') return undefined
+        if (admission.code === 'cancelled') {
+          // Only a client that left cancels its ticket; anything else must not go unanswered.
+          if (closed) return undefined
+          throw new FairlaneError('internal', 'queue', 'the ticket was cancelled')
+        }
         throw refusal(deps, ctx, admission, limitHeaders)
       }
       ctx.queueMs = (ctx.queueMs ?? 0) + admission.waitedMs

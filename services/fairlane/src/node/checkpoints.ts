@@ -64,7 +64,13 @@ export class PartitionCheckpoints {
     partitions.forEach((partition, i) => {
       const text = values[i]
       if (!text) return
-      const saved = JSON.parse(text) as Saved
+      let saved: Saved
+      try {
+        saved = JSON.parse(text) as Saved
+      } catch {
+        // Not ours to read (a foreign writer, a truncated value): start this partition fresh.
+        return
+      }
       this.#actor.restore(partition, saved, Math.max(0, Date.now() - saved.at))
     })
   }

@@ -113,7 +113,13 @@ export async function clusterCore(
       // Resume the previous owner's lane state first; tickets sent meanwhile meet no
       // responder and ingress sends them again.
       onAcquire: (shard) =>
-        void checkpoints.restore(partitions(shard)).then(() => shardServer.serve(shard)),
+        void checkpoints
+          .restore(partitions(shard))
+          .catch((err: unknown) => logger.warn({ err, shard }, 'lane state not resumed'))
+          .then(() => {
+            // Given up again while the checkpoint was read (a stop right after a join).
+            if (shardLeases.owned.includes(shard)) shardServer.serve(shard)
+          }),
       onRelease: async (shard) => {
         await shardServer.stopServing(shard)
         await checkpoints.save(partitions(shard))
