@@ -280,13 +280,17 @@ async function handle(
     let destination: PinnedDestination | undefined
     // An endpoint whose address cannot be had (DNS fails) is a failed endpoint: the next
     // one is checked instead, and only when none passes is the request refused.
+    const unresolvable: RouteEndpoint[] = []
     for (const [i, endpoint] of ordered.entries()) {
       try {
         destination = await deps.policy.check(endpoint.url, route.rule)
-        ordered = [endpoint, ...ordered.filter((e) => e !== endpoint)]
+        // Those that failed the check go last: a race or failover tries the others first.
+        const rest = ordered.filter((e) => e !== endpoint && !unresolvable.includes(e))
+        ordered = [endpoint, ...rest, ...unresolvable]
         break
       } catch (err) {
         if (i === ordered.length - 1) throw err
+        unresolvable.push(endpoint)
         deps.upstreams
           .health(route.target, endpoint.id)
           ?.record({ ok: false, kind: 'connect-error', latencyMs: 0 })
