@@ -177,26 +177,30 @@ async function race<E extends CallEndpoint>(
   second: E | undefined,
   counted: () => void,
 ): Promise<Settled<E>> {
-  const calls: { endpoint: E; controller: AbortController; result: Promise<Settled<E>> }[] = []
+  const delay = options.hedge === 'p95' ? options.p95Ms(first) : options.hedge
+  const racing = second !== undefined && delay !== undefined
+  const calls: { endpoint: E; controller?: AbortController; result: Promise<Settled<E>> }[] = []
   const start = (endpoint: E) => {
     counted()
-    const controller = new AbortController()
-    const onAbort = () => controller.abort(options.signal.reason)
-    options.signal.addEventListener('abort', onAbort, { once: true })
+    // Only a call that may lose a race needs its own abort; a lone call goes with the client.
+    const controller = racing ? new AbortController() : undefined
+    const signal = controller?.signal ?? options.signal
+    const onAbort = () => controller?.abort(options.signal.reason)
+    if (controller) options.signal.addEventListener('abort', onAbort, { once: true })
     const startedAt = options.now()
-    const result = options.send(endpoint, controller.signal).then(
+    const result = options.send(endpoint, signal).then(
       (response): Settled<E> => {
         options.record(endpoint, statusOutcome(response.status, options.now() - startedAt))
         return { endpoint, response }
       },
       (error: unknown): Settled<E> => {
         const outcome = errorOutcome(error, options.now() - startedAt)
-        if (outcome && !controller.signal.aborted) options.record(endpoint, outcome)
+        if (outcome && !signal.aborted) options.record(endpoint, outcome)
         return { endpoint, error }
       },
     )
-    const entry = { endpoint, controller, result }
-    void result.finally(() => options.signal.removeEventListener('abort', onAbort))
+    const entry = { endpoint, ...(controller ? { controller } : {}), result }
+    if (controller) void result.finally(() => options.signal.removeEventListener('abort', onAbort))
     calls.push(entry)
     return entry
   }
@@ -204,8 +208,7 @@ async function race<E extends CallEndpoint>(
     'response' in s && !FAILOVER.has(s.response.status) && s.response.status !== 429
 
   const primary = start(first)
-  const delay = options.hedge === 'p95' ? options.p95Ms(first) : options.hedge
-  if (second === undefined || delay === undefined) return primary.result
+  if (!racing) return primary.result
 
   let timer: NodeJS.Timeout | undefined
   const hedged = new Promise<'hedge'>((resolve) => {
@@ -227,7 +230,7 @@ async function race<E extends CallEndpoint>(
     if (good(next.s)) {
       if (fallback && 'response' in fallback) discard(fallback.response.body)
       for (const loser of pending) {
-        loser.controller.abort()
+        loser.controller?.abort()
         void loser.result.then((s) => ('response' in s ? discard(s.response.body) : undefined))
       }
       return next.s
