@@ -502,7 +502,11 @@ describe('admin API workspaces and targets', () => {
     expect((await two.call({ method: 'DELETE', url: '/admin/v1/workspaces/gamma' })).status).toBe(
       204,
     )
-    await within(1_000, () => !('beta' in one.store.current().workspaces))
+    // Two changes, two broadcasts: wait for the second as well before judging the key.
+    await within(1_000, () => {
+      const workspaces = one.store.current().workspaces
+      return !('beta' in workspaces) && !('gamma' in workspaces)
+    })
     expect((await one.call({ method: 'GET', url: '/admin/v1/workspaces/beta' })).status).toBe(404)
     expect(authenticates(one, secret)).toBe(false)
     expect(two.logs.lines()).toContainEqual(
