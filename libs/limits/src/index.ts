@@ -21,6 +21,7 @@ export type {
 } from './ledger.ts'
 export { MemoryLedger, CONCURRENCY_RETRY_MS, type ScopeSnapshot } from './memory-ledger.ts'
 export { RedisLedger, type RedisLedgerOptions } from './redis/redis-ledger.ts'
+export { LuaScript } from './redis/lua-script.ts'
 export {
   SharedAllowance,
   type Grant,

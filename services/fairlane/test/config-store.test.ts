@@ -12,7 +12,7 @@ import {
 } from '@fairlane/testing'
 import { keyIndexOf } from '../src/keys/key-index.ts'
 import { hashKeySecret } from '../src/keys/key-secret.ts'
-import { LuaScript } from '../src/store/lua-script.ts'
+import { LuaScript } from '@fairlane/limits'
 import {
   CONFIG_SUBJECT,
   openRedisConfigStore,
@@ -104,7 +104,7 @@ const addWorkspace = (name: string, doc: Record<string, unknown> = {}) => ({
 })
 
 describe('the store scripts', () => {
-  const commit = new LuaScript('commit-4')
+  const commit = new LuaScript(new URL('../src/store/scripts/commit-4.lua', import.meta.url))
   const keys = (p: string) => [`${p}v`, `${p}e`, `${p}w`, `${p}t`]
   const far = () => Date.now() + 60_000
 

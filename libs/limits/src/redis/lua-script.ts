@@ -3,17 +3,19 @@ import { readFileSync } from 'node:fs'
 import type { Redis } from 'ioredis'
 
 /**
- * One Lua script of the ledger, kept in its own `.lua` file (as bullmq keeps its commands)
- * and run by SHA: the script body crosses the network only when Redis does not have it yet.
+ * One Lua script, kept in its own `.lua` file (as bullmq keeps its commands) and run by SHA:
+ * the script body crosses the network only when Redis does not have it yet (after a
+ * restart). The ledger's scripts and the config store's use it alike.
  */
 export class LuaScript {
   readonly name: string
   readonly source: string
   readonly sha: string
 
-  constructor(name: string) {
-    this.name = name
-    this.source = readFileSync(new URL(`./scripts/${name}.lua`, import.meta.url), 'utf8')
+  /** `file`: the script, usually `new URL('./scripts/<name>.lua', import.meta.url)`. */
+  constructor(file: URL) {
+    this.name = file.pathname.slice(file.pathname.lastIndexOf('/') + 1, -'.lua'.length)
+    this.source = readFileSync(file, 'utf8')
     this.sha = createHash('sha1').update(this.source).digest('hex')
   }
 

@@ -5,13 +5,15 @@ import type { Decision, Lease, Ledger, ScopeLimit } from '../ledger.ts'
 import type { Grant, ReserveRequest, Reserver } from '../shared/shared-allowance.ts'
 import { LuaScript } from './lua-script.ts'
 
-const acquireScript = new LuaScript('acquire')
-const releaseScript = new LuaScript('release')
-const renewScript = new LuaScript('renew')
-const debitScript = new LuaScript('debit')
-const reserveScript = new LuaScript('reserve')
-const refundScript = new LuaScript('refund')
-const renewSlotsScript = new LuaScript('renew-slots')
+const script = (name: string) => new LuaScript(new URL(`./scripts/${name}.lua`, import.meta.url))
+
+const acquireScript = script('acquire')
+const releaseScript = script('release')
+const renewScript = script('renew')
+const debitScript = script('debit')
+const reserveScript = script('reserve')
+const refundScript = script('refund')
+const renewSlotsScript = script('renew-slots')
 
 export interface RedisLedgerOptions {
   readonly redis: Redis

@@ -10,7 +10,7 @@ import {
 } from '@fairlane/config'
 import { FairlaneError } from '@fairlane/protocol'
 import { createLogger, type Logger } from '@fairlane/telemetry'
-import { LuaScript } from './lua-script.ts'
+import { LuaScript } from '@fairlane/limits'
 import {
   EMPTY_OVERLAY,
   documentsOf,
@@ -24,8 +24,8 @@ import {
 /** Every node's store listens here; the body is the new version, as decimal text. */
 export const CONFIG_SUBJECT = 'fairlane.v1.config'
 
-const snapshotScript = new LuaScript('snapshot-4')
-const commitScript = new LuaScript('commit-4')
+const snapshotScript = new LuaScript(new URL('./scripts/snapshot-4.lua', import.meta.url))
+const commitScript = new LuaScript(new URL('./scripts/commit-4.lua', import.meta.url))
 
 /** Optimistic retries of one change when other nodes keep committing in between. */
 const MAX_ATTEMPTS = 25
