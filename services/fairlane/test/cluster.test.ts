@@ -98,6 +98,15 @@ async function shardOwner(shard: number): Promise<string | undefined> {
   }
 }
 
+/** Waits until one of the cluster's nodes holds the shard's lease. */
+async function ownedByOneOf(cluster: readonly NodeProcess[], shard: number): Promise<void> {
+  await expect
+    .poll(async () => cluster.map((n) => n.nodeId).includes((await shardOwner(shard)) ?? ''), {
+      timeout: 10_000,
+    })
+    .toBe(true)
+}
+
 function countOf(statuses: Map<number, number>, ...codes: number[]): number {
   return codes.reduce((n, code) => n + (statuses.get(code) ?? 0), 0)
 }
@@ -128,11 +137,7 @@ describe('three nodes from examples/cluster.yaml', () => {
     const cluster = await startCluster(config)
     const shard = shardOf('echo', 0, 256)
     // Wait for the cluster to settle into its fair split, then find the target's owner.
-    await expect
-      .poll(async () => cluster.map((n) => n.nodeId).includes((await shardOwner(shard)) ?? ''), {
-        timeout: 10_000,
-      })
-      .toBe(true)
+    await ownedByOneOf(cluster, shard)
     const owner = (await shardOwner(shard)) as string
     const victim = cluster.find((n) => n.nodeId === owner) as NodeProcess
     const survivors = cluster.filter((n) => n !== victim)
@@ -208,11 +213,7 @@ describe('lane state across owners', () => {
     })
     const cluster = await startCluster(config)
     const shard = shardOf('echo', 0, 256)
-    await expect
-      .poll(async () => cluster.map((n) => n.nodeId).includes((await shardOwner(shard)) ?? ''), {
-        timeout: 10_000,
-      })
-      .toBe(true)
+    await ownedByOneOf(cluster, shard)
     const call = async () => {
       const alive = cluster.filter((n) => nodes.includes(n))
       return (await fetch(`${alive[0]?.proxyUrl}/t/echo/state`, { headers: KEY })).status
@@ -247,11 +248,7 @@ describe('upstream resilience in a cluster', () => {
     const config = await exampleWith({ 'leaseTtlMs: 6000': 'leaseTtlMs: 1500' })
     const cluster = await startCluster(config)
     const shard = shardOf('echo', 0, 256)
-    await expect
-      .poll(async () => cluster.map((n) => n.nodeId).includes((await shardOwner(shard)) ?? ''), {
-        timeout: 10_000,
-      })
-      .toBe(true)
+    await ownedByOneOf(cluster, shard)
     const ownerId = await shardOwner(shard)
     const [first, second] = cluster.filter((n) => n.nodeId !== ownerId) as [
       NodeProcess,
