@@ -127,11 +127,15 @@ export class QueueActor implements Actor {
   >()
   /** What lanes learned from their upstream, by partition and lane. */
   readonly #adaptive = new Map<string, Map<string, AdaptiveLimit>>()
-  /** Admissions per lane in the current and the previous second: the base of a 429's cut. */
+  /**
+   * Admissions per lane in the current and the previous second: the base of a 429's cut.
+   * Keyed by the lane's identity object (one per key and target, so one partition): no key
+   * string is built on the hot path.
+   */
   #admissions = {
     second: 0,
-    current: new Map<string, number>(),
-    previous: new Map<string, number>(),
+    current: new Map<LaneIdentity, number>(),
+    previous: new Map<LaneIdentity, number>(),
   }
   /** Ids of the in-memory scopes each partition has used: what its checkpoint holds. */
   readonly #localScopes = new Map<string, Set<string>>()
@@ -380,7 +384,7 @@ export class QueueActor implements Actor {
       word,
       settings,
       ceiling,
-      this.#observedRps(policy.partition, lane),
+      this.#observedRps(policy.identity),
     )
     if (!changed) return
     this.#dirty.add(policy.partition)
@@ -389,7 +393,7 @@ export class QueueActor implements Actor {
     if (host) this.#pump(host)
   }
 
-  #countAdmission(partition: string, lane: string): void {
+  #countAdmission(lane: LaneIdentity): void {
     const second = Math.floor(this.#now() / 1000)
     const window = this.#admissions
     if (second !== window.second) {
@@ -397,12 +401,10 @@ export class QueueActor implements Actor {
       window.current = new Map()
       window.second = second
     }
-    const key = `${partition}\u0000${lane}`
-    window.current.set(key, (window.current.get(key) ?? 0) + 1)
+    window.current.set(lane, (window.current.get(lane) ?? 0) + 1)
   }
 
-  #observedRps(partition: string, lane: string): number {
-    const key = `${partition}\u0000${lane}`
+  #observedRps(key: LaneIdentity): number {
     const window = this.#admissions
     const second = Math.floor(this.#now() / 1000)
     if (second !== window.second)
@@ -546,7 +548,7 @@ export class QueueActor implements Actor {
     const lane = pending.policy.identity.lane
     host.inFlight++
     host.inFlightByLane.set(lane, (host.inFlightByLane.get(lane) ?? 0) + 1)
-    if (host.settings.adaptive?.enabled) this.#countAdmission(host.key, lane)
+    if (host.settings.adaptive?.enabled) this.#countAdmission(pending.policy.identity)
     pending.resolve({
       allowed: true,
       lease: this.#lease(pending.ticket, pending.policy, decision, pending.host, pending.hold),

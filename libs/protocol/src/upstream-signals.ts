@@ -79,8 +79,29 @@ export function parseRetryAt(value: string | undefined, nowMs: number): number |
   return at === undefined || Number.isNaN(at) ? undefined : clampAhead(at, nowMs)
 }
 
+/** Whether any header could say something about limits; most answers say nothing. */
+function mentionsLimits(headers: UpstreamHeaders): boolean {
+  for (const name in headers) {
+    const first = name.charCodeAt(0) | 0x20
+    // Every field read here starts with r (RateLimit*, Retry-After) or x (X-RateLimit-*, X-Fairlane-*).
+    if (first !== 0x72 && first !== 0x78) continue
+    const lower = name.toLowerCase()
+    if (
+      lower === 'retry-after' ||
+      lower.startsWith('ratelimit') ||
+      lower.startsWith('x-ratelimit') ||
+      lower.startsWith('x-fairlane-')
+    )
+      return true
+  }
+  return false
+}
+
+const NOTHING: UpstreamSignals = Object.freeze({})
+
 /** Everything `headers` (a response's, names in any case, repeats as arrays) says about limits. */
 export function upstreamSignals(headers: UpstreamHeaders, nowMs: number): UpstreamSignals {
+  if (!mentionsLimits(headers)) return NOTHING
   const fields = new Map<string, string[]>()
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue
