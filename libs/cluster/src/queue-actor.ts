@@ -143,6 +143,7 @@ export class QueueActor implements Actor {
   readonly #dirty = new Set<string>()
   /** Tickets that do not queue, waiting for a shared scope's first batch. */
   readonly #awaitingNow = new Map<string, Set<() => void>>()
+  readonly #checkpoints: boolean
 
   constructor(options: {
     ledger: MemoryLedger
@@ -150,7 +151,10 @@ export class QueueActor implements Actor {
     policyFor: (ticket: Ticket) => TicketPolicy
     budget: NodeQueueBudget
     shared?: SharedLedgerOptions
+    /** Lane state is saved for a next owner (cluster mode): keep track of what changed. */
+    checkpoints?: boolean
   }) {
+    this.#checkpoints = options.checkpoints ?? false
     this.#ledger = options.ledger
     this.#now = options.now
     this.#policyFor = options.policyFor
@@ -204,6 +208,7 @@ export class QueueActor implements Actor {
   }
 
   #touched(policy: TicketPolicy, scopes: readonly ScopeLimit[]): void {
+    if (!this.#checkpoints) return
     let ids = this.#localScopes.get(policy.partition)
     if (!ids) this.#localScopes.set(policy.partition, (ids = new Set()))
     for (const scope of scopes) if (scope.rate || scope.window) ids.add(scope.id)

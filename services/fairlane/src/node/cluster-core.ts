@@ -87,6 +87,7 @@ export async function clusterCore(
       now,
       budget: new NodeQueueBudget(config.queue.perNode),
       policyFor: (ticket) => ticketPolicy(store.current(), ticket, true),
+      checkpoints: true,
       shared: {
         reserver: redisLedger,
         share: () => 1 / (leases?.liveNodes ?? 1),
