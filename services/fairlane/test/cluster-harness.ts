@@ -32,6 +32,8 @@ export async function startNodeProcess(options: {
   configPath: string
   nodeId: string
   env: Record<string, string>
+  /** How long the node may take to answer /readyz (JetStream may still be electing). */
+  readyWithinMs?: number
 }): Promise<NodeProcess> {
   const port = await freePort()
   const adminPort = await freePort()
@@ -59,7 +61,8 @@ export async function startNodeProcess(options: {
   child.stderr?.on('data', keep)
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const adminUrl = `http://127.0.0.1:${adminPort}`
-  const deadline = Date.now() + 30_000
+  const readyWithinMs = options.readyWithinMs ?? 30_000
+  const deadline = Date.now() + readyWithinMs
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${options.nodeId} exited:\n${output}`)
     const ready = await fetch(`${adminUrl}/readyz`).then(
@@ -69,7 +72,7 @@ export async function startNodeProcess(options: {
     if (ready) break
     if (Date.now() > deadline) {
       child.kill('SIGKILL')
-      throw new Error(`${options.nodeId} not ready in 30 s:\n${output}`)
+      throw new Error(`${options.nodeId} not ready in ${readyWithinMs} ms:\n${output}`)
     }
     await new Promise((r) => setTimeout(r, 100))
   }

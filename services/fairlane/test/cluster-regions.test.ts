@@ -38,7 +38,7 @@ afterAll(async () => {
 describe('two regions joined by a NATS gateway', () => {
   it(
     '(e) a lane has one owner across both regions, and ingress in either region reaches it',
-    { timeout: 90_000 },
+    { timeout: 150_000 },
     async () => {
       const placement = [
         ['a', 'a-1'],
@@ -51,6 +51,9 @@ describe('two regions joined by a NATS gateway', () => {
             startNodeProcess({
               configPath: EXAMPLE,
               nodeId: id,
+              // Two one-server regions form one JetStream meta group of two: after a start
+              // its leader can take a while, and the lease bucket waits for it.
+              readyWithinMs: 60_000,
               env: {
                 FAIRLANE_REGION: region,
                 FAIRLANE_NATS_URL: regions.region(region).url,
