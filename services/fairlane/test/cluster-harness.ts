@@ -14,6 +14,25 @@ process.once('exit', () => {
   for (const child of children) child.kill('SIGKILL')
 })
 
+/**
+ * Kills every node this process started and has not seen exit, handles or not: a start
+ * that failed among several in Promise.all leaves the others running without a handle, and
+ * a test runner may end its workers without an 'exit' event.
+ */
+export async function killAllNodeProcesses(): Promise<void> {
+  const running = [...children]
+  await Promise.all(
+    running.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve()
+          child.once('exit', () => resolve())
+          child.kill('SIGKILL')
+        }),
+    ),
+  )
+}
+
 /** One Fairlane node as its own process, started as an operator would: `fairlane start` plus env. */
 export interface NodeProcess {
   readonly nodeId: string

@@ -12,7 +12,12 @@ import {
   type NatsRegions,
   type RedisServer,
 } from '@fairlane/testing'
-import { offerLoad, startNodeProcess, type NodeProcess } from './cluster-harness.ts'
+import {
+  killAllNodeProcesses,
+  offerLoad,
+  startNodeProcess,
+  type NodeProcess,
+} from './cluster-harness.ts'
 
 const EXAMPLE = fileURLToPath(new URL('../../../examples/cluster.yaml', import.meta.url))
 const KEY = { authorization: 'Bearer fl_demo_cluster' }
@@ -32,6 +37,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(nodes.map((n) => n.kill()))
+  await killAllNodeProcesses()
   await Promise.all([regions?.stop(), redis?.stop(), upstream?.close()])
 })
 

@@ -16,6 +16,7 @@ import {
   type RedisServer,
 } from '@fairlane/testing'
 import {
+  killAllNodeProcesses,
   offerLoad,
   startNodeProcess,
   type LoadResult,
@@ -43,6 +44,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   await Promise.all(nodes.splice(0).map((n) => n.kill()))
+  await killAllNodeProcesses()
   await Promise.all([nats.stop(), redis.stop()])
 })
 
