@@ -19,3 +19,4 @@ export {
   type NatsRegionsOptions,
 } from './nats-regions.ts'
 export { startTcpRelay, type TcpRelay, type TcpRelayOptions } from './tcp-relay.ts'
+export { seededRandom } from './seeded-random.ts'

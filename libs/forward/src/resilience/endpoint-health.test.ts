@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { seededRandom as seeded } from '@fairlane/testing'
 import {
   EndpointHealth,
   type CircuitTransition,
@@ -24,17 +25,6 @@ function setup(options: Partial<EndpointHealthOptions> = {}) {
 function trip(health: EndpointHealth): void {
   for (let i = 0; i < 5; i++) health.record(fail)
   expect(health.state).toBe('open')
-}
-
-/** mulberry32: a small seeded PRNG, so that a failing property prints a reproducible seed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
-  }
 }
 
 describe('EndpointHealth: opening', () => {

@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest'
+import { seededRandom as seeded } from '@fairlane/testing'
 import { EndpointHealth } from './endpoint-health.ts'
 import { EndpointSelector, type HealthView, type UpstreamEndpoint } from './endpoint-selector.ts'
-
-/** mulberry32: a small seeded PRNG. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
-  }
-}
 
 function endpoint(id: string, region?: string, weight?: number): UpstreamEndpoint {
   return {
@@ -207,11 +197,7 @@ describe('a slow home region', () => {
     { id: 'away', url: 'http://b', region: 'b' },
   ]
   const firstPicks = (homeP95: number, awayP95: number) => {
-    let seed = 1
-    const selector = new EndpointSelector({
-      region: 'a',
-      random: () => ((seed = (seed * 16807) % 2147483647) - 1) / 2147483646,
-    })
+    const selector = new EndpointSelector({ region: 'a', random: seeded(1) })
     let home = 0
     for (let i = 0; i < 2_000; i++) {
       const first = selector.order(endpoints, (e) => view(e.id === 'home' ? homeP95 : awayP95))[0]

@@ -59,16 +59,7 @@ export class RedisLedger implements Ledger, Reserver {
     const args: (string | number)[] = [cost, leaseId, this.#leaseTtlMs, scopes.length]
     for (const scope of scopes) {
       keys.push(this.#key(scope, 'gcra'), this.#key(scope, 'win'), this.#key(scope, 'conc'))
-      args.push(
-        scope.unit === 'request' ? 1 : cost,
-        scope.rate?.limit ?? 0,
-        scope.rate?.periodMs ?? 0,
-        scope.rate?.burst ?? 0,
-        scope.window?.limit ?? 0,
-        scope.window?.windowMs ?? 0,
-        scope.concurrency ?? 0,
-        0,
-      )
+      args.push(scope.unit === 'request' ? 1 : cost, ...limitArgs(scope), 0)
     }
     const reply = (await acquireScript.run(this.#redis, keys, args)) as (number | string)[]
     const views = viewsOf(scopes, reply.slice(4))
@@ -108,18 +99,7 @@ export class RedisLedger implements Ledger, Reserver {
     const reply = (await reserveScript.run(
       this.#redis,
       [this.#key(scope, 'gcra'), this.#key(scope, 'win'), this.#key(scope, 'conc')],
-      [
-        want.units,
-        want.slots,
-        scope.rate?.limit ?? 0,
-        scope.rate?.periodMs ?? 0,
-        scope.rate?.burst ?? 0,
-        scope.window?.limit ?? 0,
-        scope.window?.windowMs ?? 0,
-        scope.concurrency ?? 0,
-        holder,
-        this.#leaseTtlMs,
-      ],
+      [want.units, want.slots, ...limitArgs(scope), holder, this.#leaseTtlMs],
     )) as string[]
     const [units, retryAfterMs, slots, remaining, resetMs] = reply.map(Number) as [
       number,
@@ -176,6 +156,18 @@ export class RedisLedger implements Ledger, Reserver {
     )
     await Promise.all(pipeline)
   }
+}
+
+/** A scope's limits as the scripts take them, 0 where it has none. */
+function limitArgs(scope: ScopeLimit): number[] {
+  return [
+    scope.rate?.limit ?? 0,
+    scope.rate?.periodMs ?? 0,
+    scope.rate?.burst ?? 0,
+    scope.window?.limit ?? 0,
+    scope.window?.windowMs ?? 0,
+    scope.concurrency ?? 0,
+  ]
 }
 
 function viewsOf(
