@@ -47,13 +47,29 @@ export interface NodeProcess {
   kill(): Promise<void>
 }
 
-export async function startNodeProcess(options: {
+export interface NodeProcessOptions {
   configPath: string
   nodeId: string
   env: Record<string, string>
   /** How long the node may take to answer /readyz (JetStream may still be electing). */
   readyWithinMs?: number
-}): Promise<NodeProcess> {
+}
+
+/**
+ * Starts a node on free ports. A port found free can be taken by another socket before the
+ * node binds it (nodes, servers and clients all start at once here): then it goes again.
+ */
+export async function startNodeProcess(options: NodeProcessOptions): Promise<NodeProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnFreePorts(options)
+    } catch (err) {
+      if (attempt === 3 || !String(err).includes('EADDRINUSE')) throw err
+    }
+  }
+}
+
+async function startOnFreePorts(options: NodeProcessOptions): Promise<NodeProcess> {
   const port = await freePort()
   const adminPort = await freePort()
   const child: ChildProcess = spawn(
