@@ -87,9 +87,10 @@ describe('fair queueing on the request path', () => {
     expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200])
     // 10 per second, burst 1: the upstream sees one request every 100 ms, none early.
     const arrivals = upstream.requests.map((r) => r.receivedAt)
-    // Dispatch is exact; the hop to the upstream adds a few milliseconds of jitter.
+    // Dispatch is exact; the hop to the upstream adds jitter (the first one also opens the
+    // connection, so the gap after it can be shorter by that much on a loaded machine).
     for (let i = 1; i < arrivals.length; i++) {
-      expect((arrivals[i] as number) - (arrivals[i - 1] as number)).toBeGreaterThanOrEqual(90)
+      expect((arrivals[i] as number) - (arrivals[i - 1] as number)).toBeGreaterThanOrEqual(75)
     }
     expect((arrivals[3] as number) - (arrivals[0] as number)).toBeGreaterThanOrEqual(290)
     expect(
