@@ -18,7 +18,14 @@ import {
 import type { System } from './system.ts'
 
 const MAIN = join(REPO_ROOT, 'services/fairlane/src/main.ts')
+/** The level of the quiet copies of example configs (cluster and fairness benches). */
 export const LOG_LEVEL = 'warn'
+/**
+ * What the configs the bench generates log at: Fairlane's default, one JSON line per request,
+ * as a user who installs it gets. The line goes to a pipe the bench drains; the cost of
+ * building and writing it is Fairlane's and is measured.
+ */
+export const GENERATED_LOG_LEVEL = 'info'
 
 export interface FairlaneEmbeddedOptions {
   /** Directory for a `--cpu-prof` profile, written when the process stops; none when omitted. */
@@ -84,6 +91,7 @@ export async function launchFairlane(
     ['--conditions=development', ...profile, MAIN, 'start', '--config', configPath],
     {
       cwd: REPO_ROOT,
+      probe: true,
       env: {
         ...options.env,
         FAIRLANE_PORT: String(port),
@@ -116,9 +124,14 @@ export async function quietCopyOf(configPath: string): Promise<string> {
 }
 
 /** Notes that go with every figure measured through Fairlane. */
-export function fairlaneNotes(options: FairlaneEmbeddedOptions = {}): string[] {
+export function fairlaneNotes(
+  options: FairlaneEmbeddedOptions = {},
+  level: string = LOG_LEVEL,
+): string[] {
   return [
-    `embedded mode, one process; logging.level ${LOG_LEVEL} (no per-request log lines)`,
+    level === 'info'
+      ? 'embedded mode, one process; logging.level info (the default: one JSON line per request)'
+      : `embedded mode, one process; logging.level ${level} (no per-request log lines)`,
     ...(options.profileDir ? ['--cpu-prof on: figures include the profiler'] : []),
   ]
 }
@@ -138,6 +151,8 @@ export interface BenchConfig {
    * a health probe) with the hedge delay asked for. FAIRLANE_REGION picks the home region.
    */
   readonly regions?: Regions
+  /** Default GENERATED_LOG_LEVEL. */
+  readonly logLevel?: string
 }
 
 /** The target settings of examples/failover.yaml, with the hedge delay of the bench. */
@@ -161,8 +176,7 @@ export async function writeBenchConfig(
   const limit = config.limit ?? FAR_ABOVE_LOAD
   const concurrency = config.upstreamConcurrency
   const document = {
-    // Request logs at info would put one JSON line per request on stdout: I/O the bench would measure.
-    logging: { level: LOG_LEVEL },
+    logging: { level: config.logLevel ?? GENERATED_LOG_LEVEL },
     targets: {
       echo: {
         ...(config.regions
@@ -209,7 +223,7 @@ export async function startFairlaneEmbedded(
       url: `${fairlane.proxyUrl}/t/echo/bench`,
       headers: { authorization: `Bearer ${key}` },
     },
-    notes: fairlaneNotes(options),
+    notes: fairlaneNotes(options, GENERATED_LOG_LEVEL),
     ...(options.profileDir ? { profileDir: options.profileDir } : {}),
     stop: () => fairlane.stop(),
   }
@@ -223,7 +237,7 @@ export const fairlaneEmbedded: Contender = {
   maxInstances: 1,
   failover: true,
   check: async () => undefined,
-  facts: async () => ({ mode: 'embedded', logging: LOG_LEVEL }),
+  facts: async () => ({ mode: 'embedded', logging: GENERATED_LOG_LEVEL }),
   async start(options: DeployOptions): Promise<Deployment> {
     if (options.instances !== 1)
       throw new Error('Fairlane embedded is one process; a cluster is a contender of its own')
@@ -244,7 +258,7 @@ export const fairlaneEmbedded: Contender = {
       pids: { fairlane: fairlane.child.pid },
       children: [fairlane.child],
       notes: [
-        ...fairlaneNotes(),
+        ...fairlaneNotes({}, GENERATED_LOG_LEVEL),
         limit
           ? `rate limit per key ${limit.rps}/s, burst ${limit.burst} (GCRA); over it requests wait in ` +
             'their lane (bounded: queue.perLane 100, tier maxWait), then 429'
