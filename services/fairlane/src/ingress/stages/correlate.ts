@@ -1,0 +1,59 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { performance } from 'node:perf_hooks'
+import type { FairlaneConfig } from '@fairlane/config'
+import {
+  FairlaneError,
+  childTraceParent,
+  parseTraceParent,
+  requestIdFrom,
+} from '@fairlane/protocol'
+import { tooLarge } from '../body-limit.ts'
+import { pathOf, type Exchange } from '../exchange.ts'
+
+/**
+ * Stage 1: the request's identity (X-Request-Id kept or made, Fairlane's own span in the
+ * client's trace or a new one) and the state object every later stage fills in. Cannot fail:
+ * whatever follows needs a request id to answer with.
+ */
+export function correlate(
+  req: IncomingMessage,
+  res: ServerResponse,
+  config: FairlaneConfig,
+): Exchange {
+  return {
+    req,
+    res,
+    config,
+    requestId: requestIdFrom(req.headers['x-request-id']),
+    trace: childTraceParent(parseTraceParent(req.headers.traceparent)),
+    method: req.method ?? 'GET',
+    path: pathOf(req.url ?? '/'),
+    startedAt: performance.now(),
+    abort: new AbortController(),
+    stage: 'correlate',
+    closed: false,
+    attempts: 0,
+  }
+}
+
+/**
+ * What is refused before the key is even looked at: a path with a malformed percent-escape
+ * (the detail names no part of the target, which may carry a secret) and a declared body
+ * above server.maxBodyBytes.
+ */
+export function checkRequestHead(x: Exchange): void {
+  if (x.path.includes('%')) {
+    try {
+      decodeURI(x.path)
+    } catch {
+      throw new FairlaneError(
+        'bad_request',
+        'correlate',
+        'the request path has a malformed percent-escape',
+      )
+    }
+  }
+  const declared = x.req.headers['content-length']
+  const maxBody = x.config.server.maxBodyBytes
+  if (declared !== undefined && Number(declared) > maxBody) throw tooLarge(maxBody, 'correlate')
+}
