@@ -33,7 +33,7 @@ export async function respond(x: Exchange, upstream: UpstreamResponse): Promise<
   if (x.method !== 'HEAD' && length <= SMALL_BODY_BYTES) {
     let whole: Buffer
     try {
-      whole = Buffer.concat((await upstream.body.toArray()) as Buffer[])
+      whole = await readWhole(upstream.body)
     } catch (err) {
       throw upstreamError(err)
     }
@@ -55,6 +55,18 @@ export async function respond(x: Exchange, upstream: UpstreamResponse): Promise<
     (cost) => (x.realCost = cost),
   )
   relay(x, upstream.status, headers, body)
+}
+
+/** A whole small body, by events: the stream's async iterator costs more than the body. */
+function readWhole(body: Readable): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    body.on('data', (chunk: Buffer) => chunks.push(chunk))
+    body.once('end', () =>
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)),
+    )
+    body.once('error', reject)
+  })
 }
 
 /**
