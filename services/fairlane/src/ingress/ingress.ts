@@ -5,6 +5,7 @@ import type { ConfigStore } from '@fairlane/config'
 import type { DestinationPolicy, Forwarder } from '@fairlane/forward'
 import { ERROR_CODES, PROBLEM_TYPE_BASE, requestIdFrom } from '@fairlane/protocol'
 import type { FairlaneMetrics, Logger } from '@fairlane/telemetry'
+import type { EndpointDestinations } from './endpoint-destinations.ts'
 import type { Exchange } from './exchange.ts'
 import { admit, ticketOf } from './stages/admit.ts'
 import { authenticate } from './stages/authenticate.ts'
@@ -26,6 +27,8 @@ export interface IngressDeps {
   readonly logger: Logger
   /** Wall clock, for the absolute X-RateLimit-Reset. */
   readonly wallClock: () => number
+  /** Checked target endpoints, reused within the DNS cache's lifetime. */
+  readonly destinations: EndpointDestinations
 }
 
 /** The proxy port: a node:http server running each request through the stages. */

@@ -15,12 +15,14 @@ import {
 import { FairlaneError, formatTraceParent, type LaneSignals } from '@fairlane/protocol'
 import type { FairlaneMetrics } from '@fairlane/telemetry'
 import { BodyLimit, tooLarge } from '../body-limit.ts'
+import type { EndpointDestinations } from '../endpoint-destinations.ts'
 import type { Exchange } from '../exchange.ts'
 import type { RouteEndpoint, Upstreams } from '../upstreams.ts'
 import { admit, type AdmitDeps } from './admit.ts'
 
 export interface ForwardDeps extends AdmitDeps {
   readonly policy: DestinationPolicy
+  readonly destinations: EndpointDestinations
   readonly forwarder: Forwarder
   readonly upstreams: Upstreams
   readonly metrics: FairlaneMetrics
@@ -149,7 +151,9 @@ class UpstreamCall implements ResilientCallOptions<RouteEndpoint> {
     let pin = x.pins.get(endpoint.url)
     if (!pin) {
       if (!x.route) throw new FairlaneError('internal', 'forward', 'forward before resolve')
-      pin = await this.#deps.policy.check(endpoint.url, x.route.rule)
+      pin = x.targetConfig
+        ? await this.#deps.destinations.check(x.targetConfig, endpoint, x.route.rule)
+        : await this.#deps.policy.check(endpoint.url, x.route.rule)
       x.pins.set(endpoint.url, pin)
     }
     return pin

@@ -1,6 +1,7 @@
 import type { DestinationPolicy, PinnedDestination } from '@fairlane/forward'
 import { FairlaneError } from '@fairlane/protocol'
 import { URL_TARGET } from '../../limits/scopes.ts'
+import type { EndpointDestinations } from '../endpoint-destinations.ts'
 import type { Exchange } from '../exchange.ts'
 import { resolveRoute } from '../route.ts'
 import type { RouteEndpoint, Upstreams } from '../upstreams.ts'
@@ -8,6 +9,8 @@ import type { RouteEndpoint, Upstreams } from '../upstreams.ts'
 export interface ResolveDeps {
   readonly policy: DestinationPolicy
   readonly upstreams: Upstreams
+  /** Checked target endpoints, reused within the DNS cache's lifetime. */
+  readonly destinations: EndpointDestinations
 }
 
 /** The X-Fairlane-Url form: the one destination the client named. */
@@ -46,7 +49,7 @@ export async function resolve(x: Exchange, deps: ResolveDeps): Promise<void> {
   const unresolvable: RouteEndpoint[] = []
   for (const [i, endpoint] of ordered.entries()) {
     try {
-      x.destination = await deps.policy.check(endpoint.url, route.rule)
+      x.destination = await deps.destinations.check(target, endpoint, route.rule)
       if (unresolvable.length > 0) {
         // Those that failed the check go last: a race or failover tries the others first.
         const rest = ordered.filter((e) => e !== endpoint && !unresolvable.includes(e))
