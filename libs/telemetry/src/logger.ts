@@ -62,9 +62,6 @@ export function createLogger(options: LoggerOptions): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    // stdout written asynchronously: lines that come while a write is under way go out
-    // together in the next one (one syscall for many requests under load, at once when
-    // idle), and pino flushes what is left when the process exits.
-    options.destination ?? pino.destination({ dest: 1, sync: false }),
+    options.destination,
   )
 }
