@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { closeSync, openSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { probeLaunch } from './probe.ts'
 
@@ -19,6 +20,12 @@ export interface LaunchOptions {
   readonly group?: boolean
   /** A Node process to load the probe into (probe.ts): event-loop delay and heap on request. */
   readonly probe?: boolean
+  /**
+   * Standard output to this file instead of a pipe the bench reads: for a server that logs a
+   * line per request, so it writes as it would to a log collector that keeps up, never
+   * blocked behind a bench that is busy generating load. Its error output stays a pipe.
+   */
+  readonly stdoutFile?: string
 }
 
 /**
@@ -188,13 +195,15 @@ export function launch(
   options: LaunchOptions = {},
 ): Child {
   const probe = options.probe ? probeLaunch() : { args: [], env: {} }
+  const out = options.stdoutFile === undefined ? 'pipe' : openSync(options.stdoutFile, 'a')
   const proc = spawn(command, [...probe.args, ...args], {
     cwd: options.cwd,
     env: { ...process.env, ...options.env, ...probe.env },
     // stdin stays open as a pipe: a child that watches it learns that the bench died even on SIGKILL.
-    stdio: ['pipe', 'pipe', 'pipe'],
+    stdio: ['pipe', out, 'pipe'],
     detached: options.group ?? false,
   })
+  if (typeof out === 'number') closeSync(out)
   // A missing binary is reported through 'error' (and pid stays undefined), not thrown.
   proc.once('error', () => undefined)
   const child = new Child(name, proc, options.group ?? false, options.probe ?? false)

@@ -92,6 +92,8 @@ export async function launchFairlane(
     {
       cwd: REPO_ROOT,
       probe: true,
+      // Request lines go to a file as to a collector that keeps up (see LaunchOptions).
+      stdoutFile: join(await benchConfigDir(), `${options.name ?? 'fairlane'}-${port}.log`),
       env: {
         ...options.env,
         FAIRLANE_PORT: String(port),
@@ -130,7 +132,7 @@ export function fairlaneNotes(
 ): string[] {
   return [
     level === 'info'
-      ? 'embedded mode, one process; logging.level info (the default: one JSON line per request)'
+      ? 'embedded mode, one process; logging.level info (the default: one JSON line per request, to a file)'
       : `embedded mode, one process; logging.level ${level} (no per-request log lines)`,
     ...(options.profileDir ? ['--cpu-prof on: figures include the profiler'] : []),
   ]
