@@ -88,11 +88,12 @@ describe('fair queueing on the request path', () => {
     // 10 per second, burst 1: the upstream sees one request every 100 ms, none early.
     const arrivals = upstream.requests.map((r) => r.receivedAt)
     // Dispatch is exact; the hop to the upstream adds jitter (the first one also opens the
-    // connection, so the gap after it can be shorter by that much on a loaded machine).
+    // connection), and loaded CI runs saw single gaps of 48 ms and a span of 289 ms. An
+    // unpaced lane would deliver all four within a few milliseconds.
     for (let i = 1; i < arrivals.length; i++) {
-      expect((arrivals[i] as number) - (arrivals[i - 1] as number)).toBeGreaterThanOrEqual(75)
+      expect((arrivals[i] as number) - (arrivals[i - 1] as number)).toBeGreaterThanOrEqual(40)
     }
-    expect((arrivals[3] as number) - (arrivals[0] as number)).toBeGreaterThanOrEqual(290)
+    expect((arrivals[3] as number) - (arrivals[0] as number)).toBeGreaterThanOrEqual(250)
     expect(
       Math.max(...responses.map((r) => Number(r.headers.get('x-fairlane-queue-ms')))),
     ).toBeGreaterThan(250)
