@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -109,7 +110,7 @@ describe('tickets over NATS request/reply', () => {
     expect(first.allowed).toBe(true)
     expect(node.ledger.inFlight('target:echo')).toBe(1)
     const second = transport.submit(ticket('b'))
-    await new Promise((r) => setTimeout(r, 50))
+    await sleep(50)
     if (first.allowed) first.lease.release()
     expect((await second).allowed).toBe(true)
     await expect.poll(() => server.leases).toBe(1)

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { connect } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 /**
  * A server binary run as a child of the test, on loopback: started, waited for until it
@@ -52,7 +53,7 @@ export class ServerProcess {
     const poll = async (): Promise<void> => {
       while (Date.now() < deadline) {
         if (await this.#ready().catch(() => false)) return
-        await new Promise((r) => setTimeout(r, 50))
+        await sleep(50)
       }
       throw new Error(`${this.#command} was not ready within ${timeoutMs} ms:\n${this.#output}`)
     }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Traffic, jainIndex, startUpstream, type LoopbackUpstream } from '@fairlane/testing'
 
@@ -18,7 +19,7 @@ describe('Traffic', () => {
       { name: 'flood', url: upstream.url, headers: {}, concurrency: 4 },
       { name: 'steady', url: upstream.url, headers: {}, ratePerSecond: 50 },
     ])
-    await new Promise((r) => setTimeout(r, 500))
+    await sleep(500)
     await traffic.stop()
     const flood = traffic.records.get('flood')
     const steady = traffic.records.get('steady')

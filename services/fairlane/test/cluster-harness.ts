@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, request } from 'undici'
 import { freePort } from '@fairlane/testing'
 
@@ -109,7 +110,7 @@ async function startOnFreePorts(options: NodeProcessOptions): Promise<NodeProces
       child.kill('SIGKILL')
       throw new Error(`${options.nodeId} not ready in ${readyWithinMs} ms:\n${output}`)
     }
-    await new Promise((r) => setTimeout(r, 100))
+    await sleep(100)
   }
   const signal = async (name: NodeJS.Signals) => {
     if (child.exitCode !== null || child.signalCode !== null) return
@@ -184,7 +185,7 @@ export async function offerLoad(options: {
         .finally(() => inFlight.delete(call))
       inFlight.add(call)
     }
-    await new Promise((r) => setTimeout(r, 2))
+    await sleep(2)
   }
   await Promise.all(inFlight)
   await agent.close()

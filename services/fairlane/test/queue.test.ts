@@ -1,4 +1,5 @@
 import { request as httpRequest } from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { startUpstream, type LoopbackUpstream } from '@fairlane/testing'
 import { bearer, hashKeySecret, startNode, type TestNode } from './node-harness.ts'
@@ -143,7 +144,7 @@ describe('fair queueing on the request path', () => {
     const metrics = async () => (await fetch(`${node.adminUrl}/metrics`)).text()
     await expect.poll(metrics).toMatch(/fairlane_queued_requests 0/)
     expect((await holder).status).toBe(200)
-    await new Promise((r) => setTimeout(r, 100))
+    await sleep(100)
     expect(upstream.requests.map((r) => r.url)).toEqual(['/hold'])
   })
 

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import {
   createInbox,
   type Msg,
@@ -42,8 +43,6 @@ function noOwner(subject: string, why: string): FairlaneError {
     { headers: { 'retry-after': '1' } },
   )
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 type Attempt = (outcome: TicketReply | 'no-responders') => void
 
