@@ -7,6 +7,7 @@ export {
   type Problem,
 } from './fairlane-error.ts'
 export type { Ticket } from './ticket.ts'
+export type { Actor, Admission, AdmissionLease, Transport } from './transport.ts'
 export {
   rateLimitHeaders,
   retryAfterHeader,

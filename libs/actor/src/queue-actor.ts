@@ -13,7 +13,14 @@ import {
   type SharedCheck,
   type SharedHold,
 } from '@fairlane/limits'
-import type { LaneSignals, RateLimitView, Ticket } from '@fairlane/protocol'
+import type {
+  Actor,
+  Admission,
+  AdmissionLease,
+  LaneSignals,
+  RateLimitView,
+  Ticket,
+} from '@fairlane/protocol'
 import {
   LaneScheduler,
   type Discipline,
@@ -24,7 +31,6 @@ import {
   type QueuedTicket,
   type TierSpec,
 } from '@fairlane/scheduler'
-import type { Actor, Admission, AdmissionLease } from './transport.ts'
 
 /** How one target partition queues; a new object means new settings. */
 export interface PartitionSettings {

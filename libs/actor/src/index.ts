@@ -1,0 +1,7 @@
+export {
+  QueueActor,
+  type PartitionSettings,
+  type PartitionSnapshot,
+  type SharedLedgerOptions,
+  type TicketPolicy,
+} from './queue-actor.ts'
