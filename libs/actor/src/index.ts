@@ -1,7 +1,4 @@
-export {
-  QueueActor,
-  type PartitionSettings,
-  type PartitionSnapshot,
-  type SharedLedgerOptions,
-  type TicketPolicy,
-} from './queue-actor.ts'
+export { QueueActor, type SharedLedgerOptions } from './queue-actor.ts'
+export type { PartitionSettings } from './partition-hosts.ts'
+export type { PartitionSnapshot } from './checkpoint-book.ts'
+export type { TicketPolicy } from './ticket-policy.ts'

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { MemoryLedger, type ScopeLimit } from '@fairlane/limits'
 import type { Ticket, Transport } from '@fairlane/protocol'
 import { NodeQueueBudget } from '@fairlane/scheduler'
-import { QueueActor, type PartitionSettings, type TicketPolicy } from './queue-actor.ts'
+import { QueueActor, type PartitionSettings, type TicketPolicy } from './index.ts'
 
 const settings: PartitionSettings = {
   tiers: [{ name: 'free', priority: 0, minShare: 0, maxWaitMs: 2000 }],
