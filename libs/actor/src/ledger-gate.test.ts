@@ -53,7 +53,7 @@ function setup(scopes: ScopeLimit[]) {
     if (typeof queued === 'string') throw new Error(`refused by the ${queued} bound`)
     return queued
   }
-  return { gate, ledger, book, host, policy, queue, advance: (ms: number) => (t += ms) }
+  return { gate, ledger, book, lanes, host, policy, queue, advance: (ms: number) => (t += ms) }
 }
 
 describe('levelOf', () => {
@@ -129,6 +129,21 @@ describe('LedgerGate', () => {
       allowed: false,
       code: 'rate_limited',
       reason: 'cost',
+    })
+  })
+
+  it('refuses a ticket that does not queue while the upstream blocks its lane, as rate_limited', async () => {
+    const { gate, lanes, policy } = setup([])
+    const adaptive = { enabled: true, decrease: 0.5, increasePerSecond: 1 }
+    const learning = { ...policy, settings: { ...settings, adaptive } }
+    lanes.observe(learning, { status: 429, retryAfterMs: 5_000 })
+    expect(await gate.decideNow(ticket, learning)).toEqual({
+      allowed: false,
+      code: 'rate_limited',
+      refusedBy: 'upstream',
+      reason: 'rate',
+      retryAfterMs: 5_000,
+      views: [],
     })
   })
 })

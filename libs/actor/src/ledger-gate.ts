@@ -125,7 +125,9 @@ export class LedgerGate {
     }
     if (check && !check.ok) return sharedRefusal(check, 'rate_limited', [])
     const learned = this.#lanes.learned(policy, this.#now())
-    if (learned && 'until' in learned) return learned.refusal as AdmissionRefusal
+    // Its deadline is now, so a lane the upstream blocks always comes with its refusal.
+    if (learned && 'until' in learned)
+      return ledgerRefusal(learned.refusal as Decision & { allowed: false })
     const fallback = check?.ok ? check.fallback : []
     const extra = learned ? [...fallback, learned.scope] : fallback
     const decision = this.#ledger.decide(
