@@ -2,13 +2,8 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import {
-  NatsTransport,
-  QueueActor,
-  ShardServer,
-  type PartitionSettings,
-  type TicketPolicy,
-} from '@fairlane/cluster'
+import { QueueActor, type PartitionSettings, type TicketPolicy } from '@fairlane/actor'
+import { NatsTransport, ShardServer } from '@fairlane/cluster'
 import { MemoryLedger, type ScopeLimit } from '@fairlane/limits'
 import { shardOf, type Ticket } from '@fairlane/protocol'
 import { NodeQueueBudget } from '@fairlane/scheduler'

@@ -13,7 +13,7 @@ import {
   type Ticket,
   type TicketReply,
 } from '@fairlane/protocol'
-import type { Admission, Transport } from '../transport.ts'
+import type { Admission, Transport } from '@fairlane/protocol'
 
 export interface NatsTransportOptions {
   readonly nc: NatsConnection

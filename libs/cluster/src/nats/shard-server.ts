@@ -5,7 +5,7 @@ import {
   type ShardMessage,
   type TicketProgress,
 } from '@fairlane/protocol'
-import type { Actor, AdmissionLease } from '../transport.ts'
+import type { Actor, AdmissionLease } from '@fairlane/protocol'
 
 export interface ShardServerOptions {
   readonly nc: NatsConnection

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks'
 import type { Readable } from 'node:stream'
 import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { ConfigStore } from '@fairlane/config'
-import type { Transport } from '@fairlane/cluster'
+import type { Transport } from '@fairlane/protocol'
 import {
   clientResponseHeaders,
   resilientCall,
@@ -35,7 +35,7 @@ import { presentedKey } from './presented-key.ts'
 import { pathOf, type RequestContext } from './request-context.ts'
 import { URL_TARGET } from '../limits/scopes.ts'
 import type { TargetConfig } from '@fairlane/config'
-import type { Admission, AdmissionLease } from '@fairlane/cluster'
+import type { Admission, AdmissionLease } from '@fairlane/protocol'
 import { costInBody, costInHeader, observeResponseCost } from './response-cost.ts'
 import { resolveRoute } from './route.ts'
 import type { RouteEndpoint, Upstreams } from './upstreams.ts'

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { rateSpec, type FairlaneConfig, type LimitsConfig } from '@fairlane/config'
-import type { PartitionSettings, TicketPolicy } from '@fairlane/cluster'
+import type { PartitionSettings, TicketPolicy } from '@fairlane/actor'
 import type { ScopeKind, ScopeLimit } from '@fairlane/limits'
 import {
   CLIENT_POLICY_BOUNDS,

@@ -2,13 +2,8 @@ import { performance } from 'node:perf_hooks'
 import { Redis } from 'ioredis'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import type { ConfigStore } from '@fairlane/config'
-import {
-  NatsTransport,
-  QueueActor,
-  ShardLeases,
-  ShardServer,
-  openLeaseBucket,
-} from '@fairlane/cluster'
+import { QueueActor } from '@fairlane/actor'
+import { NatsTransport, ShardLeases, ShardServer, openLeaseBucket } from '@fairlane/cluster'
 import { MemoryLedger, RedisLedger } from '@fairlane/limits'
 import { shardOfPartition } from '@fairlane/protocol'
 import { NodeQueueBudget } from '@fairlane/scheduler'

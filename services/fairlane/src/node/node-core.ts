@@ -1,4 +1,4 @@
-import type { Transport } from '@fairlane/cluster'
+import type { Transport } from '@fairlane/protocol'
 
 /**
  * What sits under ingress: the transport to the queue actors and whatever runs them. Embedded

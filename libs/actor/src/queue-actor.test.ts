@@ -1,10 +1,9 @@
 import { performance } from 'node:perf_hooks'
 import { afterEach, describe, expect, it } from 'vitest'
 import { MemoryLedger, type ScopeLimit } from '@fairlane/limits'
-import type { Ticket } from '@fairlane/protocol'
+import type { Ticket, Transport } from '@fairlane/protocol'
 import { NodeQueueBudget } from '@fairlane/scheduler'
-import { InProcessTransport } from './in-process-transport.ts'
-import { QueueActor, type PartitionSettings, type TicketPolicy } from './queue-actor.ts'
+import { QueueActor, type PartitionSettings, type TicketPolicy } from './index.ts'
 
 const settings: PartitionSettings = {
   tiers: [{ name: 'free', priority: 0, minShare: 0, maxWaitMs: 2000 }],
@@ -19,7 +18,7 @@ afterEach(() => actor?.close())
 function setup(scopesOf: (ticket: Ticket) => ScopeLimit[], maxWaitMs = 2000) {
   const now = () => performance.now()
   const ledger = new MemoryLedger({ now })
-  actor = new QueueActor({
+  const created = new QueueActor({
     ledger,
     now,
     budget: new NodeQueueBudget(1000),
@@ -37,7 +36,12 @@ function setup(scopesOf: (ticket: Ticket) => ScopeLimit[], maxWaitMs = 2000) {
       settings,
     }),
   })
-  return { transport: new InProcessTransport(actor), ledger }
+  actor = created
+  // What the in-process transport of libs/cluster does: a plain call.
+  const transport: Pick<Transport, 'submit'> = {
+    submit: (ticket, signal) => created.admit(ticket, signal),
+  }
+  return { transport, ledger }
 }
 
 const ticket = (keyId: string, n = 0): Ticket => ({
@@ -48,7 +52,7 @@ const ticket = (keyId: string, n = 0): Ticket => ({
   cost: 1,
 })
 
-describe('QueueActor through the in-process transport', () => {
+describe('QueueActor admitting tickets', () => {
   it('admits at once when the limits allow', async () => {
     const { transport } = setup(() => [])
     const admission = await transport.submit(ticket('a'))
