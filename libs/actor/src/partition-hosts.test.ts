@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { performance } from 'node:perf_hooks'
 import { afterEach, describe, expect, it } from 'vitest'
 import { NodeQueueBudget, type GateVerdict } from '@fairlane/scheduler'
@@ -39,7 +40,7 @@ describe('PartitionHosts', () => {
     host.scheduler.enqueue('t1', identity, 1, 5000)
     hosts.pump(host)
     expect(dispatched).toEqual([])
-    await new Promise((r) => setTimeout(r, 1000))
+    await sleep(1000)
     expect(dispatched.map((d) => d.payload)).toEqual(['t1'])
     expect(dispatched[0]?.at).toBeGreaterThanOrEqual(openAt - 1)
   })
@@ -55,7 +56,7 @@ describe('PartitionHosts', () => {
     expect(reloaded).not.toBe(old)
     expect(hosts.get('echo#0')).toBe(reloaded)
     expect(hosts.all()).toEqual([reloaded, old])
-    await new Promise((r) => setTimeout(r, 1000))
+    await sleep(1000)
     expect(dispatched.map((d) => d.payload)).toEqual(['old'])
     expect(hosts.all()).toEqual([reloaded])
   })
@@ -67,7 +68,7 @@ describe('PartitionHosts', () => {
     host.scheduler.enqueue('t1', identity, 1, 5000)
     hosts.pump(host)
     hosts.close()
-    await new Promise((r) => setTimeout(r, 300))
+    await sleep(300)
     expect(dispatched).toEqual([])
   })
 })

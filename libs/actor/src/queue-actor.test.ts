@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { performance } from 'node:perf_hooks'
 import { afterEach, describe, expect, it } from 'vitest'
 import { MemoryLedger, type ScopeLimit } from '@fairlane/limits'
@@ -124,7 +125,7 @@ describe('QueueActor admitting tickets', () => {
     const { transport, ledger } = setup(() => [blocked])
     const first = await transport.submit(ticket('a'))
     const second = transport.submit(ticket('b'))
-    await new Promise((r) => setTimeout(r, 20))
+    await sleep(20)
     expect(ledger.inFlight('target:echo')).toBe(1)
     if (first.allowed) first.lease.release()
     const admitted = await second
@@ -152,7 +153,7 @@ describe('QueueActor across partitions and reloads', () => {
     const { transport } = setup(() => [workspace])
     const onA = await transport.submit({ ...ticket('a'), target: 'a' })
     const onB = transport.submit({ ...ticket('b'), target: 'b' })
-    await new Promise((r) => setTimeout(r, 20))
+    await sleep(20)
     if (onA.allowed) onA.lease.release()
     const admitted = await onB
     expect(admitted.allowed).toBe(true)
@@ -238,14 +239,14 @@ describe('QueueActor headroom', () => {
     const second = await actor.admit(ticket('flood', 2))
     let third: Awaited<ReturnType<QueueActor['admit']>> | undefined
     const pending = actor.admit(ticket('flood', 3)).then((a) => (third = a))
-    await new Promise((r) => setTimeout(r, 20))
+    await sleep(20)
     // The flood holds 2 of 3 slots; the last one is kept for a caller with nothing in flight.
     expect(third).toBeUndefined()
     const quiet = await actor.admit(ticket('quiet'))
     expect(quiet.allowed).toBe(true)
     if (quiet.allowed) quiet.lease.release()
     // With the quiet caller done, the flood may have two again, not three.
-    await new Promise((r) => setTimeout(r, 20))
+    await sleep(20)
     expect(third).toBeUndefined()
     if (first.allowed) first.lease.release()
     await pending
