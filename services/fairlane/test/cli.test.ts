@@ -77,6 +77,15 @@ describe('fairlane config check', () => {
     expect(run.stderr).toContain('workspaces.demo.keys[0].hash: must match ^sha256:[0-9a-f]{64}$')
   })
 
+  it('reports a deeply nested file as a config problem (exit 2), not a crash', async () => {
+    const depth = 20_000
+    const path = await tempFile('deep.json', `{"x": ${'['.repeat(depth)}${']'.repeat(depth)}}`)
+    const run = await fairlane(['config', 'check', path])
+    expect(run.code).toBe(2)
+    expect(run.stderr).toContain('x[0][0][0]…: nested deeper than 32 levels')
+    expect(run.stderr).not.toContain('RangeError')
+  })
+
   it('reports semantic problems once the schema holds', async () => {
     const path = await tempFile(
       'semantic.yaml',
