@@ -486,7 +486,11 @@ const Server = Type.Object(
       default: 8080,
       description: 'Proxy port (FAIRLANE_PORT overrides).',
     }),
-    adminHost: Type.String({ default: '0.0.0.0', description: 'Admin listen address.' }),
+    adminHost: Type.String({
+      default: '127.0.0.1',
+      description:
+        'Admin listen address. Loopback by default: /metrics, /healthz, /readyz and /upstreams answer without a token, so expose the port (0.0.0.0 or a private interface address) only to a network that only your scrapers and probes reach.',
+    }),
     adminPort: Type.Integer({
       minimum: 0,
       maximum: 65535,

@@ -177,14 +177,29 @@ describe('client policy and costs', () => {
     expect((await node.proxy('/t/open/x', { headers: bearer(keys.c) })).status).toBe(200)
   })
 
-  it('bounds the segment ids a workspace can create', async () => {
+  it('bounds the segment ids one key can hold, leaving the rest of its workspace free', async () => {
+    const named = (key: string, segment: string, seconds = 60) =>
+      node.proxy('/t/open/s', {
+        headers: { ...bearer(key), 'fairlane-ratelimit-policy': `1000;w=${seconds};s=${segment}` },
+      })
     const statuses: number[] = []
-    for (let i = 0; i < 65; i++) {
-      const headers = { ...bearer(keys.a), 'fairlane-ratelimit-policy': `1000;w=60;s=seg-${i}` }
-      statuses.push((await node.proxy('/t/open/s', { headers })).status)
-    }
-    expect(statuses.slice(0, 64).every((s) => s === 200)).toBe(true)
-    expect(statuses[64]).toBe(400)
+    for (let i = 0; i < 9; i++) statuses.push((await named(keys.a, `a-${i}`)).status)
+    expect(statuses).toEqual([...Array<number>(8).fill(200), 400])
+    const refused = await named(keys.a, 'a-8')
+    expect(await problem(refused)).toMatchObject({ code: 'bad_request', stage: 'limit' })
+    // The key keeps the ids it holds, and another key of the workspace still gets new ones.
+    expect((await named(keys.a, 'a-0')).status).toBe(200)
+    expect((await named(keys.b, 'b-0')).status).toBe(200)
+  })
+
+  it('frees a segment id once its window has passed unused', async () => {
+    const named = (segment: string) =>
+      node.proxy('/t/open/s', {
+        headers: { ...bearer(keys.c), 'fairlane-ratelimit-policy': `1000;w=1;s=${segment}` },
+      })
+    for (let i = 0; i < 8; i++) expect((await named(`short-${i}`)).status).toBe(200)
+    expect((await named('short-8')).status).toBe(400)
+    await expect.poll(async () => (await named('short-8')).status, { timeout: 10_000 }).toBe(200)
   })
 
   it('rejects a malformed policy with 400 bad_request', async () => {

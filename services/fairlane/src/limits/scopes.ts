@@ -8,6 +8,7 @@ import {
   type ClientPolicy,
   type Ticket,
 } from '@fairlane/protocol'
+import { MAX_SEGMENTS_PER_KEY, SegmentRegistry } from './segment-registry.ts'
 
 /** Pseudo-target of the X-Fairlane-Url form: it has no target-level limits. */
 export const URL_TARGET = '(url)'
@@ -53,8 +54,8 @@ interface Cached {
   readonly cluster: boolean
   readonly policies: Map<string, Omit<TicketPolicy, 'scopes'> & { scopes: readonly ScopeLimit[] }>
   readonly settings: Map<string, PartitionSettings>
-  /** Segment ids of client policies seen per workspace since this config was loaded. */
-  readonly segments: Map<string, Set<string>>
+  /** Segment ids of client policies in use, per workspace and per key. */
+  readonly segments: SegmentRegistry
 }
 
 /**
@@ -63,25 +64,8 @@ interface Cached {
  * its owner and unit, not its numbers, so a client that changes its limit resizes one window
  * instead of creating another, and the number of client scopes stays bounded.
  */
-function clientScope(ticket: Ticket, policy: ClientPolicy, cached: Cached): ScopeLimit {
+function clientScope(ticket: Ticket, policy: ClientPolicy): ScopeLimit {
   const owner = policy.scope === 'user' ? `user:${ticket.keyId}` : `segment:${policy.scope}`
-  if (policy.scope !== 'user') {
-    let segments = cached.segments.get(ticket.workspace)
-    if (!segments) {
-      segments = new Set()
-      cached.segments.set(ticket.workspace, segments)
-    }
-    if (!segments.has(policy.scope)) {
-      if (segments.size >= CLIENT_POLICY_BOUNDS.maxSegmentsPerWorkspace) {
-        throw new FairlaneError(
-          'bad_request',
-          'limit',
-          `Fairlane-RateLimit-Policy: this workspace already uses ${CLIENT_POLICY_BOUNDS.maxSegmentsPerWorkspace} segment ids`,
-        )
-      }
-      segments.add(policy.scope)
-    }
-  }
   return {
     id: `client:${ticket.workspace}/${owner}/${policy.unit}`,
     kind: 'client',
@@ -99,7 +83,11 @@ function cachedOf(config: FairlaneConfig, cluster = false): Cached {
   const cache = cluster ? caches.cluster : caches.embedded
   let cached = cache.get(config)
   if (!cached) {
-    cached = { cluster, policies: new Map(), settings: new Map(), segments: new Map() }
+    const segments = new SegmentRegistry(
+      { perWorkspace: CLIENT_POLICY_BOUNDS.maxSegmentsPerWorkspace, perKey: MAX_SEGMENTS_PER_KEY },
+      Date.now,
+    )
+    cached = { cluster, policies: new Map(), settings: new Map(), segments }
     cache.set(config, cached)
   }
   return cached
@@ -188,7 +176,17 @@ export function ticketPolicy(
     cached.policies.set(id, policy)
   }
   if (!ticket.clientPolicies?.length) return policy
-  const client = ticket.clientPolicies.map((p) => clientScope(ticket, p, cached))
+  const refused = cached.segments.admit(
+    ticket.workspace,
+    ticket.keyId,
+    ticket.clientPolicies
+      .filter((p) => p.scope !== 'user')
+      .map((p) => ({ segment: p.scope, windowMs: p.windowSeconds * 1000 })),
+  )
+  if (refused) {
+    throw new FairlaneError('bad_request', 'limit', `Fairlane-RateLimit-Policy: ${refused}`)
+  }
+  const client = ticket.clientPolicies.map((p) => clientScope(ticket, p))
   if (cached.cluster && !partitionLocal(config, ticket, 'client')) {
     return { ...policy, sharedScopes: [...(policy.sharedScopes ?? []), ...client] }
   }
