@@ -3,3 +3,5 @@ export { NatsTransport, type NatsTransportOptions } from './nats/nats-transport.
 export { ShardServer, type ShardServerOptions } from './nats/shard-server.ts'
 export { ShardLeases, type ShardLeasesOptions } from './nats/shard-leases.ts'
 export { openLeaseBucket, LEASE_BUCKET } from './nats/lease-bucket.ts'
+export { NatsLink, type NatsLinkEvents } from './nats/nats-link.ts'
+export { settleWithin } from './settle-within.ts'

@@ -572,6 +572,18 @@ const Cluster = Type.Object(
       description:
         'How often a queue actor saves the limit state of its partitions to Redis, for the next owner after a crash; over-admission after a crash is bounded by what passed in this time.',
     }),
+    startTimeoutMs: Type.Integer({
+      minimum: 0,
+      default: 120_000,
+      description:
+        'At start, how long a node waits for NATS and Redis to answer (retrying with backoff, the admin port up and /readyz 503 meanwhile) before it exits with an error naming the address it could not reach.',
+    }),
+    natsDownGraceMs: Type.Integer({
+      minimum: 0,
+      default: 5_000,
+      description:
+        'How long the NATS connection may be down before /readyz answers 503 (the client reconnects by itself; a blip does not take the node out of rotation).',
+    }),
   },
   {
     additionalProperties: false,

@@ -144,6 +144,8 @@ export async function startNatsRegions(options: NatsRegionsOptions): Promise<Nat
         stop: () => member.server.stop(),
         kill: () => member.server.kill(),
         start: () => member.server.start(),
+        freeze: () => member.server.freeze(),
+        thaw: () => member.server.thaw(),
       }))
     const urls = servers.map((server) => server.url)
     return { name, url: urls[0] as string, urls, servers }

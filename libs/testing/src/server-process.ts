@@ -72,6 +72,16 @@ export class ServerProcess {
     await this.#signal('SIGTERM', 5_000)
   }
 
+  /** SIGSTOP: the process keeps its sockets open and answers nothing, like a frozen machine. */
+  freeze(): void {
+    if (this.running) this.#child?.kill('SIGSTOP')
+  }
+
+  /** SIGCONT after `freeze`. */
+  thaw(): void {
+    if (this.running) this.#child?.kill('SIGCONT')
+  }
+
   /** Dies at once, as a crashed machine would. */
   async kill(): Promise<void> {
     await this.#signal('SIGKILL', 5_000)
@@ -80,6 +90,8 @@ export class ServerProcess {
   async #signal(signal: NodeJS.Signals, graceMs: number): Promise<void> {
     const child = this.#child
     if (!child || !this.running) return
+    // A frozen process would not act on the signal.
+    child.kill('SIGCONT')
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
     child.kill(signal)
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)

@@ -92,7 +92,7 @@ async function cluster(
     const app = buildAdmin({
       metrics: new FairlaneMetrics(),
       logger,
-      ready: () => true,
+      missing: () => [],
       api: { token: 'token' in options ? options.token : TOKEN, store },
     })
     cleanups.push(async () => {
