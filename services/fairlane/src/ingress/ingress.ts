@@ -39,6 +39,7 @@ import type { Admission, AdmissionLease } from '@fairlane/cluster'
 import { costInBody, costInHeader, observeResponseCost } from './response-cost.ts'
 import { resolveRoute } from './route.ts'
 import type { RouteEndpoint, Upstreams } from './upstreams.ts'
+import { withoutQuery } from './without-query.ts'
 
 export interface IngressDeps {
   readonly store: ConfigStore
@@ -89,8 +90,30 @@ function hasBody(request: IncomingMessage): boolean {
   )
 }
 
+/**
+ * TRACE makes an upstream echo the request it received, injected credential included, back
+ * to the client; TRACK is its IIS twin (Node's parser already refuses it as unknown).
+ */
+const REFUSED_METHODS = new Set(['TRACE', 'TRACK'])
+/** The methods every target takes; any other the HTTP parser knows passes too, except TRACE. */
+const ALLOW = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
+
+type RawProblemCode = 'headers_too_large' | 'bad_request' | 'method_not_allowed'
+
+/** What Node's HTTP parser refused, as the answer for it. */
+function rawAnswer(err: NodeJS.ErrnoException): { code: RawProblemCode; detail: string } {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return { code: 'headers_too_large', detail: 'request head is too large' }
+    case 'HPE_INVALID_METHOD':
+      return { code: 'method_not_allowed', detail: 'this method is not proxied' }
+    default:
+      return { code: 'bad_request', detail: 'malformed HTTP request' }
+  }
+}
+
 /** A problem+json answer written straight to a socket, for errors Node raises before Fastify sees a request. */
-function rawProblem(code: 'headers_too_large' | 'bad_request', detail: string): string {
+function rawProblem(code: RawProblemCode, detail: string): string {
   const { status, title } = ERROR_CODES[code]
   const requestId = requestIdFrom(undefined)
   const body = JSON.stringify({
@@ -105,6 +128,7 @@ function rawProblem(code: 'headers_too_large' | 'bad_request', detail: string): 
   })
   return (
     `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nX-Request-Id: ${requestId}\r\n` +
+    (code === 'method_not_allowed' ? `Allow: ${ALLOW}\r\n` : '') +
     `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
   )
 }
@@ -124,21 +148,25 @@ export function buildIngress(deps: IngressDeps, options: { maxHeaderBytes: numbe
     // is already failing, and connections left at the end of the grace period are closed.
     return503OnClosing: false,
     // A request target the router cannot decode (a bad percent-escape) is the client's error.
-    frameworkErrors: (err, request, reply) => {
+    // Fastify's message quotes the whole target, query string included: it is not passed on.
+    frameworkErrors: (_err, request, reply) => {
       const ctx = contextOf(request)
       reply.raw.once('close', () => finish(deps, ctx, reply.raw.statusCode))
-      sendProblem(reply, ctx, new FairlaneError('bad_request', 'correlate', err.message))
+      sendProblem(
+        reply,
+        ctx,
+        new FairlaneError(
+          'bad_request',
+          'correlate',
+          'the request path has an invalid percent-escape',
+        ),
+      )
     },
     forceCloseConnections: 'idle',
     clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket) {
       if (!socket.writable) return
-      const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'bad_request'
-      socket.end(
-        rawProblem(
-          code,
-          code === 'headers_too_large' ? 'request head is too large' : 'malformed HTTP request',
-        ),
-      )
+      const { code, detail } = rawAnswer(err)
+      socket.end(rawProblem(code, detail))
     },
   })
 
@@ -173,10 +201,12 @@ export function buildIngress(deps: IngressDeps, options: { maxHeaderBytes: numbe
 
 function sendProblem(reply: FastifyReply, ctx: RequestContext, err: FairlaneError): FastifyReply {
   const problem = toProblem(err, ctx.requestId)
+  problem.detail = withoutQuery(err.message)
   ctx.stage = err.stage
   ctx.code = err.code
-  ctx.error =
-    err.code === 'internal' && err.cause instanceof Error ? err.cause.message : err.message
+  ctx.error = withoutQuery(
+    err.code === 'internal' && err.cause instanceof Error ? err.cause.message : err.message,
+  )
   return reply
     .code(problem.status)
     .headers({
@@ -244,6 +274,16 @@ async function handle(
   })
 
   try {
+    if (REFUSED_METHODS.has(request.method)) {
+      throw new FairlaneError(
+        'method_not_allowed',
+        'correlate',
+        `${request.method} is not proxied`,
+        {
+          headers: { allow: ALLOW },
+        },
+      )
+    }
     const config = deps.store.current()
     const maxBody = config.server.maxBodyBytes
     const declared = raw.headers['content-length']
