@@ -30,6 +30,7 @@ import {
 } from '@fairlane/protocol'
 import type { FairlaneMetrics, Logger } from '@fairlane/telemetry'
 import { keyIndexOf } from '../keys/key-index.ts'
+import { BodyDeadline } from './body-deadline.ts'
 import { BodyLimit, tooLarge } from './body-limit.ts'
 import { presentedKey } from './presented-key.ts'
 import { pathOf, type RequestContext } from './request-context.ts'
@@ -98,7 +99,7 @@ const REFUSED_METHODS = new Set(['TRACE', 'TRACK'])
 /** The methods every target takes; any other the HTTP parser knows passes too, except TRACE. */
 const ALLOW = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
 
-type RawProblemCode = 'headers_too_large' | 'bad_request' | 'method_not_allowed'
+type RawProblemCode = 'headers_too_large' | 'bad_request' | 'method_not_allowed' | 'request_timeout'
 
 /** What Node's HTTP parser refused, as the answer for it. */
 function rawAnswer(err: NodeJS.ErrnoException): { code: RawProblemCode; detail: string } {
@@ -107,6 +108,9 @@ function rawAnswer(err: NodeJS.ErrnoException): { code: RawProblemCode; detail: 
       return { code: 'headers_too_large', detail: 'request head is too large' }
     case 'HPE_INVALID_METHOD':
       return { code: 'method_not_allowed', detail: 'this method is not proxied' }
+    // Node's headersTimeout: the request head did not arrive whole in time.
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return { code: 'request_timeout', detail: 'the request head did not arrive in time' }
     default:
       return { code: 'bad_request', detail: 'malformed HTTP request' }
   }
@@ -202,6 +206,7 @@ export function buildIngress(deps: IngressDeps, options: { maxHeaderBytes: numbe
 function sendProblem(reply: FastifyReply, ctx: RequestContext, err: FairlaneError): FastifyReply {
   const problem = toProblem(err, ctx.requestId)
   problem.detail = withoutQuery(err.message)
+  const raw = reply.request.raw
   ctx.stage = err.stage
   ctx.code = err.code
   ctx.error = withoutQuery(
@@ -214,6 +219,9 @@ function sendProblem(reply: FastifyReply, ctx: RequestContext, err: FairlaneErro
       ...err.headers,
       'x-request-id': ctx.requestId,
       'content-type': 'application/problem+json',
+      // Node would go on reading (and discarding) a body that has not fully arrived, for as
+      // long as the client trickles it: the connection is closed instead.
+      ...(hasBody(raw) && !raw.complete ? { connection: 'close' } : {}),
     })
     .send(JSON.stringify(problem))
 }
@@ -261,6 +269,7 @@ async function handle(
   const raw = request.raw
   const abort = new AbortController()
   let release: (() => void) | undefined
+  let deadline: BodyDeadline | undefined
   let closed = false
   reply.raw.once('close', () => {
     closed = true
@@ -268,6 +277,7 @@ async function handle(
     const clientLeft = !reply.raw.writableFinished
     if (clientLeft) abort.abort()
     release?.()
+    deadline?.destroy()
     if (clientLeft) ctx.clientClosed = true
     // 499 (nginx's "client closed request") when the client left before any answer was sent.
     finish(deps, ctx, clientLeft && !reply.raw.headersSent ? 499 : reply.raw.statusCode)
@@ -400,18 +410,25 @@ async function handle(
     let body: Readable | Buffer | null = null
     let limiter: BodyLimit | undefined
     if (hasBody(raw)) {
+      deadline = new BodyDeadline(raw, {
+        idleMs: config.server.bodyIdleMs,
+        totalMs: config.server.bodyTimeoutMs,
+        now: () => performance.now(),
+        onExpire: () => abort.abort(),
+      })
+      const watched = raw.pipe(deadline)
       const length = declared === undefined ? undefined : Number(declared)
       if (repeatable && length !== undefined && length <= (retry?.replayBodyBytes ?? 0)) {
         // Small enough to keep: every attempt sends the same bytes.
-        body = Buffer.concat((await raw.toArray()) as Buffer[])
+        body = Buffer.concat((await watched.toArray()) as Buffer[])
       } else {
         // Streamed once, so sent once.
         repeatable = false
         if (declared === undefined) {
           limiter = new BodyLimit(maxBody)
-          body = raw.pipe(limiter)
+          body = watched.pipe(limiter)
         } else {
-          body = raw
+          body = watched
         }
       }
     }
@@ -491,6 +508,7 @@ async function handle(
         signal: abort.signal,
       })
     } catch (err) {
+      if (deadline?.failure) throw deadline.failure
       if (limiter?.exceeded) throw tooLarge(maxBody, 'forward')
       throw upstreamError(err)
     }
