@@ -139,9 +139,17 @@ describe('target form /t/<target>/<path>', () => {
       '/t/based/..\\admin',
       '/t/based/..%5cadmin',
       '/t/based/.%2E/x',
+      // Spellings that upstream servers commonly normalise to a dot segment.
+      '/t/based/..;/admin',
+      '/t/based/.;/admin',
+      '/t/based/%2e%2e;/admin',
+      '/t/based/..%00/admin',
+      '/t/based/..%20/admin',
+      '/t/based/%252e%252e/admin',
+      '/t/based/%ef%bc%8e%ef%bc%8e/admin',
     ]) {
       const { status, body } = await rawGet(node.proxyUrl, path, bearer(KEY))
-      expect(status).toBe(400)
+      expect(status, path).toBe(400)
       expect(JSON.parse(body)).toMatchObject({ code: 'bad_request', stage: 'resolve' })
     }
     expect(upstream.hits).toBe(0)
