@@ -380,6 +380,12 @@ describe('size limits and upstream failures', () => {
       req.end()
     })
     expect(status).toBe(413)
+    // The client's oversized body says nothing about the upstream.
+    const health = (await (await fetch(`${node.adminUrl}/upstreams`)).json()) as {
+      target: string
+      failures: number
+    }[]
+    expect(health.find((e) => e.target === 'echo')?.failures).toBe(0)
   })
 
   it('refuses an oversized request head with 431', async () => {

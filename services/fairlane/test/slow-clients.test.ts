@@ -172,6 +172,12 @@ describe('clients that send their body slowly', () => {
     }
     const metrics = await strict.metrics.registry.getSingleMetricAsString('fairlane_requests_total')
     expect(metrics).toContain('status="408"')
+    // A slow client says nothing about the upstream: its endpoint's health is untouched.
+    const health = (await (await fetch(`${strict.adminUrl}/upstreams`)).json()) as {
+      target: string
+      failures: number
+    }[]
+    expect(health.find((e) => e.target === 'bulk')?.failures).toBe(0)
   })
 
   it('answers a body that keeps trickling past the whole-body timeout with 408', async () => {

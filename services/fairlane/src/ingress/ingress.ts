@@ -425,7 +425,7 @@ async function handle(
         // Streamed once, so sent once.
         repeatable = false
         if (declared === undefined) {
-          limiter = new BodyLimit(maxBody)
+          limiter = new BodyLimit(maxBody, () => abort.abort())
           body = watched.pipe(limiter)
         } else {
           body = watched
