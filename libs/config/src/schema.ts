@@ -509,6 +509,12 @@ const Server = Type.Object(
       default: 16 * 1024,
       description: 'Largest request head accepted (431 beyond).',
     }),
+    headTimeoutMs: Type.Integer({
+      minimum: 1,
+      default: 60_000,
+      description:
+        'Longest time a request head (request line and headers) may take to arrive; 408 request_timeout beyond, and the connection is closed. Read at start.',
+    }),
     bodyIdleMs: Type.Integer({
       minimum: 1,
       default: 10_000,

@@ -30,7 +30,7 @@ function config(server: Record<string, unknown>): Record<string, unknown> {
 beforeAll(async () => {
   upstream = await startUpstream({ record: false })
   node = await startNode(config({}))
-  strict = await startNode(config({ bodyIdleMs: 400, bodyTimeoutMs: 2000 }))
+  strict = await startNode(config({ headTimeoutMs: 500, bodyIdleMs: 400, bodyTimeoutMs: 2000 }))
 })
 
 afterEach(() => {
@@ -188,6 +188,20 @@ describe('clients that send their body slowly', () => {
     expect(JSON.parse(answer?.body ?? '{}')).toMatchObject({
       code: 'request_timeout',
       detail: 'the request body did not arrive whole within 2000 ms',
+    })
+    expect(await within(client.closed, 5_000)).toBe(true)
+  })
+
+  it('answers a request head that does not arrive whole in time with 408 and closes', async () => {
+    const client = slowClient(strict.proxyUrl, `GET /t/bulk/x HTTP/1.1\r\nHost: fairlane\r\n`)
+    const timer = setInterval(() => client.write('x-slow: 1\r\n'), 100)
+    const answer = await within(client.answer, 10_000)
+    clearInterval(timer)
+    expect(answer?.status).toBe(408)
+    expect(answer?.headers['content-type']).toBe('application/problem+json')
+    expect(JSON.parse(answer?.body ?? '{}')).toMatchObject({
+      code: 'request_timeout',
+      stage: 'correlate',
     })
     expect(await within(client.closed, 5_000)).toBe(true)
   })

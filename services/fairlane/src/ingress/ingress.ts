@@ -137,7 +137,10 @@ function rawProblem(code: RawProblemCode, detail: string): string {
   )
 }
 
-export function buildIngress(deps: IngressDeps, options: { maxHeaderBytes: number }) {
+export function buildIngress(
+  deps: IngressDeps,
+  options: { maxHeaderBytes: number; headTimeoutMs: number },
+) {
   const app = Fastify({
     loggerInstance: deps.logger,
     // Fastify's request logs carry the raw URL (and so any query secret); ours are built
@@ -145,7 +148,13 @@ export function buildIngress(deps: IngressDeps, options: { maxHeaderBytes: numbe
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
-    http: { maxHeaderSize: options.maxHeaderBytes },
+    http: {
+      maxHeaderSize: options.maxHeaderBytes,
+      headersTimeout: options.headTimeoutMs,
+      // Node checks the head timeout on this interval (30 s by default, which would let a
+      // head take up to 30 s longer than configured).
+      connectionsCheckingInterval: Math.min(1000, options.headTimeoutMs),
+    },
     routerOptions: { maxParamLength: 8192, ignoreTrailingSlash: false },
     // While draining, a request on a connection still open is served like any other (its
     // answer carries the usual headers); new connections are no longer accepted, readiness

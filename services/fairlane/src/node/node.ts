@@ -138,7 +138,10 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
           logger,
           wallClock: () => Date.now(),
         },
-        { maxHeaderBytes: config.server.maxHeaderBytes },
+        {
+          maxHeaderBytes: config.server.maxHeaderBytes,
+          headTimeoutMs: config.server.headTimeoutMs,
+        },
       )
     : undefined
   const admin = buildAdmin({
