@@ -307,6 +307,12 @@ const Target = Type.Object(
       description:
         'Forward the client’s own Authorization header upstream (the client then authenticates to Fairlane with X-Fairlane-Key).',
     }),
+    perKeyConcurrency: Type.Integer({
+      minimum: 1,
+      default: 64,
+      description:
+        'Requests one key may have in flight at once on this target; more wait in the key’s lane. Upstream connections are pooled per address (128), shared by every target and workspace: this keeps one key from holding more than half of them.',
+    }),
     limits: Type.Optional(Limits),
     headroom: Type.Integer({
       minimum: 0,
@@ -507,6 +513,24 @@ const Server = Type.Object(
       default: 16 * 1024,
       description: 'Largest request head accepted (431 beyond).',
     }),
+    headTimeoutMs: Type.Integer({
+      minimum: 1,
+      default: 60_000,
+      description:
+        'Longest time a request head (request line and headers) may take to arrive; 408 request_timeout beyond, and the connection is closed. Read at start.',
+    }),
+    bodyIdleMs: Type.Integer({
+      minimum: 1,
+      default: 10_000,
+      description:
+        'Longest silence between two chunks of a request body while Fairlane reads it (408 request_timeout beyond).',
+    }),
+    bodyTimeoutMs: Type.Integer({
+      minimum: 1,
+      default: 120_000,
+      description:
+        'Longest time a request body may take to arrive whole, from when Fairlane starts reading it (after its wait in the lane); 408 request_timeout beyond.',
+    }),
     shutdownGraceMs: Type.Integer({
       minimum: 0,
       default: 10_000,
@@ -531,6 +555,12 @@ const Destinations = Type.Object(
       default: false,
       description:
         'Forward the client’s own Authorization header to X-Fairlane-Url destinations (the client then authenticates with X-Fairlane-Key).',
+    }),
+    perKeyConcurrency: Type.Integer({
+      minimum: 1,
+      default: 64,
+      description:
+        'Requests one key may have in flight at once on X-Fairlane-Url destinations; more wait in the key’s lane. Upstream connections are pooled per address (128), shared by every target and workspace: this keeps one key from holding more than half of them.',
     }),
     timeouts: Timeouts,
   },

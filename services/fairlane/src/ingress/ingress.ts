@@ -30,6 +30,7 @@ import {
 } from '@fairlane/protocol'
 import type { FairlaneMetrics, Logger } from '@fairlane/telemetry'
 import { keyIndexOf } from '../keys/key-index.ts'
+import { BodyDeadline } from './body-deadline.ts'
 import { BodyLimit, tooLarge } from './body-limit.ts'
 import { presentedKey } from './presented-key.ts'
 import { pathOf, type RequestContext } from './request-context.ts'
@@ -39,6 +40,7 @@ import type { Admission, AdmissionLease } from '@fairlane/protocol'
 import { costInBody, costInHeader, observeResponseCost } from './response-cost.ts'
 import { resolveRoute } from './route.ts'
 import type { RouteEndpoint, Upstreams } from './upstreams.ts'
+import { withoutQuery } from './without-query.ts'
 
 export interface IngressDeps {
   readonly store: ConfigStore
@@ -89,8 +91,33 @@ function hasBody(request: IncomingMessage): boolean {
   )
 }
 
+/**
+ * TRACE makes an upstream echo the request it received, injected credential included, back
+ * to the client; TRACK is its IIS twin (Node's parser already refuses it as unknown).
+ */
+const REFUSED_METHODS = new Set(['TRACE', 'TRACK'])
+/** The methods every target takes; any other the HTTP parser knows passes too, except TRACE. */
+const ALLOW = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
+
+type RawProblemCode = 'headers_too_large' | 'bad_request' | 'method_not_allowed' | 'request_timeout'
+
+/** What Node's HTTP parser refused, as the answer for it. */
+function rawAnswer(err: NodeJS.ErrnoException): { code: RawProblemCode; detail: string } {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return { code: 'headers_too_large', detail: 'request head is too large' }
+    case 'HPE_INVALID_METHOD':
+      return { code: 'method_not_allowed', detail: 'this method is not proxied' }
+    // Node's headersTimeout: the request head did not arrive whole in time.
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return { code: 'request_timeout', detail: 'the request head did not arrive in time' }
+    default:
+      return { code: 'bad_request', detail: 'malformed HTTP request' }
+  }
+}
+
 /** A problem+json answer written straight to a socket, for errors Node raises before Fastify sees a request. */
-function rawProblem(code: 'headers_too_large' | 'bad_request', detail: string): string {
+function rawProblem(code: RawProblemCode, detail: string): string {
   const { status, title } = ERROR_CODES[code]
   const requestId = requestIdFrom(undefined)
   const body = JSON.stringify({
@@ -105,11 +132,15 @@ function rawProblem(code: 'headers_too_large' | 'bad_request', detail: string): 
   })
   return (
     `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nX-Request-Id: ${requestId}\r\n` +
+    (code === 'method_not_allowed' ? `Allow: ${ALLOW}\r\n` : '') +
     `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
   )
 }
 
-export function buildIngress(deps: IngressDeps, options: { maxHeaderBytes: number }) {
+export function buildIngress(
+  deps: IngressDeps,
+  options: { maxHeaderBytes: number; headTimeoutMs: number },
+) {
   const app = Fastify({
     loggerInstance: deps.logger,
     // Fastify's request logs carry the raw URL (and so any query secret); ours are built
@@ -117,28 +148,38 @@ export function buildIngress(deps: IngressDeps, options: { maxHeaderBytes: numbe
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
-    http: { maxHeaderSize: options.maxHeaderBytes },
+    http: {
+      maxHeaderSize: options.maxHeaderBytes,
+      headersTimeout: options.headTimeoutMs,
+      // Node checks the head timeout on this interval (30 s by default, which would let a
+      // head take up to 30 s longer than configured).
+      connectionsCheckingInterval: Math.min(1000, options.headTimeoutMs),
+    },
     routerOptions: { maxParamLength: 8192, ignoreTrailingSlash: false },
     // While draining, a request on a connection still open is served like any other (its
     // answer carries the usual headers); new connections are no longer accepted, readiness
     // is already failing, and connections left at the end of the grace period are closed.
     return503OnClosing: false,
     // A request target the router cannot decode (a bad percent-escape) is the client's error.
-    frameworkErrors: (err, request, reply) => {
+    // Fastify's message quotes the whole target, query string included: it is not passed on.
+    frameworkErrors: (_err, request, reply) => {
       const ctx = contextOf(request)
       reply.raw.once('close', () => finish(deps, ctx, reply.raw.statusCode))
-      sendProblem(reply, ctx, new FairlaneError('bad_request', 'correlate', err.message))
+      sendProblem(
+        reply,
+        ctx,
+        new FairlaneError(
+          'bad_request',
+          'correlate',
+          'the request path has an invalid percent-escape',
+        ),
+      )
     },
     forceCloseConnections: 'idle',
     clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket) {
       if (!socket.writable) return
-      const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'bad_request'
-      socket.end(
-        rawProblem(
-          code,
-          code === 'headers_too_large' ? 'request head is too large' : 'malformed HTTP request',
-        ),
-      )
+      const { code, detail } = rawAnswer(err)
+      socket.end(rawProblem(code, detail))
     },
   })
 
@@ -173,10 +214,13 @@ export function buildIngress(deps: IngressDeps, options: { maxHeaderBytes: numbe
 
 function sendProblem(reply: FastifyReply, ctx: RequestContext, err: FairlaneError): FastifyReply {
   const problem = toProblem(err, ctx.requestId)
+  problem.detail = withoutQuery(err.message)
+  const raw = reply.request.raw
   ctx.stage = err.stage
   ctx.code = err.code
-  ctx.error =
-    err.code === 'internal' && err.cause instanceof Error ? err.cause.message : err.message
+  ctx.error = withoutQuery(
+    err.code === 'internal' && err.cause instanceof Error ? err.cause.message : err.message,
+  )
   return reply
     .code(problem.status)
     .headers({
@@ -184,6 +228,9 @@ function sendProblem(reply: FastifyReply, ctx: RequestContext, err: FairlaneErro
       ...err.headers,
       'x-request-id': ctx.requestId,
       'content-type': 'application/problem+json',
+      // Node would go on reading (and discarding) a body that has not fully arrived, for as
+      // long as the client trickles it: the connection is closed instead.
+      ...(hasBody(raw) && !raw.complete ? { connection: 'close' } : {}),
     })
     .send(JSON.stringify(problem))
 }
@@ -231,6 +278,7 @@ async function handle(
   const raw = request.raw
   const abort = new AbortController()
   let release: (() => void) | undefined
+  let deadline: BodyDeadline | undefined
   let closed = false
   reply.raw.once('close', () => {
     closed = true
@@ -238,12 +286,23 @@ async function handle(
     const clientLeft = !reply.raw.writableFinished
     if (clientLeft) abort.abort()
     release?.()
+    deadline?.destroy()
     if (clientLeft) ctx.clientClosed = true
     // 499 (nginx's "client closed request") when the client left before any answer was sent.
     finish(deps, ctx, clientLeft && !reply.raw.headersSent ? 499 : reply.raw.statusCode)
   })
 
   try {
+    if (REFUSED_METHODS.has(request.method)) {
+      throw new FairlaneError(
+        'method_not_allowed',
+        'correlate',
+        `${request.method} is not proxied`,
+        {
+          headers: { allow: ALLOW },
+        },
+      )
+    }
     const config = deps.store.current()
     const maxBody = config.server.maxBodyBytes
     const declared = raw.headers['content-length']
@@ -360,18 +419,25 @@ async function handle(
     let body: Readable | Buffer | null = null
     let limiter: BodyLimit | undefined
     if (hasBody(raw)) {
+      deadline = new BodyDeadline(raw, {
+        idleMs: config.server.bodyIdleMs,
+        totalMs: config.server.bodyTimeoutMs,
+        now: () => performance.now(),
+        onExpire: () => abort.abort(),
+      })
+      const watched = raw.pipe(deadline)
       const length = declared === undefined ? undefined : Number(declared)
       if (repeatable && length !== undefined && length <= (retry?.replayBodyBytes ?? 0)) {
         // Small enough to keep: every attempt sends the same bytes.
-        body = Buffer.concat((await raw.toArray()) as Buffer[])
+        body = Buffer.concat((await watched.toArray()) as Buffer[])
       } else {
         // Streamed once, so sent once.
         repeatable = false
         if (declared === undefined) {
-          limiter = new BodyLimit(maxBody)
-          body = raw.pipe(limiter)
+          limiter = new BodyLimit(maxBody, () => abort.abort())
+          body = watched.pipe(limiter)
         } else {
-          body = raw
+          body = watched
         }
       }
     }
@@ -451,6 +517,7 @@ async function handle(
         signal: abort.signal,
       })
     } catch (err) {
+      if (deadline?.failure) throw deadline.failure
       if (limiter?.exceeded) throw tooLarge(maxBody, 'forward')
       throw upstreamError(err)
     }

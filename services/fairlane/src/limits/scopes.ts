@@ -49,6 +49,21 @@ export function scopesFor(config: FairlaneConfig, ticket: Ticket): ScopeLimit[] 
   ].filter((s): s is ScopeLimit => s !== undefined)
 }
 
+/**
+ * The key's in-flight cap on this target (or on the URL form): upstream connections are
+ * pooled per address and shared by every target and workspace, so no key may hold more than
+ * a bounded share of them. A key on a target is one lane, and a lane is one partition, so
+ * its owner enforces this exactly in memory in both modes.
+ */
+function keyOnTargetScope(config: FairlaneConfig, ticket: Ticket): ScopeLimit {
+  const target = ticket.target === URL_TARGET ? undefined : config.targets[ticket.target]
+  return {
+    id: `key-target:${ticket.workspace}/${ticket.keyId}@${ticket.target}`,
+    kind: 'key',
+    concurrency: (target ?? config.destinations).perKeyConcurrency,
+  }
+}
+
 interface Cached {
   /** Cluster mode: scopes other partitions can touch go to the shared ledger. */
   readonly cluster: boolean
@@ -159,6 +174,10 @@ export function ticketPolicy(
     const partitions = config.targets[ticket.target]?.partitions ?? 1
     const scopes = scopesFor(config, ticket)
     const shared = cluster ? scopes.filter((s) => !partitionLocal(config, ticket, s.kind)) : []
+    const local = [
+      keyOnTargetScope(config, ticket),
+      ...(shared.length ? scopes.filter((s) => !shared.includes(s)) : scopes),
+    ]
     policy = {
       identity: {
         lane,
@@ -167,7 +186,7 @@ export function ticketPolicy(
         laneWeight: key?.weight ?? 1,
         workspaceWeight: workspace?.weight ?? 1,
       },
-      scopes: shared.length ? scopes.filter((s) => !shared.includes(s)) : scopes,
+      scopes: local,
       ...(shared.length ? { sharedScopes: shared } : {}),
       maxWaitMs: config.tiers[tier]?.maxWaitMs ?? 0,
       partition: `${ticket.target}#${partitionOf(lane, partitions)}`,

@@ -186,7 +186,10 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
           logger,
           wallClock: () => Date.now(),
         },
-        { maxHeaderBytes: config.server.maxHeaderBytes },
+        {
+          maxHeaderBytes: config.server.maxHeaderBytes,
+          headTimeoutMs: config.server.headTimeoutMs,
+        },
       )
     : undefined
   try {
