@@ -28,6 +28,8 @@ const BITS = 6
 const SLOTS = 1 << BITS
 const MASK = SLOTS - 1
 const LEVELS = 4
+/** Milliseconds per slot at each level: 1, 64, 4096, 262144 (filing a timer is on every enqueue). */
+const UNITS: readonly number[] = Array.from({ length: LEVELS }, (_, level) => 2 ** (level * BITS))
 
 export class TimerWheel {
   readonly #levels: Timer[][]
@@ -97,7 +99,7 @@ export class TimerWheel {
     if (this.#count === 0) return undefined
     let earliest = Infinity
     for (let level = 0; level < LEVELS; level++) {
-      const unit = 2 ** (level * BITS)
+      const unit = UNITS[level] as number
       const slots = this.#levels[level] as Timer[]
       const cursor = Math.floor(this.#now / unit)
       for (let i = 1; i <= SLOTS; i++) {
@@ -117,8 +119,8 @@ export class TimerWheel {
   #file(timer: Timer, base: number): void {
     const delta = timer.dueAt - base
     let level = 0
-    while (level < LEVELS - 1 && delta >= 2 ** ((level + 1) * BITS)) level++
-    const unit = 2 ** (level * BITS)
+    while (level < LEVELS - 1 && delta >= (UNITS[level + 1] as number)) level++
+    const unit = UNITS[level] as number
     // Beyond the top level's reach a timer waits in its last slot and is filed again then.
     const horizon = base + (SLOTS - 1) * unit
     const at = level === LEVELS - 1 ? Math.min(timer.dueAt, horizon) : timer.dueAt
@@ -133,7 +135,7 @@ export class TimerWheel {
   /** When the wheel reaches `at`, a multiple of 64 ms, coarse slots starting there move finer. */
   #cascade(at: number): void {
     for (let level = 1; level < LEVELS; level++) {
-      const unit = 2 ** (level * BITS)
+      const unit = UNITS[level] as number
       if (at % unit !== 0) return
       const slot = (this.#levels[level] as Timer[])[Math.floor(at / unit) & MASK] as Timer
       let timer = slot.timerNext as Timer
