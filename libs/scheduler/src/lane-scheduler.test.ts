@@ -478,7 +478,34 @@ describe('LaneScheduler bookkeeping (properties)', () => {
     expect(scheduler.nextWakeAt()).toBeUndefined()
   })
 
-  it('keeps the arrival time to the millisecond and the deadline on the caller\'s clock', () => {
+  it('stamps a ticket queued from a dispatch callback with the time of its pump', () => {
+    let now = 100
+    const queued: QueuedTicket<string>[] = []
+    const scheduler: LaneScheduler<string> = new LaneScheduler<string>({
+      now: () => now,
+      tiers: TIERS,
+      bounds: BIG,
+      budget: new NodeQueueBudget(100),
+      quantum: 1,
+      discipline: 'fair',
+      gate: () => {
+        now += 5
+        return { go: true }
+      },
+      onDispatch: (t) => {
+        if (t.payload === 'first')
+          queued.push(scheduler.enqueue('second', t.identity, 1) as QueuedTicket<string>)
+      },
+      onExpire: () => {},
+      onReject: () => {},
+    })
+    scheduler.enqueue('first', lane('w', 'k'), 1)
+    scheduler.pump()
+    expect(queued[0]?.enqueuedAt).toBe(100)
+    expect(queued[0]?.done).toBe(true)
+  })
+
+  it("keeps the arrival time to the millisecond and the deadline on the caller's clock", () => {
     const h = harness()
     h.now = 1_000.75
     const t = enqueue(h, lane('w', 'k'))

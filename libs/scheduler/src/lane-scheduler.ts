@@ -249,6 +249,8 @@ export class LaneScheduler<T> {
   readonly #partition: Blockable = { block: null }
   #queued = 0
   #pumping = false
+  /** The time of the pump under way: what a ticket queued by one of its callbacks is stamped with. */
+  #pumpNow = 0
   readonly work: SchedulerWork = { decisions: 0, steps: 0, gateCalls: 0 }
 
   constructor(options: SchedulerOptions<T>) {
@@ -319,7 +321,8 @@ export class LaneScheduler<T> {
     if (this.#pumping) return
     this.#pumping = true
     try {
-      this.#wheel.advance(this.#options.now() - this.#epoch, this.#onDue)
+      this.#pumpNow = this.#options.now() - this.#epoch
+      this.#wheel.advance(this.#pumpNow, this.#onDue)
       while (this.#partition.block === null) {
         const ticket = this.#peek()
         if (!ticket) break
@@ -430,7 +433,9 @@ export class LaneScheduler<T> {
     cost: number,
     maxWaitMs: number,
   ): QueuedTicket<T> {
-    const now = this.#options.now() - this.#epoch
+    // Inside a pump (a host that queues from onDispatch) its time is the decision's: one
+    // clock read less per decision, where a clock read costs as much as a tenth of one.
+    const now = this.#pumping ? this.#pumpNow : this.#options.now() - this.#epoch
     const ticket = new QueuedTicket(payload, identity, cost, Math.floor(now), lane)
     lane.head = ringPush(lane.head, ticket)
     lane.size++
@@ -638,8 +643,7 @@ export class LaneScheduler<T> {
       if (lane.size > 0) this.#activateLane(lane)
     } else if (target instanceof Group) {
       const group = target as Group<T>
-      if (group.head && group.next === null)
-        group.tier.head = ringPush(group.tier.head, group)
+      if (group.head && group.next === null) group.tier.head = ringPush(group.tier.head, group)
     }
   }
 

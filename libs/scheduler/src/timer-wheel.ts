@@ -39,9 +39,7 @@ export class TimerWheel {
 
   constructor(startMs: number) {
     this.#now = Math.floor(startMs)
-    this.#levels = Array.from({ length: LEVELS }, () =>
-      Array.from({ length: SLOTS }, emptySlot),
-    )
+    this.#levels = Array.from({ length: LEVELS }, () => Array.from({ length: SLOTS }, emptySlot))
   }
 
   get size(): number {
