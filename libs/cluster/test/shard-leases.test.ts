@@ -57,16 +57,22 @@ function disjointCover(nodes: Array<{ serving: Set<number> }>): boolean {
   return all.length === SHARDS && new Set(all).size === SHARDS
 }
 
+/** Three nodes on a fresh bucket, started and holding four shards each. */
+async function settledTrio() {
+  const name = await bucket()
+  const nodes = [await node(name, 'a'), await node(name, 'b'), await node(name, 'c')]
+  await Promise.all(nodes.map((n) => n.leases.start()))
+  await expect
+    .poll(() => disjointCover(nodes) && nodes.every((n) => n.serving.size === 4), {
+      timeout: 10_000,
+    })
+    .toBe(true)
+  return { name, nodes }
+}
+
 describe('shard leases in NATS KV', () => {
   it('splits the shards fairly and disjointly between nodes, and hands them over on drain', async () => {
-    const name = await bucket()
-    const nodes = [await node(name, 'a'), await node(name, 'b'), await node(name, 'c')]
-    await Promise.all(nodes.map((n) => n.leases.start()))
-    await expect
-      .poll(() => disjointCover(nodes) && nodes.every((n) => n.serving.size === 4), {
-        timeout: 10_000,
-      })
-      .toBe(true)
+    const { nodes } = await settledTrio()
 
     await nodes[2]?.leases.stop()
     const rest = nodes.slice(0, 2)
@@ -105,14 +111,7 @@ describe('shard leases in NATS KV', () => {
 
 describe('shard leases in a steady cluster', () => {
   it('count each live node once, keep one watcher per node and move no shard, even while heartbeats are rewritten during every round', async () => {
-    const name = await bucket()
-    const nodes = [await node(name, 'a'), await node(name, 'b'), await node(name, 'c')]
-    await Promise.all(nodes.map((n) => n.leases.start()))
-    await expect
-      .poll(() => disjointCover(nodes) && nodes.every((n) => n.serving.size === 4), {
-        timeout: 10_000,
-      })
-      .toBe(true)
+    const { name, nodes } = await settledTrio()
     const settled = nodes.map((n) => [...n.serving].sort((x, y) => x - y))
 
     // A key rewritten while a listing runs was listed twice: rewrite the heartbeats as fast
