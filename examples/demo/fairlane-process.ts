@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { freePort } from '@fairlane/testing'
 
 const MAIN = fileURLToPath(new URL('../../services/fairlane/src/main.ts', import.meta.url))
@@ -48,7 +49,7 @@ export async function startFairlane(
       await stop()
       throw new Error('Fairlane did not start')
     }
-    await new Promise((r) => setTimeout(r, 100))
+    await sleep(100)
   }
   return { proxyUrl: `http://127.0.0.1:${port}`, adminUrl, stop }
 }

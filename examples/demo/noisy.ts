@@ -3,6 +3,7 @@
  * one upstream that takes 8 at a time (examples/noisy-neighbor.yaml). A table refreshed every
  * second shows what each key gets: first with fair queueing, then with a plain FIFO queue.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Traffic, startUpstream, type CallerRecord } from '@fairlane/testing'
 import { bold, dim, startFairlane } from './fairlane-process.ts'
 
@@ -50,10 +51,10 @@ async function phase(
   let lines = 0
   // The first second opens 64 connections and warms the JIT; counting starts after it, so
   // the table shows the steady state rather than the start-up.
-  await new Promise((r) => setTimeout(r, 1000))
+  await sleep(1000)
   for (const record of traffic.records.values()) record.reset()
   for (let s = 1; s <= seconds; s++) {
-    await new Promise((r) => setTimeout(r, 1000))
+    await sleep(1000)
     const text = table(title, traffic, s)
     if (live) {
       if (lines) process.stdout.write(`\x1b[${lines}A\x1b[J`)

@@ -16,12 +16,12 @@
  */
 import { readFile } from 'node:fs/promises'
 import os from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { stopAll } from './lib/child.ts'
 import { measureAtRate, type RateMeasurement } from './lib/fixed-rate.ts'
 import { fixed, ms, perSec, times } from './lib/format.ts'
 import { machineFacts } from './lib/machine.ts'
 import { LOAD_GENERATOR, probe, problemsOf, type LoadRequest } from './lib/measurement.ts'
-import { sleep } from './lib/noisy-neighbour.ts'
 import { benchOptions, type BenchOptions } from './lib/options.ts'
 import { compare, runSystem, type Comparison, type Run } from './lib/proxy-run.ts'
 import { timestamp, writeResult, writeResultFile } from './lib/result-file.ts'
@@ -149,7 +149,7 @@ async function accuracyRun(options: ClusterOptions): Promise<AccuracyRun> {
       }))
       for (const request of requests) await probe('fairlane-cluster', request)
       // The probes spent part of the burst; a second refills it before the load.
-      await sleep(1)
+      await sleep(1000)
       await upstream.arrivals()
       say(
         `accuracy: ${cluster.nodes.length} nodes, examples/cluster.yaml (limit ${limit.rps}/s, burst ` +

@@ -13,6 +13,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { CallerRecord, jainIndex, Traffic } from '@fairlane/testing'
 import { stopAll, type Child } from './lib/child.ts'
 import { runBench } from './lib/run-bench.ts'
@@ -27,7 +28,6 @@ import {
   PHASES,
   pooled,
   QUIET_RATE,
-  sleep,
   snapshot,
   startTraffic,
   TARGET_CONCURRENCY,
@@ -191,7 +191,7 @@ async function prime(fairlane: FairlaneProcess, seconds: number): Promise<void> 
   say(`priming: a, b, c, d with 8 in flight each for ${seconds} s (discarded)`)
   const url = `${fairlane.proxyUrl}/t/echo/work`
   const traffic = new Traffic(['a', 'b', 'c', 'd'].map((key) => flood(url, key, 8)))
-  await sleep(seconds)
+  await sleep(seconds * 1000)
   await traffic.stop()
 }
 
@@ -223,7 +223,7 @@ async function runPhase(
   let durationSec: number
   let arrivals: number[]
   try {
-    await sleep(options.warmupSec)
+    await sleep(options.warmupSec * 1000)
     for (const record of live()) record.reset()
     await upstream.arrivals()
     const cpu = watchCpu({
@@ -231,7 +231,7 @@ async function runPhase(
       ...Object.fromEntries(Object.entries(watched).map(([role, child]) => [role, child.pid])),
     })
     const started = performance.now()
-    await sleep(options.durationSec)
+    await sleep(options.durationSec * 1000)
     records = live().map(snapshot)
     durationSec = (performance.now() - started) / 1000
     cpuPercent = cpu()

@@ -1,5 +1,4 @@
-import type { Ticket } from '@fairlane/protocol'
-import type { Actor, Admission, Transport } from './transport.ts'
+import type { Actor, Admission, Ticket, Transport } from '@fairlane/protocol'
 
 /** Embedded mode: every partition lives in this process, so a ticket is a plain call. */
 export class InProcessTransport implements Transport {

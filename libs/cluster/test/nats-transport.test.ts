@@ -1,13 +1,9 @@
 import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import {
-  NatsTransport,
-  QueueActor,
-  ShardServer,
-  type PartitionSettings,
-  type TicketPolicy,
-} from '@fairlane/cluster'
+import { QueueActor, type PartitionSettings, type TicketPolicy } from '@fairlane/actor'
+import { NatsTransport, ShardServer } from '@fairlane/cluster'
 import { MemoryLedger, type ScopeLimit } from '@fairlane/limits'
 import { shardOf, type Ticket } from '@fairlane/protocol'
 import { NodeQueueBudget } from '@fairlane/scheduler'
@@ -109,7 +105,7 @@ describe('tickets over NATS request/reply', () => {
     expect(first.allowed).toBe(true)
     expect(node.ledger.inFlight('target:echo')).toBe(1)
     const second = transport.submit(ticket('b'))
-    await new Promise((r) => setTimeout(r, 50))
+    await sleep(50)
     if (first.allowed) first.lease.release()
     expect((await second).allowed).toBe(true)
     await expect.poll(() => server.leases).toBe(1)

@@ -1,7 +1,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { Kvm, type KV } from '@nats-io/kv'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ShardLeases } from '@fairlane/cluster'
+import { NatsLink, ShardLeases } from '@fairlane/cluster'
 import { startNats, type NatsServer } from '@fairlane/testing'
 
 const SHARDS = 12
@@ -30,8 +30,12 @@ async function bucket(): Promise<string> {
   return name
 }
 
-async function node(name: string, id: string) {
-  const nc = await connect({ servers: nats.url })
+async function node(name: string, id: string, server: NatsServer = nats) {
+  const nc = await connect({
+    servers: server.url,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 100,
+  })
   connections.push(nc)
   const kv: KV = await new Kvm(nc).open(name)
   const serving = new Set<number>()
@@ -40,6 +44,7 @@ async function node(name: string, id: string) {
     nodeId: id,
     shards: SHARDS,
     ttlMs: TTL_MS,
+    link: new NatsLink(nc),
     onAcquire: (shard) => serving.add(shard),
     onRelease: (shard) => void serving.delete(shard),
   })
@@ -52,16 +57,22 @@ function disjointCover(nodes: Array<{ serving: Set<number> }>): boolean {
   return all.length === SHARDS && new Set(all).size === SHARDS
 }
 
+/** Three nodes on a fresh bucket, started and holding four shards each. */
+async function settledTrio() {
+  const name = await bucket()
+  const nodes = [await node(name, 'a'), await node(name, 'b'), await node(name, 'c')]
+  await Promise.all(nodes.map((n) => n.leases.start()))
+  await expect
+    .poll(() => disjointCover(nodes) && nodes.every((n) => n.serving.size === 4), {
+      timeout: 10_000,
+    })
+    .toBe(true)
+  return { name, nodes }
+}
+
 describe('shard leases in NATS KV', () => {
   it('splits the shards fairly and disjointly between nodes, and hands them over on drain', async () => {
-    const name = await bucket()
-    const nodes = [await node(name, 'a'), await node(name, 'b'), await node(name, 'c')]
-    await Promise.all(nodes.map((n) => n.leases.start()))
-    await expect
-      .poll(() => disjointCover(nodes) && nodes.every((n) => n.serving.size === 4), {
-        timeout: 10_000,
-      })
-      .toBe(true)
+    const { nodes } = await settledTrio()
 
     await nodes[2]?.leases.stop()
     const rest = nodes.slice(0, 2)
@@ -95,5 +106,76 @@ describe('shard leases in NATS KV', () => {
     await doomed.nc.close()
     await expect.poll(() => survivor.serving.size, { timeout: 10_000 }).toBe(SHARDS)
     expect(Date.now() - died).toBeLessThan(TTL_MS * 3)
+  })
+})
+
+describe('shard leases in a steady cluster', () => {
+  it('count each live node once, keep one watcher per node and move no shard, even while heartbeats are rewritten during every round', async () => {
+    const { name, nodes } = await settledTrio()
+    const settled = nodes.map((n) => [...n.serving].sort((x, y) => x - y))
+
+    // A key rewritten while a listing runs was listed twice: rewrite the heartbeats as fast
+    // as the server takes them, so every round of every node meets rewrites.
+    const kv = await new Kvm(connections[0] as NatsConnection).open(name)
+    let rewriting = true
+    const rewriter = (async () => {
+      while (rewriting) {
+        await Promise.all(['a', 'b', 'c'].map((id) => kv.put(`node.${id}`, String(Date.now()))))
+      }
+    })()
+    const seen = new Set<number>()
+    const sampler = setInterval(() => {
+      for (const n of nodes) seen.add(n.leases.liveNodes)
+    }, 10)
+    // About fifteen rounds of each node.
+    await new Promise((r) => setTimeout(r, 15 * (TTL_MS / 3)))
+    clearInterval(sampler)
+    rewriting = false
+    await rewriter
+
+    expect([...seen]).toEqual([3])
+    expect(nodes.map((n) => [...n.serving].sort((x, y) => x - y))).toEqual(settled)
+    // One watch per node, not a consumer per listing.
+    const { streamInfo } = await kv.status()
+    expect(streamInfo.state.consumer_count).toBeLessThanOrEqual(nodes.length)
+  })
+})
+
+describe('shard leases while NATS is away', () => {
+  let own: NatsServer
+  beforeAll(async () => {
+    own = await startNats({ jetstream: true })
+  })
+  afterAll(async () => {
+    await own.stop()
+  })
+
+  it('drops the leases it cannot refresh, takes them again when NATS is back, and drains at once while it is away', async () => {
+    const nc = await connect({ servers: own.url })
+    connections.push(nc)
+    const name = `away-${++bucketNo}`
+    await new Kvm(nc).create(name, { ttl: TTL_MS, history: 1 })
+    const a = await node(name, 'a', own)
+    await a.leases.start()
+    expect(a.leases.owned).toHaveLength(SHARDS)
+
+    await own.stop()
+    const stopped = Date.now()
+    // What it holds is what it could refresh: nothing, after the TTL.
+    await expect.poll(() => a.leases.owned.length, { timeout: 10_000 }).toBe(0)
+    expect(a.serving.size).toBe(0)
+    expect(Date.now() - stopped).toBeLessThan(TTL_MS * 4)
+
+    await own.start()
+    await expect.poll(() => a.leases.owned.length, { timeout: 20_000 }).toBe(SHARDS)
+    expect(a.serving.size).toBe(SHARDS)
+
+    await own.stop()
+    const draining = Date.now()
+    await a.leases.stop()
+    // Sequential deletions waited for a NATS timeout each (5 s × 12 here).
+    expect(Date.now() - draining).toBeLessThan(3_000)
+    expect(a.serving.size).toBe(0)
+    await own.start()
   })
 })

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { extname } from 'node:path'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import { ConfigError, formatPath, type ConfigIssue } from './config-error.ts'
+import { structureIssues } from './config-structure.ts'
 import { resolveReferences, type Env, type ReferenceIssue } from './env-references.ts'
 import type { FairlaneConfig } from './schema.ts'
 import { validateConfig } from './validate.ts'
@@ -23,6 +24,8 @@ export function parseConfigText(text: string, source: string): unknown {
 
 /** Parsed value → complete, typed config, or a ConfigError listing every problem. */
 export function configFromValue(value: unknown, env: Env, source: string): FairlaneConfig {
+  const malformed = structureIssues(value)
+  if (malformed.length) throw new ConfigError(source, malformed)
   const referenceIssues: ReferenceIssue[] = []
   const resolved = resolveReferences(value, env, referenceIssues)
   const issues: ConfigIssue[] = referenceIssues.map((i) => ({

@@ -307,6 +307,12 @@ const Target = Type.Object(
       description:
         'Forward the client’s own Authorization header upstream (the client then authenticates to Fairlane with X-Fairlane-Key).',
     }),
+    perKeyConcurrency: Type.Integer({
+      minimum: 1,
+      default: 64,
+      description:
+        'Requests one key may have in flight at once on this target; more wait in the key’s lane. Upstream connections are pooled per address (128), shared by every target and workspace: this keeps one key from holding more than half of them.',
+    }),
     limits: Type.Optional(Limits),
     headroom: Type.Integer({
       minimum: 0,
@@ -486,7 +492,11 @@ const Server = Type.Object(
       default: 8080,
       description: 'Proxy port (FAIRLANE_PORT overrides).',
     }),
-    adminHost: Type.String({ default: '0.0.0.0', description: 'Admin listen address.' }),
+    adminHost: Type.String({
+      default: '127.0.0.1',
+      description:
+        'Admin listen address. Loopback by default: /metrics, /healthz, /readyz and /upstreams answer without a token, so expose the port (0.0.0.0 or a private interface address) only to a network that only your scrapers and probes reach.',
+    }),
     adminPort: Type.Integer({
       minimum: 0,
       maximum: 65535,
@@ -502,6 +512,24 @@ const Server = Type.Object(
       minimum: 1024,
       default: 16 * 1024,
       description: 'Largest request head accepted (431 beyond).',
+    }),
+    headTimeoutMs: Type.Integer({
+      minimum: 1,
+      default: 60_000,
+      description:
+        'Longest time a request head (request line and headers) may take to arrive; 408 request_timeout beyond, and the connection is closed. Read at start.',
+    }),
+    bodyIdleMs: Type.Integer({
+      minimum: 1,
+      default: 10_000,
+      description:
+        'Longest silence between two chunks of a request body while Fairlane reads it (408 request_timeout beyond).',
+    }),
+    bodyTimeoutMs: Type.Integer({
+      minimum: 1,
+      default: 120_000,
+      description:
+        'Longest time a request body may take to arrive whole, from when Fairlane starts reading it (after its wait in the lane); 408 request_timeout beyond.',
     }),
     shutdownGraceMs: Type.Integer({
       minimum: 0,
@@ -527,6 +555,12 @@ const Destinations = Type.Object(
       default: false,
       description:
         'Forward the client’s own Authorization header to X-Fairlane-Url destinations (the client then authenticates with X-Fairlane-Key).',
+    }),
+    perKeyConcurrency: Type.Integer({
+      minimum: 1,
+      default: 64,
+      description:
+        'Requests one key may have in flight at once on X-Fairlane-Url destinations; more wait in the key’s lane. Upstream connections are pooled per address (128), shared by every target and workspace: this keeps one key from holding more than half of them.',
     }),
     timeouts: Timeouts,
   },
@@ -567,6 +601,18 @@ const Cluster = Type.Object(
       default: 100,
       description:
         'How often a queue actor saves the limit state of its partitions to Redis, for the next owner after a crash; over-admission after a crash is bounded by what passed in this time.',
+    }),
+    startTimeoutMs: Type.Integer({
+      minimum: 0,
+      default: 120_000,
+      description:
+        'At start, how long a node waits for NATS and Redis to answer (retrying with backoff, the admin port up and /readyz 503 meanwhile) before it exits with an error naming the address it could not reach.',
+    }),
+    natsDownGraceMs: Type.Integer({
+      minimum: 0,
+      default: 5_000,
+      description:
+        'How long the NATS connection may be down before /readyz answers 503 (the client reconnects by itself; a blip does not take the node out of rotation).',
     }),
   },
   {

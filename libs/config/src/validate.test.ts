@@ -184,6 +184,7 @@ describe('validateConfig: empty values', () => {
     if (!result.ok) return
     expect(result.config.server.maxBodyBytes).toBe(10 * 1024 * 1024)
     expect(result.config.server.host).toBe('0.0.0.0')
+    expect(result.config.server.adminHost).toBe('127.0.0.1')
     expect(result.config.destinations.allowHttp).toBe(false)
   })
 })

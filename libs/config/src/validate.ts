@@ -98,6 +98,18 @@ function checkUrl(raw: string): string | undefined {
   return undefined
 }
 
+/**
+ * The characters undici (like Node's http) allows in a header value. Anything else (CR, LF,
+ * another control character, a character beyond Latin-1) passes a type check and then fails
+ * every request of the target. The value is usually a secret: the message never echoes it.
+ */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
+
+function checkHeaderValue(value: string): string | undefined {
+  if (HEADER_VALUE.test(value)) return undefined
+  return 'must not contain CR, LF, other control characters or characters beyond Latin-1 (from ${ENV}: check for a trailing newline)'
+}
+
 const HOST_PATTERN =
   /^(\*|(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?)$/
 
@@ -135,6 +147,14 @@ function semanticIssues(config: FairlaneConfig): ConfigIssue[] {
       const problem = checkUrl(endpoint.url)
       if (problem) issues.push({ path: `${base}.endpoints[${i}].url`, message: problem })
     })
+    for (const [header, value] of Object.entries(target.upstreamHeaders)) {
+      const problem = checkHeaderValue(value)
+      if (problem)
+        issues.push({
+          path: formatPath(['targets', name, 'upstreamHeaders', header]),
+          message: problem,
+        })
+    }
     checkLimits(target.limits, `${base}.limits`, issues)
     if (target.headroom > 0 && !(target.headroom < (target.limits?.concurrency ?? 0))) {
       issues.push({

@@ -60,6 +60,41 @@ describe('loadConfigFile', () => {
     expect(duplicate[0]).toMatch(/cannot parse/)
   })
 
+  it('reports __proto__ keys by path instead of dropping them', async () => {
+    const yaml = await file('p.yaml', '__proto__: { port: 1 }\nserver:\n  __proto__: {}\n')
+    expect((await issuesOf(loadConfigFile(yaml, {}))).sort()).toEqual([
+      ': unknown key "__proto__"',
+      'server: unknown key "__proto__"',
+    ])
+    const json = await file('p.json', '{"targets": {"echo": {"__proto__": {"x": 1}}}}')
+    expect(await issuesOf(loadConfigFile(json, {}))).toEqual([
+      'targets.echo: unknown key "__proto__"',
+    ])
+  })
+
+  it('reports a deeply nested document by path instead of overflowing the stack', async () => {
+    const depth = 20_000
+    const path = await file('deep.json', `{"limits": ${'['.repeat(depth)}${']'.repeat(depth)}}`)
+    expect(await issuesOf(loadConfigFile(path, {}))).toEqual([
+      'limits[0][0][0]…: nested deeper than 32 levels',
+    ])
+  })
+
+  it('refuses CR, LF and control characters in upstream header values, literal or from ${ENV}', async () => {
+    const path = await file(
+      'h.yaml',
+      'targets:\n  echo:\n    endpoints: [{ url: "https://api.example.com" }]\n    upstreamHeaders:\n      x-literal: "a\\r\\nX-Injected: 1"\n      authorization: Bearer ${TOKEN}\n      x-fine: "tab\\tand caf\u00e9"\n',
+    )
+    const issues = await issuesOf(loadConfigFile(path, { TOKEN: 'sk-secret\n' }))
+    expect(issues).toEqual([
+      expect.stringMatching(/^targets\.echo\.upstreamHeaders\.x-literal: must not contain CR, LF/),
+      expect.stringMatching(
+        /^targets\.echo\.upstreamHeaders\.authorization: must not contain CR, LF/,
+      ),
+    ])
+    expect(issues.join('\n')).not.toContain('sk-secret')
+  })
+
   it('names a missing file', async () => {
     expect(await issuesOf(loadConfigFile('/nonexistent/fairlane.yaml', {}))).toEqual([
       ': cannot read file (ENOENT)',

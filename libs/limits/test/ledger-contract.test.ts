@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MemoryLedger, RedisLedger, type Ledger, type ScopeLimit } from '@fairlane/limits'
@@ -19,7 +20,6 @@ afterAll(async () => {
   await server.stop()
 })
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 let n = 0
 /** Fresh scope ids per test, so tests sharing one Redis never see each other's state. */
 const id = (name: string) => `${name}-${++n}`

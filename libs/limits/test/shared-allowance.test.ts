@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -24,7 +25,6 @@ afterAll(async () => {
   await server.stop()
 })
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 let n = 0
 const id = (name: string) => `${name}-${++n}`
 const now = () => performance.now()

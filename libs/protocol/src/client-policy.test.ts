@@ -13,6 +13,14 @@ describe('Fairlane-RateLimit-Policy', () => {
     expect(parseClientPolicies(' 10 ; w=60 ; s=global , 2;w=1')).toHaveLength(2)
   })
 
+  it('reads the header as a structured-field List: quoted values, segment ids of any allowed form', () => {
+    expect(parseClientPolicies('10;w="60";u="cost";s=2024-q1, 3;w=1;s="_batch.v2"')).toEqual([
+      { limit: 10, windowSeconds: 60, unit: 'cost', scope: '2024-q1' },
+      { limit: 3, windowSeconds: 1, unit: 'request', scope: '_batch.v2' },
+    ])
+    expect(parseClientPolicies(['5;w=1', '6;w=2'])).toHaveLength(2)
+  })
+
   it('is absent when the header is', () => {
     expect(parseClientPolicies(undefined)).toBeUndefined()
   })
@@ -30,6 +38,9 @@ describe('Fairlane-RateLimit-Policy', () => {
     ['bad segment', '10;w=60;s=a b'],
     ['unknown parameter', '10;w=60;x=1'],
     ['duplicate parameter', '10;w=60;w=30'],
+    ['a comma inside a quoted segment', '10;w=60;s="a,b"'],
+    ['an unterminated string', '10;w=60;s="abc'],
+    ['a dictionary member', 'limit=10;w=60'],
     ['too many policies', '1;w=1,1;w=1,1;w=1,1;w=1,1;w=1'],
   ])('rejects %s with bad_request at stage limit', (_name, value) => {
     try {

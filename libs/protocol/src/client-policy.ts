@@ -1,11 +1,12 @@
 import { FairlaneError } from './fairlane-error.ts'
+import { readMembers, type BareItem, type Member } from './structured-fields.ts'
 
 /**
  * `Fairlane-RateLimit-Policy: <limit>;w=<seconds>;u=<request|cost>;s=<global|user|segment-id>`
  *
  * A limit the client asks Fairlane to hold it to, on top of every configured limit. It can
  * only add a scope, never replace one, so it can make a caller stricter and never looser.
- * Several policies may be sent, comma-separated.
+ * Several policies may be sent, comma-separated: an RFC 8941 List, read by structured-fields.ts.
  */
 export interface ClientPolicy {
   /** Units allowed in any sliding window of `windowSeconds`. */
@@ -32,43 +33,45 @@ function malformed(detail: string): FairlaneError {
   return new FairlaneError('bad_request', 'limit', `malformed Fairlane-RateLimit-Policy: ${detail}`)
 }
 
-function parseOne(item: string): ClientPolicy {
-  const [head, ...params] = item.split(';').map((p) => p.trim())
-  if (!head || !/^\d+$/.test(head))
-    throw malformed(`limit must be a whole number (got ${JSON.stringify(head ?? '')})`)
-  const limit = Number(head)
+function parseOne(member: Member | undefined): ClientPolicy {
+  if (member === undefined) throw malformed('each policy is <limit>;w=<seconds>[;u=…][;s=…]')
+  const head = member.value
+  if (member.key !== undefined || typeof head !== 'number' || !Number.isInteger(head) || head < 0) {
+    const got = (member.key === undefined ? '' : `${member.key}=`) + String(head ?? '')
+    throw malformed(`limit must be a whole number (got ${JSON.stringify(got)})`)
+  }
+  const limit = head
   if (limit < 1 || limit > CLIENT_POLICY_BOUNDS.maxLimit) {
     throw malformed(`limit must be between 1 and ${CLIENT_POLICY_BOUNDS.maxLimit}`)
+  }
+  if (member.repeatedParam !== undefined) {
+    throw malformed(`parameter ${member.repeatedParam} given twice`)
   }
   let windowSeconds: number | undefined
   let unit: ClientPolicy['unit'] = 'request'
   let scope = 'user'
-  const seen = new Set<string>()
-  for (const param of params) {
-    const eq = param.indexOf('=')
-    const name = eq === -1 ? param : param.slice(0, eq)
-    const value = eq === -1 ? '' : param.slice(eq + 1).replace(/^"(.*)"$/, '$1')
-    if (seen.has(name)) throw malformed(`parameter ${name} given twice`)
-    seen.add(name)
+  for (const [name, value] of member.params) {
     switch (name) {
-      case 'w':
+      case 'w': {
+        const seconds = wholeNumber(value)
         if (
-          !/^\d+$/.test(value) ||
-          Number(value) < 1 ||
-          Number(value) > CLIENT_POLICY_BOUNDS.maxWindowSeconds
+          seconds === undefined ||
+          seconds < 1 ||
+          seconds > CLIENT_POLICY_BOUNDS.maxWindowSeconds
         ) {
           throw malformed(
             `w must be whole seconds between 1 and ${CLIENT_POLICY_BOUNDS.maxWindowSeconds}`,
           )
         }
-        windowSeconds = Number(value)
+        windowSeconds = seconds
         break
+      }
       case 'u':
         if (value !== 'request' && value !== 'cost') throw malformed('u must be request or cost')
         unit = value
         break
       case 's':
-        if (!SEGMENT.test(value))
+        if (typeof value !== 'string' || !SEGMENT.test(value))
           throw malformed('s must be global, user or a segment id of [A-Za-z0-9_.-]{1,64}')
         scope = value
         break
@@ -80,15 +83,22 @@ function parseOne(item: string): ClientPolicy {
   return { limit, windowSeconds, unit, scope }
 }
 
+/** A whole number, written bare (`60`) or quoted (`"60"`) as clients have sent it. */
+function wholeNumber(value: BareItem): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) ? value : undefined
+  return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : undefined
+}
+
 /** Parses the header; undefined when absent. Throws `bad_request` (stage `limit`) when malformed. */
 export function parseClientPolicies(
   header: string | string[] | undefined,
 ): ClientPolicy[] | undefined {
   if (header === undefined) return undefined
   const text = Array.isArray(header) ? header.join(',') : header
-  const items = text.split(',').map((i) => i.trim())
-  if (items.length > CLIENT_POLICY_BOUNDS.maxPolicies) {
+  // One past the bound is enough to tell that there are too many.
+  const members = readMembers(text, CLIENT_POLICY_BOUNDS.maxPolicies + 1)
+  if (members.length > CLIENT_POLICY_BOUNDS.maxPolicies) {
     throw malformed(`at most ${CLIENT_POLICY_BOUNDS.maxPolicies} policies`)
   }
-  return items.map(parseOne)
+  return members.map(parseOne)
 }

@@ -8,6 +8,8 @@ export const ERROR_CODES = {
   destination_blocked: { status: 403, title: 'Destination blocked by policy' },
   admin_disabled: { status: 403, title: 'Admin API disabled' },
   not_found: { status: 404, title: 'No such route' },
+  method_not_allowed: { status: 405, title: 'Method not allowed' },
+  request_timeout: { status: 408, title: 'Request timeout' },
   conflict: { status: 409, title: 'Conflict' },
   rate_limited: { status: 429, title: 'Rate limit exceeded' },
   queue_full: { status: 429, title: 'Queue full' },

@@ -1,27 +1,9 @@
-export { ERROR_CODES, STAGES, statusOf, type ErrorCode, type Stage } from './error-codes.ts'
-export {
-  FairlaneError,
-  isFairlaneError,
-  toProblem,
-  PROBLEM_TYPE_BASE,
-  type Problem,
-} from './fairlane-error.ts'
+export { ERROR_CODES, type Stage } from './error-codes.ts'
+export { FairlaneError, toProblem, PROBLEM_TYPE_BASE } from './fairlane-error.ts'
 export type { Ticket } from './ticket.ts'
-export {
-  rateLimitHeaders,
-  retryAfterHeader,
-  tightest,
-  ceilSeconds,
-  wholePolicy,
-  type RateLimitView,
-} from './rate-limit-headers.ts'
-export {
-  upstreamSignals,
-  parseRetryAt,
-  UPSTREAM_SIGNAL_HORIZON_MS,
-  type UpstreamSignals,
-  type UpstreamHeaders,
-} from './upstream-signals.ts'
+export type { Actor, Admission, AdmissionLease, Transport } from './transport.ts'
+export { rateLimitHeaders, retryAfterHeader, type RateLimitView } from './rate-limit-headers.ts'
+export { upstreamSignals } from './upstream-signals.ts'
 export {
   requestIdFrom,
   parseTraceParent,
@@ -34,7 +16,6 @@ export {
   shardOf,
   shardOfPartition,
   shardSubject,
-  SHARD_SUBJECT_PREFIX,
   type AdmissionRefusal,
   type AdmissionReply,
   type TicketProgress,

@@ -1,3 +1,5 @@
+import { readMembers, type BareItem, type Member } from './structured-fields.ts'
+
 /**
  * Parser for what an upstream says about its own limits: `Retry-After`, the IETF httpapi
  * draft fields (`RateLimit-Policy` + `RateLimit` of the current drafts, the `limit=, remaining=,
@@ -126,7 +128,7 @@ export function upstreamSignals(headers: UpstreamHeaders, nowMs: number): Upstre
   // Current drafts: RateLimit-Policy states the shapes, RateLimit the live counters. A
   // draft 07 policy is a bare integer quota (`10;w=1`) instead of a named item with q.
   const policyWindows = new Map<number, number>()
-  for (const policy of parseMembers(list('ratelimit-policy'))) {
+  for (const policy of membersOf(list('ratelimit-policy'))) {
     if (policy.key !== undefined) continue
     const quota = sfNumber(policy.params.get('q') ?? policy.value)
     if (quota === undefined) continue
@@ -144,7 +146,7 @@ export function upstreamSignals(headers: UpstreamHeaders, nowMs: number): Upstre
   }
 
   let draft07: LimitState | undefined
-  for (const member of parseMembers(list('ratelimit'))) {
+  for (const member of membersOf(list('ratelimit'))) {
     if (member.key === undefined) {
       states.push({
         remaining: sfNumber(member.params.get('r')),
@@ -252,6 +254,12 @@ function sfNumber(value: BareItem | undefined): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined
 }
 
+/** The members of a List or Dictionary field that parse; one bad member hides no other. */
+function membersOf(text: string | undefined): Member[] {
+  if (text === undefined) return []
+  return readMembers(text, MAX_MEMBERS).filter((member) => member !== undefined)
+}
+
 function secondsToMs(seconds: number | undefined): number | undefined {
   return seconds === undefined ? undefined : seconds * 1000
 }
@@ -303,7 +311,7 @@ function limitRates(
   policyWindows: ReadonlyMap<number, number>,
 ): number[] {
   const rates: number[] = []
-  for (const member of parseMembers(text)) {
+  for (const member of membersOf(text)) {
     if (member.key !== undefined) continue
     const quota = sfNumber(member.value)
     if (quota === undefined) continue
@@ -429,151 +437,4 @@ function dateParts(...fields: (string | undefined)[]): HttpDateParts | undefined
     minute: Number(minute),
     second: Number(second),
   }
-}
-
-// A structured-field (RFC 8941) reader, lenient where the RFC is strict: a member that does
-// not parse is dropped and the rest kept, rather than the whole field failing, so one bad
-// policy from an upstream does not hide the others.
-
-type BareItem = number | string | boolean
-
-interface Member {
-  /** Set for a dictionary member (`limit=100`); undefined for a list item. */
-  readonly key?: string
-  readonly value: BareItem | undefined
-  readonly params: ReadonlyMap<string, BareItem>
-}
-
-/** The members of an SF List or Dictionary; tokens and strings alike become strings. */
-function parseMembers(text: string | undefined): Member[] {
-  if (text === undefined) return []
-  const members: Member[] = []
-  for (const raw of splitTopLevel(text).slice(0, MAX_MEMBERS)) {
-    const member = parseMember(raw.trim())
-    if (member) members.push(member)
-  }
-  return members
-}
-
-/** Splits at commas outside strings and inner lists. */
-function splitTopLevel(text: string): string[] {
-  const out: string[] = []
-  let start = 0
-  let inString = false
-  let depth = 0
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]
-    if (inString) {
-      if (c === '\\') i++
-      else if (c === '"') inString = false
-    } else if (c === '"') inString = true
-    else if (c === '(') depth++
-    else if (c === ')') depth = Math.max(0, depth - 1)
-    else if (c === ',' && depth === 0) {
-      out.push(text.slice(start, i))
-      start = i + 1
-    }
-  }
-  out.push(text.slice(start))
-  return out
-}
-
-const TOKEN = /^[a-z*][a-z0-9!#$%&'*+\-.^_`|~:/]*/i
-const KEY = /^[a-z*][a-z0-9_\-.*]*/i
-const SF_NUMBER = /^-?\d+(?:\.\d+)?/
-
-function parseMember(text: string): Member | undefined {
-  const reader = { text, pos: 0 }
-  let key: string | undefined
-  let value: BareItem | undefined
-  if (text.startsWith('(')) {
-    // An inner list: no rate-limit field uses one; skip it whole, keep its parameters.
-    const close = text.indexOf(')')
-    if (close < 0) return undefined
-    reader.pos = close + 1
-  } else {
-    const item = readBareItem(reader)
-    if (item === undefined) return undefined
-    value = item.value
-    if (item.token && text[reader.pos] === '=') {
-      key = String(item.value).toLowerCase()
-      reader.pos++
-      const inner = readBareItem(reader)
-      if (inner === undefined) return undefined
-      value = inner.value
-    }
-  }
-  const params = new Map<string, BareItem>()
-  while (reader.pos < text.length) {
-    skipSpaces(reader)
-    if (text[reader.pos] !== ';') break
-    reader.pos++
-    skipSpaces(reader)
-    const name = KEY.exec(text.slice(reader.pos))?.[0]
-    if (name === undefined) return undefined
-    reader.pos += name.length
-    let paramValue: BareItem = true
-    if (text[reader.pos] === '=') {
-      reader.pos++
-      const item = readBareItem(reader)
-      if (item === undefined) return undefined
-      paramValue = item.value
-    }
-    if (!params.has(name.toLowerCase())) params.set(name.toLowerCase(), paramValue)
-  }
-  skipSpaces(reader)
-  if (reader.pos !== text.length) return undefined
-  return key === undefined ? { value, params } : { key, value, params }
-}
-
-function skipSpaces(reader: { text: string; pos: number }): void {
-  while (reader.text[reader.pos] === ' ' || reader.text[reader.pos] === '\t') reader.pos++
-}
-
-function readBareItem(reader: {
-  text: string
-  pos: number
-}): { value: BareItem; token: boolean } | undefined {
-  const rest = reader.text.slice(reader.pos)
-  const c = rest[0]
-  if (c === '"') {
-    let out = ''
-    for (let i = 1; i < rest.length; i++) {
-      const ch = rest[i]
-      if (ch === '\\') {
-        const next = rest[i + 1]
-        if (next !== '"' && next !== '\\') return undefined
-        out += next
-        i++
-      } else if (ch === '"') {
-        reader.pos += i + 1
-        return { value: out, token: false }
-      } else {
-        out += ch
-      }
-    }
-    return undefined
-  }
-  if (c === '?') {
-    if (rest[1] !== '0' && rest[1] !== '1') return undefined
-    reader.pos += 2
-    return { value: rest[1] === '1', token: false }
-  }
-  if (c === ':') {
-    const close = rest.indexOf(':', 1)
-    if (close < 0) return undefined
-    reader.pos += close + 1
-    return { value: rest.slice(1, close), token: false }
-  }
-  const number = SF_NUMBER.exec(rest)?.[0]
-  if (number !== undefined) {
-    reader.pos += number.length
-    return { value: Number(number), token: false }
-  }
-  const token = TOKEN.exec(rest)?.[0]
-  if (token !== undefined) {
-    reader.pos += token.length
-    return { value: token, token: true }
-  }
-  return undefined
 }

@@ -12,4 +12,3 @@ export {
   type TierSpec,
 } from './lane-scheduler.ts'
 export { TimerWheel, type Timer } from './timer-wheel.ts'
-export { LinkedList, type Linked } from './linked-list.ts'

@@ -384,6 +384,136 @@ describe('LaneScheduler limits, bounds and deadlines', () => {
   })
 })
 
+describe('LaneScheduler bookkeeping (properties)', () => {
+  /** A fixed, well-spread sequence (multiplicative hashing): every run draws the same cases. */
+  const pick = (i: number, n: number): number => (Math.imul(i + 1, 2654435761) >>> 0) % n
+
+  it('accounts for every ticket once under mixed enqueues, cancels, blocks and expiries', () => {
+    let now = 0
+    let inFlight = 0
+    const tiers: TierSpec[] = [
+      { name: 'reserved', priority: 0, minShare: 0, maxWaitMs: 50 },
+      { name: 'paid', priority: 1, minShare: 0.2, maxWaitMs: 80 },
+      { name: 'free', priority: 2, minShare: 0.1, maxWaitMs: 120 },
+    ]
+    // Six workspaces, each with lanes in several tiers: a workspace's count spans its groups.
+    const ids = Array.from({ length: 40 }, (_, i) =>
+      lane(`w${i % 6}`, `k${i}`, (tiers[(i >> 1) % 3] as TierSpec).name, 1 + (i % 3), 1 + (i % 2)),
+    )
+    const bounds = { perLane: 5, perWorkspace: 12, perPartition: 200 }
+    const budget = new NodeQueueBudget(150)
+    const outstanding = new Set<QueuedTicket<number>>()
+    const leave = (t: QueuedTicket<number>): void => {
+      expect(outstanding.delete(t)).toBe(true)
+      expect(t.done).toBe(true)
+    }
+    const scheduler = new LaneScheduler<number>({
+      now: () => now,
+      tiers,
+      bounds,
+      budget,
+      quantum: 1,
+      discipline: 'fair',
+      gate: (t) => {
+        if (inFlight >= 3) return { go: false, level: 'partition' }
+        const p = t.payload % 20
+        if (p === 7) return { go: false, level: 'lane', until: now + 1 + (t.payload % 13) }
+        if (p === 8) return { go: false, level: 'workspace' }
+        if (p === 9) return { go: false, reject: true }
+        return { go: true }
+      },
+      onDispatch: (t) => {
+        inFlight++
+        leave(t)
+      },
+      onExpire: leave,
+      onReject: leave,
+    })
+    const check = (): void => {
+      expect(scheduler.queued).toBe(outstanding.size)
+      expect(budget.queued).toBe(outstanding.size)
+      const perLane = new Map<string, number>()
+      const perWorkspace = new Map<string, number>()
+      for (const t of outstanding) {
+        perLane.set(t.identity.lane, (perLane.get(t.identity.lane) ?? 0) + 1)
+        perWorkspace.set(t.identity.workspace, (perWorkspace.get(t.identity.workspace) ?? 0) + 1)
+      }
+      for (const id of ids) expect(scheduler.queuedIn(id.lane)).toBe(perLane.get(id.lane) ?? 0)
+      expect(scheduler.lanes).toBe(perLane.size)
+      for (const n of perWorkspace.values()) expect(n).toBeLessThanOrEqual(bounds.perWorkspace)
+    }
+    let payload = 0
+    for (let i = 0; i < 5_000; i++) {
+      const action = pick(i, 10)
+      if (action <= 5) {
+        const id = ids[pick(i * 7 + 3, ids.length)] as LaneIdentity
+        const t = scheduler.enqueue(payload++, id, 1 + pick(i, 3))
+        if (typeof t !== 'string') outstanding.add(t)
+      } else if (action === 6) {
+        const victim = [...outstanding][pick(i * 5, Math.max(1, outstanding.size))]
+        if (victim) {
+          expect(scheduler.cancel(victim)).toBe(true)
+          leave(victim)
+          expect(scheduler.cancel(victim)).toBe(false)
+        }
+      } else if (action <= 8) {
+        const id = ids[pick(i * 3, ids.length)] as LaneIdentity
+        inFlight = Math.max(0, inFlight - 1)
+        scheduler.released(id.lane, id.workspace)
+      } else {
+        now += 1 + pick(i * 11, 5)
+      }
+      scheduler.pump()
+      check()
+    }
+    // Every block ends by a time or a release, and every ticket by its deadline at the latest.
+    while (outstanding.size > 0) {
+      inFlight = 0
+      for (const id of ids) scheduler.released(id.lane, id.workspace)
+      now = scheduler.nextWakeAt() ?? now + 1
+      scheduler.pump()
+      check()
+    }
+    expect(scheduler.lanes).toBe(0)
+    expect(scheduler.nextWakeAt()).toBeUndefined()
+  })
+
+  it('stamps a ticket queued from a dispatch callback with the time of its pump', () => {
+    let now = 100
+    const queued: QueuedTicket<string>[] = []
+    const scheduler: LaneScheduler<string> = new LaneScheduler<string>({
+      now: () => now,
+      tiers: TIERS,
+      bounds: BIG,
+      budget: new NodeQueueBudget(100),
+      quantum: 1,
+      discipline: 'fair',
+      gate: () => {
+        now += 5
+        return { go: true }
+      },
+      onDispatch: (t) => {
+        if (t.payload === 'first')
+          queued.push(scheduler.enqueue('second', t.identity, 1) as QueuedTicket<string>)
+      },
+      onExpire: () => {},
+      onReject: () => {},
+    })
+    scheduler.enqueue('first', lane('w', 'k'), 1)
+    scheduler.pump()
+    expect(queued[0]?.enqueuedAt).toBe(100)
+    expect(queued[0]?.done).toBe(true)
+  })
+
+  it("keeps the arrival time to the millisecond and the deadline on the caller's clock", () => {
+    const h = harness()
+    h.now = 1_000.75
+    const t = enqueue(h, lane('w', 'k'))
+    expect(t.enqueuedAt).toBe(1_000)
+    expect(t.deadline).toBe(31_001)
+  })
+})
+
 describe('LaneScheduler work per decision (O(1) by counting)', () => {
   it('takes a bounded number of steps per decision, whatever the number of lanes', () => {
     const perDecision: number[] = []

@@ -1,4 +1,4 @@
-import { LinkedList, type Linked } from './linked-list.ts'
+import { ringPush, ringRemove, type Ringed } from './ring.ts'
 import { TimerWheel, type Timer } from './timer-wheel.ts'
 
 /**
@@ -52,7 +52,9 @@ export interface LaneIdentity {
   /**
    * Written by the scheduler: the lane this identity last queued in. A caller that reuses its
    * identity object per caller saves a lookup in a map of every lane, which at a million
-   * lanes is the costliest step of a decision; a stale value is detected and ignored.
+   * lanes is the costliest step of a decision; a stale value is detected and ignored. An
+   * identity made with this field (undefined) already has its final shape; one made without
+   * it grows by a property store (about 40 bytes) the first time it is queued.
    */
   lastLane?: unknown
 }
@@ -90,112 +92,132 @@ export interface SchedulerOptions<T> {
   readonly onReject: (ticket: QueuedTicket<T>) => void
 }
 
-interface Blockable extends Timer {
-  readonly kind: 'lane' | 'workspace' | 'partition'
-  blocked: boolean
-  /** Blocked until a release rather than until a time. */
-  awaitingRelease: boolean
+/** Blocked until something in flight completes, not until a time. */
+const AWAITING_RELEASE = Object.freeze({ awaitingRelease: true as const })
+
+/** What stops a lane, a workspace or the partition: nothing, a release, or a timer. */
+type Block = null | typeof AWAITING_RELEASE | BlockTimer
+
+interface Blockable {
+  block: Block
 }
 
-export class QueuedTicket<T> implements Linked<QueuedTicket<T>>, Timer {
-  readonly kind = 'ticket'
-  readonly payload: T
-  readonly identity: LaneIdentity
-  readonly cost: number
-  readonly enqueuedAt: number
-  /** Set when the ticket was dispatched, cancelled or expired. */
-  done = false
-  prev: QueuedTicket<T> | null = null
-  next: QueuedTicket<T> | null = null
-  list: object | null = null
+/** The timer of a block until a time: made only when a limit names one, so a lane needs no timer fields. */
+class BlockTimer implements Timer {
+  readonly target: Blockable
   dueAt = 0
   timerPrev: Timer | null = null
   timerNext: Timer | null = null
-  timerSlot: Timer['timerSlot'] = null
-  /** @internal */
-  lane: Lane<T>
 
-  constructor(payload: T, identity: LaneIdentity, cost: number, enqueuedAt: number, lane: Lane<T>) {
+  constructor(target: Blockable) {
+    this.target = target
+  }
+}
+
+/**
+ * Times inside a scheduler are milliseconds since it was made, and a ticket's arrival is kept
+ * to the millisecond: small integers are stored inline in an object, where a fractional or
+ * large clock value would take a separate heap number per field (16 bytes per ticket). Past
+ * 24 days of uptime they stop being small, which costs memory, never correctness.
+ */
+export class QueuedTicket<T> implements Ringed<QueuedTicket<T>>, Timer {
+  readonly payload: T
+  readonly identity: LaneIdentity
+  readonly cost: number
+  readonly #arrivedAt: number
+  /** Links in its lane's ring of tickets; null once it left the queue. */
+  prev: QueuedTicket<T> | null = null
+  next: QueuedTicket<T> | null = null
+  dueAt = 0
+  timerPrev: Timer | null = null
+  timerNext: Timer | null = null
+  /** @internal */
+  readonly lane: Lane<T>
+
+  constructor(payload: T, identity: LaneIdentity, cost: number, arrivedAt: number, lane: Lane<T>) {
     this.payload = payload
     this.identity = identity
     this.cost = cost
-    this.enqueuedAt = enqueuedAt
+    this.#arrivedAt = arrivedAt
     this.lane = lane
+  }
+
+  /** When it was queued, on the scheduler's clock, to the millisecond (rounded down). */
+  get enqueuedAt(): number {
+    return this.lane.group.tier.epoch + this.#arrivedAt
   }
 
   /** The time after which it is refused with queue_timeout. */
   get deadline(): number {
-    return this.dueAt
+    return this.lane.group.tier.epoch + this.dueAt
+  }
+
+  /** True once the ticket was dispatched, cancelled or expired. */
+  get done(): boolean {
+    return this.next === null
   }
 }
 
-class Lane<T> implements Linked<Lane<T>>, Blockable {
-  readonly kind = 'lane'
-  readonly owner: LaneScheduler<T>
-  /** False once the lane has emptied and been forgotten. */
-  live = true
-  readonly id: string
+/**
+ * One caller's queue. Kept small (a million backlogged callers are a million of these): the
+ * tickets are a ring known by its head, the identity gives the name and weight, and a block's
+ * timer is made only when a limit names a time.
+ */
+class Lane<T> implements Ringed<Lane<T>>, Blockable {
+  /** The identity the lane was made for: its name is the lane's key. */
+  readonly identity: LaneIdentity
   readonly group: Group<T>
-  readonly weight: number
-  readonly tickets = new LinkedList<QueuedTicket<T>>()
-  deficit = 0
-  blocked = false
-  awaitingRelease = false
+  deficit: number
+  head: QueuedTicket<T> | null = null
+  size = 0
+  /** Links in its group's ring of active lanes (queued and not blocked). */
   prev: Lane<T> | null = null
   next: Lane<T> | null = null
-  list: object | null = null
-  dueAt = 0
-  timerPrev: Timer | null = null
-  timerNext: Timer | null = null
-  timerSlot: Timer['timerSlot'] = null
+  block: Block = null
 
-  constructor(owner: LaneScheduler<T>, id: string, group: Group<T>, weight: number) {
-    this.owner = owner
-    this.id = id
+  constructor(identity: LaneIdentity, group: Group<T>, deficit: number) {
+    this.identity = identity
     this.group = group
-    this.weight = weight
+    this.deficit = deficit
   }
 }
 
-/** A workspace within one tier. */
-class Group<T> implements Linked<Group<T>>, Blockable {
-  readonly kind = 'workspace'
-  readonly id: string
-  readonly workspace: string
+/**
+ * A workspace within one tier. Its tickets are counted here; a workspace with tickets in
+ * several tiers has a group in each, joined in a ring by `sibling`, and its count for the
+ * per-workspace bound is the sum around that ring (one group, nearly always).
+ */
+class Group<T> implements Ringed<Group<T>>, Blockable {
+  /** The identity of its first lane: workspace name and weight. */
+  readonly identity: LaneIdentity
   readonly tier: Tier<T>
-  readonly weight: number
   /** Lanes with tickets that are not blocked: the round-robin ring. */
-  readonly active = new LinkedList<Lane<T>>()
-  lanes = 0
-  deficit = 0
-  blocked = false
-  awaitingRelease = false
+  head: Lane<T> | null = null
+  queued = 0
+  deficit: number
+  /** Links in its tier's ring of active workspaces. */
   prev: Group<T> | null = null
   next: Group<T> | null = null
-  list: object | null = null
-  dueAt = 0
-  timerPrev: Timer | null = null
-  timerNext: Timer | null = null
-  timerSlot: Timer['timerSlot'] = null
+  block: Block = null
+  sibling: Group<T>
 
-  constructor(id: string, workspace: string, tier: Tier<T>, weight: number) {
-    this.id = id
-    this.workspace = workspace
+  constructor(identity: LaneIdentity, tier: Tier<T>, deficit: number) {
+    this.identity = identity
     this.tier = tier
-    this.weight = weight
+    this.deficit = deficit
+    this.sibling = this
   }
 }
 
 interface Tier<T> {
   readonly spec: TierSpec
-  /** Workspaces with an active lane that are not blocked. */
-  readonly active: LinkedList<Group<T>>
+  /** The scheduler's clock at its start, and the scheduler: a lane proves it belongs through them. */
+  readonly epoch: number
+  readonly owner: LaneScheduler<T>
+  /** Workspaces with an active lane that are not blocked: the round-robin ring. */
+  head: Group<T> | null
   queued: number
   credit: number
-}
-
-interface PartitionGate extends Blockable {
-  readonly kind: 'partition'
 }
 
 /** Counters of the work done, so that tests can check O(1) by counting rather than timing. */
@@ -210,38 +232,39 @@ const FIFO_IDENTITY = { lane: '(fifo)', workspace: '(fifo)', laneWeight: 1, work
 
 export class LaneScheduler<T> {
   readonly #options: SchedulerOptions<T>
+  readonly #fifo: boolean
   readonly #tiers: Tier<T>[]
   readonly #tierByName = new Map<string, Tier<T>>()
   readonly #lanes = new Map<string, Lane<T>>()
+  /** A group of each workspace with tickets queued; its siblings are the other tiers'. */
   readonly #groups = new Map<string, Group<T>>()
   /**
-   * Tickets per caller in fifo discipline, where every ticket shares one lane. In fair
-   * discipline a lane's own list is the count: no second million-key map to consult.
+   * Tickets per caller and per workspace in fifo discipline, where every ticket shares one
+   * lane. In fair discipline the lanes and groups count their own: no map to consult.
    */
   readonly #fifoPerLane = new Map<string, number>()
-  readonly #perWorkspace = new Map<string, number>()
+  readonly #fifoPerWorkspace = new Map<string, number>()
+  readonly #epoch: number
   readonly #wheel: TimerWheel
-  readonly #partition: PartitionGate = {
-    kind: 'partition',
-    blocked: false,
-    awaitingRelease: false,
-    dueAt: 0,
-    timerPrev: null,
-    timerNext: null,
-    timerSlot: null,
-  }
+  /** Made once: a closure per pump would be garbage per decision. */
+  readonly #onDue = (timer: Timer): void => this.#fire(timer)
+  readonly #partition: Blockable = { block: null }
   #queued = 0
   #pumping = false
+  /** The time of the pump under way: what a ticket queued by one of its callbacks is stamped with. */
+  #pumpNow = 0
   readonly work: SchedulerWork = { decisions: 0, steps: 0, gateCalls: 0 }
 
   constructor(options: SchedulerOptions<T>) {
     if (options.tiers.length === 0) throw new Error('a scheduler needs at least one tier')
     this.#options = options
+    this.#fifo = options.discipline === 'fifo'
+    this.#epoch = options.now()
     this.#tiers = [...options.tiers]
       .sort((a, b) => a.priority - b.priority)
-      .map((spec) => ({ spec, active: new LinkedList<Group<T>>(), queued: 0, credit: 0 }))
+      .map((spec) => ({ spec, epoch: this.#epoch, owner: this, head: null, queued: 0, credit: 0 }))
     for (const tier of this.#tiers) this.#tierByName.set(tier.spec.name, tier)
-    this.#wheel = new TimerWheel(options.now())
+    this.#wheel = new TimerWheel(0)
   }
 
   /** Tickets waiting in this partition. */
@@ -255,8 +278,8 @@ export class LaneScheduler<T> {
   }
 
   queuedIn(lane: string): number {
-    if (this.#options.discipline === 'fifo') return this.#fifoPerLane.get(lane) ?? 0
-    return this.#lanes.get(lane)?.tickets.size ?? 0
+    if (this.#fifo) return this.#fifoPerLane.get(lane) ?? 0
+    return this.#lanes.get(lane)?.size ?? 0
   }
 
   /**
@@ -270,33 +293,19 @@ export class LaneScheduler<T> {
     maxWaitMs?: number,
   ): QueuedTicket<T> | QueueBound {
     const { bounds, budget } = this.#options
-    const tier = this.#tierByName.get(identity.tier)
+    if (this.#fifo) return this.#enqueueFifo(payload, identity, cost, maxWaitMs)
+    const existing = this.#liveLane(identity)
+    const tier = existing?.group.tier ?? this.#tierByName.get(identity.tier)
     if (!tier) throw new Error(`unknown tier ${identity.tier}`)
     if (budget.queued >= budget.max) return 'node'
     if (this.#queued >= bounds.perPartition) return 'partition'
-    const inWorkspace = this.#perWorkspace.get(identity.workspace) ?? 0
-    if (inWorkspace >= bounds.perWorkspace) return 'workspace'
-    const fifo = this.#options.discipline === 'fifo'
-    const existing = fifo ? undefined : this.#liveLane(identity)
-    const inLane = fifo
-      ? (this.#fifoPerLane.get(identity.lane) ?? 0)
-      : (existing?.tickets.size ?? 0)
-    if (inLane >= bounds.perLane) return 'lane'
+    const group = existing?.group ?? this.#groupOf(tier, identity.workspace)
+    if (group && workspaceQueued(group) >= bounds.perWorkspace) return 'workspace'
+    if ((existing?.size ?? 0) >= bounds.perLane) return 'lane'
 
-    const now = this.#options.now()
-    const lane =
-      existing ?? this.#laneFor(fifo ? { ...identity, ...FIFO_IDENTITY } : identity, tier)
-    if (!fifo) identity.lastLane = lane
-    const ticket = new QueuedTicket(payload, identity, cost, now, lane)
-    lane.tickets.push(ticket)
-    this.#wheel.schedule(ticket, now + (maxWaitMs ?? tier.spec.maxWaitMs))
-    if (fifo) this.#fifoPerLane.set(identity.lane, inLane + 1)
-    this.#perWorkspace.set(identity.workspace, inWorkspace + 1)
-    this.#queued++
-    tier.queued++
-    budget.queued++
-    if (lane.tickets.size === 1) this.#activateLane(lane)
-    return ticket
+    const lane = existing ?? this.#newLane(identity, tier, group)
+    identity.lastLane = lane
+    return this.#push(lane, payload, identity, cost, maxWaitMs ?? tier.spec.maxWaitMs)
   }
 
   /** Removes a waiting ticket (its client went away). False if it was no longer waiting. */
@@ -314,10 +323,9 @@ export class LaneScheduler<T> {
     if (this.#pumping) return
     this.#pumping = true
     try {
-      this.#wheel.advance(this.#options.now(), (timer) =>
-        this.#fire(timer as QueuedTicket<T> | Blockable),
-      )
-      while (!this.#partition.blocked) {
+      this.#pumpNow = this.#options.now() - this.#epoch
+      this.#wheel.advance(this.#pumpNow, this.#onDue)
+      while (this.#partition.block === null) {
         const ticket = this.#peek()
         if (!ticket) break
         this.work.gateCalls++
@@ -332,7 +340,7 @@ export class LaneScheduler<T> {
           this.#options.onReject(ticket)
           continue
         }
-        const level = this.#options.discipline === 'fifo' ? 'partition' : verdict.level
+        const level = this.#fifo ? 'partition' : verdict.level
         const target: Blockable =
           level === 'lane'
             ? ticket.lane
@@ -348,7 +356,8 @@ export class LaneScheduler<T> {
 
   /** When the host should call `pump` next, if nothing else happens first. */
   nextWakeAt(): number | undefined {
-    return this.#wheel.nextDueAt()
+    const due = this.#wheel.nextDueAt()
+    return due === undefined ? undefined : this.#epoch + due
   }
 
   /**
@@ -360,21 +369,23 @@ export class LaneScheduler<T> {
     let unblocked = false
     if (lane !== undefined) {
       const l = this.#lanes.get(lane)
-      if (l?.awaitingRelease) {
+      if (l?.block === AWAITING_RELEASE) {
         this.#unblock(l)
         unblocked = true
       }
     }
     if (workspace !== undefined) {
-      for (const tier of this.#tiers) {
-        const group = this.#groups.get(groupId(tier.spec.name, workspace))
-        if (group?.awaitingRelease) {
+      const first = this.#groups.get(workspace)
+      let group = first
+      while (group) {
+        if (group.block === AWAITING_RELEASE) {
           this.#unblock(group)
           unblocked = true
         }
+        group = group.sibling === first ? undefined : group.sibling
       }
     }
-    if (this.#partition.awaitingRelease) {
+    if (this.#partition.block === AWAITING_RELEASE) {
       this.#unblock(this.#partition)
       unblocked = true
     }
@@ -388,8 +399,61 @@ export class LaneScheduler<T> {
   charge(lane: string, workspace: string, tier: string, extra: number): void {
     const l = this.#lanes.get(lane)
     if (l) l.deficit -= extra
-    const group = this.#groups.get(groupId(tier, workspace))
+    const t = this.#tierByName.get(tier)
+    const group = t && this.#groupOf(t, workspace)
     if (group) group.deficit -= extra
+  }
+
+  #enqueueFifo(
+    payload: T,
+    identity: LaneIdentity,
+    cost: number,
+    maxWaitMs: number | undefined,
+  ): QueuedTicket<T> | QueueBound {
+    const { bounds, budget } = this.#options
+    const tier = this.#tierByName.get(identity.tier)
+    if (!tier) throw new Error(`unknown tier ${identity.tier}`)
+    if (budget.queued >= budget.max) return 'node'
+    if (this.#queued >= bounds.perPartition) return 'partition'
+    const inWorkspace = this.#fifoPerWorkspace.get(identity.workspace) ?? 0
+    if (inWorkspace >= bounds.perWorkspace) return 'workspace'
+    const inLane = this.#fifoPerLane.get(identity.lane) ?? 0
+    if (inLane >= bounds.perLane) return 'lane'
+    // Every caller shares one lane, made in the tier of whoever queued first.
+    const lane =
+      this.#lanes.get(FIFO_IDENTITY.lane) ??
+      this.#newLane({ ...identity, ...FIFO_IDENTITY }, tier, undefined)
+    this.#fifoPerLane.set(identity.lane, inLane + 1)
+    this.#fifoPerWorkspace.set(identity.workspace, inWorkspace + 1)
+    return this.#push(lane, payload, identity, cost, maxWaitMs ?? tier.spec.maxWaitMs)
+  }
+
+  #push(
+    lane: Lane<T>,
+    payload: T,
+    identity: LaneIdentity,
+    cost: number,
+    maxWaitMs: number,
+  ): QueuedTicket<T> {
+    // Inside a pump (a host that queues from onDispatch) its time is the decision's: one
+    // clock read less per decision, where a clock read costs as much as a tenth of one.
+    const now = this.#pumping ? this.#pumpNow : this.#options.now() - this.#epoch
+    const ticket = new QueuedTicket(payload, identity, cost, Math.floor(now), lane)
+    lane.head = ringPush(lane.head, ticket)
+    lane.size++
+    this.#wheel.schedule(ticket, now + maxWaitMs)
+    lane.group.queued++
+    this.#queued++
+    this.#tierOf(ticket).queued++
+    this.#options.budget.queued++
+    if (lane.size === 1) this.#activateLane(lane)
+    return ticket
+  }
+
+  /** The ticket's own tier: in fifo discipline every ticket sits in one lane of one tier. */
+  #tierOf(ticket: QueuedTicket<T>): Tier<T> {
+    if (!this.#fifo) return ticket.lane.group.tier
+    return this.#tierByName.get(ticket.identity.tier) as Tier<T>
   }
 
   /** The identity's lane if it exists: from the identity's own memory when still valid. */
@@ -397,46 +461,62 @@ export class LaneScheduler<T> {
     const remembered = identity.lastLane
     if (
       remembered instanceof Lane &&
-      remembered.owner === this &&
-      remembered.live &&
-      remembered.id === identity.lane
+      remembered.size > 0 &&
+      remembered.group.tier.owner === this &&
+      (remembered.identity === identity || remembered.identity.lane === identity.lane)
     ) {
       return remembered as Lane<T>
     }
     return this.#lanes.get(identity.lane)
   }
 
-  #laneFor(identity: LaneIdentity, tier: Tier<T>): Lane<T> {
-    let lane = this.#lanes.get(identity.lane)
-    if (lane) return lane
-    const id = groupId(tier.spec.name, identity.workspace)
-    let group = this.#groups.get(id)
+  #groupOf(tier: Tier<T>, workspace: string): Group<T> | undefined {
+    const first = this.#groups.get(workspace)
+    let group = first
+    while (group && group.tier !== tier) {
+      group = group.sibling === first ? undefined : group.sibling
+    }
+    return group
+  }
+
+  #newLane(identity: LaneIdentity, tier: Tier<T>, found: Group<T> | undefined): Lane<T> {
     // A newcomer starts with one quantum, as if its turn had come: joining at the tail of the
     // ring is its wait, and it must not wait a second round to earn its first service.
     const { quantum } = this.#options
+    let group = found
     if (!group) {
-      group = new Group(id, identity.workspace, tier, identity.workspaceWeight)
-      group.deficit = quantum * group.weight
-      this.#groups.set(id, group)
+      group = new Group(identity, tier, quantum * identity.workspaceWeight)
+      const first = this.#groups.get(identity.workspace)
+      if (first) {
+        group.sibling = first.sibling
+        first.sibling = group
+      } else {
+        this.#groups.set(identity.workspace, group)
+      }
     }
-    lane = new Lane(this, identity.lane, group, identity.laneWeight)
-    lane.deficit = quantum * lane.weight
-    group.lanes++
+    const lane = new Lane(identity, group, quantum * identity.laneWeight)
     this.#lanes.set(identity.lane, lane)
     return lane
   }
 
   #activateLane(lane: Lane<T>): void {
-    if (lane.blocked || lane.list) return
+    if (lane.block !== null || lane.next !== null) return
     const group = lane.group
-    group.active.push(lane)
-    if (!group.blocked && !group.list) group.tier.active.push(group)
+    group.head = ringPush(group.head, lane)
+    if (group.block === null && group.next === null)
+      group.tier.head = ringPush(group.tier.head, group)
   }
 
   #deactivateLane(lane: Lane<T>): void {
     const group = lane.group
-    group.active.remove(lane)
-    if (group.active.size === 0) group.tier.active.remove(group)
+    if (lane.next === null || !group.head) return
+    group.head = ringRemove(group.head, lane)
+    if (!group.head) this.#deactivateGroup(group)
+  }
+
+  #deactivateGroup(group: Group<T>): void {
+    const tier = group.tier
+    if (group.next !== null && tier.head) tier.head = ringRemove(tier.head, group)
   }
 
   /** Picks the tier to serve: strict priority, unless a lower tier is owed its minimum share. */
@@ -444,7 +524,7 @@ export class LaneScheduler<T> {
     let top: Tier<T> | undefined
     let owed: Tier<T> | undefined
     for (const tier of this.#tiers) {
-      if (tier.active.size === 0) continue
+      if (!tier.head) continue
       if (!top) {
         top = tier
         continue
@@ -459,21 +539,19 @@ export class LaneScheduler<T> {
     const tier = this.#pickTier()
     if (!tier) return undefined
     const { quantum } = this.#options
-    let group = tier.active.head as Group<T>
+    let group = tier.head as Group<T>
     while (group.deficit <= 0) {
-      group.deficit += quantum * group.weight
-      tier.active.rotate()
-      group = tier.active.head as Group<T>
+      group.deficit += quantum * group.identity.workspaceWeight
+      group = tier.head = group.next as Group<T>
       this.work.steps++
     }
-    let lane = group.active.head as Lane<T>
+    let lane = group.head as Lane<T>
     while (lane.deficit <= 0) {
-      lane.deficit += quantum * lane.weight
-      group.active.rotate()
-      lane = group.active.head as Lane<T>
+      lane.deficit += quantum * lane.identity.laneWeight
+      lane = group.head = lane.next as Lane<T>
       this.work.steps++
     }
-    return lane.tickets.head as QueuedTicket<T>
+    return lane.head as QueuedTicket<T>
   }
 
   #dispatch(ticket: QueuedTicket<T>): void {
@@ -482,8 +560,9 @@ export class LaneScheduler<T> {
     const served = group.tier
     lane.deficit -= ticket.cost
     group.deficit -= ticket.cost
-    const top = this.#tiers.find((t) => t.active.size > 0)
+    let top: Tier<T> | undefined
     for (const tier of this.#tiers) {
+      if (!top && tier.head) top = tier
       if (tier.spec.minShare <= 0) continue
       if (tier.queued === 0) {
         tier.credit = 0
@@ -504,74 +583,91 @@ export class LaneScheduler<T> {
 
   /** Takes a ticket out of every structure, for whatever reason it leaves. */
   #remove(ticket: QueuedTicket<T>): void {
-    ticket.done = true
+    const tier = this.#tierOf(ticket)
     this.#wheel.cancel(ticket)
     const lane = ticket.lane
-    lane.tickets.remove(ticket)
-    const id = ticket.identity
-    if (this.#options.discipline === 'fifo') {
-      const inLane = (this.#fifoPerLane.get(id.lane) ?? 1) - 1
-      if (inLane === 0) this.#fifoPerLane.delete(id.lane)
-      else this.#fifoPerLane.set(id.lane, inLane)
+    lane.head = ringRemove(lane.head as QueuedTicket<T>, ticket)
+    lane.size--
+    lane.group.queued--
+    if (this.#fifo) {
+      const id = ticket.identity
+      decrement(this.#fifoPerLane, id.lane)
+      decrement(this.#fifoPerWorkspace, id.workspace)
     }
-    const inWorkspace = (this.#perWorkspace.get(id.workspace) ?? 1) - 1
-    if (inWorkspace === 0) this.#perWorkspace.delete(id.workspace)
-    else this.#perWorkspace.set(id.workspace, inWorkspace)
     this.#queued--
-    // The ticket's own tier: in fifo discipline every ticket sits in one lane of one tier.
-    const tier = this.#tierByName.get(id.tier)
-    if (tier) tier.queued--
+    tier.queued--
     this.#options.budget.queued--
-    if (lane.tickets.size === 0) this.#dropLane(lane)
+    if (lane.size === 0) this.#dropLane(lane)
   }
 
   /** An empty lane is forgotten, with its timer and deficit: idle callers cost nothing. */
   #dropLane(lane: Lane<T>): void {
-    lane.live = false
     this.#deactivateLane(lane)
-    this.#wheel.cancel(lane)
-    this.#lanes.delete(lane.id)
+    this.#cancelBlock(lane)
+    this.#lanes.delete(lane.identity.lane)
     const group = lane.group
-    group.lanes--
-    if (group.lanes === 0) {
-      group.tier.active.remove(group)
-      this.#wheel.cancel(group)
-      this.#groups.delete(group.id)
+    if (group.queued > 0) return
+    this.#deactivateGroup(group)
+    this.#cancelBlock(group)
+    const workspace = group.identity.workspace
+    if (group.sibling === group) {
+      this.#groups.delete(workspace)
+      return
     }
+    let before = group.sibling
+    while (before.sibling !== group) before = before.sibling
+    before.sibling = group.sibling
+    if (this.#groups.get(workspace) === group) this.#groups.set(workspace, before)
+  }
+
+  #cancelBlock(target: Blockable): void {
+    if (target.block instanceof BlockTimer) this.#wheel.cancel(target.block)
   }
 
   #block(target: Blockable, until: number | undefined): void {
-    target.blocked = true
-    target.awaitingRelease = until === undefined
-    if (until !== undefined) this.#wheel.schedule(target, until)
-    if (target.kind === 'lane') this.#deactivateLane(target as Lane<T>)
-    else if (target.kind === 'workspace')
-      (target as Group<T>).tier.active.remove(target as Group<T>)
+    if (until === undefined) {
+      this.#cancelBlock(target)
+      target.block = AWAITING_RELEASE
+    } else {
+      const timer = target.block instanceof BlockTimer ? target.block : new BlockTimer(target)
+      target.block = timer
+      this.#wheel.schedule(timer, until - this.#epoch)
+    }
+    if (target instanceof Lane) this.#deactivateLane(target as Lane<T>)
+    else if (target instanceof Group) this.#deactivateGroup(target as Group<T>)
   }
 
   #unblock(target: Blockable): void {
-    target.blocked = false
-    target.awaitingRelease = false
-    this.#wheel.cancel(target)
-    if (target.kind === 'lane') {
+    this.#cancelBlock(target)
+    target.block = null
+    if (target instanceof Lane) {
       const lane = target as Lane<T>
-      if (lane.tickets.size > 0) this.#activateLane(lane)
-    } else if (target.kind === 'workspace') {
+      if (lane.size > 0) this.#activateLane(lane)
+    } else if (target instanceof Group) {
       const group = target as Group<T>
-      if (group.active.size > 0 && !group.list) group.tier.active.push(group)
+      if (group.head && group.next === null) group.tier.head = ringPush(group.tier.head, group)
     }
   }
 
-  #fire(timer: QueuedTicket<T> | Blockable): void {
-    if (timer.kind === 'ticket') {
-      this.#remove(timer)
-      this.#options.onExpire(timer)
+  #fire(timer: Timer): void {
+    if (timer instanceof QueuedTicket) {
+      this.#remove(timer as QueuedTicket<T>)
+      this.#options.onExpire(timer as QueuedTicket<T>)
     } else {
-      this.#unblock(timer)
+      this.#unblock((timer as BlockTimer).target)
     }
   }
 }
 
-function groupId(tier: string, workspace: string): string {
-  return `${tier}\u0000${workspace}`
+/** Tickets of the group's workspace, in every tier. */
+function workspaceQueued<T>(group: Group<T>): number {
+  let queued = group.queued
+  for (let g = group.sibling; g !== group; g = g.sibling) queued += g.queued
+  return queued
+}
+
+function decrement(counts: Map<string, number>, key: string): void {
+  const left = (counts.get(key) ?? 1) - 1
+  if (left === 0) counts.delete(key)
+  else counts.set(key, left)
 }

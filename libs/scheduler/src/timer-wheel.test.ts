@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { TimerWheel, type Timer } from './timer-wheel.ts'
 
 function timer(id: number): Timer & { id: number } {
-  return { id, dueAt: 0, timerPrev: null, timerNext: null, timerSlot: null }
+  return { id, dueAt: 0, timerPrev: null, timerNext: null }
 }
 
 /** Drives the wheel the way its host does: sleep until nextDueAt, advance, repeat. */

@@ -9,32 +9,37 @@
 
 export interface Timer {
   dueAt: number
+  /** Links in the slot's ring; both null while the timer is not scheduled. */
   timerPrev: Timer | null
   timerNext: Timer | null
-  timerSlot: Slot | null
 }
 
-interface Slot {
-  head: Timer | null
-  count: number
+/**
+ * A slot is the sentinel of a circular list: a timer unlinks itself through its own links,
+ * so it needs no pointer to its slot, and a slot is empty when the sentinel links to itself.
+ */
+function emptySlot(): Timer {
+  const slot: Timer = { dueAt: 0, timerPrev: null, timerNext: null }
+  slot.timerPrev = slot.timerNext = slot
+  return slot
 }
 
 const BITS = 6
 const SLOTS = 1 << BITS
 const MASK = SLOTS - 1
 const LEVELS = 4
+/** Milliseconds per slot at each level: 1, 64, 4096, 262144 (filing a timer is on every enqueue). */
+const UNITS: readonly number[] = Array.from({ length: LEVELS }, (_, level) => 2 ** (level * BITS))
 
 export class TimerWheel {
-  readonly #levels: Slot[][]
+  readonly #levels: Timer[][]
   /** Every timer due at or before `#now` has been handed out. */
   #now: number
   #count = 0
 
   constructor(startMs: number) {
     this.#now = Math.floor(startMs)
-    this.#levels = Array.from({ length: LEVELS }, () =>
-      Array.from({ length: SLOTS }, () => ({ head: null, count: 0 })),
-    )
+    this.#levels = Array.from({ length: LEVELS }, () => Array.from({ length: SLOTS }, emptySlot))
   }
 
   get size(): number {
@@ -43,21 +48,19 @@ export class TimerWheel {
 
   /** Files `timer` for `dueAt` (ms, rounded up: a timer never fires early). */
   schedule(timer: Timer, dueAt: number): void {
-    if (timer.timerSlot) this.cancel(timer)
+    if (timer.timerNext) this.cancel(timer)
     timer.dueAt = Math.max(Math.ceil(dueAt), this.#now + 1)
     this.#file(timer, this.#now)
     this.#count++
   }
 
   cancel(timer: Timer): void {
-    const slot = timer.timerSlot
-    if (!slot) return
-    if (timer.timerPrev) timer.timerPrev.timerNext = timer.timerNext
-    else slot.head = timer.timerNext
-    if (timer.timerNext) timer.timerNext.timerPrev = timer.timerPrev
+    const next = timer.timerNext
+    const prev = timer.timerPrev
+    if (!next || !prev) return
+    prev.timerNext = next
+    next.timerPrev = prev
     timer.timerPrev = timer.timerNext = null
-    timer.timerSlot = null
-    slot.count--
     this.#count--
   }
 
@@ -73,9 +76,9 @@ export class TimerWheel {
       const next = this.#now + 1
       if ((next & MASK) === 0) this.#cascade(next)
       this.#now = next
-      const slot = (this.#levels[0] as Slot[])[next & MASK] as Slot
-      while (slot.head) {
-        const timer = slot.head
+      const slot = (this.#levels[0] as Timer[])[next & MASK] as Timer
+      while (slot.timerNext !== slot) {
+        const timer = slot.timerNext as Timer
         this.cancel(timer)
         onDue(timer)
       }
@@ -94,12 +97,13 @@ export class TimerWheel {
     if (this.#count === 0) return undefined
     let earliest = Infinity
     for (let level = 0; level < LEVELS; level++) {
-      const unit = 2 ** (level * BITS)
-      const slots = this.#levels[level] as Slot[]
+      const unit = UNITS[level] as number
+      const slots = this.#levels[level] as Timer[]
       const cursor = Math.floor(this.#now / unit)
       for (let i = 1; i <= SLOTS; i++) {
         const index = cursor + i
-        if ((slots[index & MASK] as Slot).count === 0) continue
+        const slot = slots[index & MASK] as Timer
+        if (slot.timerNext === slot) continue
         // A level-0 slot holds timers of exactly that millisecond; a coarse slot's timers are
         // due no earlier than the slot's start, where the cascade files them finer.
         earliest = Math.min(earliest, Math.max(this.#now + 1, index * unit))
@@ -113,31 +117,29 @@ export class TimerWheel {
   #file(timer: Timer, base: number): void {
     const delta = timer.dueAt - base
     let level = 0
-    while (level < LEVELS - 1 && delta >= 2 ** ((level + 1) * BITS)) level++
-    const unit = 2 ** (level * BITS)
+    while (level < LEVELS - 1 && delta >= (UNITS[level + 1] as number)) level++
+    const unit = UNITS[level] as number
     // Beyond the top level's reach a timer waits in its last slot and is filed again then.
     const horizon = base + (SLOTS - 1) * unit
     const at = level === LEVELS - 1 ? Math.min(timer.dueAt, horizon) : timer.dueAt
-    const slot = (this.#levels[level] as Slot[])[Math.floor(at / unit) & MASK] as Slot
-    timer.timerSlot = slot
-    timer.timerPrev = null
-    timer.timerNext = slot.head
-    if (slot.head) slot.head.timerPrev = timer
-    slot.head = timer
-    slot.count++
+    const slot = (this.#levels[level] as Timer[])[Math.floor(at / unit) & MASK] as Timer
+    const first = slot.timerNext as Timer
+    timer.timerPrev = slot
+    timer.timerNext = first
+    first.timerPrev = timer
+    slot.timerNext = timer
   }
 
   /** When the wheel reaches `at`, a multiple of 64 ms, coarse slots starting there move finer. */
   #cascade(at: number): void {
     for (let level = 1; level < LEVELS; level++) {
-      const unit = 2 ** (level * BITS)
+      const unit = UNITS[level] as number
       if (at % unit !== 0) return
-      const slot = (this.#levels[level] as Slot[])[Math.floor(at / unit) & MASK] as Slot
-      let timer = slot.head
-      slot.head = null
-      slot.count = 0
-      while (timer) {
-        const next = timer.timerNext
+      const slot = (this.#levels[level] as Timer[])[Math.floor(at / unit) & MASK] as Timer
+      let timer = slot.timerNext as Timer
+      slot.timerPrev = slot.timerNext = slot
+      while (timer !== slot) {
+        const next = timer.timerNext as Timer
         this.#file(timer, at)
         timer = next
       }

@@ -24,11 +24,13 @@ export class FairlaneMetrics {
   readonly ledgerDownDecisions: Counter<'scope' | 'policy'>
   readonly ledgerUp: Gauge
   readonly shardsOwned: Gauge
+  readonly natsConnected: Gauge
   readonly endpointCircuitOpen: Gauge<'target' | 'endpoint' | 'region'>
   #endpointsSource: () => readonly EndpointState[] = () => []
   #queuedSource: () => number = () => 0
   #ledgerUpSource: () => number = () => 1
   #shardsSource: () => number = () => 0
+  #natsSource: () => number = () => 1
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     this.registry = new Registry()
@@ -121,6 +123,15 @@ export class FairlaneMetrics {
         this.set(shards())
       },
     })
+    const nats = () => this.#natsSource()
+    this.natsConnected = new Gauge({
+      name: 'fairlane_nats_connected',
+      help: 'Cluster mode: 1 while this node is connected to NATS, 0 while it is not (tickets cannot reach their owners).',
+      registers: [this.registry],
+      collect() {
+        this.set(nats())
+      },
+    })
   }
 
   /** Where the endpoint circuit gauge reads the health of upstream endpoints at scrape time. */
@@ -132,6 +143,11 @@ export class FairlaneMetrics {
   observeCluster(sources: { ledgerUp: () => boolean; shards: () => number }): void {
     this.#ledgerUpSource = () => (sources.ledgerUp() ? 1 : 0)
     this.#shardsSource = sources.shards
+  }
+
+  /** Cluster mode: whether this node's NATS connection is up. */
+  observeNats(connected: () => boolean): void {
+    this.#natsSource = () => (connected() ? 1 : 0)
   }
 
   /** Where the queued-requests gauge reads its value at scrape time. */

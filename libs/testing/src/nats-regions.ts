@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { freePort } from './free-port.ts'
@@ -143,6 +144,8 @@ export async function startNatsRegions(options: NatsRegionsOptions): Promise<Nat
         stop: () => member.server.stop(),
         kill: () => member.server.kill(),
         start: () => member.server.start(),
+        freeze: () => member.server.freeze(),
+        thaw: () => member.server.thaw(),
       }))
     const urls = servers.map((server) => server.url)
     return { name, url: urls[0] as string, urls, servers }
@@ -297,7 +300,7 @@ async function until<T>(deadline: number, failure: string, attempt: () => Promis
     } catch (err) {
       last = err
     }
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    await sleep(100)
   } while (Date.now() < deadline)
   throw new Error(`${failure} (last error: ${last instanceof Error ? last.message : String(last)})`)
 }

@@ -10,14 +10,20 @@ export interface NatsServer {
   stop(): Promise<void>
   kill(): Promise<void>
   start(): Promise<void>
+  /** SIGSTOP: connections stay open and nothing is answered, until `thaw`. */
+  freeze(): void
+  thaw(): void
 }
 
 /**
  * A real nats-server (Debian's 2.9) on a free loopback port, with JetStream in its own
- * temporary store. Clusters and gateways come with the cluster tests.
+ * temporary store. Clusters and gateways come with the cluster tests. `port` starts it where a
+ * client already waits for it.
  */
-export async function startNats(options: { jetstream?: boolean } = {}): Promise<NatsServer> {
-  const port = await freePort()
+export async function startNats(
+  options: { jetstream?: boolean; port?: number } = {},
+): Promise<NatsServer> {
+  const port = options.port ?? (await freePort())
   const dir = await mkdtemp(join(tmpdir(), 'fairlane-nats-'))
   const config = join(dir, 'nats.conf')
   const lines = [`listen: 127.0.0.1:${port}`, `server_name: fairlane-test-${port}`]
@@ -34,5 +40,7 @@ export async function startNats(options: { jetstream?: boolean } = {}): Promise<
     stop: () => server.stop(),
     kill: () => server.kill(),
     start: () => server.start(),
+    freeze: () => server.freeze(),
+    thaw: () => server.thaw(),
   }
 }

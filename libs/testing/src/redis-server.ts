@@ -11,11 +11,14 @@ export interface RedisServer {
   stop(): Promise<void>
   kill(): Promise<void>
   start(): Promise<void>
+  /** SIGSTOP: connections stay open and nothing is answered, until `thaw`. */
+  freeze(): void
+  thaw(): void
 }
 
-/** A real redis-server (Debian's) on a free loopback port, persisting nothing. */
-export async function startRedis(): Promise<RedisServer> {
-  const port = await freePort()
+/** A real redis-server (Debian's) on a free loopback port (or `port`), persisting nothing. */
+export async function startRedis(options: { port?: number } = {}): Promise<RedisServer> {
+  const port = options.port ?? (await freePort())
   const dir = await mkdtemp(join(tmpdir(), 'fairlane-redis-'))
   const server = new ServerProcess(
     'redis-server',
@@ -40,5 +43,7 @@ export async function startRedis(): Promise<RedisServer> {
     stop: () => server.stop(),
     kill: () => server.kill(),
     start: () => server.start(),
+    freeze: () => server.freeze(),
+    thaw: () => server.thaw(),
   }
 }

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { connect } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 /**
  * A server binary run as a child of the test, on loopback: started, waited for until it
@@ -52,7 +53,7 @@ export class ServerProcess {
     const poll = async (): Promise<void> => {
       while (Date.now() < deadline) {
         if (await this.#ready().catch(() => false)) return
-        await new Promise((r) => setTimeout(r, 50))
+        await sleep(50)
       }
       throw new Error(`${this.#command} was not ready within ${timeoutMs} ms:\n${this.#output}`)
     }
@@ -71,6 +72,16 @@ export class ServerProcess {
     await this.#signal('SIGTERM', 5_000)
   }
 
+  /** SIGSTOP: the process keeps its sockets open and answers nothing, like a frozen machine. */
+  freeze(): void {
+    if (this.running) this.#child?.kill('SIGSTOP')
+  }
+
+  /** SIGCONT after `freeze`. */
+  thaw(): void {
+    if (this.running) this.#child?.kill('SIGCONT')
+  }
+
   /** Dies at once, as a crashed machine would. */
   async kill(): Promise<void> {
     await this.#signal('SIGKILL', 5_000)
@@ -79,6 +90,8 @@ export class ServerProcess {
   async #signal(signal: NodeJS.Signals, graceMs: number): Promise<void> {
     const child = this.#child
     if (!child || !this.running) return
+    // A frozen process would not act on the signal.
+    child.kill('SIGCONT')
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
     child.kill(signal)
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)

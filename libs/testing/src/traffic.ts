@@ -12,8 +12,6 @@ export class CallerRecord {
   /** Anything else: other statuses and transport errors. */
   failed = 0
   readonly latenciesMs: number[] = []
-  /** Bumped by reset, so answers to requests sent before it are not counted after it. */
-  generation = 0
 
   constructor(name: string) {
     this.name = name
@@ -28,8 +26,13 @@ export class CallerRecord {
     ] as number
   }
 
+  /**
+   * Starts a new window: what is answered from now on counts, also the answer to a request sent
+   * before. A window must be the same for every caller: a flood's answers lag its sends by its
+   * whole backlog, so dropping answers to earlier requests would take that much more from a
+   * deep flood than from a shallow one, and equal service would look unequal.
+   */
   reset(): void {
-    this.generation++
     this.sent = this.served = this.refused = this.failed = 0
     this.latenciesMs.length = 0
   }
@@ -97,11 +100,9 @@ export class Traffic {
   #send(caller: CallerSpec, record: CallerRecord): Promise<void> {
     record.sent++
     const started = performance.now()
-    const generation = record.generation
     const done = request(caller.url, { dispatcher: this.#agent, headers: caller.headers })
       .then(async (response) => {
         await response.body.dump()
-        if (record.generation !== generation) return
         if (response.statusCode >= 200 && response.statusCode < 300) {
           record.served++
           record.latenciesMs.push(performance.now() - started)
@@ -112,7 +113,7 @@ export class Traffic {
         }
       })
       .catch(() => {
-        if (record.generation === generation) record.failed++
+        record.failed++
       })
     this.#inFlight.add(done)
     return done.finally(() => this.#inFlight.delete(done))

@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import {
   startNats,
   startRedis,
+  freePort,
   tcpAnswers,
   type NatsServer,
   type RedisServer,
@@ -29,5 +30,20 @@ describe('server launchers', () => {
     expect(await tcpAnswers(nats.port, '', '"jetstream":true')).toBe(true)
     await nats.kill()
     expect(await tcpAnswers(nats.port, '', 'INFO')).toBe(false)
+  })
+
+  it('freezes a server (open socket, no answer) and thaws it; starts one on a port chosen before', async () => {
+    const port = await freePort()
+    const redis = await startRedis({ port })
+    started.push(redis)
+    expect(redis.url).toBe(`redis://127.0.0.1:${port}`)
+    redis.freeze()
+    expect(await tcpAnswers(redis.port, 'PING\r\n', '+PONG')).toBe(false)
+    redis.thaw()
+    expect(await tcpAnswers(redis.port, 'PING\r\n', '+PONG')).toBe(true)
+    redis.freeze()
+    // A frozen server still stops.
+    await redis.stop()
+    expect(await tcpAnswers(redis.port, 'PING\r\n', '+PONG')).toBe(false)
   })
 })

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { startTcpRelay, type TcpRelay } from '@fairlane/testing'
 
@@ -90,7 +91,7 @@ describe('TCP relay', () => {
     const socket = await open(relay)
     const back = read(socket, 'first,second'.length)
     socket.write('first,')
-    await new Promise((resolve) => setTimeout(resolve, 10))
+    await sleep(10)
     relay.setDelay(0)
     // Due at once, but it waits behind 'first,', which still has 40 ms to go.
     socket.write('second')

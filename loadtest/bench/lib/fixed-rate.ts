@@ -1,7 +1,8 @@
 import { Agent, get } from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { CallerRecord } from '@fairlane/testing'
 import type { LoadRequest } from './measurement.ts'
-import { pooled, sleep, snapshot } from './noisy-neighbour.ts'
+import { pooled, snapshot } from './noisy-neighbour.ts'
 
 /** What an open-loop sender at a fixed rate saw over the measured window. */
 export interface RateMeasurement {
@@ -120,12 +121,12 @@ export async function measureAtRate(
   let records: CallerRecord[]
   let elapsedSec: number
   try {
-    await sleep(warmupSec)
+    await sleep(warmupSec * 1000)
     for (const record of loop.records) record.reset()
     const started = performance.now()
     // The window is open while onMeasure runs: a fault it sets off (resilience) is inside it.
     const finish = await onMeasure?.()
-    await sleep(Math.max(0, durationSec - (performance.now() - started) / 1000))
+    await sleep(Math.max(0, durationSec * 1000 - (performance.now() - started)))
     records = loop.records.map(snapshot)
     elapsedSec = (performance.now() - started) / 1000
     finish?.()

@@ -5,6 +5,7 @@
  * Every system gets the same requests with the same `Authorization: Bearer fl_demo_<tenant>`
  * header: Fairlane authenticates it, a peer's per-tenant rate limit is keyed by it.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import { CallerRecord, Traffic, type CallerSpec } from '@fairlane/testing'
 
 export const TENANTS = ['a', 'b', 'c', 'd'] as const
@@ -32,9 +33,6 @@ export interface PhaseSpec {
   readonly backlogged: readonly string[]
   readonly callers: (url: string) => CallerSpec[]
 }
-
-export const sleep = (sec: number): Promise<void> =>
-  new Promise((resolve) => setTimeout(resolve, sec * 1000))
 
 export const keyHeaders = (key: string): Record<string, string> => ({
   authorization: `Bearer fl_demo_${key}`,
@@ -122,7 +120,7 @@ export async function startTraffic(
   const traffics = rest.length > 0 ? [new Traffic(rest)] : []
   const offsetSec = 1 / QUIET_RATE / steadyOnes.length
   for (const [i, spec] of steadyOnes.entries()) {
-    if (i > 0) await sleep(offsetSec)
+    if (i > 0) await sleep(offsetSec * 1000)
     traffics.push(new Traffic([spec]))
   }
   return traffics

@@ -118,6 +118,9 @@ function identities(lanes: number): LaneIdentity[] {
       tier: 'free',
       laneWeight: 1,
       workspaceWeight: 1,
+      // Present from the start, as the scheduler writes it: the identity's shape is then final
+      // before the baseline and its own size stays out of the lane's figure.
+      lastLane: undefined,
     }
   })
 }

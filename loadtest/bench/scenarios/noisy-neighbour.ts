@@ -7,6 +7,7 @@
  * a rate limit of capacity ÷ 4 = 50 req/s keyed by its Authorization header. Peers are shown
  * as they behave: a refusal is their answer, not an error of the run.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import { jainIndex, type CallerRecord } from '@fairlane/testing'
 import { fixed, ms, percent, perSec, times } from '../lib/format.ts'
 import { probe } from '../lib/measurement.ts'
@@ -17,7 +18,6 @@ import {
   PHASES,
   pooled,
   QUIET_RATE,
-  sleep,
   snapshot,
   startTraffic,
   TARGET_CONCURRENCY,
@@ -137,12 +137,12 @@ async function runPhase(
   let durationSec: number
   let cpuPercent: Record<string, number | null>
   try {
-    await sleep(n.warmupSec)
+    await sleep(n.warmupSec * 1000)
     for (const record of live()) record.reset()
     await remote?.reset()
     const cpu = watchDeployment(upstream, deployment, remote ? { traffic: remote.child.pid } : {})
     const started = performance.now()
-    await sleep(n.durationSec)
+    await sleep(n.durationSec * 1000)
     localRecords = live().map(snapshot)
     remoteRecords = (await remote?.snapshot()) ?? []
     durationSec = (performance.now() - started) / 1000
@@ -189,7 +189,7 @@ async function runPhase(
 async function prime(url: string, seconds: number): Promise<void> {
   if (seconds <= 0) return
   const traffic = await RemoteTraffic.start(TENANTS.map((key) => flood(url, key, 8)))
-  await sleep(seconds)
+  await sleep(seconds * 1000)
   await traffic.stop()
 }
 

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Child } from '../lib/child.ts'
 import type { Upstream } from '../lib/upstream.ts'
 
@@ -112,6 +113,6 @@ export async function waitForHttp(
       throw new Error(
         `${url} did not answer within ${timeoutMs} ms\n${children.map((c) => c.output()).join('\n')}`,
       )
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    await sleep(50)
   }
 }

@@ -1,5 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Child } from '../lib/child.ts'
 import { ensureBinary, versionOf } from '../lib/debian-package.ts'
 import { REPO_ROOT } from '../lib/paths.ts'
@@ -92,7 +93,7 @@ async function waitForEvenSplit(
       throw new Error(
         `shards did not settle into an even split within ${timeoutMs} ms: ${owned.join(' / ')}`,
       )
-    await new Promise((resolve) => setTimeout(resolve, 200))
+    await sleep(200)
   }
 }
 

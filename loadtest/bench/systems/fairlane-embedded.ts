@@ -3,6 +3,7 @@ import { rmSync } from 'node:fs'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { freePort } from '@fairlane/testing'
 import { launch, NODE, type Child } from '../lib/child.ts'
 import { REPO_ROOT } from '../lib/paths.ts'
@@ -74,7 +75,7 @@ async function waitUntilReady(child: Child, url: string, timeoutMs: number): Pro
     }
     if (performance.now() > deadline)
       throw new Error(`${child.name}: ${url} not 200 within ${timeoutMs} ms\n${child.output()}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    await sleep(100)
   }
 }
 

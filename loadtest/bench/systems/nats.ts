@@ -2,6 +2,7 @@ import { rmSync } from 'node:fs'
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { freePort, tcpAnswers } from '@fairlane/testing'
 import { launch, type Child } from '../lib/child.ts'
 
@@ -55,7 +56,7 @@ export async function startBenchNats(binary: string): Promise<BenchNats> {
       removeDir(dir)
       throw new Error(`nats-server did not greet on ${port}\n${child.output()}`)
     }
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    await sleep(50)
   }
   return {
     url: `nats://127.0.0.1:${port}`,

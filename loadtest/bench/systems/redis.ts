@@ -2,6 +2,7 @@ import { rmSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { freePort, tcpAnswers } from '@fairlane/testing'
 import { launch, type Child } from '../lib/child.ts'
 
@@ -52,7 +53,7 @@ export async function startBenchRedis(binary: string): Promise<BenchRedis> {
       await child.stop()
       throw new Error(`redis-server did not answer PING on ${port}\n${child.output()}`)
     }
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    await sleep(50)
   }
   return {
     url: `redis://127.0.0.1:${port}`,

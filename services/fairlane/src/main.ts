@@ -2,13 +2,13 @@
 import {
   EXIT_FAILURE,
   EXIT_USAGE,
-  USAGE,
   configCheck,
   configSchema,
   keysHash,
   start,
   type Io,
 } from './cli/commands.ts'
+import { USAGE, UsageError, parseCommandLine, type Command } from './cli/command-line.ts'
 
 const io: Io = {
   out: (line) => process.stdout.write(line + '\n'),
@@ -17,19 +17,28 @@ const io: Io = {
 }
 
 async function run(args: readonly string[]): Promise<number> {
-  const [command, sub, arg] = args
-  if (command === 'help' || command === '-h' || command === '--help') {
-    io.out(USAGE)
-    return 0
+  let command: Command
+  try {
+    command = parseCommandLine(args)
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err
+    const more = err.usage === USAGE ? '' : '\nRun "fairlane help" for every command.'
+    io.err(`fairlane: ${err.message}\n${err.usage}${more}`)
+    return EXIT_USAGE
   }
-  if (command === undefined || command === 'start' || command.startsWith('--config')) {
-    return start(command === 'start' ? args.slice(1) : args, io)
+  switch (command.name) {
+    case 'help':
+      io.out(USAGE)
+      return 0
+    case 'start':
+      return start(command.config, io)
+    case 'config check':
+      return configCheck(command.file, io)
+    case 'config schema':
+      return configSchema(io)
+    case 'keys hash':
+      return keysHash(command.key, io)
   }
-  if (command === 'config' && sub === 'check') return configCheck(arg, io)
-  if (command === 'config' && sub === 'schema') return configSchema(io)
-  if (command === 'keys' && sub === 'hash') return keysHash(arg, io)
-  io.err(`fairlane: unknown command "${args.join(' ')}"\n\n${USAGE}`)
-  return EXIT_USAGE
 }
 
 run(process.argv.slice(2)).then(

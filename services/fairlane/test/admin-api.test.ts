@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -91,7 +92,7 @@ async function cluster(
     const app = buildAdmin({
       metrics: new FairlaneMetrics(),
       logger,
-      ready: () => true,
+      missing: () => [],
       api: { token: 'token' in options ? options.token : TOKEN, store },
     })
     cleanups.push(async () => {
@@ -126,7 +127,7 @@ async function within(withinMs: number, check: () => boolean): Promise<number> {
   const started = Date.now()
   while (!check()) {
     if (Date.now() - started > withinMs) throw new Error(`not true within ${withinMs} ms`)
-    await new Promise((r) => setTimeout(r, 5))
+    await sleep(5)
   }
   return Date.now() - started
 }

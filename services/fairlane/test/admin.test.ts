@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startUpstream, type LoopbackUpstream } from '@fairlane/testing'
 import { bearer, hashKeySecret, startNode, type TestNode } from './node-harness.ts'
@@ -18,6 +19,35 @@ beforeAll(async () => {
 afterAll(async () => {
   await node.close()
   await upstream.close()
+})
+
+/** An address of this machine other than loopback, to knock on from "outside". */
+const outside = Object.values(networkInterfaces())
+  .flat()
+  .find((a) => a && a.family === 'IPv4' && !a.internal)?.address
+
+describe.skipIf(outside === undefined)('admin listen address', () => {
+  const metricsVia = async (admin: TestNode, address: string) =>
+    (await fetch(`http://${address}:${admin.adminPort}/metrics`).catch(() => undefined))?.status
+
+  it('is loopback unless configured: /metrics is not served on other interfaces', async () => {
+    const admin = await startNode({})
+    try {
+      expect(await metricsVia(admin, '127.0.0.1')).toBe(200)
+      expect(await metricsVia(admin, outside as string)).toBeUndefined()
+    } finally {
+      await admin.close()
+    }
+  })
+
+  it('serves other interfaces when server.adminHost says so', async () => {
+    const admin = await startNode({ server: { adminHost: '0.0.0.0' } })
+    try {
+      expect(await metricsVia(admin, outside as string)).toBe(200)
+    } finally {
+      await admin.close()
+    }
+  })
 })
 
 describe('admin port', () => {

@@ -16,12 +16,17 @@ interface Run {
   stderr: string
 }
 
-/** Runs the real CLI in its own Node process, as `npm run fairlane` would. */
+/**
+ * Runs the real CLI in its own Node process, as `npm run fairlane` would. A command that
+ * should have exited but started a node instead is stopped after a while (code 0 then).
+ */
 function fairlane(args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--conditions=development', MAIN, ...args], {
       env: { ...process.env, ...env },
     })
+    const stray = setTimeout(() => child.kill('SIGTERM'), 15_000)
+    child.on('close', () => clearTimeout(stray))
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
@@ -70,6 +75,15 @@ describe('fairlane config check', () => {
     expect(run.code).toBe(2)
     expect(run.stderr).toContain('targets.echo.timeouts.connectMs: must be >= 1')
     expect(run.stderr).toContain('workspaces.demo.keys[0].hash: must match ^sha256:[0-9a-f]{64}$')
+  })
+
+  it('reports a deeply nested file as a config problem (exit 2), not a crash', async () => {
+    const depth = 20_000
+    const path = await tempFile('deep.json', `{"x": ${'['.repeat(depth)}${']'.repeat(depth)}}`)
+    const run = await fairlane(['config', 'check', path])
+    expect(run.code).toBe(2)
+    expect(run.stderr).toContain('x[0][0][0]…: nested deeper than 32 levels')
+    expect(run.stderr).not.toContain('RangeError')
   })
 
   it('reports semantic problems once the schema holds', async () => {
@@ -133,6 +147,18 @@ describe('fairlane start', () => {
     expect(stdout).toContain('"msg":"shutting down"')
   })
 
+  it.each([
+    [['start', '--confg', 'my.yaml'], 'unknown option --confg'],
+    [['--configg=my.yaml'], 'unknown option --configg'],
+    [['start', 'my.yaml'], 'unexpected argument "my.yaml"'],
+  ])('refuses %j with usage and exit 2 instead of starting the quickstart', async (args, why) => {
+    const run = await fairlane(args, { FAIRLANE_PORT: '0', FAIRLANE_ADMIN_PORT: '0' })
+    expect(run.code).toBe(2)
+    expect(run.stderr).toContain(why)
+    expect(run.stderr).toContain('Usage: fairlane start [--config FILE]')
+    expect(run.stdout).not.toContain('fairlane started')
+  })
+
   it('names a bad FAIRLANE_PORT', async () => {
     const run = await fairlane(['start', '--config', QUICKSTART], { FAIRLANE_PORT: 'eighty' })
     expect(run.code).toBe(2)
@@ -158,6 +184,13 @@ describe('fairlane keys hash', () => {
     const run = await fairlane(['--help'])
     expect(run.code).toBe(0)
     expect(run.stdout).toContain('Usage: fairlane')
+  })
+
+  it('refuses a second KEY with usage and exit 2', async () => {
+    const run = await fairlane(['keys', 'hash', 'fl_a', 'fl_b'])
+    expect(run.code).toBe(2)
+    expect(run.stderr).toContain('Usage: fairlane keys hash [KEY]')
+    expect(run.stdout).toBe('')
   })
 
   it('rejects an unknown command with usage and exit 2', async () => {

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, request } from 'undici'
 import { freePort } from '@fairlane/testing'
 
@@ -41,7 +42,9 @@ export interface NodeProcess {
   /** What the node printed (its JSON logs), for a failing test to show. */
   readonly output: () => string
   metrics(): Promise<string>
-  /** SIGTERM: drains, hands its shards over, exits. */
+  /** How the process ended (null while it runs): its exit code, or the signal that killed it. */
+  readonly ended: () => { code: number | null; signal: NodeJS.Signals | null } | null
+  /** SIGTERM: drains, hands its shards over, exits (SIGKILL after 15 s). */
   stop(): Promise<void>
   /** SIGKILL: dies mid-flight, as a crashed machine would. */
   kill(): Promise<void>
@@ -53,6 +56,8 @@ export interface NodeProcessOptions {
   env: Record<string, string>
   /** How long the node may take to answer /readyz (JetStream may still be electing). */
   readyWithinMs?: number
+  /** False: return once the admin port answers /healthz, ready or not. */
+  awaitReady?: boolean
 }
 
 /**
@@ -100,7 +105,9 @@ async function startOnFreePorts(options: NodeProcessOptions): Promise<NodeProces
   const deadline = Date.now() + readyWithinMs
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${options.nodeId} exited:\n${output}`)
-    const ready = await fetch(`${adminUrl}/readyz`).then(
+    const ready = await fetch(
+      `${adminUrl}/${options.awaitReady === false ? 'healthz' : 'readyz'}`,
+    ).then(
       (r) => r.ok,
       () => false,
     )
@@ -109,7 +116,7 @@ async function startOnFreePorts(options: NodeProcessOptions): Promise<NodeProces
       child.kill('SIGKILL')
       throw new Error(`${options.nodeId} not ready in ${readyWithinMs} ms:\n${output}`)
     }
-    await new Promise((r) => setTimeout(r, 100))
+    await sleep(100)
   }
   const signal = async (name: NodeJS.Signals) => {
     if (child.exitCode !== null || child.signalCode !== null) return
@@ -123,6 +130,10 @@ async function startOnFreePorts(options: NodeProcessOptions): Promise<NodeProces
     proxyUrl: `http://127.0.0.1:${port}`,
     adminUrl,
     output: () => output,
+    ended: () =>
+      child.exitCode === null && child.signalCode === null
+        ? null
+        : { code: child.exitCode, signal: child.signalCode },
     metrics: () => fetch(`${adminUrl}/metrics`).then((r) => r.text()),
     stop: () => signal('SIGTERM'),
     kill: () => signal('SIGKILL'),
@@ -184,7 +195,7 @@ export async function offerLoad(options: {
         .finally(() => inFlight.delete(call))
       inFlight.add(call)
     }
-    await new Promise((r) => setTimeout(r, 2))
+    await sleep(2)
   }
   await Promise.all(inFlight)
   await agent.close()

@@ -106,7 +106,10 @@ describe('two regions joined by a NATS gateway', () => {
       const times = upstream.requests.map((r) => r.receivedAt).filter((t) => t >= since)
       const first = Math.min(...times)
       const admitted = times.filter((t) => t < first + 5_000).length
-      expect(admitted).toBeLessThanOrEqual(100 * 5 * 1.01 + 10)
+      // 100/s with a burst of 10 admits at most 510 in any 5 s of dispatch. The window is
+      // measured at the upstream, so a first arrival late by up to 100 ms of hop jitter lets
+      // up to 10 more in; two owners would admit twice the limit.
+      expect(admitted).toBeLessThanOrEqual(10 + 100 * 5.1)
       expect(admitted).toBeGreaterThanOrEqual(100 * 5 * 0.9)
       // Every ingress, in either region, got answers from the owner.
       expect(load.statuses.get(0) ?? 0).toBe(0)

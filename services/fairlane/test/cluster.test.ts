@@ -2,6 +2,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { connect } from '@nats-io/transport-node'
 import { Kvm } from '@nats-io/kv'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -182,7 +183,7 @@ describe('three nodes from examples/cluster.yaml', () => {
       ratePerSecond: 300,
       durationMs: 8_000,
     })
-    await new Promise((r) => setTimeout(r, 2_500))
+    await sleep(2_500)
     await victim.kill()
     const load = await loading
     await expect
@@ -226,7 +227,7 @@ describe('keys managed through the admin API', () => {
       cluster.map(async (node) => {
         while ((await statusOn(node)) !== 401) {
           if (performance.now() - revokedAt > 5_000) return Infinity
-          await new Promise((r) => setTimeout(r, 10))
+          await sleep(10)
         }
         return performance.now() - revokedAt
       }),
@@ -260,7 +261,7 @@ describe('lane state across owners', () => {
     const handOver = async (how: 'stop' | 'kill') => {
       const current = (await owner()) as NodeProcess
       // Past one checkpoint interval (100 ms), as a crash at any later moment would be.
-      await new Promise((r) => setTimeout(r, 300))
+      await sleep(300)
       await (how === 'stop' ? current.stop() : current.kill())
       nodes.splice(nodes.indexOf(current), 1)
       await expect

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -93,7 +94,7 @@ async function within(withinMs: number, check: () => boolean): Promise<number> {
   const started = Date.now()
   while (!check()) {
     if (Date.now() - started > withinMs) throw new Error(`not true within ${withinMs} ms`)
-    await new Promise((r) => setTimeout(r, 10))
+    await sleep(10)
   }
   return Date.now() - started
 }
@@ -278,7 +279,7 @@ describe('RedisConfigStore', () => {
         .lines()
         .some((l) => l['msg'] === 'stored config refused; the running config stays in force'),
     )
-    await new Promise((r) => setTimeout(r, 200))
+    await sleep(200)
     expect(store.current()).toBe(running)
     const refusals = logs
       .lines()
@@ -306,7 +307,7 @@ describe('RedisConfigStore', () => {
     await two.close()
     const running = two.current()
     await one.change(() => addWorkspace('gamma'))
-    await new Promise((r) => setTimeout(r, 300))
+    await sleep(300)
     expect(two.current()).toBe(running)
   })
 })
@@ -369,7 +370,7 @@ async function retry<T>(work: () => Promise<T>, ms = 5_000): Promise<T> {
     } catch (err) {
       if (Date.now() > deadline || (err as { code?: string }).code !== 'store_unavailable')
         throw err
-      await new Promise((r) => setTimeout(r, 50))
+      await sleep(50)
     }
   }
 }

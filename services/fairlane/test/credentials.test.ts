@@ -75,6 +75,23 @@ describe('credentials', () => {
     for (const request of upstream.requests) expect(everything(request)).not.toContain(KEY)
   })
 
+  it('leaves a key the client writes into its URL to the client: no authentication by it, forwarded as written, its query never logged', async () => {
+    expect(await send(`/t/api/q?api_key=${KEY}`, {})).toBe(401)
+    expect(await send(`/t/api/${KEY}/p`, {})).toBe(401)
+    expect(upstream.requests).toHaveLength(0)
+    const statuses = [
+      await send(`/t/api/q?api_key=${KEY}&x=1`, { 'x-fairlane-key': KEY }),
+      await send(`/t/api/${KEY}/p`, { 'x-fairlane-key': KEY }),
+    ]
+    expect(statuses).toEqual([200, 200])
+    expect(upstream.requests.map((r) => r.url)).toEqual([`/q?api_key=${KEY}&x=1`, `/${KEY}/p`])
+    const queryLines = node.logs
+      .lines()
+      .filter((line) => String(line['path']).startsWith('/t/api/q'))
+    expect(queryLines.length).toBeGreaterThan(0)
+    expect(JSON.stringify(queryLines)).not.toContain(KEY)
+  })
+
   it('injects the upstream credential from target config, replacing the client’s', async () => {
     await send('/t/api/x', { authorization: `Bearer ${KEY}`, 'x-api-version': '1' })
     const seen = upstream.requests[0]

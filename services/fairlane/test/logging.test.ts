@@ -112,6 +112,26 @@ describe('request logs', () => {
     expect(requests[3]).toMatchObject({ stage: 'resolve', status: 404, path: '/nowhere' })
   })
 
+  it('keep the query string out of the line of a path that cannot be decoded', async () => {
+    const fresh = await startNode({
+      logging: { level: 'trace' },
+      targets: { api: { endpoints: [{ url: upstream.url }], allowPrivateAddresses: true } },
+      workspaces: {
+        demo: { targets: ['api'], keys: [{ id: 'logkey', hash: hashKeySecret(KEY) }] },
+      },
+    })
+    const response = await fresh.proxy(`/t/api/%ff?api_key=${QUERY_SECRET}`, {
+      headers: { authorization: `Bearer ${KEY}` },
+    })
+    const body = await response.text()
+    await fresh.close()
+    expect(response.status).toBe(400)
+    expect(body).not.toContain(QUERY_SECRET)
+    expect(fresh.logs.text).not.toContain(QUERY_SECRET)
+    const line = fresh.logs.lines().find((l) => l['msg'] === 'request')
+    expect(line).toMatchObject({ status: 400, code: 'bad_request', path: '/t/api/%ff' })
+  })
+
   it('logs a client that left before any answer as 499', async () => {
     const fresh = await startNode({
       targets: { api: { endpoints: [{ url: upstream.url }], allowPrivateAddresses: true } },

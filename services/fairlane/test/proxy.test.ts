@@ -1,4 +1,5 @@
 import { request as httpRequest } from 'node:http'
+import { connect } from 'node:net'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { startUpstream, type LoopbackUpstream } from '@fairlane/testing'
 import { bearer, hashKeySecret, startNode, stubResolver, type TestNode } from './node-harness.ts'
@@ -73,6 +74,36 @@ function rawGet(base: string, path: string, headers: Record<string, string>) {
   })
 }
 
+/** Any method, TRACK included, which fetch and http.request would refuse or rewrite. */
+function rawRequest(base: string, method: string, path: string, headers: Record<string, string>) {
+  const { hostname, port } = new URL(base)
+  return new Promise<{ status: number; headers: Record<string, string>; body: string }>(
+    (resolve, reject) => {
+      const socket = connect(Number(port), hostname, () => {
+        const head = Object.entries({ host: 'fairlane', ...headers, connection: 'close' })
+          .map(([name, value]) => `${name}: ${value}\r\n`)
+          .join('')
+        socket.write(`${method} ${path} HTTP/1.1\r\n${head}\r\n`)
+      })
+      let text = ''
+      socket.setEncoding('utf8')
+      socket.on('data', (chunk: string) => (text += chunk))
+      socket.on('error', reject)
+      socket.on('close', () => {
+        const [head = '', body = ''] = text.split('\r\n\r\n', 2)
+        const [statusLine = '', ...lines] = head.split('\r\n')
+        const fields = Object.fromEntries(
+          lines.map((line) => {
+            const colon = line.indexOf(':')
+            return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()]
+          }),
+        )
+        resolve({ status: Number(statusLine.split(' ')[1]), headers: fields, body })
+      })
+    },
+  )
+}
+
 async function problem(response: Response) {
   expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/)
   return (await response.json()) as Record<string, unknown>
@@ -108,9 +139,17 @@ describe('target form /t/<target>/<path>', () => {
       '/t/based/..\\admin',
       '/t/based/..%5cadmin',
       '/t/based/.%2E/x',
+      // Spellings that upstream servers commonly normalise to a dot segment.
+      '/t/based/..;/admin',
+      '/t/based/.;/admin',
+      '/t/based/%2e%2e;/admin',
+      '/t/based/..%00/admin',
+      '/t/based/..%20/admin',
+      '/t/based/%252e%252e/admin',
+      '/t/based/%ef%bc%8e%ef%bc%8e/admin',
     ]) {
       const { status, body } = await rawGet(node.proxyUrl, path, bearer(KEY))
-      expect(status).toBe(400)
+      expect(status, path).toBe(400)
       expect(JSON.parse(body)).toMatchObject({ code: 'bad_request', stage: 'resolve' })
     }
     expect(upstream.hits).toBe(0)
@@ -145,6 +184,43 @@ describe('target form /t/<target>/<path>', () => {
     const { status, body } = await rawGet(node.proxyUrl, '/t/%zz/x', bearer(KEY))
     expect(status).toBe(400)
     expect(JSON.parse(body)).toMatchObject({ code: 'bad_request', stage: 'correlate' })
+  })
+
+  it('does not pass a query string of a path it cannot decode into the answer', async () => {
+    const { status, body } = await rawGet(
+      node.proxyUrl,
+      '/t/echo/%ff?api_key=qs-secret-1',
+      bearer(KEY),
+    )
+    expect(status).toBe(400)
+    expect(JSON.parse(body)).toMatchObject({ code: 'bad_request', stage: 'correlate' })
+    expect(body).not.toContain('qs-secret-1')
+    expect(body).not.toContain('api_key')
+  })
+
+  it('refuses TRACE and TRACK with 405 before any upstream call', async () => {
+    const trace = await rawRequest(node.proxyUrl, 'TRACE', '/t/echo/x', bearer(KEY))
+    expect(trace.status).toBe(405)
+    expect(trace.headers['allow']).toContain('GET')
+    expect(JSON.parse(trace.body)).toMatchObject({ code: 'method_not_allowed', stage: 'correlate' })
+    const track = await rawRequest(node.proxyUrl, 'TRACK', '/t/echo/x', bearer(KEY))
+    expect(track.status).toBe(405)
+    expect(track.headers['content-type']).toBe('application/problem+json')
+    expect(JSON.parse(track.body)).toMatchObject({ code: 'method_not_allowed' })
+    expect(upstream.hits).toBe(0)
+  })
+
+  it('passes other methods the HTTP parser knows', async () => {
+    for (const method of ['PATCH', 'OPTIONS', 'PURGE', 'PROPFIND']) {
+      const { status } = await rawRequest(node.proxyUrl, method, '/t/echo/m', bearer(KEY))
+      expect(status, method).toBe(200)
+    }
+    expect(upstream.requests.map((r) => r.method)).toEqual([
+      'PATCH',
+      'OPTIONS',
+      'PURGE',
+      'PROPFIND',
+    ])
   })
 
   it('returns redirects to the client instead of following them', async () => {
@@ -304,6 +380,12 @@ describe('size limits and upstream failures', () => {
       req.end()
     })
     expect(status).toBe(413)
+    // The client's oversized body says nothing about the upstream.
+    const health = (await (await fetch(`${node.adminUrl}/upstreams`)).json()) as {
+      target: string
+      failures: number
+    }[]
+    expect(health.find((e) => e.target === 'echo')?.failures).toBe(0)
   })
 
   it('refuses an oversized request head with 431', async () => {

@@ -1,4 +1,5 @@
 import { request as httpRequest } from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { startUpstream, type LoopbackUpstream } from '@fairlane/testing'
 import { bearer, hashKeySecret, startNode, type TestNode } from './node-harness.ts'
@@ -88,11 +89,12 @@ describe('fair queueing on the request path', () => {
     // 10 per second, burst 1: the upstream sees one request every 100 ms, none early.
     const arrivals = upstream.requests.map((r) => r.receivedAt)
     // Dispatch is exact; the hop to the upstream adds jitter (the first one also opens the
-    // connection, so the gap after it can be shorter by that much on a loaded machine).
+    // connection), and loaded CI runs saw single gaps of 48 ms and a span of 289 ms. An
+    // unpaced lane would deliver all four within a few milliseconds.
     for (let i = 1; i < arrivals.length; i++) {
-      expect((arrivals[i] as number) - (arrivals[i - 1] as number)).toBeGreaterThanOrEqual(75)
+      expect((arrivals[i] as number) - (arrivals[i - 1] as number)).toBeGreaterThanOrEqual(40)
     }
-    expect((arrivals[3] as number) - (arrivals[0] as number)).toBeGreaterThanOrEqual(290)
+    expect((arrivals[3] as number) - (arrivals[0] as number)).toBeGreaterThanOrEqual(250)
     expect(
       Math.max(...responses.map((r) => Number(r.headers.get('x-fairlane-queue-ms')))),
     ).toBeGreaterThan(250)
@@ -142,7 +144,7 @@ describe('fair queueing on the request path', () => {
     const metrics = async () => (await fetch(`${node.adminUrl}/metrics`)).text()
     await expect.poll(metrics).toMatch(/fairlane_queued_requests 0/)
     expect((await holder).status).toBe(200)
-    await new Promise((r) => setTimeout(r, 100))
+    await sleep(100)
     expect(upstream.requests.map((r) => r.url)).toEqual(['/hold'])
   })
 
@@ -175,14 +177,29 @@ describe('client policy and costs', () => {
     expect((await node.proxy('/t/open/x', { headers: bearer(keys.c) })).status).toBe(200)
   })
 
-  it('bounds the segment ids a workspace can create', async () => {
+  it('bounds the segment ids one key can hold, leaving the rest of its workspace free', async () => {
+    const named = (key: string, segment: string, seconds = 60) =>
+      node.proxy('/t/open/s', {
+        headers: { ...bearer(key), 'fairlane-ratelimit-policy': `1000;w=${seconds};s=${segment}` },
+      })
     const statuses: number[] = []
-    for (let i = 0; i < 65; i++) {
-      const headers = { ...bearer(keys.a), 'fairlane-ratelimit-policy': `1000;w=60;s=seg-${i}` }
-      statuses.push((await node.proxy('/t/open/s', { headers })).status)
-    }
-    expect(statuses.slice(0, 64).every((s) => s === 200)).toBe(true)
-    expect(statuses[64]).toBe(400)
+    for (let i = 0; i < 9; i++) statuses.push((await named(keys.a, `a-${i}`)).status)
+    expect(statuses).toEqual([...Array<number>(8).fill(200), 400])
+    const refused = await named(keys.a, 'a-8')
+    expect(await problem(refused)).toMatchObject({ code: 'bad_request', stage: 'limit' })
+    // The key keeps the ids it holds, and another key of the workspace still gets new ones.
+    expect((await named(keys.a, 'a-0')).status).toBe(200)
+    expect((await named(keys.b, 'b-0')).status).toBe(200)
+  })
+
+  it('frees a segment id once its window has passed unused', async () => {
+    const named = (segment: string) =>
+      node.proxy('/t/open/s', {
+        headers: { ...bearer(keys.c), 'fairlane-ratelimit-policy': `1000;w=1;s=${segment}` },
+      })
+    for (let i = 0; i < 8; i++) expect((await named(`short-${i}`)).status).toBe(200)
+    expect((await named('short-8')).status).toBe(400)
+    await expect.poll(async () => (await named('short-8')).status, { timeout: 10_000 }).toBe(200)
   })
 
   it('rejects a malformed policy with 400 bad_request', async () => {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { Kvm, type KV } from '@nats-io/kv'
 
@@ -25,7 +26,7 @@ export async function openLeaseBucket(
       }
       // JetStream elects its meta leader a few seconds after the servers start.
       if (Date.now() > giveUpAt) throw err
-      await new Promise((resolve) => setTimeout(resolve, 250))
+      await sleep(250)
     }
   }
 }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import {
   createInbox,
   type Msg,
@@ -12,7 +13,7 @@ import {
   type Ticket,
   type TicketReply,
 } from '@fairlane/protocol'
-import type { Admission, Transport } from '../transport.ts'
+import type { Admission, Transport } from '@fairlane/protocol'
 
 export interface NatsTransportOptions {
   readonly nc: NatsConnection
@@ -42,8 +43,6 @@ function noOwner(subject: string, why: string): FairlaneError {
     { headers: { 'retry-after': '1' } },
   )
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 type Attempt = (outcome: TicketReply | 'no-responders') => void
 

@@ -1,4 +1,7 @@
 import type { KV } from '@nats-io/kv'
+import { settleWithin } from '../settle-within.ts'
+import { LeaseView } from './lease-view.ts'
+import type { NatsLink } from './nats-link.ts'
 
 export interface ShardLeasesOptions {
   /** A KV bucket whose `ttl` (max age) is `ttlMs`: a key not rewritten in time disappears. */
@@ -11,16 +14,28 @@ export interface ShardLeasesOptions {
   readonly onAcquire: (shard: number) => void
   /** This node no longer owns the shard (given up or lost): stop serving it first. */
   readonly onRelease: (shard: number) => Promise<void> | void
+  /** The connection's state: while it is down no round is attempted (each write would time out). */
+  readonly link?: NatsLink
+  /**
+   * Longest the drain waits for the bucket (lease deletions) before it gives up: leases it
+   * could not delete expire by themselves within the TTL.
+   */
+  readonly stopStoreMs?: number
+  readonly now?: () => number
 }
 
 const shardKey = (shard: number) => `shard.${shard}`
-const nodeKey = (node: string) => `node.${node}`
+const NODE_PREFIX = 'node.'
+const SHARD_PREFIX = 'shard.'
 
-async function collect(iterator: AsyncIterable<string>): Promise<string[]> {
-  const out: string[] = []
-  for await (const item of iterator) out.push(item)
-  return out
+interface Held {
+  readonly revision: number
+  /** Local time the last successful write of the lease was sent: it lives until this + TTL. */
+  readonly writtenAt: number
 }
+
+/** The store refused the write for its revision: someone else holds the key now, or nobody. */
+const lost = (err: unknown) => err instanceof Error && /wrong last sequence/i.test(err.message)
 
 /**
  * Ownership of shards through leases in a NATS KV bucket. Every tick (a third of the TTL) a
@@ -28,12 +43,14 @@ async function collect(iterator: AsyncIterable<string>): Promise<string[]> {
  * last wrote, so a lease it lost is noticed instead of overwritten; gives up leases above its
  * fair share (⌈shards / live nodes⌉) so a joining node can take them; and takes free shards
  * with `create`, which refuses a key that exists. A node that dies stops rewriting, and its
- * keys vanish with the bucket's TTL, for the others to take.
+ * keys vanish with the bucket's TTL, for the others to take. Who is alive and which shards
+ * are taken is read from one watch of the bucket (LeaseView).
  */
 export class ShardLeases {
   readonly #options: ShardLeasesOptions
-  /** Shard → revision of the lease this node last wrote. */
-  readonly #owned = new Map<number, number>()
+  readonly #now: () => number
+  readonly #view: LeaseView
+  readonly #owned = new Map<number, Held>()
   #timer: NodeJS.Timeout | undefined
   #ticking: Promise<void> | undefined
   #stopped = false
@@ -41,9 +58,11 @@ export class ShardLeases {
 
   constructor(options: ShardLeasesOptions) {
     this.#options = options
+    this.#now = options.now ?? Date.now
+    this.#view = new LeaseView(options.kv, options.ttlMs, this.#now)
   }
 
-  /** Nodes whose heartbeat was seen in the last round (at least this one). */
+  /** Distinct nodes whose heartbeat was fresh in the last round (at least this one). */
   get liveNodes(): number {
     return this.#live
   }
@@ -53,8 +72,15 @@ export class ShardLeases {
   }
 
   async start(): Promise<void> {
+    this.#view.start()
     await this.tick()
-    this.#timer = setInterval(() => void this.tick(), Math.max(50, this.#options.ttlMs / 3))
+    this.#timer = setInterval(
+      () => {
+        this.#expire()
+        void this.tick()
+      },
+      Math.max(50, this.#options.ttlMs / 3),
+    )
   }
 
   /** One round of heartbeat, refresh, rebalance and acquisition; never overlaps itself. */
@@ -64,41 +90,56 @@ export class ShardLeases {
     return this.#ticking
   }
 
-  /** Drains: stops serving and gives every lease back, so others take over at once. */
+  /**
+   * Drains: stops serving every shard at once and gives the leases back, so others take over
+   * at once. The bucket gets at most `stopStoreMs` (none while NATS is down): a lease not
+   * deleted expires within the TTL.
+   */
   async stop(): Promise<void> {
     this.#stopped = true
     clearInterval(this.#timer)
-    await this.#ticking
-    const { kv } = this.#options
-    for (const shard of this.owned) await this.#release(shard)
-    await kv.delete(nodeKey(this.#options.nodeId)).catch(() => undefined)
+    const storeMs = this.#options.stopStoreMs ?? 2_000
+    if (this.#ticking) await settleWithin(this.#ticking, storeMs)
+    const held = [...this.#owned]
+    this.#owned.clear()
+    await Promise.all(held.map(([shard]) => this.#options.onRelease(shard)))
+    if (this.#options.link?.connected !== false) {
+      const { kv, nodeId } = this.#options
+      const deletions = held.map(([shard, { revision }]) =>
+        kv.delete(shardKey(shard), { previousSeq: revision }),
+      )
+      deletions.push(kv.delete(NODE_PREFIX + nodeId))
+      await settleWithin(Promise.allSettled(deletions), storeMs)
+    }
+    this.#view.stop()
   }
 
   async #tick(): Promise<void> {
-    const { kv, nodeId, shards } = this.#options
+    const { kv, nodeId, shards, link } = this.#options
+    if (link && !link.connected) return
     try {
-      await kv.put(nodeKey(nodeId), String(Date.now()))
-      for (const [shard, revision] of this.#owned) {
-        try {
-          this.#owned.set(shard, await kv.update(shardKey(shard), nodeId, revision))
-        } catch {
-          // Someone else holds it now (ours expired while we were slow): stop serving it.
-          this.#owned.delete(shard)
-          await this.#options.onRelease(shard)
-        }
-      }
-      const live = Math.max(1, (await collect(await kv.keys('node.>'))).length)
-      this.#live = live
-      const fair = Math.ceil(shards / live)
+      const beat = await kv.put(NODE_PREFIX + nodeId, String(Date.now()))
+      await Promise.all([...this.#owned].map(([shard, held]) => this.#refresh(shard, held)))
+      // Decide on a view that has seen at least this node's own heartbeat, so on every
+      // write made before it: an older view would miss a joining node or count a gone one.
+      if (!(await this.#view.caughtUp(beat, this.#options.ttlMs))) return
+      const live = this.#view.live(NODE_PREFIX)
+      live.add(nodeId)
+      this.#live = live.size
+      const fair = Math.ceil(shards / live.size)
       while (this.#owned.size > fair) {
         const extra = this.owned.at(-1) as number
         await this.#release(extra)
       }
       if (this.#owned.size >= fair) return
       const taken = new Set(
-        (await collect(await kv.keys('shard.>'))).map((key) => Number(key.slice(6))),
+        [...this.#view.entries(SHARD_PREFIX).keys()].map((key) =>
+          Number(key.slice(SHARD_PREFIX.length)),
+        ),
       )
-      const free = Array.from({ length: shards }, (_, i) => i).filter((i) => !taken.has(i))
+      const free = Array.from({ length: shards }, (_, i) => i).filter(
+        (i) => !taken.has(i) && !this.#owned.has(i),
+      )
       // Random order, so nodes starting together do not all race for the same keys.
       for (let i = free.length - 1; i > 0; i--) {
         const j = Math.floor(Math.random() * (i + 1))
@@ -106,26 +147,65 @@ export class ShardLeases {
       }
       for (const shard of free) {
         if (this.#owned.size >= fair || this.#stopped) break
+        const writtenAt = this.#now()
         try {
-          this.#owned.set(shard, await kv.create(shardKey(shard), nodeId))
+          const revision = await kv.create(shardKey(shard), nodeId)
+          if (this.#stopped) {
+            await kv.delete(shardKey(shard), { previousSeq: revision }).catch(() => undefined)
+            break
+          }
+          this.#owned.set(shard, { revision, writtenAt })
           this.#options.onAcquire(shard)
         } catch {
           // Another node created it first.
         }
       }
     } catch {
-      // NATS is unreachable this round; leases not refreshed in time are lost to others,
-      // which the next successful round notices.
+      // NATS is unreachable this round; leases not refreshed in time are dropped by #expire
+      // and lost to others, which the next successful round notices.
+    }
+  }
+
+  async #refresh(shard: number, held: Held): Promise<void> {
+    const writtenAt = this.#now()
+    try {
+      const revision = await this.#options.kv.update(
+        shardKey(shard),
+        this.#options.nodeId,
+        held.revision,
+      )
+      // Dropped meanwhile (expired or given up): a late success does not bring it back.
+      if (this.#owned.get(shard) === held) this.#owned.set(shard, { revision, writtenAt })
+    } catch (err) {
+      // Someone else holds it now (ours expired while we were slow): stop serving it. Any
+      // other failure (a timeout) keeps it until its lease runs out (#expire).
+      if (lost(err) && this.#owned.get(shard) === held) {
+        this.#owned.delete(shard)
+        await this.#options.onRelease(shard)
+      }
+    }
+  }
+
+  /**
+   * Drops the leases this node could not refresh in time: another node may hold them now,
+   * and the metrics must count what this node really holds.
+   */
+  #expire(): void {
+    const oldest = this.#now() - this.#options.ttlMs
+    for (const [shard, held] of this.#owned) {
+      if (held.writtenAt > oldest) continue
+      this.#owned.delete(shard)
+      void Promise.resolve(this.#options.onRelease(shard)).catch(() => undefined)
     }
   }
 
   async #release(shard: number): Promise<void> {
-    const revision = this.#owned.get(shard)
+    const held = this.#owned.get(shard)
     this.#owned.delete(shard)
     await this.#options.onRelease(shard)
-    if (revision !== undefined) {
+    if (held !== undefined) {
       await this.#options.kv
-        .delete(shardKey(shard), { previousSeq: revision })
+        .delete(shardKey(shard), { previousSeq: held.revision })
         .catch(() => undefined)
     }
   }

@@ -5,7 +5,11 @@ import {
   type ShardMessage,
   type TicketProgress,
 } from '@fairlane/protocol'
-import type { Actor, AdmissionLease } from '../transport.ts'
+import type { Actor, AdmissionLease } from '@fairlane/protocol'
+import { settleWithin } from '../settle-within.ts'
+
+/** Longest a shard's subscription drains before it is simply dropped. */
+const DRAIN_MS = 1_000
 
 export interface ShardServerOptions {
   readonly nc: NatsConnection
@@ -89,8 +93,10 @@ export class ShardServer {
     const subscription = this.#subscriptions.get(shard)
     if (!subscription) return
     this.#subscriptions.delete(shard)
-    // A closed connection has dropped the subscription already.
-    await subscription.drain().catch(() => undefined)
+    // A drain waits for the server to confirm; while NATS is away that never comes, so the
+    // subscription is dropped on this side after a short wait (a closed connection has
+    // dropped it already).
+    if (!(await settleWithin(subscription.drain(), DRAIN_MS))) subscription.unsubscribe()
     const moving: Waiting[] = []
     for (const [requestId, waiting] of this.#waiting) {
       if (waiting.shard !== shard) continue

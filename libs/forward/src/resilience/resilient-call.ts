@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { upstreamSignals, type LaneSignals } from '@fairlane/protocol'
 import type { UpstreamResponse } from '../forwarder.ts'
 import type { RetryBudget } from './retry-budget.ts'
@@ -59,20 +60,6 @@ type Settled<E> =
 const FAILOVER = new Set([500, 502, 503, 504])
 /** Statuses that name a time to come back (Retry-After, a spent limit's reset). */
 const COME_BACK = new Set([429, 503])
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason)
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    const onAbort = () => {
-      clearTimeout(timer)
-      reject(signal.reason)
-    }
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
 
 /** What an answer says about the upstream's limits, relative to now. */
 export function laneSignals(response: UpstreamResponse, wallClock: number): LaneSignals {
@@ -137,7 +124,7 @@ export async function resilientCall<E extends CallEndpoint>(
       discard(response.body)
       waitedMs += wait
       options.release(said)
-      if (wait > 0) await sleep(wait, options.signal)
+      if (wait > 0) await sleep(wait, undefined, { signal: options.signal })
       await options.admit()
       continue
     }
@@ -147,7 +134,8 @@ export async function resilientCall<E extends CallEndpoint>(
     }
     failed.add(endpoint.id)
     options.release({ status: 0 })
-    if (candidates.every((e) => failed.has(e.id))) await sleep(backoff(attempts), options.signal)
+    if (candidates.every((e) => failed.has(e.id)))
+      await sleep(backoff(attempts), undefined, { signal: options.signal })
     await options.admit()
   }
 }

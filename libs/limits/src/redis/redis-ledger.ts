@@ -11,9 +11,9 @@ const acquireScript = script('acquire')
 const releaseScript = script('release')
 const renewScript = script('renew')
 const debitScript = script('debit')
-const reserveScript = script('reserve')
-const refundScript = script('refund')
-const renewSlotsScript = script('renew-slots')
+const reserveScript = script('reserve-3')
+const refundScript = script('refund-2')
+const renewSlotsScript = script('renew-slots-1')
 
 export interface RedisLedgerOptions {
   readonly redis: Redis

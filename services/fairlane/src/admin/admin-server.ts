@@ -7,8 +7,11 @@ import { ADMIN_API_PREFIX, adminApi } from './admin-api.ts'
 export interface AdminDeps {
   readonly metrics: FairlaneMetrics
   readonly logger: Logger
-  /** False while starting and once draining: load balancers stop sending traffic. */
-  readonly ready: () => boolean
+  /**
+   * What the node lacks to take traffic ("starting", "nats", "redis", "draining"); none:
+   * ready. Load balancers stop sending traffic while anything is named.
+   */
+  readonly missing: () => readonly string[]
   /**
    * The admin API under /admin/v1, for a node whose config lives in a store it can change;
    * `token` is FAIRLANE_ADMIN_TOKEN (unset: the API answers 403). Without it there is no
@@ -31,8 +34,9 @@ export function buildAdmin(deps: AdminDeps) {
   })
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_request, reply) => {
-    const ready = deps.ready()
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready' })
+    const missing = deps.missing()
+    if (missing.length === 0) return reply.code(200).send({ status: 'ready' })
+    return reply.code(503).send({ status: 'not ready', missing })
   })
   app.get('/metrics', async (_request, reply) => {
     const text = await deps.metrics.registry.metrics()

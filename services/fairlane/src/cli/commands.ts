@@ -20,23 +20,6 @@ export interface Io {
   readonly env: Readonly<Record<string, string | undefined>>
 }
 
-export const USAGE = `Usage: fairlane <command>
-
-Commands:
-  start [--config FILE]    run a Fairlane node (the default command): embedded mode,
-                           or a cluster node when FAIRLANE_NATS_URL and
-                           FAIRLANE_REDIS_URL are set
-  config check FILE        validate a config file and exit (0 valid, 2 invalid)
-  config schema            print the JSON Schema of the config file
-  keys hash [KEY]          make a new random key and print it with its hash for the
-                           config; with KEY, print the hash of that key
-  help                     show this text
-
-Config file: --config FILE, else FAIRLANE_CONFIG, else examples/quickstart.yaml.
-Environment: FAIRLANE_PORT (proxy port), FAIRLANE_ADMIN_PORT (admin port),
-  FAIRLANE_NODE_ID, FAIRLANE_REGION, FAIRLANE_ROLES (ingress,actor,worker; default all),
-  FAIRLANE_NATS_URL, FAIRLANE_REDIS_URL (cluster mode), FAIRLANE_ADMIN_TOKEN (admin API).`
-
 function portFrom(value: string | undefined, name: string): number | undefined {
   if (value === undefined || value === '') return undefined
   const port = Number(value)
@@ -48,23 +31,11 @@ function portFrom(value: string | undefined, name: string): number | undefined {
   return port
 }
 
-export function configPathFrom(args: readonly string[], env: Io['env']): string {
-  const i = args.indexOf('--config')
-  if (i !== -1) {
-    const value = args[i + 1]
-    if (!value) throw new ConfigError('--config', [{ path: '', message: 'needs a file path' }])
-    return value
-  }
-  const inline = args.find((a) => a.startsWith('--config='))
-  if (inline) return inline.slice('--config='.length)
-  return env['FAIRLANE_CONFIG'] || DEFAULT_CONFIG_PATH
+function configPathFrom(config: string | undefined, env: Io['env']): string {
+  return config ?? (env['FAIRLANE_CONFIG'] || DEFAULT_CONFIG_PATH)
 }
 
-export async function configCheck(path: string | undefined, io: Io): Promise<number> {
-  if (!path) {
-    io.err('fairlane config check: needs a FILE')
-    return EXIT_USAGE
-  }
+export async function configCheck(path: string, io: Io): Promise<number> {
   try {
     const config = await loadConfigFile(path, io.env)
     const keys = Object.values(config.workspaces).reduce((n, w) => n + w.keys.length, 0)
@@ -99,15 +70,18 @@ export function keysHash(secret: string | undefined, io: Io): number {
   return EXIT_OK
 }
 
-/** Runs until SIGTERM or SIGINT; SIGHUP re-reads the config file. */
-export async function start(args: readonly string[], io: Io): Promise<number> {
+/**
+ * Runs until SIGTERM or SIGINT; SIGHUP re-reads the config file. `config` is the --config
+ * value, if given.
+ */
+export async function start(config: string | undefined, io: Io): Promise<number> {
   let store: FileConfigStore
   let port: number | undefined
   let adminPort: number | undefined
   let settings: NodeSettings
   try {
     settings = nodeSettingsFrom(io.env)
-    const path = configPathFrom(args, io.env)
+    const path = configPathFrom(config, io.env)
     port = portFrom(io.env['FAIRLANE_PORT'], 'FAIRLANE_PORT')
     adminPort = portFrom(io.env['FAIRLANE_ADMIN_PORT'], 'FAIRLANE_ADMIN_PORT')
     store = await FileConfigStore.open(path, io.env)

@@ -8,18 +8,25 @@ import { FairlaneError } from '@fairlane/protocol'
  */
 export class BodyLimit extends Transform {
   readonly #maxBytes: number
+  readonly #onExceed: () => void
   #seen = 0
   exceeded = false
 
-  constructor(maxBytes: number) {
+  /**
+   * `onExceed` runs before the stream fails: the caller stops the upstream call as its own
+   * abort, so an oversized body never counts against the endpoint's health.
+   */
+  constructor(maxBytes: number, onExceed: () => void = () => undefined) {
     super()
     this.#maxBytes = maxBytes
+    this.#onExceed = onExceed
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.#seen += chunk.length
     if (this.#seen > this.#maxBytes) {
       this.exceeded = true
+      this.#onExceed()
       callback(tooLarge(this.#maxBytes, 'forward'))
       return
     }

@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { AdmissionLease } from '@fairlane/cluster'
+import type { AdmissionLease } from '@fairlane/protocol'
 import type { FairlaneConfig, TargetConfig } from '@fairlane/config'
 import type { CallResult, PinnedDestination } from '@fairlane/forward'
 import type { Stage, Ticket, TraceParent } from '@fairlane/protocol'
 import type { Principal } from '../keys/key-index.ts'
+import type { BodyDeadline } from './body-deadline.ts'
 import type { PresentedKey } from './presented-key.ts'
 import type { Route } from './route.ts'
 import type { RouteEndpoint } from './upstreams.ts'
@@ -59,6 +60,8 @@ export interface Exchange {
   result?: CallResult<RouteEndpoint>
   upstreamMs?: number
   upstreamStatus?: number
+  /** Times the request body; stopped when the response closes. */
+  bodyDeadline?: BodyDeadline
   /** The real cost the response reported, given back with the lease. */
   realCost?: number
 
@@ -70,4 +73,11 @@ export interface Exchange {
 export function pathOf(rawUrl: string): string {
   const q = rawUrl.indexOf('?')
   return q === -1 ? rawUrl : rawUrl.slice(0, q)
+}
+
+/** The request declares a body (chunked or a non-zero Content-Length). */
+export function hasBody(x: Exchange): boolean {
+  const headers = x.req.headers
+  const length = headers['content-length']
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
 }

@@ -1,15 +1,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import type { Transport } from '@fairlane/cluster'
 import type { ConfigStore } from '@fairlane/config'
 import type { DestinationPolicy, Forwarder } from '@fairlane/forward'
-import { ERROR_CODES, PROBLEM_TYPE_BASE, requestIdFrom } from '@fairlane/protocol'
+import { ERROR_CODES, PROBLEM_TYPE_BASE, requestIdFrom, type Transport } from '@fairlane/protocol'
 import type { FairlaneMetrics, Logger } from '@fairlane/telemetry'
 import type { EndpointDestinations } from './endpoint-destinations.ts'
 import type { Exchange } from './exchange.ts'
 import { admit, ticketOf } from './stages/admit.ts'
 import { authenticate } from './stages/authenticate.ts'
-import { checkRequestHead, correlate } from './stages/correlate.ts'
+import { ALLOW, checkRequestHead, correlate } from './stages/correlate.ts'
 import { forward } from './stages/forward.ts'
 import { recordRequest } from './stages/request-log.ts'
 import { resolve } from './stages/resolve.ts'
@@ -39,8 +38,25 @@ export interface Ingress {
   close(): Promise<void>
 }
 
+type RawProblemCode = 'headers_too_large' | 'bad_request' | 'method_not_allowed' | 'request_timeout'
+
+/** What Node's HTTP parser refused, as the answer for it. */
+function rawAnswer(err: NodeJS.ErrnoException): { code: RawProblemCode; detail: string } {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return { code: 'headers_too_large', detail: 'request head is too large' }
+    case 'HPE_INVALID_METHOD':
+      return { code: 'method_not_allowed', detail: 'this method is not proxied' }
+    // Node's headersTimeout: the request head did not arrive whole in time.
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return { code: 'request_timeout', detail: 'the request head did not arrive in time' }
+    default:
+      return { code: 'bad_request', detail: 'malformed HTTP request' }
+  }
+}
+
 /** A problem+json answer written straight to a socket, for errors Node raises before a request exists. */
-function rawProblem(code: 'headers_too_large' | 'bad_request', detail: string): string {
+function rawProblem(code: RawProblemCode, detail: string): string {
   const { status, title } = ERROR_CODES[code]
   const requestId = requestIdFrom(undefined)
   const body = JSON.stringify({
@@ -55,19 +71,15 @@ function rawProblem(code: 'headers_too_large' | 'bad_request', detail: string): 
   })
   return (
     `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nX-Request-Id: ${requestId}\r\n` +
+    (code === 'method_not_allowed' ? `Allow: ${ALLOW}\r\n` : '') +
     `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
   )
 }
 
 function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   if (!socket.writable) return
-  const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'bad_request'
-  socket.end(
-    rawProblem(
-      code,
-      code === 'headers_too_large' ? 'request head is too large' : 'malformed HTTP request',
-    ),
-  )
+  const { code, detail } = rawAnswer(err)
+  socket.end(rawProblem(code, detail))
 }
 
 const EXCHANGE = Symbol('exchange')
@@ -126,6 +138,7 @@ class RequestPath {
       x.abort.abort()
       x.clientClosed = true
     }
+    x.bodyDeadline?.destroy()
     if (x.lease) {
       const said = x.result?.said
       x.lease.release({
@@ -140,11 +153,18 @@ class RequestPath {
   }
 }
 
-export function buildIngress(deps: IngressDeps, options: { maxHeaderBytes: number }): Ingress {
+export function buildIngress(
+  deps: IngressDeps,
+  options: { maxHeaderBytes: number; headTimeoutMs: number },
+): Ingress {
   const path = new RequestPath(deps)
   const server = createServer(
     {
       maxHeaderSize: options.maxHeaderBytes,
+      headersTimeout: options.headTimeoutMs,
+      // Node checks the head timeout on this interval (30 s by default, which would let a
+      // head take up to 30 s longer than configured).
+      connectionsCheckingInterval: Math.min(1000, options.headTimeoutMs),
       // What Fastify set before: long keep-alive for SDK connection pools, no total request
       // timeout (a queued request may wait as long as its tier allows).
       keepAliveTimeout: 72_000,

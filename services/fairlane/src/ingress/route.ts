@@ -2,6 +2,7 @@ import type { FairlaneConfig, TargetConfig } from '@fairlane/config'
 import type { DestinationRule, UpstreamTimeouts } from '@fairlane/forward'
 import { FairlaneError } from '@fairlane/protocol'
 import { URL_TARGET } from '../limits/scopes.ts'
+import { hasDotSegment } from './dot-segments.ts'
 import type { RouteEndpoint } from './upstreams.ts'
 import type { Principal } from '../keys/key-index.ts'
 
@@ -26,15 +27,6 @@ export interface Route {
 }
 
 const TARGET_PATH = /^\/t\/([^/?#]+)(\/[^?#]*)?(\?[^#]*)?$/
-
-/**
- * A dot segment, plain or percent-encoded, would let `/t/api/../admin` climb out of the
- * endpoint's base path once the upstream normalises it. `\` counts as a separator because
- * URL parsers that follow WHATWG treat it as `/`.
- */
-function hasDotSegment(path: string): boolean {
-  return path.split(/[\\/]|%5c|%2f/i).some((segment) => /^(\.|%2e){1,2}$/i.test(segment))
-}
 
 type EndpointConfig = TargetConfig['endpoints'][number]
 

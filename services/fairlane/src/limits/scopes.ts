@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { rateSpec, type FairlaneConfig, type LimitsConfig } from '@fairlane/config'
-import type { PartitionSettings, TicketPolicy } from '@fairlane/cluster'
+import type { PartitionSettings, TicketPolicy } from '@fairlane/actor'
 import type { ScopeKind, ScopeLimit } from '@fairlane/limits'
 import {
   CLIENT_POLICY_BOUNDS,
@@ -8,6 +8,7 @@ import {
   type ClientPolicy,
   type Ticket,
 } from '@fairlane/protocol'
+import { MAX_SEGMENTS_PER_KEY, SegmentRegistry } from './segment-registry.ts'
 
 /** Pseudo-target of the X-Fairlane-Url form: it has no target-level limits. */
 export const URL_TARGET = '(url)'
@@ -48,13 +49,28 @@ export function scopesFor(config: FairlaneConfig, ticket: Ticket): ScopeLimit[] 
   ].filter((s): s is ScopeLimit => s !== undefined)
 }
 
+/**
+ * The key's in-flight cap on this target (or on the URL form): upstream connections are
+ * pooled per address and shared by every target and workspace, so no key may hold more than
+ * a bounded share of them. A key on a target is one lane, and a lane is one partition, so
+ * its owner enforces this exactly in memory in both modes.
+ */
+function keyOnTargetScope(config: FairlaneConfig, ticket: Ticket): ScopeLimit {
+  const target = ticket.target === URL_TARGET ? undefined : config.targets[ticket.target]
+  return {
+    id: `key-target:${ticket.workspace}/${ticket.keyId}@${ticket.target}`,
+    kind: 'key',
+    concurrency: (target ?? config.destinations).perKeyConcurrency,
+  }
+}
+
 interface Cached {
   /** Cluster mode: scopes other partitions can touch go to the shared ledger. */
   readonly cluster: boolean
   readonly policies: Map<string, Omit<TicketPolicy, 'scopes'> & { scopes: readonly ScopeLimit[] }>
   readonly settings: Map<string, PartitionSettings>
-  /** Segment ids of client policies seen per workspace since this config was loaded. */
-  readonly segments: Map<string, Set<string>>
+  /** Segment ids of client policies in use, per workspace and per key. */
+  readonly segments: SegmentRegistry
 }
 
 /**
@@ -63,25 +79,8 @@ interface Cached {
  * its owner and unit, not its numbers, so a client that changes its limit resizes one window
  * instead of creating another, and the number of client scopes stays bounded.
  */
-function clientScope(ticket: Ticket, policy: ClientPolicy, cached: Cached): ScopeLimit {
+function clientScope(ticket: Ticket, policy: ClientPolicy): ScopeLimit {
   const owner = policy.scope === 'user' ? `user:${ticket.keyId}` : `segment:${policy.scope}`
-  if (policy.scope !== 'user') {
-    let segments = cached.segments.get(ticket.workspace)
-    if (!segments) {
-      segments = new Set()
-      cached.segments.set(ticket.workspace, segments)
-    }
-    if (!segments.has(policy.scope)) {
-      if (segments.size >= CLIENT_POLICY_BOUNDS.maxSegmentsPerWorkspace) {
-        throw new FairlaneError(
-          'bad_request',
-          'limit',
-          `Fairlane-RateLimit-Policy: this workspace already uses ${CLIENT_POLICY_BOUNDS.maxSegmentsPerWorkspace} segment ids`,
-        )
-      }
-      segments.add(policy.scope)
-    }
-  }
   return {
     id: `client:${ticket.workspace}/${owner}/${policy.unit}`,
     kind: 'client',
@@ -99,7 +98,11 @@ function cachedOf(config: FairlaneConfig, cluster = false): Cached {
   const cache = cluster ? caches.cluster : caches.embedded
   let cached = cache.get(config)
   if (!cached) {
-    cached = { cluster, policies: new Map(), settings: new Map(), segments: new Map() }
+    const segments = new SegmentRegistry(
+      { perWorkspace: CLIENT_POLICY_BOUNDS.maxSegmentsPerWorkspace, perKey: MAX_SEGMENTS_PER_KEY },
+      Date.now,
+    )
+    cached = { cluster, policies: new Map(), settings: new Map(), segments }
     cache.set(config, cached)
   }
   return cached
@@ -171,6 +174,10 @@ export function ticketPolicy(
     const partitions = config.targets[ticket.target]?.partitions ?? 1
     const scopes = scopesFor(config, ticket)
     const shared = cluster ? scopes.filter((s) => !partitionLocal(config, ticket, s.kind)) : []
+    const local = [
+      keyOnTargetScope(config, ticket),
+      ...(shared.length ? scopes.filter((s) => !shared.includes(s)) : scopes),
+    ]
     policy = {
       identity: {
         lane,
@@ -179,7 +186,7 @@ export function ticketPolicy(
         laneWeight: key?.weight ?? 1,
         workspaceWeight: workspace?.weight ?? 1,
       },
-      scopes: shared.length ? scopes.filter((s) => !shared.includes(s)) : scopes,
+      scopes: local,
       ...(shared.length ? { sharedScopes: shared } : {}),
       maxWaitMs: config.tiers[tier]?.maxWaitMs ?? 0,
       partition: `${ticket.target}#${partitionOf(lane, partitions)}`,
@@ -188,7 +195,17 @@ export function ticketPolicy(
     cached.policies.set(id, policy)
   }
   if (!ticket.clientPolicies?.length) return policy
-  const client = ticket.clientPolicies.map((p) => clientScope(ticket, p, cached))
+  const refused = cached.segments.admit(
+    ticket.workspace,
+    ticket.keyId,
+    ticket.clientPolicies
+      .filter((p) => p.scope !== 'user')
+      .map((p) => ({ segment: p.scope, windowMs: p.windowSeconds * 1000 })),
+  )
+  if (refused) {
+    throw new FairlaneError('bad_request', 'limit', `Fairlane-RateLimit-Policy: ${refused}`)
+  }
+  const client = ticket.clientPolicies.map((p) => clientScope(ticket, p))
   if (cached.cluster && !partitionLocal(config, ticket, 'client')) {
     return { ...policy, sharedScopes: [...(policy.sharedScopes ?? []), ...client] }
   }

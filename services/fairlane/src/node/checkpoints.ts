@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
 import type { FairlaneConfig } from '@fairlane/config'
-import type { PartitionSnapshot, QueueActor } from '@fairlane/cluster'
+import type { PartitionSnapshot, QueueActor } from '@fairlane/actor'
 import { shardOfPartition } from '@fairlane/protocol'
 import { URL_TARGET } from '../limits/scopes.ts'
 

@@ -2,12 +2,14 @@ import { performance } from 'node:perf_hooks'
 import { Redis } from 'ioredis'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import type { ConfigStore } from '@fairlane/config'
+import { QueueActor } from '@fairlane/actor'
 import {
+  NatsLink,
   NatsTransport,
-  QueueActor,
   ShardLeases,
   ShardServer,
   openLeaseBucket,
+  settleWithin,
 } from '@fairlane/cluster'
 import { MemoryLedger, RedisLedger } from '@fairlane/limits'
 import { shardOfPartition } from '@fairlane/protocol'
@@ -15,50 +17,70 @@ import { NodeQueueBudget } from '@fairlane/scheduler'
 import type { FairlaneMetrics, Logger } from '@fairlane/telemetry'
 import { ticketPolicy } from '../limits/scopes.ts'
 import { PartitionCheckpoints, partitionsOfShard } from './checkpoints.ts'
+import { LedgerProbe } from './ledger-probe.ts'
 import type { NodeCore } from './node-core.ts'
 import type { NodeSettings } from './node-settings.ts'
+import { addressOf, type StartWait } from './start-wait.ts'
 
 export interface ClusterConnections {
   readonly nc: NatsConnection
+  /** Whether `nc` is connected right now; disconnects and reconnects are logged. */
+  readonly link: NatsLink
   /** The ledger's client: fails fast while Redis is away, so scopes follow onLedgerDown at once. */
   readonly ledgerRedis: Redis
 }
 
-/** Connects to NATS and Redis; NATS must answer, Redis may be down (onLedgerDown covers it). */
+/**
+ * Connects to NATS and Redis, waiting for each (with `wait`'s backoff and deadline) when it
+ * is not there yet; the error that ends the wait names the address that did not answer.
+ */
 export async function connectCluster(
   settings: NodeSettings & { cluster: NonNullable<NodeSettings['cluster']> },
   logger: Logger,
+  wait: StartWait,
 ): Promise<ClusterConnections> {
-  const nc = await connect({
-    servers: settings.cluster.natsUrl.split(','),
-    name: `fairlane-${settings.nodeId}`,
-    maxReconnectAttempts: -1,
+  const { natsUrl, redisUrl } = settings.cluster
+  const nc = await wait.until('nats', addressOf(natsUrl), () =>
+    connect({
+      servers: natsUrl.split(','),
+      name: `fairlane-${settings.nodeId}`,
+      maxReconnectAttempts: -1,
+      timeout: 2_000,
+    }),
+  )
+  const link = new NatsLink(nc, {
+    onDown: (server) => logger.warn({ server }, 'nats disconnected; reconnecting'),
+    onUp: (server, downMs) => logger.info({ server, downMs }, 'nats reconnected'),
   })
-  const ledgerRedis = new Redis(settings.cluster.redisUrl, {
+  const ledgerRedis = new Redis(redisUrl, {
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
     connectTimeout: 2_000,
+    // A frozen Redis keeps its socket and answers nothing: a command gives up instead.
+    commandTimeout: 1_000,
     retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
   })
-  let reported = false
+  let lastError: string | undefined
   ledgerRedis.on('error', (err: Error) => {
-    if (!reported)
-      logger.warn({ err: err.message }, 'redis ledger unreachable; scopes follow onLedgerDown')
-    reported = true
+    lastError = err.message
   })
-  ledgerRedis.on('ready', () => {
-    if (reported) logger.info('redis ledger reachable again')
-    reported = false
-  })
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, 3_000)
-    ledgerRedis.once('ready', () => {
-      clearTimeout(timer)
-      resolve()
-    })
-  })
-  return { nc, ledgerRedis }
+  try {
+    await wait.until(
+      'redis',
+      addressOf(redisUrl),
+      () => ledgerRedis.ping(),
+      () => lastError,
+    )
+  } catch (err) {
+    ledgerRedis.disconnect()
+    await nc.close()
+    throw err
+  }
+  return { nc, link, ledgerRedis }
 }
+
+/** Longest the stop waits for NATS to take this node's last messages before it just closes. */
+const NATS_DRAIN_MS = 1_000
 
 /**
  * A cluster node: ingress sends tickets over NATS to the shard's owner; with the actor role
@@ -71,11 +93,13 @@ export async function clusterCore(
   store: ConfigStore,
   metrics: FairlaneMetrics,
   logger: Logger,
+  leaseBucketWaitMs: number,
 ): Promise<NodeCore> {
-  const { nc, ledgerRedis } = connections
+  const { nc, link, ledgerRedis } = connections
   const config = store.current()
   const { shards, leaseTtlMs } = config.cluster
   const closers: (() => Promise<void> | void)[] = []
+  metrics.observeNats(() => link.connected)
 
   let leases: ShardLeases | undefined
   if (settings.roles.has('actor')) {
@@ -105,12 +129,13 @@ export async function clusterCore(
       everyMs: config.cluster.checkpointMs,
     })
     const partitions = (shard: number) => partitionsOfShard(store.current(), shard, shards)
-    const kv = await openLeaseBucket(nc, leaseTtlMs)
+    const kv = await openLeaseBucket(nc, leaseTtlMs, leaseBucketWaitMs)
     const shardLeases = new ShardLeases({
       kv,
       nodeId: settings.nodeId,
       shards,
       ttlMs: leaseTtlMs,
+      link,
       // Resume the previous owner's lane state first; tickets sent meanwhile meet no
       // responder and ingress sends them again.
       onAcquire: (shard) =>
@@ -127,14 +152,24 @@ export async function clusterCore(
       },
     })
     leases = shardLeases
+    const probe = new LedgerProbe({
+      ping: () => ledgerRedis.ping(),
+      everyMs: 1_000,
+      timeoutMs: 1_000,
+      onChange: (up, why) => {
+        if (up) logger.info('redis ledger reachable again')
+        else logger.warn({ err: why }, 'redis ledger unreachable; scopes follow onLedgerDown')
+      },
+    })
     metrics.observeCluster({
-      ledgerUp: () => !actor.ledgerDown,
+      ledgerUp: () => probe.up && !actor.ledgerDown,
       shards: () => shardLeases.owned.length,
     })
     await shardLeases.start()
     closers.push(
       // Drain: stop taking shards, hand waiting tickets to the next owners, give leases back.
       () => shardLeases.stop(),
+      () => probe.close(),
       () => shardServer.close(),
       () => checkpoints.close(),
       () => clearInterval(sweeper),
@@ -160,6 +195,7 @@ export async function clusterCore(
   return {
     transport,
     mode: 'cluster',
+    missing: () => (link.downForMs > config.cluster.natsDownGraceMs ? ['nats'] : []),
     describe: {
       node: settings.nodeId,
       region: settings.region,
@@ -174,7 +210,7 @@ export async function clusterCore(
           logger.warn({ err }, 'cluster shutdown step failed')
         }
       }
-      await nc.drain().catch(() => undefined)
+      if (!link.connected || !(await settleWithin(nc.drain(), NATS_DRAIN_MS))) await nc.close()
       ledgerRedis.disconnect()
     },
   }

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import type { ConfigStore } from '@fairlane/config'
-import { InProcessTransport, QueueActor } from '@fairlane/cluster'
+import { QueueActor } from '@fairlane/actor'
+import { InProcessTransport } from '@fairlane/cluster'
 import { MemoryLedger } from '@fairlane/limits'
 import { NodeQueueBudget } from '@fairlane/scheduler'
 import type { FairlaneMetrics } from '@fairlane/telemetry'

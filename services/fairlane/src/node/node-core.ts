@@ -1,4 +1,4 @@
-import type { Transport } from '@fairlane/cluster'
+import type { Transport } from '@fairlane/protocol'
 
 /**
  * What sits under ingress: the transport to the queue actors and whatever runs them. Embedded
@@ -8,6 +8,8 @@ export interface NodeCore {
   /** Where ingress sends tickets; absent on a node without the ingress role. */
   readonly transport: Transport | undefined
   readonly mode: 'embedded' | 'cluster'
+  /** What this node lacks to serve right now (for /readyz); nothing when absent. */
+  readonly missing?: () => string[]
   /** Extra fields for the start log line. */
   readonly describe?: Record<string, unknown>
   /** After ingress drained: hand shards over, give budget back, disconnect. */

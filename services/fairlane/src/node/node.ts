@@ -15,11 +15,14 @@ import { FairlaneMetrics, createLogger, type Logger } from '@fairlane/telemetry'
 import { buildAdmin } from '../admin/admin-server.ts'
 import { EndpointDestinations } from '../ingress/endpoint-destinations.ts'
 import { buildIngress } from '../ingress/ingress.ts'
-import { Upstreams } from '../ingress/upstreams.ts'
+import { Upstreams, type UpstreamHealthView } from '../ingress/upstreams.ts'
+import { settleWithin } from '@fairlane/cluster'
 import { clusterCore, connectCluster } from './cluster-core.ts'
 import { embeddedCore } from './embedded-core.ts'
 import type { NodeCore } from './node-core.ts'
+import { StartWait } from './start-wait.ts'
 import { nodeSettingsFrom, type NodeSettings } from './node-settings.ts'
+import { LateConfigStore } from '../store/late-config-store.ts'
 import { openRedisConfigStore, type RedisConfigStore } from '../store/redis-config-store.ts'
 
 export interface NodeOptions {
@@ -51,6 +54,13 @@ export interface FairlaneNode {
   close(): Promise<void>
 }
 
+/**
+ * After the grace period for requests in flight, the longest the rest of a stop may take
+ * (handing shards over, saving lane state, leaving NATS and Redis): documented in
+ * docs/operations.md.
+ */
+export const STOP_AFTER_GRACE_MS = 5_000
+
 function urlOf(host: string, port: number): string {
   const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
   return `http://${shown.includes(':') ? `[${shown}]` : shown}:${port}`
@@ -71,42 +81,80 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
   })
   const metrics = new FairlaneMetrics()
   const cluster = settings.cluster
+  const wait = new StartWait(fileConfig.cluster.startTimeoutMs, logger)
+  let core: NodeCore | undefined
+  let draining = false
+  let started = false
+  const lateStore = cluster ? new LateConfigStore() : undefined
+  let upstreamsView: () => readonly UpstreamHealthView[] = () => []
+  // The admin port comes up first: a node waiting for NATS or Redis is alive (/healthz) and
+  // says what it waits for (/readyz), instead of exiting into a crash loop.
+  const admin = buildAdmin({
+    metrics,
+    logger,
+    missing: () => (draining ? ['draining'] : started ? (core?.missing?.() ?? []) : wait.missing),
+    upstreams: () => upstreamsView(),
+    ...(lateStore
+      ? { api: { token: env['FAIRLANE_ADMIN_TOKEN'] || undefined, store: lateStore } }
+      : {}),
+  })
+  await admin.listen({
+    host: fileConfig.server.adminHost,
+    port: options.adminPort ?? fileConfig.server.adminPort,
+  })
   let store: ConfigStore = options.store
   let clusterStore: { store: RedisConfigStore; redis: Redis } | undefined
-  let core: NodeCore
-  if (cluster) {
-    const connections = await connectCluster({ ...settings, cluster }, logger)
-    // Workspaces, keys and targets live in Redis, over the file; the store's own client
-    // queues commands through short outages (the ledger's fails fast instead).
-    const redis = new Redis(cluster.redisUrl, { maxRetriesPerRequest: 1 })
-    redis.on('error', () => undefined)
-    const opened = await openRedisConfigStore({
-      base: fileConfig,
-      redis,
-      nc: connections.nc,
-      env,
-      logger,
-    }).catch(async (err: unknown) => {
-      redis.disconnect()
-      await connections.nc.close()
-      throw err
-    })
-    clusterStore = { store: opened, redis }
-    store = opened
-    // SIGHUP re-reads the file: it becomes the base under the stored part.
-    options.store.subscribe((next) => {
-      try {
-        opened.rebase(next)
-      } catch (err) {
-        logger.error(
-          { problems: err instanceof ConfigError ? err.issues : String(err) },
-          'reloaded file refused with the stored config; the running config stays in force',
-        )
-      }
-    })
-    core = await clusterCore(settings, connections, store, metrics, logger)
-  } else {
-    core = embeddedCore(store, metrics)
+  try {
+    if (cluster) {
+      const connections = await connectCluster({ ...settings, cluster }, logger, wait)
+      // Workspaces, keys and targets live in Redis, over the file; the store's own client
+      // queues commands through short outages (the ledger's fails fast instead).
+      const redis = new Redis(cluster.redisUrl, { maxRetriesPerRequest: 1 })
+      redis.on('error', () => undefined)
+      const opened = await openRedisConfigStore({
+        base: fileConfig,
+        redis,
+        nc: connections.nc,
+        env,
+        logger,
+      }).catch(async (err: unknown) => {
+        redis.disconnect()
+        connections.ledgerRedis.disconnect()
+        await connections.nc.close()
+        throw err
+      })
+      clusterStore = { store: opened, redis }
+      lateStore?.open(opened)
+      store = opened
+      // SIGHUP re-reads the file: it becomes the base under the stored part.
+      options.store.subscribe((next) => {
+        try {
+          opened.rebase(next)
+        } catch (err) {
+          logger.error(
+            { problems: err instanceof ConfigError ? err.issues : String(err) },
+            'reloaded file refused with the stored config; the running config stays in force',
+          )
+        }
+      })
+      core = await clusterCore(
+        settings,
+        connections,
+        store,
+        metrics,
+        logger,
+        // JetStream may still be electing its leader: wait for the bucket as long as the
+        // start may take, and at least 20 s.
+        Math.max(20_000, wait.remainingMs),
+      )
+    } else {
+      core = embeddedCore(store, metrics)
+    }
+  } catch (err) {
+    await clusterStore?.store.close()
+    clusterStore?.redis.disconnect()
+    await admin.close()
+    throw err
   }
   const config = store.current()
   const forwarder = new Forwarder()
@@ -125,8 +173,8 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
     pin: (url, target) =>
       policy.check(url, { allowHttp: true, allowPrivateAddresses: target.allowPrivateAddresses }),
   })
+  upstreamsView = () => upstreams.snapshot()
   metrics.observeEndpoints(() => upstreams.snapshot())
-  let ready = false
   const transport = core.transport
   const ingress = transport
     ? buildIngress(
@@ -147,28 +195,18 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
             now: () => performance.now(),
           }),
         },
-        { maxHeaderBytes: config.server.maxHeaderBytes },
+        {
+          maxHeaderBytes: config.server.maxHeaderBytes,
+          headTimeoutMs: config.server.headTimeoutMs,
+        },
       )
     : undefined
-  const admin = buildAdmin({
-    metrics,
-    logger,
-    ready: () => ready,
-    upstreams: () => upstreams.snapshot(),
-    ...(clusterStore
-      ? { api: { token: env['FAIRLANE_ADMIN_TOKEN'] || undefined, store: clusterStore.store } }
-      : {}),
-  })
-
   try {
     await ingress?.listen({ host: config.server.host, port: options.port ?? config.server.port })
-    await admin.listen({
-      host: config.server.adminHost,
-      port: options.adminPort ?? config.server.adminPort,
-    })
   } catch (err) {
     await ingress?.close()
     await core.close()
+    await admin.close()
     throw err
   }
   const proxyPort = ingress ? (ingress.server.address() as AddressInfo).port : 0
@@ -177,12 +215,13 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
     addresses: [config.server.host, config.server.adminHost, ...interfaceAddresses()],
     ports: [proxyPort, adminPort].filter((p) => p !== 0),
   }
-  ready = true
+  started = true
+  const running = core
 
   let closing: Promise<void> | undefined
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      ready = false
+      draining = true
       if (ingress) {
         const grace = store.current().server.shutdownGraceMs
         const timer = setTimeout(() => ingress.server.closeAllConnections(), grace)
@@ -192,9 +231,21 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
           clearTimeout(timer)
         }
       }
-      await clusterStore?.store.close()
-      await core.close()
-      await Promise.all([admin.close(), forwarder.close(), upstreams.close()])
+      // Whatever NATS and Redis do, the rest of the stop is bounded: leases left behind
+      // expire by themselves, and budget reserved from Redis returns with its TTL.
+      const stopped = await settleWithin(
+        (async () => {
+          await clusterStore?.store.close()
+          await running.close()
+          await Promise.all([admin.close(), forwarder.close(), upstreams.close()])
+        })(),
+        STOP_AFTER_GRACE_MS,
+      )
+      if (!stopped)
+        logger.warn(
+          { boundMs: STOP_AFTER_GRACE_MS },
+          'stop cut short: NATS or Redis did not answer',
+        )
       clusterStore?.redis.disconnect()
     })()
     return closing
@@ -208,7 +259,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
     logger,
     metrics,
     settings,
-    describe: { mode: core.mode, ...core.describe },
+    describe: { mode: running.mode, ...running.describe },
     close,
   }
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import type { NatsConnection, Subscription } from '@nats-io/transport-node'
 import {
@@ -386,8 +387,4 @@ function unavailable(message: string): FairlaneError {
   return new FairlaneError('store_unavailable', 'admin', message, {
     headers: { 'retry-after': '1' },
   })
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }

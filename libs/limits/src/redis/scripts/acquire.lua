@@ -11,8 +11,10 @@
              then per scope: rateRemaining, rateResetMs, windowRemaining, windowResetMs }
              (numbers as strings, -1 where the scope has no such limit).
 ]]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+--- @include "server-now"
+--- @include "gcra"
+
+local now = serverNow()
 local cost = tonumber(ARGV[1])
 local leaseId = ARGV[2]
 local leaseTtl = tonumber(ARGV[3])
@@ -53,19 +55,18 @@ for i = 1, count do
   if rateLimit > 0 then
     local interval = ratePeriod / rateLimit
     local tolerance = rateBurst * interval
-    local tat = tonumber(redis.call('GET', gcraKey) or now)
-    local base = math.max(tat, now)
-    local nextTat = base + units * interval
+    local tat = gcraTat(gcraKey, now)
+    local nextTat = tat + units * interval
     local backlog = nextTat - now
     if units > rateBurst then
       refuse(i, ratePeriod, 3)
-      rateRemaining, rateReset = math.floor((tolerance - (base - now)) / interval), base - now
+      rateRemaining, rateReset = math.floor((tolerance - (tat - now)) / interval), tat - now
     elseif backlog <= tolerance + 0.000001 then
       newTat[i] = nextTat
       rateRemaining, rateReset = math.floor((tolerance - backlog + 0.000001) / interval), backlog
     else
       refuse(i, backlog - tolerance, 1)
-      rateRemaining, rateReset = math.floor((tolerance - (base - now) + 0.000001) / interval), base - now
+      rateRemaining, rateReset = math.floor((tolerance - (tat - now) + 0.000001) / interval), tat - now
     end
   end
 
@@ -110,7 +111,7 @@ if refusedIndex == 0 then
     local windowMs = tonumber(ARGV[base + 6])
     local gcraKey, windowKey, leaseKey = KEYS[(i - 1) * 3 + 1], KEYS[(i - 1) * 3 + 2], KEYS[(i - 1) * 3 + 3]
     if newTat[i] then
-      redis.call('SET', gcraKey, tostring(newTat[i]), 'PX', math.max(1, math.ceil(newTat[i] - now)))
+      gcraStore(gcraKey, newTat[i], now)
     end
     if tonumber(ARGV[base + 5]) > 0 then
       redis.call('ZADD', windowKey, now, string.format('%.3f', now) .. ':' .. leaseId .. ':' .. units)

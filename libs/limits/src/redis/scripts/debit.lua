@@ -4,8 +4,10 @@
   KEYS: two per scope: gcra state, window log.
   ARGV: units, debitId, scopeCount, then three numbers per scope: rateLimit, ratePeriodMs, windowMs.
 ]]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+--- @include "server-now"
+--- @include "gcra"
+
+local now = serverNow()
 local units = tonumber(ARGV[1])
 local count = tonumber(ARGV[3])
 for i = 1, count do
@@ -13,9 +15,7 @@ for i = 1, count do
   local rateLimit, ratePeriod, windowMs = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
   local gcraKey, windowKey = KEYS[(i - 1) * 2 + 1], KEYS[(i - 1) * 2 + 2]
   if rateLimit > 0 then
-    local tat = tonumber(redis.call('GET', gcraKey) or now)
-    local nextTat = math.max(tat, now) + units * ratePeriod / rateLimit
-    redis.call('SET', gcraKey, tostring(nextTat), 'PX', math.max(1, math.ceil(nextTat - now)))
+    gcraStore(gcraKey, gcraTat(gcraKey, now) + units * ratePeriod / rateLimit, now)
   end
   if windowMs > 0 then
     redis.call('ZADD', windowKey, now, string.format('%.3f', now) .. ':' .. ARGV[2] .. ':' .. units)

@@ -3,8 +3,9 @@
   stopped renewing (it crashed) loses its slots when the TTL passes.
   KEYS: the concurrency lease sets of its scopes. ARGV: leaseId, leaseTtlMs.
 ]]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+--- @include "server-now"
+
+local now = serverNow()
 local ttl = tonumber(ARGV[2])
 local renewed = 0
 for _, key in ipairs(KEYS) do

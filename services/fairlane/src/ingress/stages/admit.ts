@@ -1,4 +1,4 @@
-import type { Admission, AdmissionLease, Transport } from '@fairlane/cluster'
+import type { Admission, AdmissionLease, Transport } from '@fairlane/protocol'
 import type { TargetConfig } from '@fairlane/config'
 import {
   FairlaneError,

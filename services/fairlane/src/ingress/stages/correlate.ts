@@ -37,11 +37,24 @@ export function correlate(
 }
 
 /**
- * What is refused before the key is even looked at: a path with a malformed percent-escape
+ * TRACE makes an upstream echo the request it received, injected credential included, back
+ * to the client; TRACK is its IIS twin (Node's parser already refuses it as unknown).
+ */
+const REFUSED_METHODS = new Set(['TRACE', 'TRACK'])
+/** The methods every target takes; any other the HTTP parser knows passes too, except TRACE. */
+export const ALLOW = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
+
+/**
+ * What is refused before the key is even looked at: TRACE, a path with a malformed percent-escape
  * (the detail names no part of the target, which may carry a secret) and a declared body
  * above server.maxBodyBytes.
  */
 export function checkRequestHead(x: Exchange): void {
+  if (REFUSED_METHODS.has(x.method)) {
+    throw new FairlaneError('method_not_allowed', 'correlate', `${x.method} is not proxied`, {
+      headers: { allow: ALLOW },
+    })
+  }
   if (x.path.includes('%')) {
     try {
       decodeURI(x.path)

@@ -14,9 +14,10 @@ import {
 } from '@fairlane/forward'
 import { FairlaneError, formatTraceParent, type LaneSignals } from '@fairlane/protocol'
 import type { FairlaneMetrics } from '@fairlane/telemetry'
+import { BodyDeadline } from '../body-deadline.ts'
 import { BodyLimit, tooLarge } from '../body-limit.ts'
 import type { EndpointDestinations } from '../endpoint-destinations.ts'
-import type { Exchange } from '../exchange.ts'
+import { hasBody, type Exchange } from '../exchange.ts'
 import type { RouteEndpoint, Upstreams } from '../upstreams.ts'
 import { admit, type AdmitDeps } from './admit.ts'
 
@@ -29,12 +30,6 @@ export interface ForwardDeps extends AdmitDeps {
 }
 
 const now = (): number => performance.now()
-
-function hasBody(x: Exchange): boolean {
-  const headers = x.req.headers
-  const length = headers['content-length']
-  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
-}
 
 /**
  * The hooks resilientCall asks for, as methods of one object per request instead of a
@@ -185,18 +180,26 @@ export async function forward(x: Exchange, deps: ForwardDeps): Promise<UpstreamR
   let body: Readable | Buffer | null = null
   let limiter: BodyLimit | undefined
   if (hasBody(x)) {
+    const deadline = new BodyDeadline(req, {
+      idleMs: x.config.server.bodyIdleMs,
+      totalMs: x.config.server.bodyTimeoutMs,
+      now,
+      onExpire: () => x.abort.abort(),
+    })
+    x.bodyDeadline = deadline
+    const watched = req.pipe(deadline)
     const length = declared === undefined ? undefined : Number(declared)
     if (repeatable && length !== undefined && length <= (retry?.replayBodyBytes ?? 0)) {
       // Small enough to keep: every attempt sends the same bytes.
-      body = Buffer.concat((await req.toArray()) as Buffer[])
+      body = Buffer.concat((await watched.toArray()) as Buffer[])
     } else {
       // Streamed once, so sent once.
       repeatable = false
       if (declared === undefined) {
-        limiter = new BodyLimit(maxBody)
-        body = req.pipe(limiter)
+        limiter = new BodyLimit(maxBody, () => x.abort.abort())
+        body = watched.pipe(limiter)
       } else {
-        body = req
+        body = watched
       }
     }
   }
@@ -213,6 +216,7 @@ export async function forward(x: Exchange, deps: ForwardDeps): Promise<UpstreamR
   try {
     x.result = await resilientCall(new UpstreamCall(x, deps, headers, body, repeatable))
   } catch (err) {
+    if (x.bodyDeadline?.failure) throw x.bodyDeadline.failure
     if (limiter?.exceeded) throw tooLarge(maxBody, 'forward')
     throw upstreamError(err)
   }

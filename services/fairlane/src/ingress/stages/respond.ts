@@ -2,8 +2,9 @@ import type { OutgoingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import { clientResponseHeaders, upstreamError, type UpstreamResponse } from '@fairlane/forward'
 import { FairlaneError, toProblem } from '@fairlane/protocol'
-import type { Exchange } from '../exchange.ts'
+import { hasBody, type Exchange } from '../exchange.ts'
 import { costInBody, costInHeader, observeResponseCost } from '../response-cost.ts'
+import { withoutQuery } from '../without-query.ts'
 
 /** Upstream bodies up to this size with a Content-Length are sent in one write. */
 const SMALL_BODY_BYTES = 64 * 1024
@@ -97,7 +98,9 @@ export function sendProblem(x: Exchange, err: FairlaneError): void {
   const { res } = x
   x.stage = err.stage
   x.code = err.code
-  x.error = err.code === 'internal' && err.cause instanceof Error ? err.cause.message : err.message
+  x.error = withoutQuery(
+    err.code === 'internal' && err.cause instanceof Error ? err.cause.message : err.message,
+  )
   if (res.headersSent) {
     res.destroy()
     return
@@ -106,11 +109,15 @@ export function sendProblem(x: Exchange, err: FairlaneError): void {
   // Headers a relay set before its body failed are the upstream's, not this answer's.
   for (const name of res.getHeaderNames()) res.removeHeader(name)
   const problem = toProblem(err, x.requestId)
+  problem.detail = withoutQuery(err.message)
   const body = JSON.stringify(problem)
   const headers: OutgoingHttpHeaders = { ...x.limitHeaders, ...err.headers }
   headers['x-request-id'] = x.requestId
   headers['content-type'] = 'application/problem+json'
   headers['content-length'] = Buffer.byteLength(body)
+  // Node would go on reading (and discarding) a body that has not fully arrived, for as long
+  // as the client trickles it: the connection is closed instead.
+  if (hasBody(x) && !x.req.complete) headers['connection'] = 'close'
   res.writeHead(problem.status, headers)
   res.end(body)
 }

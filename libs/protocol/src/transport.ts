@@ -1,4 +1,6 @@
-import type { AdmissionRefusal, LaneSignals, RateLimitView, Ticket } from '@fairlane/protocol'
+import type { RateLimitView } from './rate-limit-headers.ts'
+import type { Ticket } from './ticket.ts'
+import type { AdmissionRefusal, LaneSignals } from './wire.ts'
 
 /** Held by a request from admission until its response is done. */
 export interface AdmissionLease {

@@ -5,8 +5,9 @@
   Returns the members still held: one that expired (Redis was away too long) may have been
   taken by another node and must not be used again.
 ]]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+--- @include "server-now"
+
+local now = serverNow()
 local ttl = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local kept = {}

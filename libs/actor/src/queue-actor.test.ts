@@ -1,10 +1,10 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { performance } from 'node:perf_hooks'
 import { afterEach, describe, expect, it } from 'vitest'
 import { MemoryLedger, type ScopeLimit } from '@fairlane/limits'
-import type { Ticket } from '@fairlane/protocol'
+import type { Ticket, Transport } from '@fairlane/protocol'
 import { NodeQueueBudget } from '@fairlane/scheduler'
-import { InProcessTransport } from './in-process-transport.ts'
-import { QueueActor, type PartitionSettings, type TicketPolicy } from './queue-actor.ts'
+import { QueueActor, type PartitionSettings, type TicketPolicy } from './index.ts'
 
 const settings: PartitionSettings = {
   tiers: [{ name: 'free', priority: 0, minShare: 0, maxWaitMs: 2000 }],
@@ -19,7 +19,7 @@ afterEach(() => actor?.close())
 function setup(scopesOf: (ticket: Ticket) => ScopeLimit[], maxWaitMs = 2000) {
   const now = () => performance.now()
   const ledger = new MemoryLedger({ now })
-  actor = new QueueActor({
+  const created = new QueueActor({
     ledger,
     now,
     budget: new NodeQueueBudget(1000),
@@ -37,7 +37,12 @@ function setup(scopesOf: (ticket: Ticket) => ScopeLimit[], maxWaitMs = 2000) {
       settings,
     }),
   })
-  return { transport: new InProcessTransport(actor), ledger }
+  actor = created
+  // What the in-process transport of libs/cluster does: a plain call.
+  const transport: Pick<Transport, 'submit'> = {
+    submit: (ticket, signal) => created.admit(ticket, signal),
+  }
+  return { transport, ledger }
 }
 
 const ticket = (keyId: string, n = 0): Ticket => ({
@@ -48,7 +53,7 @@ const ticket = (keyId: string, n = 0): Ticket => ({
   cost: 1,
 })
 
-describe('QueueActor through the in-process transport', () => {
+describe('QueueActor admitting tickets', () => {
   it('admits at once when the limits allow', async () => {
     const { transport } = setup(() => [])
     const admission = await transport.submit(ticket('a'))
@@ -120,7 +125,7 @@ describe('QueueActor through the in-process transport', () => {
     const { transport, ledger } = setup(() => [blocked])
     const first = await transport.submit(ticket('a'))
     const second = transport.submit(ticket('b'))
-    await new Promise((r) => setTimeout(r, 20))
+    await sleep(20)
     expect(ledger.inFlight('target:echo')).toBe(1)
     if (first.allowed) first.lease.release()
     const admitted = await second
@@ -148,7 +153,7 @@ describe('QueueActor across partitions and reloads', () => {
     const { transport } = setup(() => [workspace])
     const onA = await transport.submit({ ...ticket('a'), target: 'a' })
     const onB = transport.submit({ ...ticket('b'), target: 'b' })
-    await new Promise((r) => setTimeout(r, 20))
+    await sleep(20)
     if (onA.allowed) onA.lease.release()
     const admitted = await onB
     expect(admitted.allowed).toBe(true)
@@ -234,14 +239,14 @@ describe('QueueActor headroom', () => {
     const second = await actor.admit(ticket('flood', 2))
     let third: Awaited<ReturnType<QueueActor['admit']>> | undefined
     const pending = actor.admit(ticket('flood', 3)).then((a) => (third = a))
-    await new Promise((r) => setTimeout(r, 20))
+    await sleep(20)
     // The flood holds 2 of 3 slots; the last one is kept for a caller with nothing in flight.
     expect(third).toBeUndefined()
     const quiet = await actor.admit(ticket('quiet'))
     expect(quiet.allowed).toBe(true)
     if (quiet.allowed) quiet.lease.release()
     // With the quiet caller done, the flood may have two again, not three.
-    await new Promise((r) => setTimeout(r, 20))
+    await sleep(20)
     expect(third).toBeUndefined()
     if (first.allowed) first.lease.release()
     await pending

@@ -6,14 +6,15 @@
   KEYS: gcra state, concurrency leases.
   ARGV: units, rateLimit, ratePeriodMs, then the lease members of the slots.
 ]]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+--- @include "server-now"
+--- @include "gcra"
+
+local now = serverNow()
 local units, rateLimit, ratePeriod = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if units > 0 and rateLimit > 0 then
-  local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-  local back = math.max(now, tat - units * ratePeriod / rateLimit)
+  local back = math.max(now, gcraTat(KEYS[1], now) - units * ratePeriod / rateLimit)
   if back > now then
-    redis.call('SET', KEYS[1], tostring(back), 'PX', math.max(1, math.ceil(back - now)))
+    gcraStore(KEYS[1], back, now)
   else
     redis.call('DEL', KEYS[1])
   end

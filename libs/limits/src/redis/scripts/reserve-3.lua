@@ -11,8 +11,10 @@
              grantedSlots, remaining (units left after this batch, -1 without a rate or
              window), resetMs (until the scope is full again) } as strings.
 ]]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+--- @include "server-now"
+--- @include "gcra"
+
+local now = serverNow()
 local wantUnits, wantSlots = tonumber(ARGV[1]), tonumber(ARGV[2])
 local rateLimit, ratePeriod, rateBurst = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local windowLimit, windowMs = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -23,7 +25,7 @@ local units, retryAfter, remaining, reset = wantUnits, 0, -1, 0
 local tat, interval = now, 0
 if rateLimit > 0 then
   interval = ratePeriod / rateLimit
-  tat = math.max(tonumber(redis.call('GET', gcraKey) or now), now)
+  tat = gcraTat(gcraKey, now)
   local free = math.floor((rateBurst * interval - (tat - now)) / interval + 0.000001)
   if free < units then units = math.max(0, free) end
   if units == 0 and wantUnits > 0 then
@@ -49,7 +51,7 @@ end
 if units > 0 then
   if rateLimit > 0 then
     tat = tat + units * interval
-    redis.call('SET', gcraKey, tostring(tat), 'PX', math.max(1, math.ceil(tat - now)))
+    gcraStore(gcraKey, tat, now)
   end
   if windowLimit > 0 then
     used = used + units

@@ -1,0 +1,253 @@
+import {
+  SharedAllowance,
+  type Decision,
+  type LedgerDownPolicy,
+  type MemoryLedger,
+  type Reserver,
+  type ScopeLimit,
+  type SharedHold,
+} from '@fairlane/limits'
+import type { Actor, Admission, AdmissionLease, LaneSignals, Ticket } from '@fairlane/protocol'
+import type { NodeQueueBudget, QueuedTicket } from '@fairlane/scheduler'
+import { AdaptiveLanes } from './adaptive-lanes.ts'
+import { AllowanceWaiters } from './allowance-waiters.ts'
+import { CheckpointBook, type PartitionSnapshot } from './checkpoint-book.ts'
+import { LedgerGate } from './ledger-gate.ts'
+import { PartitionHosts, type PartitionHost } from './partition-hosts.ts'
+import type { Pending } from './pending.ts'
+import { CANCELLED, queueFull, queueRefusal, sharedRefusal } from './refusals.ts'
+import type { TicketPolicy } from './ticket-policy.ts'
+
+/** Where shared scopes live, and how a node behaves when that ledger is away. */
+export interface SharedLedgerOptions {
+  readonly reserver: Reserver
+  /** This node's share of a limit while the ledger is down (1 / live nodes). */
+  readonly share: () => number
+  readonly onLedgerDown?: (scope: ScopeLimit, policy: LedgerDownPolicy) => void
+}
+
+/**
+ * The queue actor: owns target partitions, each a LaneScheduler gated by the ledger, and
+ * answers each ticket when it may go. Embedded mode runs one actor for every partition; a
+ * cluster runs one per node for the shards it leases, behind NATS.
+ */
+export class QueueActor implements Actor {
+  readonly #ledger: MemoryLedger
+  readonly #now: () => number
+  readonly #policyFor: (ticket: Ticket) => TicketPolicy
+  readonly #budget: NodeQueueBudget
+  readonly #shared: SharedAllowance | undefined
+  readonly #hosts: PartitionHosts<Pending>
+  readonly #waiters = new AllowanceWaiters<Pending>()
+  readonly #lanes: AdaptiveLanes
+  readonly #book: CheckpointBook
+  readonly #gate: LedgerGate
+
+  constructor(options: {
+    ledger: MemoryLedger
+    now: () => number
+    policyFor: (ticket: Ticket) => TicketPolicy
+    budget: NodeQueueBudget
+    shared?: SharedLedgerOptions
+    /** Lane state is saved for a next owner (cluster mode): keep track of what changed. */
+    checkpoints?: boolean
+  }) {
+    this.#ledger = options.ledger
+    this.#now = options.now
+    this.#policyFor = options.policyFor
+    this.#budget = options.budget
+    if (options.shared) {
+      this.#shared = new SharedAllowance({
+        ...options.shared,
+        now: options.now,
+        onChange: (scopeId) => this.#sharedChanged(scopeId),
+      })
+    }
+    this.#lanes = new AdaptiveLanes(options.now)
+    this.#book = new CheckpointBook({
+      ledger: options.ledger,
+      lanes: this.#lanes,
+      tracking: options.checkpoints ?? false,
+    })
+    this.#gate = new LedgerGate({
+      ledger: options.ledger,
+      now: options.now,
+      shared: this.#shared,
+      lanes: this.#lanes,
+      waiters: this.#waiters,
+      book: this.#book,
+    })
+    this.#hosts = new PartitionHosts<Pending>({
+      now: options.now,
+      budget: options.budget,
+      events: {
+        gate: (queued) => this.#gate.verdict(queued),
+        dispatched: (queued) => this.#dispatched(queued),
+        refused: (queued, code) => this.#refused(queued, code),
+      },
+    })
+  }
+
+  /**
+   * The limit state of a partition's in-memory scopes, for whoever owns it next (a cluster
+   * checkpoints it to Redis). `dirtyOnly`: only if it changed since the last call.
+   */
+  snapshot(partition: string, dirtyOnly = false): PartitionSnapshot | undefined {
+    return this.#book.snapshot(partition, dirtyOnly)
+  }
+
+  /** Partitions with changes since their last snapshot. */
+  get changedPartitions(): readonly string[] {
+    return this.#book.changedPartitions
+  }
+
+  /** Resumes a partition's limit state saved by its previous owner `ageMs` ago. */
+  restore(partition: string, snapshot: PartitionSnapshot, ageMs: number): void {
+    this.#book.restore(partition, snapshot, ageMs)
+  }
+
+  /** The shared ledger is unreachable; scopes follow their onLedgerDown policy. */
+  get ledgerDown(): boolean {
+    return this.#shared?.down ?? false
+  }
+
+  /** Tickets waiting in every partition of this actor. */
+  get queued(): number {
+    return this.#budget.queued
+  }
+
+  admit(ticket: Ticket, signal?: AbortSignal): Promise<Admission> {
+    const policy = this.#policyFor(ticket)
+    if (policy.maxWaitMs === 0) return this.#decideNow(ticket, policy, signal)
+    const host = this.#hosts.host(policy.partition, policy.settings)
+    return new Promise<Admission>((resolve) => {
+      const pending: Pending = { ticket, policy, host, resolve }
+      const queued = host.scheduler.enqueue(pending, policy.identity, ticket.cost, policy.maxWaitMs)
+      if (typeof queued === 'string') {
+        resolve(queueFull(queued))
+        return
+      }
+      if (signal) {
+        const cancel = () => {
+          if (host.scheduler.cancel(queued)) {
+            resolve(CANCELLED)
+            this.#hosts.rearm(host)
+          }
+        }
+        if (signal.aborted) {
+          cancel()
+          return
+        }
+        signal.addEventListener('abort', cancel, { once: true })
+        pending.detach = () => signal.removeEventListener('abort', cancel)
+      }
+      this.#hosts.pump(host)
+    })
+  }
+
+  /**
+   * Stops every timer and gives what it holds of shared scopes back. Call after ingress has
+   * drained: a ticket still waiting then waits forever.
+   */
+  async close(): Promise<void> {
+    this.#hosts.close()
+    await this.#shared?.close()
+  }
+
+  async #decideNow(ticket: Ticket, policy: TicketPolicy, signal?: AbortSignal): Promise<Admission> {
+    const granted = await this.#gate.decideNow(ticket, policy, signal)
+    if ('allowed' in granted) return granted
+    const { decision, hold } = granted
+    return {
+      allowed: true,
+      lease: this.#lease(ticket, policy, decision, undefined, hold),
+      views: this.#gate.views(decision, policy),
+      waitedMs: 0,
+    }
+  }
+
+  /** A shared scope may pass again: wake the lanes and tickets that waited for it. */
+  #sharedChanged(scopeId: string): void {
+    for (const host of this.#waiters.changed(scopeId)) this.#hosts.pump(host)
+  }
+
+  #dispatched(queued: QueuedTicket<Pending>): void {
+    const pending = queued.payload
+    pending.detach?.()
+    const decision = pending.decision as Decision & { allowed: true }
+    const host = pending.host
+    host.headroom.took(pending.policy.identity.lane)
+    if (host.settings.adaptive?.enabled) this.#lanes.admitted(pending.policy.identity)
+    pending.resolve({
+      allowed: true,
+      lease: this.#lease(pending.ticket, pending.policy, decision, host, pending.hold),
+      views: this.#gate.views(decision, pending.policy),
+      waitedMs: this.#now() - queued.enqueuedAt,
+    })
+  }
+
+  #refused(queued: QueuedTicket<Pending>, code: 'queue_timeout' | 'rate_limited'): void {
+    const pending = queued.payload
+    pending.detach?.()
+    if (pending.sharedRefusal) pending.resolve(sharedRefusal(pending.sharedRefusal, code, []))
+    else pending.resolve(queueRefusal(pending.decision, code))
+  }
+
+  #lease(
+    ticket: Ticket,
+    policy: TicketPolicy,
+    decision: Decision & { allowed: true },
+    host: PartitionHost<Pending> | undefined,
+    hold: SharedHold | undefined,
+  ): AdmissionLease {
+    let released = false
+    return {
+      release: (outcome) => {
+        if (released) return
+        released = true
+        decision.lease.release()
+        hold?.release()
+        this.#released(ticket, policy, host, outcome)
+      },
+    }
+  }
+
+  /** A request is done: its slots free, what its upstream said is learned, its late cost charged. */
+  #released(
+    ticket: Ticket,
+    policy: TicketPolicy,
+    host: PartitionHost<Pending> | undefined,
+    outcome: { readonly cost?: number; readonly upstream?: LaneSignals } | undefined,
+  ): void {
+    const { identity } = policy
+    let wakeHost = false
+    if (host) {
+      for (const held of host.headroom.gaveBack(identity.lane))
+        wakeHost = host.scheduler.released(held) || wakeHost
+    }
+    if (outcome?.upstream) this.#observe(policy, outcome.upstream)
+    const extra = (outcome?.cost ?? ticket.cost) - ticket.cost
+    if (extra > 0) {
+      this.#ledger.charge(policy.scopes, extra)
+      this.#book.changed(policy.partition)
+      if (policy.sharedScopes) this.#shared?.charge(policy.sharedScopes, extra)
+      host?.scheduler.charge(identity.lane, identity.workspace, identity.tier, extra)
+    }
+    // A slot freed here may be what this key's or workspace's lane waits for in another
+    // partition too (a key or workspace concurrency spans targets), or what a whole
+    // partition waits for (a shared global concurrency).
+    for (const other of this.#hosts.all()) {
+      const unblocked = other.scheduler.released(identity.lane, identity.workspace)
+      if (unblocked || (other === host && wakeHost)) this.#hosts.pump(other)
+    }
+  }
+
+  /** Takes in what the upstream said in the answer to one of the lane's requests. */
+  #observe(policy: TicketPolicy, word: LaneSignals): void {
+    if (!this.#lanes.observe(policy, word)) return
+    this.#book.changed(policy.partition)
+    // A lane blocked by the upstream wakes at the named time; a lower rate applies at its next decision.
+    const host = this.#hosts.get(policy.partition)
+    if (host) this.#hosts.pump(host)
+  }
+}
