@@ -3,7 +3,7 @@ import type { Socket } from 'node:net'
 import type { ConfigStore } from '@fairlane/config'
 import type { DestinationPolicy, Forwarder } from '@fairlane/forward'
 import { ERROR_CODES, PROBLEM_TYPE_BASE, requestIdFrom, type Transport } from '@fairlane/protocol'
-import type { FairlaneMetrics, Logger } from '@fairlane/telemetry'
+import { requestLineLogger, type FairlaneMetrics, type Logger } from '@fairlane/telemetry'
 import type { EndpointDestinations } from './endpoint-destinations.ts'
 import type { Exchange } from './exchange.ts'
 import { admit, ticketOf } from './stages/admit.ts'
@@ -99,9 +99,11 @@ function onResponseClose(this: Carrier): void {
 /** The request path in the order docs/proxying.md gives; each stage is its own module. */
 class RequestPath {
   readonly #deps: IngressDeps
+  readonly #lines: Logger
 
   constructor(deps: IngressDeps) {
     this.#deps = deps
+    this.#lines = requestLineLogger(deps.logger)
   }
 
   handle(req: IncomingMessage, res: Carrier): void {
@@ -149,7 +151,7 @@ class RequestPath {
     }
     // 499 (nginx's "client closed request") when the client left before any answer was sent.
     const status = clientLeft && !res.headersSent ? 499 : res.statusCode
-    recordRequest(x, status, this.#deps.metrics, this.#deps.logger)
+    recordRequest(x, status, this.#deps.metrics, this.#lines)
   }
 }
 
