@@ -6,6 +6,9 @@ export {
   type KeyConfig,
   type LimitsConfig,
   type RateConfig,
+  type RouteConfig,
+  type JwtConfig,
+  type CustomerConfig,
 } from './schema.ts'
 export { ConfigError, formatPath, type ConfigIssue } from './config-error.ts'
 export { resolveReferences, type Env } from './env-references.ts'

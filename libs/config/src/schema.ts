@@ -483,6 +483,180 @@ const Workspace = Type.Object(
   { additionalProperties: false },
 )
 
+const HEADER_NAME = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+
+const Jwt = Type.Object(
+  {
+    header: Type.String({
+      pattern: HEADER_NAME,
+      default: 'authorization',
+      description:
+        'Request header carrying the token; in Authorization it must use the Bearer scheme, in any other header it is the whole value.',
+    }),
+    algorithm: Type.Union([Type.Literal('HS256'), Type.Literal('RS256'), Type.Literal('ES256')], {
+      description: 'The one algorithm tokens must be signed with; any other is refused.',
+    }),
+    secret: Type.Optional(
+      Type.String({
+        minLength: 32,
+        description: 'HS256: the shared secret, at least 32 characters (use an ${ENV} reference).',
+      }),
+    ),
+    publicKey: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'RS256/ES256: the public key as PEM (SPKI, "-----BEGIN PUBLIC KEY-----").',
+      }),
+    ),
+    jwksFile: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'RS256/ES256: path of a JWKS file ({"keys": [...]}); the token’s kid picks the key. Read on first use after start and after each reload.',
+      }),
+    ),
+    claim: Type.String({
+      minLength: 1,
+      default: 'sub',
+      description:
+        'Claim naming the caller: its value is the lane, and what customers[].claim matches.',
+    }),
+    tierClaim: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'Claim that may set the caller’s tier (a configured tier name); any other value is ignored.',
+      }),
+    ),
+    issuer: Type.Optional(Type.String({ minLength: 1, description: 'Required iss claim.' })),
+    audience: Type.Optional(Type.String({ minLength: 1, description: 'Required aud claim.' })),
+    clockToleranceSeconds: Type.Integer({
+      minimum: 0,
+      maximum: 300,
+      default: 5,
+      description: 'Allowed clock skew when checking exp and nbf.',
+    }),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'Callers by a claim of a JWT Fairlane verifies; an invalid or expired token is 401 caller_unauthenticated, never a lane.',
+  },
+)
+
+const IpCallers = Type.Object(
+  {
+    ipv4Prefix: Type.Integer({
+      minimum: 8,
+      maximum: 32,
+      default: 32,
+      description: 'IPv4 callers are aggregated to this prefix (24: one lane per /24).',
+    }),
+    ipv6Prefix: Type.Integer({
+      minimum: 16,
+      maximum: 128,
+      default: 64,
+      description: 'IPv6 callers are aggregated to this prefix (64 or 56 are usual).',
+    }),
+    tier: Type.Optional(
+      Type.String({
+        description: "Tier of callers known by IP only; the route's tier when omitted.",
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'Callers by client IP (the socket peer, or the forwarded address when the peer is a trusted proxy), aggregated to a prefix.',
+  },
+)
+
+const Route = Type.Object(
+  {
+    host: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'Host the route answers for (the Host header without its port, case-insensitive); any host when omitted.',
+      }),
+    ),
+    pathPrefix: Type.String({
+      pattern: '^/',
+      default: '/',
+      description:
+        'Path prefix the route answers for, matched on whole segments (/v1 matches /v1 and /v1/orders, not /v10); the longest matching prefix wins. The path is sent upstream unchanged.',
+    }),
+    target: Type.String({ description: 'The target requests of this route go to.' }),
+    callers: Type.Object(
+      {
+        header: Type.Optional(
+          Type.String({
+            pattern: HEADER_NAME,
+            description:
+              'Header whose value names the caller (e.g. authorization or x-api-key); the value is hashed (SHA-256), never logged, and reaches the upstream untouched.',
+          }),
+        ),
+        jwt: Type.Optional(Jwt),
+        ip: Type.Optional(IpCallers),
+      },
+      {
+        additionalProperties: false,
+        default: {},
+        description:
+          'Where the caller of a lane comes from, first present first: header, then jwt, then ip. With none set, callers are client IPs (/32, /64); with header or jwt set and no ip, a request carrying neither is 401.',
+      },
+    ),
+    tier: Type.String({
+      default: 'free',
+      description: 'Tier of callers that no customer entry or verified claim places.',
+    }),
+    weight: Type.Number({
+      minimum: 0.1,
+      maximum: 1000,
+      default: 1,
+      description: 'DRR weight of callers that no customer entry gives one.',
+    }),
+    limits: Type.Optional(Limits),
+    forwardCaller: Type.Boolean({
+      default: false,
+      description:
+        'Send X-Fairlane-Caller upstream: the caller as Fairlane knows it (customer name, sha256 of the credential or claim, or the IP prefix).',
+    }),
+    forwardTier: Type.Boolean({
+      default: false,
+      description: 'Send X-Fairlane-Tier upstream: the tier the request was admitted in.',
+    }),
+  },
+  { additionalProperties: false },
+)
+
+const Customer = Type.Object(
+  {
+    credential: Type.Optional(
+      Type.String({
+        pattern: '^sha256:[0-9a-f]{64}$',
+        description:
+          'sha256:<hex> of the caller header’s whole value (`fairlane keys hash` prints one).',
+      }),
+    ),
+    claim: Type.Optional(
+      Type.String({ minLength: 1, description: "Value of a route's jwt.claim for this customer." }),
+    ),
+    tier: Type.Optional(
+      Type.String({ description: "The customer's tier; the route's when omitted." }),
+    ),
+    weight: Type.Optional(
+      Type.Number({
+        minimum: 0.1,
+        maximum: 1000,
+        description: "The customer's DRR weight; the route's when omitted.",
+      }),
+    ),
+    limits: Type.Optional(Limits),
+  },
+  { additionalProperties: false },
+)
+
 const Server = Type.Object(
   {
     host: Type.String({ default: '0.0.0.0', description: 'Proxy listen address.' }),
@@ -651,6 +825,32 @@ export const ConfigSchema = Type.Object(
       description:
         'Named upstream APIs, reached as /t/<target>/<path>. Names: lower-case letters, digits, - and _.',
     }),
+    routes: Type.Record(Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' }), Route, {
+      default: {},
+      additionalProperties: false,
+      description:
+        'Inbound mode: requests matched by host and path prefix go to a target with no Fairlane key, one lane per caller (docs/inbound.md).',
+    }),
+    customers: Type.Record(
+      Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }),
+      Customer,
+      {
+        default: {},
+        additionalProperties: false,
+        description:
+          'Known callers of routes, by credential hash or verified claim value: their tier, weight and limits.',
+      },
+    ),
+    trustedProxies: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description:
+        'CIDRs (or single addresses) of proxies in front of Fairlane whose forwarded client address routes believe.',
+    }),
+    forwardedHeader: Type.Union([Type.Literal('x-forwarded-for'), Type.Literal('forwarded')], {
+      default: 'x-forwarded-for',
+      description:
+        'The one header trusted proxies state the client address in; the other is never read.',
+    }),
     workspaces: Type.Record(
       Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$' }),
       Workspace,
@@ -673,3 +873,6 @@ export type LimitsConfig = Type.Static<typeof Limits>
 export type RateConfig = Type.Static<typeof Rate>
 export type TierConfig = Type.Static<typeof Tier>
 export type QueueConfig = Type.Static<typeof Queue>
+export type RouteConfig = Type.Static<typeof Route>
+export type JwtConfig = Type.Static<typeof Jwt>
+export type CustomerConfig = Type.Static<typeof Customer>

@@ -188,3 +188,70 @@ describe('validateConfig: empty values', () => {
     expect(result.config.destinations.allowHttp).toBe(false)
   })
 })
+
+describe('routes, customers and trusted proxies', () => {
+  const target = { api: { endpoints: [{ url: 'http://127.0.0.1:8089' }] } }
+
+  it('fills route defaults: prefix /, free tier, callers by IP', () => {
+    const result = validateConfig({ targets: target, routes: { api: { target: 'api' } } })
+    expect(result.ok).toBe(true)
+    if (!result.ok) return
+    expect(result.config.routes['api']).toMatchObject({
+      pathPrefix: '/',
+      tier: 'free',
+      weight: 1,
+      callers: {},
+      forwardCaller: false,
+    })
+    expect(result.config.trustedProxies).toEqual([])
+    expect(result.config.forwardedHeader).toBe('x-forwarded-for')
+  })
+
+  it('names every inbound mistake by path', () => {
+    const issues = issuesOf({
+      targets: target,
+      routes: {
+        a: { target: 'nope', pathPrefix: '/t/api', tier: 'gold' },
+        b: { target: 'api', pathPrefix: '/v1/../x', host: 'API.example.com:80' },
+        c: { target: 'api', pathPrefix: '/v1' },
+        d: { target: 'api', pathPrefix: '/v1/' },
+        e: {
+          target: 'api',
+          callers: {
+            header: 'Authorization',
+            jwt: { algorithm: 'HS256', publicKey: 'PEM' },
+            ip: { tier: 'silver' },
+          },
+        },
+        f: { target: 'api', pathPrefix: '/f', callers: { jwt: { algorithm: 'RS256' } } },
+      },
+      customers: {
+        one: { credential: HASH, claim: 'x' },
+        two: {},
+        three: { credential: HASH, tier: 'gold' },
+      },
+      trustedProxies: ['10.0.0.0/8', '10.0.0.0/33', 'fd00::/8', 'proxy.local'],
+    })
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        'routes.a.target: unknown target "nope"',
+        'routes.a.pathPrefix: must not be under /t/: that is the key-authenticated /t/<target>/ form',
+        expect.stringMatching(/^routes\.a\.tier: unknown tier "gold"/),
+        'routes.b.pathPrefix: must be a plain path: no ?, #, %, \\ or . and .. segments',
+        'routes.b.host: must be a lower-case host name without port (got "API.example.com:80")',
+        'routes.d.pathPrefix: same host and prefix as routes.c',
+        'routes.e.callers.jwt.header: is also callers.header: a header names the caller one way only',
+        'routes.e.callers.jwt: HS256 needs secret (and neither publicKey nor jwksFile)',
+        expect.stringMatching(/^routes\.e\.callers\.ip\.tier: unknown tier "silver"/),
+        'routes.f.callers.jwt: RS256 needs exactly one of publicKey or jwksFile (and no secret)',
+        'customers.one: set exactly one of credential or claim',
+        'customers.two: set exactly one of credential or claim',
+        'customers.three.credential: same credential as customers.one',
+        expect.stringMatching(/^customers\.three\.tier: unknown tier "gold"/),
+        expect.stringMatching(/^trustedProxies\[1\]: must be an IP address or CIDR/),
+        expect.stringMatching(/^trustedProxies\[3\]: must be an IP address or CIDR/),
+      ]),
+    )
+    expect(issues.filter((i) => i.startsWith('trustedProxies'))).toHaveLength(2)
+  })
+})

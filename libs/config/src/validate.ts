@@ -1,6 +1,7 @@
 import { Ajv, type ErrorObject } from 'ajv'
 import { ConfigSchema, type FairlaneConfig, type LimitsConfig } from './schema.ts'
 import { formatPath, type ConfigIssue } from './config-error.ts'
+import { inboundIssues } from './inbound-rules.ts'
 
 // useDefaults fills every omitted key from the schema, so the typed config that comes out is
 // complete; allErrors reports every problem instead of the first.
@@ -204,6 +205,12 @@ function semanticIssues(config: FairlaneConfig): ConfigIssue[] {
       checkLimits(key.limits, `${path}.limits`, issues)
     })
   }
+  issues.push(
+    ...inboundIssues(config, {
+      tierIssue,
+      checkLimits: (limits, path) => checkLimits(limits, path, issues),
+    }),
+  )
   return issues
 }
 
