@@ -4,6 +4,7 @@
  */
 export const ERROR_CODES = {
   unauthenticated: { status: 401, title: 'Missing or invalid Fairlane key' },
+  caller_unauthenticated: { status: 401, title: 'Missing or invalid caller credential' },
   forbidden_target: { status: 403, title: 'Target not allowed for this workspace' },
   destination_blocked: { status: 403, title: 'Destination blocked by policy' },
   admin_disabled: { status: 403, title: 'Admin API disabled' },

@@ -4,7 +4,9 @@ import type { FairlaneConfig, TargetConfig } from '@fairlane/config'
 import type { CallResult, PinnedDestination } from '@fairlane/forward'
 import type { Stage, Ticket, TraceParent } from '@fairlane/protocol'
 import type { Principal } from '../keys/key-index.ts'
+import type { CallerId } from '../limits/callers.ts'
 import type { BodyDeadline } from './body-deadline.ts'
+import type { InboundRoute } from './inbound/route-table.ts'
 import type { PresentedKey } from './presented-key.ts'
 import type { Route } from './route.ts'
 import type { RouteEndpoint } from './upstreams.ts'
@@ -38,6 +40,9 @@ export interface Exchange {
   principal?: Principal
   workspace?: string
   keyId?: string
+  /** Inbound mode: the route the request matched, and its caller (never the credential). */
+  inbound?: InboundRoute
+  caller?: CallerId
 
   route?: Route
   target?: string

@@ -11,7 +11,9 @@ import { authenticate } from './stages/authenticate.ts'
 import { ALLOW, checkRequestHead, correlate } from './stages/correlate.ts'
 import { forward } from './stages/forward.ts'
 import { recordRequest } from './stages/request-log.ts'
-import { resolve } from './stages/resolve.ts'
+import { identify } from './stages/identify.ts'
+import { isRouteRequest, matchInbound } from './stages/match-route.ts'
+import { resolve, resolveInbound } from './stages/resolve.ts'
 import { asFairlaneError, respond, sendProblem } from './stages/respond.ts'
 import type { Upstreams } from './upstreams.ts'
 
@@ -118,8 +120,14 @@ class RequestPath {
     const deps = this.#deps
     try {
       checkRequestHead(x)
-      authenticate(x)
-      await resolve(x, deps)
+      if (isRouteRequest(x)) {
+        matchInbound(x)
+        await identify(x)
+        await resolveInbound(x, deps)
+      } else {
+        authenticate(x)
+        await resolve(x, deps)
+      }
       ticketOf(x)
       if (!(await admit(x, deps))) return
       const upstream = await forward(x, deps)

@@ -43,7 +43,13 @@ function endpointBase(endpoint: EndpointConfig): { origin: string; basePath: str
   return base
 }
 
-function targetRoute(name: string, target: TargetConfig, rest: string, query: string): Route {
+/** A target's route for a path and query, on every endpoint of the target. */
+export function targetRoute(
+  name: string,
+  target: TargetConfig,
+  rest: string,
+  query: string,
+): Route {
   const endpoints = target.endpoints.map((endpoint): RouteEndpoint => {
     const { origin, basePath } = endpointBase(endpoint)
     const path = basePath + (rest || (basePath ? '' : '/'))

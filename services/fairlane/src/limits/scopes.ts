@@ -8,6 +8,8 @@ import {
   type ClientPolicy,
   type Ticket,
 } from '@fairlane/protocol'
+import { ROUTE_SPACE } from '../ingress/inbound/route-table.ts'
+import { callerSettings } from './callers.ts'
 import { MAX_SEGMENTS_PER_KEY, SegmentRegistry } from './segment-registry.ts'
 
 /** Pseudo-target of the X-Fairlane-Url form: it has no target-level limits. */
@@ -69,6 +71,8 @@ interface Cached {
   readonly cluster: boolean
   readonly policies: Map<string, Omit<TicketPolicy, 'scopes'> & { scopes: readonly ScopeLimit[] }>
   readonly settings: Map<string, PartitionSettings>
+  /** Target and global scopes of route tickets, per target: the same for all its callers. */
+  readonly routeScopes: Map<string, { local: ScopeLimit[]; shared: ScopeLimit[] }>
   /** Segment ids of client policies in use, per workspace and per key. */
   readonly segments: SegmentRegistry
 }
@@ -102,7 +106,7 @@ function cachedOf(config: FairlaneConfig, cluster = false): Cached {
       { perWorkspace: CLIENT_POLICY_BOUNDS.maxSegmentsPerWorkspace, perKey: MAX_SEGMENTS_PER_KEY },
       Date.now,
     )
-    cached = { cluster, policies: new Map(), settings: new Map(), segments }
+    cached = { cluster, policies: new Map(), settings: new Map(), routeScopes: new Map(), segments }
     cache.set(config, cached)
   }
   return cached
@@ -126,8 +130,13 @@ function partitionLocal(config: FairlaneConfig, ticket: Ticket, kind: ScopeLimit
   }
   if (kind !== 'global') return single(reach(ticket.workspace))
   const names = Object.keys(config.workspaces)
-  const only = names.length > 0 ? reach(names[0] as string) : undefined
-  return single(only) && names.every((name) => reach(name) === only)
+  const routed = Object.values(config.routes).map((route) => route.target)
+  const only = names.length > 0 ? reach(names[0] as string) : routed[0]
+  return (
+    single(only) &&
+    names.every((name) => reach(name) === only) &&
+    routed.every((target) => target === only)
+  )
 }
 
 function settingsFor(config: FairlaneConfig, target: string): PartitionSettings {
@@ -164,6 +173,7 @@ export function ticketPolicy(
   cluster = false,
 ): TicketPolicy {
   const cached = cachedOf(config, cluster)
+  if (ticket.workspace.startsWith(ROUTE_SPACE)) return callerPolicy(config, ticket, cached)
   const id = `${ticket.workspace}\u0000${ticket.keyId}\u0000${ticket.target}`
   let policy = cached.policies.get(id)
   if (!policy) {
@@ -210,4 +220,58 @@ export function ticketPolicy(
     return { ...policy, sharedScopes: [...(policy.sharedScopes ?? []), ...client] }
   }
   return { ...policy, scopes: [...policy.scopes, ...client] }
+}
+
+/**
+ * The policy of a route's caller: its own lane (DRR treats each caller as a workspace of one
+ * lane, so callers share a tier's service by weight and each has its own queue bounds), its
+ * tier, weight and limits from the config (callers.ts), its in-flight cap on the target, and
+ * the target and global scopes exactly as for keys. A caller is one lane on one partition,
+ * so its own scopes are decided in memory by its owner in both modes. Customers' policies
+ * are memoised like keys'; anonymous callers (unbounded in number) are built per ticket.
+ */
+function callerPolicy(config: FairlaneConfig, ticket: Ticket, cached: Cached): TicketPolicy {
+  const customer = ticket.keyId.startsWith('c:')
+  const id = `${ticket.workspace}\u0000${ticket.keyId}\u0000${ticket.target}`
+  const held = customer ? cached.policies.get(id) : undefined
+  if (held) return held
+  const name = ticket.workspace.slice(ROUTE_SPACE.length)
+  const route = Object.hasOwn(config.routes, name) ? config.routes[name] : undefined
+  const caller = callerSettings(config, route, ticket.keyId)
+  const lane = `${ticket.workspace}/${ticket.keyId}`
+  let common = cached.routeScopes.get(ticket.target)
+  if (!common) {
+    const target = config.targets[ticket.target]
+    const scopes = [
+      scope(`target:${ticket.target}`, 'target', target?.limits),
+      scope('global', 'global', config.limits.global),
+    ].filter((s): s is ScopeLimit => s !== undefined)
+    const shared = cached.cluster
+      ? scopes.filter((s) => !partitionLocal(config, ticket, s.kind))
+      : []
+    common = { local: scopes.filter((s) => !shared.includes(s)), shared }
+    cached.routeScopes.set(ticket.target, common)
+  }
+  const own: ScopeLimit = {
+    id: `key-target:${lane}@${ticket.target}`,
+    kind: 'key',
+    concurrency: (config.targets[ticket.target] ?? config.destinations).perKeyConcurrency,
+  }
+  const limits = scope(`caller:${lane}`, 'key', caller.limits)
+  const policy: TicketPolicy = {
+    identity: {
+      lane,
+      workspace: lane,
+      tier: caller.tier,
+      laneWeight: 1,
+      workspaceWeight: caller.weight,
+    },
+    scopes: limits ? [own, limits, ...common.local] : [own, ...common.local],
+    ...(common.shared.length ? { sharedScopes: common.shared } : {}),
+    maxWaitMs: config.tiers[caller.tier]?.maxWaitMs ?? 0,
+    partition: `${ticket.target}#${partitionOf(lane, config.targets[ticket.target]?.partitions ?? 1)}`,
+    settings: settingsFor(config, ticket.target),
+  }
+  if (customer) cached.policies.set(id, policy)
+  return policy
 }

@@ -46,6 +46,19 @@ export function ticketOf(x: Exchange): void {
   x.stage = 'limit'
   const headers = x.req.headers
   const cost = declaredCost(headers['fairlane-cost'], x.targetConfig)
+  const inbound = x.inbound
+  if (inbound) {
+    // A route's callers share its workspace, so a client policy (s=global, segments) would
+    // narrow every customer's limits: Fairlane-RateLimit-Policy is a key-path header only.
+    x.ticket = {
+      requestId: x.requestId,
+      workspace: inbound.space,
+      keyId: x.caller ?? '',
+      target: x.target ?? '',
+      cost,
+    }
+    return
+  }
   const clientPolicies = parseClientPolicies(headers['fairlane-ratelimit-policy'])
   x.ticket = {
     requestId: x.requestId,

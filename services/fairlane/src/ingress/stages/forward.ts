@@ -18,6 +18,7 @@ import { BodyDeadline } from '../body-deadline.ts'
 import { BodyLimit, tooLarge } from '../body-limit.ts'
 import type { EndpointDestinations } from '../endpoint-destinations.ts'
 import { hasBody, type Exchange } from '../exchange.ts'
+import { inboundRequestHeaders } from '../inbound/inbound-headers.ts'
 import type { RouteEndpoint, Upstreams } from '../upstreams.ts'
 import { admit, type AdmitDeps } from './admit.ts'
 
@@ -166,7 +167,8 @@ export async function forward(x: Exchange, deps: ForwardDeps): Promise<UpstreamR
   const route = x.route
   const presented = x.presented
   const destination = x.destination
-  if (!route || !presented || !destination)
+  const inbound = x.inbound
+  if (!route || !destination || !(presented || inbound))
     throw new FairlaneError('internal', 'forward', 'forward before resolve')
   const retry = x.targetConfig?.retry
   const idempotent =
@@ -203,14 +205,18 @@ export async function forward(x: Exchange, deps: ForwardDeps): Promise<UpstreamR
       }
     }
   }
-  const headers = upstreamRequestHeaders(req.headers, {
-    presentedKey: presented.secret,
-    forwardClientAuthorization:
-      route.forwardClientAuthorization && presented.via === 'x-fairlane-key',
-    hostHeader: destination.hostHeader,
-    inject: route.inject,
-    requestId: x.requestId,
-  })
+  let headers: Record<string, string | string[]>
+  if (inbound) headers = inboundRequestHeaders(x, inbound, route, destination.hostHeader)
+  else if (presented) {
+    headers = upstreamRequestHeaders(req.headers, {
+      presentedKey: presented.secret,
+      forwardClientAuthorization:
+        route.forwardClientAuthorization && presented.via === 'x-fairlane-key',
+      hostHeader: destination.hostHeader,
+      inject: route.inject,
+      requestId: x.requestId,
+    })
+  } else throw new FairlaneError('internal', 'forward', 'forward before resolve')
   headers['traceparent'] = formatTraceParent(x.trace)
   const upstreamStarted = now()
   try {

@@ -12,6 +12,7 @@ describe('request line', () => {
     Object.assign(x, {
       workspace: 'demo',
       keyId: 'k1',
+      caller: 'h:' + 'a'.repeat(64),
       target: 'echo',
       code: 'upstream_timeout',
       queueMs: 1.234,

@@ -22,6 +22,9 @@ export function requestLine(x: Exchange, status: number, stage: string, ms: numb
     path: x.path,
     workspace: x.workspace,
     keyId: x.keyId,
+    route: x.inbound?.name,
+    // The caller's lane id: a customer name, an IP prefix, or a SHA-256, never a credential.
+    caller: x.caller,
     target: x.target,
     stage,
     status,

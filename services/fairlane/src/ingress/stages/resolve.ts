@@ -1,9 +1,11 @@
+import type { TargetConfig } from '@fairlane/config'
 import type { DestinationPolicy, PinnedDestination } from '@fairlane/forward'
 import { FairlaneError } from '@fairlane/protocol'
 import { URL_TARGET } from '../../limits/scopes.ts'
 import type { EndpointDestinations } from '../endpoint-destinations.ts'
 import type { Exchange } from '../exchange.ts'
-import { resolveRoute } from '../route.ts'
+import { hasDotSegment } from '../dot-segments.ts'
+import { resolveRoute, targetRoute, type Route } from '../route.ts'
 import type { RouteEndpoint, Upstreams } from '../upstreams.ts'
 
 export interface ResolveDeps {
@@ -45,6 +47,42 @@ export async function resolve(x: Exchange, deps: ResolveDeps): Promise<void> {
     x.firstOrder = [urlEndpoint(route.url, destination)]
     return
   }
+  await checkEndpoints(x, route, target, deps)
+}
+
+/**
+ * Inbound stage 3: the matched route's target with the request's path and query as the
+ * client sent them (nothing stripped), then the same endpoint check as the /t/ form.
+ */
+export async function resolveInbound(x: Exchange, deps: ResolveDeps): Promise<void> {
+  x.stage = 'resolve'
+  const name = x.inbound?.config.target ?? ''
+  const target = Object.hasOwn(x.config.targets, name) ? x.config.targets[name] : undefined
+  if (!target) throw new FairlaneError('internal', 'resolve', `route target ${name} is missing`)
+  const raw = x.req.url ?? '/'
+  const q = raw.indexOf('?')
+  const path = q === -1 ? raw : raw.slice(0, q)
+  if (hasDotSegment(path)) {
+    throw new FairlaneError('bad_request', 'resolve', 'path must not contain . or .. segments')
+  }
+  const route = targetRoute(name, target, path, q === -1 ? '' : raw.slice(q))
+  x.route = route
+  x.target = name
+  x.targetConfig = target
+  await checkEndpoints(x, route, target, deps)
+}
+
+/**
+ * The destination check of the endpoint the first attempt goes to (one pinned resolution).
+ * An endpoint whose address cannot be had (DNS fails) is a failed endpoint: the next one is
+ * checked instead, and only when none passes is the request refused.
+ */
+async function checkEndpoints(
+  x: Exchange,
+  route: Route,
+  target: TargetConfig,
+  deps: ResolveDeps,
+): Promise<void> {
   let ordered = deps.upstreams.order(route.target, route.endpoints)
   const unresolvable: RouteEndpoint[] = []
   for (const [i, endpoint] of ordered.entries()) {
