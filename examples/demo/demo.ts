@@ -1,14 +1,19 @@
 /**
- * `npm run demo` (the quickstart tour) and `npm run demo -- noisy [seconds]` (noisy neighbour).
+ * `npm run demo` (the quickstart tour), `npm run demo -- noisy [seconds]` (noisy neighbour)
+ * and `npm run demo -- inbound [seconds]` (a lane per customer in front of your own API).
  */
+import { inboundDemo } from './inbound.ts'
 import { noisyDemo } from './noisy.ts'
 import { quickstartDemo } from './quickstart.ts'
 
 const [story, ...rest] = process.argv.slice(2)
 process.once('SIGINT', () => process.exit(130))
 if (story === 'noisy') await noisyDemo(rest)
+else if (story === 'inbound') await inboundDemo(rest)
 else if (story === undefined || story === 'quickstart') await quickstartDemo()
 else {
-  console.error(`unknown demo "${story}": use \`npm run demo\` or \`npm run demo -- noisy\``)
+  console.error(
+    `unknown demo "${story}": use \`npm run demo\`, \`npm run demo -- noisy\` or \`npm run demo -- inbound\``,
+  )
   process.exitCode = 2
 }
