@@ -1,6 +1,10 @@
+import { mkdtemp, writeFile } from 'node:fs/promises'
 import { request as httpRequest } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { SignJWT, exportSPKI, generateKeyPair, type CryptoKey } from 'jose'
+import { SignJWT, exportJWK, exportSPKI, generateKeyPair, type CryptoKey } from 'jose'
 import { startUpstream, type LoopbackUpstream } from '@fairlane/testing'
 import { bearer, hashKeySecret, startNode, type TestNode } from './node-harness.ts'
 
@@ -362,5 +366,94 @@ describe('what the upstream receives', () => {
     const seen = upstream.requests[0]?.headers ?? {}
     expect(seen['x-fairlane-caller']).toBeUndefined()
     expect(seen['x-fairlane-tier']).toBeUndefined()
+  })
+})
+
+describe('the queue contract for callers, as for keys', () => {
+  let slow: LoopbackUpstream
+  let queued: TestNode
+  let jwksDir: string
+  let es: Awaited<ReturnType<typeof generateKeyPair>>
+
+  beforeAll(async () => {
+    slow = await startUpstream()
+    slow.behave(() => ({ kind: 'delay', ms: 300 }))
+    es = await generateKeyPair('ES256')
+    jwksDir = await mkdtemp(join(tmpdir(), 'fairlane-jwks-'))
+    const jwk = { ...(await exportJWK(es.publicKey)), kid: 'k1', alg: 'ES256' }
+    await writeFile(join(jwksDir, 'jwks.json'), JSON.stringify({ keys: [jwk] }))
+    queued = await startNode({
+      queue: { perLane: 2 },
+      tiers: {
+        reserved: { priority: 0, maxWaitMs: 10_000 },
+        free: { priority: 1, maxWaitMs: 10_000 },
+      },
+      targets: {
+        slow: {
+          endpoints: [{ url: slow.url }],
+          allowPrivateAddresses: true,
+          limits: { concurrency: 1 },
+        },
+      },
+      routes: {
+        q: { target: 'slow', pathPrefix: '/q', callers: { header: 'x-api-key' } },
+        jwks: {
+          target: 'slow',
+          pathPrefix: '/jwks',
+          callers: {
+            jwt: { algorithm: 'ES256', jwksFile: join(jwksDir, 'jwks.json'), tierClaim: 'plan' },
+          },
+          forwardCaller: true,
+          forwardTier: true,
+        },
+      },
+      customers: { vip: { credential: hashKeySecret('vip'), tier: 'reserved' } },
+    })
+  })
+
+  afterAll(async () => {
+    await queued.close()
+    await slow.close()
+  })
+
+  it('bounds each caller’s queue (429 queue_full) and serves a reserved customer before a queued free caller', async () => {
+    const send = (key: string, n: number) =>
+      queued.proxy(`/q/${key}/${n}`, { headers: { 'x-api-key': key } })
+    const first = send('free-a', 1)
+    await expect.poll(() => slow.inFlight, { timeout: 5000 }).toBe(1)
+    const waiting = [send('free-a', 2), send('free-a', 3)]
+    // Give the two a moment to join the lane (the assertion below holds however long this is).
+    await sleep(200)
+    const full = await send('free-a', 4)
+    expect(full.status).toBe(429)
+    expect(await problem(full)).toMatchObject({ code: 'queue_full', stage: 'queue' })
+    expect(full.headers.get('retry-after')).toMatch(/^\d+$/)
+    const vip = send('vip', 1)
+    const statuses = await Promise.all([first, ...waiting, vip].map(async (r) => (await r).status))
+    expect(statuses).toEqual([200, 200, 200, 200])
+    expect(slow.requests.map((r) => r.url)).toEqual([
+      '/q/free-a/1',
+      '/q/vip/1',
+      '/q/free-a/2',
+      '/q/free-a/3',
+    ])
+  })
+
+  it('verifies ES256 tokens against a JWKS file, by kid', async () => {
+    const sign = (kid: string) =>
+      new SignJWT({ sub: 'jwks-user', plan: 'reserved' })
+        .setProtectedHeader({ alg: 'ES256', kid })
+        .setExpirationTime('1m')
+        .sign(es.privateKey)
+    const ok = await queued.proxy('/jwks/x', {
+      headers: { authorization: `Bearer ${await sign('k1')}` },
+    })
+    expect(ok.status).toBe(200)
+    expect(slow.requests.at(-1)?.headers['x-fairlane-tier']).toBe('reserved')
+    const unknown = await queued.proxy('/jwks/x', {
+      headers: { authorization: `Bearer ${await sign('k2')}` },
+    })
+    expect(unknown.status).toBe(401)
+    expect(await problem(unknown)).toMatchObject({ code: 'caller_unauthenticated' })
   })
 })
