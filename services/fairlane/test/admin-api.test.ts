@@ -590,6 +590,87 @@ describe('admin API workspaces and targets', () => {
   })
 })
 
+describe('admin API routes and customers', () => {
+  it('manages routes and customers on every node, never showing a JWT secret or a credential hash', async () => {
+    const [one, two] = await cluster({
+      env: { JWT_SECRET: 'resolved-jwt-secret-of-32-characters!' },
+    })
+    const route = await one.call({
+      method: 'PUT',
+      url: '/admin/v1/routes/api',
+      body: {
+        target: 'echo',
+        pathPrefix: '/v1',
+        callers: { jwt: { algorithm: 'HS256', secret: '${JWT_SECRET}' }, ip: {} },
+        limits: { rate: { rps: 50, burst: 50 } },
+      },
+    })
+    expect(route.status).toBe(201)
+    expect(route.json()).toMatchObject({
+      name: 'api',
+      source: 'store',
+      target: 'echo',
+      tier: 'free',
+      callers: { jwt: { algorithm: 'HS256', secret: '${JWT_SECRET}', claim: 'sub' } },
+    })
+    await within(1_000, () => 'api' in two.store.current().routes)
+    expect(two.store.current().routes['api']?.callers.jwt?.secret).toBe(
+      'resolved-jwt-secret-of-32-characters!',
+    )
+
+    const customer = await two.call({
+      method: 'PUT',
+      url: '/admin/v1/customers/acme',
+      body: { credential: hashKeySecret('cust_acme_token'), tier: 'paid' },
+    })
+    expect(customer.status).toBe(201)
+    expect(customer.json()).toEqual({
+      name: 'acme',
+      source: 'store',
+      credential: '[redacted]',
+      tier: 'paid',
+    })
+    await within(1_000, () => 'acme' in one.store.current().customers)
+    const replaced = await one.call({
+      method: 'PUT',
+      url: '/admin/v1/customers/acme',
+      body: { claim: 'org_acme', tier: 'reserved' },
+    })
+    expect(replaced.status).toBe(200)
+    await within(1_000, () => two.store.current().customers['acme']?.tier === 'reserved')
+
+    const listed = JSON.stringify([
+      (await two.call({ method: 'GET', url: '/admin/v1/routes' })).json(),
+      (await two.call({ method: 'GET', url: '/admin/v1/customers' })).json(),
+    ])
+    expect(listed).not.toContain('resolved-jwt-secret')
+    expect(listed).toContain('org_acme')
+
+    // Validated with the whole config: a route to an unknown target, a customer in no tier.
+    const bad = await one.call({
+      method: 'PUT',
+      url: '/admin/v1/routes/bad',
+      body: { target: 'nope', pathPrefix: '/t/x' },
+    })
+    expect(bad.status).toBe(400)
+    expect(bad.json().problems).toEqual(
+      expect.arrayContaining([
+        { path: 'routes.bad.target', message: 'unknown target "nope"' },
+        expect.objectContaining({ path: 'routes.bad.pathPrefix' }),
+      ]),
+    )
+    const badName = await one.call({ method: 'PUT', url: '/admin/v1/routes/Bad', body: {} })
+    expect(badName.status).toBe(400)
+
+    expect((await two.call({ method: 'DELETE', url: '/admin/v1/routes/api' })).status).toBe(204)
+    expect((await two.call({ method: 'DELETE', url: '/admin/v1/customers/acme' })).status).toBe(204)
+    await within(1_000, () => !('api' in one.store.current().routes))
+    expect((await one.call({ method: 'GET', url: '/admin/v1/routes/api' })).status).toBe(404)
+    expect((await one.call({ method: 'DELETE', url: '/admin/v1/customers/acme' })).status).toBe(404)
+    expect(one.logs.text + two.logs.text).not.toContain('resolved-jwt-secret')
+  })
+})
+
 describe('admin API while Redis is away', () => {
   it('answers reads from the running config and refuses changes with 503', async () => {
     const own = await startRedis()

@@ -105,8 +105,8 @@ const addWorkspace = (name: string, doc: Record<string, unknown> = {}) => ({
 })
 
 describe('the store scripts', () => {
-  const commit = new LuaScript(new URL('../src/store/scripts/commit-4.lua', import.meta.url))
-  const keys = (p: string) => [`${p}v`, `${p}e`, `${p}w`, `${p}t`]
+  const commit = new LuaScript(new URL('../src/store/scripts/commit-6.lua', import.meta.url))
+  const keys = (p: string) => [`${p}v`, `${p}e`, `${p}w`, `${p}t`, `${p}r`, `${p}c`]
   const far = () => Date.now() + 60_000
 
   it('apply writes once, start an epoch and count versions', async () => {
@@ -122,6 +122,11 @@ describe('the store scripts', () => {
     ).toEqual([1, 'E1', 2])
     expect(await redis.hgetall(`${p}w`)).toEqual({ a: '{"x":1}', c: '{}' })
     expect(await redis.hgetall(`${p}t`)).toEqual({ b: 'null' })
+    expect(
+      await commit.run(redis, keys(p), ['E1', 2, far(), 'E3', 2, 'r', 'api', '{}', 'c', 'x', '{}']),
+    ).toEqual([1, 'E1', 3])
+    expect(await redis.hgetall(`${p}r`)).toEqual({ api: '{}' })
+    expect(await redis.hgetall(`${p}c`)).toEqual({ x: '{}' })
   })
 
   it('refuse a stale revision and a passed deadline, writing nothing', async () => {

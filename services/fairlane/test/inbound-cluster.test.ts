@@ -9,6 +9,8 @@ import {
 } from '@fairlane/testing'
 import { hashKeySecret, startNode, type TestNode } from './node-harness.ts'
 
+const ADMIN_TOKEN = 'inbound-cluster-admin-token-0123456789'
+
 let redis: RedisServer
 let nats: NatsServer
 let upstream: LoopbackUpstream
@@ -39,6 +41,7 @@ beforeAll(async () => {
           FAIRLANE_NATS_URL: nats.url,
           FAIRLANE_REDIS_URL: redis.url,
           FAIRLANE_NODE_ID: `inbound-${id}`,
+          FAIRLANE_ADMIN_TOKEN: ADMIN_TOKEN,
         },
       }),
     ),
@@ -64,5 +67,27 @@ describe('inbound routes in cluster mode', () => {
       expect((await node.proxy('/v1/x', as('cust_big'))).status).toBe(200)
     }
     expect(upstream.requests.at(-1)?.headers['x-fairlane-tier']).toBe('reserved')
+  }, 60_000)
+
+  it('applies a customer added through the admin API on one node to the caller’s lane on every node', async () => {
+    const [a, b] = nodes as [TestNode, TestNode]
+    const headers = { authorization: 'Bearer cust_new' }
+    expect((await b.proxy('/v1/n', { headers })).status).toBe(200)
+    expect(upstream.requests.at(-1)?.headers['x-fairlane-tier']).toBe('free')
+    const put = await fetch(`${a.adminUrl}/admin/v1/customers/newbie`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ credential: hashKeySecret('cust_new'), tier: 'reserved' }),
+    })
+    expect(put.status).toBe(201)
+    await expect
+      .poll(
+        async () => {
+          await b.proxy('/v1/n', { headers })
+          return upstream.requests.at(-1)?.headers['x-fairlane-tier']
+        },
+        { timeout: 5000, interval: 100 },
+      )
+      .toBe('reserved')
   }, 60_000)
 })

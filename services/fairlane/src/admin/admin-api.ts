@@ -5,8 +5,26 @@ import type { Logger } from '@fairlane/telemetry'
 import type { Section } from '../store/overlay.ts'
 import type { EditableConfigStore } from '../store/redis-config-store.ts'
 import { bearerMatches } from './admin-token.ts'
-import { createKey, putTarget, putWorkspace, remove, revokeKey, rotateKey } from './config-edits.ts'
-import { targetView, targetViews, workspaceView, workspaceViews } from './resource-views.ts'
+import {
+  NOUN,
+  createKey,
+  putEntry,
+  putTarget,
+  putWorkspace,
+  remove,
+  revokeKey,
+  rotateKey,
+} from './config-edits.ts'
+import {
+  customerView,
+  customerViews,
+  routeView,
+  routeViews,
+  targetView,
+  targetViews,
+  workspaceView,
+  workspaceViews,
+} from './resource-views.ts'
 
 export const ADMIN_API_PREFIX = '/admin/v1'
 
@@ -21,7 +39,7 @@ type Named = { Params: { name: string } }
 type NamedKey = { Params: { name: string; id: string } }
 
 /**
- * The admin API: workspaces, their keys and targets in the cluster's config store, behind
+ * The admin API: workspaces, their keys, targets, routes and customers in the cluster's config store, behind
  * the bearer FAIRLANE_ADMIN_TOKEN. Reads answer from this node's running config (what it
  * enforces); changes go through the store, which validates and broadcasts them. A key's
  * secret appears only in the answer that made it, never in a listing or a log line.
@@ -90,11 +108,7 @@ export function adminApi(options: AdminApiOptions) {
     )
 
     const notFound = (section: Section, name: string) =>
-      new FairlaneError(
-        'not_found',
-        'admin',
-        `no ${section === 'workspaces' ? 'workspace' : 'target'} "${name}"`,
-      )
+      new FairlaneError('not_found', 'admin', `no ${NOUN[section]} "${name}"`)
 
     // Workspaces
 
@@ -183,6 +197,45 @@ export function adminApi(options: AdminApiOptions) {
       audit(request, 'target.delete', { target: name }, version)
       return reply.code(204).send()
     })
+
+    // Routes and customers (inbound mode): whole entries, replaced by PUT.
+
+    const views = {
+      routes: { one: routeView, all: routeViews },
+      customers: { one: customerView, all: customerViews },
+    }
+    for (const section of ['routes', 'customers'] as const) {
+      const noun = NOUN[section]
+      const { one, all } = views[section]
+      app.get(`/${section}`, async () => ({ [section]: all(store.view()) }))
+
+      app.get<Named>(`/${section}/:name`, async (request) => {
+        const found = one(store.view(), request.params.name)
+        if (!found) throw notFound(section, request.params.name)
+        return found
+      })
+
+      app.put<Named>(`/${section}/:name`, async (request, reply) => {
+        const { name } = request.params
+        const { result, version } = await store.change((layers) =>
+          putEntry(layers, section, name, request.body),
+        )
+        audit(
+          request,
+          `${noun}.${result.created ? 'create' : 'replace'}`,
+          { [noun]: name },
+          version,
+        )
+        return reply.code(result.created ? 201 : 200).send(one(store.view(), name))
+      })
+
+      app.delete<Named>(`/${section}/:name`, async (request, reply) => {
+        const { name } = request.params
+        const { version } = await store.change((layers) => remove(layers, section, name))
+        audit(request, `${noun}.delete`, { [noun]: name }, version)
+        return reply.code(204).send()
+      })
+    }
   }
 }
 

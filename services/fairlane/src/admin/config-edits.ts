@@ -16,9 +16,16 @@ type Doc = Record<string, unknown>
 const NAME_PATTERNS: Record<Section, RegExp> = {
   workspaces: new RegExp(Object.keys(ConfigSchema.properties.workspaces.patternProperties)[0]!),
   targets: new RegExp(Object.keys(ConfigSchema.properties.targets.patternProperties)[0]!),
+  routes: new RegExp(Object.keys(ConfigSchema.properties.routes.patternProperties)[0]!),
+  customers: new RegExp(Object.keys(ConfigSchema.properties.customers.patternProperties)[0]!),
 }
 
-const NOUN: Record<Section, string> = { workspaces: 'workspace', targets: 'target' }
+export const NOUN: Record<Section, string> = {
+  workspaces: 'workspace',
+  targets: 'target',
+  routes: 'route',
+  customers: 'customer',
+}
 
 /**
  * Names are checked before anything else: validation alone would silently drop a name like
@@ -86,6 +93,21 @@ export function putTarget(
   return {
     writes: [{ section: 'targets', name, doc }],
     result: { created: entryOf(layers, 'targets', name) === undefined },
+  }
+}
+
+/** A route or a customer, replaced whole; validated with the rest of the config by the store. */
+export function putEntry(
+  layers: Layers,
+  section: 'routes' | 'customers',
+  name: string,
+  body: unknown,
+): ConfigEdit<{ created: boolean }> {
+  checkNewName(section, name)
+  const doc = bodyDoc(body, `a ${NOUN[section]}`)
+  return {
+    writes: [{ section, name, doc }],
+    result: { created: entryOf(layers, section, name) === undefined },
   }
 }
 

@@ -1,4 +1,10 @@
-import type { KeyConfig, TargetConfig, WorkspaceConfig } from '@fairlane/config'
+import type {
+  CustomerConfig,
+  KeyConfig,
+  RouteConfig,
+  TargetConfig,
+  WorkspaceConfig,
+} from '@fairlane/config'
 import { sourceOf, type Source } from '../store/overlay.ts'
 import type { StoreView } from '../store/redis-config-store.ts'
 
@@ -20,6 +26,10 @@ export type WorkspaceView = { readonly name: string; readonly source: Source } &
 > & { readonly keys: readonly KeyView[] }
 
 export type TargetView = { readonly name: string; readonly source: Source } & TargetConfig
+
+export type RouteView = { readonly name: string; readonly source: Source } & RouteConfig
+
+export type CustomerView = { readonly name: string; readonly source: Source } & CustomerConfig
 
 export const REDACTED = '[redacted]'
 
@@ -83,6 +93,50 @@ export function targetViews(view: StoreView): TargetView[] {
   return Object.keys(view.config.targets)
     .sort()
     .map((name) => targetView(view, name) as TargetView)
+}
+
+/** An HS256 secret is shown like an upstream header: its stored `${ENV}` reference, or `[redacted]`. */
+export function routeView(view: StoreView, name: string): RouteView | undefined {
+  if (!Object.hasOwn(view.config.routes, name)) return undefined
+  const route = view.config.routes[name] as RouteConfig
+  const jwt = route.callers.jwt
+  const callers =
+    jwt?.secret === undefined
+      ? route.callers
+      : {
+          ...route.callers,
+          jwt: { ...jwt, secret: shownSecret(view.overlay.routes.get(name)) },
+        }
+  return { name, source: sourceOf(view.overlay, 'routes', name), ...route, callers }
+}
+
+function shownSecret(stored: unknown): string {
+  const secret = recordOf(recordOf(recordOf(stored)['callers'])['jwt'])['secret']
+  return typeof secret === 'string' && ENV_REFERENCE.test(secret) ? secret : REDACTED
+}
+
+/** A customer's credential hash is not shown, like a key's: only that it has one. */
+export function customerView(view: StoreView, name: string): CustomerView | undefined {
+  if (!Object.hasOwn(view.config.customers, name)) return undefined
+  const customer = view.config.customers[name] as CustomerConfig
+  return {
+    name,
+    source: sourceOf(view.overlay, 'customers', name),
+    ...customer,
+    ...(customer.credential === undefined ? {} : { credential: REDACTED }),
+  }
+}
+
+export function routeViews(view: StoreView): RouteView[] {
+  return Object.keys(view.config.routes)
+    .sort()
+    .map((name) => routeView(view, name) as RouteView)
+}
+
+export function customerViews(view: StoreView): CustomerView[] {
+  return Object.keys(view.config.customers)
+    .sort()
+    .map((name) => customerView(view, name) as CustomerView)
 }
 
 function recordOf(value: unknown): Record<string, unknown> {

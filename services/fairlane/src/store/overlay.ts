@@ -9,9 +9,9 @@ import {
 } from '@fairlane/config'
 
 /** The parts of the config a cluster keeps in Redis; everything else comes from the file. */
-export type Section = 'workspaces' | 'targets'
+export type Section = 'workspaces' | 'targets' | 'routes' | 'customers'
 
-export const SECTIONS: readonly Section[] = ['workspaces', 'targets']
+export const SECTIONS: readonly Section[] = ['workspaces', 'targets', 'routes', 'customers']
 
 /**
  * What Redis holds, as it was written: raw documents (with `${ENV}` references unresolved,
@@ -25,6 +25,8 @@ export interface Overlay {
   readonly version: number
   readonly workspaces: ReadonlyMap<string, unknown>
   readonly targets: ReadonlyMap<string, unknown>
+  readonly routes: ReadonlyMap<string, unknown>
+  readonly customers: ReadonlyMap<string, unknown>
 }
 
 export const EMPTY_OVERLAY: Overlay = {
@@ -32,6 +34,8 @@ export const EMPTY_OVERLAY: Overlay = {
   version: 0,
   workspaces: new Map(),
   targets: new Map(),
+  routes: new Map(),
+  customers: new Map(),
 }
 
 /** The file's config and what Redis overlays on it. */
@@ -70,7 +74,12 @@ export function sourceOf(overlay: Overlay, section: Section, name: string): Sour
 
 /** The overlay after `writes`, at the same revision (the commit gives the new one). */
 export function withWrites(overlay: Overlay, writes: readonly ConfigWrite[]): Overlay {
-  const next = { workspaces: new Map(overlay.workspaces), targets: new Map(overlay.targets) }
+  const next = {
+    workspaces: new Map(overlay.workspaces),
+    targets: new Map(overlay.targets),
+    routes: new Map(overlay.routes),
+    customers: new Map(overlay.customers),
+  }
   for (const write of writes) next[write.section].set(write.name, write.doc)
   return { ...overlay, ...next }
 }
@@ -83,7 +92,12 @@ export function withWrites(overlay: Overlay, writes: readonly ConfigWrite[]): Ov
  */
 export function mergeLayers(layers: Layers, env: Env): ValidationResult {
   const referenceIssues: ConfigIssue[] = []
-  const merged: Record<Section, Record<string, unknown>> = { workspaces: {}, targets: {} }
+  const merged: Record<Section, Record<string, unknown>> = {
+    workspaces: {},
+    targets: {},
+    routes: {},
+    customers: {},
+  }
   for (const section of SECTIONS) {
     const entries = new Map<string, unknown>(Object.entries(layers.base[section]))
     for (const [name, doc] of layers.overlay[section]) {

@@ -25,14 +25,22 @@ import {
 /** Every node's store listens here; the body is the new version, as decimal text. */
 export const CONFIG_SUBJECT = 'fairlane.v1.config'
 
-const snapshotScript = new LuaScript(new URL('./scripts/snapshot-4.lua', import.meta.url))
-const commitScript = new LuaScript(new URL('./scripts/commit-4.lua', import.meta.url))
+const snapshotScript = new LuaScript(new URL('./scripts/snapshot-6.lua', import.meta.url))
+const commitScript = new LuaScript(new URL('./scripts/commit-6.lua', import.meta.url))
+
+/** The section of a write as commit-6.lua names it. */
+const SECTION_CODES: Record<ConfigWrite['section'], string> = {
+  workspaces: 'w',
+  targets: 't',
+  routes: 'r',
+  customers: 'c',
+}
 
 /** Optimistic retries of one change when other nodes keep committing in between. */
 const MAX_ATTEMPTS = 25
 
 export interface RedisConfigStoreOptions {
-  /** The file's validated config: tiers, queue, server… and the workspaces and targets Redis overlays. */
+  /** The file's validated config: tiers, queue, server… and the sections Redis overlays. */
   readonly base: FairlaneConfig
   /** Used, never closed, by the store. */
   readonly redis: Redis
@@ -79,10 +87,12 @@ interface Keys {
   readonly epoch: string
   readonly workspaces: string
   readonly targets: string
+  readonly routes: string
+  readonly customers: string
 }
 
 /**
- * Workspaces (with their keys) and targets in Redis, overlaid on the file's config. Every
+ * Workspaces (with their keys), targets, routes and customers in Redis, overlaid on the file's config. Every
  * change is validated on the merged config and committed with compare-and-set on a version
  * counter, then announced on NATS; every node re-reads Redis and swaps its config at once,
  * and polls the version in case an announcement was lost. When Redis cannot be read, the
@@ -131,6 +141,8 @@ export class RedisConfigStore implements EditableConfigStore {
       epoch: `${prefix}config:epoch`,
       workspaces: `${prefix}config:workspaces`,
       targets: `${prefix}config:targets`,
+      routes: `${prefix}config:routes`,
+      customers: `${prefix}config:customers`,
     }
     const timeoutMs = options.redisTimeoutMs ?? 2_000
     const { overlay } = await withTimeout(readSnapshot(options.redis, keys), timeoutMs)
@@ -209,11 +221,7 @@ export class RedisConfigStore implements EditableConfigStore {
           redisNow + this.#timeoutMs,
           randomUUID(),
           writes.length,
-          ...writes.flatMap((w) => [
-            w.section === 'workspaces' ? 'w' : 't',
-            w.name,
-            JSON.stringify(w.doc),
-          ]),
+          ...writes.flatMap((w) => [SECTION_CODES[w.section], w.name, JSON.stringify(w.doc)]),
         ]),
       )) as [number, string, number]
       const [outcome, epoch, version] = [Number(reply[0]), String(reply[1]), Number(reply[2])]
@@ -338,7 +346,7 @@ export class RedisConfigStore implements EditableConfigStore {
 
   #keyList(): string[] {
     const k = this.#keys
-    return [k.version, k.epoch, k.workspaces, k.targets]
+    return [k.version, k.epoch, k.workspaces, k.targets, k.routes, k.customers]
   }
 
   #guard<T>(work: Promise<T>): Promise<T> {
@@ -368,9 +376,9 @@ async function readSnapshot(
 ): Promise<{ overlay: Overlay; redisNow: number }> {
   const reply = (await snapshotScript.run(
     redis,
-    [keys.version, keys.epoch, keys.workspaces, keys.targets],
+    [keys.version, keys.epoch, keys.workspaces, keys.targets, keys.routes, keys.customers],
     [],
-  )) as [string, string, number, string[], string[]]
+  )) as [string, string, number, string[], string[], string[], string[]]
   return {
     overlay: {
       ...EMPTY_OVERLAY,
@@ -378,6 +386,8 @@ async function readSnapshot(
       version: Number(reply[1]),
       workspaces: documentsOf(reply[3]),
       targets: documentsOf(reply[4]),
+      routes: documentsOf(reply[5]),
+      customers: documentsOf(reply[6]),
     },
     redisNow: Number(reply[2]),
   }

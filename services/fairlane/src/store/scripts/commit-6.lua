@@ -3,10 +3,11 @@
   writer read it (compare-and-set on epoch and version), and only before the writer's
   deadline, so a command that sat in a client's offline queue cannot land after the admin
   was told it failed.
-  KEYS: version counter, epoch, workspaces hash, targets hash.
+  KEYS: version counter, epoch, workspaces hash, targets hash, routes hash, customers hash.
   ARGV: expected epoch ('' when none), expected version ('0' when none), deadline (Redis
-        time in ms), epoch to start when there is none, n, then n × (section 'w' or 't',
-        name, JSON document; the JSON null is a tombstone that hides the file's entry).
+        time in ms), epoch to start when there is none, n, then n × (section 'w', 't', 'r'
+        or 'c', name, JSON document; the JSON null is a tombstone that hides the file's
+        entry).
   Returns {1, epoch, version} when applied; {0, epoch, version} when the revision moved
   (read again and retry); {-1, epoch, version} when the deadline had passed.
 ]]
@@ -21,10 +22,9 @@ if epoch == '' then
   epoch = ARGV[4]
   redis.call('SET', KEYS[2], epoch)
 end
+local hashes = { w = KEYS[3], t = KEYS[4], r = KEYS[5], c = KEYS[6] }
 for i = 0, tonumber(ARGV[5]) - 1 do
-  local hash = KEYS[4]
-  if ARGV[6 + i * 3] == 'w' then hash = KEYS[3] end
-  redis.call('HSET', hash, ARGV[7 + i * 3], ARGV[8 + i * 3])
+  redis.call('HSET', hashes[ARGV[6 + i * 3]], ARGV[7 + i * 3], ARGV[8 + i * 3])
 end
 version = redis.call('INCR', KEYS[1])
 return {1, epoch, version}
