@@ -814,7 +814,15 @@ export const ConfigSchema = Type.Object(
       description: 'Service tiers; defining this key replaces the default reserved/paid/free set.',
     }),
     limits: Type.Object(
-      { global: Type.Optional(Limits) },
+      {
+        global: Type.Optional(Limits),
+        maxStates: Type.Integer({
+          minimum: 1_000,
+          default: 100_000,
+          description:
+            'Most limit states (one per scope in use: a route caller, a key, a workspace, a target) a node keeps in memory. Beyond it the oldest with nothing in flight are forgotten (their callers start afresh), so a flood of distinct callers keeps memory bounded.',
+        }),
+      },
       { additionalProperties: false, default: {}, description: 'Limits shared by all traffic.' },
     ),
     // additionalProperties: false makes a badly spelled name an error instead of an entry

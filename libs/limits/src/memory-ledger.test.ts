@@ -205,4 +205,26 @@ describe('MemoryLedger costs that no wait can satisfy, and changed limits', () =
     time.advance(60_000)
     expect((await ledger.acquire([smaller], 1)).allowed).toBe(true)
   })
+  it('holds at most maxStates, dropping the oldest idle ones and never one with a request in flight', async () => {
+    const time = clock()
+    const ledger = new MemoryLedger({ ...time, maxStates: () => 100 })
+    const caller = (i: number): ScopeLimit => ({
+      id: `caller:${i}`,
+      kind: 'key',
+      rate: { limit: 1, periodMs: 60_000, burst: 1 },
+      concurrency: 1,
+    })
+    const held = await ledger.acquire([caller(0)], 1)
+    expect(held.allowed).toBe(true)
+    for (let i = 1; i < 1000; i++) {
+      const decision = await ledger.acquire([caller(i)], 1)
+      if (decision.allowed) decision.lease.release()
+      expect(ledger.size).toBeLessThanOrEqual(100)
+    }
+    // The caller with a request in flight kept its state: its slot is still taken.
+    expect(ledger.inFlight('caller:0')).toBe(1)
+    expect((await ledger.acquire([caller(0)], 1)).allowed).toBe(false)
+    // A dropped caller starts afresh: the price of the bound.
+    expect((await ledger.acquire([caller(1)], 1)).allowed).toBe(true)
+  })
 })

@@ -38,9 +38,15 @@ type Refusal = {
 export class MemoryLedger implements Ledger {
   readonly #states = new Map<string, ScopeState>()
   readonly #now: () => number
+  readonly #maxStates: () => number
 
-  constructor(options: { now: () => number }) {
+  /**
+   * `maxStates` bounds the states held (read at each new scope, so a reload applies): a
+   * flood of distinct callers cannot grow the ledger without bound.
+   */
+  constructor(options: { now: () => number; maxStates?: () => number }) {
     this.#now = options.now
+    this.#maxStates = options.maxStates ?? (() => Infinity)
   }
 
   acquire(scopes: readonly ScopeLimit[], cost: number): Promise<Decision> {
@@ -239,10 +245,26 @@ export class MemoryLedger implements Ledger {
   #state(scope: ScopeLimit, now: number): ScopeState {
     let state = this.#states.get(scope.id)
     if (!state) {
+      if (this.#states.size >= this.#maxStates()) this.#evict()
       state = { tat: now, inFlight: 0 }
       this.#states.set(scope.id, state)
     }
     return state
+  }
+
+  /**
+   * Makes room below the cap: first what no longer limits anything (as the sweep does), then,
+   * oldest first, states with nothing in flight, whose callers may then start afresh (a
+   * forgotten bucket is a full one). A state with a request in flight is never dropped, so
+   * concurrency stays exact. Down to 90% of the cap, so the scan runs once per many scopes.
+   */
+  #evict(): void {
+    const floor = Math.floor(this.#maxStates() * 0.9)
+    this.sweep()
+    for (const [id, state] of this.#states) {
+      if (this.#states.size <= floor) return
+      if (state.inFlight === 0) this.#states.delete(id)
+    }
   }
 
   /** The scope's window log, created on first use and resized when its limit changed. */

@@ -21,6 +21,7 @@ export class FairlaneMetrics {
   readonly queueWait: Histogram<'target'>
   readonly queueRefusals: Counter<'target' | 'reason' | 'bound'>
   readonly queued: Gauge
+  readonly limitStates: Gauge
   readonly ledgerDownDecisions: Counter<'scope' | 'policy'>
   readonly ledgerUp: Gauge
   readonly shardsOwned: Gauge
@@ -28,6 +29,7 @@ export class FairlaneMetrics {
   readonly endpointCircuitOpen: Gauge<'target' | 'endpoint' | 'region'>
   #endpointsSource: () => readonly EndpointState[] = () => []
   #queuedSource: () => number = () => 0
+  #limitStatesSource: () => number = () => 0
   #ledgerUpSource: () => number = () => 1
   #shardsSource: () => number = () => 0
   #natsSource: () => number = () => 1
@@ -83,6 +85,15 @@ export class FairlaneMetrics {
       registers: [this.registry],
       collect() {
         this.set(source())
+      },
+    })
+    const states = () => this.#limitStatesSource()
+    this.limitStates = new Gauge({
+      name: 'fairlane_limit_states',
+      help: 'Limit states (one per scope in use: a caller, a key, a workspace, a target) held in this node’s memory right now; bounded by limits.maxStates.',
+      registers: [this.registry],
+      collect() {
+        this.set(states())
       },
     })
     this.ledgerDownDecisions = new Counter({
@@ -153,5 +164,9 @@ export class FairlaneMetrics {
   /** Where the queued-requests gauge reads its value at scrape time. */
   observeQueued(source: () => number): void {
     this.#queuedSource = source
+  }
+
+  observeLimitStates(source: () => number): void {
+    this.#limitStatesSource = source
   }
 }

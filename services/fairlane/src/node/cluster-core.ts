@@ -104,7 +104,7 @@ export async function clusterCore(
   let leases: ShardLeases | undefined
   if (settings.roles.has('actor')) {
     const now = () => performance.now()
-    const ledger = new MemoryLedger({ now })
+    const ledger = new MemoryLedger({ now, maxStates: () => store.current().limits.maxStates })
     const redisLedger = new RedisLedger({ redis: ledgerRedis })
     const actor: QueueActor = new QueueActor({
       ledger,
@@ -120,6 +120,7 @@ export async function clusterCore(
       },
     })
     metrics.observeQueued(() => actor.queued)
+    metrics.observeLimitStates(() => ledger.size)
     const sweeper = setInterval(() => ledger.sweep(), 10_000)
     sweeper.unref()
     const shardServer = new ShardServer({ nc, actor })

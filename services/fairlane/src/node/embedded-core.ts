@@ -11,7 +11,7 @@ import type { NodeCore } from './node-core.ts'
 /** Every role in one process: the queue actor and the in-memory ledger behind a function call. */
 export function embeddedCore(store: ConfigStore, metrics: FairlaneMetrics): NodeCore {
   const now = () => performance.now()
-  const ledger = new MemoryLedger({ now })
+  const ledger = new MemoryLedger({ now, maxStates: () => store.current().limits.maxStates })
   const actor = new QueueActor({
     ledger,
     now,
@@ -19,6 +19,7 @@ export function embeddedCore(store: ConfigStore, metrics: FairlaneMetrics): Node
     policyFor: (ticket) => ticketPolicy(store.current(), ticket),
   })
   metrics.observeQueued(() => actor.queued)
+  metrics.observeLimitStates(() => ledger.size)
   // Limit state of callers gone quiet is dropped, so memory follows the active callers.
   const sweeper = setInterval(() => ledger.sweep(), 10_000)
   sweeper.unref()
