@@ -17,14 +17,14 @@ const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*[ \t]+(\S+)[ \t]*$/
 
 /**
  * The credential in a header: in Authorization the part after the scheme (`Bearer <token>`
- * is the token, so the customers table lists `sha256(token)`), in any other header the
- * whole value.
+ * is the token, so the customers table lists `sha256(token)`; a value with no scheme is
+ * taken whole), in any other header the whole value.
  */
-function credentialIn(headers: IncomingHttpHeaders, name: string): string | undefined {
+export function credentialIn(headers: IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name]
-  if (typeof value !== 'string' || value === '') return undefined
+  if (typeof value !== 'string' || value.trim() === '') return undefined
   if (name !== 'authorization') return value
-  return SCHEME.exec(value)?.[1]
+  return SCHEME.exec(value)?.[1] ?? value.trim()
 }
 
 function sha256(text: string): string {
