@@ -5,7 +5,7 @@ import type { FairlaneConfig, LimitsConfig } from './schema.ts'
 const HOST = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/
 
 /** A CIDR or a single address, as trustedProxies takes it. */
-export function cidrProblem(text: string): string | undefined {
+function cidrProblem(text: string): string | undefined {
   const slash = text.indexOf('/')
   const address = slash === -1 ? text : text.slice(0, slash)
   const family = isIP(address)
