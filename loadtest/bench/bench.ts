@@ -41,6 +41,7 @@ import {
   fastifyRateLimitMemory,
   fastifyRateLimitRedis,
 } from './systems/fastify-peer.ts'
+import { fairlaneInbound } from './systems/fairlane-inbound.ts'
 import { nginx, nginxLimitReq } from './systems/nginx.ts'
 
 const CONTENDERS: readonly Contender[] = [
@@ -51,6 +52,7 @@ const CONTENDERS: readonly Contender[] = [
   fastifyRateLimitMemory,
   fastifyRateLimitRedis,
   fairlaneEmbedded,
+  fairlaneInbound,
   fairlaneCluster,
 ]
 
@@ -83,6 +85,7 @@ const ROSTER: Record<ScenarioName, readonly string[]> = {
     'fastify',
     'fastify-rate-limit-redis',
     'fairlane',
+    'fairlane-inbound',
     'fairlane-cluster',
   ],
   growth: ['nginx-limit-req', 'fastify-rate-limit-redis', 'fairlane'],

@@ -269,9 +269,9 @@ export async function runNoisyNeighbour(context: ScenarioContext): Promise<Scena
   ).finally(() => upstream.child.stop())
 
   const summaries = runs.map((r) => summarize(r.system, r.phases))
-  // Fairlane (embedded or cluster) is expected to serve every request here: a refusal marks its
-  // run, not a peer's.
-  for (const run of runs.filter((r) => r.system === 'fairlane' || r.system === 'fairlane-cluster'))
+  // Fairlane (embedded, inbound or cluster) is expected to serve every request here: a refusal
+  // marks its run, not a peer's.
+  for (const run of runs.filter((r) => r.system.startsWith('fairlane')))
     for (const phase of run.phases)
       for (const t of phase.tenants)
         if (t.refused + t.failed > 0)

@@ -156,6 +156,11 @@ export interface BenchConfig {
   readonly regions?: Regions
   /** Default GENERATED_LOG_LEVEL. */
   readonly logLevel?: string
+  /**
+   * Inbound mode: no workspace or key; one route `/` to the target whose callers are the
+   * Authorization token, each with the tenant limit (as examples/inbound.yaml).
+   */
+  readonly inbound?: boolean
 }
 
 /** The target settings of examples/failover.yaml, with the hedge delay of the bench. */
@@ -191,16 +196,28 @@ export async function writeBenchConfig(
           : {}),
       },
     },
-    workspaces: {
-      bench: {
-        targets: ['echo'],
-        keys: config.tenants.map((token, i) => ({
-          id: `t${i}`,
-          hash: `sha256:${sha256(token)}`,
-          limits: { rate: { rps: limit.rps, burst: limit.burst } },
-        })),
-      },
-    },
+    ...(config.inbound
+      ? {
+          routes: {
+            bench: {
+              target: 'echo',
+              callers: { header: 'authorization' },
+              limits: { rate: { rps: limit.rps, burst: limit.burst } },
+            },
+          },
+        }
+      : {
+          workspaces: {
+            bench: {
+              targets: ['echo'],
+              keys: config.tenants.map((token, i) => ({
+                id: `t${i}`,
+                hash: `sha256:${sha256(token)}`,
+                limits: { rate: { rps: limit.rps, burst: limit.burst } },
+              })),
+            },
+          },
+        }),
   }
   const path = join(await benchConfigDir(), name)
   await writeFile(path, JSON.stringify(document, null, 2))
