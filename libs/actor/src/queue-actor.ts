@@ -7,7 +7,15 @@ import {
   type ScopeLimit,
   type SharedHold,
 } from '@fairlane/limits'
-import type { Actor, Admission, AdmissionLease, LaneSignals, Ticket } from '@fairlane/protocol'
+import type {
+  Actor,
+  Admission,
+  AdmissionLease,
+  LaneSignals,
+  LeaseOutcome,
+  RateLimitView,
+  Ticket,
+} from '@fairlane/protocol'
 import type { NodeQueueBudget, QueuedTicket } from '@fairlane/scheduler'
 import { AdaptiveLanes } from './adaptive-lanes.ts'
 import { AllowanceWaiters } from './allowance-waiters.ts'
@@ -26,6 +34,12 @@ export interface SharedLedgerOptions {
   readonly onLedgerDown?: (scope: ScopeLimit, policy: LedgerDownPolicy) => void
 }
 
+/** An admission decided ahead of its request, for an ingress node to hand out (a leased share). */
+export interface PrefetchedAdmission {
+  readonly lease: AdmissionLease
+  readonly views: readonly RateLimitView[]
+}
+
 /**
  * The queue actor: owns target partitions, each a LaneScheduler gated by the ledger, and
  * answers each ticket when it may go. Embedded mode runs one actor for every partition; a
@@ -42,6 +56,7 @@ export class QueueActor implements Actor {
   readonly #lanes: AdaptiveLanes
   readonly #book: CheckpointBook
   readonly #gate: LedgerGate
+  readonly #onBacklog: ((partition: string) => void) | undefined
 
   constructor(options: {
     ledger: MemoryLedger
@@ -51,7 +66,10 @@ export class QueueActor implements Actor {
     shared?: SharedLedgerOptions
     /** Lane state is saved for a next owner (cluster mode): keep track of what changed. */
     checkpoints?: boolean
+    /** A ticket of this partition now waits: leased shares of it must come back (cluster mode). */
+    onBacklog?: (partition: string) => void
   }) {
+    this.#onBacklog = options.onBacklog
     this.#ledger = options.ledger
     this.#now = options.now
     this.#policyFor = options.policyFor
@@ -142,7 +160,36 @@ export class QueueActor implements Actor {
         pending.detach = () => signal.removeEventListener('abort', cancel)
       }
       this.#hosts.pump(host)
+      if (this.#onBacklog && !queued.done) this.#onBacklog(policy.partition)
     })
+  }
+
+  /**
+   * A leased share (docs/cluster.md#leased-shares): up to `count` more admissions of this
+   * ticket's kind, decided now as a tier that does not queue would be, for the ingress node
+   * that sent it to hand out without asking again. None while the ticket's partition has
+   * tickets waiting (they go first), for a lane that spends shared scopes (the shared ledger
+   * decides those one by one) or a lane the upstream holds back; fewer when a limit runs out.
+   */
+  prefetch(ticket: Ticket, count: number): PrefetchedAdmission[] {
+    const policy = this.#policyFor(ticket)
+    if (count <= 0 || policy.sharedScopes?.length) return []
+    const host = this.#hosts.get(policy.partition)
+    if (host && host.scheduler.queued > 0) return []
+    const learned = this.#lanes.learned(policy, this.#now())
+    if (learned && 'until' in learned) return []
+    const scopes = learned ? [...policy.scopes, learned.scope] : policy.scopes
+    const prefetched: PrefetchedAdmission[] = []
+    for (let i = 0; i < count; i++) {
+      const decision = this.#ledger.decide(scopes, ticket.cost)
+      if (!decision.allowed) break
+      prefetched.push({
+        lease: this.#lease(ticket, policy, decision, undefined, undefined),
+        views: decision.views,
+      })
+    }
+    if (prefetched.length > 0) this.#book.touched(policy.partition, policy.scopes)
+    return prefetched
   }
 
   /**
@@ -207,6 +254,12 @@ export class QueueActor implements Actor {
         released = true
         decision.lease.release()
         hold?.release()
+        if (outcome?.unused) {
+          this.#ledger.refund(policy.scopes, ticket.cost)
+          this.#book.changed(policy.partition)
+          this.#released(ticket, policy, host, undefined)
+          return
+        }
         this.#released(ticket, policy, host, outcome)
       },
     }
@@ -217,7 +270,7 @@ export class QueueActor implements Actor {
     ticket: Ticket,
     policy: TicketPolicy,
     host: PartitionHost<Pending> | undefined,
-    outcome: { readonly cost?: number; readonly upstream?: LaneSignals } | undefined,
+    outcome: LeaseOutcome | undefined,
   ): void {
     const { identity } = policy
     let wakeHost = false

@@ -1,7 +1,7 @@
 export { ERROR_CODES, type Stage } from './error-codes.ts'
 export { FairlaneError, toProblem, PROBLEM_TYPE_BASE } from './fairlane-error.ts'
 export type { Ticket } from './ticket.ts'
-export type { Actor, Admission, AdmissionLease, Transport } from './transport.ts'
+export type { Actor, Admission, AdmissionLease, LeaseOutcome, Transport } from './transport.ts'
 export { rateLimitHeaders, retryAfterHeader, type RateLimitView } from './rate-limit-headers.ts'
 export { upstreamSignals } from './upstream-signals.ts'
 export {

@@ -7,9 +7,16 @@ export interface AdmissionLease {
   /**
    * Gives back concurrency. `cost` is the real cost when it became known only from the
    * response; units beyond the ticket's cost are charged then. `upstream` is what the
-   * upstream said about its limits, for the lane to adopt.
+   * upstream said about its limits, for the lane to adopt. `unused`: the admission was never
+   * used (a leased share given back): its units are refunded, not only its concurrency.
    */
-  release(outcome?: { readonly cost?: number; readonly upstream?: LaneSignals }): void
+  release(outcome?: LeaseOutcome): void
+}
+
+export interface LeaseOutcome {
+  readonly cost?: number
+  readonly upstream?: LaneSignals
+  readonly unused?: boolean
 }
 
 export type Admission =
