@@ -26,9 +26,21 @@ module.exports = {
   forbidden: [
     layer('protocol', [], 'protocol is the bottom layer: the types and codes every lib shares.'),
     layer('config', ['protocol'], 'config knows the schema of settings, none of the engines.'),
-    layer('telemetry', ['protocol'], 'telemetry is a leaf adapter (logs, metrics) the service wires in.'),
-    layer('limits', ['protocol', 'config'], 'limits is a pure engine beside the scheduler, below the actor.'),
-    layer('scheduler', ['protocol', 'config'], 'scheduler is a pure engine beside limits, below the actor.'),
+    layer(
+      'telemetry',
+      ['protocol'],
+      'telemetry is a leaf adapter (logs, metrics) the service wires in.',
+    ),
+    layer(
+      'limits',
+      ['protocol', 'config'],
+      'limits is a pure engine beside the scheduler, below the actor.',
+    ),
+    layer(
+      'scheduler',
+      ['protocol', 'config'],
+      'scheduler is a pure engine beside limits, below the actor.',
+    ),
     layer(
       'actor',
       ['protocol', 'config', 'limits', 'scheduler'],
@@ -44,7 +56,11 @@ module.exports = {
       ['protocol', 'config', 'limits', 'scheduler'],
       'forwarding is an adapter beside the actor and the transports, never reaching into them.',
     ),
-    layer('testing', [], 'the real loopback servers of the tests stand for the world, not for Fairlane code.'),
+    layer(
+      'testing',
+      [],
+      'the real loopback servers of the tests stand for the world, not for Fairlane code.',
+    ),
     {
       name: 'testing-only-from-tests',
       comment: 'libs/testing starts servers and relays: production code must never load it.',
@@ -54,21 +70,24 @@ module.exports = {
     },
     {
       name: 'nothing-imports-a-service',
-      comment: 'services compose libs; a lib, a benchmark or an example that imports one inverts that.',
+      comment:
+        'services compose libs; a lib, a benchmark or an example that imports one inverts that.',
       severity: 'error',
       from: { pathNot: '^services/' },
       to: { path: '^services/' },
     },
     {
       name: 'nothing-imports-the-benchmarks',
-      comment: 'loadtest drives Fairlane from outside; code that imports it would ship the harness.',
+      comment:
+        'loadtest drives Fairlane from outside; code that imports it would ship the harness.',
       severity: 'error',
       from: { pathNot: '^loadtest/' },
       to: { path: '^loadtest/' },
     },
     {
       name: 'one-door-per-lib',
-      comment: "a lib is reached only through its src/index.ts (its package.json exports), never its files.",
+      comment:
+        'a lib is reached only through its src/index.ts (its package.json exports), never its files.',
       severity: 'error',
       from: { path: '^(libs|services)/([^/]+)/' },
       to: { path: '^libs/[^/]+/', pathNot: ['^$1/$2/', '^libs/[^/]+/src/index\\.ts$'] },
