@@ -22,7 +22,7 @@ function layer(lib, allowed, why) {
   }
 }
 
-module.exports = {
+export default {
   forbidden: [
     layer('protocol', [], 'protocol is the bottom layer: the types and codes every lib shares.'),
     layer('config', ['protocol'], 'config knows the schema of settings, none of the engines.'),
