@@ -1,2 +1,2 @@
-export { createLogger, REDACTED_PATHS, type Logger, type LoggerOptions } from './logger.ts'
+export { createLogger, type Logger, type LoggerOptions } from './logger.ts'
 export { FairlaneMetrics, type EndpointState } from './metrics.ts'

@@ -7,7 +7,7 @@ export type { Logger }
  * Request logs are built from named safe fields (see the ingress), so this is the second
  * line of defence, not the first: redaction by configuration, not by hope.
  */
-export const REDACTED_PATHS: readonly string[] = [
+const REDACTED_PATHS: readonly string[] = [
   'headers.authorization',
   'headers["x-fairlane-key"]',
   'headers.cookie',
