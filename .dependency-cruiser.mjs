@@ -1,12 +1,14 @@
-// The layers of docs/development.md, checked on every import (`npm run deps`, part of
-// `npm test`). A lib's own code (src, tests excluded) may import only the libs listed for it:
+// The layers of README's Development section, checked on every import (`npm run deps`, part
+// of `npm test`). A lib's own code (src, tests excluded) may import only the libs listed for it:
 //   protocol                       nothing
 //   config, telemetry              protocol
 //   limits, scheduler              protocol, config
 //   actor, cluster, forward        protocol, config, limits, scheduler
 //   services/fairlane              every lib but testing
-// Tests may import any lib (a transport is tested against the actor it carries tickets to),
-// libs/testing included; nothing imports a service or the benchmarks.
+// Tests may import any lib their package declares (a transport is tested against the actor it
+// carries tickets to), libs/testing included; nothing imports a service or the benchmarks.
+
+import { readdirSync, readFileSync } from 'node:fs'
 
 const TEST = '(^|/)test/|\\.test\\.ts$'
 
@@ -22,8 +24,39 @@ function layer(lib, allowed, why) {
   }
 }
 
+/** The workspaces (dir → package.json) and the root, whose examples are its code. */
+function workspaces() {
+  const dirs = ['loadtest']
+  for (const parent of ['libs', 'services']) {
+    for (const name of readdirSync(parent)) dirs.push(`${parent}/${name}`)
+  }
+  const manifest = (dir) => JSON.parse(readFileSync(`${dir}/package.json`, 'utf8'))
+  return [...dirs.map((dir) => [dir, manifest(dir)]), ['examples', manifest('.')]]
+}
+
+/**
+ * One rule per package: its files (tests too) import only the libs its package.json lists.
+ * knip finds other undeclared imports, but lets private workspaces import each other unlisted.
+ */
+function declaredLibs() {
+  const packages = workspaces()
+  const dirOf = new Map(packages.map(([dir, manifest]) => [manifest.name, dir]))
+  return packages.map(([dir, manifest]) => {
+    const listed = Object.keys({ ...manifest.dependencies, ...manifest.devDependencies })
+    const reachable = [dir, ...listed.map((name) => dirOf.get(name)).filter(Boolean)]
+    return {
+      name: `declared-libs-${dir.replace('/', '-')}`,
+      comment: `${dir} imports a lib its package.json does not list: add it, or drop the import.`,
+      severity: 'error',
+      from: { path: `^${dir}/` },
+      to: { path: '^libs/', pathNot: `^(${reachable.join('|')})/` },
+    }
+  })
+}
+
 export default {
   forbidden: [
+    ...declaredLibs(),
     layer('protocol', [], 'protocol is the bottom layer: the types and codes every lib shares.'),
     layer('config', ['protocol'], 'config knows the schema of settings, none of the engines.'),
     layer(
