@@ -6,7 +6,7 @@ export {
   type ResolvedAddress,
   type SelfAddresses,
 } from './destination-policy.ts'
-export { systemResolver, interfaceAddresses } from './system-resolver.ts'
+export { systemResolver, interfaceAddresses, SYSTEM_RESOLVER_TTL_MS } from './system-resolver.ts'
 export {
   Forwarder,
   upstreamError,

@@ -235,6 +235,7 @@ export const fairlaneCluster: Contender = {
         ...(options.upstreamConcurrency
           ? { upstreamConcurrency: options.upstreamConcurrency }
           : {}),
+        logLevel: LOG_LEVEL,
       },
       'fairlane-cluster.json',
     )

@@ -7,10 +7,12 @@ import {
   Forwarder,
   interfaceAddresses,
   systemResolver,
+  SYSTEM_RESOLVER_TTL_MS,
   type Resolve,
 } from '@fairlane/forward'
 import { FairlaneMetrics, createLogger, type Logger, type LoggerOptions } from '@fairlane/telemetry'
 import { buildAdmin } from '../admin/admin-server.ts'
+import { EndpointDestinations } from '../ingress/endpoint-destinations.ts'
 import { buildIngress } from '../ingress/ingress.ts'
 import { Upstreams, type UpstreamHealthView } from '../ingress/upstreams.ts'
 import { settleWithin } from '@fairlane/cluster'
@@ -184,6 +186,13 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
           metrics,
           logger,
           wallClock: () => Date.now(),
+          destinations: new EndpointDestinations({
+            policy,
+            // As long as the system resolver keeps an answer; a resolver passed in (tests,
+            // embedders) may cache nothing, so nothing is reused on top of it.
+            ttlMs: options.resolve ? 0 : SYSTEM_RESOLVER_TTL_MS,
+            now: () => performance.now(),
+          }),
         },
         {
           maxHeaderBytes: config.server.maxHeaderBytes,
