@@ -69,7 +69,7 @@ export interface TicketProgress {
 /** Every message an ingress node may receive on a ticket's reply subject. */
 export type TicketReply = AdmissionReply | TicketProgress
 
-export const SHARD_SUBJECT_PREFIX = 'fairlane.v1.shard.'
+const SHARD_SUBJECT_PREFIX = 'fairlane.v1.shard.'
 
 export function shardSubject(shard: number): string {
   return SHARD_SUBJECT_PREFIX + shard

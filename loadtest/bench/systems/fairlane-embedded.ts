@@ -26,7 +26,7 @@ export const LOG_LEVEL = 'warn'
  * as a user who installs it gets. The line goes to a pipe the bench drains; the cost of
  * building and writing it is Fairlane's and is measured.
  */
-export const GENERATED_LOG_LEVEL = 'info'
+const GENERATED_LOG_LEVEL = 'info'
 
 export interface FairlaneEmbeddedOptions {
   /** Directory for a `--cpu-prof` profile, written when the process stops; none when omitted. */
