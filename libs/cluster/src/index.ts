@@ -1,6 +1,5 @@
 export { InProcessTransport } from './in-process-transport.ts'
 export { NatsTransport, type NatsTransportOptions } from './nats/nats-transport.ts'
-export type { BatchSettings } from './nats/batch-settings.ts'
 export { ShardServer, type ShardServerOptions } from './nats/shard-server.ts'
 export { ShardLeases, type ShardLeasesOptions } from './nats/shard-leases.ts'
 export { openLeaseBucket, LEASE_BUCKET } from './nats/lease-bucket.ts'
