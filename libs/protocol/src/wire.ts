@@ -69,7 +69,7 @@ export interface TicketProgress {
   readonly progress: 'waiting' | 'moved'
 }
 
-/** Every message an ingress node may receive on a ticket's reply subject. */
+/** What an ingress node may hear about a ticket: the `reply` of an item of a reply batch. */
 export type TicketReply = AdmissionReply | TicketProgress
 
 /** The shard subjects carry the wire version, so nodes of two versions never read each other's. */
