@@ -614,6 +614,20 @@ const Cluster = Type.Object(
       description:
         'How long the NATS connection may be down before /readyz answers 503 (the client reconnects by itself; a blip does not take the node out of rotation).',
     }),
+    batchMaxItems: Type.Integer({
+      minimum: 1,
+      maximum: 1_000,
+      default: 64,
+      description:
+        'Most items (tickets, done, cancel; or answers) in one NATS message between an ingress node and a shard owner: a batch goes as soon as it has this many. 1 sends each alone.',
+    }),
+    batchFlushDelayMs: Type.Integer({
+      minimum: 0,
+      maximum: 100,
+      default: 0,
+      description:
+        'Longest an item waits for others before its batch goes: 0 sends at the end of the current turn of the event loop (no added wait); more waits that many ms for fuller batches.',
+    }),
   },
   {
     additionalProperties: false,

@@ -16,6 +16,7 @@ export {
   shardOf,
   shardOfPartition,
   shardSubject,
+  v1ShardSubject,
   type AdmissionRefusal,
   type AdmissionReply,
   type TicketProgress,
@@ -23,3 +24,11 @@ export {
   type TicketReply,
   type ShardMessage,
 } from './wire.ts'
+export {
+  decodeReplyBatch,
+  decodeShardBatch,
+  encodeReplyBatch,
+  encodeShardBatch,
+  type ReplyItem,
+  type WireRefusal,
+} from './wire-batch.ts'

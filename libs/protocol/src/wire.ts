@@ -2,13 +2,16 @@ import type { RateLimitView } from './rate-limit-headers.ts'
 import type { Ticket } from './ticket.ts'
 
 /**
- * Messages on a shard subject (`fairlane.v1.shard.<n>`), between ingress nodes and the queue
- * actor that holds the shard's lease. JSON: small, and readable with `nats sub` when
- * operating a cluster. The version is in the subject, so a change of shape gets a new one.
+ * Items of a shard batch (`fairlane.v2.shard.<n>`, see wire-batch.ts), between ingress nodes
+ * and the queue actor that holds the shard's lease. JSON: small, and readable with `nats sub`
+ * when operating a cluster.
  */
 export type ShardMessage =
-  /** Asks for admission; the reply is an AdmissionReply, sent when the ticket may go or is refused. */
-  | { readonly kind: 'ticket'; readonly ticket: Ticket }
+  /**
+   * Asks for admission; the answers (progress, then an AdmissionReply) go to the batch's
+   * `replyTo`, tagged with `token`, which ingress chooses per submission.
+   */
+  | { readonly kind: 'ticket'; readonly token: string; readonly ticket: Ticket }
   /** The admitted request completed: release its concurrency, charge its real cost. */
   | {
       readonly kind: 'done'
@@ -66,13 +69,22 @@ export interface TicketProgress {
   readonly progress: 'waiting' | 'moved'
 }
 
-/** Every message an ingress node may receive on a ticket's reply subject. */
+/** What an ingress node may hear about a ticket: the `reply` of an item of a reply batch. */
 export type TicketReply = AdmissionReply | TicketProgress
 
-const SHARD_SUBJECT_PREFIX = 'fairlane.v1.shard.'
+/** The shard subjects carry the wire version, so nodes of two versions never read each other's. */
+const SHARD_SUBJECT_PREFIX = 'fairlane.v2.shard.'
 
 export function shardSubject(shard: number): string {
   return SHARD_SUBJECT_PREFIX + shard
+}
+
+/**
+ * The subject of the previous wire version (one JSON ShardMessage per message, answered on the
+ * message's reply subject), still listened to by an owner only to refuse what arrives on it.
+ */
+export function v1ShardSubject(shard: number): string {
+  return 'fairlane.v1.shard.' + shard
 }
 
 /**

@@ -1,12 +1,20 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import {
+  decodeShardBatch,
+  encodeReplyBatch,
   shardSubject,
+  v1ShardSubject,
+  type AdmissionRefusal,
   type AdmissionReply,
-  type ShardMessage,
+  type ReplyItem,
+  type Ticket,
   type TicketProgress,
+  type WireRefusal,
 } from '@fairlane/protocol'
 import type { Actor, AdmissionLease } from '@fairlane/protocol'
+import { Batcher, flushAfter } from '../batcher.ts'
 import { settleWithin } from '../settle-within.ts'
+import type { BatchSettings } from './batch-settings.ts'
 
 /** Longest a shard's subscription drains before it is simply dropped. */
 const DRAIN_MS = 1_000
@@ -24,12 +32,36 @@ export interface ShardServerOptions {
    * a dead owner (NatsTransport's silenceMs, which must be larger).
    */
   readonly progressEveryMs?: number
+  /** How answers to one ingress node are gathered into one message. */
+  readonly batch?: BatchSettings
+  /** Items in each batch of answers sent to an ingress node. */
+  readonly onBatchSent?: (items: number) => void
+  /**
+   * A message was not read: sent by a node of another wire version (a version 1 ticket is
+   * answered 503 cluster_unavailable), or garbled.
+   */
+  readonly onRefused?: (refusal: WireRefusal, subject: string) => void
 }
 
 interface Waiting {
   readonly shard: number
   readonly controller: AbortController
-  readonly msg: Msg
+  /** The ingress node's reply subject and the ticket's token there. */
+  readonly replyTo: string | undefined
+  readonly token: string
+}
+
+/**
+ * What a version 1 ticket gets from this node: a refusal that version reads as a 503
+ * cluster_unavailable, at once, rather than no answer (a wait for its whole retry window).
+ */
+const V1_REFUSAL: AdmissionRefusal = {
+  allowed: false,
+  code: 'cluster_unavailable',
+  refusedBy: 'node',
+  reason: 'bound',
+  retryAfterMs: 1000,
+  views: [],
 }
 
 interface HeldLease {
@@ -45,7 +77,10 @@ export class ShardServer {
   readonly #nc: NatsConnection
   readonly #actor: Actor
   readonly #leaseTtlMs: number
-  readonly #subscriptions = new Map<number, Subscription>()
+  readonly #subscriptions = new Map<number, Subscription[]>()
+  readonly #replies: Batcher<ReplyItem>
+  readonly #onBatchSent: ((items: number) => void) | undefined
+  readonly #onRefused: ((refusal: WireRefusal, subject: string) => void) | undefined
   readonly #waiting = new Map<string, Waiting>()
   readonly #leases = new Map<string, HeldLease>()
   readonly #sweeper: NodeJS.Timeout
@@ -56,6 +91,13 @@ export class ShardServer {
     this.#nc = options.nc
     this.#actor = options.actor
     this.#leaseTtlMs = options.leaseTtlMs ?? 15 * 60_000
+    this.#onBatchSent = options.onBatchSent
+    this.#onRefused = options.onRefused
+    this.#replies = new Batcher({
+      maxItems: options.batch?.maxItems ?? 64,
+      schedule: flushAfter(options.batch?.flushDelayMs ?? 0),
+      send: (replyTo, items) => this.#publish(replyTo, items),
+    })
     this.#sweeper = setInterval(() => this.#expireLeases(), Math.min(10_000, this.#leaseTtlMs / 2))
     this.#sweeper.unref()
     this.#progress = setInterval(
@@ -76,12 +118,20 @@ export class ShardServer {
 
   serve(shard: number): void {
     if (this.#subscriptions.has(shard)) return
-    const subscription = this.#nc.subscribe(shardSubject(shard), {
-      callback: (err, msg) => {
-        if (!err) this.#handle(msg, shard)
-      },
-    })
-    this.#subscriptions.set(shard, subscription)
+    const subscriptions = [
+      this.#nc.subscribe(shardSubject(shard), {
+        callback: (err, msg) => {
+          if (!err) this.#handle(msg, shard)
+        },
+      }),
+      // A node of version 1 still in the cluster sends here; it hears a refusal.
+      this.#nc.subscribe(v1ShardSubject(shard), {
+        callback: (err, msg) => {
+          if (!err) this.#refuseV1(msg)
+        },
+      }),
+    ]
+    this.#subscriptions.set(shard, subscriptions)
   }
 
   /**
@@ -90,13 +140,17 @@ export class ShardServer {
    * finish here (their `done` still arrives on the subject until it is drained).
    */
   async stopServing(shard: number): Promise<void> {
-    const subscription = this.#subscriptions.get(shard)
-    if (!subscription) return
+    const subscriptions = this.#subscriptions.get(shard)
+    if (!subscriptions) return
     this.#subscriptions.delete(shard)
     // A drain waits for the server to confirm; while NATS is away that never comes, so the
     // subscription is dropped on this side after a short wait (a closed connection has
     // dropped it already).
-    if (!(await settleWithin(subscription.drain(), DRAIN_MS))) subscription.unsubscribe()
+    await Promise.all(
+      subscriptions.map(async (subscription) => {
+        if (!(await settleWithin(subscription.drain(), DRAIN_MS))) subscription.unsubscribe()
+      }),
+    )
     const moving: Waiting[] = []
     for (const [requestId, waiting] of this.#waiting) {
       if (waiting.shard !== shard) continue
@@ -111,45 +165,61 @@ export class ShardServer {
     clearInterval(this.#sweeper)
     clearInterval(this.#progress)
     await Promise.all([...this.#subscriptions.keys()].map((shard) => this.stopServing(shard)))
+    // The last answers, `moved` among them, go before the connection closes.
+    this.#replies.close()
   }
 
   #handle(msg: Msg, shard: number): void {
-    let message: ShardMessage
-    try {
-      message = msg.json<ShardMessage>()
-    } catch {
+    const batch = decodeShardBatch(msg.string())
+    if ('refused' in batch) {
+      this.#onRefused?.(batch, msg.subject)
       return
     }
-    switch (message.kind) {
-      case 'ticket':
-        void this.#admit(msg, message, shard)
-        return
-      case 'done': {
-        const held = this.#leases.get(message.leaseId)
-        if (!held) return
-        this.#leases.delete(message.leaseId)
-        held.lease.release({
-          ...(message.cost !== undefined ? { cost: message.cost } : {}),
-          ...(message.upstream ? { upstream: message.upstream } : {}),
-        })
-        return
+    for (const message of batch.items) {
+      switch (message.kind) {
+        case 'ticket':
+          void this.#admit(batch.replyTo, message.token, message.ticket, shard)
+          break
+        case 'done': {
+          const held = this.#leases.get(message.leaseId)
+          if (!held) break
+          this.#leases.delete(message.leaseId)
+          held.lease.release({
+            ...(message.cost !== undefined ? { cost: message.cost } : {}),
+            ...(message.upstream ? { upstream: message.upstream } : {}),
+          })
+          break
+        }
+        case 'cancel':
+          this.#waiting.get(message.requestId)?.controller.abort()
+          break
       }
-      case 'cancel':
-        this.#waiting.get(message.requestId)?.controller.abort()
-        return
     }
   }
 
-  async #admit(msg: Msg, message: ShardMessage & { kind: 'ticket' }, shard: number): Promise<void> {
-    const { requestId } = message.ticket
+  #refuseV1(msg: Msg): void {
+    this.#onRefused?.(
+      { refused: 'version', detail: 'wire version 1, this node speaks 2' },
+      msg.subject,
+    )
+    if (msg.reply) msg.respond(JSON.stringify(V1_REFUSAL))
+  }
+
+  async #admit(
+    replyTo: string | undefined,
+    token: string,
+    ticket: Ticket,
+    shard: number,
+  ): Promise<void> {
+    const { requestId } = ticket
     // The same ticket again means its ingress gave up on the first copy (it heard nothing
     // for too long): only the new copy is answered.
     this.#waiting.get(requestId)?.controller.abort()
-    const waiting: Waiting = { shard, controller: new AbortController(), msg }
+    const waiting: Waiting = { shard, controller: new AbortController(), replyTo, token }
     this.#waiting.set(requestId, waiting)
     let reply: AdmissionReply
     try {
-      const admission = await this.#actor.admit(message.ticket, waiting.controller.signal)
+      const admission = await this.#actor.admit(ticket, waiting.controller.signal)
       if (admission.allowed) {
         const leaseId = `${process.pid}.${++this.#nextLease}.${requestId}`
         this.#leases.set(leaseId, {
@@ -165,17 +235,33 @@ export class ShardServer {
     }
     // Admitted after the ticket was cancelled, moved or replaced, or nobody to tell: the
     // slot goes back at once. A refusal is always sent; a listener that moved on ignores it.
-    const aborted = waiting.controller.signal.aborted
-    if (!reply.allowed) msg.respond(JSON.stringify(reply))
-    else if (aborted || !msg.respond(JSON.stringify(reply))) {
-      this.#leases.get(reply.leaseId)?.lease.release()
-      this.#leases.delete(reply.leaseId)
+    if (reply.allowed && (waiting.controller.signal.aborted || !replyTo)) {
+      this.#releaseLease(reply.leaseId)
+      return
     }
+    if (replyTo) this.#replies.add(replyTo, { token, reply })
   }
 
   #tell(waiting: readonly Waiting[], progress: TicketProgress['progress']): void {
-    const body = JSON.stringify({ progress } satisfies TicketProgress)
-    for (const { msg } of waiting) msg.respond(body)
+    const reply: TicketProgress = { progress }
+    for (const { replyTo, token } of waiting)
+      if (replyTo) this.#replies.add(replyTo, { token, reply })
+  }
+
+  #publish(replyTo: string, items: ReplyItem[]): void {
+    try {
+      this.#nc.publish(replyTo, encodeReplyBatch(items))
+      this.#onBatchSent?.(items.length)
+    } catch {
+      // The connection is closing: nobody will hear of these admissions, give them back.
+      for (const { reply } of items)
+        if ('allowed' in reply && reply.allowed) this.#releaseLease(reply.leaseId)
+    }
+  }
+
+  #releaseLease(leaseId: string): void {
+    this.#leases.get(leaseId)?.lease.release()
+    this.#leases.delete(leaseId)
   }
 
   #expireLeases(): void {
