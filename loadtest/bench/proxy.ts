@@ -1,7 +1,10 @@
 /**
- * Scenario "proxy overhead": the same loopback upstream, hit directly and through Fairlane
- * embedded (one key, far under its limits), by autocannon at a fixed number of connections.
- * Prints req/s, p50 and p99 of both and their ratios; writes loadtest/results/proxy-<time>.json.
+ * Scenario "proxy overhead": the same loopback upstream, hit directly, through the Fastify
+ * peer (@fastify/http-proxy) and through Fairlane embedded (one key, far under its limits,
+ * default logging), by autocannon at a fixed number of connections. Prints req/s, p50, p99,
+ * CPU µs per request, event-loop delay p99 and memory of each, and their ratios; with
+ * --profile, Fairlane's top functions by self time and top packages by inclusive time.
+ * Writes loadtest/results/proxy-<time>.json.
  *
  *   npm run bench:proxy -- [--connections N] [--duration S] [--warmup S] [--quick] [--profile]
  */
@@ -18,6 +21,7 @@ import { timestamp, writeResult } from './lib/result-file.ts'
 import { formatTable } from './lib/table.ts'
 import { launchUpstream } from './lib/upstream.ts'
 import { direct } from './systems/direct.ts'
+import { fastifyPeer } from './systems/fastify-peer.ts'
 import { startFairlaneEmbedded } from './systems/fairlane-embedded.ts'
 
 const say = (line = ''): void => void process.stdout.write(line + '\n')
@@ -35,15 +39,29 @@ function report(
   say()
   say(
     formatTable(
-      ['system', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'non-2xx'],
-      runs.map((r) => [
-        r.system,
-        perSec(r.requestsPerSec),
-        ms(r.p50Ms),
-        ms(r.p99Ms),
-        String(r.errors),
-        String(r.non2xx),
-      ]),
+      [
+        'system',
+        'req/s',
+        'p50 ms',
+        'p99 ms',
+        'CPU µs/req',
+        'event-loop p99 ms',
+        'errors',
+        'non-2xx',
+      ],
+      runs.map((r) => {
+        const role = mainRole(r)
+        return [
+          r.system,
+          perSec(r.requestsPerSec),
+          ms(r.p50Ms),
+          ms(r.p99Ms),
+          Number.isFinite(r.cpuMicrosPerRequest) ? String(Math.round(r.cpuMicrosPerRequest)) : '-',
+          ms(r.eventLoopDelayP99Ms[role] ?? Number.NaN),
+          String(r.errors),
+          String(r.non2xx),
+        ]
+      }),
     ),
   )
   say()
@@ -73,6 +91,32 @@ function report(
       runs.map((r) => [r.system, ...roles.map((role) => String(r.cpuPercent[role] ?? '-'))]),
     ),
   )
+  say()
+  say('Memory of each system’s process, MB (heap: in use after a forced full GC):')
+  say(
+    formatTable(
+      [
+        'system',
+        'process',
+        'RSS after warm-up',
+        'RSS after run',
+        'heap after warm-up',
+        'heap after run',
+      ],
+      runs.map((r) => {
+        const role = mainRole(r)
+        const [w, a] = [r.memory.afterWarmup[role], r.memory.afterRun[role]]
+        return [
+          r.system,
+          role,
+          mb(w?.rssBytes),
+          mb(a?.rssBytes),
+          mb(w?.heapUsedAfterGcBytes),
+          mb(a?.heapUsedAfterGcBytes),
+        ]
+      }),
+    ),
+  )
   for (const run of runs) for (const note of run.notes) say(`note: ${run.system}: ${note}`)
   if (problems.length > 0) {
     const bar = '!'.repeat(78)
@@ -86,7 +130,7 @@ function report(
 
 function reportProfile(profile: ProfileSummary): void {
   say()
-  say(`CPU profile ${profile.file} (${profile.busyMs} ms busy); self time:`)
+  say(`CPU profile ${profile.file} (${profile.busyMs} ms busy); top functions by self time:`)
   say(
     formatTable(
       ['function', 'ms', '%'],
@@ -94,13 +138,25 @@ function reportProfile(profile: ProfileSummary): void {
     ),
   )
   say()
+  say('Top packages by inclusive time (a sample counts for every package on its stack):')
   say(
     formatTable(
-      ['file', 'ms', '%'],
-      profile.topFiles.map((f) => [f.frame, String(f.ms), f.percent.toFixed(1)]),
+      ['package', 'ms', '%'],
+      profile.topPackages.map((f) => [f.frame, String(f.ms), f.percent.toFixed(1)]),
     ),
   )
 }
+
+/** The process that serves a system's requests: its first own one, or the upstream (direct). */
+function mainRole(run: Run): string {
+  const own = Object.keys(run.memory.afterRun).filter((r) => !['bench', 'upstream'].includes(r))
+  return run.system === 'direct'
+    ? 'upstream'
+    : (own.find((r) => r === run.system) ?? own[0] ?? 'upstream')
+}
+
+const mb = (bytes: number | undefined): string =>
+  bytes === undefined ? '-' : (bytes / 1024 / 1024).toFixed(1)
 
 async function main(options: BenchOptions): Promise<number> {
   say(
@@ -111,8 +167,11 @@ async function main(options: BenchOptions): Promise<number> {
   const profileDir = options.profile
     ? join(RESULTS_DIR, 'profiles', `fairlane-${timestamp()}`)
     : undefined
+  const peer = await fastifyPeer(upstream)
+  if (!peer) say('note: the Fastify peer is not installed (npm install at the root); left out')
   const systems = [
     direct(upstream),
+    ...(peer ? [peer] : []),
     await startFairlaneEmbedded(upstream, profileDir ? { profileDir } : {}),
   ]
   // Every process is watched during every run: an idle one shows ~0, a busy neighbour shows up.

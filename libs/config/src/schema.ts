@@ -685,5 +685,3 @@ export type WorkspaceConfig = Type.Static<typeof Workspace>
 export type KeyConfig = Type.Static<typeof Key>
 export type LimitsConfig = Type.Static<typeof Limits>
 export type RateConfig = Type.Static<typeof Rate>
-export type TierConfig = Type.Static<typeof Tier>
-export type QueueConfig = Type.Static<typeof Queue>

@@ -6,7 +6,7 @@ export {
   type ResolvedAddress,
   type SelfAddresses,
 } from './destination-policy.ts'
-export { systemResolver, interfaceAddresses } from './system-resolver.ts'
+export { systemResolver, interfaceAddresses, SYSTEM_RESOLVER_TTL_MS } from './system-resolver.ts'
 export {
   Forwarder,
   upstreamError,
@@ -45,16 +45,10 @@ export {
   type HealthRegistryOptions,
   type HealthTransition,
 } from './resilience/health-registry.ts'
-export {
-  errorOutcome,
-  statusOutcome,
-  type FailureKind,
-  type Outcome,
-} from './resilience/upstream-outcome.ts'
+export { type FailureKind, type Outcome } from './resilience/upstream-outcome.ts'
 export { RetryBudget } from './resilience/retry-budget.ts'
 export {
   resilientCall,
-  laneSignals,
   type CallEndpoint,
   type CallResult,
   type ResilientCallOptions,

@@ -7,6 +7,9 @@ interface CacheEntry {
   readonly addresses: Promise<readonly ResolvedAddress[]>
 }
 
+/** How long the system resolver keeps an answer: also the longest a checked address may be reused. */
+export const SYSTEM_RESOLVER_TTL_MS = 5_000
+
 /**
  * The operating system's resolver (getaddrinfo, so /etc/hosts and search domains apply as
  * for any local program) behind a short TTL cache. The cache only spares getaddrinfo's
@@ -14,7 +17,7 @@ interface CacheEntry {
  * Concurrent lookups of one name share a single query; failures are not cached.
  */
 export function systemResolver(options: { ttlMs?: number; maxEntries?: number } = {}): Resolve {
-  const ttlMs = options.ttlMs ?? 5_000
+  const ttlMs = options.ttlMs ?? SYSTEM_RESOLVER_TTL_MS
   const maxEntries = options.maxEntries ?? 10_000
   const cache = new Map<string, CacheEntry>()
 

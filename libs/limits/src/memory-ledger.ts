@@ -22,7 +22,7 @@ interface ScopeState {
  * A concurrency refusal has no exact retry time: a slot frees when some request finishes.
  * One second is the usual client back-off when a caller is refused rather than queued.
  */
-export const CONCURRENCY_RETRY_MS = 1000
+const CONCURRENCY_RETRY_MS = 1000
 
 type Refusal = {
   retryAfterMs: number

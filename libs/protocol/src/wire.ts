@@ -73,7 +73,7 @@ export interface TicketProgress {
 export type TicketReply = AdmissionReply | TicketProgress
 
 /** The shard subjects carry the wire version, so nodes of two versions never read each other's. */
-export const SHARD_SUBJECT_PREFIX = 'fairlane.v2.shard.'
+const SHARD_SUBJECT_PREFIX = 'fairlane.v2.shard.'
 
 export function shardSubject(shard: number): string {
   return SHARD_SUBJECT_PREFIX + shard

@@ -1,2 +1,8 @@
-export { createLogger, REDACTED_PATHS, type Logger, type LoggerOptions } from './logger.ts'
+export {
+  createLogger,
+  requestLineLogger,
+  REDACTED_PATHS,
+  type Logger,
+  type LoggerOptions,
+} from './logger.ts'
 export { FairlaneMetrics, type EndpointState } from './metrics.ts'

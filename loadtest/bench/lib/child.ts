@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { closeSync, openSync } from 'node:fs'
 import { createInterface } from 'node:readline'
+import { probeLaunch } from './probe.ts'
 
 /** The Node binary running the bench: children get the same version, not whatever is on PATH. */
 export const NODE = process.execPath
@@ -16,6 +18,14 @@ export interface LaunchOptions {
    * in the order the bench chooses.
    */
   readonly group?: boolean
+  /** A Node process to load the probe into (probe.ts): event-loop delay and heap on request. */
+  readonly probe?: boolean
+  /**
+   * Standard output to this file instead of a pipe the bench reads: for a server that logs a
+   * line per request, so it writes as it would to a log collector that keeps up, never
+   * blocked behind a bench that is busy generating load. Its error output stays a pipe.
+   */
+  readonly stdoutFile?: string
 }
 
 /**
@@ -27,15 +37,18 @@ export class Child {
   readonly pid: number
   /** Resolves with the exit code (or the signal's name) once the process is gone. */
   readonly exited: Promise<number | string>
+  /** Loaded with the probe: sampleProcess(pid) answers for it. */
+  readonly probed: boolean
   readonly #process: ChildProcess
   readonly #group: boolean
   readonly #tail: string[] = []
   readonly #lineListeners = new Set<(line: string) => void>()
   #exit: number | string | undefined
 
-  constructor(name: string, proc: ChildProcess, group = false) {
+  constructor(name: string, proc: ChildProcess, group = false, probed = false) {
     if (proc.pid === undefined) throw new Error(`${name}: could not start (no pid)`)
     this.name = name
+    this.probed = probed
     this.pid = proc.pid
     this.#process = proc
     this.#group = group
@@ -181,16 +194,19 @@ export function launch(
   args: readonly string[],
   options: LaunchOptions = {},
 ): Child {
-  const proc = spawn(command, args, {
+  const probe = options.probe ? probeLaunch() : { args: [], env: {} }
+  const out = options.stdoutFile === undefined ? 'pipe' : openSync(options.stdoutFile, 'a')
+  const proc = spawn(command, [...probe.args, ...args], {
     cwd: options.cwd,
-    env: { ...process.env, ...options.env },
+    env: { ...process.env, ...options.env, ...probe.env },
     // stdin stays open as a pipe: a child that watches it learns that the bench died even on SIGKILL.
-    stdio: ['pipe', 'pipe', 'pipe'],
+    stdio: ['pipe', out, 'pipe'],
     detached: options.group ?? false,
   })
+  if (typeof out === 'number') closeSync(out)
   // A missing binary is reported through 'error' (and pid stays undefined), not thrown.
   proc.once('error', () => undefined)
-  const child = new Child(name, proc, options.group ?? false)
+  const child = new Child(name, proc, options.group ?? false, options.probe ?? false)
   if (options.group) guardGroup(child.pid, child.exited)
   children.push(child)
   void child.exited.then(() => children.splice(children.indexOf(child), 1))

@@ -1,6 +1,7 @@
 import type { Child } from './child.ts'
 import { watchCpu, watchMachineCpu } from './cpu.ts'
 import { measure, probe, type Measurement } from './measurement.ts'
+import { sampleRoles, type ProcessFigures } from './probe.ts'
 import type { BenchOptions } from './options.ts'
 import type { System } from '../systems/system.ts'
 
@@ -15,6 +16,18 @@ export interface Run extends Measurement {
   readonly cpuPercent: Readonly<Record<string, number | null>>
   /** The whole machine's busy CPU during the measured run, % of one core: shows other work. */
   readonly machineCpuPercent: number | null
+  /**
+   * CPU time of the system's own processes (the upstream's for direct) over the measured run
+   * ÷ the requests it served, µs.
+   */
+  readonly cpuMicrosPerRequest: number
+  /** Event-loop delay p99 during the measured run, per probed process (ms). */
+  readonly eventLoopDelayP99Ms: Readonly<Record<string, number | undefined>>
+  /** Per process, after a forced GC: once after the warm-up, once after the measured run. */
+  readonly memory: {
+    readonly afterWarmup: Readonly<Record<string, ProcessFigures>>
+    readonly afterRun: Readonly<Record<string, ProcessFigures>>
+  }
 }
 
 export interface Comparison {
@@ -72,15 +85,25 @@ export async function runSystem(
   say(
     `${system.name}: measuring ${options.durationSec} s at ${options.connections} connections${over}`,
   )
-  const cpu = watchCpu({
-    bench: process.pid,
-    ...Object.fromEntries(Object.entries(watched).map(([role, child]) => [role, child.pid])),
-  })
+  const pids = Object.fromEntries(Object.entries(watched).map(([role, child]) => [role, child.pid]))
+  const probed = new Set(
+    Object.values(watched)
+      .filter((c) => c.probed)
+      .map((c) => c.pid),
+  )
+  // The GC sample also opens each probed process's event-loop window.
+  const afterWarmup = await sampleRoles(pids, probed, { gc: true })
+  const cpu = watchCpu({ bench: process.pid, ...pids })
   const machine = watchMachineCpu()
   const measurement = await measure(load, { ...shape, durationSec: options.durationSec })
   const cpuPercent = cpu()
   const machineCpuPercent = machine()
+  const closing = await sampleRoles(pids, probed)
+  const afterRun = await sampleRoles(pids, probed, { gc: true })
   assertAlive(Object.values(watched))
+  const own = Object.keys(system.processes)
+  const roles = own.length > 0 ? own : ['upstream']
+  const cpuSum = roles.reduce((sum, role) => sum + (cpuPercent[role] ?? Number.NaN), 0)
   return {
     system: system.name,
     path: new URL(system.request.url).pathname,
@@ -89,5 +112,10 @@ export async function runSystem(
     ...measurement,
     cpuPercent,
     machineCpuPercent,
+    cpuMicrosPerRequest: (cpuSum * 1e4) / measurement.requestsPerSec,
+    eventLoopDelayP99Ms: Object.fromEntries(
+      Object.entries(closing).map(([role, f]) => [role, f.eventLoopDelayP99Ms]),
+    ),
+    memory: { afterWarmup, afterRun },
   }
 }

@@ -46,14 +46,19 @@ export async function launchUpstream(options: UpstreamLaunchOptions = {}): Promi
   const delayMs = options.delayMs ?? 0
   const jitterMs = options.jitterMs ?? 0
   const capacity = options.capacity ?? 0
-  const child = launch(options.name ?? 'upstream', NODE, [
-    '--conditions=development',
-    ENTRY,
-    ...(delayMs > 0 ? ['--delay-ms', String(delayMs)] : []),
-    ...(jitterMs > 0 ? ['--jitter-ms', String(jitterMs)] : []),
-    ...(capacity > 0 ? ['--capacity', String(capacity)] : []),
-    ...(options.arrivals ? ['--arrivals'] : []),
-  ])
+  const child = launch(
+    options.name ?? 'upstream',
+    NODE,
+    [
+      '--conditions=development',
+      ENTRY,
+      ...(delayMs > 0 ? ['--delay-ms', String(delayMs)] : []),
+      ...(jitterMs > 0 ? ['--jitter-ms', String(jitterMs)] : []),
+      ...(capacity > 0 ? ['--capacity', String(capacity)] : []),
+      ...(options.arrivals ? ['--arrivals'] : []),
+    ],
+    { probe: true },
+  )
   const [, port] = await child.waitForLine(/^\{"port":(\d+)\}$/, 15_000)
   return {
     url: `http://127.0.0.1:${port}`,

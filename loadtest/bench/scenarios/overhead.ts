@@ -8,8 +8,9 @@
 import { randomBytes } from 'node:crypto'
 import { closedLoop, type ClosedLoopRun } from '../lib/closed-loop.ts'
 import { measureAtRate, type RateMeasurement } from '../lib/fixed-rate.ts'
-import { perSec, ms, times } from '../lib/format.ts'
+import { fixed, perSec, ms, times } from '../lib/format.ts'
 import { probe, problemsOf, type LoadRequest, type Measurement } from '../lib/measurement.ts'
+import { sampleRoles, type ProcessFigures } from '../lib/probe.ts'
 import { formatMarkdownTable } from '../lib/table.ts'
 import type { Contender } from '../systems/contender.ts'
 import {
@@ -33,6 +34,15 @@ interface OverheadRun {
   readonly maxCpuPercent: Readonly<Record<string, number | null>>
   readonly atRate: RateMeasurement
   readonly atRateCpuPercent: Readonly<Record<string, number | null>>
+  /** CPU time of the system's own processes per request at max req/s, µs (direct: the upstream's). */
+  readonly cpuMicrosPerRequest: number
+  /** Per process: event-loop delay of the median max run and of the fixed-rate window. */
+  readonly eventLoopDelayP99Ms: {
+    readonly max: Readonly<Record<string, number | undefined>>
+    readonly atRate: Readonly<Record<string, number | undefined>>
+  }
+  /** Per process after the runs: RSS, and heap in use after a forced GC (Node processes). */
+  readonly memory: Readonly<Record<string, ProcessFigures>>
 }
 
 async function runOne(
@@ -50,6 +60,11 @@ async function runOne(
     }
     await probe(contender.name, request)
     const pids = { upstream: upstream.child.pid, ...deployment.pids }
+    const probed = new Set(
+      [upstream.child, ...deployment.children].filter((c) => c.probed).map((c) => c.pid),
+    )
+    const eventLoopP99 = (figures: Record<string, ProcessFigures>) =>
+      Object.fromEntries(Object.entries(figures).map(([r, f]) => [r, f.eventLoopDelayP99Ms]))
     const shape = { connections: o.connections }
     say(
       `  ${contender.name}: warm-up ${o.warmupSec} s, then ${o.repeats} × ${o.durationSec} s ` +
@@ -57,26 +72,35 @@ async function runOne(
     )
     if (o.warmupSec > 0)
       await closedLoop(context.wrk, request, { ...shape, durationSec: o.warmupSec }, pids)
-    const repeats: ClosedLoopRun[] = []
+    const repeats: (ClosedLoopRun & { eventLoop: Record<string, number | undefined> })[] = []
     for (let i = 0; i < o.repeats; i++) {
-      repeats.push(
-        await closedLoop(context.wrk, request, { ...shape, durationSec: o.durationSec }, pids),
+      // A sample opens each process's event-loop window; the one after the run closes it.
+      await sampleRoles(pids, probed)
+      const run = await closedLoop(
+        context.wrk,
+        request,
+        { ...shape, durationSec: o.durationSec },
+        pids,
       )
+      repeats.push({ ...run, eventLoop: eventLoopP99(await sampleRoles(pids, probed)) })
       assertRunning([upstream.child, ...deployment.children])
     }
     const byRate = [...repeats].sort(
       (x, y) => x.measurement.requestsPerSec - y.measurement.requestsPerSec,
     )
-    const max = byRate[Math.floor(byRate.length / 2)] as ClosedLoopRun
+    const max = byRate[Math.floor(byRate.length / 2)] as (typeof repeats)[number]
     say(
       `  ${contender.name}: ${repeats.map((r) => perSec(r.measurement.requestsPerSec)).join(', ')} req/s; ` +
         `then ${o.ratePerSec} req/s for ${o.rateDurationSec} s`,
     )
     let atRateCpu: Record<string, number | null> = {}
-    const atRate = await measureAtRate([request], o.ratePerSec, o.rateDurationSec, 1, () => {
+    const atRate = await measureAtRate([request], o.ratePerSec, o.rateDurationSec, 1, async () => {
+      await sampleRoles(pids, probed)
       const cpu = watchDeployment(upstream, deployment)
       return () => (atRateCpu = cpu())
     })
+    const atRateEventLoop = eventLoopP99(await sampleRoles(pids, probed))
+    const memory = await sampleRoles(pids, probed, { gc: true })
     assertRunning([upstream.child, ...deployment.children])
     const problems = repeats.flatMap((r) => problemsOf(contender.name, r.measurement))
     if (atRate.refusedPerSec > 0 || atRate.failed > 0)
@@ -97,6 +121,10 @@ async function runOne(
         maxCpuPercent: max.cpuPercent,
         atRate,
         atRateCpuPercent: atRateCpu,
+        cpuMicrosPerRequest:
+          (ownCpu(contender.name, max.cpuPercent) * 1e4) / max.measurement.requestsPerSec,
+        eventLoopDelayP99Ms: { max: max.eventLoop, atRate: atRateEventLoop },
+        memory,
       },
       problems,
     }
@@ -105,11 +133,31 @@ async function runOne(
   }
 }
 
+/** CPU of what serves the requests: the system's own processes, or the upstream for direct. */
+function ownCpu(system: string, cpu: Readonly<Record<string, number | null>>): number {
+  return system === 'direct' ? (cpu['upstream'] ?? Number.NaN) : systemCpu(cpu)
+}
+
+/** The system's own process that serves requests (direct: the upstream), for per-process figures. */
+function mainRole(system: string, figures: Readonly<Record<string, unknown>>): string | undefined {
+  if (system === 'direct') return 'upstream'
+  return Object.keys(figures).find((role) => !['bench', 'load', 'upstream'].includes(role))
+}
+
+const mb = (bytes: number | undefined): string =>
+  bytes === undefined ? '-' : (bytes / 1024 / 1024).toFixed(1)
+
 /** CPU of the system's own processes (not the upstream, bench or load generator), summed. */
 function systemCpu(cpu: Readonly<Record<string, number | null>>): number {
   return Object.entries(cpu)
     .filter(([role]) => !['bench', 'load', 'upstream'].includes(role))
     .reduce((sum, [, value]) => sum + (value ?? 0), 0)
+}
+
+function eventLoopOf(run: OverheadRun, window: 'max' | 'atRate'): number | null {
+  const figures = run.eventLoopDelayP99Ms[window]
+  const role = mainRole(run.system, figures)
+  return role === undefined ? null : (figures[role] ?? null)
 }
 
 export async function runOverhead(context: ScenarioContext): Promise<ScenarioOutcome> {
@@ -143,6 +191,9 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
     `p50 ms @ ${o.ratePerSec}/s`,
     `p99 ms @ ${o.ratePerSec}/s`,
     'system CPU % at max',
+    'CPU µs/req',
+    'event-loop p99 ms at max',
+    `event-loop p99 ms @ ${o.ratePerSec}/s`,
     'Fairlane ÷ system, max req/s',
     'Fairlane ÷ system, p99',
   ]
@@ -153,6 +204,9 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
     ms(r.atRate.p50Ms),
     ms(r.atRate.p99Ms),
     r.system === 'direct' ? '-' : String(Math.round(systemCpu(r.maxCpuPercent))),
+    fixed(r.cpuMicrosPerRequest, 0),
+    ms(eventLoopOf(r, 'max')),
+    ms(eventLoopOf(r, 'atRate')),
     fairlane ? times(fairlane.max.requestsPerSec / r.max.requestsPerSec) : '-',
     fairlane ? times(fairlane.atRate.p99Ms / r.atRate.p99Ms) : '-',
   ])
@@ -161,10 +215,24 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
     ['CPU % at max req/s', ...roles],
     runs.map((r) => [r.system, ...roles.map((role) => String(r.maxCpuPercent[role] ?? '-'))]),
   )
+  const memoryTable = formatMarkdownTable(
+    ['memory after the runs, MB', 'process', 'RSS', 'heap used after GC'],
+    runs.flatMap((r) =>
+      Object.entries(r.memory)
+        .filter(([role]) => r.system === 'direct' || role !== 'upstream')
+        .map(([role, f]) => [r.system, role, mb(f.rssBytes), mb(f.heapUsedAfterGcBytes)]),
+    ),
+  )
   const markdown = [
     formatMarkdownTable(header, rows),
     '',
+    'CPU µs/req: CPU time (user + system, /proc/<pid>/stat) of the system’s own processes over ' +
+      'the median max run ÷ its requests (direct: the upstream’s). Event-loop p99: ' +
+      '`monitorEventLoopDelay` inside the system’s Node process over the same window.',
+    '',
     cpuTable,
+    '',
+    memoryTable,
     skipped.length > 0 ? '\n' + skippedLines(skipped) : '',
   ].join('\n')
 

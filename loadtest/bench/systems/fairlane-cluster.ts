@@ -19,7 +19,7 @@ import { startBenchRedis, type BenchRedis } from './redis.ts'
 export const CLUSTER_EXAMPLE = join(REPO_ROOT, 'examples/cluster.yaml')
 /** The documented demo key of examples/cluster.yaml. */
 export const CLUSTER_DEMO_KEY = 'fl_demo_cluster'
-export const CLUSTER_NODES = 3
+const CLUSTER_NODES = 3
 /** The config's default: `cluster.shards`. */
 const SHARDS = 256
 
@@ -235,6 +235,7 @@ export const fairlaneCluster: Contender = {
         ...(options.upstreamConcurrency
           ? { upstreamConcurrency: options.upstreamConcurrency }
           : {}),
+        logLevel: LOG_LEVEL,
       },
       'fairlane-cluster.json',
     )

@@ -9,7 +9,9 @@ import {
   type DeployOptions,
   type Deployment,
 } from './contender.ts'
+import type { Upstream } from '../lib/upstream.ts'
 import { startBenchRedis, type BenchRedis } from './redis.ts'
+import type { System } from './system.ts'
 
 const ENTRY = fileURLToPath(new URL('./fastify-peer-process.ts', import.meta.url))
 const require = createRequire(import.meta.url)
@@ -33,7 +35,9 @@ async function startInstance(
   instances: number,
   args: readonly string[],
 ): Promise<{ child: Child; base: string }> {
-  const child = launch(instances > 1 ? `fastify-${index}` : 'fastify', NODE, [ENTRY, ...args])
+  const child = launch(instances > 1 ? `fastify-${index}` : 'fastify', NODE, [ENTRY, ...args], {
+    probe: true,
+  })
   try {
     const [, port] = await child.waitForLine(/^\{"port":(\d+)\}$/, 15_000)
     const base = `http://127.0.0.1:${port}`
@@ -134,3 +138,19 @@ function fastifyContender(store: Store): Contender {
 export const fastifyProxy = fastifyContender('none')
 export const fastifyRateLimitRedis = fastifyContender('redis')
 export const fastifyRateLimitMemory = fastifyContender('memory')
+
+/**
+ * The peer a Node team would write (Fastify + @fastify/http-proxy, no limit) as a system of
+ * bench:proxy, measured in the same run as Fairlane; undefined when its packages are missing.
+ */
+export async function fastifyPeer(upstream: Upstream): Promise<System | undefined> {
+  if ((await fastifyProxy.check()) !== undefined) return undefined
+  const { child, base } = await startInstance(0, 1, ['--upstream', upstream.url])
+  return {
+    name: 'fastify',
+    request: { url: `${base}/bench`, headers: { authorization: 'Bearer unused' } },
+    processes: { fastify: child },
+    notes: ['@fastify/http-proxy, logger off, no limit'],
+    stop: () => child.stop(),
+  }
+}

@@ -28,14 +28,28 @@ export interface Route {
 
 const TARGET_PATH = /^\/t\/([^/?#]+)(\/[^?#]*)?(\?[^#]*)?$/
 
+type EndpointConfig = TargetConfig['endpoints'][number]
+
+/** An endpoint's scheme and host, and its base path; parsed once per config object. */
+const bases = new WeakMap<EndpointConfig, { readonly origin: string; readonly basePath: string }>()
+
+function endpointBase(endpoint: EndpointConfig): { origin: string; basePath: string } {
+  let base = bases.get(endpoint)
+  if (!base) {
+    const url = new URL(endpoint.url)
+    base = { origin: `${url.protocol}//${url.host}`, basePath: url.pathname.replace(/\/+$/, '') }
+    bases.set(endpoint, base)
+  }
+  return base
+}
+
 function targetRoute(name: string, target: TargetConfig, rest: string, query: string): Route {
   const endpoints = target.endpoints.map((endpoint): RouteEndpoint => {
-    const base = new URL(endpoint.url)
-    const basePath = base.pathname.replace(/\/+$/, '')
+    const { origin, basePath } = endpointBase(endpoint)
     const path = basePath + (rest || (basePath ? '' : '/'))
     return {
       id: endpoint.url,
-      url: `${base.protocol}//${base.host}${path}${query}`,
+      url: `${origin}${path}${query}`,
       path: path + query,
       ...(endpoint.region ? { region: endpoint.region } : {}),
       weight: endpoint.weight,

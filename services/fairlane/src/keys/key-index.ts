@@ -20,6 +20,14 @@ interface Entry {
  */
 export class KeyIndex {
   readonly #byHex = new Map<string, Entry>()
+  /**
+   * Secrets already proven by the check below, so a key's next request skips the SHA-256.
+   * Only keys of this config enter it (never an invalid one), so its size is bounded by the
+   * config's keys, and a revocation or reload makes a new index: the cache goes with it.
+   * A hit needs the whole secret (the map compares content only on an equal hash, which
+   * cannot be aimed at without the key); a miss takes the constant-time path.
+   */
+  readonly #proven = new Map<string, Principal>()
 
   constructor(config: FairlaneConfig) {
     for (const [workspaceName, workspace] of Object.entries(config.workspaces)) {
@@ -34,9 +42,12 @@ export class KeyIndex {
   }
 
   authenticate(secret: string): Principal | undefined {
+    const proven = this.#proven.get(secret)
+    if (proven) return proven
     const digest = createHash('sha256').update(secret, 'utf8').digest()
     const entry = this.#byHex.get(digest.toString('hex'))
     if (!entry || !timingSafeEqual(entry.digest, digest)) return undefined
+    this.#proven.set(secret, entry.principal)
     return entry.principal
   }
 

@@ -1,6 +1,5 @@
 import type { AddressInfo } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import type { DestinationStream } from 'pino'
 import { Redis } from 'ioredis'
 import { ConfigError, type ConfigStore, type Env } from '@fairlane/config'
 import {
@@ -8,10 +7,12 @@ import {
   Forwarder,
   interfaceAddresses,
   systemResolver,
+  SYSTEM_RESOLVER_TTL_MS,
   type Resolve,
 } from '@fairlane/forward'
-import { FairlaneMetrics, createLogger, type Logger } from '@fairlane/telemetry'
+import { FairlaneMetrics, createLogger, type Logger, type LoggerOptions } from '@fairlane/telemetry'
 import { buildAdmin } from '../admin/admin-server.ts'
+import { EndpointDestinations } from '../ingress/endpoint-destinations.ts'
 import { buildIngress } from '../ingress/ingress.ts'
 import { Upstreams, type UpstreamHealthView } from '../ingress/upstreams.ts'
 import { settleWithin } from '@fairlane/cluster'
@@ -29,7 +30,7 @@ export interface NodeOptions {
   readonly port?: number
   readonly adminPort?: number
   /** Where JSON logs go; stdout when omitted. */
-  readonly logDestination?: DestinationStream
+  readonly logDestination?: LoggerOptions['destination']
   /** DNS for the destination policy; the system resolver when omitted. */
   readonly resolve?: Resolve
   /** Identity, roles and cluster URLs; from the environment when omitted (embedded if unset). */
@@ -185,6 +186,13 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
           metrics,
           logger,
           wallClock: () => Date.now(),
+          destinations: new EndpointDestinations({
+            policy,
+            // As long as the system resolver keeps an answer; a resolver passed in (tests,
+            // embedders) may cache nothing, so nothing is reused on top of it.
+            ttlMs: options.resolve ? 0 : SYSTEM_RESOLVER_TTL_MS,
+            now: () => performance.now(),
+          }),
         },
         {
           maxHeaderBytes: config.server.maxHeaderBytes,

@@ -1,0 +1,83 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { AdmissionLease } from '@fairlane/protocol'
+import type { FairlaneConfig, TargetConfig } from '@fairlane/config'
+import type { CallResult, PinnedDestination } from '@fairlane/forward'
+import type { Stage, Ticket, TraceParent } from '@fairlane/protocol'
+import type { Principal } from '../keys/key-index.ts'
+import type { BodyDeadline } from './body-deadline.ts'
+import type { PresentedKey } from './presented-key.ts'
+import type { Route } from './route.ts'
+import type { RouteEndpoint } from './upstreams.ts'
+
+/**
+ * One request on its way through the stages (correlate, authenticate, resolve, admit,
+ * forward, respond), each filling in what it learnt. One plain object per request, so the
+ * path allocates no closures to share state. Its log line is built from named fields only
+ * (see request-log.ts): `presented` holds the key and never reaches a log.
+ */
+export interface Exchange {
+  readonly req: IncomingMessage
+  readonly res: ServerResponse
+  /** The config snapshot the whole request is served under, even if a reload lands meanwhile. */
+  readonly config: FairlaneConfig
+  readonly requestId: string
+  readonly trace: TraceParent
+  readonly method: string
+  /** Path without the query string. */
+  readonly path: string
+  readonly startedAt: number
+  /** Aborted when the client leaves: stops the queue wait and the upstream call. */
+  readonly abort: AbortController
+  stage: Stage
+  /** The response closed (finished or the client left). */
+  closed: boolean
+  /** The client went away before the response was complete. */
+  clientClosed?: boolean
+
+  presented?: PresentedKey
+  principal?: Principal
+  workspace?: string
+  keyId?: string
+
+  route?: Route
+  target?: string
+  /** The target's config; undefined for the X-Fairlane-Url form. */
+  targetConfig?: TargetConfig
+  /** Endpoints in the order to try for the first attempt; the first one is checked. */
+  firstOrder?: readonly RouteEndpoint[]
+  /** The checked destination of firstOrder[0]. */
+  destination?: PinnedDestination
+  /** Checked destinations of the other endpoints, once a failover needed them. */
+  pins?: Map<string, PinnedDestination>
+
+  ticket?: Ticket
+  lease?: AdmissionLease
+  queueMs?: number
+  /** RateLimit headers of the admission decision, sent with whatever answer follows. */
+  limitHeaders?: Readonly<Record<string, string>>
+
+  attempts: number
+  result?: CallResult<RouteEndpoint>
+  upstreamMs?: number
+  upstreamStatus?: number
+  /** Times the request body; stopped when the response closes. */
+  bodyDeadline?: BodyDeadline
+  /** The real cost the response reported, given back with the lease. */
+  realCost?: number
+
+  code?: string
+  /** Detail of a failure, for the log only (never includes secrets: messages are ours). */
+  error?: string
+}
+
+export function pathOf(rawUrl: string): string {
+  const q = rawUrl.indexOf('?')
+  return q === -1 ? rawUrl : rawUrl.slice(0, q)
+}
+
+/** The request declares a body (chunked or a non-zero Content-Length). */
+export function hasBody(x: Exchange): boolean {
+  const headers = x.req.headers
+  const length = headers['content-length']
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+}

@@ -1,0 +1,53 @@
+import { performance } from 'node:perf_hooks'
+import type { FairlaneMetrics, Logger } from '@fairlane/telemetry'
+import type { Exchange } from '../exchange.ts'
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100
+}
+
+/** A request's log line: every field a named scalar. */
+export type RequestLine = Readonly<Record<string, string | number | boolean | undefined>>
+
+/**
+ * The request's log line, from named safe fields of the exchange: ids and names, never the
+ * key, a body or a query string. Its logger does not redact (see requestLineLogger), so no
+ * field may be nested or named like a redacted path; request-log.test.ts holds it to that.
+ */
+export function requestLine(x: Exchange, status: number, stage: string, ms: number): RequestLine {
+  return {
+    requestId: x.requestId,
+    traceId: x.trace.traceId,
+    method: x.method,
+    path: x.path,
+    workspace: x.workspace,
+    keyId: x.keyId,
+    target: x.target,
+    stage,
+    status,
+    code: x.code,
+    durationMs: round(ms),
+    queueMs: x.queueMs === undefined ? undefined : round(x.queueMs),
+    upstreamMs: x.upstreamMs === undefined ? undefined : round(x.upstreamMs),
+    upstreamStatus: x.upstreamStatus,
+    attempts: x.attempts,
+    clientClosed: x.clientClosed,
+    error: x.error,
+  }
+}
+
+/** The request's log line and its metrics, when its response closed. */
+export function recordRequest(
+  x: Exchange,
+  status: number,
+  metrics: FairlaneMetrics,
+  lines: Logger,
+): void {
+  const seconds = (performance.now() - x.startedAt) / 1000
+  const target = x.target ?? '(none)'
+  const stage = x.code || x.clientClosed ? x.stage : 'respond'
+  metrics.requests.inc({ target, status: String(status), stage })
+  metrics.requestDuration.observe({ target }, seconds)
+  if (lines.isLevelEnabled('info'))
+    lines.info(requestLine(x, status, stage, seconds * 1000), 'request')
+}

@@ -1,0 +1,68 @@
+import type { DestinationPolicy, PinnedDestination } from '@fairlane/forward'
+import { FairlaneError } from '@fairlane/protocol'
+import { URL_TARGET } from '../../limits/scopes.ts'
+import type { EndpointDestinations } from '../endpoint-destinations.ts'
+import type { Exchange } from '../exchange.ts'
+import { resolveRoute } from '../route.ts'
+import type { RouteEndpoint, Upstreams } from '../upstreams.ts'
+
+export interface ResolveDeps {
+  readonly policy: DestinationPolicy
+  readonly upstreams: Upstreams
+  /** Checked target endpoints, reused within the DNS cache's lifetime. */
+  readonly destinations: EndpointDestinations
+}
+
+/** The X-Fairlane-Url form: the one destination the client named. */
+function urlEndpoint(url: string, destination: PinnedDestination): RouteEndpoint {
+  return { id: url, url, path: destination.url.pathname + destination.url.search, weight: 1 }
+}
+
+/**
+ * Stage 3: target and endpoint, and the destination check of the endpoint the first attempt
+ * goes to (one pinned resolution), before anything queues. An endpoint whose address cannot
+ * be had (DNS fails) is a failed endpoint: the next one is checked instead, and only when
+ * none passes is the request refused.
+ */
+export async function resolve(x: Exchange, deps: ResolveDeps): Promise<void> {
+  x.stage = 'resolve'
+  const principal = x.principal
+  if (!principal) throw new FairlaneError('internal', 'resolve', 'resolve before authenticate')
+  const urlHeader = x.req.headers['x-fairlane-url']
+  const route = resolveRoute(
+    x.config,
+    principal,
+    x.req.url ?? '/',
+    typeof urlHeader === 'string' ? urlHeader : undefined,
+  )
+  x.route = route
+  x.target = route.target
+  const target = route.target === URL_TARGET ? undefined : x.config.targets[route.target]
+  x.targetConfig = target
+  if (!target) {
+    const destination = await deps.policy.check(route.url, route.rule)
+    x.destination = destination
+    x.firstOrder = [urlEndpoint(route.url, destination)]
+    return
+  }
+  let ordered = deps.upstreams.order(route.target, route.endpoints)
+  const unresolvable: RouteEndpoint[] = []
+  for (const [i, endpoint] of ordered.entries()) {
+    try {
+      x.destination = await deps.destinations.check(target, endpoint, route.rule)
+      if (unresolvable.length > 0) {
+        // Those that failed the check go last: a race or failover tries the others first.
+        const rest = ordered.filter((e) => e !== endpoint && !unresolvable.includes(e))
+        ordered = [endpoint, ...rest, ...unresolvable]
+      }
+      break
+    } catch (err) {
+      if (i === ordered.length - 1) throw err
+      unresolvable.push(endpoint)
+      deps.upstreams
+        .health(route.target, endpoint.id)
+        ?.record({ ok: false, kind: 'connect-error', latencyMs: 0 })
+    }
+  }
+  x.firstOrder = ordered
+}
