@@ -17,7 +17,7 @@ afterEach(() => actor?.close())
 
 function actorWith(
   scopes: ScopeLimit[] | ((ticket: Ticket) => ScopeLimit[]),
-  onBacklog?: (partition: string) => void,
+  onContention?: (partition: string) => void,
 ): QueueActor {
   const now = () => performance.now()
   actor = new QueueActor({
@@ -37,7 +37,7 @@ function actorWith(
       partition: ticket.target,
       settings,
     }),
-    ...(onBacklog ? { onBacklog } : {}),
+    ...(onContention ? { onContention } : {}),
   })
   return actor
 }
@@ -57,34 +57,45 @@ const perMinute: ScopeLimit = {
 }
 
 describe('QueueActor leased shares', () => {
-  it('prefetches admissions only as far as the limits allow, and they count as admitted', async () => {
-    const queue = actorWith([perMinute])
+  it('prefetches at most half of what a limit has left, and they count as admitted', async () => {
+    const perHour: ScopeLimit = {
+      id: 'key:w/a',
+      kind: 'key',
+      rate: { limit: 9, periodMs: 3_600_000, burst: 9 },
+    }
+    const queue = actorWith([perHour])
     expect((await queue.admit(ticket('a'))).allowed).toBe(true)
-    const shares = queue.prefetch(ticket('a', 1), 10)
+    // 8 left: 4 lent, 4 stay for the lane's other nodes.
+    const shares = queue.prefetch(ticket('a', 1), 10).admissions
     expect(shares).toHaveLength(4)
-    expect(shares.at(-1)?.views[0]).toMatchObject({ quota: 5, remaining: 0 })
-    // The limit is spent: the next ticket waits (a minute away, beyond its 2 s tier wait).
-    const refused = await queue.admit(ticket('a', 2))
+    expect(shares.at(-1)?.views[0]).toMatchObject({ quota: 9, remaining: 4 })
+    expect(queue.prefetch(ticket('a', 2), 10).admissions).toHaveLength(2)
+    expect(queue.prefetch(ticket('a', 3), 10).admissions).toHaveLength(1)
+    expect(queue.prefetch(ticket('a', 4), 10).admissions).toHaveLength(1)
+    // The limit is spent: the next ticket would wait an hour, far beyond its 2 s tier wait.
+    const refused = await queue.admit(ticket('a', 5))
     expect(refused).toMatchObject({ allowed: false, code: 'rate_limited' })
   })
 
   it('refunds the units of a share given back unused, and only of that one', async () => {
     const queue = actorWith([perMinute])
-    const shares = queue.prefetch(ticket('a'), 5)
-    expect(shares).toHaveLength(5)
+    // Of 5, 3 are lent (the third leaves 2, fewer than the 3 lent), 2 stay.
+    const shares = queue.prefetch(ticket('a'), 5).admissions
+    expect(shares).toHaveLength(3)
     shares[0]?.lease.release({ unused: true })
     shares[1]?.lease.release()
-    expect(queue.prefetch(ticket('a', 1), 5)).toHaveLength(1)
+    // 3 left again: 2 lent.
+    expect(queue.prefetch(ticket('a', 1), 5).admissions).toHaveLength(2)
   })
 
   it('holds concurrency slots until each share is released', () => {
     const slots: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 3 }
     const queue = actorWith([slots])
-    const shares = queue.prefetch(ticket('a'), 5)
+    const shares = queue.prefetch(ticket('a'), 5).admissions
     expect(shares).toHaveLength(3)
-    expect(queue.prefetch(ticket('b'), 1)).toHaveLength(0)
+    expect(queue.prefetch(ticket('b'), 1).admissions).toHaveLength(0)
     shares[2]?.lease.release({ unused: true })
-    expect(queue.prefetch(ticket('b'), 1)).toHaveLength(1)
+    expect(queue.prefetch(ticket('b'), 1).admissions).toHaveLength(1)
   })
 
   it('grants nothing while the partition has a waiting ticket, and says when one starts waiting', async () => {
@@ -103,8 +114,8 @@ describe('QueueActor leased shares', () => {
     expect(backlogged).toEqual([])
     const waiting = queue.admit(ticket('b', 1))
     expect(backlogged).toEqual(['echo'])
-    expect(queue.prefetch(ticket('c'), 1)).toHaveLength(0)
+    expect(queue.prefetch(ticket('c'), 1).admissions).toHaveLength(0)
     expect((await waiting).allowed).toBe(true)
-    expect(queue.prefetch(ticket('c'), 1)).toHaveLength(1)
+    expect(queue.prefetch(ticket('c'), 1).admissions).toHaveLength(1)
   })
 })

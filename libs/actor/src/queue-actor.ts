@@ -13,7 +13,7 @@ import type {
   AdmissionLease,
   LaneSignals,
   LeaseOutcome,
-  RateLimitView,
+  PrefetchedAdmission,
   Ticket,
 } from '@fairlane/protocol'
 import type { NodeQueueBudget, QueuedTicket } from '@fairlane/scheduler'
@@ -34,12 +34,6 @@ export interface SharedLedgerOptions {
   readonly onLedgerDown?: (scope: ScopeLimit, policy: LedgerDownPolicy) => void
 }
 
-/** An admission decided ahead of its request, for an ingress node to hand out (a leased share). */
-export interface PrefetchedAdmission {
-  readonly lease: AdmissionLease
-  readonly views: readonly RateLimitView[]
-}
-
 /**
  * The queue actor: owns target partitions, each a LaneScheduler gated by the ledger, and
  * answers each ticket when it may go. Embedded mode runs one actor for every partition; a
@@ -56,7 +50,7 @@ export class QueueActor implements Actor {
   readonly #lanes: AdaptiveLanes
   readonly #book: CheckpointBook
   readonly #gate: LedgerGate
-  readonly #onBacklog: ((partition: string) => void) | undefined
+  readonly #onContention: ((partition: string) => void) | undefined
 
   constructor(options: {
     ledger: MemoryLedger
@@ -66,10 +60,13 @@ export class QueueActor implements Actor {
     shared?: SharedLedgerOptions
     /** Lane state is saved for a next owner (cluster mode): keep track of what changed. */
     checkpoints?: boolean
-    /** A ticket of this partition now waits: leased shares of it must come back (cluster mode). */
-    onBacklog?: (partition: string) => void
+    /**
+     * A ticket of this partition waits, or was refused by a limit: leased shares of it must
+     * come back (cluster mode), so that the queue decides again.
+     */
+    onContention?: (partition: string) => void
   }) {
-    this.#onBacklog = options.onBacklog
+    this.#onContention = options.onContention
     this.#ledger = options.ledger
     this.#now = options.now
     this.#policyFor = options.policyFor
@@ -160,7 +157,7 @@ export class QueueActor implements Actor {
         pending.detach = () => signal.removeEventListener('abort', cancel)
       }
       this.#hosts.pump(host)
-      if (this.#onBacklog && !queued.done) this.#onBacklog(policy.partition)
+      if (this.#onContention && !queued.done) this.#onContention(policy.partition)
     })
   }
 
@@ -169,15 +166,20 @@ export class QueueActor implements Actor {
    * ticket's kind, decided now as a tier that does not queue would be, for the ingress node
    * that sent it to hand out without asking again. None while the ticket's partition has
    * tickets waiting (they go first), for a lane that spends shared scopes (the shared ledger
-   * decides those one by one) or a lane the upstream holds back; fewer when a limit runs out.
+   * decides those one by one) or a lane the upstream holds back; about half of what a limit
+   * of the lane has left, at most.
    */
-  prefetch(ticket: Ticket, count: number): PrefetchedAdmission[] {
+  prefetch(
+    ticket: Ticket,
+    count: number,
+  ): { partition: string; admissions: PrefetchedAdmission[] } {
     const policy = this.#policyFor(ticket)
-    if (count <= 0 || policy.sharedScopes?.length) return []
+    const none = { partition: policy.partition, admissions: [] }
+    if (count <= 0 || policy.sharedScopes?.length) return none
     const host = this.#hosts.get(policy.partition)
-    if (host && host.scheduler.queued > 0) return []
+    if (host && host.scheduler.queued > 0) return none
     const learned = this.#lanes.learned(policy, this.#now())
-    if (learned && 'until' in learned) return []
+    if (learned && 'until' in learned) return none
     const scopes = learned ? [...policy.scopes, learned.scope] : policy.scopes
     const prefetched: PrefetchedAdmission[] = []
     for (let i = 0; i < count; i++) {
@@ -187,9 +189,11 @@ export class QueueActor implements Actor {
         lease: this.#lease(ticket, policy, decision, undefined, undefined),
         views: decision.views,
       })
+      // About half of what a limit had left: the rest stays for the lane’s other nodes.
+      if (decision.views.some((view) => view.remaining <= prefetched.length)) break
     }
     if (prefetched.length > 0) this.#book.touched(policy.partition, policy.scopes)
-    return prefetched
+    return { partition: policy.partition, admissions: prefetched }
   }
 
   /**
@@ -235,6 +239,7 @@ export class QueueActor implements Actor {
 
   #refused(queued: QueuedTicket<Pending>, code: 'queue_timeout' | 'rate_limited'): void {
     const pending = queued.payload
+    if (code === 'rate_limited') this.#onContention?.(pending.policy.partition)
     pending.detach?.()
     if (pending.sharedRefusal) pending.resolve(sharedRefusal(pending.sharedRefusal, code, []))
     else pending.resolve(queueRefusal(pending.decision, code))

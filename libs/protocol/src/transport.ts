@@ -29,9 +29,23 @@ export type Admission =
     }
   | AdmissionRefusal
 
+/** An admission decided ahead of its request, for an ingress node to hand out (a leased share). */
+export interface PrefetchedAdmission {
+  readonly lease: AdmissionLease
+  readonly views: readonly RateLimitView[]
+}
+
 /** Whatever owns a lane's partition and decides on its tickets. */
 export interface Actor {
   admit(ticket: Ticket, signal?: AbortSignal): Promise<Admission>
+  /**
+   * Up to `count` admissions of the ticket's kind decided now, for a leased share; none
+   * when its lane or partition may not lend (docs/cluster.md#leased-shares).
+   */
+  prefetch?(
+    ticket: Ticket,
+    count: number,
+  ): { readonly partition: string; readonly admissions: readonly PrefetchedAdmission[] }
 }
 
 /**

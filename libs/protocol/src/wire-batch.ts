@@ -102,6 +102,12 @@ function isShardMessage(item: unknown): boolean {
   switch (item.kind) {
     case 'ticket':
       return typeof item.token === 'string' && isRecord(item.ticket)
+    case 'share':
+      return (
+        typeof item.token === 'string' && isRecord(item.ticket) && typeof item.want === 'number'
+      )
+    case 'settle':
+      return Array.isArray(item.used) && Array.isArray(item.unused)
     case 'done':
       return typeof item.leaseId === 'string'
     case 'cancel':
@@ -113,7 +119,13 @@ function isShardMessage(item: unknown): boolean {
 
 function isReplyItem(item: unknown): boolean {
   if (!isRecord(item) || typeof item.token !== 'string' || !isRecord(item.reply)) return false
-  return typeof item.reply.allowed === 'boolean' || typeof item.reply.progress === 'string'
+  const reply = item.reply
+  return (
+    typeof reply.allowed === 'boolean' ||
+    typeof reply.progress === 'string' ||
+    isRecord(reply.grant) ||
+    typeof reply.revoke === 'string'
+  )
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

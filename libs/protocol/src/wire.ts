@@ -11,7 +11,29 @@ export type ShardMessage =
    * Asks for admission; the answers (progress, then an AdmissionReply) go to the batch's
    * `replyTo`, tagged with `token`, which ingress chooses per submission.
    */
-  | { readonly kind: 'ticket'; readonly token: string; readonly ticket: Ticket }
+  | {
+      readonly kind: 'ticket'
+      readonly token: string
+      readonly ticket: Ticket
+      /** Admissions of the same lane the ingress node would like lent with the answer. */
+      readonly want?: number
+    }
+  /** Asks for a lane's next leased share ahead of need; answered by a ShareReply. */
+  | {
+      readonly kind: 'share'
+      readonly token: string
+      readonly ticket: Ticket
+      readonly want: number
+    }
+  /**
+   * A leased share given back: `used` admissions are now held by requests (each sends its
+   * own `done`), `unused` ones were never handed out and are refunded.
+   */
+  | {
+      readonly kind: 'settle'
+      readonly used: readonly string[]
+      readonly unused: readonly string[]
+    }
   /** The admitted request completed: release its concurrency, charge its real cost. */
   | {
       readonly kind: 'done'
@@ -57,8 +79,41 @@ export type AdmissionReply =
       readonly leaseId: string
       readonly views: readonly RateLimitView[]
       readonly waitedMs: number
+      /** A leased share of the same lane, when the ticket asked for one and the owner lends it. */
+      readonly grant?: ShareGrant
     }
   | AdmissionRefusal
+
+/** One admission an owner decided ahead of its request. */
+export interface SharedAdmission {
+  readonly leaseId: string
+  readonly views: readonly RateLimitView[]
+}
+
+/**
+ * A leased share (docs/cluster.md#leased-shares): admissions of one lane an owner decided
+ * ahead and lends an ingress node, to hand out to its requests without asking again.
+ */
+export interface ShareGrant {
+  /** The partition the lane lives in: a revocation names it. */
+  readonly partition: string
+  /** How long the admissions may be handed out, counted from the grant's arrival. */
+  readonly ttlMs: number
+  readonly admissions: readonly SharedAdmission[]
+}
+
+/** The answer to a `share` item: its admissions may be none. */
+interface ShareReply {
+  readonly grant: ShareGrant
+}
+
+/**
+ * The owner has a waiting ticket in `revoke` (a partition): every share of it goes back now.
+ * Sent to each ingress node holding one, with the token `""`.
+ */
+interface ShareRevocation {
+  readonly revoke: string
+}
 
 /**
  * What the owner says about a ticket before its answer: `waiting` (sent every few seconds
@@ -70,7 +125,7 @@ export interface TicketProgress {
 }
 
 /** What an ingress node may hear about a ticket: the `reply` of an item of a reply batch. */
-export type TicketReply = AdmissionReply | TicketProgress
+export type TicketReply = AdmissionReply | TicketProgress | ShareReply | ShareRevocation
 
 /** The shard subjects carry the wire version, so nodes of two versions never read each other's. */
 const SHARD_SUBJECT_PREFIX = 'fairlane.v2.shard.'
