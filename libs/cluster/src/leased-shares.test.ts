@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { LeasedShares, type ShareGrant } from './leased-shares.ts'
+import type { ShareGrant } from '@fairlane/protocol'
+import { LeasedShares } from './leased-shares.ts'
 
 function setup(max = 8) {
   let now = 0
@@ -41,8 +42,11 @@ describe('LeasedShares', () => {
   it('hands out granted admissions in order, then none; the lane settles what it used', () => {
     const { shares, settled, advance } = setup()
     shares.grant('a', 'shard.1', grantOf(['l1', 'l2']))
-    expect(shares.take('a')).toMatchObject({ leaseId: 'l1', views: [{ remaining: 1 }] })
-    expect(shares.take('a')?.leaseId).toBe('l2')
+    expect(shares.take('a')).toMatchObject({
+      owner: 'shard.1',
+      admission: { leaseId: 'l1', views: [{ remaining: 1 }] },
+    })
+    expect(shares.take('a')?.admission.leaseId).toBe('l2')
     expect(shares.take('a')).toBeUndefined()
     expect(settled).toEqual([{ owner: 'shard.1', used: ['l1', 'l2'], unused: [] }])
     expect(shares.take('b')).toBeUndefined()
@@ -71,7 +75,7 @@ describe('LeasedShares', () => {
     shares.revoke('echo#0')
     expect(settled).toEqual([{ owner: 'shard.1', used: ['a1'], unused: ['a2'] }])
     expect(shares.take('a')).toBeUndefined()
-    expect(shares.take('b')?.leaseId).toBe('b1')
+    expect(shares.take('b')?.admission.leaseId).toBe('b1')
   })
 
   it('asks for the next grant ahead of need, when a quarter is left, and replaces the old one', () => {
@@ -87,7 +91,7 @@ describe('LeasedShares', () => {
     expect(settled).toEqual([
       { owner: 'shard.1', used: ['1', '2', '3', '4', '5', '6'], unused: ['8', '7'] },
     ])
-    expect(shares.take('a')?.leaseId).toBe('9')
+    expect(shares.take('a')?.admission.leaseId).toBe('9')
   })
 
   it('keeps memory bounded, and gives everything back on close', () => {

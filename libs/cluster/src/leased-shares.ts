@@ -1,19 +1,4 @@
-import type { RateLimitView } from '@fairlane/protocol'
-
-/** One admission the owner decided ahead of its request. */
-export interface SharedAdmission {
-  readonly leaseId: string
-  readonly views: readonly RateLimitView[]
-}
-
-/** What an owner granted with its answer to a ticket: admissions for the same lane. */
-export interface ShareGrant {
-  /** The partition the lane lives in: a revocation names it. */
-  readonly partition: string
-  /** How long the admissions may be handed out, counted from the grant's arrival. */
-  readonly ttlMs: number
-  readonly admissions: readonly SharedAdmission[]
-}
+import type { ShareGrant, SharedAdmission } from '@fairlane/protocol'
 
 export interface LeasedSharesOptions {
   readonly now: () => number
@@ -78,10 +63,12 @@ export class LeasedShares {
   }
 
   /**
-   * A request of `laneKey` arrived: one of the lane's granted admissions, or undefined
-   * when it has none left and must ask its owner.
+   * A request of `laneKey` arrived: one of the lane's granted admissions and the owner that
+   * granted it, or undefined when it has none left and must ask its owner.
    */
-  take(laneKey: string): SharedAdmission | undefined {
+  take(
+    laneKey: string,
+  ): { readonly admission: SharedAdmission; readonly owner: string } | undefined {
     const now = this.#options.now()
     const lane = this.#lane(laneKey, now)
     if (!lane) return undefined
@@ -98,7 +85,7 @@ export class LeasedShares {
       return undefined
     }
     held.used.push(admission.leaseId)
-    return admission
+    return { admission, owner: held.owner }
   }
 
   /**

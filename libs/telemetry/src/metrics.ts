@@ -28,6 +28,8 @@ export class FairlaneMetrics {
   readonly clusterBatchItems: Histogram<'direction'>
   readonly clusterRoundTrip: Histogram
   readonly clusterRefused: Counter<'side' | 'reason'>
+  readonly clusterAdmissions: Counter<'path'>
+  readonly clusterShares: Counter<'event'>
   readonly endpointCircuitOpen: Gauge<'target' | 'endpoint' | 'region'>
   #endpointsSource: () => readonly EndpointState[] = () => []
   #queuedSource: () => number = () => 0
@@ -152,6 +154,18 @@ export class FairlaneMetrics {
       name: 'fairlane_cluster_messages_refused_total',
       help: 'Cluster mode: NATS messages this node did not read, by side (owner, ingress) and reason: version (sent by a node of another wire version) or garbled.',
       labelNames: ['side', 'reason'],
+      registers: [this.registry],
+    })
+    this.clusterAdmissions = new Counter({
+      name: 'fairlane_cluster_admissions_total',
+      help: 'Cluster mode: requests this ingress node admitted, by path: local (from a leased share, no NATS round trip) or owner (answered by the lane’s owner over NATS).',
+      labelNames: ['path'],
+      registers: [this.registry],
+    })
+    this.clusterShares = new Counter({
+      name: 'fairlane_cluster_share_events_total',
+      help: 'Cluster mode, as an owner: admissions lent to ingress nodes in leased shares (event lent), lent admissions given back unused and refunded (returned), and revocations sent to ingress nodes when a partition’s ticket had to wait (revoked).',
+      labelNames: ['event'],
       registers: [this.registry],
     })
   }

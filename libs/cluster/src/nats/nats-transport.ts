@@ -17,8 +17,9 @@ import {
   type TicketReply,
   type WireRefusal,
 } from '@fairlane/protocol'
-import type { Admission, Transport } from '@fairlane/protocol'
+import type { Admission, AdmissionLease, Transport } from '@fairlane/protocol'
 import { Batcher, flushAfter } from '../batcher.ts'
+import { LeasedShares } from '../leased-shares.ts'
 import type { BatchSettings } from './batch-settings.ts'
 
 export interface NatsTransportOptions {
@@ -50,6 +51,19 @@ export interface NatsTransportOptions {
   readonly onRoundTrip?: (ms: number) => void
   /** A reply batch was not read: another wire version sent it, or it was garbled. */
   readonly onRefused?: (refusal: WireRefusal) => void
+  /**
+   * Leased shares (docs/cluster.md#leased-shares): lanes with demand ask their owner for
+   * admissions to hand out here. Off when absent.
+   */
+  readonly shares?: { readonly max: number; readonly ttlMs: number }
+  /** Each admission: `local` from a leased share, `owner` answered over NATS. */
+  readonly onAdmission?: (path: 'local' | 'owner') => void
+}
+
+/** Tickets a leased share may stand for: their limits are the lane's alone. */
+function laneOf(ticket: Ticket): string | undefined {
+  if (ticket.clientPolicies || ticket.cost !== 1) return undefined
+  return `${ticket.target}\n${ticket.workspace}\n${ticket.keyId}`
 }
 
 /** The transport gave up: no queue actor answered in time (503, retry in a second). */
@@ -98,6 +112,9 @@ export class NatsTransport implements Transport {
   #sentBatches = new Map<string, string[]>()
   #olderBatches = new Map<string, string[]>()
   readonly #turn: NodeJS.Timeout
+  readonly #shares: LeasedShares | undefined
+  readonly #shareSweep: NodeJS.Timeout | undefined
+  readonly #onAdmission: NatsTransportOptions['onAdmission']
   #next = 0
   #nextBatch = 0
 
@@ -120,6 +137,17 @@ export class NatsTransport implements Transport {
       this.#sentBatches = new Map()
     }, this.#silenceMs)
     this.#turn.unref()
+    this.#onAdmission = options.onAdmission
+    const shares = options.shares
+    if (shares) {
+      this.#shares = new LeasedShares({
+        now: () => performance.now(),
+        max: shares.max,
+        settle: (owner, used, unused) => this.#batches.add(owner, { kind: 'settle', used, unused }),
+      })
+      this.#shareSweep = setInterval(() => this.#shares?.sweep(), shares.ttlMs / 4)
+      this.#shareSweep.unref()
+    }
     // One subscription for every reply batch and no-responders notice.
     this.#subscription = this.#nc.subscribe(`${this.#inbox}.>`, {
       callback: (err, msg) => {
@@ -129,46 +157,103 @@ export class NatsTransport implements Transport {
   }
 
   async submit(ticket: Ticket, signal?: AbortSignal): Promise<Admission> {
+    const lane = this.#shares ? laneOf(ticket) : undefined
+    let want = 0
+    if (lane && this.#shares) {
+      const local = this.#shares.take(lane)
+      want = this.#shares.wanted(lane)
+      if (local) {
+        // No shard to compute: the share's owner is where its `done` and next ask go.
+        if (want > 0) this.#askShare(local.owner, ticket, lane, want)
+        this.#onAdmission?.('local')
+        return {
+          allowed: true,
+          views: local.admission.views,
+          waitedMs: 0,
+          lease: this.#leaseOf(local.owner, local.admission.leaseId),
+        }
+      }
+    }
     const subject = shardSubject(this.#shardFor(ticket))
     // The owner tells tickets apart by this id: the request id comes from the client and
     // two clients may send the same one. Resubmissions keep it, so a copy replaces the first.
     const wire = { ...ticket, requestId: `${ticket.requestId}~${this.#inbox}.${++this.#next}` }
     const onAbort = () => this.#batches.add(subject, { kind: 'cancel', requestId: wire.requestId })
     signal?.addEventListener('abort', onAbort, { once: true })
+    let granted = false
     try {
-      const reply = await this.#admission(subject, wire, signal)
+      const reply = await this.#admission(subject, wire, signal, want)
       if (!reply.allowed) return reply
-      let released = false
+      this.#onAdmission?.('owner')
+      if (lane && reply.grant) {
+        this.#shares?.grant(lane, subject, reply.grant)
+        granted = true
+      }
       return {
         allowed: true,
         views: reply.views,
         waitedMs: reply.waitedMs,
-        lease: {
-          release: (outcome) => {
-            if (released) return
-            released = true
-            this.#batches.add(subject, {
-              kind: 'done',
-              leaseId: reply.leaseId,
-              ...(outcome?.cost !== undefined ? { cost: outcome.cost } : {}),
-              ...(outcome?.upstream ? { upstream: outcome.upstream } : {}),
-            })
-          },
-        },
+        lease: this.#leaseOf(subject, reply.leaseId),
       }
     } finally {
       signal?.removeEventListener('abort', onAbort)
+      if (lane && want > 0 && !granted) this.#shares?.refused(lane)
     }
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#shareSweep)
+    // What this node was lent goes back before the last batches leave.
+    this.#shares?.close()
     this.#batches.close()
     clearInterval(this.#turn)
     this.#subscription.unsubscribe()
   }
 
+  /** Held by an admitted request; its `done` goes to the shard's owner with the next batch. */
+  #leaseOf(subject: string, leaseId: string): AdmissionLease {
+    let released = false
+    return {
+      release: (outcome) => {
+        if (released) return
+        released = true
+        this.#batches.add(subject, {
+          kind: 'done',
+          leaseId,
+          ...(outcome?.cost !== undefined ? { cost: outcome.cost } : {}),
+          ...(outcome?.upstream ? { upstream: outcome.upstream } : {}),
+        })
+      },
+    }
+  }
+
+  /**
+   * Asks the lane's owner for its next share while the lane still holds one, so no request
+   * waits for it. Nobody answering in a silence's time counts as a refusal.
+   */
+  #askShare(subject: string, ticket: Ticket, lane: string, want: number): void {
+    const token = String(++this.#next)
+    const forget = setTimeout(() => {
+      if (this.#attempts.delete(token)) this.#shares?.refused(lane)
+    }, this.#silenceMs)
+    forget.unref()
+    this.#attempts.set(token, (reply) => {
+      this.#attempts.delete(token)
+      clearTimeout(forget)
+      const grant = reply !== 'no-responders' && 'grant' in reply ? reply.grant : undefined
+      if (grant) this.#shares?.grant(lane, subject, grant)
+      else this.#shares?.refused(lane)
+    })
+    this.#batches.add(subject, { kind: 'share', token, ticket, want })
+  }
+
   /** Sends the ticket until an owner answers, resubmitting on no responder, a move or silence. */
-  async #admission(subject: string, ticket: Ticket, signal?: AbortSignal): Promise<AdmissionReply> {
+  async #admission(
+    subject: string,
+    ticket: Ticket,
+    signal: AbortSignal | undefined,
+    want: number,
+  ): Promise<AdmissionReply> {
     const giveUpAt = Date.now() + this.#timeoutMs
     // The retry window counts from the first failure, not from the start: a ticket that
     // waited 20 s in a lane whose owner then died deserves the same chance as a new one.
@@ -176,7 +261,7 @@ export class NatsTransport implements Transport {
     for (let backoff = 25; ;) {
       // A client that left during a backoff gets no copy queued for nobody.
       if (signal?.aborted) throw noOwner(subject, 'the client left')
-      const outcome = await this.#attempt(subject, ticket, giveUpAt)
+      const outcome = await this.#attempt(subject, ticket, giveUpAt, want)
       if (typeof outcome === 'object') return outcome
       if (signal?.aborted) throw noOwner(subject, 'the client left')
       const now = Date.now()
@@ -197,6 +282,7 @@ export class NatsTransport implements Transport {
     subject: string,
     ticket: Ticket,
     giveUpAt: number,
+    want: number,
   ): Promise<AdmissionReply | 'no-responders' | 'moved' | 'silent' | 'timeout'> {
     const token = String(++this.#next)
     const sentAt = performance.now()
@@ -221,13 +307,13 @@ export class NatsTransport implements Transport {
         else if ('progress' in reply) {
           if (reply.progress === 'moved') finish('moved')
           else listen()
-        } else {
+        } else if ('allowed' in reply) {
           if (reply.allowed) this.#onRoundTrip?.(performance.now() - sentAt - reply.waitedMs)
           finish(reply)
         }
       })
       listen()
-      this.#batches.add(subject, { kind: 'ticket', token, ticket })
+      this.#batches.add(subject, { kind: 'ticket', token, ticket, ...(want > 0 ? { want } : {}) })
     })
   }
 
@@ -239,10 +325,13 @@ export class NatsTransport implements Transport {
     const forget = setTimeout(() => this.#attempts.delete(token), this.#timeoutMs)
     forget.unref()
     this.#attempts.set(token, (reply) => {
-      if (reply === 'no-responders' || 'progress' in reply) return
+      if (reply === 'no-responders' || !('allowed' in reply)) return
       this.#attempts.delete(token)
       clearTimeout(forget)
-      if (reply.allowed) this.#batches.add(subject, { kind: 'done', leaseId: reply.leaseId })
+      if (!reply.allowed) return
+      this.#batches.add(subject, { kind: 'done', leaseId: reply.leaseId })
+      const unused = reply.grant?.admissions.map((admission) => admission.leaseId)
+      if (unused?.length) this.#batches.add(subject, { kind: 'settle', used: [], unused })
     })
   }
 
@@ -254,7 +343,10 @@ export class NatsTransport implements Transport {
         this.#onRefused?.(batch)
         return
       }
-      for (const { token, reply } of batch.items) this.#attempts.get(token)?.(reply)
+      for (const { token, reply } of batch.items) {
+        if ('revoke' in reply) this.#shares?.revoke(reply.revoke)
+        else this.#attempts.get(token)?.(reply)
+      }
       return
     }
     if (msg.headers?.code !== 503) return
@@ -267,7 +359,9 @@ export class NatsTransport implements Transport {
 
   #publish(subject: string, items: ShardMessage[]): void {
     const tokens: string[] = []
-    for (const item of items) if (item.kind === 'ticket') tokens.push(item.token)
+    for (const item of items) {
+      if (item.kind === 'ticket' || item.kind === 'share') tokens.push(item.token)
+    }
     let reply: string | undefined
     if (tokens.length > 0) {
       reply = `${this.#inbox}.b.${++this.#nextBatch}`

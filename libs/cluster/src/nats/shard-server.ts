@@ -7,6 +7,7 @@ import {
   type AdmissionRefusal,
   type AdmissionReply,
   type ReplyItem,
+  type ShareGrant,
   type Ticket,
   type TicketProgress,
   type WireRefusal,
@@ -41,6 +42,10 @@ export interface ShardServerOptions {
    * answered 503 cluster_unavailable), or garbled.
    */
   readonly onRefused?: (refusal: WireRefusal, subject: string) => void
+  /** Leased shares: lent for this long (docs/cluster.md#leased-shares); none when absent. */
+  readonly shares?: { readonly ttlMs: number; readonly max: number }
+  /** Admissions lent in a share, returned unused, and shares revoked. */
+  readonly onShares?: (event: 'lent' | 'returned' | 'revoked', count: number) => void
 }
 
 interface Waiting {
@@ -66,8 +71,14 @@ const V1_REFUSAL: AdmissionRefusal = {
 
 interface HeldLease {
   readonly lease: AdmissionLease
-  readonly expiresAt: number
+  expiresAt: number
 }
+
+/**
+ * A lent admission the owner has not heard of since is freed after twice the share's TTL
+ * plus this (an ingress node that died): its `settle` comes at least every quarter TTL.
+ */
+const SHARE_GRACE_MS = 1_000
 
 /**
  * Actor side of the cluster: answers the tickets of the shards this node owns. Which shards
@@ -83,6 +94,10 @@ export class ShardServer {
   readonly #onRefused: ((refusal: WireRefusal, subject: string) => void) | undefined
   readonly #waiting = new Map<string, Waiting>()
   readonly #leases = new Map<string, HeldLease>()
+  readonly #shares: { readonly ttlMs: number; readonly max: number } | undefined
+  readonly #onShares: ShardServerOptions['onShares']
+  /** Per partition, the reply subjects of the ingress nodes it lent shares to. */
+  readonly #holders = new Map<string, Set<string>>()
   readonly #sweeper: NodeJS.Timeout
   readonly #progress: NodeJS.Timeout
   #nextLease = 0
@@ -93,12 +108,17 @@ export class ShardServer {
     this.#leaseTtlMs = options.leaseTtlMs ?? 15 * 60_000
     this.#onBatchSent = options.onBatchSent
     this.#onRefused = options.onRefused
+    this.#shares = options.shares
+    this.#onShares = options.onShares
     this.#replies = new Batcher({
       maxItems: options.batch?.maxItems ?? 64,
       schedule: flushAfter(options.batch?.flushDelayMs ?? 0),
       send: (replyTo, items) => this.#publish(replyTo, items),
     })
-    this.#sweeper = setInterval(() => this.#expireLeases(), Math.min(10_000, this.#leaseTtlMs / 2))
+    this.#sweeper = setInterval(
+      () => this.#expireLeases(),
+      Math.min(10_000, this.#leaseTtlMs / 2, this.#shares?.ttlMs ?? Infinity),
+    )
     this.#sweeper.unref()
     this.#progress = setInterval(
       () => this.#tell([...this.#waiting.values()], 'waiting'),
@@ -161,6 +181,19 @@ export class ShardServer {
     for (const waiting of moving) waiting.controller.abort()
   }
 
+  /**
+   * A ticket of `partition` waits: every ingress node holding a share of it gives it back,
+   * so that from now on its requests go through the queue.
+   */
+  revoke(partition: string): void {
+    const holders = this.#holders.get(partition)
+    if (!holders) return
+    this.#holders.delete(partition)
+    for (const replyTo of holders)
+      this.#replies.add(replyTo, { token: '', reply: { revoke: partition } })
+    this.#onShares?.('revoked', holders.size)
+  }
+
   async close(): Promise<void> {
     clearInterval(this.#sweeper)
     clearInterval(this.#progress)
@@ -178,7 +211,16 @@ export class ShardServer {
     for (const message of batch.items) {
       switch (message.kind) {
         case 'ticket':
-          void this.#admit(batch.replyTo, message.token, message.ticket, shard)
+          void this.#admit(batch.replyTo, message.token, message.ticket, shard, message.want)
+          break
+        case 'share':
+          if (batch.replyTo) {
+            const grant = this.#lend(batch.replyTo, message.ticket, message.want)
+            this.#replies.add(batch.replyTo, { token: message.token, reply: { grant } })
+          }
+          break
+        case 'settle':
+          this.#settle(message.used, message.unused)
           break
         case 'done': {
           const held = this.#leases.get(message.leaseId)
@@ -210,6 +252,7 @@ export class ShardServer {
     token: string,
     ticket: Ticket,
     shard: number,
+    want = 0,
   ): Promise<void> {
     const { requestId } = ticket
     // The same ticket again means its ingress gave up on the first copy (it heard nothing
@@ -226,7 +269,14 @@ export class ShardServer {
           lease: admission.lease,
           expiresAt: Date.now() + this.#leaseTtlMs,
         })
-        reply = { allowed: true, leaseId, views: admission.views, waitedMs: admission.waitedMs }
+        const grant = replyTo && want > 0 ? this.#lend(replyTo, ticket, want) : undefined
+        reply = {
+          allowed: true,
+          leaseId,
+          views: admission.views,
+          waitedMs: admission.waitedMs,
+          ...(grant && grant.admissions.length > 0 ? { grant } : {}),
+        }
       } else {
         reply = admission
       }
@@ -237,9 +287,51 @@ export class ShardServer {
     // slot goes back at once. A refusal is always sent; a listener that moved on ignores it.
     if (reply.allowed && (waiting.controller.signal.aborted || !replyTo)) {
       this.#releaseLease(reply.leaseId)
+      this.#settle([], reply.grant?.admissions.map((admission) => admission.leaseId) ?? [])
       return
     }
     if (replyTo) this.#replies.add(replyTo, { token, reply })
+  }
+
+  /** Lends the ingress node at `replyTo` up to `want` admissions of the ticket's lane. */
+  #lend(replyTo: string, ticket: Ticket, want: number): ShareGrant {
+    const shares = this.#shares
+    const prefetched =
+      shares && this.#actor.prefetch
+        ? this.#actor.prefetch(ticket, Math.min(want, shares.max))
+        : { partition: '', admissions: [] }
+    const ttlMs = shares?.ttlMs ?? 0
+    const expiresAt = Date.now() + 2 * ttlMs + SHARE_GRACE_MS
+    const admissions = prefetched.admissions.map(({ lease, views }) => {
+      const leaseId = `${process.pid}.${++this.#nextLease}.s`
+      this.#leases.set(leaseId, { lease, expiresAt })
+      return { leaseId, views }
+    })
+    if (admissions.length > 0) {
+      let holders = this.#holders.get(prefetched.partition)
+      if (!holders) this.#holders.set(prefetched.partition, (holders = new Set()))
+      holders.add(replyTo)
+      this.#onShares?.('lent', admissions.length)
+    }
+    return { partition: prefetched.partition, ttlMs, admissions }
+  }
+
+  /** A share given back: its unused admissions are refunded, its used ones held until `done`. */
+  #settle(used: readonly string[], unused: readonly string[]): void {
+    const until = Date.now() + this.#leaseTtlMs
+    for (const id of used) {
+      const held = this.#leases.get(id)
+      if (held) held.expiresAt = until
+    }
+    let returned = 0
+    for (const id of unused) {
+      const held = this.#leases.get(id)
+      if (!held) continue
+      this.#leases.delete(id)
+      held.lease.release({ unused: true })
+      returned++
+    }
+    if (returned > 0) this.#onShares?.('returned', returned)
   }
 
   #tell(waiting: readonly Waiting[], progress: TicketProgress['progress']): void {
@@ -254,8 +346,15 @@ export class ShardServer {
       this.#onBatchSent?.(items.length)
     } catch {
       // The connection is closing: nobody will hear of these admissions, give them back.
-      for (const { reply } of items)
+      for (const { reply } of items) {
         if ('allowed' in reply && reply.allowed) this.#releaseLease(reply.leaseId)
+        const grant = 'grant' in reply ? reply.grant : undefined
+        if (grant)
+          this.#settle(
+            [],
+            grant.admissions.map((admission) => admission.leaseId),
+          )
+      }
     }
   }
 

@@ -127,6 +127,9 @@ export async function clusterCore(
     maxItems: config.cluster.batchMaxItems,
     flushDelayMs: config.cluster.batchFlushDelayMs,
   }
+  const shares = config.cluster.shares.enabled
+    ? { ttlMs: config.cluster.shares.ttlMs, max: config.cluster.shares.max }
+    : undefined
   const closers: (() => Promise<void> | void)[] = []
   metrics.observeNats(() => link.connected)
 
@@ -141,6 +144,8 @@ export async function clusterCore(
       budget: new NodeQueueBudget(config.queue.perNode),
       policyFor: (ticket) => ticketPolicy(store.current(), ticket, true),
       checkpoints: true,
+      // Shares of a partition whose ticket waits or is refused go back (the server exists by then).
+      onContention: (partition) => shardServer.revoke(partition),
       shared: {
         reserver: redisLedger,
         share: () => 1 / (leases?.liveNodes ?? 1),
@@ -157,6 +162,8 @@ export async function clusterCore(
       batch,
       onBatchSent: (items) => metrics.clusterBatchItems.observe({ direction: 'to_ingress' }, items),
       onRefused: refusalReporter(metrics, logger, 'owner'),
+      ...(shares ? { shares } : {}),
+      onShares: (event, count) => metrics.clusterShares.inc({ event }, count),
     })
     const checkpoints = new PartitionCheckpoints({
       redis: ledgerRedis,
@@ -227,6 +234,8 @@ export async function clusterCore(
       onBatchSent: (items) => metrics.clusterBatchItems.observe({ direction: 'to_owner' }, items),
       onRoundTrip: (ms) => metrics.clusterRoundTrip.observe(ms / 1000),
       onRefused: refusalReporter(metrics, logger, 'ingress'),
+      ...(shares ? { shares } : {}),
+      onAdmission: (path) => metrics.clusterAdmissions.inc({ path }),
     })
     closers.push(() => transport?.close())
   }
