@@ -608,6 +608,34 @@ const Cluster = Type.Object(
       description:
         'At start, how long a node waits for NATS and Redis to answer (retrying with backoff, the admin port up and /readyz 503 meanwhile) before it exits with an error naming the address it could not reach.',
     }),
+    shares: Type.Object(
+      {
+        enabled: Type.Boolean({
+          default: true,
+          description:
+            'Leased shares: the owner of a lane that is not backlogged grants the ingress nodes sending to it admissions they hand out locally, with no NATS round trip per request.',
+        }),
+        ttlMs: Type.Integer({
+          minimum: 50,
+          maximum: 10_000,
+          default: 1_000,
+          description:
+            'How long an ingress node may hand out a granted admission; unused ones go back to the owner then, and the owner frees what it hears nothing of after twice this plus a second.',
+        }),
+        max: Type.Integer({
+          minimum: 1,
+          maximum: 1_000,
+          default: 64,
+          description:
+            'Most admissions one grant holds, whatever the demand (a grant covers about 250 ms of the lane’s requests on that node).',
+        }),
+      },
+      {
+        additionalProperties: false,
+        default: {},
+        description: 'Leased shares of a lane’s budget for ingress nodes (docs/cluster.md).',
+      },
+    ),
     natsDownGraceMs: Type.Integer({
       minimum: 0,
       default: 5_000,
