@@ -196,8 +196,9 @@ export function clusterNotes(cluster: FairlaneCluster): string[] {
       '(every role on each), one nats-server ' +
       `(JetStream, shard leases in KV) and one redis-server, all on this machine; ` +
       `logging.level ${LOG_LEVEL}`,
-    `shards split ${cluster.shardsOwned.join(' / ')} before the load; every ticket goes over ` +
-      'NATS to the owner of its shard, even when that is the node that took the request',
+    `shards split ${cluster.shardsOwned.join(' / ')} before the load; a ticket goes over NATS ` +
+      'to the owner of its shard, even when that is the node that took the request, unless a ' +
+      'leased share of its lane admits it locally (cluster.shares, on by default)',
   ]
 }
 
