@@ -87,8 +87,8 @@ function clusterSystem(name: string, cluster: FairlaneCluster): System {
       ...clusterNotes(cluster),
       cluster.nodes.length > 1
         ? `connections spread over the ${cluster.nodes.length} nodes (connection i to node i mod ${cluster.nodes.length})`
-        : 'one node with NATS and Redis: the cluster path (every ticket over NATS) without ' +
-          'three nodes sharing the cores',
+        : 'one node with NATS and Redis: the cluster path (tickets over NATS, leased shares) ' +
+          'without three nodes sharing the cores',
     ],
     stop: () => cluster.stop(),
   }

@@ -7,7 +7,15 @@ import {
   type ScopeLimit,
   type SharedHold,
 } from '@fairlane/limits'
-import type { Actor, Admission, AdmissionLease, LaneSignals, Ticket } from '@fairlane/protocol'
+import type {
+  Actor,
+  Admission,
+  AdmissionLease,
+  LaneSignals,
+  LeaseOutcome,
+  PrefetchedAdmission,
+  Ticket,
+} from '@fairlane/protocol'
 import type { NodeQueueBudget, QueuedTicket } from '@fairlane/scheduler'
 import { AdaptiveLanes } from './adaptive-lanes.ts'
 import { AllowanceWaiters } from './allowance-waiters.ts'
@@ -42,6 +50,7 @@ export class QueueActor implements Actor {
   readonly #lanes: AdaptiveLanes
   readonly #book: CheckpointBook
   readonly #gate: LedgerGate
+  readonly #onContention: ((partition: string) => void) | undefined
 
   constructor(options: {
     ledger: MemoryLedger
@@ -51,7 +60,13 @@ export class QueueActor implements Actor {
     shared?: SharedLedgerOptions
     /** Lane state is saved for a next owner (cluster mode): keep track of what changed. */
     checkpoints?: boolean
+    /**
+     * A ticket of this partition waits, or was refused by a limit: leased shares of it must
+     * come back (cluster mode), so that the queue decides again.
+     */
+    onContention?: (partition: string) => void
   }) {
+    this.#onContention = options.onContention
     this.#ledger = options.ledger
     this.#now = options.now
     this.#policyFor = options.policyFor
@@ -142,7 +157,43 @@ export class QueueActor implements Actor {
         pending.detach = () => signal.removeEventListener('abort', cancel)
       }
       this.#hosts.pump(host)
+      if (this.#onContention && !queued.done) this.#onContention(policy.partition)
     })
+  }
+
+  /**
+   * A leased share (docs/cluster.md#leased-shares): up to `count` more admissions of this
+   * ticket's kind, decided now as a tier that does not queue would be, for the ingress node
+   * that sent it to hand out without asking again. None while the ticket's partition has
+   * tickets waiting (they go first), for a lane that spends shared scopes (the shared ledger
+   * decides those one by one) or a lane the upstream holds back; about half of what a limit
+   * of the lane has left, at most.
+   */
+  prefetch(
+    ticket: Ticket,
+    count: number,
+  ): { partition: string; admissions: PrefetchedAdmission[] } {
+    const policy = this.#policyFor(ticket)
+    const none = { partition: policy.partition, admissions: [] }
+    if (count <= 0 || policy.sharedScopes?.length) return none
+    const host = this.#hosts.get(policy.partition)
+    if (host && host.scheduler.queued > 0) return none
+    const learned = this.#lanes.learned(policy, this.#now())
+    if (learned && 'until' in learned) return none
+    const scopes = learned ? [...policy.scopes, learned.scope] : policy.scopes
+    const prefetched: PrefetchedAdmission[] = []
+    for (let i = 0; i < count; i++) {
+      const decision = this.#ledger.decide(scopes, ticket.cost)
+      if (!decision.allowed) break
+      prefetched.push({
+        lease: this.#lease(ticket, policy, decision, undefined, undefined),
+        views: decision.views,
+      })
+      // About half of what a limit had left: the rest stays for the lane’s other nodes.
+      if (decision.views.some((view) => view.remaining <= prefetched.length)) break
+    }
+    if (prefetched.length > 0) this.#book.touched(policy.partition, policy.scopes)
+    return { partition: policy.partition, admissions: prefetched }
   }
 
   /**
@@ -188,6 +239,7 @@ export class QueueActor implements Actor {
 
   #refused(queued: QueuedTicket<Pending>, code: 'queue_timeout' | 'rate_limited'): void {
     const pending = queued.payload
+    if (code === 'rate_limited') this.#onContention?.(pending.policy.partition)
     pending.detach?.()
     if (pending.sharedRefusal) pending.resolve(sharedRefusal(pending.sharedRefusal, code, []))
     else pending.resolve(queueRefusal(pending.decision, code))
@@ -207,6 +259,12 @@ export class QueueActor implements Actor {
         released = true
         decision.lease.release()
         hold?.release()
+        if (outcome?.unused) {
+          this.#ledger.refund(policy.scopes, ticket.cost)
+          this.#book.changed(policy.partition)
+          this.#released(ticket, policy, host, undefined)
+          return
+        }
         this.#released(ticket, policy, host, outcome)
       },
     }
@@ -217,7 +275,7 @@ export class QueueActor implements Actor {
     ticket: Ticket,
     policy: TicketPolicy,
     host: PartitionHost<Pending> | undefined,
-    outcome: { readonly cost?: number; readonly upstream?: LaneSignals } | undefined,
+    outcome: LeaseOutcome | undefined,
   ): void {
     const { identity } = policy
     let wakeHost = false

@@ -1,7 +1,7 @@
 import { formatPath, type ConfigIssue } from './config-error.ts'
 
 /** Far deeper than any valid config (about 7 levels), far shallower than the call stack. */
-export const MAX_CONFIG_DEPTH = 32
+const MAX_CONFIG_DEPTH = 32
 
 /** Enough of a runaway path to find it in the file. */
 const SHOWN_PATH_PARTS = 4

@@ -4,7 +4,7 @@ import { ConfigSchema } from './schema.ts'
  * The config schema as a plain JSON Schema document for editors (docs/config.schema.json).
  * Produced from the same declaration that validates at start-up, so they cannot disagree.
  */
-export function configJsonSchema(): Record<string, unknown> {
+function configJsonSchema(): Record<string, unknown> {
   return {
     $schema: 'http://json-schema.org/draft-07/schema#',
     $id: 'https://fairlane.dev/schemas/config.schema.json',

@@ -8,7 +8,7 @@ import type { FairlaneConfig } from './schema.ts'
 import { validateConfig } from './validate.ts'
 
 /** Parses config text: JSON for `.json` files, YAML (a superset of JSON) otherwise. */
-export function parseConfigText(text: string, source: string): unknown {
+function parseConfigText(text: string, source: string): unknown {
   try {
     if (extname(source).toLowerCase() === '.json') return JSON.parse(text)
     return parseYaml(text, { uniqueKeys: true, prettyErrors: true })

@@ -782,11 +782,53 @@ const Cluster = Type.Object(
       description:
         'At start, how long a node waits for NATS and Redis to answer (retrying with backoff, the admin port up and /readyz 503 meanwhile) before it exits with an error naming the address it could not reach.',
     }),
+    shares: Type.Object(
+      {
+        enabled: Type.Boolean({
+          default: true,
+          description:
+            'Leased shares: the owner of a lane that is not backlogged grants the ingress nodes sending to it admissions they hand out locally, with no NATS round trip per request.',
+        }),
+        ttlMs: Type.Integer({
+          minimum: 50,
+          maximum: 10_000,
+          default: 1_000,
+          description:
+            'How long an ingress node may hand out a granted admission; unused ones go back to the owner then, and the owner frees what it hears nothing of after twice this plus a second.',
+        }),
+        max: Type.Integer({
+          minimum: 1,
+          maximum: 1_000,
+          default: 64,
+          description:
+            'Most admissions one grant holds, whatever the demand (a grant covers about 250 ms of the lane’s requests on that node).',
+        }),
+      },
+      {
+        additionalProperties: false,
+        default: {},
+        description: 'Leased shares of a lane’s budget for ingress nodes (docs/cluster.md).',
+      },
+    ),
     natsDownGraceMs: Type.Integer({
       minimum: 0,
       default: 5_000,
       description:
         'How long the NATS connection may be down before /readyz answers 503 (the client reconnects by itself; a blip does not take the node out of rotation).',
+    }),
+    batchMaxItems: Type.Integer({
+      minimum: 1,
+      maximum: 1_000,
+      default: 64,
+      description:
+        'Most items (tickets, done, cancel; or answers) in one NATS message between an ingress node and a shard owner: a batch goes as soon as it has this many. 1 sends each alone.',
+    }),
+    batchFlushDelayMs: Type.Integer({
+      minimum: 0,
+      maximum: 100,
+      default: 0,
+      description:
+        'Longest an item waits for others before its batch goes: 0 sends at the end of the current turn of the event loop (no added wait); more waits that many ms for fuller batches.',
     }),
   },
   {
@@ -879,8 +921,6 @@ export type WorkspaceConfig = Type.Static<typeof Workspace>
 export type KeyConfig = Type.Static<typeof Key>
 export type LimitsConfig = Type.Static<typeof Limits>
 export type RateConfig = Type.Static<typeof Rate>
-export type TierConfig = Type.Static<typeof Tier>
-export type QueueConfig = Type.Static<typeof Queue>
 export type RouteConfig = Type.Static<typeof Route>
 export type JwtConfig = Type.Static<typeof Jwt>
 export type CustomerConfig = Type.Static<typeof Customer>

@@ -45,16 +45,10 @@ export {
   type HealthRegistryOptions,
   type HealthTransition,
 } from './resilience/health-registry.ts'
-export {
-  errorOutcome,
-  statusOutcome,
-  type FailureKind,
-  type Outcome,
-} from './resilience/upstream-outcome.ts'
+export { type FailureKind, type Outcome } from './resilience/upstream-outcome.ts'
 export { RetryBudget } from './resilience/retry-budget.ts'
 export {
   resilientCall,
-  laneSignals,
   type CallEndpoint,
   type CallResult,
   type ResilientCallOptions,

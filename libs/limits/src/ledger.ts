@@ -14,7 +14,7 @@ import type { RateLimitView } from '@fairlane/protocol'
 export type ScopeKind = 'key' | 'workspace' | 'target' | 'global' | 'client' | 'upstream'
 
 /** `limit` units per `periodMs`, with up to `burst` passing at once from idle. */
-export interface RateLimit {
+interface RateLimit {
   readonly limit: number
   readonly periodMs: number
   readonly burst: number

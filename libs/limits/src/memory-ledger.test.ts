@@ -146,6 +146,28 @@ describe('MemoryLedger windows, debits and sweeping', () => {
     expect((await ledger.acquire([rate], 1)).allowed).toBe(true)
   })
 
+  it('refunds the units of admissions never used, never above the burst', () => {
+    const time = clock()
+    const ledger = new MemoryLedger(time)
+    const both: ScopeLimit = {
+      id: 'key:w/both',
+      kind: 'key',
+      rate: { limit: 2, periodMs: 1000, burst: 2 },
+      window: { limit: 2, windowMs: 60_000 },
+    }
+    expect(ledger.decide([both], 1).allowed).toBe(true)
+    expect(ledger.decide([both], 1).allowed).toBe(true)
+    expect(ledger.decide([both], 1).allowed).toBe(false)
+    ledger.refund([both], 1)
+    expect(ledger.decide([both], 1).allowed).toBe(true)
+    expect(ledger.decide([both], 1).allowed).toBe(false)
+    // A refund larger than what was taken leaves a full bucket and an empty window, no more.
+    ledger.refund([both], 10)
+    expect(ledger.decide([both], 1).allowed).toBe(true)
+    expect(ledger.decide([both], 1).allowed).toBe(true)
+    expect(ledger.decide([both], 1).allowed).toBe(false)
+  })
+
   it('forgets idle scopes and keeps those that still limit', async () => {
     const time = clock()
     const ledger = new MemoryLedger(time)

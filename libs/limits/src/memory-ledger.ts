@@ -6,6 +6,7 @@ import {
   windowCheck,
   windowCommit,
   windowDebit,
+  windowRefund,
   resizeWindow,
   type WindowOutcome,
   type WindowState,
@@ -22,7 +23,7 @@ interface ScopeState {
  * A concurrency refusal has no exact retry time: a slot frees when some request finishes.
  * One second is the usual client back-off when a caller is refused rather than queued.
  */
-export const CONCURRENCY_RETRY_MS = 1000
+const CONCURRENCY_RETRY_MS = 1000
 
 type Refusal = {
   retryAfterMs: number
@@ -169,6 +170,23 @@ export class MemoryLedger implements Ledger {
       const state = this.#state(scope, now)
       if (scope.rate) state.tat = Math.max(state.tat, now) + cost * emissionIntervalMs(scope.rate)
       if (scope.window) windowDebit(this.#window(state, scope), now, cost)
+    }
+  }
+
+  /**
+   * Gives back the rate and window units of an admission that was never used (a leased
+   * share returned unused). A rate bucket is never filled above its burst: the theoretical
+   * arrival time does not go back past now. Concurrency is the lease's to give back.
+   */
+  refund(scopes: readonly ScopeLimit[], cost: number): void {
+    if (cost <= 0) return
+    const now = this.#now()
+    for (const scope of scopes) {
+      const state = this.#states.get(scope.id)
+      if (!state) continue
+      const units = scope.unit === 'request' ? 1 : cost
+      if (scope.rate) state.tat = Math.max(now, state.tat - units * emissionIntervalMs(scope.rate))
+      if (scope.window && state.window) windowRefund(state.window, units)
     }
   }
 

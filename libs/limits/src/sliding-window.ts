@@ -99,6 +99,14 @@ export function windowDebit(state: WindowState, now: number, cost: number): void
 }
 
 /**
+ * Takes back the newest `cost` units: units taken for an admission that was never used (a
+ * leased share given back unused) were the last ones recorded for their scope, or close to it.
+ */
+export function windowRefund(state: WindowState, cost: number): void {
+  state.size -= Math.min(cost, state.size)
+}
+
+/**
  * A window whose limit changed (a config reload, a client policy that changed its number):
  * keeps the newest units that fit, so the history survives and memory matches the new limit.
  */

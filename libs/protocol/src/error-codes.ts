@@ -1,6 +1,6 @@
 /**
  * The stable error codes of the public contract. A code means the same thing wherever it
- * is raised; the ingress maps it to an HTTP status in one place (see `statusOf`).
+ * is raised; the ingress maps it to an HTTP status in one place (see `toProblem`).
  */
 export const ERROR_CODES = {
   unauthenticated: { status: 401, title: 'Missing or invalid Fairlane key' },
@@ -28,19 +28,5 @@ export const ERROR_CODES = {
 export type ErrorCode = keyof typeof ERROR_CODES
 
 /** Where on the request path a refusal happened; `admin` for the admin API on the admin port. */
-export const STAGES = [
-  'correlate',
-  'authenticate',
-  'resolve',
-  'limit',
-  'queue',
-  'forward',
-  'respond',
-  'admin',
-] as const
-
-export type Stage = (typeof STAGES)[number]
-
-export function statusOf(code: ErrorCode): number {
-  return ERROR_CODES[code].status
-}
+export type Stage =
+  'correlate' | 'authenticate' | 'resolve' | 'limit' | 'queue' | 'forward' | 'respond' | 'admin'

@@ -24,10 +24,6 @@ export class FairlaneError extends Error {
   }
 }
 
-export function isFairlaneError(value: unknown): value is FairlaneError {
-  return value instanceof FairlaneError
-}
-
 export interface Problem {
   type: string
   title: string

@@ -1,7 +1,14 @@
 export { ERROR_CODES, type Stage } from './error-codes.ts'
 export { FairlaneError, toProblem, PROBLEM_TYPE_BASE } from './fairlane-error.ts'
 export type { Ticket } from './ticket.ts'
-export type { Actor, Admission, AdmissionLease, Transport } from './transport.ts'
+export type {
+  Actor,
+  Admission,
+  AdmissionLease,
+  LeaseOutcome,
+  PrefetchedAdmission,
+  Transport,
+} from './transport.ts'
 export { rateLimitHeaders, retryAfterHeader, type RateLimitView } from './rate-limit-headers.ts'
 export { upstreamSignals } from './upstream-signals.ts'
 export {
@@ -16,10 +23,21 @@ export {
   shardOf,
   shardOfPartition,
   shardSubject,
+  v1ShardSubject,
   type AdmissionRefusal,
   type AdmissionReply,
   type TicketProgress,
   type LaneSignals,
   type TicketReply,
   type ShardMessage,
+  type ShareGrant,
+  type SharedAdmission,
 } from './wire.ts'
+export {
+  decodeReplyBatch,
+  decodeShardBatch,
+  encodeReplyBatch,
+  encodeShardBatch,
+  type ReplyItem,
+  type WireRefusal,
+} from './wire-batch.ts'

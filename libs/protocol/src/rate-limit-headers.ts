@@ -61,7 +61,7 @@ export function wholePolicy(
 }
 
 /** Whole seconds, rounded up so a client that waits that long is never early. */
-export function ceilSeconds(ms: number): number {
+function ceilSeconds(ms: number): number {
   return Math.max(0, Math.ceil(ms / 1000))
 }
 

@@ -7,9 +7,16 @@ export interface AdmissionLease {
   /**
    * Gives back concurrency. `cost` is the real cost when it became known only from the
    * response; units beyond the ticket's cost are charged then. `upstream` is what the
-   * upstream said about its limits, for the lane to adopt.
+   * upstream said about its limits, for the lane to adopt. `unused`: the admission was never
+   * used (a leased share given back): its units are refunded, not only its concurrency.
    */
-  release(outcome?: { readonly cost?: number; readonly upstream?: LaneSignals }): void
+  release(outcome?: LeaseOutcome): void
+}
+
+export interface LeaseOutcome {
+  readonly cost?: number
+  readonly upstream?: LaneSignals
+  readonly unused?: boolean
 }
 
 export type Admission =
@@ -22,9 +29,23 @@ export type Admission =
     }
   | AdmissionRefusal
 
+/** An admission decided ahead of its request, for an ingress node to hand out (a leased share). */
+export interface PrefetchedAdmission {
+  readonly lease: AdmissionLease
+  readonly views: readonly RateLimitView[]
+}
+
 /** Whatever owns a lane's partition and decides on its tickets. */
 export interface Actor {
   admit(ticket: Ticket, signal?: AbortSignal): Promise<Admission>
+  /**
+   * Up to `count` admissions of the ticket's kind decided now, for a leased share; none
+   * when its lane or partition may not lend (docs/cluster.md#leased-shares).
+   */
+  prefetch?(
+    ticket: Ticket,
+    count: number,
+  ): { readonly partition: string; readonly admissions: readonly PrefetchedAdmission[] }
 }
 
 /**

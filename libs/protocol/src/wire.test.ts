@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { shardOf, shardOfPartition, shardSubject } from './wire.ts'
+import { shardOf, shardOfPartition, shardSubject, v1ShardSubject } from './wire.ts'
 
 describe('shardOf', () => {
   it('is FNV-1a: the published test vectors come out whole when the modulus is 2^32', () => {
@@ -15,7 +15,8 @@ describe('shardOf', () => {
     expect(shardOf('echo', 0, 256)).toBe(79)
     expect(shardOf('echo', 0, 16)).toBe(15)
     expect(shardOfPartition('openai#0', 256)).toBe(shardOf('openai', 0, 256))
-    expect(shardSubject(79)).toBe('fairlane.v1.shard.79')
+    expect(shardSubject(79)).toBe('fairlane.v2.shard.79')
+    expect(v1ShardSubject(79)).toBe('fairlane.v1.shard.79')
   })
 
   it('spreads partitions evenly over shards (property)', () => {

@@ -2,13 +2,38 @@ import type { RateLimitView } from './rate-limit-headers.ts'
 import type { Ticket } from './ticket.ts'
 
 /**
- * Messages on a shard subject (`fairlane.v1.shard.<n>`), between ingress nodes and the queue
- * actor that holds the shard's lease. JSON: small, and readable with `nats sub` when
- * operating a cluster. The version is in the subject, so a change of shape gets a new one.
+ * Items of a shard batch (`fairlane.v2.shard.<n>`, see wire-batch.ts), between ingress nodes
+ * and the queue actor that holds the shard's lease. JSON: small, and readable with `nats sub`
+ * when operating a cluster.
  */
 export type ShardMessage =
-  /** Asks for admission; the reply is an AdmissionReply, sent when the ticket may go or is refused. */
-  | { readonly kind: 'ticket'; readonly ticket: Ticket }
+  /**
+   * Asks for admission; the answers (progress, then an AdmissionReply) go to the batch's
+   * `replyTo`, tagged with `token`, which ingress chooses per submission.
+   */
+  | {
+      readonly kind: 'ticket'
+      readonly token: string
+      readonly ticket: Ticket
+      /** Admissions of the same lane the ingress node would like lent with the answer. */
+      readonly want?: number
+    }
+  /** Asks for a lane's next leased share ahead of need; answered by a ShareReply. */
+  | {
+      readonly kind: 'share'
+      readonly token: string
+      readonly ticket: Ticket
+      readonly want: number
+    }
+  /**
+   * A leased share given back: `used` admissions are now held by requests (each sends its
+   * own `done`), `unused` ones were never handed out and are refunded.
+   */
+  | {
+      readonly kind: 'settle'
+      readonly used: readonly string[]
+      readonly unused: readonly string[]
+    }
   /** The admitted request completed: release its concurrency, charge its real cost. */
   | {
       readonly kind: 'done'
@@ -54,8 +79,41 @@ export type AdmissionReply =
       readonly leaseId: string
       readonly views: readonly RateLimitView[]
       readonly waitedMs: number
+      /** A leased share of the same lane, when the ticket asked for one and the owner lends it. */
+      readonly grant?: ShareGrant
     }
   | AdmissionRefusal
+
+/** One admission an owner decided ahead of its request. */
+export interface SharedAdmission {
+  readonly leaseId: string
+  readonly views: readonly RateLimitView[]
+}
+
+/**
+ * A leased share (docs/cluster.md#leased-shares): admissions of one lane an owner decided
+ * ahead and lends an ingress node, to hand out to its requests without asking again.
+ */
+export interface ShareGrant {
+  /** The partition the lane lives in: a revocation names it. */
+  readonly partition: string
+  /** How long the admissions may be handed out, counted from the grant's arrival. */
+  readonly ttlMs: number
+  readonly admissions: readonly SharedAdmission[]
+}
+
+/** The answer to a `share` item: its admissions may be none. */
+interface ShareReply {
+  readonly grant: ShareGrant
+}
+
+/**
+ * The owner has a waiting ticket in `revoke` (a partition): every share of it goes back now.
+ * Sent to each ingress node holding one, with the token `""`.
+ */
+interface ShareRevocation {
+  readonly revoke: string
+}
 
 /**
  * What the owner says about a ticket before its answer: `waiting` (sent every few seconds
@@ -66,13 +124,22 @@ export interface TicketProgress {
   readonly progress: 'waiting' | 'moved'
 }
 
-/** Every message an ingress node may receive on a ticket's reply subject. */
-export type TicketReply = AdmissionReply | TicketProgress
+/** What an ingress node may hear about a ticket: the `reply` of an item of a reply batch. */
+export type TicketReply = AdmissionReply | TicketProgress | ShareReply | ShareRevocation
 
-export const SHARD_SUBJECT_PREFIX = 'fairlane.v1.shard.'
+/** The shard subjects carry the wire version, so nodes of two versions never read each other's. */
+const SHARD_SUBJECT_PREFIX = 'fairlane.v2.shard.'
 
 export function shardSubject(shard: number): string {
   return SHARD_SUBJECT_PREFIX + shard
+}
+
+/**
+ * The subject of the previous wire version (one JSON ShardMessage per message, answered on the
+ * message's reply subject), still listened to by an owner only to refuse what arrives on it.
+ */
+export function v1ShardSubject(shard: number): string {
+  return 'fairlane.v1.shard.' + shard
 }
 
 /**

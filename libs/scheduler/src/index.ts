@@ -11,4 +11,3 @@ export {
   type SchedulerWork,
   type TierSpec,
 } from './lane-scheduler.ts'
-export { TimerWheel, type Timer } from './timer-wheel.ts'

@@ -12,6 +12,9 @@ describe('FairlaneMetrics', () => {
       'fairlane_request_duration_seconds',
       'fairlane_upstream_duration_seconds',
       'fairlane_limit_refusals_total',
+      'fairlane_cluster_batch_items',
+      'fairlane_cluster_ticket_round_trip_seconds',
+      'fairlane_cluster_messages_refused_total',
     ]) {
       expect(text).toContain(`# TYPE ${name}`)
     }

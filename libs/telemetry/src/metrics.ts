@@ -26,6 +26,11 @@ export class FairlaneMetrics {
   readonly ledgerUp: Gauge
   readonly shardsOwned: Gauge
   readonly natsConnected: Gauge
+  readonly clusterBatchItems: Histogram<'direction'>
+  readonly clusterRoundTrip: Histogram
+  readonly clusterRefused: Counter<'side' | 'reason'>
+  readonly clusterAdmissions: Counter<'path'>
+  readonly clusterShares: Counter<'event'>
   readonly endpointCircuitOpen: Gauge<'target' | 'endpoint' | 'region'>
   #endpointsSource: () => readonly EndpointState[] = () => []
   #queuedSource: () => number = () => 0
@@ -142,6 +147,37 @@ export class FairlaneMetrics {
       collect() {
         this.set(nats())
       },
+    })
+    this.clusterBatchItems = new Histogram({
+      name: 'fairlane_cluster_batch_items',
+      help: 'Cluster mode: items per NATS message this node sent, by direction: to_owner (tickets, done, cancel to a shard) or to_ingress (answers and waiting/moved to an ingress node).',
+      labelNames: ['direction'],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers: [this.registry],
+    })
+    this.clusterRoundTrip = new Histogram({
+      name: 'fairlane_cluster_ticket_round_trip_seconds',
+      help: 'Cluster mode: of each ticket admitted through NATS, the time to its admission less the time it waited in its lane: batching, NATS both ways and the owner’s decision.',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [this.registry],
+    })
+    this.clusterRefused = new Counter({
+      name: 'fairlane_cluster_messages_refused_total',
+      help: 'Cluster mode: NATS messages this node did not read, by side (owner, ingress) and reason: version (sent by a node of another wire version) or garbled.',
+      labelNames: ['side', 'reason'],
+      registers: [this.registry],
+    })
+    this.clusterAdmissions = new Counter({
+      name: 'fairlane_cluster_admissions_total',
+      help: 'Cluster mode: requests this ingress node admitted, by path: local (from a leased share, no NATS round trip) or owner (answered by the lane’s owner over NATS).',
+      labelNames: ['path'],
+      registers: [this.registry],
+    })
+    this.clusterShares = new Counter({
+      name: 'fairlane_cluster_share_events_total',
+      help: 'Cluster mode, as an owner: admissions lent to ingress nodes in leased shares (event lent), lent admissions given back unused and refunded (returned), and revocations sent to ingress nodes when a partition’s ticket had to wait (revoked).',
+      labelNames: ['event'],
+      registers: [this.registry],
     })
   }
 

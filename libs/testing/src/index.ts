@@ -8,7 +8,7 @@ export {
 export { freePort } from './free-port.ts'
 export { LogCapture } from './log-capture.ts'
 export { Traffic, CallerRecord, jainIndex, type CallerSpec } from './traffic.ts'
-export { ServerProcess, tcpAnswers } from './server-process.ts'
+export { tcpAnswers } from './server-process.ts'
 export { startRedis, type RedisServer } from './redis-server.ts'
 export { startNats, type NatsServer } from './nats-server.ts'
 export {

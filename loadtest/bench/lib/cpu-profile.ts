@@ -50,7 +50,7 @@ export interface ProfileSummary {
  * repository (`libs/forward`, `services/fairlane`, `loadtest`), `node:internal` for Node's
  * own JavaScript, or the frame's name for V8's pseudo-frames ((garbage collector), (program)).
  */
-export function packageOf(url: string, functionName: string): string {
+function packageOf(url: string, functionName: string): string {
   if (!url) return functionName.startsWith('(') ? functionName : '(native)'
   if (url.startsWith('node:')) return 'node:internal'
   const path = url.startsWith('file://') ? new URL(url).pathname : url

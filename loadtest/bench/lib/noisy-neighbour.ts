@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { CallerRecord, Traffic, type CallerSpec } from '@fairlane/testing'
 
 export const TENANTS = ['a', 'b', 'c', 'd'] as const
-export const QUIET_KEYS = ['b', 'c', 'd'] as const
+const QUIET_KEYS = ['b', 'c', 'd'] as const
 export const QUIET_RATE = 5
 export const FLOOD_IN_FLIGHT = 64
 export const BACKLOG_IN_FLIGHT = 32
@@ -42,7 +42,7 @@ export function flood(url: string, key: string, inFlight: number): CallerSpec {
   return { name: key, url, headers: keyHeaders(key), concurrency: inFlight }
 }
 
-export function steady(url: string, key: string): CallerSpec {
+function steady(url: string, key: string): CallerSpec {
   return { name: key, url, headers: keyHeaders(key), ratePerSecond: QUIET_RATE }
 }
 

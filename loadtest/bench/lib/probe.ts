@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 const PRELOAD = fileURLToPath(new URL('./probe-preload.ts', import.meta.url))
 
 /** What a probed process says about itself (probe-preload.ts). */
-export interface ProbeSample {
+interface ProbeSample {
   /** Event-loop delay since the previous sample, p99 and max, ms. */
   readonly eventLoopDelayP99Ms: number
   readonly eventLoopDelayMaxMs: number
@@ -39,7 +39,7 @@ const sent = new Map<number, number>()
  * event-loop window and opens the next; `gc` forces a full GC first (outside the window:
  * take it after a measured run, not inside one).
  */
-export async function sampleProcess(
+async function sampleProcess(
   pid: number,
   options: { gc?: boolean; timeoutMs?: number } = {},
 ): Promise<ProbeSample | undefined> {
@@ -66,7 +66,7 @@ export async function sampleProcess(
 }
 
 /** RSS of any process from /proc (Linux), for those that cannot be probed (nginx, redis). */
-export function rssOf(pid: number): number | undefined {
+function rssOf(pid: number): number | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8')
     const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1]

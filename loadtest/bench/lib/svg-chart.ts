@@ -4,7 +4,7 @@
  * in any browser and needs nothing installed.
  */
 
-export interface ChartRow {
+interface ChartRow {
   readonly label: string
   /** One value per series, in the panel's series order; NaN draws no bar and says "n/a". */
   readonly values: readonly number[]
@@ -12,7 +12,7 @@ export interface ChartRow {
   readonly highlight?: boolean
 }
 
-export interface ChartPanel {
+interface ChartPanel {
   readonly title: string
   /** The axis unit, e.g. "req/s" or "ms". */
   readonly unit: string

@@ -32,7 +32,7 @@ function toMs(value: string, unit: string): number {
  * Parses wrk's report (run with --latency). Throughput counts 2xx and 3xx only: wrk reports the
  * others as one number, so a fast 429 never passes for throughput.
  */
-export function parseWrk(text: string): Measurement {
+function parseWrk(text: string): Measurement {
   const total = /(\d+) requests in ([\d.]+)(us|ms|s|m),/.exec(text)
   if (!total) throw new Error(`wrk: no "requests in" line in its output:\n${text}`)
   const requests = Number(total[1])

@@ -30,7 +30,7 @@ import {
   type ScenarioOutcome,
 } from './scenario.ts'
 
-export type ResiliencePhaseName = 'region-down' | 'region-slow'
+type ResiliencePhaseName = 'region-down' | 'region-slow'
 
 interface PhaseSpec {
   readonly name: ResiliencePhaseName

@@ -38,7 +38,7 @@ export interface DeployOptions {
 }
 
 /** One region's upstream. */
-export interface Region {
+interface Region {
   /** Its label: Fairlane's endpoint `region`, and FAIRLANE_REGION for `home`. */
   readonly name: string
   readonly upstream: Upstream
@@ -69,7 +69,7 @@ export interface Deployment {
  * How a contender limits: not at all, per instance (each node counts alone, so N nodes admit
  * N times the limit), through a shared store, or Fairlane's own lanes and limits.
  */
-export type LimiterKind = 'none' | 'per-instance' | 'shared' | 'fairlane'
+type LimiterKind = 'none' | 'per-instance' | 'shared' | 'fairlane'
 
 export interface Contender {
   /** Stable id, used in the JSON and by --systems. */

@@ -19,7 +19,7 @@ import { startBenchRedis, type BenchRedis } from './redis.ts'
 export const CLUSTER_EXAMPLE = join(REPO_ROOT, 'examples/cluster.yaml')
 /** The documented demo key of examples/cluster.yaml. */
 export const CLUSTER_DEMO_KEY = 'fl_demo_cluster'
-export const CLUSTER_NODES = 3
+const CLUSTER_NODES = 3
 /** The config's default: `cluster.shards`. */
 const SHARDS = 256
 
@@ -196,8 +196,9 @@ export function clusterNotes(cluster: FairlaneCluster): string[] {
       '(every role on each), one nats-server ' +
       `(JetStream, shard leases in KV) and one redis-server, all on this machine; ` +
       `logging.level ${LOG_LEVEL}`,
-    `shards split ${cluster.shardsOwned.join(' / ')} before the load; every ticket goes over ` +
-      'NATS to the owner of its shard, even when that is the node that took the request',
+    `shards split ${cluster.shardsOwned.join(' / ')} before the load; a ticket goes over NATS ` +
+      'to the owner of its shard, even when that is the node that took the request, unless a ' +
+      'leased share of its lane admits it locally (cluster.shares, on by default)',
   ]
 }
 

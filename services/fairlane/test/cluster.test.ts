@@ -163,6 +163,21 @@ describe('three nodes from examples/cluster.yaml', () => {
     // Every request got an answer: served, or refused clearly (queue full / rate limited).
     expect(countOf(load.statuses, 0, 500, 502, 503)).toBe(0)
     expect(countOf(load.statuses, 200, 429)).toBe(load.sent)
+    // The NATS hop is measured on every node, each way, and no message was refused.
+    const texts = await Promise.all(cluster.map((n) => n.metrics()))
+    const count = (text: string, series: string) =>
+      Number(new RegExp(`^${series} (\\d+)`, 'm').exec(text)?.[1] ?? 0)
+    for (const text of texts) {
+      expect(
+        count(text, 'fairlane_cluster_batch_items_count\\{direction="to_owner"\\}'),
+      ).toBeGreaterThan(0)
+      expect(count(text, 'fairlane_cluster_ticket_round_trip_seconds_count')).toBeGreaterThan(0)
+      expect(text).not.toMatch(/^fairlane_cluster_messages_refused_total\{.*\} [1-9]/m)
+    }
+    const toIngress = texts.map((t) =>
+      count(t, 'fairlane_cluster_batch_items_count\\{direction="to_ingress"\\}'),
+    )
+    expect(toIngress.reduce((a, b) => a + b, 0)).toBeGreaterThan(0)
   })
 
   it('(b) survive SIGKILL of the node owning the target: shards move within the TTL, no request lost, accuracy within 2%', async () => {

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   createInbox,
@@ -7,13 +8,19 @@ import {
 } from '@nats-io/transport-node'
 import {
   FairlaneError,
+  decodeReplyBatch,
+  encodeShardBatch,
   shardSubject,
   type AdmissionReply,
   type ShardMessage,
   type Ticket,
   type TicketReply,
+  type WireRefusal,
 } from '@fairlane/protocol'
-import type { Admission, Transport } from '@fairlane/protocol'
+import type { Admission, AdmissionLease, Transport } from '@fairlane/protocol'
+import { Batcher, flushAfter } from '../batcher.ts'
+import { LeasedShares } from '../leased-shares.ts'
+import type { BatchSettings } from './batch-settings.ts'
 
 export interface NatsTransportOptions {
   readonly nc: NatsConnection
@@ -32,6 +39,31 @@ export interface NatsTransportOptions {
    * resubmitted; owners report `waiting` more often than this (see ShardServer).
    */
   readonly silenceMs?: number
+  /** How tickets, `done`s and `cancel`s to one shard are gathered into one message. */
+  readonly batch?: BatchSettings
+  /** Items in each batch sent to a shard. */
+  readonly onBatchSent?: (items: number) => void
+  /**
+   * Of each admitted ticket, the time from handing it to the batcher to its admission, less
+   * the time its owner says it waited in its lane: batching, NATS both ways, the owner's
+   * decision (a shared scope's Redis reservation included).
+   */
+  readonly onRoundTrip?: (ms: number) => void
+  /** A reply batch was not read: another wire version sent it, or it was garbled. */
+  readonly onRefused?: (refusal: WireRefusal) => void
+  /**
+   * Leased shares (docs/cluster.md#leased-shares): lanes with demand ask their owner for
+   * admissions to hand out here. Off when absent.
+   */
+  readonly shares?: { readonly max: number; readonly ttlMs: number }
+  /** Each admission: `local` from a leased share, `owner` answered over NATS. */
+  readonly onAdmission?: (path: 'local' | 'owner') => void
+}
+
+/** Tickets a leased share may stand for: their limits are the lane's alone. */
+function laneOf(ticket: Ticket): string | undefined {
+  if (ticket.clientPolicies || ticket.cost !== 1) return undefined
+  return `${ticket.target}\n${ticket.workspace}\n${ticket.keyId}`
 }
 
 /** The transport gave up: no queue actor answered in time (503, retry in a second). */
@@ -47,11 +79,16 @@ function noOwner(subject: string, why: string): FairlaneError {
 type Attempt = (outcome: TicketReply | 'no-responders') => void
 
 /**
- * Ingress side of the cluster: a ticket is published on its shard's subject with a reply
- * subject of this node's inbox, and answered by whichever node holds the shard's lease.
- * Ingress needs no membership table. Unlike a plain request, the ticket's owner is watched:
- * it reports `waiting` while the ticket queues, so a silent owner is a dead one and the
- * ticket goes again, to the shard's next owner.
+ * Ingress side of the cluster: a ticket is published on its shard's subject, in a batch
+ * with the others this node has for the shard, and answered by whichever node holds the
+ * shard's lease, in batches sent to this node's inbox. Ingress needs no membership table.
+ * Unlike a plain request, the ticket's owner is watched: it reports `waiting` while the
+ * ticket queues, so a silent owner is a dead one and the ticket goes again, to the shard's
+ * next owner.
+ *
+ * A batch that carries tickets is published with a reply subject of its own (`<inbox>.b.<n>`)
+ * that the owner never uses: it is there for NATS, which answers it with a 503 when nobody
+ * serves the shard, and then every ticket of the batch is sent again as if alone.
  */
 export class NatsTransport implements Transport {
   readonly #nc: NatsConnection
@@ -59,10 +96,27 @@ export class NatsTransport implements Transport {
   readonly #timeoutMs: number
   readonly #retryForMs: number
   readonly #silenceMs: number
+  readonly #onBatchSent: ((items: number) => void) | undefined
+  readonly #onRoundTrip: ((ms: number) => void) | undefined
+  readonly #onRefused: ((refusal: WireRefusal) => void) | undefined
   readonly #inbox = createInbox()
+  /** Where owners send their reply batches. */
+  readonly #replyTo = `${this.#inbox}.r`
   readonly #attempts = new Map<string, Attempt>()
   readonly #subscription: Subscription
+  readonly #batches: Batcher<ShardMessage>
+  /**
+   * The tickets of batches sent lately, by batch number, for a no-responders notice. It comes
+   * within a round trip; two generations, turned every silenceMs, keep the map small.
+   */
+  #sentBatches = new Map<string, string[]>()
+  #olderBatches = new Map<string, string[]>()
+  readonly #turn: NodeJS.Timeout
+  readonly #shares: LeasedShares | undefined
+  readonly #shareSweep: NodeJS.Timeout | undefined
+  readonly #onAdmission: NatsTransportOptions['onAdmission']
   #next = 0
+  #nextBatch = 0
 
   constructor(options: NatsTransportOptions) {
     this.#nc = options.nc
@@ -70,62 +124,144 @@ export class NatsTransport implements Transport {
     this.#timeoutMs = options.requestTimeoutMs
     this.#retryForMs = options.retryForMs ?? 10_000
     this.#silenceMs = options.silenceMs ?? 3_000
-    // One subscription for every reply, as nats.js muxes its own requests.
-    this.#subscription = this.#nc.subscribe(`${this.#inbox}.*`, {
+    this.#onBatchSent = options.onBatchSent
+    this.#onRoundTrip = options.onRoundTrip
+    this.#onRefused = options.onRefused
+    this.#batches = new Batcher({
+      maxItems: options.batch?.maxItems ?? 64,
+      schedule: flushAfter(options.batch?.flushDelayMs ?? 0),
+      send: (subject, items) => this.#publish(subject, items),
+    })
+    this.#turn = setInterval(() => {
+      this.#olderBatches = this.#sentBatches
+      this.#sentBatches = new Map()
+    }, this.#silenceMs)
+    this.#turn.unref()
+    this.#onAdmission = options.onAdmission
+    const shares = options.shares
+    if (shares) {
+      this.#shares = new LeasedShares({
+        now: () => performance.now(),
+        max: shares.max,
+        settle: (owner, used, unused) => this.#batches.add(owner, { kind: 'settle', used, unused }),
+      })
+      this.#shareSweep = setInterval(() => this.#shares?.sweep(), shares.ttlMs / 4)
+      this.#shareSweep.unref()
+    }
+    // One subscription for every reply batch and no-responders notice.
+    this.#subscription = this.#nc.subscribe(`${this.#inbox}.>`, {
       callback: (err, msg) => {
-        if (!err) this.#reply(msg)
+        if (!err) this.#receive(msg)
       },
     })
   }
 
   async submit(ticket: Ticket, signal?: AbortSignal): Promise<Admission> {
+    const lane = this.#shares ? laneOf(ticket) : undefined
+    let want = 0
+    if (lane && this.#shares) {
+      const local = this.#shares.take(lane)
+      want = this.#shares.wanted(lane)
+      if (local) {
+        // No shard to compute: the share's owner is where its `done` and next ask go.
+        if (want > 0) this.#askShare(local.owner, ticket, lane, want)
+        this.#onAdmission?.('local')
+        return {
+          allowed: true,
+          views: local.admission.views,
+          waitedMs: 0,
+          lease: this.#leaseOf(local.owner, local.admission.leaseId),
+        }
+      }
+    }
     const subject = shardSubject(this.#shardFor(ticket))
     // The owner tells tickets apart by this id: the request id comes from the client and
     // two clients may send the same one. Resubmissions keep it, so a copy replaces the first.
     const wire = { ...ticket, requestId: `${ticket.requestId}~${this.#inbox}.${++this.#next}` }
-    const onAbort = () => this.#send(subject, { kind: 'cancel', requestId: wire.requestId })
+    const onAbort = () => this.#batches.add(subject, { kind: 'cancel', requestId: wire.requestId })
     signal?.addEventListener('abort', onAbort, { once: true })
+    let granted = false
     try {
-      const reply = await this.#admission(subject, wire, signal)
+      const reply = await this.#admission(subject, wire, signal, want)
       if (!reply.allowed) return reply
-      let released = false
+      this.#onAdmission?.('owner')
+      if (lane && reply.grant) {
+        this.#shares?.grant(lane, subject, reply.grant)
+        granted = true
+      }
       return {
         allowed: true,
         views: reply.views,
         waitedMs: reply.waitedMs,
-        lease: {
-          release: (outcome) => {
-            if (released) return
-            released = true
-            this.#send(subject, {
-              kind: 'done',
-              leaseId: reply.leaseId,
-              ...(outcome?.cost !== undefined ? { cost: outcome.cost } : {}),
-              ...(outcome?.upstream ? { upstream: outcome.upstream } : {}),
-            })
-          },
-        },
+        lease: this.#leaseOf(subject, reply.leaseId),
       }
     } finally {
       signal?.removeEventListener('abort', onAbort)
+      if (lane && want > 0 && !granted) this.#shares?.refused(lane)
     }
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#shareSweep)
+    // What this node was lent goes back before the last batches leave.
+    this.#shares?.close()
+    this.#batches.close()
+    clearInterval(this.#turn)
     this.#subscription.unsubscribe()
   }
 
+  /** Held by an admitted request; its `done` goes to the shard's owner with the next batch. */
+  #leaseOf(subject: string, leaseId: string): AdmissionLease {
+    let released = false
+    return {
+      release: (outcome) => {
+        if (released) return
+        released = true
+        this.#batches.add(subject, {
+          kind: 'done',
+          leaseId,
+          ...(outcome?.cost !== undefined ? { cost: outcome.cost } : {}),
+          ...(outcome?.upstream ? { upstream: outcome.upstream } : {}),
+        })
+      },
+    }
+  }
+
+  /**
+   * Asks the lane's owner for its next share while the lane still holds one, so no request
+   * waits for it. Nobody answering in a silence's time counts as a refusal.
+   */
+  #askShare(subject: string, ticket: Ticket, lane: string, want: number): void {
+    const token = String(++this.#next)
+    const forget = setTimeout(() => {
+      if (this.#attempts.delete(token)) this.#shares?.refused(lane)
+    }, this.#silenceMs)
+    forget.unref()
+    this.#attempts.set(token, (reply) => {
+      this.#attempts.delete(token)
+      clearTimeout(forget)
+      const grant = reply !== 'no-responders' && 'grant' in reply ? reply.grant : undefined
+      if (grant) this.#shares?.grant(lane, subject, grant)
+      else this.#shares?.refused(lane)
+    })
+    this.#batches.add(subject, { kind: 'share', token, ticket, want })
+  }
+
   /** Sends the ticket until an owner answers, resubmitting on no responder, a move or silence. */
-  async #admission(subject: string, ticket: Ticket, signal?: AbortSignal): Promise<AdmissionReply> {
+  async #admission(
+    subject: string,
+    ticket: Ticket,
+    signal: AbortSignal | undefined,
+    want: number,
+  ): Promise<AdmissionReply> {
     const giveUpAt = Date.now() + this.#timeoutMs
-    const payload = JSON.stringify({ kind: 'ticket', ticket } satisfies ShardMessage)
     // The retry window counts from the first failure, not from the start: a ticket that
     // waited 20 s in a lane whose owner then died deserves the same chance as a new one.
     let failingSince: number | undefined
     for (let backoff = 25; ;) {
       // A client that left during a backoff gets no copy queued for nobody.
       if (signal?.aborted) throw noOwner(subject, 'the client left')
-      const outcome = await this.#attempt(subject, payload, giveUpAt)
+      const outcome = await this.#attempt(subject, ticket, giveUpAt, want)
       if (typeof outcome === 'object') return outcome
       if (signal?.aborted) throw noOwner(subject, 'the client left')
       const now = Date.now()
@@ -144,10 +280,12 @@ export class NatsTransport implements Transport {
   /** One publication of the ticket; resolves with the answer or why there was none. */
   #attempt(
     subject: string,
-    payload: string,
+    ticket: Ticket,
     giveUpAt: number,
+    want: number,
   ): Promise<AdmissionReply | 'no-responders' | 'moved' | 'silent' | 'timeout'> {
     const token = String(++this.#next)
+    const sentAt = performance.now()
     return new Promise((resolve) => {
       let silence: NodeJS.Timeout | undefined
       const finish = (
@@ -169,14 +307,13 @@ export class NatsTransport implements Transport {
         else if ('progress' in reply) {
           if (reply.progress === 'moved') finish('moved')
           else listen()
-        } else finish(reply)
+        } else if ('allowed' in reply) {
+          if (reply.allowed) this.#onRoundTrip?.(performance.now() - sentAt - reply.waitedMs)
+          finish(reply)
+        }
       })
       listen()
-      try {
-        this.#nc.publish(subject, payload, { reply: `${this.#inbox}.${token}` })
-      } catch {
-        finish('no-responders')
-      }
+      this.#batches.add(subject, { kind: 'ticket', token, ticket, ...(want > 0 ? { want } : {}) })
     })
   }
 
@@ -188,34 +325,59 @@ export class NatsTransport implements Transport {
     const forget = setTimeout(() => this.#attempts.delete(token), this.#timeoutMs)
     forget.unref()
     this.#attempts.set(token, (reply) => {
-      if (reply === 'no-responders' || 'progress' in reply) return
+      if (reply === 'no-responders' || !('allowed' in reply)) return
       this.#attempts.delete(token)
       clearTimeout(forget)
-      if (reply.allowed) this.#send(subject, { kind: 'done', leaseId: reply.leaseId })
+      if (!reply.allowed) return
+      this.#batches.add(subject, { kind: 'done', leaseId: reply.leaseId })
+      const unused = reply.grant?.admissions.map((admission) => admission.leaseId)
+      if (unused?.length) this.#batches.add(subject, { kind: 'settle', used: [], unused })
     })
   }
 
-  #reply(msg: Msg): void {
-    const token = msg.subject.slice(this.#inbox.length + 1)
-    const attempt = this.#attempts.get(token)
-    if (!attempt) return
-    if (msg.headers?.code === 503) {
-      attempt('no-responders')
+  #receive(msg: Msg): void {
+    if (msg.subject === this.#replyTo) {
+      const batch = decodeReplyBatch(msg.string())
+      if ('refused' in batch) {
+        // Not ours to read; the silence timer covers the tickets it may have answered.
+        this.#onRefused?.(batch)
+        return
+      }
+      for (const { token, reply } of batch.items) {
+        if ('revoke' in reply) this.#shares?.revoke(reply.revoke)
+        else this.#attempts.get(token)?.(reply)
+      }
       return
     }
-    try {
-      attempt(msg.json<TicketReply>())
-    } catch {
-      // Not ours to read; the silence timer covers a garbled answer.
-    }
+    if (msg.headers?.code !== 503) return
+    const batch = msg.subject.slice(this.#inbox.length + 3)
+    const tokens = this.#sentBatches.get(batch) ?? this.#olderBatches.get(batch)
+    this.#sentBatches.delete(batch)
+    this.#olderBatches.delete(batch)
+    for (const token of tokens ?? []) this.#attempts.get(token)?.('no-responders')
   }
 
-  #send(subject: string, message: ShardMessage): void {
-    // A lost `done` is not a leak: the owner frees a lease nobody releases after its TTL.
+  #publish(subject: string, items: ShardMessage[]): void {
+    const tokens: string[] = []
+    for (const item of items) {
+      if (item.kind === 'ticket' || item.kind === 'share') tokens.push(item.token)
+    }
+    let reply: string | undefined
+    if (tokens.length > 0) {
+      reply = `${this.#inbox}.b.${++this.#nextBatch}`
+      this.#sentBatches.set(String(this.#nextBatch), tokens)
+    }
     try {
-      this.#nc.publish(subject, JSON.stringify(message))
+      this.#nc.publish(
+        subject,
+        encodeShardBatch(reply && this.#replyTo, items),
+        reply ? { reply } : undefined,
+      )
+      this.#onBatchSent?.(items.length)
     } catch {
-      // The connection is closing; the lease expires on the owner's side.
+      // The connection is closing. Its tickets go again (or give up) as if nobody listened;
+      // a lost `done` is not a leak: the owner frees a lease nobody releases after its TTL.
+      for (const token of tokens) this.#attempts.get(token)?.('no-responders')
     }
   }
 }

@@ -1,12 +1,21 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import {
+  decodeShardBatch,
+  encodeReplyBatch,
   shardSubject,
+  v1ShardSubject,
+  type AdmissionRefusal,
   type AdmissionReply,
-  type ShardMessage,
+  type ReplyItem,
+  type ShareGrant,
+  type Ticket,
   type TicketProgress,
+  type WireRefusal,
 } from '@fairlane/protocol'
 import type { Actor, AdmissionLease } from '@fairlane/protocol'
+import { Batcher, flushAfter } from '../batcher.ts'
 import { settleWithin } from '../settle-within.ts'
+import type { BatchSettings } from './batch-settings.ts'
 
 /** Longest a shard's subscription drains before it is simply dropped. */
 const DRAIN_MS = 1_000
@@ -24,18 +33,52 @@ export interface ShardServerOptions {
    * a dead owner (NatsTransport's silenceMs, which must be larger).
    */
   readonly progressEveryMs?: number
+  /** How answers to one ingress node are gathered into one message. */
+  readonly batch?: BatchSettings
+  /** Items in each batch of answers sent to an ingress node. */
+  readonly onBatchSent?: (items: number) => void
+  /**
+   * A message was not read: sent by a node of another wire version (a version 1 ticket is
+   * answered 503 cluster_unavailable), or garbled.
+   */
+  readonly onRefused?: (refusal: WireRefusal, subject: string) => void
+  /** Leased shares: lent for this long (docs/cluster.md#leased-shares); none when absent. */
+  readonly shares?: { readonly ttlMs: number; readonly max: number }
+  /** Admissions lent in a share, returned unused, and shares revoked. */
+  readonly onShares?: (event: 'lent' | 'returned' | 'revoked', count: number) => void
 }
 
 interface Waiting {
   readonly shard: number
   readonly controller: AbortController
-  readonly msg: Msg
+  /** The ingress node's reply subject and the ticket's token there. */
+  readonly replyTo: string | undefined
+  readonly token: string
+}
+
+/**
+ * What a version 1 ticket gets from this node: a refusal that version reads as a 503
+ * cluster_unavailable, at once, rather than no answer (a wait for its whole retry window).
+ */
+const V1_REFUSAL: AdmissionRefusal = {
+  allowed: false,
+  code: 'cluster_unavailable',
+  refusedBy: 'node',
+  reason: 'bound',
+  retryAfterMs: 1000,
+  views: [],
 }
 
 interface HeldLease {
   readonly lease: AdmissionLease
-  readonly expiresAt: number
+  expiresAt: number
 }
+
+/**
+ * A lent admission the owner has not heard of since is freed after twice the share's TTL
+ * plus this (an ingress node that died): its `settle` comes at least every quarter TTL.
+ */
+const SHARE_GRACE_MS = 1_000
 
 /**
  * Actor side of the cluster: answers the tickets of the shards this node owns. Which shards
@@ -45,9 +88,16 @@ export class ShardServer {
   readonly #nc: NatsConnection
   readonly #actor: Actor
   readonly #leaseTtlMs: number
-  readonly #subscriptions = new Map<number, Subscription>()
+  readonly #subscriptions = new Map<number, Subscription[]>()
+  readonly #replies: Batcher<ReplyItem>
+  readonly #onBatchSent: ((items: number) => void) | undefined
+  readonly #onRefused: ((refusal: WireRefusal, subject: string) => void) | undefined
   readonly #waiting = new Map<string, Waiting>()
   readonly #leases = new Map<string, HeldLease>()
+  readonly #shares: { readonly ttlMs: number; readonly max: number } | undefined
+  readonly #onShares: ShardServerOptions['onShares']
+  /** Per partition, the reply subjects of the ingress nodes it lent shares to. */
+  readonly #holders = new Map<string, Set<string>>()
   readonly #sweeper: NodeJS.Timeout
   readonly #progress: NodeJS.Timeout
   #nextLease = 0
@@ -56,7 +106,19 @@ export class ShardServer {
     this.#nc = options.nc
     this.#actor = options.actor
     this.#leaseTtlMs = options.leaseTtlMs ?? 15 * 60_000
-    this.#sweeper = setInterval(() => this.#expireLeases(), Math.min(10_000, this.#leaseTtlMs / 2))
+    this.#onBatchSent = options.onBatchSent
+    this.#onRefused = options.onRefused
+    this.#shares = options.shares
+    this.#onShares = options.onShares
+    this.#replies = new Batcher({
+      maxItems: options.batch?.maxItems ?? 64,
+      schedule: flushAfter(options.batch?.flushDelayMs ?? 0),
+      send: (replyTo, items) => this.#publish(replyTo, items),
+    })
+    this.#sweeper = setInterval(
+      () => this.#expireLeases(),
+      Math.min(10_000, this.#leaseTtlMs / 2, this.#shares?.ttlMs ?? Infinity),
+    )
     this.#sweeper.unref()
     this.#progress = setInterval(
       () => this.#tell([...this.#waiting.values()], 'waiting'),
@@ -76,12 +138,20 @@ export class ShardServer {
 
   serve(shard: number): void {
     if (this.#subscriptions.has(shard)) return
-    const subscription = this.#nc.subscribe(shardSubject(shard), {
-      callback: (err, msg) => {
-        if (!err) this.#handle(msg, shard)
-      },
-    })
-    this.#subscriptions.set(shard, subscription)
+    const subscriptions = [
+      this.#nc.subscribe(shardSubject(shard), {
+        callback: (err, msg) => {
+          if (!err) this.#handle(msg, shard)
+        },
+      }),
+      // A node of version 1 still in the cluster sends here; it hears a refusal.
+      this.#nc.subscribe(v1ShardSubject(shard), {
+        callback: (err, msg) => {
+          if (!err) this.#refuseV1(msg)
+        },
+      }),
+    ]
+    this.#subscriptions.set(shard, subscriptions)
   }
 
   /**
@@ -90,13 +160,17 @@ export class ShardServer {
    * finish here (their `done` still arrives on the subject until it is drained).
    */
   async stopServing(shard: number): Promise<void> {
-    const subscription = this.#subscriptions.get(shard)
-    if (!subscription) return
+    const subscriptions = this.#subscriptions.get(shard)
+    if (!subscriptions) return
     this.#subscriptions.delete(shard)
     // A drain waits for the server to confirm; while NATS is away that never comes, so the
     // subscription is dropped on this side after a short wait (a closed connection has
     // dropped it already).
-    if (!(await settleWithin(subscription.drain(), DRAIN_MS))) subscription.unsubscribe()
+    await Promise.all(
+      subscriptions.map(async (subscription) => {
+        if (!(await settleWithin(subscription.drain(), DRAIN_MS))) subscription.unsubscribe()
+      }),
+    )
     const moving: Waiting[] = []
     for (const [requestId, waiting] of this.#waiting) {
       if (waiting.shard !== shard) continue
@@ -107,56 +181,102 @@ export class ShardServer {
     for (const waiting of moving) waiting.controller.abort()
   }
 
+  /**
+   * A ticket of `partition` waits: every ingress node holding a share of it gives it back,
+   * so that from now on its requests go through the queue.
+   */
+  revoke(partition: string): void {
+    const holders = this.#holders.get(partition)
+    if (!holders) return
+    this.#holders.delete(partition)
+    for (const replyTo of holders)
+      this.#replies.add(replyTo, { token: '', reply: { revoke: partition } })
+    this.#onShares?.('revoked', holders.size)
+  }
+
   async close(): Promise<void> {
     clearInterval(this.#sweeper)
     clearInterval(this.#progress)
     await Promise.all([...this.#subscriptions.keys()].map((shard) => this.stopServing(shard)))
+    // The last answers, `moved` among them, go before the connection closes.
+    this.#replies.close()
   }
 
   #handle(msg: Msg, shard: number): void {
-    let message: ShardMessage
-    try {
-      message = msg.json<ShardMessage>()
-    } catch {
+    const batch = decodeShardBatch(msg.string())
+    if ('refused' in batch) {
+      this.#onRefused?.(batch, msg.subject)
       return
     }
-    switch (message.kind) {
-      case 'ticket':
-        void this.#admit(msg, message, shard)
-        return
-      case 'done': {
-        const held = this.#leases.get(message.leaseId)
-        if (!held) return
-        this.#leases.delete(message.leaseId)
-        held.lease.release({
-          ...(message.cost !== undefined ? { cost: message.cost } : {}),
-          ...(message.upstream ? { upstream: message.upstream } : {}),
-        })
-        return
+    for (const message of batch.items) {
+      switch (message.kind) {
+        case 'ticket':
+          void this.#admit(batch.replyTo, message.token, message.ticket, shard, message.want)
+          break
+        case 'share':
+          if (batch.replyTo) {
+            const grant = this.#lend(batch.replyTo, message.ticket, message.want)
+            this.#replies.add(batch.replyTo, { token: message.token, reply: { grant } })
+          }
+          break
+        case 'settle':
+          this.#settle(message.used, message.unused)
+          break
+        case 'done': {
+          const held = this.#leases.get(message.leaseId)
+          if (!held) break
+          this.#leases.delete(message.leaseId)
+          held.lease.release({
+            ...(message.cost !== undefined ? { cost: message.cost } : {}),
+            ...(message.upstream ? { upstream: message.upstream } : {}),
+          })
+          break
+        }
+        case 'cancel':
+          this.#waiting.get(message.requestId)?.controller.abort()
+          break
       }
-      case 'cancel':
-        this.#waiting.get(message.requestId)?.controller.abort()
-        return
     }
   }
 
-  async #admit(msg: Msg, message: ShardMessage & { kind: 'ticket' }, shard: number): Promise<void> {
-    const { requestId } = message.ticket
+  #refuseV1(msg: Msg): void {
+    this.#onRefused?.(
+      { refused: 'version', detail: 'wire version 1, this node speaks 2' },
+      msg.subject,
+    )
+    if (msg.reply) msg.respond(JSON.stringify(V1_REFUSAL))
+  }
+
+  async #admit(
+    replyTo: string | undefined,
+    token: string,
+    ticket: Ticket,
+    shard: number,
+    want = 0,
+  ): Promise<void> {
+    const { requestId } = ticket
     // The same ticket again means its ingress gave up on the first copy (it heard nothing
     // for too long): only the new copy is answered.
     this.#waiting.get(requestId)?.controller.abort()
-    const waiting: Waiting = { shard, controller: new AbortController(), msg }
+    const waiting: Waiting = { shard, controller: new AbortController(), replyTo, token }
     this.#waiting.set(requestId, waiting)
     let reply: AdmissionReply
     try {
-      const admission = await this.#actor.admit(message.ticket, waiting.controller.signal)
+      const admission = await this.#actor.admit(ticket, waiting.controller.signal)
       if (admission.allowed) {
         const leaseId = `${process.pid}.${++this.#nextLease}.${requestId}`
         this.#leases.set(leaseId, {
           lease: admission.lease,
           expiresAt: Date.now() + this.#leaseTtlMs,
         })
-        reply = { allowed: true, leaseId, views: admission.views, waitedMs: admission.waitedMs }
+        const grant = replyTo && want > 0 ? this.#lend(replyTo, ticket, want) : undefined
+        reply = {
+          allowed: true,
+          leaseId,
+          views: admission.views,
+          waitedMs: admission.waitedMs,
+          ...(grant && grant.admissions.length > 0 ? { grant } : {}),
+        }
       } else {
         reply = admission
       }
@@ -165,17 +285,82 @@ export class ShardServer {
     }
     // Admitted after the ticket was cancelled, moved or replaced, or nobody to tell: the
     // slot goes back at once. A refusal is always sent; a listener that moved on ignores it.
-    const aborted = waiting.controller.signal.aborted
-    if (!reply.allowed) msg.respond(JSON.stringify(reply))
-    else if (aborted || !msg.respond(JSON.stringify(reply))) {
-      this.#leases.get(reply.leaseId)?.lease.release()
-      this.#leases.delete(reply.leaseId)
+    if (reply.allowed && (waiting.controller.signal.aborted || !replyTo)) {
+      this.#releaseLease(reply.leaseId)
+      this.#settle([], reply.grant?.admissions.map((admission) => admission.leaseId) ?? [])
+      return
     }
+    if (replyTo) this.#replies.add(replyTo, { token, reply })
+  }
+
+  /** Lends the ingress node at `replyTo` up to `want` admissions of the ticket's lane. */
+  #lend(replyTo: string, ticket: Ticket, want: number): ShareGrant {
+    const shares = this.#shares
+    const prefetched =
+      shares && this.#actor.prefetch
+        ? this.#actor.prefetch(ticket, Math.min(want, shares.max))
+        : { partition: '', admissions: [] }
+    const ttlMs = shares?.ttlMs ?? 0
+    const expiresAt = Date.now() + 2 * ttlMs + SHARE_GRACE_MS
+    const admissions = prefetched.admissions.map(({ lease, views }) => {
+      const leaseId = `${process.pid}.${++this.#nextLease}.s`
+      this.#leases.set(leaseId, { lease, expiresAt })
+      return { leaseId, views }
+    })
+    if (admissions.length > 0) {
+      let holders = this.#holders.get(prefetched.partition)
+      if (!holders) this.#holders.set(prefetched.partition, (holders = new Set()))
+      holders.add(replyTo)
+      this.#onShares?.('lent', admissions.length)
+    }
+    return { partition: prefetched.partition, ttlMs, admissions }
+  }
+
+  /** A share given back: its unused admissions are refunded, its used ones held until `done`. */
+  #settle(used: readonly string[], unused: readonly string[]): void {
+    const until = Date.now() + this.#leaseTtlMs
+    for (const id of used) {
+      const held = this.#leases.get(id)
+      if (held) held.expiresAt = until
+    }
+    let returned = 0
+    for (const id of unused) {
+      const held = this.#leases.get(id)
+      if (!held) continue
+      this.#leases.delete(id)
+      held.lease.release({ unused: true })
+      returned++
+    }
+    if (returned > 0) this.#onShares?.('returned', returned)
   }
 
   #tell(waiting: readonly Waiting[], progress: TicketProgress['progress']): void {
-    const body = JSON.stringify({ progress } satisfies TicketProgress)
-    for (const { msg } of waiting) msg.respond(body)
+    const reply: TicketProgress = { progress }
+    for (const { replyTo, token } of waiting)
+      if (replyTo) this.#replies.add(replyTo, { token, reply })
+  }
+
+  #publish(replyTo: string, items: ReplyItem[]): void {
+    try {
+      this.#nc.publish(replyTo, encodeReplyBatch(items))
+      this.#onBatchSent?.(items.length)
+    } catch {
+      // The connection is closing: nobody will hear of these admissions, give them back.
+      for (const { reply } of items) {
+        if ('allowed' in reply && reply.allowed) this.#releaseLease(reply.leaseId)
+        const grant = 'grant' in reply ? reply.grant : undefined
+        if (grant)
+          this.#settle(
+            [],
+            grant.admissions.map((admission) => admission.leaseId),
+          )
+      }
+    }
+  }
+
+  #releaseLease(leaseId: string): void {
+    this.#leases.get(leaseId)?.lease.release()
+    this.#leases.delete(leaseId)
   }
 
   #expireLeases(): void {

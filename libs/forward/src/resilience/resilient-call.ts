@@ -62,7 +62,7 @@ const FAILOVER = new Set([500, 502, 503, 504])
 const COME_BACK = new Set([429, 503])
 
 /** What an answer says about the upstream's limits, relative to now. */
-export function laneSignals(response: UpstreamResponse, wallClock: number): LaneSignals {
+function laneSignals(response: UpstreamResponse, wallClock: number): LaneSignals {
   const signals = upstreamSignals(response.headers, wallClock)
   return {
     status: response.status,

@@ -13,7 +13,7 @@ import type { StoreView } from '../store/redis-config-store.ts'
  * where each entry comes from, and never a secret — no key hash, no upstream credential.
  */
 
-export interface KeyView {
+interface KeyView {
   readonly id: string
   readonly tier?: string
   readonly weight: number
@@ -31,7 +31,7 @@ export type RouteView = { readonly name: string; readonly source: Source } & Rou
 
 export type CustomerView = { readonly name: string; readonly source: Source } & CustomerConfig
 
-export const REDACTED = '[redacted]'
+const REDACTED = '[redacted]'
 
 /**
  * A value that is one `${ENV}` reference, optionally after a scheme word (`Bearer ${KEY}`),
@@ -39,7 +39,7 @@ export const REDACTED = '[redacted]'
  */
 const ENV_REFERENCE = /^([A-Za-z][A-Za-z-]* )?\$\{[A-Za-z_][A-Za-z0-9_]*\}$/
 
-export function keyView(key: KeyConfig): KeyView {
+function keyView(key: KeyConfig): KeyView {
   return {
     id: key.id,
     ...(key.tier === undefined ? {} : { tier: key.tier }),

@@ -10,7 +10,7 @@ import { nodeSettingsFrom, type NodeSettings } from '../node/node-settings.ts'
 import { DEFAULT_CONFIG_PATH } from './default-config.ts'
 
 /** Exit codes: 2 means the configuration (or the command line) is wrong, 1 anything else. */
-export const EXIT_OK = 0
+const EXIT_OK = 0
 export const EXIT_FAILURE = 1
 export const EXIT_USAGE = 2
 

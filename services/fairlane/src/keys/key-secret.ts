@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 
 /** Prefix of every Fairlane key, so a leaked one is recognisable by secret scanners. */
-export const KEY_PREFIX = 'fl_'
+const KEY_PREFIX = 'fl_'
 
 /** 24 random bytes (192 bits), base64url: long enough that guessing is hopeless. */
 export function newKeySecret(): string {

@@ -39,7 +39,7 @@ function scope(
  * The configured limits of a ticket, narrowest first: key, workspace, target, global. The
  * actor derives them from its own config, so a ticket cannot name its own limits.
  */
-export function scopesFor(config: FairlaneConfig, ticket: Ticket): ScopeLimit[] {
+function scopesFor(config: FairlaneConfig, ticket: Ticket): ScopeLimit[] {
   const workspace = config.workspaces[ticket.workspace]
   const key = workspace?.keys.find((k) => k.id === ticket.keyId)
   const target = ticket.target === URL_TARGET ? undefined : config.targets[ticket.target]

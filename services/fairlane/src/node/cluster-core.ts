@@ -12,7 +12,7 @@ import {
   settleWithin,
 } from '@fairlane/cluster'
 import { MemoryLedger, RedisLedger } from '@fairlane/limits'
-import { shardOfPartition } from '@fairlane/protocol'
+import { shardOfPartition, type WireRefusal } from '@fairlane/protocol'
 import { NodeQueueBudget } from '@fairlane/scheduler'
 import type { FairlaneMetrics, Logger } from '@fairlane/telemetry'
 import { ticketPolicy } from '../limits/scopes.ts'
@@ -79,6 +79,31 @@ export async function connectCluster(
   return { nc, link, ledgerRedis }
 }
 
+/** A mixed-version cluster refuses a message per request: one warning a minute says so. */
+const REFUSAL_LOG_EVERY_MS = 60_000
+
+/**
+ * Counts every NATS message this node did not read, and logs the first of each side and
+ * reason and then one a minute with how many were refused meanwhile.
+ */
+function refusalReporter(metrics: FairlaneMetrics, logger: Logger, side: 'owner' | 'ingress') {
+  const last = new Map<string, { at: number; since: number }>()
+  return (refusal: WireRefusal, subject?: string) => {
+    metrics.clusterRefused.inc({ side, reason: refusal.refused })
+    const now = Date.now()
+    const seen = last.get(refusal.refused)
+    if (seen && now - seen.at < REFUSAL_LOG_EVERY_MS) {
+      seen.since++
+      return
+    }
+    last.set(refusal.refused, { at: now, since: 0 })
+    logger.warn(
+      { side, reason: refusal.refused, subject, refusedSinceLastLog: seen?.since ?? 0 },
+      `cluster message refused: ${refusal.detail} (every node of a cluster must run the same wire version)`,
+    )
+  }
+}
+
 /** Longest the stop waits for NATS to take this node's last messages before it just closes. */
 const NATS_DRAIN_MS = 1_000
 
@@ -98,6 +123,13 @@ export async function clusterCore(
   const { nc, link, ledgerRedis } = connections
   const config = store.current()
   const { shards, leaseTtlMs } = config.cluster
+  const batch = {
+    maxItems: config.cluster.batchMaxItems,
+    flushDelayMs: config.cluster.batchFlushDelayMs,
+  }
+  const shares = config.cluster.shares.enabled
+    ? { ttlMs: config.cluster.shares.ttlMs, max: config.cluster.shares.max }
+    : undefined
   const closers: (() => Promise<void> | void)[] = []
   metrics.observeNats(() => link.connected)
 
@@ -112,6 +144,8 @@ export async function clusterCore(
       budget: new NodeQueueBudget(config.queue.perNode),
       policyFor: (ticket) => ticketPolicy(store.current(), ticket, true),
       checkpoints: true,
+      // Shares of a partition whose ticket waits or is refused go back (the server exists by then).
+      onContention: (partition) => shardServer.revoke(partition),
       shared: {
         reserver: redisLedger,
         share: () => 1 / (leases?.liveNodes ?? 1),
@@ -123,7 +157,15 @@ export async function clusterCore(
     metrics.observeLimitStates(() => ledger.size)
     const sweeper = setInterval(() => ledger.sweep(), 10_000)
     sweeper.unref()
-    const shardServer = new ShardServer({ nc, actor })
+    const shardServer = new ShardServer({
+      nc,
+      actor,
+      batch,
+      onBatchSent: (items) => metrics.clusterBatchItems.observe({ direction: 'to_ingress' }, items),
+      onRefused: refusalReporter(metrics, logger, 'owner'),
+      ...(shares ? { shares } : {}),
+      onShares: (event, count) => metrics.clusterShares.inc({ event }, count),
+    })
     const checkpoints = new PartitionCheckpoints({
       redis: ledgerRedis,
       actor,
@@ -189,6 +231,12 @@ export async function clusterCore(
       requestTimeoutMs: longestWait + 2 * leaseTtlMs + 5_000,
       // A dead owner's shards move within the TTL plus a tick: keep trying at least that long.
       retryForMs: 2 * leaseTtlMs + 2_000,
+      batch,
+      onBatchSent: (items) => metrics.clusterBatchItems.observe({ direction: 'to_owner' }, items),
+      onRoundTrip: (ms) => metrics.clusterRoundTrip.observe(ms / 1000),
+      onRefused: refusalReporter(metrics, logger, 'ingress'),
+      ...(shares ? { shares } : {}),
+      onAdmission: (path) => metrics.clusterAdmissions.inc({ path }),
     })
     closers.push(() => transport?.close())
   }

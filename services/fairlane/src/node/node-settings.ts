@@ -1,8 +1,8 @@
 import { hostname } from 'node:os'
 import { ConfigError, type ConfigIssue } from '@fairlane/config'
 
-export const ROLES = ['ingress', 'actor', 'worker'] as const
-export type Role = (typeof ROLES)[number]
+const ROLES = ['ingress', 'actor', 'worker'] as const
+type Role = (typeof ROLES)[number]
 
 /** Who this node is and where its cluster is: the environment, not the shared config file. */
 export interface NodeSettings {

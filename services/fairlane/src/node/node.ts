@@ -1,6 +1,5 @@
 import type { AddressInfo } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import type { DestinationStream } from 'pino'
 import { Redis } from 'ioredis'
 import { ConfigError, type ConfigStore, type Env } from '@fairlane/config'
 import {
@@ -11,7 +10,7 @@ import {
   SYSTEM_RESOLVER_TTL_MS,
   type Resolve,
 } from '@fairlane/forward'
-import { FairlaneMetrics, createLogger, type Logger } from '@fairlane/telemetry'
+import { FairlaneMetrics, createLogger, type Logger, type LoggerOptions } from '@fairlane/telemetry'
 import { buildAdmin } from '../admin/admin-server.ts'
 import { EndpointDestinations } from '../ingress/endpoint-destinations.ts'
 import { buildIngress } from '../ingress/ingress.ts'
@@ -31,7 +30,7 @@ export interface NodeOptions {
   readonly port?: number
   readonly adminPort?: number
   /** Where JSON logs go; stdout when omitted. */
-  readonly logDestination?: DestinationStream
+  readonly logDestination?: LoggerOptions['destination']
   /** DNS for the destination policy; the system resolver when omitted. */
   readonly resolve?: Resolve
   /** Identity, roles and cluster URLs; from the environment when omitted (embedded if unset). */

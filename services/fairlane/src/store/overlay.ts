@@ -11,7 +11,7 @@ import {
 /** The parts of the config a cluster keeps in Redis; everything else comes from the file. */
 export type Section = 'workspaces' | 'targets' | 'routes' | 'customers'
 
-export const SECTIONS: readonly Section[] = ['workspaces', 'targets', 'routes', 'customers']
+const SECTIONS: readonly Section[] = ['workspaces', 'targets', 'routes', 'customers']
 
 /**
  * What Redis holds, as it was written: raw documents (with `${ENV}` references unresolved,

@@ -1,0 +1,121 @@
+import { performance } from 'node:perf_hooks'
+import { afterEach, describe, expect, it } from 'vitest'
+import { MemoryLedger, type ScopeLimit } from '@fairlane/limits'
+import type { Ticket } from '@fairlane/protocol'
+import { NodeQueueBudget } from '@fairlane/scheduler'
+import { QueueActor, type PartitionSettings, type TicketPolicy } from './index.ts'
+
+const settings: PartitionSettings = {
+  tiers: [{ name: 'free', priority: 0, minShare: 0, maxWaitMs: 2000 }],
+  bounds: { perLane: 10, perWorkspace: 100, perPartition: 100 },
+  quantum: 1,
+  discipline: 'fair',
+}
+
+let actor: QueueActor | undefined
+afterEach(() => actor?.close())
+
+function actorWith(
+  scopes: ScopeLimit[] | ((ticket: Ticket) => ScopeLimit[]),
+  onContention?: (partition: string) => void,
+): QueueActor {
+  const now = () => performance.now()
+  actor = new QueueActor({
+    ledger: new MemoryLedger({ now }),
+    now,
+    budget: new NodeQueueBudget(1000),
+    policyFor: (ticket): TicketPolicy => ({
+      identity: {
+        lane: `${ticket.workspace}/${ticket.keyId}`,
+        workspace: ticket.workspace,
+        tier: 'free',
+        laneWeight: 1,
+        workspaceWeight: 1,
+      },
+      scopes: typeof scopes === 'function' ? scopes(ticket) : scopes,
+      maxWaitMs: 2000,
+      partition: ticket.target,
+      settings,
+    }),
+    ...(onContention ? { onContention } : {}),
+  })
+  return actor
+}
+
+const ticket = (keyId: string, n = 0): Ticket => ({
+  requestId: `${keyId}-${n}`,
+  workspace: 'w',
+  keyId,
+  target: 'echo',
+  cost: 1,
+})
+
+const perMinute: ScopeLimit = {
+  id: 'key:w/a',
+  kind: 'key',
+  rate: { limit: 5, periodMs: 60_000, burst: 5 },
+}
+
+describe('QueueActor leased shares', () => {
+  it('prefetches at most half of what a limit has left, and they count as admitted', async () => {
+    const perHour: ScopeLimit = {
+      id: 'key:w/a',
+      kind: 'key',
+      rate: { limit: 9, periodMs: 3_600_000, burst: 9 },
+    }
+    const queue = actorWith([perHour])
+    expect((await queue.admit(ticket('a'))).allowed).toBe(true)
+    // 8 left: 4 lent, 4 stay for the lane's other nodes.
+    const shares = queue.prefetch(ticket('a', 1), 10).admissions
+    expect(shares).toHaveLength(4)
+    expect(shares.at(-1)?.views[0]).toMatchObject({ quota: 9, remaining: 4 })
+    expect(queue.prefetch(ticket('a', 2), 10).admissions).toHaveLength(2)
+    expect(queue.prefetch(ticket('a', 3), 10).admissions).toHaveLength(1)
+    expect(queue.prefetch(ticket('a', 4), 10).admissions).toHaveLength(1)
+    // The limit is spent: the next ticket would wait an hour, far beyond its 2 s tier wait.
+    const refused = await queue.admit(ticket('a', 5))
+    expect(refused).toMatchObject({ allowed: false, code: 'rate_limited' })
+  })
+
+  it('refunds the units of a share given back unused, and only of that one', async () => {
+    const queue = actorWith([perMinute])
+    // Of 5, 3 are lent (the third leaves 2, fewer than the 3 lent), 2 stay.
+    const shares = queue.prefetch(ticket('a'), 5).admissions
+    expect(shares).toHaveLength(3)
+    shares[0]?.lease.release({ unused: true })
+    shares[1]?.lease.release()
+    // 3 left again: 2 lent.
+    expect(queue.prefetch(ticket('a', 1), 5).admissions).toHaveLength(2)
+  })
+
+  it('holds concurrency slots until each share is released', () => {
+    const slots: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 3 }
+    const queue = actorWith([slots])
+    const shares = queue.prefetch(ticket('a'), 5).admissions
+    expect(shares).toHaveLength(3)
+    expect(queue.prefetch(ticket('b'), 1).admissions).toHaveLength(0)
+    shares[2]?.lease.release({ unused: true })
+    expect(queue.prefetch(ticket('b'), 1).admissions).toHaveLength(1)
+  })
+
+  it('grants nothing while the partition has a waiting ticket, and says when one starts waiting', async () => {
+    const backlogged: string[] = []
+    // Key b may go once per 100 ms; key c has no limit of its own.
+    const paced: ScopeLimit = {
+      id: 'key:w/b',
+      kind: 'key',
+      rate: { limit: 10, periodMs: 1000, burst: 1 },
+    }
+    const queue = actorWith(
+      (t) => (t.keyId === 'b' ? [paced] : []),
+      (partition) => backlogged.push(partition),
+    )
+    expect((await queue.admit(ticket('b'))).allowed).toBe(true)
+    expect(backlogged).toEqual([])
+    const waiting = queue.admit(ticket('b', 1))
+    expect(backlogged).toEqual(['echo'])
+    expect(queue.prefetch(ticket('c'), 1).admissions).toHaveLength(0)
+    expect((await waiting).allowed).toBe(true)
+    expect(queue.prefetch(ticket('c'), 1).admissions).toHaveLength(1)
+  })
+})

@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest'
+import type { ShareGrant } from '@fairlane/protocol'
+import { LeasedShares } from './leased-shares.ts'
+
+function setup(max = 8) {
+  let now = 0
+  const settled: { owner: string; used: string[]; unused: string[] }[] = []
+  const shares = new LeasedShares({
+    now: () => now,
+    max,
+    settle: (owner, used, unused) => settled.push({ owner, used: [...used], unused: [...unused] }),
+  })
+  return { shares, settled, advance: (ms: number) => (now += ms) }
+}
+
+function grantOf(ids: string[], partition = 'echo#0', ttlMs = 1000): ShareGrant {
+  return {
+    partition,
+    ttlMs,
+    admissions: ids.map((leaseId, i) => ({
+      leaseId,
+      views: [
+        { name: 'key', quota: 10, windowSeconds: 1, remaining: ids.length - 1 - i, resetMs: 0 },
+      ],
+    })),
+  }
+}
+
+describe('LeasedShares', () => {
+  it('asks only for a lane with demand, sized by it and capped', () => {
+    const { shares } = setup(3)
+    expect(shares.take('a')).toBeUndefined()
+    expect(shares.wanted('a')).toBe(0)
+    for (let i = 0; i < 5; i++) shares.take('a')
+    expect(shares.wanted('a')).toBe(3)
+    // Asked once: not again until the answer.
+    expect(shares.wanted('a')).toBe(0)
+    shares.refused('a')
+    expect(shares.wanted('a')).toBe(3)
+  })
+
+  it('hands out granted admissions in order, then none; the lane settles what it used', () => {
+    const { shares, settled, advance } = setup()
+    shares.grant('a', 'shard.1', grantOf(['l1', 'l2']))
+    expect(shares.take('a')).toMatchObject({
+      owner: 'shard.1',
+      admission: { leaseId: 'l1', views: [{ remaining: 1 }] },
+    })
+    expect(shares.take('a')?.admission.leaseId).toBe('l2')
+    expect(shares.take('a')).toBeUndefined()
+    expect(settled).toEqual([{ owner: 'shard.1', used: ['l1', 'l2'], unused: [] }])
+    expect(shares.take('b')).toBeUndefined()
+    advance(10)
+    shares.sweep()
+    expect(settled).toHaveLength(1)
+  })
+
+  it('gives back what an expired grant did not use, and tells the owner what is in use meanwhile', () => {
+    const { shares, settled, advance } = setup()
+    shares.grant('a', 'shard.1', grantOf(['l1', 'l2', 'l3']))
+    shares.take('a')
+    advance(300)
+    shares.sweep()
+    expect(settled).toEqual([{ owner: 'shard.1', used: ['l1'], unused: [] }])
+    advance(700)
+    expect(shares.take('a')).toBeUndefined()
+    expect(settled[1]).toEqual({ owner: 'shard.1', used: [], unused: ['l3', 'l2'] })
+  })
+
+  it('returns every grant of a revoked partition at once, and only those', () => {
+    const { shares, settled } = setup()
+    shares.grant('a', 'shard.1', grantOf(['a1', 'a2'], 'echo#0'))
+    shares.grant('b', 'shard.2', grantOf(['b1'], 'other#0'))
+    shares.take('a')
+    shares.revoke('echo#0')
+    expect(settled).toEqual([{ owner: 'shard.1', used: ['a1'], unused: ['a2'] }])
+    expect(shares.take('a')).toBeUndefined()
+    expect(shares.take('b')?.admission.leaseId).toBe('b1')
+  })
+
+  it('asks for the next grant ahead of need, when a quarter is left, and replaces the old one', () => {
+    const { shares, settled } = setup(8)
+    for (let i = 0; i < 8; i++) shares.take('a')
+    expect(shares.wanted('a')).toBe(8)
+    shares.grant('a', 'shard.1', grantOf(['1', '2', '3', '4', '5', '6', '7', '8']))
+    for (let i = 0; i < 5; i++) shares.take('a')
+    expect(shares.wanted('a')).toBe(0)
+    shares.take('a')
+    expect(shares.wanted('a')).toBe(8)
+    shares.grant('a', 'shard.1', grantOf(['9', '10']))
+    expect(settled).toEqual([
+      { owner: 'shard.1', used: ['1', '2', '3', '4', '5', '6'], unused: ['8', '7'] },
+    ])
+    expect(shares.take('a')?.admission.leaseId).toBe('9')
+  })
+
+  it('keeps memory bounded, and gives everything back on close', () => {
+    const { shares, settled } = setup()
+    const bounded = new LeasedShares({ now: () => 0, max: 4, maxLanes: 2, settle: () => undefined })
+    bounded.take('x')
+    bounded.take('y')
+    bounded.take('z')
+    bounded.take('z')
+    expect(bounded.wanted('z')).toBe(0)
+    shares.grant('a', 'shard.1', grantOf(['l1']))
+    shares.close()
+    expect(settled).toEqual([{ owner: 'shard.1', used: [], unused: ['l1'] }])
+    expect(shares.granted).toBe(0)
+  })
+})

@@ -1,0 +1,206 @@
+import type { ShareGrant, SharedAdmission } from '@fairlane/protocol'
+
+export interface LeasedSharesOptions {
+  readonly now: () => number
+  /** Most admissions one lane asks for at once. */
+  readonly max: number
+  /**
+   * Gives a grant back to the owner reached at `owner`: `used` admissions are now held by
+   * requests (each sends its own `done`), `unused` ones are refunded.
+   */
+  readonly settle: (owner: string, used: readonly string[], unused: readonly string[]) => void
+  /** Most lanes tracked at once: demand beyond it is simply not leased. */
+  readonly maxLanes?: number
+}
+
+interface Held {
+  /** Admissions the grant came with. */
+  readonly total: number
+  readonly owner: string
+  readonly partition: string
+  readonly expiresAt: number
+  readonly admissions: SharedAdmission[]
+  readonly used: string[]
+}
+
+interface Lane {
+  /** Arrivals in the current and in the previous demand window. */
+  current: number
+  previous: number
+  windowStart: number
+  held?: Held
+  /** When a request for the lane's next grant left, while it is under way. */
+  askedAt: number | undefined
+}
+
+/** Demand is counted over windows this long: the grant covers about one window of requests. */
+const DEMAND_WINDOW_MS = 250
+/** A request for a grant unanswered this long is taken for lost. */
+const ASK_TIMEOUT_MS = 5_000
+
+/**
+ * Ingress side of leased shares (docs/cluster.md#leased-shares): the admissions owners
+ * granted this node, per lane, handed out to its requests without a network hop, and the
+ * demand that sizes what a lane asks for next. A grant ends when it expires, when its
+ * partition's owner revokes it (a ticket waits there), or when the node stops; what it held
+ * goes back at once. Pure state: the clock and the way to the owner are given.
+ */
+export class LeasedShares {
+  readonly #options: LeasedSharesOptions
+  readonly #maxLanes: number
+  readonly #lanes = new Map<string, Lane>()
+
+  constructor(options: LeasedSharesOptions) {
+    this.#options = options
+    this.#maxLanes = options.maxLanes ?? 10_000
+  }
+
+  /** Lanes holding a grant now. */
+  get granted(): number {
+    let count = 0
+    for (const lane of this.#lanes.values()) if (lane.held) count++
+    return count
+  }
+
+  /**
+   * A request of `laneKey` arrived: one of the lane's granted admissions and the owner that
+   * granted it, or undefined when it has none left and must ask its owner.
+   */
+  take(
+    laneKey: string,
+  ): { readonly admission: SharedAdmission; readonly owner: string } | undefined {
+    const now = this.#options.now()
+    const lane = this.#lane(laneKey, now)
+    if (!lane) return undefined
+    lane.current++
+    const held = lane.held
+    if (!held) return undefined
+    if (now >= held.expiresAt) {
+      this.#end(lane)
+      return undefined
+    }
+    const admission = held.admissions.pop()
+    if (!admission) {
+      this.#end(lane)
+      return undefined
+    }
+    held.used.push(admission.leaseId)
+    return { admission, owner: held.owner }
+  }
+
+  /**
+   * How many admissions to ask the lane's owner for now, 0 for none: with a ticket that goes
+   * to the owner anyway, or ahead of need when the lane's grant runs low, so that its
+   * requests never wait for the next one. Once asked, the lane asks again only after
+   * `granted` or `refused`.
+   */
+  wanted(laneKey: string): number {
+    const lane = this.#lanes.get(laneKey)
+    if (!lane || lane.askedAt !== undefined) return 0
+    const held = lane.held
+    // A lane that sends a request now and then gains nothing from a lease and would only
+    // hold units others may want.
+    const demand = Math.min(this.#options.max, Math.max(lane.current, lane.previous))
+    if (demand < 2) return 0
+    if (held && held.admissions.length * 4 > held.total) return 0
+    lane.askedAt = this.#options.now()
+    return demand
+  }
+
+  /** The owner granted nothing this time. */
+  refused(laneKey: string): void {
+    const lane = this.#lanes.get(laneKey)
+    if (lane) lane.askedAt = undefined
+  }
+
+  /**
+   * Keeps a grant for its lane. It replaces the lane's previous grant, which goes back
+   * (what is left of it was asked to be replaced, so little is).
+   */
+  grant(laneKey: string, owner: string, grant: ShareGrant): void {
+    const now = this.#options.now()
+    const lane = this.#lane(laneKey, now)
+    if (lane) lane.askedAt = undefined
+    if (!lane || grant.admissions.length === 0) {
+      const ids = grant.admissions.map((admission) => admission.leaseId)
+      if (ids.length > 0) this.#options.settle(owner, [], ids)
+      return
+    }
+    this.#end(lane)
+    lane.held = {
+      total: grant.admissions.length,
+      owner,
+      partition: grant.partition,
+      expiresAt: now + grant.ttlMs,
+      // Handed out from the end: the last decided has the smallest remaining quota, so
+      // the first handed out shows the largest, as admissions in arrival order would.
+      admissions: [...grant.admissions].reverse(),
+      used: [],
+    }
+  }
+
+  /** The owner of `partition` has a ticket waiting: every grant there goes back now. */
+  revoke(partition: string): void {
+    for (const lane of this.#lanes.values()) {
+      if (lane.held?.partition === partition) this.#end(lane)
+    }
+  }
+
+  /**
+   * Ends expired grants, tells owners which admissions requests now hold (an owner frees
+   * those it hears nothing of soon after the grant's TTL), and forgets lanes with neither a
+   * grant nor recent demand. Call it several times per TTL.
+   */
+  sweep(): void {
+    const now = this.#options.now()
+    for (const [key, lane] of this.#lanes) {
+      const held = lane.held
+      if (held && now >= held.expiresAt) this.#end(lane)
+      else if (held && held.used.length > 0) {
+        this.#options.settle(held.owner, held.used.splice(0), [])
+      }
+      this.#roll(lane, now)
+      // An answer that never came (lost, or its owner died) must not stop the lane asking.
+      if (lane.askedAt !== undefined && now - lane.askedAt > ASK_TIMEOUT_MS)
+        lane.askedAt = undefined
+      if (!lane.held && lane.askedAt === undefined && lane.current === 0 && lane.previous === 0) {
+        this.#lanes.delete(key)
+      }
+    }
+  }
+
+  /** Gives every grant back (the node drains or stops). */
+  close(): void {
+    for (const lane of this.#lanes.values()) if (lane.held) this.#end(lane)
+    this.#lanes.clear()
+  }
+
+  #lane(key: string, now: number): Lane | undefined {
+    let lane = this.#lanes.get(key)
+    if (!lane) {
+      if (this.#lanes.size >= this.#maxLanes) return undefined
+      lane = { current: 0, previous: 0, windowStart: now, askedAt: undefined }
+      this.#lanes.set(key, lane)
+    }
+    this.#roll(lane, now)
+    return lane
+  }
+
+  #roll(lane: Lane, now: number): void {
+    const elapsed = now - lane.windowStart
+    if (elapsed < DEMAND_WINDOW_MS) return
+    lane.previous = elapsed < 2 * DEMAND_WINDOW_MS ? lane.current : 0
+    lane.current = 0
+    lane.windowStart = now - (elapsed % DEMAND_WINDOW_MS)
+  }
+
+  #end(lane: Lane): void {
+    const held = lane.held
+    if (!held) return
+    lane.held = undefined
+    const unused = held.admissions.map((admission) => admission.leaseId)
+    if (held.used.length > 0 || unused.length > 0) {
+      this.#options.settle(held.owner, held.used, unused)
+    }
+  }
+}

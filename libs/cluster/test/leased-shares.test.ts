@@ -1,0 +1,164 @@
+import { performance } from 'node:perf_hooks'
+import { connect, type NatsConnection } from '@nats-io/transport-node'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { QueueActor, type PartitionSettings, type TicketPolicy } from '@fairlane/actor'
+import { NatsTransport, ShardServer } from '@fairlane/cluster'
+import { MemoryLedger, type ScopeLimit } from '@fairlane/limits'
+import { shardOf, type Ticket } from '@fairlane/protocol'
+import { NodeQueueBudget } from '@fairlane/scheduler'
+import { startNats, type NatsServer } from '@fairlane/testing'
+
+const SHARDS = 16
+const SHARD = shardOf('echo', 0, SHARDS)
+const settings: PartitionSettings = {
+  tiers: [{ name: 'free', priority: 0, minShare: 0, maxWaitMs: 5000 }],
+  bounds: { perLane: 1000, perWorkspace: 1000, perPartition: 1000 },
+  quantum: 1,
+  discipline: 'fair',
+}
+
+let nats: NatsServer
+const connections: NatsConnection[] = []
+const closers: (() => Promise<void> | void)[] = []
+
+beforeAll(async () => {
+  nats = await startNats({ jetstream: false })
+})
+
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close()
+})
+
+afterAll(async () => {
+  await Promise.all(connections.map((nc) => nc.close()))
+  await nats.stop()
+})
+
+async function nc(): Promise<NatsConnection> {
+  const connection = await connect({ servers: nats.url })
+  connections.push(connection)
+  return connection
+}
+
+type ShareEvent = 'lent' | 'returned' | 'revoked'
+
+/** A shard's owner lending shares, with the scopes each ticket gets. */
+async function owner(scopesOf: (ticket: Ticket) => ScopeLimit[], ttlMs: number) {
+  const now = () => performance.now()
+  const events: Record<ShareEvent, number> = { lent: 0, returned: 0, revoked: 0 }
+  const actor: QueueActor = new QueueActor({
+    ledger: new MemoryLedger({ now }),
+    now,
+    budget: new NodeQueueBudget(10_000),
+    policyFor: (t): TicketPolicy => ({
+      identity: {
+        lane: `${t.workspace}/${t.keyId}`,
+        workspace: t.workspace,
+        tier: 'free',
+        laneWeight: 1,
+        workspaceWeight: 1,
+      },
+      scopes: scopesOf(t),
+      maxWaitMs: 5000,
+      partition: `${t.target}#0`,
+      settings,
+    }),
+    onContention: (partition) => server.revoke(partition),
+  })
+  const server: ShardServer = new ShardServer({
+    nc: await nc(),
+    actor,
+    shares: { ttlMs, max: 16 },
+    onShares: (event, count) => (events[event] += count),
+  })
+  server.serve(SHARD)
+  closers.push(
+    () => actor.close(),
+    () => server.close(),
+  )
+  return { events }
+}
+
+/** An ingress node with shares on; counts where its admissions came from. */
+async function ingress(ttlMs: number) {
+  const paths = { local: 0, owner: 0 }
+  const transport = new NatsTransport({
+    nc: await nc(),
+    shardFor: (t) => shardOf(t.target, 0, SHARDS),
+    requestTimeoutMs: 10_000,
+    retryForMs: 5_000,
+    shares: { max: 16, ttlMs },
+    onAdmission: (path) => paths[path]++,
+  })
+  closers.push(() => transport.close())
+  return { transport, paths }
+}
+
+let n = 0
+const ticket = (keyId: string): Ticket => ({
+  requestId: `r${++n}`,
+  workspace: 'w',
+  keyId,
+  target: 'echo',
+  cost: 1,
+})
+
+describe('leased shares over NATS', () => {
+  it('admit most of a busy lane without a round trip, and the limit holds exactly across two ingress nodes', async () => {
+    // 60 an hour: nothing refills during the test, so every admission is counted once.
+    const perMinute: ScopeLimit = {
+      id: 'key:w/a',
+      kind: 'key',
+      rate: { limit: 60, periodMs: 3_600_000, burst: 60 },
+    }
+    const { events } = await owner(() => [perMinute], 1000)
+    const one = await ingress(1000)
+    const two = await ingress(1000)
+    // 40 of the 60 are asked for: the nodes end holding shares they have not handed out.
+    let admitted = 0
+    for (let i = 0; i < 40; i++) {
+      const admission = await (i % 2 ? one : two).transport.submit(ticket('a'))
+      if (admission.allowed) {
+        admitted++
+        admission.lease.release()
+      }
+    }
+    expect(admitted).toBe(40)
+    expect(one.paths.local + two.paths.local).toBeGreaterThan(20)
+    expect(events.lent).toBeGreaterThan(0)
+    // What the two nodes still hold goes back when they stop (refunded); then exactly what
+    // is left of the hour's 60 passes, and no more.
+    await one.transport.close()
+    await two.transport.close()
+    const third = await ingress(1000)
+    let after = 0
+    for (let i = 0; i < 80; i++) {
+      const admission = await third.transport.submit(ticket('a'))
+      if (admission.allowed) after++
+    }
+    expect(events.returned).toBeGreaterThan(0)
+    expect(admitted + after).toBe(60)
+  })
+
+  it('takes a share back as soon as a ticket of its partition waits, long before it expires', async () => {
+    const slots: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 4 }
+    const { events } = await owner(() => [slots], 30_000)
+    const busy = await ingress(30_000)
+    // Lane a builds demand and takes a share of the target's four slots.
+    for (let i = 0; i < 8; i++) {
+      const admission = await busy.transport.submit(ticket('a'))
+      if (admission.allowed) admission.lease.release()
+    }
+    expect(events.lent).toBeGreaterThan(0)
+    const quiet = await ingress(30_000)
+    const held = await Promise.all([0, 1, 2, 3].map(() => busy.transport.submit(ticket('a'))))
+    const started = performance.now()
+    const late = quiet.transport.submit(ticket('b'))
+    for (const admission of held) if (admission.allowed) admission.lease.release()
+    const answer = await late
+    expect(answer.allowed).toBe(true)
+    expect(performance.now() - started).toBeLessThan(5_000)
+    expect(events.revoked).toBeGreaterThan(0)
+    expect(events.returned).toBeGreaterThan(0)
+  })
+})

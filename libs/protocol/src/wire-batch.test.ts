@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest'
+import {
+  decodeReplyBatch,
+  decodeShardBatch,
+  encodeReplyBatch,
+  encodeShardBatch,
+  WIRE_VERSION,
+} from './wire-batch.ts'
+import type { ShardMessage } from './wire.ts'
+
+const items: ShardMessage[] = [
+  {
+    kind: 'ticket',
+    token: '7',
+    ticket: { requestId: 'r1', workspace: 'w', keyId: 'k', target: 'echo', cost: 1 },
+  },
+  { kind: 'done', leaseId: 'l1', cost: 3, upstream: { status: 429, retryAfterMs: 1000 } },
+  { kind: 'cancel', requestId: 'r0' },
+]
+
+describe('shard and reply batches', () => {
+  it('round-trip, version and reply subject included, in readable JSON', () => {
+    const text = encodeShardBatch('_INBOX.abc.r', items)
+    expect(JSON.parse(text)).toMatchObject({ v: WIRE_VERSION, replyTo: '_INBOX.abc.r' })
+    expect(decodeShardBatch(text)).toEqual({ v: 2, replyTo: '_INBOX.abc.r', items })
+    expect(decodeShardBatch(encodeShardBatch(undefined, items.slice(1)))).toEqual({
+      v: 2,
+      items: items.slice(1),
+    })
+    const replies = [
+      { token: '7', reply: { progress: 'waiting' as const } },
+      { token: '7', reply: { allowed: true as const, leaseId: 'l2', views: [], waitedMs: 0 } },
+    ]
+    expect(decodeReplyBatch(encodeReplyBatch(replies))).toEqual({ v: 2, items: replies })
+  })
+
+  it('refuses a version 1 message (no "v") and an unknown version instead of reading it', () => {
+    const v1 = JSON.stringify({
+      kind: 'ticket',
+      ticket: { requestId: 'r1', workspace: 'w', keyId: 'k', target: 'echo', cost: 1 },
+    })
+    expect(decodeShardBatch(v1)).toMatchObject({
+      refused: 'version',
+      detail: expect.stringContaining('1 (no "v")'),
+    })
+    const v3 = JSON.stringify({ v: 3, items })
+    expect(decodeShardBatch(v3)).toMatchObject({
+      refused: 'version',
+      detail: expect.stringContaining('3'),
+    })
+    // A v1 owner's answer (a bare AdmissionReply) reaching a v2 ingress.
+    expect(decodeReplyBatch(JSON.stringify({ allowed: false, code: 'queue_full' }))).toMatchObject({
+      refused: 'version',
+    })
+  })
+
+  it('refuses a garbled batch whole: no item of it is acted on', () => {
+    for (const text of [
+      'not json',
+      '[1,2]',
+      JSON.stringify({ v: 2 }),
+      JSON.stringify({ v: 2, items: 'x' }),
+      JSON.stringify({ v: 2, replyTo: 5, items: [] }),
+      JSON.stringify({ v: 2, items: [items[1], { kind: 'ticket', ticket: {} }] }),
+      JSON.stringify({ v: 2, items: [items[1], { kind: 'drop-table' }] }),
+    ]) {
+      expect(decodeShardBatch(text)).toMatchObject({ refused: 'garbled' })
+    }
+    for (const text of [
+      JSON.stringify({ v: 2, items: [{ token: 1, reply: { progress: 'waiting' } }] }),
+      JSON.stringify({ v: 2, items: [{ token: '1', reply: {} }] }),
+    ]) {
+      expect(decodeReplyBatch(text)).toMatchObject({ refused: 'garbled' })
+    }
+  })
+})
