@@ -13,6 +13,7 @@ export { startRedis, type RedisServer } from './redis-server.ts'
 export { startNats, type NatsServer } from './nats-server.ts'
 export {
   startNatsRegions,
+  type GatewayListener,
   type NatsRegion,
   type NatsRegionServer,
   type NatsRegions,

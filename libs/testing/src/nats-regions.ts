@@ -15,6 +15,22 @@ export interface NatsRegionsOptions {
   readonly serversPerRegion?: number
   /** How long start-up may take until JetStream and the gateways answer. Default 20 s. */
   readonly timeoutMs?: number
+  /**
+   * Puts something in front of each server's gateway port, a delaying or cutting TCP relay
+   * (`startTcpRelay`) for regions a WAN apart: called once per server before any starts, with
+   * where its gateway will listen; resolves with the port the other regions dial instead. The
+   * server also advertises that port, so the gateway gossip never leads a peer around it.
+   * Each region dials the other's gateway, so a relay in front of every server delays both
+   * directions of a request: 15 ms each way makes a 30 ms round trip between regions.
+   */
+  readonly gatewayVia?: (gateway: GatewayListener) => Promise<number>
+}
+
+/** Where one server's gateway listens (on 127.0.0.1), for `NatsRegionsOptions.gatewayVia`. */
+export interface GatewayListener {
+  readonly server: string
+  readonly region: string
+  readonly port: number
 }
 
 /**
@@ -60,6 +76,8 @@ interface Placement {
   readonly port: number
   readonly clusterPort: number
   readonly gatewayPort: number
+  /** The gateway port other regions dial and this server advertises: its own, or a relay's. */
+  readonly gatewayDialPort: number
 }
 
 interface Member extends Placement {
@@ -86,14 +104,21 @@ export async function startNatsRegions(options: NatsRegionsOptions): Promise<Nat
     )
   }
   const ports = await distinctFreePorts(regionNames.length * serversPerRegion * 3)
-  const dir = await mkdtemp(join(tmpdir(), 'fairlane-nats-regions-'))
-
-  const layout = regionNames.flatMap((region) =>
+  const listeners = regionNames.flatMap((region) =>
     Array.from({ length: serversPerRegion }, (_, index) => {
       const [port, clusterPort, gatewayPort] = ports.splice(0, 3) as [number, number, number]
       return { name: `${region}-${index}`, region, port, clusterPort, gatewayPort }
     }),
   )
+  const layout: Placement[] = []
+  for (const listener of listeners) {
+    const via = options.gatewayVia
+    const gatewayDialPort = via
+      ? await via({ server: listener.name, region: listener.region, port: listener.gatewayPort })
+      : listener.gatewayPort
+    layout.push({ ...listener, gatewayDialPort })
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'fairlane-nats-regions-'))
   const members: Member[] = []
   const stop = async () => {
     await Promise.all(members.map((member) => member.server.stop()))
@@ -198,7 +223,7 @@ function configOf(server: Placement, layout: readonly Placement[], storeDir: str
     .map((region) => {
       const urls = layout
         .filter((other) => other.region === region)
-        .map((other) => JSON.stringify(`nats://127.0.0.1:${other.gatewayPort}`))
+        .map((other) => JSON.stringify(`nats://127.0.0.1:${other.gatewayDialPort}`))
       return `    { name: ${JSON.stringify(region)}, urls: [${urls.join(', ')}] }`
     })
   return [
@@ -213,6 +238,7 @@ function configOf(server: Placement, layout: readonly Placement[], storeDir: str
     'gateway {',
     `  name: ${JSON.stringify(server.region)}`,
     `  listen: 127.0.0.1:${server.gatewayPort}`,
+    `  advertise: "127.0.0.1:${server.gatewayDialPort}"`,
     '  gateways: [',
     gateways.join(',\n'),
     '  ]',

@@ -2,7 +2,7 @@ import { jetstreamManager } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { startNatsRegions, type NatsRegions } from '@fairlane/testing'
+import { startNatsRegions, startTcpRelay, type NatsRegions, type TcpRelay } from '@fairlane/testing'
 
 let nats: NatsRegions | undefined
 const clients: NatsConnection[] = []
@@ -92,4 +92,52 @@ describe('NATS regions', () => {
     const inB = await new Kvm(b).open('leases')
     expect((await inB.get('shard.1'))?.string()).toBe('node-a')
   })
+})
+
+describe('NATS regions with a relay in front of each gateway', () => {
+  it(
+    'delays a request between regions by both relays and cuts it with them',
+    { timeout: 60_000 },
+    async () => {
+      const relays: TcpRelay[] = []
+      const apart = await startNatsRegions({
+        regions: ['a', 'b'],
+        gatewayVia: async ({ port }) => {
+          const relay = await startTcpRelay({ target: { host: '127.0.0.1', port }, delayMs: 20 })
+          relays.push(relay)
+          return relay.port
+        },
+      })
+      try {
+        const a = await connect({ servers: apart.region('a').url, ignoreClusterUpdates: true })
+        const b = await connect({ servers: apart.region('b').url, ignoreClusterUpdates: true })
+        clients.push(a, b)
+        a.subscribe('far', { callback: (_, message) => void message.respond('from a') })
+        await a.flush()
+        const ask = (timeout: number) =>
+          b.request('far', '', { timeout }).then(
+            (m) => m.string(),
+            () => 'no answer',
+          )
+        // The interest of the subscription reaches region b a relay's delay later.
+        await expect.poll(() => ask(1_000), { timeout: 10_000, interval: 100 }).toBe('from a')
+        // b's gateway connection to a carries the request, a's to b the answer: 20 ms each.
+        const started = performance.now()
+        expect((await b.request('far', '', { timeout: 2_000 })).string()).toBe('from a')
+        expect(performance.now() - started).toBeGreaterThanOrEqual(2 * 20 - 2)
+        // Both gateways dial through the relays; nothing leads them around (gossip included).
+        expect(relays.map((relay) => relay.connections)).toEqual([1, 1])
+
+        for (const relay of relays) relay.cut()
+        expect(await ask(1_000)).toBe('no answer')
+        for (const relay of relays) relay.restore()
+        await expect.poll(() => ask(1_000), { timeout: 20_000, interval: 200 }).toBe('from a')
+        // Reconnected through the relays, not to an address learnt from the other side.
+        expect(relays.map((relay) => relay.connections)).toEqual([1, 1])
+      } finally {
+        await apart.stop()
+        await Promise.all(relays.map((relay) => relay.close()))
+      }
+    },
+  )
 })
