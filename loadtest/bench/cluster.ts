@@ -10,9 +10,15 @@
  *    nodes, 10× the limit offered open loop round robin over them for 10 s; the admitted rate
  *    as the upstream saw it, against the limit and the bound limit + 1% + burst.
  *
- * Prints Markdown tables; writes loadtest/results/cluster-<time>.json and .md.
+ * 3. cross-region (only with `--scenario cross-region`, see scenarios/cross-region.ts): two
+ *    regions 30 ms apart, the lane's owner in one and clients in the other; p50/p99 at a fixed
+ *    rate under the limit with leased shares on and off, and with the lane contended.
+ *
+ * Prints Markdown tables; writes loadtest/results/cluster-<time>.json and .md
+ * (cluster-cross-region-<time>.… for that scenario).
  *
  *   npm run bench:cluster -- [--connections N] [--duration S] [--warmup S] [--quick]
+ *                            [--scenario throughput-accuracy|cross-region]
  */
 import { readFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -26,6 +32,7 @@ import { benchOptions, type BenchOptions } from './lib/options.ts'
 import { compare, runSystem, type Comparison, type Run } from './lib/proxy-run.ts'
 import { timestamp, writeResult, writeResultFile } from './lib/result-file.ts'
 import { runBench } from './lib/run-bench.ts'
+import { crossRegionMarkdown, runCrossRegion } from './scenarios/cross-region.ts'
 import { formatMarkdownTable } from './lib/table.ts'
 import { launchUpstream, type Upstream } from './lib/upstream.ts'
 import { watchCpu, watchMachineCpu } from './lib/cpu.ts'
@@ -50,19 +57,40 @@ const HEADERS = { authorization: `Bearer ${CLUSTER_DEMO_KEY}` }
 /** Offered load ÷ the target's limit, as cluster test (a). */
 const LOAD_FACTOR = 10
 
+const CLUSTER_SCENARIOS = ['throughput-accuracy', 'cross-region'] as const
+type ClusterScenario = (typeof CLUSTER_SCENARIOS)[number]
+
 interface ClusterOptions extends BenchOptions {
   readonly quick: boolean
   /** Seconds of offered load in the accuracy run. */
   readonly accuracySec: number
+  readonly scenario: ClusterScenario
+}
+
+/** `--scenario NAME` or `--scenario=NAME`, taken out of argv; the shared flags parse the rest. */
+function scenarioFlag(argv: readonly string[]): { scenario: ClusterScenario; rest: string[] } {
+  const rest = [...argv]
+  let value: string | undefined
+  const at = rest.findIndex((arg) => arg === '--scenario' || arg.startsWith('--scenario='))
+  if (at >= 0) {
+    const arg = rest[at] as string
+    value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : rest[at + 1]
+    rest.splice(at, arg.includes('=') ? 1 : 2)
+  }
+  const scenario = value ?? 'throughput-accuracy'
+  if (!(CLUSTER_SCENARIOS as readonly string[]).includes(scenario))
+    throw new Error(`--scenario: one of ${CLUSTER_SCENARIOS.join(', ')} (got "${scenario}")`)
+  return { scenario: scenario as ClusterScenario, rest }
 }
 
 function clusterOptions(argv: readonly string[]): ClusterOptions | undefined {
-  const options = benchOptions(argv)
+  const { scenario, rest } = scenarioFlag(argv)
+  const options = benchOptions(rest)
   if (!options) return undefined
   if (options.profile)
     throw new Error('--profile: not supported by bench:cluster (use bench:proxy -- --profile)')
-  const quick = argv.includes('--quick')
-  return { ...options, quick, accuracySec: quick ? 4 : 10 }
+  const quick = rest.includes('--quick')
+  return { ...options, quick, accuracySec: quick ? 4 : 10, scenario }
 }
 
 /** The target's rate limit as examples/cluster.yaml states it, so the bench follows the example. */
@@ -315,7 +343,61 @@ function accuracyMarkdown(a: AccuracyRun): string {
   return `${figures}\n\n${clients}`
 }
 
+/** Two regions 30 ms apart: see scenarios/cross-region.ts. */
+async function crossRegionMain(options: ClusterOptions): Promise<number> {
+  const started = performance.now()
+  const stamp = timestamp()
+  const machine = machineFacts()
+  const loadAtStart = loadAverage()
+  say(
+    `bench:cluster --scenario cross-region${options.quick ? ' --quick' : ''}: ${machine.cores} ` +
+      `cores, ${machine.cpuModel}, Node ${machine.node}; load average (1 min) ${loadAtStart}`,
+  )
+  const result = await runCrossRegion(
+    {
+      oneWayMs: 15,
+      warmupSec: options.quick ? 1 : options.warmupSec,
+      durationSec: options.quick ? 4 : options.durationSec,
+    },
+    say,
+  )
+  await stopAll()
+  const loadAtEnd = loadAverage()
+  const markdown = [
+    `### Regions apart: ${result.rttMs} ms RTT, the lane's owner in region a (limit ${result.limitPerSec}/s)`,
+    '',
+    crossRegionMarkdown(result),
+    '',
+    ...result.notes.map((n) => `- ${n}`),
+    `- load average (1 min) ${loadAtStart} at start, ${loadAtEnd} at end`,
+  ].join('\n')
+  const tables = await writeResultFile(`cluster-cross-region-${stamp}.md`, markdown + '\n')
+  const elapsedSec = Math.round((performance.now() - started) / 1000)
+  const path = await writeResult(
+    'cluster-cross-region',
+    {
+      valid: result.problems.length === 0,
+      problems: result.problems,
+      quick: options.quick,
+      elapsedSec,
+      loadAverage1m: { start: loadAtStart, end: loadAtEnd },
+      result,
+      markdown,
+    },
+    stamp,
+  )
+  say()
+  say(markdown)
+  for (const problem of result.problems) say(`!! NOT VALID: ${problem}`)
+  say()
+  say(`results: ${path}`)
+  say(`tables:  ${tables}`)
+  say(`took ${Math.floor(elapsedSec / 60)} min ${elapsedSec % 60} s`)
+  return result.problems.length === 0 ? 0 : 1
+}
+
 async function main(options: ClusterOptions): Promise<number> {
+  if (options.scenario === 'cross-region') return crossRegionMain(options)
   const started = performance.now()
   const stamp = timestamp()
   const machine = machineFacts()
@@ -463,7 +545,11 @@ Options:
   --duration S      seconds per measured throughput run (default 10)
   --warmup S        seconds of discarded warm-up before each throughput run (default 2)
   --quick           --duration 3 --warmup 1 and 4 s of accuracy instead of 10: to check that
-                    the bench works
+                    the bench works (cross-region: 1 s warm-up and 4 s per run)
+  --scenario NAME   throughput-accuracy (default): throughput and accuracy as above;
+                    cross-region: two regions 30 ms apart, the lane's owner in region a,
+                    p50/p99 from each region under the limit (leased shares on and off) and
+                    contended (--duration and --warmup apply per run)
   --help            show this text`
 
 await runBench('bench:cluster', clusterOptions, USAGE, main)
