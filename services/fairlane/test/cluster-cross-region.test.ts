@@ -70,7 +70,9 @@ const relays: TcpRelay[] = []
 let ownerA: NodeProcess
 let sharesB: NodeProcess
 let noSharesB: NodeProcess
-const agent = new Agent({ connections: 16, keepAliveTimeout: 30_000 })
+// Enough connections that no request waits for one in the client: during the cut up to 10 s
+// of region b's requests are outstanding, and their latency is to be Fairlane's alone.
+const agent = new Agent({ connections: 256, keepAliveTimeout: 30_000 })
 
 async function relayTo(port: number): Promise<TcpRelay> {
   const relay = await startTcpRelay({ target: { host: '127.0.0.1', port }, delayMs: ONE_WAY_MS })
@@ -248,6 +250,8 @@ describe('regions 30 ms apart: the lane owned in region a, clients on region b',
     async () => {
       await sleep(1_000)
       const outcomes: Outcome[] = []
+      // Region a's clients, beside the owner, sent alongside: the cut is not theirs.
+      const nearStatuses: number[] = []
       const inFlight = new Set<Promise<void>>()
       const started = performance.now()
       const send = (index: number) => {
@@ -295,7 +299,12 @@ describe('regions 30 ms apart: the lane owned in region a, clients on region b',
           restored = true
           for (const relay of relays) relay.restore()
         }
-        while (sent < Math.floor(now / 100)) send(sent++)
+        while (sent < Math.floor(now / 100)) {
+          send(sent++)
+          const near = status(ownerA, '/t/echo/near').then((code) => void nearStatuses.push(code))
+          inFlight.add(near)
+          void near.finally(() => inFlight.delete(near))
+        }
         await sleep(10)
       }
       await Promise.all(inFlight)
@@ -329,6 +338,9 @@ describe('regions 30 ms apart: the lane owned in region a, clients on region b',
       }
       // A request that waited out its whole retry window inside the cut was refused.
       expect(byStatus.get('503 cluster_unavailable') ?? 0).toBeGreaterThan(0)
+      // Region a was served throughout: its owner kept its shards and its clients.
+      expect(nearStatuses).toHaveLength(sent)
+      expect(nearStatuses.filter((code) => code !== 200)).toEqual([])
       // Recovered by itself: every request sent from 5 s after the restore was served.
       const late = outcomes.filter((o) => o.sentAt >= restoreAt + 5_000)
       expect(late.length).toBeGreaterThan(40)
