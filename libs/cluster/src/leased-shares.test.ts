@@ -39,6 +39,25 @@ describe('LeasedShares', () => {
     expect(shares.wanted('a')).toBe(3)
   })
 
+  it('asks for a slow lane what it sent over the last second, not for one slower still', () => {
+    const { shares, advance } = setup()
+    // 4 a second: never 2 in one 250 ms window; sized by the last second instead.
+    shares.take('a')
+    expect(shares.wanted('a')).toBe(0)
+    for (const sentInLastSecond of [2, 3, 4, 4, 4]) {
+      advance(250)
+      shares.take('a')
+      expect(shares.wanted('a')).toBe(sentInLastSecond)
+      shares.refused('a')
+    }
+    // 1 a second: never 2 in any second.
+    for (let i = 0; i < 5; i++) {
+      shares.take('b')
+      expect(shares.wanted('b')).toBe(0)
+      advance(1000)
+    }
+  })
+
   it('hands out granted admissions in order, then none; the lane settles what it used', () => {
     const { shares, settled, advance } = setup()
     shares.grant('a', 'shard.1', grantOf(['l1', 'l2']))

@@ -24,9 +24,8 @@ interface Held {
 }
 
 interface Lane {
-  /** Arrivals in the current and in the previous demand window. */
-  current: number
-  previous: number
+  /** Arrivals in the current demand window and in each of the windows before it, newest first. */
+  readonly arrivals: number[]
   windowStart: number
   held?: Held
   /** When a request for the lane's next grant left, while it is under way. */
@@ -35,6 +34,11 @@ interface Lane {
 
 /** Demand is counted over windows this long: the grant covers about one window of requests. */
 const DEMAND_WINDOW_MS = 250
+/**
+ * Windows remembered: a second's worth, about what a grant lasts (`ttlMs`, 1 s by default).
+ * A lane too slow to send 2 in one window is sized by its arrivals over all of them.
+ */
+const DEMAND_WINDOWS = 4
 /** A request for a grant unanswered this long is taken for lost. */
 const ASK_TIMEOUT_MS = 5_000
 
@@ -72,7 +76,7 @@ export class LeasedShares {
     const now = this.#options.now()
     const lane = this.#lane(laneKey, now)
     if (!lane) return undefined
-    lane.current++
+    lane.arrivals[0] = (lane.arrivals[0] ?? 0) + 1
     const held = lane.held
     if (!held) return undefined
     if (now >= held.expiresAt) {
@@ -98,9 +102,14 @@ export class LeasedShares {
     const lane = this.#lanes.get(laneKey)
     if (!lane || lane.askedAt !== undefined) return 0
     const held = lane.held
-    // A lane that sends a request now and then gains nothing from a lease and would only
-    // hold units others may want.
-    const demand = Math.min(this.#options.max, Math.max(lane.current, lane.previous))
+    const [current = 0, previous = 0] = lane.arrivals
+    let demand = Math.max(current, previous)
+    // A lane under 2 per window still pays a round trip per request without a share, which
+    // is the whole latency of a request whose owner is a region away: it asks for what it
+    // sent over the last second, what a grant lasts. One that sent fewer than 2 even then
+    // gains little and would only hold units others may want.
+    if (demand < 2) demand = lane.arrivals.reduce((sum, n) => sum + n, 0)
+    demand = Math.min(this.#options.max, demand)
     if (demand < 2) return 0
     if (held && held.admissions.length * 4 > held.total) return 0
     lane.askedAt = this.#options.now()
@@ -163,7 +172,7 @@ export class LeasedShares {
       // An answer that never came (lost, or its owner died) must not stop the lane asking.
       if (lane.askedAt !== undefined && now - lane.askedAt > ASK_TIMEOUT_MS)
         lane.askedAt = undefined
-      if (!lane.held && lane.askedAt === undefined && lane.current === 0 && lane.previous === 0) {
+      if (!lane.held && lane.askedAt === undefined && lane.arrivals.every((n) => n === 0)) {
         this.#lanes.delete(key)
       }
     }
@@ -179,7 +188,11 @@ export class LeasedShares {
     let lane = this.#lanes.get(key)
     if (!lane) {
       if (this.#lanes.size >= this.#maxLanes) return undefined
-      lane = { current: 0, previous: 0, windowStart: now, askedAt: undefined }
+      lane = {
+        arrivals: new Array<number>(DEMAND_WINDOWS).fill(0),
+        windowStart: now,
+        askedAt: undefined,
+      }
       this.#lanes.set(key, lane)
     }
     this.#roll(lane, now)
@@ -189,8 +202,9 @@ export class LeasedShares {
   #roll(lane: Lane, now: number): void {
     const elapsed = now - lane.windowStart
     if (elapsed < DEMAND_WINDOW_MS) return
-    lane.previous = elapsed < 2 * DEMAND_WINDOW_MS ? lane.current : 0
-    lane.current = 0
+    const passed = Math.min(DEMAND_WINDOWS, Math.floor(elapsed / DEMAND_WINDOW_MS))
+    lane.arrivals.unshift(...new Array<number>(passed).fill(0))
+    lane.arrivals.length = DEMAND_WINDOWS
     lane.windowStart = now - (elapsed % DEMAND_WINDOW_MS)
   }
 

@@ -196,6 +196,12 @@ describe('regions 30 ms apart: the lane owned in region a, clients on region b',
       console.info(`p50 from region b, 30 ms from the owner: ${JSON.stringify(p50)}`)
       expect(p50.withShares).toBeLessThan(10)
       expect(p50.withoutShares).toBeGreaterThanOrEqual(RTT_MS - 5)
+      // A lane too slow to send 2 in one 250 ms window is lent a second's worth instead: 4 a
+      // second from region b does not pay the round trip either.
+      await pacedLatencies(sharesB, 4, 250)
+      const slow = median(await pacedLatencies(sharesB, 24, 250))
+      console.info(`p50 from region b at 4 requests a second, with shares: ${slow}`)
+      expect(slow).toBeLessThan(10)
       // b-1 handed out admissions its owner lent it; b-2 asked the owner for every one.
       const local = metricValue(
         await sharesB.metrics(),
