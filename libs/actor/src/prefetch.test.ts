@@ -1,15 +1,12 @@
-import { performance } from 'node:perf_hooks'
 import { afterEach, describe, expect, it } from 'vitest'
-import { MemoryLedger, type ScopeLimit } from '@fairlane/limits'
+import type { ScopeLimit } from '@fairlane/limits'
 import type { Ticket } from '@fairlane/protocol'
-import { NodeQueueBudget } from '@fairlane/scheduler'
-import { QueueActor, type PartitionSettings, type TicketPolicy } from './index.ts'
+import type { PartitionSettings, QueueActor } from './index.ts'
+import { FREE_TIER, testActor } from './test-actor.ts'
 
 const settings: PartitionSettings = {
-  tiers: [{ name: 'free', priority: 0, minShare: 0, maxWaitMs: 2000 }],
+  ...FREE_TIER,
   bounds: { perLane: 10, perWorkspace: 100, perPartition: 100 },
-  quantum: 1,
-  discipline: 'fair',
 }
 
 let actor: QueueActor | undefined
@@ -19,27 +16,13 @@ function actorWith(
   scopes: ScopeLimit[] | ((ticket: Ticket) => ScopeLimit[]),
   onContention?: (partition: string) => void,
 ): QueueActor {
-  const now = () => performance.now()
-  actor = new QueueActor({
-    ledger: new MemoryLedger({ now }),
-    now,
-    budget: new NodeQueueBudget(1000),
-    policyFor: (ticket): TicketPolicy => ({
-      identity: {
-        lane: `${ticket.workspace}/${ticket.keyId}`,
-        workspace: ticket.workspace,
-        tier: 'free',
-        laneWeight: 1,
-        workspaceWeight: 1,
-      },
-      scopes: typeof scopes === 'function' ? scopes(ticket) : scopes,
-      maxWaitMs: 2000,
-      partition: ticket.target,
-      settings,
-    }),
+  const created = testActor({
+    scopesOf: typeof scopes === 'function' ? scopes : () => scopes,
+    settings: () => settings,
     ...(onContention ? { onContention } : {}),
-  })
-  return actor
+  }).actor
+  actor = created
+  return created
 }
 
 const ticket = (keyId: string, n = 0): Ticket => ({
@@ -113,7 +96,7 @@ describe('QueueActor leased shares', () => {
     expect((await queue.admit(ticket('b'))).allowed).toBe(true)
     expect(backlogged).toEqual([])
     const waiting = queue.admit(ticket('b', 1))
-    expect(backlogged).toEqual(['echo'])
+    expect(backlogged).toEqual(['echo#0'])
     expect(queue.prefetch(ticket('c'), 1).admissions).toHaveLength(0)
     expect((await waiting).allowed).toBe(true)
     expect(queue.prefetch(ticket('c'), 1).admissions).toHaveLength(1)

@@ -1,48 +1,22 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { performance } from 'node:perf_hooks'
 import { afterEach, describe, expect, it } from 'vitest'
-import { MemoryLedger, type ScopeLimit } from '@fairlane/limits'
+import type { ScopeLimit } from '@fairlane/limits'
 import type { Ticket, Transport } from '@fairlane/protocol'
-import { NodeQueueBudget } from '@fairlane/scheduler'
-import { QueueActor, type PartitionSettings, type TicketPolicy } from './index.ts'
-
-const settings: PartitionSettings = {
-  tiers: [{ name: 'free', priority: 0, minShare: 0, maxWaitMs: 2000 }],
-  bounds: { perLane: 3, perWorkspace: 100, perPartition: 100 },
-  quantum: 1,
-  discipline: 'fair',
-}
+import type { PartitionSettings, QueueActor } from './index.ts'
+import { FREE_TIER, testActor } from './test-actor.ts'
 
 let actor: QueueActor | undefined
 afterEach(() => actor?.close())
 
 function setup(scopesOf: (ticket: Ticket) => ScopeLimit[], maxWaitMs = 2000) {
-  const now = () => performance.now()
-  const ledger = new MemoryLedger({ now })
-  const created = new QueueActor({
-    ledger,
-    now,
-    budget: new NodeQueueBudget(1000),
-    policyFor: (ticket): TicketPolicy => ({
-      identity: {
-        lane: `${ticket.workspace}/${ticket.keyId}`,
-        workspace: ticket.workspace,
-        tier: 'free',
-        laneWeight: 1,
-        workspaceWeight: 1,
-      },
-      scopes: scopesOf(ticket),
-      maxWaitMs,
-      partition: ticket.target,
-      settings,
-    }),
-  })
-  actor = created
+  const created = testActor({ scopesOf, maxWaitMs })
+  actor = created.actor
   // What the in-process transport of libs/cluster does: a plain call.
   const transport: Pick<Transport, 'submit'> = {
-    submit: (ticket, signal) => created.admit(ticket, signal),
+    submit: (ticket, signal) => created.actor.admit(ticket, signal),
   }
-  return { transport, ledger }
+  return { transport, ledger: created.ledger }
 }
 
 const ticket = (keyId: string, n = 0): Ticket => ({
@@ -172,32 +146,17 @@ describe('QueueActor across partitions and reloads', () => {
   })
 
   it('serves a reloaded config with new tiers at once while the old scheduler drains', async () => {
-    const now = () => performance.now()
-    const ledger = new MemoryLedger({ now })
     const slot: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 1 }
-    let current = settings
+    let current = FREE_TIER
     const reloaded: PartitionSettings = {
-      ...settings,
+      ...FREE_TIER,
       tiers: [{ name: 'gold', priority: 0, minShare: 0, maxWaitMs: 2000 }],
     }
-    actor = new QueueActor({
-      ledger,
-      now,
-      budget: new NodeQueueBudget(1000),
-      policyFor: (t): TicketPolicy => ({
-        identity: {
-          lane: `w/${t.keyId}`,
-          workspace: 'w',
-          tier: current === settings ? 'free' : 'gold',
-          laneWeight: 1,
-          workspaceWeight: 1,
-        },
-        scopes: [slot],
-        maxWaitMs: 2000,
-        partition: 'echo#0',
-        settings: current,
-      }),
-    })
+    actor = testActor({
+      scopesOf: () => [slot],
+      settings: () => current,
+      tier: () => (current === FREE_TIER ? 'free' : 'gold'),
+    }).actor
     const holder = await actor.admit(ticket('a'))
     const oldWaiter = actor.admit(ticket('b'))
     current = reloaded
@@ -213,28 +172,9 @@ describe('QueueActor across partitions and reloads', () => {
 
 describe('QueueActor headroom', () => {
   it('keeps a slot for a caller with nothing in flight, and gives it back on release', async () => {
-    const now = () => performance.now()
-    const ledger = new MemoryLedger({ now })
     const slots: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 3 }
-    const roomy: PartitionSettings = { ...settings, capacity: 3, headroom: 1 }
-    actor = new QueueActor({
-      ledger,
-      now,
-      budget: new NodeQueueBudget(1000),
-      policyFor: (t): TicketPolicy => ({
-        identity: {
-          lane: `w/${t.keyId}`,
-          workspace: 'w',
-          tier: 'free',
-          laneWeight: 1,
-          workspaceWeight: 1,
-        },
-        scopes: [slots],
-        maxWaitMs: 2000,
-        partition: 'echo#0',
-        settings: roomy,
-      }),
-    })
+    const roomy: PartitionSettings = { ...FREE_TIER, capacity: 3, headroom: 1 }
+    actor = testActor({ scopesOf: () => [slots], settings: () => roomy }).actor
     const first = await actor.admit(ticket('flood', 1))
     const second = await actor.admit(ticket('flood', 2))
     let third: Awaited<ReturnType<QueueActor['admit']>> | undefined

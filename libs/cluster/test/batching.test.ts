@@ -1,9 +1,8 @@
 import { performance } from 'node:perf_hooks'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { QueueActor, type PartitionSettings, type TicketPolicy } from '@fairlane/actor'
 import { NatsTransport, ShardServer } from '@fairlane/cluster'
-import { MemoryLedger, type ScopeLimit } from '@fairlane/limits'
+import type { ScopeLimit } from '@fairlane/limits'
 import {
   shardOf,
   shardSubject,
@@ -12,17 +11,11 @@ import {
   type Ticket,
   type WireRefusal,
 } from '@fairlane/protocol'
-import { NodeQueueBudget } from '@fairlane/scheduler'
 import { startNats, type NatsServer } from '@fairlane/testing'
+import { testActor } from './test-actor.ts'
 
 const SHARDS = 16
 const SHARD = shardOf('echo', 0, SHARDS)
-const settings: PartitionSettings = {
-  tiers: [{ name: 'free', priority: 0, minShare: 0, maxWaitMs: 5000 }],
-  bounds: { perLane: 1000, perWorkspace: 1000, perPartition: 1000 },
-  quantum: 1,
-  discipline: 'fair',
-}
 const roomy: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 1000 }
 
 let nats: NatsServer
@@ -51,25 +44,7 @@ async function nc(): Promise<NatsConnection> {
 function owner(
   options: { onRefused?: (r: WireRefusal) => void; onBatchSent?: (n: number) => void } = {},
 ) {
-  const now = () => performance.now()
-  const actor = new QueueActor({
-    ledger: new MemoryLedger({ now }),
-    now,
-    budget: new NodeQueueBudget(10_000),
-    policyFor: (t): TicketPolicy => ({
-      identity: {
-        lane: `${t.workspace}/${t.keyId}`,
-        workspace: t.workspace,
-        tier: 'free',
-        laneWeight: 1,
-        workspaceWeight: 1,
-      },
-      scopes: [roomy],
-      maxWaitMs: 5000,
-      partition: `${t.target}#0`,
-      settings,
-    }),
-  })
+  const { actor } = testActor({ scopesOf: () => [roomy] })
   return async () => {
     const server = new ShardServer({ nc: await nc(), actor, ...options })
     closers.push(

@@ -1,22 +1,14 @@
 import { performance } from 'node:perf_hooks'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { QueueActor, type PartitionSettings, type TicketPolicy } from '@fairlane/actor'
 import { NatsTransport, ShardServer } from '@fairlane/cluster'
-import { MemoryLedger, type ScopeLimit } from '@fairlane/limits'
+import type { ScopeLimit } from '@fairlane/limits'
 import { shardOf, type Ticket } from '@fairlane/protocol'
-import { NodeQueueBudget } from '@fairlane/scheduler'
 import { startNats, type NatsServer } from '@fairlane/testing'
+import { testActor } from './test-actor.ts'
 
 const SHARDS = 16
 const SHARD = shardOf('echo', 0, SHARDS)
-const settings: PartitionSettings = {
-  tiers: [{ name: 'free', priority: 0, minShare: 0, maxWaitMs: 5000 }],
-  bounds: { perLane: 1000, perWorkspace: 1000, perPartition: 1000 },
-  quantum: 1,
-  discipline: 'fair',
-}
-
 let nats: NatsServer
 const connections: NatsConnection[] = []
 const closers: (() => Promise<void> | void)[] = []
@@ -44,27 +36,8 @@ type ShareEvent = 'lent' | 'returned' | 'revoked'
 
 /** A shard's owner lending shares, with the scopes each ticket gets. */
 async function owner(scopesOf: (ticket: Ticket) => ScopeLimit[], ttlMs: number) {
-  const now = () => performance.now()
   const events: Record<ShareEvent, number> = { lent: 0, returned: 0, revoked: 0 }
-  const actor: QueueActor = new QueueActor({
-    ledger: new MemoryLedger({ now }),
-    now,
-    budget: new NodeQueueBudget(10_000),
-    policyFor: (t): TicketPolicy => ({
-      identity: {
-        lane: `${t.workspace}/${t.keyId}`,
-        workspace: t.workspace,
-        tier: 'free',
-        laneWeight: 1,
-        workspaceWeight: 1,
-      },
-      scopes: scopesOf(t),
-      maxWaitMs: 5000,
-      partition: `${t.target}#0`,
-      settings,
-    }),
-    onContention: (partition) => server.revoke(partition),
-  })
+  const { actor } = testActor({ scopesOf, onContention: (partition) => server.revoke(partition) })
   const server: ShardServer = new ShardServer({
     nc: await nc(),
     actor,

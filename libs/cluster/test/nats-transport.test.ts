@@ -1,21 +1,14 @@
-import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { QueueActor, type PartitionSettings, type TicketPolicy } from '@fairlane/actor'
+import type { QueueActor } from '@fairlane/actor'
 import { NatsTransport, ShardServer } from '@fairlane/cluster'
-import { MemoryLedger, type ScopeLimit } from '@fairlane/limits'
+import type { ScopeLimit } from '@fairlane/limits'
 import { shardOf, type Ticket } from '@fairlane/protocol'
-import { NodeQueueBudget } from '@fairlane/scheduler'
 import { startNats, type NatsServer } from '@fairlane/testing'
+import { testActor } from './test-actor.ts'
 
 const SHARDS = 16
-const settings: PartitionSettings = {
-  tiers: [{ name: 'free', priority: 0, minShare: 0, maxWaitMs: 2000 }],
-  bounds: { perLane: 10, perWorkspace: 100, perPartition: 100 },
-  quantum: 1,
-  discipline: 'fair',
-}
 const slot: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 1 }
 
 let nats: NatsServer
@@ -44,26 +37,7 @@ async function nc(): Promise<NatsConnection> {
 }
 
 function actorNode(leaseTtlMs?: number) {
-  const now = () => performance.now()
-  const ledger = new MemoryLedger({ now })
-  const actor = new QueueActor({
-    ledger,
-    now,
-    budget: new NodeQueueBudget(1000),
-    policyFor: (t): TicketPolicy => ({
-      identity: {
-        lane: `${t.workspace}/${t.keyId}`,
-        workspace: t.workspace,
-        tier: 'free',
-        laneWeight: 1,
-        workspaceWeight: 1,
-      },
-      scopes: [slot],
-      maxWaitMs: 2000,
-      partition: `${t.target}#0`,
-      settings,
-    }),
-  })
+  const { actor, ledger } = testActor({ scopesOf: () => [slot], maxWaitMs: 2000, perLane: 10 })
   actors.push(actor)
   return { actor, ledger, leaseTtlMs }
 }
