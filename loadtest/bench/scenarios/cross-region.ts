@@ -28,7 +28,7 @@ export interface CrossRegionSettings {
   readonly durationSec: number
 }
 
-export interface CrossRegionRow {
+interface CrossRegionRow {
   readonly run: 'uncontended' | 'contended'
   readonly node: string
   readonly region: 'a' | 'b'

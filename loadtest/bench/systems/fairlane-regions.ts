@@ -15,7 +15,7 @@ import { startBenchRedis, type BenchRedis } from './redis.ts'
 /** The limit of the regions' lane: what "under the limit" and "contended" are measured against. */
 export const REGIONS_LIMIT = { rps: 100, burst: 20 } as const
 /** Longest a request of the lane waits in its queue before a 429: bounds contended latency. */
-export const REGIONS_MAX_WAIT_MS = 1_000
+const REGIONS_MAX_WAIT_MS = 1_000
 export const REGIONS_HEADERS = { authorization: `Bearer ${CLUSTER_DEMO_KEY}` }
 
 export interface FairlaneRegionsOptions {
