@@ -1,20 +1,8 @@
-import { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { LuaScript } from '@fairlane/limits'
-import { startRedis, type RedisServer } from '@fairlane/testing'
+import { useRedis } from './redis-fixture.ts'
 
-let server: RedisServer
-let redis: Redis
-
-beforeAll(async () => {
-  server = await startRedis()
-  redis = new Redis(server.url)
-})
-
-afterAll(async () => {
-  redis.disconnect()
-  await server.stop()
-})
+const db = useRedis()
 
 const fixture = (name: string) => new LuaScript(new URL(`./fixtures/${name}.lua`, import.meta.url))
 
@@ -23,23 +11,25 @@ describe('LuaScript', () => {
     const script = fixture('uses-includes')
     expect(script.lua).not.toContain('@include')
     expect(script.lua.match(/local function once/g)).toHaveLength(1)
-    expect(await script.run(redis, [], [5])).toBe(20)
+    expect(await script.run(db.client(), [], [5])).toBe(20)
   })
 
   it('takes the key count from the file name and holds callers to it', async () => {
     const script = fixture('set-get-1')
     expect(script.numberOfKeys).toBe(1)
-    expect(await script.run(redis, ['lua-script:a'], ['x'])).toBe('x')
-    expect(() => script.run(redis, ['lua-script:a', 'lua-script:b'], ['x'])).toThrow(/takes 1 keys/)
+    expect(await script.run(db.client(), ['lua-script:a'], ['x'])).toBe('x')
+    expect(() => script.run(db.client(), ['lua-script:a', 'lua-script:b'], ['x'])).toThrow(
+      /takes 1 keys/,
+    )
   })
 
   it('runs again after Redis forgot its scripts (SCRIPT FLUSH, a restart)', async () => {
     const script = fixture('set-get-1')
-    expect(await script.run(redis, ['lua-script:b'], ['1'])).toBe('1')
-    await redis.script('FLUSH')
-    expect(await script.run(redis, ['lua-script:b'], ['2'])).toBe('2')
+    expect(await script.run(db.client(), ['lua-script:b'], ['1'])).toBe('1')
+    await db.client().script('FLUSH')
+    expect(await script.run(db.client(), ['lua-script:b'], ['2'])).toBe('2')
     // From a second client too: each client gets the command defined on it.
-    const other = new Redis(server.url)
+    const other = db.client().duplicate()
     try {
       expect(await script.run(other, ['lua-script:b'], ['3'])).toBe('3')
     } finally {
@@ -49,6 +39,6 @@ describe('LuaScript', () => {
 
   it('passes a script error on to the caller', async () => {
     const script = fixture('uses-includes')
-    await expect(script.run(redis, [], ['not a number'])).rejects.toThrow(/arithmetic/)
+    await expect(script.run(db.client(), [], ['not a number'])).rejects.toThrow(/arithmetic/)
   })
 })
