@@ -1,9 +1,15 @@
 import { performance } from 'node:perf_hooks'
-import { connect, type NatsConnection } from '@nats-io/transport-node'
+import { connect, createInbox, type NatsConnection } from '@nats-io/transport-node'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { NatsTransport, ShardServer } from '@fairlane/cluster'
 import type { ScopeLimit } from '@fairlane/limits'
-import { shardOf, type Ticket } from '@fairlane/protocol'
+import {
+  decodeReplyBatch,
+  encodeShardBatch,
+  shardOf,
+  shardSubject,
+  type Ticket,
+} from '@fairlane/protocol'
 import { startNats, type NatsServer } from '@fairlane/testing'
 import { testActor } from './test-actor.ts'
 
@@ -35,7 +41,7 @@ async function nc(): Promise<NatsConnection> {
 type ShareEvent = 'lent' | 'returned' | 'revoked'
 
 /** A shard's owner lending shares, with the scopes each ticket gets. */
-async function owner(scopesOf: (ticket: Ticket) => ScopeLimit[], ttlMs: number) {
+async function owner(scopesOf: (ticket: Ticket) => ScopeLimit[], ttlMs: number, shard = SHARD) {
   const events: Record<ShareEvent, number> = { lent: 0, returned: 0, revoked: 0 }
   const { actor } = testActor({ scopesOf, onContention: (partition) => server.revoke(partition) })
   const server: ShardServer = new ShardServer({
@@ -44,7 +50,7 @@ async function owner(scopesOf: (ticket: Ticket) => ScopeLimit[], ttlMs: number) 
     shares: { ttlMs, max: 16 },
     onShares: (event, count) => (events[event] += count),
   })
-  server.serve(SHARD)
+  server.serve(shard)
   closers.push(
     () => actor.close(),
     () => server.close(),
@@ -133,5 +139,38 @@ describe('leased shares over NATS', () => {
     expect(performance.now() - started).toBeLessThan(5_000)
     expect(events.revoked).toBeGreaterThan(0)
     expect(events.returned).toBeGreaterThan(0)
+  })
+
+  it('names what it lends apart from another owner, even one in the same process', async () => {
+    const OTHER = shardOf('other', 0, SHARDS)
+    expect(OTHER).not.toBe(SHARD)
+    await owner(() => [], 1000)
+    await owner(() => [], 1000, OTHER)
+    // A ticket asking for 4, straight on the wire: the lease ids its grant names.
+    const lentFor = async (target: string): Promise<string[]> => {
+      const client = await nc()
+      const inbox = createInbox()
+      const answers = client.subscribe(inbox, { max: 1 })
+      const ticket = { requestId: `ids-${target}`, workspace: 'w', keyId: 'a', target, cost: 1 }
+      client.publish(
+        shardSubject(shardOf(target, 0, SHARDS)),
+        encodeShardBatch(inbox, [{ kind: 'ticket', token: '1', ticket, want: 4 }]),
+      )
+      for await (const msg of answers) {
+        const batch = decodeReplyBatch(msg.string())
+        const reply = 'items' in batch ? batch.items[0]?.reply : undefined
+        if (reply && 'allowed' in reply && reply.allowed && reply.grant) {
+          return reply.grant.admissions.map((admission) => admission.leaseId)
+        }
+      }
+      return []
+    }
+    const here = await lentFor('echo')
+    const there = await lentFor('other')
+    expect(here).toHaveLength(4)
+    expect(there).toHaveLength(4)
+    // A settle or done for one owner's admissions that reaches the other (the shard moved)
+    // must not release the other's own.
+    expect(here.filter((id) => there.includes(id))).toEqual([])
   })
 })

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import {
   decodeShardBatch,
@@ -98,6 +99,11 @@ export class ShardServer {
   readonly #onShares: ShardServerOptions['onShares']
   /** Per partition, the reply subjects of the ingress nodes it lent shares to. */
   readonly #holders = new Map<string, Set<string>>()
+  /**
+   * Names this server's lent admissions: a `done` or `settle` for them may reach the shard's
+   * next owner, which must not take it for one of its own (pids repeat across containers).
+   */
+  readonly #shareIds = randomBytes(6).toString('hex')
   readonly #sweeper: NodeJS.Timeout
   readonly #progress: NodeJS.Timeout
   #nextLease = 0
@@ -303,7 +309,7 @@ export class ShardServer {
     const ttlMs = shares?.ttlMs ?? 0
     const expiresAt = Date.now() + 2 * ttlMs + SHARE_GRACE_MS
     const admissions = prefetched.admissions.map(({ lease, views }) => {
-      const leaseId = `${process.pid}.${++this.#nextLease}.s`
+      const leaseId = `${this.#shareIds}.${++this.#nextLease}`
       this.#leases.set(leaseId, { lease, expiresAt })
       return { leaseId, views }
     })
