@@ -146,6 +146,8 @@ describe('three nodes from examples/cluster.yaml', () => {
   it('(a) hold the target limit across nodes: 10× the limit for 10 s, upstream sees ≤ limit + 1% + burst', async () => {
     const cluster = await startCluster(EXAMPLE)
     await settled(cluster)
+    const shard = shardOf('echo', 0, 256)
+    const ownerBefore = await shardOwner(shard)
     const since = performance.now()
     upstream.requests.length = 0
     const load = await offerLoad({
@@ -156,7 +158,10 @@ describe('three nodes from examples/cluster.yaml', () => {
       durationMs: 10_000,
     })
     const admitted = hitsWithin(since, 10_000)
-    expect(admitted).toBeLessThanOrEqual(100 * 10 * 1.01 + 10)
+    // One owner's ledger admits at most burst + rate × 10 s; more means a second one decided
+    // (the shard moved under load), which the message then shows.
+    const owners = `echo's shard owner ${ownerBefore} before the load, ${await shardOwner(shard)} after`
+    expect(admitted, owners).toBeLessThanOrEqual(100 * 10 * 1.01 + 10)
     // Most of the limit was used: the cluster does not stall. A loose bound: on CI the nodes,
     // NATS, Redis and a 1000 req/s client share two cores (bench:cluster measures 1.01×).
     expect(admitted).toBeGreaterThanOrEqual(100 * 10 * 0.75)
