@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
-import { connect, type NatsConnection } from '@nats-io/transport-node'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { afterEach, describe, expect, it } from 'vitest'
 import { NatsTransport, ShardServer } from '@fairlane/cluster'
 import type { ScopeLimit } from '@fairlane/limits'
 import {
@@ -11,35 +11,21 @@ import {
   type Ticket,
   type WireRefusal,
 } from '@fairlane/protocol'
-import { startNats, type NatsServer } from '@fairlane/testing'
+import { useNats } from './nats-fixture.ts'
 import { testActor } from './test-actor.ts'
 
 const SHARDS = 16
 const SHARD = shardOf('echo', 0, SHARDS)
 const roomy: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 1000 }
 
-let nats: NatsServer
-const connections: NatsConnection[] = []
+const nats = useNats()
 const closers: (() => Promise<void> | void)[] = []
-
-beforeAll(async () => {
-  nats = await startNats({ jetstream: false })
-})
 
 afterEach(async () => {
   for (const close of closers.splice(0)) await close()
 })
 
-afterAll(async () => {
-  await Promise.all(connections.map((nc) => nc.close()))
-  await nats.stop()
-})
-
-async function nc(): Promise<NatsConnection> {
-  const connection = await connect({ servers: nats.url })
-  connections.push(connection)
-  return connection
-}
+const nc = (): Promise<NatsConnection> => nats.connect()
 
 function owner(
   options: { onRefused?: (r: WireRefusal) => void; onBatchSent?: (n: number) => void } = {},

@@ -1,40 +1,26 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import type { QueueActor } from '@fairlane/actor'
 import { NatsTransport, ShardServer } from '@fairlane/cluster'
 import type { ScopeLimit } from '@fairlane/limits'
 import { shardOf, type Ticket } from '@fairlane/protocol'
-import { startNats, type NatsServer } from '@fairlane/testing'
+import { useNats } from './nats-fixture.ts'
 import { testActor } from './test-actor.ts'
 
 const SHARDS = 16
 const slot: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 1 }
 
-let nats: NatsServer
-const connections: NatsConnection[] = []
+const nats = useNats()
 const servers: ShardServer[] = []
 const actors: QueueActor[] = []
-
-beforeAll(async () => {
-  nats = await startNats({ jetstream: false })
-})
 
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()))
   for (const actor of actors.splice(0)) actor.close()
 })
 
-afterAll(async () => {
-  await Promise.all(connections.map((nc) => nc.close()))
-  await nats.stop()
-})
-
-async function nc(): Promise<NatsConnection> {
-  const connection = await connect({ servers: nats.url })
-  connections.push(connection)
-  return connection
-}
+const nc = (): Promise<NatsConnection> => nats.connect()
 
 function actorNode(leaseTtlMs?: number) {
   const { actor, ledger } = testActor({ scopesOf: () => [slot], maxWaitMs: 2000, perLane: 10 })
@@ -151,7 +137,7 @@ describe('tickets over NATS request/reply', () => {
   it('resubmits a waiting ticket whose owner went silent to the next owner', async () => {
     const shard = shardOf('echo', 0, SHARDS)
     const dead = actorNode()
-    const deadConnection = await connect({ servers: nats.url })
+    const deadConnection = await connect({ servers: nats.url() })
     const deadServer = new ShardServer({ nc: deadConnection, actor: dead.actor })
     deadServer.serve(shard)
     const transport = new NatsTransport({
