@@ -71,14 +71,19 @@ describe('QueueActor leased shares', () => {
     expect(queue.prefetch(ticket('a', 1), 5).admissions).toHaveLength(2)
   })
 
-  it('holds concurrency slots until each share is released', () => {
-    const slots: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 3 }
+  it('holds concurrency slots until each share is released, and lends half of those free', () => {
+    const slots: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 8 }
     const queue = actorWith([slots])
-    const shares = queue.prefetch(ticket('a'), 5).admissions
-    expect(shares).toHaveLength(3)
-    expect(queue.prefetch(ticket('b'), 1).admissions).toHaveLength(0)
+    // Lent admissions hold their slots: lending all 8 would leave the lane's next ticket
+    // waiting at the owner, which revokes the share it was lent.
+    const shares = queue.prefetch(ticket('a'), 10).admissions
+    expect(shares).toHaveLength(4)
+    expect(queue.prefetch(ticket('b'), 10).admissions).toHaveLength(2)
+    expect(queue.prefetch(ticket('b'), 10).admissions).toHaveLength(1)
+    expect(queue.prefetch(ticket('b'), 10).admissions).toHaveLength(0)
     shares[2]?.lease.release({ unused: true })
-    expect(queue.prefetch(ticket('b'), 1).admissions).toHaveLength(1)
+    shares[3]?.lease.release()
+    expect(queue.prefetch(ticket('b'), 10).admissions).toHaveLength(1)
   })
 
   it('grants nothing while the partition has a waiting ticket, and says when one starts waiting', async () => {

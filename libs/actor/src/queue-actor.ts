@@ -181,8 +181,9 @@ export class QueueActor implements Actor {
     const learned = this.#lanes.learned(policy, this.#now())
     if (learned && 'until' in learned) return none
     const scopes = learned ? [...policy.scopes, learned.scope] : policy.scopes
+    const lendable = Math.min(count, this.#halfOfSlotsLeft(scopes))
     const prefetched: PrefetchedAdmission[] = []
-    for (let i = 0; i < count; i++) {
+    for (let i = 0; i < lendable; i++) {
       const decision = this.#ledger.decide(scopes, ticket.cost)
       if (!decision.allowed) break
       prefetched.push({
@@ -194,6 +195,21 @@ export class QueueActor implements Actor {
     }
     if (prefetched.length > 0) this.#book.touched(policy.partition, policy.scopes)
     return { partition: policy.partition, admissions: prefetched }
+  }
+
+  /**
+   * Half the concurrency slots the tightest of `scopes` has free. A lent admission holds its
+   * slot until it is used and done or given back, so a share sized by demand alone would
+   * take every slot a key has (64 by default) and the lane's next ticket would wait here,
+   * which revokes the share: lending half leaves the owner's queue room to keep moving.
+   */
+  #halfOfSlotsLeft(scopes: readonly ScopeLimit[]): number {
+    let left = Infinity
+    for (const scope of scopes) {
+      if (scope.concurrency === undefined) continue
+      left = Math.min(left, scope.concurrency - this.#ledger.inFlight(scope.id))
+    }
+    return Math.floor(left / 2)
   }
 
   /**
