@@ -97,20 +97,35 @@ describe('LeasedShares', () => {
     expect(shares.take('b')?.admission.leaseId).toBe('b1')
   })
 
-  it('asks for the next grant ahead of need, when a quarter is left, and replaces the old one', () => {
+  it('asks for the next grant ahead of need, when half is left, and adds it to what is left', () => {
     const { shares, settled } = setup(8)
     for (let i = 0; i < 8; i++) shares.take('a')
     expect(shares.wanted('a')).toBe(8)
     shares.grant('a', 'shard.1', grantOf(['1', '2', '3', '4', '5', '6', '7', '8']))
-    for (let i = 0; i < 5; i++) shares.take('a')
+    for (let i = 0; i < 3; i++) shares.take('a')
     expect(shares.wanted('a')).toBe(0)
     shares.take('a')
-    expect(shares.wanted('a')).toBe(8)
+    // 4 left of the 8 the lane wants: it asks for the other 4.
+    expect(shares.wanted('a')).toBe(4)
     shares.grant('a', 'shard.1', grantOf(['9', '10']))
+    // Nothing went back: the first grant's 4 go first, then the new ones.
+    expect(settled).toEqual([])
+    const next = Array.from({ length: 6 }, () => shares.take('a')?.admission.leaseId)
+    expect(next).toEqual(['5', '6', '7', '8', '9', '10'])
+    expect(shares.take('a')).toBeUndefined()
     expect(settled).toEqual([
-      { owner: 'shard.1', used: ['1', '2', '3', '4', '5', '6'], unused: ['8', '7'] },
+      { owner: 'shard.1', used: ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10'], unused: [] },
     ])
-    expect(shares.take('a')?.admission.leaseId).toBe('9')
+  })
+
+  it('replaces a grant from another owner or partition instead of adding to it', () => {
+    const { shares, settled } = setup(8)
+    for (let i = 0; i < 8; i++) shares.take('a')
+    expect(shares.wanted('a')).toBe(8)
+    shares.grant('a', 'shard.1', grantOf(['1', '2']))
+    shares.grant('a', 'shard.2', grantOf(['3']))
+    expect(settled).toEqual([{ owner: 'shard.1', used: [], unused: ['2', '1'] }])
+    expect(shares.take('a')).toMatchObject({ owner: 'shard.2', admission: { leaseId: '3' } })
   })
 
   it('keeps memory bounded, and gives everything back on close', () => {

@@ -14,8 +14,8 @@ export interface LeasedSharesOptions {
 }
 
 interface Held {
-  /** Admissions the grant came with. */
-  readonly total: number
+  /** Admissions the grant came with, and those added to it since. */
+  total: number
   readonly owner: string
   readonly partition: string
   readonly expiresAt: number
@@ -109,11 +109,12 @@ export class LeasedShares {
     // sent over the last second, what a grant lasts. One that sent fewer than 2 even then
     // gains little and would only hold units others may want.
     if (demand < 2) demand = lane.arrivals.reduce((sum, n) => sum + n, 0)
-    demand = Math.min(this.#options.max, demand)
-    if (demand < 2) return 0
-    if (held && held.admissions.length * 4 > held.total) return 0
+    if (held && held.admissions.length * 2 > held.total) return 0
+    // What the lane still holds is added to, not replaced (see grant).
+    const wanted = Math.min(this.#options.max, demand) - (held?.admissions.length ?? 0)
+    if (wanted < 2) return 0
     lane.askedAt = this.#options.now()
-    return demand
+    return wanted
   }
 
   /** The owner granted nothing this time. */
@@ -135,15 +136,29 @@ export class LeasedShares {
       if (ids.length > 0) this.#options.settle(owner, [], ids)
       return
     }
+    // Handed out from the end: the last decided has the smallest remaining quota, so
+    // the first handed out shows the largest, as admissions in arrival order would.
+    const admissions = [...grant.admissions].reverse()
+    const held = lane.held
+    if (
+      held &&
+      held.owner === owner &&
+      held.partition === grant.partition &&
+      now < held.expiresAt
+    ) {
+      // Asked for ahead of need, so the grant still holds some: those go first (they were
+      // decided first and expire first), and the whole ends when they expire.
+      held.admissions.unshift(...admissions)
+      held.total = held.admissions.length
+      return
+    }
     this.#end(lane)
     lane.held = {
       total: grant.admissions.length,
       owner,
       partition: grant.partition,
       expiresAt: now + grant.ttlMs,
-      // Handed out from the end: the last decided has the smallest remaining quota, so
-      // the first handed out shows the largest, as admissions in arrival order would.
-      admissions: [...grant.admissions].reverse(),
+      admissions,
       used: [],
     }
   }
