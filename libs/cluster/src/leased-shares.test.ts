@@ -140,5 +140,9 @@ describe('LeasedShares', () => {
     shares.close()
     expect(settled).toEqual([{ owner: 'shard.1', used: [], unused: ['l1'] }])
     expect(shares.granted).toBe(0)
+    // A grant asked for before closing and answered after goes straight back.
+    shares.grant('a', 'shard.1', grantOf(['l2']))
+    expect(settled.at(-1)).toEqual({ owner: 'shard.1', used: [], unused: ['l2'] })
+    expect(shares.take('a')).toBeUndefined()
   })
 })

@@ -53,6 +53,7 @@ export class LeasedShares {
   readonly #options: LeasedSharesOptions
   readonly #maxLanes: number
   readonly #lanes = new Map<string, Lane>()
+  #closed = false
 
   constructor(options: LeasedSharesOptions) {
     this.#options = options
@@ -193,8 +194,9 @@ export class LeasedShares {
     }
   }
 
-  /** Gives every grant back (the node drains or stops). */
+  /** Gives every grant back (the node drains or stops), and any that arrives later. */
   close(): void {
+    this.#closed = true
     for (const lane of this.#lanes.values()) if (lane.held) this.#end(lane)
     this.#lanes.clear()
   }
@@ -202,7 +204,7 @@ export class LeasedShares {
   #lane(key: string, now: number): Lane | undefined {
     let lane = this.#lanes.get(key)
     if (!lane) {
-      if (this.#lanes.size >= this.#maxLanes) return undefined
+      if (this.#closed || this.#lanes.size >= this.#maxLanes) return undefined
       lane = {
         arrivals: new Array<number>(DEMAND_WINDOWS).fill(0),
         windowStart: now,

@@ -22,6 +22,9 @@ import { Batcher, flushAfter } from '../batcher.ts'
 import { LeasedShares } from '../leased-shares.ts'
 import type { BatchSettings } from './batch-settings.ts'
 
+/** How long closing waits for the answers to share asks under way (a round trip or two). */
+const CLOSE_ASK_WAIT_MS = 1_000
+
 export interface NatsTransportOptions {
   readonly nc: NatsConnection
   /** The shard that owns a ticket's lane: shardOf(target, partition, shards). */
@@ -103,6 +106,8 @@ export class NatsTransport implements Transport {
   /** Where owners send their reply batches. */
   readonly #replyTo = `${this.#inbox}.r`
   readonly #attempts = new Map<string, Attempt>()
+  /** Tokens of share asks not answered yet. */
+  readonly #asks = new Set<string>()
   readonly #subscription: Subscription
   readonly #batches: Batcher<ShardMessage>
   /**
@@ -203,8 +208,11 @@ export class NatsTransport implements Transport {
 
   async close(): Promise<void> {
     clearInterval(this.#shareSweep)
-    // What this node was lent goes back before the last batches leave.
+    // What this node was lent goes back before the last batches leave, and so does what
+    // it asked for and has not heard of yet: an owner cannot tell a grant never received
+    // from one handed out, so it would keep those units spent.
     this.#shares?.close()
+    await this.#asksAnswered()
     this.#batches.close()
     clearInterval(this.#turn)
     this.#subscription.unsubscribe()
@@ -231,14 +239,25 @@ export class NatsTransport implements Transport {
    * Asks the lane's owner for its next share while the lane still holds one, so no request
    * waits for it. Nobody answering in a silence's time counts as a refusal.
    */
+  /** Waits (a little) for the answers to share asks under way, so their grants go back. */
+  async #asksAnswered(): Promise<void> {
+    if (this.#asks.size === 0) return
+    const waited = setTimeout(() => this.#asks.clear(), CLOSE_ASK_WAIT_MS)
+    while (this.#asks.size > 0) await sleep(5)
+    clearTimeout(waited)
+  }
+
   #askShare(subject: string, ticket: Ticket, lane: string, want: number): void {
     const token = String(++this.#next)
+    this.#asks.add(token)
     const forget = setTimeout(() => {
+      this.#asks.delete(token)
       if (this.#attempts.delete(token)) this.#shares?.refused(lane)
     }, this.#silenceMs)
     forget.unref()
     this.#attempts.set(token, (reply) => {
       this.#attempts.delete(token)
+      this.#asks.delete(token)
       clearTimeout(forget)
       const grant = reply !== 'no-responders' && 'grant' in reply ? reply.grant : undefined
       if (grant) this.#shares?.grant(lane, subject, grant)
