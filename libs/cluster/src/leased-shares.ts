@@ -9,6 +9,8 @@ export interface LeasedSharesOptions {
    * requests (each sends its own `done`), `unused` ones are refunded.
    */
   readonly settle: (owner: string, used: readonly string[], unused: readonly string[]) => void
+  /** A lent concurrency slot its request held past its grant's end is free now. */
+  readonly slotDone: (owner: string, slot: string) => void
   /** Most lanes tracked at once: demand beyond it is simply not leased. */
   readonly maxLanes?: number
 }
@@ -18,9 +20,19 @@ interface Held {
   total: number
   readonly owner: string
   readonly partition: string
-  readonly expiresAt: number
+  expiresAt: number
   readonly admissions: SharedAdmission[]
   readonly used: string[]
+  /** Lent concurrency slots no request holds; undefined when the lane has no such limit. */
+  readonly slots: string[] | undefined
+  /** Slots requests hold now. */
+  readonly out: Set<string>
+  ended: boolean
+}
+
+/** A lent concurrency slot a request holds; `release` hands it on when the request ends. */
+export interface HeldSlot {
+  release(): void
 }
 
 interface Lane {
@@ -73,7 +85,9 @@ export class LeasedShares {
    */
   take(
     laneKey: string,
-  ): { readonly admission: SharedAdmission; readonly owner: string } | undefined {
+  ):
+    | { readonly admission: SharedAdmission; readonly owner: string; readonly slot?: HeldSlot }
+    | undefined {
     const now = this.#options.now()
     const lane = this.#lane(laneKey, now)
     if (!lane) return undefined
@@ -84,13 +98,17 @@ export class LeasedShares {
       this.#end(lane)
       return undefined
     }
-    const admission = held.admissions.pop()
-    if (!admission) {
-      this.#end(lane)
-      return undefined
-    }
+    // None left: the grant (and the slots it holds) waits for the next, which this
+    // request's own ask brings; it ends if that is refused.
+    if (held.admissions.length === 0) return undefined
+    // Every lent slot is in use: this request goes through the owner, the grant stays.
+    if (held.slots?.length === 0) return undefined
+    const admission = held.admissions.pop() as SharedAdmission
     held.used.push(admission.leaseId)
-    return { admission, owner: held.owner }
+    const slot = held.slots?.pop()
+    if (slot === undefined) return { admission, owner: held.owner }
+    held.out.add(slot)
+    return { admission, owner: held.owner, slot: this.#heldSlot(held, slot) }
   }
 
   /**
@@ -110,7 +128,8 @@ export class LeasedShares {
     // sent over the last second, what a grant lasts. One that sent fewer than 2 even then
     // gains little and would only hold units others may want.
     if (demand < 2) demand = lane.arrivals.reduce((sum, n) => sum + n, 0)
-    if (held && held.admissions.length * 2 > held.total) return 0
+    const slotsBusy = held?.slots?.length === 0
+    if (held && held.admissions.length * 2 > held.total && !slotsBusy) return 0
     // What the lane still holds is added to, not replaced (see grant).
     const wanted = Math.min(this.#options.max, demand) - (held?.admissions.length ?? 0)
     if (wanted < 2) return 0
@@ -121,7 +140,9 @@ export class LeasedShares {
   /** The owner granted nothing this time. */
   refused(laneKey: string): void {
     const lane = this.#lanes.get(laneKey)
-    if (lane) lane.askedAt = undefined
+    if (!lane) return
+    lane.askedAt = undefined
+    if (lane.held?.admissions.length === 0) this.#end(lane)
   }
 
   /**
@@ -133,7 +154,10 @@ export class LeasedShares {
     const lane = this.#lane(laneKey, now)
     if (lane) lane.askedAt = undefined
     if (!lane || grant.admissions.length === 0) {
-      const ids = grant.admissions.map((admission) => admission.leaseId)
+      const ids = [
+        ...grant.admissions.map((admission) => admission.leaseId),
+        ...(grant.slots ?? []),
+      ]
       if (ids.length > 0) this.#options.settle(owner, [], ids)
       return
     }
@@ -145,12 +169,17 @@ export class LeasedShares {
       held &&
       held.owner === owner &&
       held.partition === grant.partition &&
-      now < held.expiresAt
+      now < held.expiresAt &&
+      (held.slots === undefined) === (grant.slots === undefined)
     ) {
       // Asked for ahead of need, so the grant still holds some: those go first (they were
       // decided first and expire first), and the whole ends when they expire.
       held.admissions.unshift(...admissions)
       held.total = held.admissions.length
+      if (grant.slots) held.slots?.push(...grant.slots)
+      // An admission kept past its owner's expiry is harmless (the owner counts it spent);
+      // a slot is not, and `sweep` keeps those alive at the owner.
+      held.expiresAt = now + grant.ttlMs
       return
     }
     this.#end(lane)
@@ -161,6 +190,9 @@ export class LeasedShares {
       expiresAt: now + grant.ttlMs,
       admissions,
       used: [],
+      slots: grant.slots ? [...grant.slots] : undefined,
+      out: new Set(),
+      ended: false,
     }
   }
 
@@ -181,8 +213,10 @@ export class LeasedShares {
     for (const [key, lane] of this.#lanes) {
       const held = lane.held
       if (held && now >= held.expiresAt) this.#end(lane)
-      else if (held && held.used.length > 0) {
-        this.#options.settle(held.owner, held.used.splice(0), [])
+      else if (held) {
+        // Slots, free or not, are named too: they outlive the grant they came with.
+        const inUse = [...held.used.splice(0), ...(held.slots ?? []), ...held.out]
+        if (inUse.length > 0) this.#options.settle(held.owner, inUse, [])
       }
       this.#roll(lane, now)
       // An answer that never came (lost, or its owner died) must not stop the lane asking.
@@ -229,9 +263,23 @@ export class LeasedShares {
     const held = lane.held
     if (!held) return
     lane.held = undefined
-    const unused = held.admissions.map((admission) => admission.leaseId)
-    if (held.used.length > 0 || unused.length > 0) {
-      this.#options.settle(held.owner, held.used, unused)
+    held.ended = true
+    // Slots in use are held by their requests until they end (then `slotDone`).
+    const used = [...held.used, ...held.out]
+    const unused = [...held.admissions.map((admission) => admission.leaseId), ...(held.slots ?? [])]
+    if (used.length > 0 || unused.length > 0) this.#options.settle(held.owner, used, unused)
+  }
+
+  #heldSlot(held: Held, slot: string): HeldSlot {
+    let released = false
+    return {
+      release: () => {
+        if (released) return
+        released = true
+        held.out.delete(slot)
+        if (held.ended) this.#options.slotDone(held.owner, slot)
+        else held.slots?.push(slot)
+      },
     }
   }
 }

@@ -19,7 +19,7 @@ import {
 } from '@fairlane/protocol'
 import type { Admission, AdmissionLease, Transport } from '@fairlane/protocol'
 import { Batcher, flushAfter } from '../batcher.ts'
-import { LeasedShares } from '../leased-shares.ts'
+import { LeasedShares, type HeldSlot } from '../leased-shares.ts'
 import type { BatchSettings } from './batch-settings.ts'
 
 /** How long closing waits for the answers to share asks under way (a round trip or two). */
@@ -149,6 +149,7 @@ export class NatsTransport implements Transport {
         now: () => performance.now(),
         max: shares.max,
         settle: (owner, used, unused) => this.#batches.add(owner, { kind: 'settle', used, unused }),
+        slotDone: (owner, slot) => this.#batches.add(owner, { kind: 'done', leaseId: slot }),
       })
       this.#shareSweep = setInterval(() => this.#shares?.sweep(), shares.ttlMs / 4)
       this.#shareSweep.unref()
@@ -175,7 +176,7 @@ export class NatsTransport implements Transport {
           allowed: true,
           views: local.admission.views,
           waitedMs: 0,
-          lease: this.#leaseOf(local.owner, local.admission.leaseId),
+          lease: this.#localLease(local.owner, local.admission.leaseId, local.slot),
         }
       }
     }
@@ -216,6 +217,18 @@ export class NatsTransport implements Transport {
     this.#batches.close()
     clearInterval(this.#turn)
     this.#subscription.unsubscribe()
+  }
+
+  /** A request admitted from a leased share: the slot it held, if any, goes on to the next. */
+  #localLease(owner: string, leaseId: string, slot: HeldSlot | undefined): AdmissionLease {
+    const admission = this.#leaseOf(owner, leaseId)
+    if (!slot) return admission
+    return {
+      release: (outcome) => {
+        admission.release(outcome)
+        slot.release()
+      },
+    }
   }
 
   /** Held by an admitted request; its `done` goes to the shard's owner with the next batch. */
