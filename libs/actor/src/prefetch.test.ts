@@ -71,14 +71,40 @@ describe('QueueActor leased shares', () => {
     expect(queue.prefetch(ticket('a', 1), 5).admissions).toHaveLength(2)
   })
 
-  it('holds concurrency slots until each share is released', () => {
-    const slots: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 3 }
+  it('lends concurrency slots apart from admissions: half of those free, held until released', () => {
+    const slots: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 8 }
     const queue = actorWith([slots])
-    const shares = queue.prefetch(ticket('a'), 5).admissions
-    expect(shares).toHaveLength(3)
-    expect(queue.prefetch(ticket('b'), 1).admissions).toHaveLength(0)
-    shares[2]?.lease.release({ unused: true })
-    expect(queue.prefetch(ticket('b'), 1).admissions).toHaveLength(1)
+    // No rate limit: admissions as many as asked; slots half of the 8 free. Lending all 8
+    // would leave the lane's next ticket waiting at the owner, which revokes the share.
+    const first = queue.prefetch(ticket('a'), 10)
+    expect(first.admissions).toHaveLength(10)
+    expect(first.slots).toHaveLength(4)
+    // Admissions hold no slot: releasing them frees none.
+    for (const admission of first.admissions) admission.lease.release()
+    expect(queue.prefetch(ticket('b'), 10).slots).toHaveLength(2)
+    expect(queue.prefetch(ticket('b'), 10).slots).toHaveLength(1)
+    // One slot free: half of it is none, so nothing is lent at all.
+    expect(queue.prefetch(ticket('b'), 10)).toEqual({ partition: 'echo#0', admissions: [] })
+    first.slots?.[0]?.release({ unused: true })
+    first.slots?.[1]?.release()
+    expect(queue.prefetch(ticket('b'), 10).slots).toHaveLength(1)
+  })
+
+  it('lends no more slots than admissions, and none for a lane without a concurrency limit', () => {
+    const both: ScopeLimit = {
+      id: 'key:w/a',
+      kind: 'key',
+      rate: { limit: 4, periodMs: 3_600_000, burst: 4 },
+      concurrency: 64,
+    }
+    const queue = actorWith((t) => (t.keyId === 'a' ? [both] : []))
+    const share = queue.prefetch(ticket('a'), 10)
+    expect(share.admissions).toHaveLength(2)
+    expect(share.slots).toHaveLength(2)
+    // Giving a slot back unused refunds no rate unit: 2 left, 1 lent.
+    share.slots?.[0]?.release({ unused: true })
+    expect(queue.prefetch(ticket('a', 1), 10).admissions).toHaveLength(1)
+    expect(queue.prefetch(ticket('c'), 3)).not.toHaveProperty('slots')
   })
 
   it('grants nothing while the partition has a waiting ticket, and says when one starts waiting', async () => {

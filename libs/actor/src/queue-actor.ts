@@ -14,6 +14,7 @@ import type {
   LaneSignals,
   LeaseOutcome,
   PrefetchedAdmission,
+  PrefetchedShare,
   Ticket,
 } from '@fairlane/protocol'
 import type { NodeQueueBudget, QueuedTicket } from '@fairlane/scheduler'
@@ -21,6 +22,7 @@ import { AdaptiveLanes } from './adaptive-lanes.ts'
 import { AllowanceWaiters } from './allowance-waiters.ts'
 import { CheckpointBook, type PartitionSnapshot } from './checkpoint-book.ts'
 import { LedgerGate } from './ledger-gate.ts'
+import { splitConcurrency } from './lent-scopes.ts'
 import { PartitionHosts, type PartitionHost } from './partition-hosts.ts'
 import type { Pending } from './pending.ts'
 import { CANCELLED, queueFull, queueRefusal, sharedRefusal } from './refusals.ts'
@@ -169,10 +171,7 @@ export class QueueActor implements Actor {
    * decides those one by one) or a lane the upstream holds back; about half of what a limit
    * of the lane has left, at most.
    */
-  prefetch(
-    ticket: Ticket,
-    count: number,
-  ): { partition: string; admissions: PrefetchedAdmission[] } {
+  prefetch(ticket: Ticket, count: number): PrefetchedShare {
     const policy = this.#policyFor(ticket)
     const none = { partition: policy.partition, admissions: [] }
     if (count <= 0 || policy.sharedScopes?.length) return none
@@ -180,10 +179,14 @@ export class QueueActor implements Actor {
     if (host && host.scheduler.queued > 0) return none
     const learned = this.#lanes.learned(policy, this.#now())
     if (learned && 'until' in learned) return none
-    const scopes = learned ? [...policy.scopes, learned.scope] : policy.scopes
+    const { units, slots } = splitConcurrency(
+      learned ? [...policy.scopes, learned.scope] : policy.scopes,
+    )
+    const slotCount = slots.length > 0 ? Math.min(count, this.#halfOfSlotsLeft(slots)) : 0
+    if (slots.length > 0 && slotCount === 0) return none
     const prefetched: PrefetchedAdmission[] = []
     for (let i = 0; i < count; i++) {
-      const decision = this.#ledger.decide(scopes, ticket.cost)
+      const decision = this.#ledger.decide(units, ticket.cost)
       if (!decision.allowed) break
       prefetched.push({
         lease: this.#lease(ticket, policy, decision, undefined, undefined),
@@ -192,8 +195,30 @@ export class QueueActor implements Actor {
       // About half of what a limit had left: the rest stays for the lane’s other nodes.
       if (decision.views.some((view) => view.remaining <= prefetched.length)) break
     }
-    if (prefetched.length > 0) this.#book.touched(policy.partition, policy.scopes)
-    return { partition: policy.partition, admissions: prefetched }
+    if (prefetched.length === 0) return none
+    this.#book.touched(policy.partition, policy.scopes)
+    if (slots.length === 0) return { partition: policy.partition, admissions: prefetched }
+    const lentSlots: AdmissionLease[] = []
+    for (let i = 0; i < Math.min(slotCount, prefetched.length); i++) {
+      const decision = this.#ledger.decide(slots, 1)
+      if (!decision.allowed) break
+      lentSlots.push(this.#slotLease(ticket, policy, decision))
+    }
+    return { partition: policy.partition, admissions: prefetched, slots: lentSlots }
+  }
+
+  /**
+   * Half the concurrency slots the tightest of `slots` has free. A lent slot is held until
+   * the grant ends, so lending every slot a key has (64 by default) would leave the lane's
+   * next ticket waiting at the owner, which revokes the share: lending half leaves the
+   * owner's queue room to keep moving.
+   */
+  #halfOfSlotsLeft(slots: readonly ScopeLimit[]): number {
+    let left = Infinity
+    for (const scope of slots) {
+      left = Math.min(left, (scope.concurrency ?? Infinity) - this.#ledger.inFlight(scope.id))
+    }
+    return Math.floor(left / 2)
   }
 
   /**
@@ -266,6 +291,23 @@ export class QueueActor implements Actor {
           return
         }
         this.#released(ticket, policy, host, outcome)
+      },
+    }
+  }
+
+  /** A lent concurrency slot: releasing it frees the slot, whether it was used or not. */
+  #slotLease(
+    ticket: Ticket,
+    policy: TicketPolicy,
+    decision: Decision & { allowed: true },
+  ): AdmissionLease {
+    let released = false
+    return {
+      release: () => {
+        if (released) return
+        released = true
+        decision.lease.release()
+        this.#released(ticket, policy, undefined, undefined)
       },
     }
   }

@@ -9,18 +9,30 @@ export interface LeasedSharesOptions {
    * requests (each sends its own `done`), `unused` ones are refunded.
    */
   readonly settle: (owner: string, used: readonly string[], unused: readonly string[]) => void
+  /** A lent concurrency slot its request held past its grant's end is free now. */
+  readonly slotDone: (owner: string, slot: string) => void
   /** Most lanes tracked at once: demand beyond it is simply not leased. */
   readonly maxLanes?: number
 }
 
 interface Held {
-  /** Admissions the grant came with. */
-  readonly total: number
+  /** Admissions the grant came with, and those added to it since. */
+  total: number
   readonly owner: string
   readonly partition: string
-  readonly expiresAt: number
+  expiresAt: number
   readonly admissions: SharedAdmission[]
   readonly used: string[]
+  /** Lent concurrency slots no request holds; undefined when the lane has no such limit. */
+  readonly slots: string[] | undefined
+  /** Slots requests hold now. */
+  readonly out: Set<string>
+  ended: boolean
+}
+
+/** A lent concurrency slot a request holds; `release` hands it on when the request ends. */
+export interface HeldSlot {
+  release(): void
 }
 
 interface Lane {
@@ -53,6 +65,7 @@ export class LeasedShares {
   readonly #options: LeasedSharesOptions
   readonly #maxLanes: number
   readonly #lanes = new Map<string, Lane>()
+  #closed = false
 
   constructor(options: LeasedSharesOptions) {
     this.#options = options
@@ -72,7 +85,9 @@ export class LeasedShares {
    */
   take(
     laneKey: string,
-  ): { readonly admission: SharedAdmission; readonly owner: string } | undefined {
+  ):
+    | { readonly admission: SharedAdmission; readonly owner: string; readonly slot?: HeldSlot }
+    | undefined {
     const now = this.#options.now()
     const lane = this.#lane(laneKey, now)
     if (!lane) return undefined
@@ -83,13 +98,17 @@ export class LeasedShares {
       this.#end(lane)
       return undefined
     }
-    const admission = held.admissions.pop()
-    if (!admission) {
-      this.#end(lane)
-      return undefined
-    }
+    // None left: the grant (and the slots it holds) waits for the next, which this
+    // request's own ask brings; it ends if that is refused.
+    if (held.admissions.length === 0) return undefined
+    // Every lent slot is in use: this request goes through the owner, the grant stays.
+    if (held.slots?.length === 0) return undefined
+    const admission = held.admissions.pop() as SharedAdmission
     held.used.push(admission.leaseId)
-    return { admission, owner: held.owner }
+    const slot = held.slots?.pop()
+    if (slot === undefined) return { admission, owner: held.owner }
+    held.out.add(slot)
+    return { admission, owner: held.owner, slot: this.#heldSlot(held, slot) }
   }
 
   /**
@@ -109,17 +128,21 @@ export class LeasedShares {
     // sent over the last second, what a grant lasts. One that sent fewer than 2 even then
     // gains little and would only hold units others may want.
     if (demand < 2) demand = lane.arrivals.reduce((sum, n) => sum + n, 0)
-    demand = Math.min(this.#options.max, demand)
-    if (demand < 2) return 0
-    if (held && held.admissions.length * 4 > held.total) return 0
+    const slotsBusy = held?.slots?.length === 0
+    if (held && held.admissions.length * 2 > held.total && !slotsBusy) return 0
+    // What the lane still holds is added to, not replaced (see grant).
+    const wanted = Math.min(this.#options.max, demand) - (held?.admissions.length ?? 0)
+    if (wanted < 2) return 0
     lane.askedAt = this.#options.now()
-    return demand
+    return wanted
   }
 
   /** The owner granted nothing this time. */
   refused(laneKey: string): void {
     const lane = this.#lanes.get(laneKey)
-    if (lane) lane.askedAt = undefined
+    if (!lane) return
+    lane.askedAt = undefined
+    if (lane.held?.admissions.length === 0) this.#end(lane)
   }
 
   /**
@@ -131,8 +154,32 @@ export class LeasedShares {
     const lane = this.#lane(laneKey, now)
     if (lane) lane.askedAt = undefined
     if (!lane || grant.admissions.length === 0) {
-      const ids = grant.admissions.map((admission) => admission.leaseId)
+      const ids = [
+        ...grant.admissions.map((admission) => admission.leaseId),
+        ...(grant.slots ?? []),
+      ]
       if (ids.length > 0) this.#options.settle(owner, [], ids)
+      return
+    }
+    // Handed out from the end: the last decided has the smallest remaining quota, so
+    // the first handed out shows the largest, as admissions in arrival order would.
+    const admissions = [...grant.admissions].reverse()
+    const held = lane.held
+    if (
+      held &&
+      held.owner === owner &&
+      held.partition === grant.partition &&
+      now < held.expiresAt &&
+      (held.slots === undefined) === (grant.slots === undefined)
+    ) {
+      // Asked for ahead of need, so the grant still holds some: those go first (they were
+      // decided first and expire first), and the whole ends when they expire.
+      held.admissions.unshift(...admissions)
+      held.total = held.admissions.length
+      if (grant.slots) held.slots?.push(...grant.slots)
+      // An admission kept past its owner's expiry is harmless (the owner counts it spent);
+      // a slot is not, and `sweep` keeps those alive at the owner.
+      held.expiresAt = now + grant.ttlMs
       return
     }
     this.#end(lane)
@@ -141,10 +188,11 @@ export class LeasedShares {
       owner,
       partition: grant.partition,
       expiresAt: now + grant.ttlMs,
-      // Handed out from the end: the last decided has the smallest remaining quota, so
-      // the first handed out shows the largest, as admissions in arrival order would.
-      admissions: [...grant.admissions].reverse(),
+      admissions,
       used: [],
+      slots: grant.slots ? [...grant.slots] : undefined,
+      out: new Set(),
+      ended: false,
     }
   }
 
@@ -165,8 +213,10 @@ export class LeasedShares {
     for (const [key, lane] of this.#lanes) {
       const held = lane.held
       if (held && now >= held.expiresAt) this.#end(lane)
-      else if (held && held.used.length > 0) {
-        this.#options.settle(held.owner, held.used.splice(0), [])
+      else if (held) {
+        // Slots, free or not, are named too: they outlive the grant they came with.
+        const inUse = [...held.used.splice(0), ...(held.slots ?? []), ...held.out]
+        if (inUse.length > 0) this.#options.settle(held.owner, inUse, [])
       }
       this.#roll(lane, now)
       // An answer that never came (lost, or its owner died) must not stop the lane asking.
@@ -178,8 +228,9 @@ export class LeasedShares {
     }
   }
 
-  /** Gives every grant back (the node drains or stops). */
+  /** Gives every grant back (the node drains or stops), and any that arrives later. */
   close(): void {
+    this.#closed = true
     for (const lane of this.#lanes.values()) if (lane.held) this.#end(lane)
     this.#lanes.clear()
   }
@@ -187,7 +238,7 @@ export class LeasedShares {
   #lane(key: string, now: number): Lane | undefined {
     let lane = this.#lanes.get(key)
     if (!lane) {
-      if (this.#lanes.size >= this.#maxLanes) return undefined
+      if (this.#closed || this.#lanes.size >= this.#maxLanes) return undefined
       lane = {
         arrivals: new Array<number>(DEMAND_WINDOWS).fill(0),
         windowStart: now,
@@ -212,9 +263,23 @@ export class LeasedShares {
     const held = lane.held
     if (!held) return
     lane.held = undefined
-    const unused = held.admissions.map((admission) => admission.leaseId)
-    if (held.used.length > 0 || unused.length > 0) {
-      this.#options.settle(held.owner, held.used, unused)
+    held.ended = true
+    // Slots in use are held by their requests until they end (then `slotDone`).
+    const used = [...held.used, ...held.out]
+    const unused = [...held.admissions.map((admission) => admission.leaseId), ...(held.slots ?? [])]
+    if (used.length > 0 || unused.length > 0) this.#options.settle(held.owner, used, unused)
+  }
+
+  #heldSlot(held: Held, slot: string): HeldSlot {
+    let released = false
+    return {
+      release: () => {
+        if (released) return
+        released = true
+        held.out.delete(slot)
+        if (held.ended) this.#options.slotDone(held.owner, slot)
+        else held.slots?.push(slot)
+      },
     }
   }
 }

@@ -155,15 +155,15 @@ describe('wire versions in a mixed cluster', () => {
     expect(refusals).toEqual([expect.objectContaining({ refused: 'version' })])
   })
 
-  it('refuses, and does not act on, a version 1 or garbled message on a version 2 subject', async () => {
+  it('refuses, and does not act on, a version 1, version 2 or garbled message on a version 3 subject', async () => {
     const refusals: WireRefusal[] = []
     const server = await owner({ onRefused: (r) => refusals.push(r) })()
     server.serve(SHARD)
     const other = await nc()
     for (const body of [
       JSON.stringify({ kind: 'ticket', ticket: ticket(1) }),
-      JSON.stringify({ v: 3, items: [{ kind: 'ticket', token: '1', ticket: ticket(2) }] }),
-      '{"v":2,"items":[{"kind":"ticket","token":"1","ticket":{}},{"kind":"bogus"}]',
+      JSON.stringify({ v: 2, items: [{ kind: 'ticket', token: '1', ticket: ticket(2) }] }),
+      '{"v":3,"items":[{"kind":"ticket","token":"1","ticket":{}},{"kind":"bogus"}]',
     ]) {
       other.publish(shardSubject(SHARD), body, { reply: '_INBOX.nobody' })
     }

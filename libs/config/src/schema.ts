@@ -799,9 +799,9 @@ const Cluster = Type.Object(
         max: Type.Integer({
           minimum: 1,
           maximum: 1_000,
-          default: 64,
+          default: 256,
           description:
-            'Most admissions one grant holds, whatever the demand (a grant covers about 250 ms of the lane’s requests on that node).',
+            'Most admissions a lane asks for at once, whatever the demand (a grant covers about 250 ms of the lane’s requests on that node: 256 is a lane at 1,000 requests a second).',
         }),
       },
       {

@@ -7,6 +7,7 @@ export type {
   AdmissionLease,
   LeaseOutcome,
   PrefetchedAdmission,
+  PrefetchedShare,
   Transport,
 } from './transport.ts'
 export { rateLimitHeaders, retryAfterHeader, type RateLimitView } from './rate-limit-headers.ts'
@@ -38,6 +39,7 @@ export {
   decodeShardBatch,
   encodeReplyBatch,
   encodeShardBatch,
+  WIRE_VERSION,
   type ReplyItem,
   type WireRefusal,
 } from './wire-batch.ts'

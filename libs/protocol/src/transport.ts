@@ -35,6 +35,17 @@ export interface PrefetchedAdmission {
   readonly views: readonly RateLimitView[]
 }
 
+/**
+ * What an owner lends for a leased share: admissions that each spent the lane's rate and
+ * window units, and, when the lane has a concurrency limit, slots its requests hold one
+ * each and hand on to the next (absent when it has none).
+ */
+export interface PrefetchedShare {
+  readonly partition: string
+  readonly admissions: readonly PrefetchedAdmission[]
+  readonly slots?: readonly AdmissionLease[]
+}
+
 /** Whatever owns a lane's partition and decides on its tickets. */
 export interface Actor {
   admit(ticket: Ticket, signal?: AbortSignal): Promise<Admission>
@@ -42,10 +53,7 @@ export interface Actor {
    * Up to `count` admissions of the ticket's kind decided now, for a leased share; none
    * when its lane or partition may not lend (docs/cluster.md#leased-shares).
    */
-  prefetch?(
-    ticket: Ticket,
-    count: number,
-  ): { readonly partition: string; readonly admissions: readonly PrefetchedAdmission[] }
+  prefetch?(ticket: Ticket, count: number): PrefetchedShare
 }
 
 /**

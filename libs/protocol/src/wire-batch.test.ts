@@ -22,19 +22,19 @@ describe('shard and reply batches', () => {
   it('round-trip, version and reply subject included, in readable JSON', () => {
     const text = encodeShardBatch('_INBOX.abc.r', items)
     expect(JSON.parse(text)).toMatchObject({ v: WIRE_VERSION, replyTo: '_INBOX.abc.r' })
-    expect(decodeShardBatch(text)).toEqual({ v: 2, replyTo: '_INBOX.abc.r', items })
+    expect(decodeShardBatch(text)).toEqual({ v: 3, replyTo: '_INBOX.abc.r', items })
     expect(decodeShardBatch(encodeShardBatch(undefined, items.slice(1)))).toEqual({
-      v: 2,
+      v: 3,
       items: items.slice(1),
     })
     const replies = [
       { token: '7', reply: { progress: 'waiting' as const } },
       { token: '7', reply: { allowed: true as const, leaseId: 'l2', views: [], waitedMs: 0 } },
     ]
-    expect(decodeReplyBatch(encodeReplyBatch(replies))).toEqual({ v: 2, items: replies })
+    expect(decodeReplyBatch(encodeReplyBatch(replies))).toEqual({ v: 3, items: replies })
   })
 
-  it('refuses a version 1 message (no "v") and an unknown version instead of reading it', () => {
+  it('refuses a version 1 message (no "v"), a version 2 one and an unknown version instead of reading it', () => {
     const v1 = JSON.stringify({
       kind: 'ticket',
       ticket: { requestId: 'r1', workspace: 'w', keyId: 'k', target: 'echo', cost: 1 },
@@ -43,12 +43,18 @@ describe('shard and reply batches', () => {
       refused: 'version',
       detail: expect.stringContaining('1 (no "v")'),
     })
-    const v3 = JSON.stringify({ v: 3, items })
-    expect(decodeShardBatch(v3)).toMatchObject({
-      refused: 'version',
-      detail: expect.stringContaining('3'),
-    })
-    // A v1 owner's answer (a bare AdmissionReply) reaching a v2 ingress.
+    // Version 2 lent a concurrency slot with each admission; its grants read as version 3
+    // would lend admissions without the slots their requests must hold.
+    for (const v of [2, 4]) {
+      expect(decodeShardBatch(JSON.stringify({ v, items }))).toMatchObject({
+        refused: 'version',
+        detail: `wire version ${v}, this node speaks 3`,
+      })
+      expect(decodeReplyBatch(JSON.stringify({ v, items: [] }))).toMatchObject({
+        refused: 'version',
+      })
+    }
+    // A v1 owner's answer (a bare AdmissionReply) reaching a v3 ingress.
     expect(decodeReplyBatch(JSON.stringify({ allowed: false, code: 'queue_full' }))).toMatchObject({
       refused: 'version',
     })
@@ -58,17 +64,17 @@ describe('shard and reply batches', () => {
     for (const text of [
       'not json',
       '[1,2]',
-      JSON.stringify({ v: 2 }),
-      JSON.stringify({ v: 2, items: 'x' }),
-      JSON.stringify({ v: 2, replyTo: 5, items: [] }),
-      JSON.stringify({ v: 2, items: [items[1], { kind: 'ticket', ticket: {} }] }),
-      JSON.stringify({ v: 2, items: [items[1], { kind: 'drop-table' }] }),
+      JSON.stringify({ v: 3 }),
+      JSON.stringify({ v: 3, items: 'x' }),
+      JSON.stringify({ v: 3, replyTo: 5, items: [] }),
+      JSON.stringify({ v: 3, items: [items[1], { kind: 'ticket', ticket: {} }] }),
+      JSON.stringify({ v: 3, items: [items[1], { kind: 'drop-table' }] }),
     ]) {
       expect(decodeShardBatch(text)).toMatchObject({ refused: 'garbled' })
     }
     for (const text of [
-      JSON.stringify({ v: 2, items: [{ token: 1, reply: { progress: 'waiting' } }] }),
-      JSON.stringify({ v: 2, items: [{ token: '1', reply: {} }] }),
+      JSON.stringify({ v: 3, items: [{ token: 1, reply: { progress: 'waiting' } }] }),
+      JSON.stringify({ v: 3, items: [{ token: '1', reply: {} }] }),
     ]) {
       expect(decodeReplyBatch(text)).toMatchObject({ refused: 'garbled' })
     }

@@ -1,7 +1,7 @@
 import type { ShardMessage, TicketReply } from './wire.ts'
 
 /** The version of the cluster's wire format: in the shard subjects and in every batch. */
-export const WIRE_VERSION = 2
+export const WIRE_VERSION = 3
 
 /**
  * One NATS message from an ingress node to a shard's owner: the tickets, `done`s and

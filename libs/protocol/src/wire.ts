@@ -2,7 +2,7 @@ import type { RateLimitView } from './rate-limit-headers.ts'
 import type { Ticket } from './ticket.ts'
 
 /**
- * Items of a shard batch (`fairlane.v2.shard.<n>`, see wire-batch.ts), between ingress nodes
+ * Items of a shard batch (`fairlane.v3.shard.<n>`, see wire-batch.ts), between ingress nodes
  * and the queue actor that holds the shard's lease. JSON: small, and readable with `nats sub`
  * when operating a cluster.
  */
@@ -99,7 +99,14 @@ export interface ShareGrant {
   readonly partition: string
   /** How long the admissions may be handed out, counted from the grant's arrival. */
   readonly ttlMs: number
+  /** Each spent the lane's rate and window units; one is handed to each request. */
   readonly admissions: readonly SharedAdmission[]
+  /**
+   * Lease ids of concurrency slots lent with the admissions, when the lane has a
+   * concurrency limit: a request needs one besides its admission, and gives it back to the
+   * grant (not the owner) when it ends, so that the next request reuses it.
+   */
+  readonly slots?: readonly string[]
 }
 
 /** The answer to a `share` item: its admissions may be none. */
@@ -128,7 +135,7 @@ export interface TicketProgress {
 export type TicketReply = AdmissionReply | TicketProgress | ShareReply | ShareRevocation
 
 /** The shard subjects carry the wire version, so nodes of two versions never read each other's. */
-const SHARD_SUBJECT_PREFIX = 'fairlane.v2.shard.'
+const SHARD_SUBJECT_PREFIX = 'fairlane.v3.shard.'
 
 export function shardSubject(shard: number): string {
   return SHARD_SUBJECT_PREFIX + shard

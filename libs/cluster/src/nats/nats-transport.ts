@@ -19,8 +19,11 @@ import {
 } from '@fairlane/protocol'
 import type { Admission, AdmissionLease, Transport } from '@fairlane/protocol'
 import { Batcher, flushAfter } from '../batcher.ts'
-import { LeasedShares } from '../leased-shares.ts'
+import { LeasedShares, type HeldSlot } from '../leased-shares.ts'
 import type { BatchSettings } from './batch-settings.ts'
+
+/** How long closing waits for the answers to share asks under way (a round trip or two). */
+const CLOSE_ASK_WAIT_MS = 1_000
 
 export interface NatsTransportOptions {
   readonly nc: NatsConnection
@@ -103,6 +106,8 @@ export class NatsTransport implements Transport {
   /** Where owners send their reply batches. */
   readonly #replyTo = `${this.#inbox}.r`
   readonly #attempts = new Map<string, Attempt>()
+  /** Tokens of share asks not answered yet. */
+  readonly #asks = new Set<string>()
   readonly #subscription: Subscription
   readonly #batches: Batcher<ShardMessage>
   /**
@@ -144,6 +149,7 @@ export class NatsTransport implements Transport {
         now: () => performance.now(),
         max: shares.max,
         settle: (owner, used, unused) => this.#batches.add(owner, { kind: 'settle', used, unused }),
+        slotDone: (owner, slot) => this.#batches.add(owner, { kind: 'done', leaseId: slot }),
       })
       this.#shareSweep = setInterval(() => this.#shares?.sweep(), shares.ttlMs / 4)
       this.#shareSweep.unref()
@@ -170,7 +176,7 @@ export class NatsTransport implements Transport {
           allowed: true,
           views: local.admission.views,
           waitedMs: 0,
-          lease: this.#leaseOf(local.owner, local.admission.leaseId),
+          lease: this.#localLease(local.owner, local.admission.leaseId, local.slot),
         }
       }
     }
@@ -203,11 +209,26 @@ export class NatsTransport implements Transport {
 
   async close(): Promise<void> {
     clearInterval(this.#shareSweep)
-    // What this node was lent goes back before the last batches leave.
+    // What this node was lent goes back before the last batches leave, and so does what
+    // it asked for and has not heard of yet: an owner cannot tell a grant never received
+    // from one handed out, so it would keep those units spent.
     this.#shares?.close()
+    await this.#asksAnswered()
     this.#batches.close()
     clearInterval(this.#turn)
     this.#subscription.unsubscribe()
+  }
+
+  /** A request admitted from a leased share: the slot it held, if any, goes on to the next. */
+  #localLease(owner: string, leaseId: string, slot: HeldSlot | undefined): AdmissionLease {
+    const admission = this.#leaseOf(owner, leaseId)
+    if (!slot) return admission
+    return {
+      release: (outcome) => {
+        admission.release(outcome)
+        slot.release()
+      },
+    }
   }
 
   /** Held by an admitted request; its `done` goes to the shard's owner with the next batch. */
@@ -231,14 +252,25 @@ export class NatsTransport implements Transport {
    * Asks the lane's owner for its next share while the lane still holds one, so no request
    * waits for it. Nobody answering in a silence's time counts as a refusal.
    */
+  /** Waits (a little) for the answers to share asks under way, so their grants go back. */
+  async #asksAnswered(): Promise<void> {
+    if (this.#asks.size === 0) return
+    const waited = setTimeout(() => this.#asks.clear(), CLOSE_ASK_WAIT_MS)
+    while (this.#asks.size > 0) await sleep(5)
+    clearTimeout(waited)
+  }
+
   #askShare(subject: string, ticket: Ticket, lane: string, want: number): void {
     const token = String(++this.#next)
+    this.#asks.add(token)
     const forget = setTimeout(() => {
+      this.#asks.delete(token)
       if (this.#attempts.delete(token)) this.#shares?.refused(lane)
     }, this.#silenceMs)
     forget.unref()
     this.#attempts.set(token, (reply) => {
       this.#attempts.delete(token)
+      this.#asks.delete(token)
       clearTimeout(forget)
       const grant = reply !== 'no-responders' && 'grant' in reply ? reply.grant : undefined
       if (grant) this.#shares?.grant(lane, subject, grant)

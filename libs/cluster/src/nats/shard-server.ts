@@ -5,6 +5,7 @@ import {
   encodeReplyBatch,
   shardSubject,
   v1ShardSubject,
+  WIRE_VERSION,
   type AdmissionRefusal,
   type AdmissionReply,
   type ReplyItem,
@@ -73,6 +74,8 @@ const V1_REFUSAL: AdmissionRefusal = {
 interface HeldLease {
   readonly lease: AdmissionLease
   expiresAt: number
+  /** A concurrency slot lent with a share (not counted as an admission lent or returned). */
+  readonly slot?: true
 }
 
 /**
@@ -247,7 +250,7 @@ export class ShardServer {
 
   #refuseV1(msg: Msg): void {
     this.#onRefused?.(
-      { refused: 'version', detail: 'wire version 1, this node speaks 2' },
+      { refused: 'version', detail: `wire version 1, this node speaks ${WIRE_VERSION}` },
       msg.subject,
     )
     if (msg.reply) msg.respond(JSON.stringify(V1_REFUSAL))
@@ -293,7 +296,7 @@ export class ShardServer {
     // slot goes back at once. A refusal is always sent; a listener that moved on ignores it.
     if (reply.allowed && (waiting.controller.signal.aborted || !replyTo)) {
       this.#releaseLease(reply.leaseId)
-      this.#settle([], reply.grant?.admissions.map((admission) => admission.leaseId) ?? [])
+      if (reply.grant) this.#settle([], leaseIdsOf(reply.grant))
       return
     }
     if (replyTo) this.#replies.add(replyTo, { token, reply })
@@ -308,18 +311,23 @@ export class ShardServer {
         : { partition: '', admissions: [] }
     const ttlMs = shares?.ttlMs ?? 0
     const expiresAt = Date.now() + 2 * ttlMs + SHARE_GRACE_MS
-    const admissions = prefetched.admissions.map(({ lease, views }) => {
+    const lent = (lease: AdmissionLease, slot?: true): string => {
       const leaseId = `${this.#shareIds}.${++this.#nextLease}`
-      this.#leases.set(leaseId, { lease, expiresAt })
-      return { leaseId, views }
-    })
+      this.#leases.set(leaseId, slot ? { lease, expiresAt, slot } : { lease, expiresAt })
+      return leaseId
+    }
+    const admissions = prefetched.admissions.map(({ lease, views }) => ({
+      leaseId: lent(lease),
+      views,
+    }))
+    const slots = prefetched.slots?.map((lease) => lent(lease, true))
     if (admissions.length > 0) {
       let holders = this.#holders.get(prefetched.partition)
       if (!holders) this.#holders.set(prefetched.partition, (holders = new Set()))
       holders.add(replyTo)
       this.#onShares?.('lent', admissions.length)
     }
-    return { partition: prefetched.partition, ttlMs, admissions }
+    return { partition: prefetched.partition, ttlMs, admissions, ...(slots ? { slots } : {}) }
   }
 
   /** A share given back: its unused admissions are refunded, its used ones held until `done`. */
@@ -335,7 +343,7 @@ export class ShardServer {
       if (!held) continue
       this.#leases.delete(id)
       held.lease.release({ unused: true })
-      returned++
+      if (!held.slot) returned++
     }
     if (returned > 0) this.#onShares?.('returned', returned)
   }
@@ -355,11 +363,7 @@ export class ShardServer {
       for (const { reply } of items) {
         if ('allowed' in reply && reply.allowed) this.#releaseLease(reply.leaseId)
         const grant = 'grant' in reply ? reply.grant : undefined
-        if (grant)
-          this.#settle(
-            [],
-            grant.admissions.map((admission) => admission.leaseId),
-          )
+        if (grant) this.#settle([], leaseIdsOf(grant))
       }
     }
   }
@@ -377,4 +381,9 @@ export class ShardServer {
       held.lease.release()
     }
   }
+}
+
+/** Every lease a grant lent: its admissions and its concurrency slots. */
+function leaseIdsOf(grant: ShareGrant): string[] {
+  return [...grant.admissions.map((admission) => admission.leaseId), ...(grant.slots ?? [])]
 }
