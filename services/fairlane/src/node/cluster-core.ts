@@ -132,6 +132,19 @@ export async function clusterCore(
     : undefined
   const closers: (() => Promise<void> | void)[] = []
   metrics.observeNats(() => link.connected)
+  // Every role needs Redis (the stored config; the ledger with the actor role), so every
+  // node probes it: /readyz names it once it has been away longer than redisDownGraceMs.
+  const probe = new LedgerProbe({
+    ping: () => ledgerRedis.ping(),
+    everyMs: 1_000,
+    timeoutMs: 1_000,
+    now: () => performance.now(),
+    onChange: (up, why) => {
+      if (up) logger.info('redis ledger reachable again')
+      else logger.warn({ err: why }, 'redis ledger unreachable; scopes follow onLedgerDown')
+    },
+  })
+  closers.push(() => probe.close())
 
   let leases: ShardLeases | undefined
   if (settings.roles.has('actor')) {
@@ -195,15 +208,6 @@ export async function clusterCore(
       },
     })
     leases = shardLeases
-    const probe = new LedgerProbe({
-      ping: () => ledgerRedis.ping(),
-      everyMs: 1_000,
-      timeoutMs: 1_000,
-      onChange: (up, why) => {
-        if (up) logger.info('redis ledger reachable again')
-        else logger.warn({ err: why }, 'redis ledger unreachable; scopes follow onLedgerDown')
-      },
-    })
     metrics.observeCluster({
       ledgerUp: () => probe.up && !actor.ledgerDown,
       shards: () => shardLeases.owned.length,
@@ -212,7 +216,6 @@ export async function clusterCore(
     closers.push(
       // Drain: stop taking shards, hand waiting tickets to the next owners, give leases back.
       () => shardLeases.stop(),
-      () => probe.close(),
       () => shardServer.close(),
       () => checkpoints.close(),
       () => clearInterval(sweeper),
@@ -244,7 +247,10 @@ export async function clusterCore(
   return {
     transport,
     mode: 'cluster',
-    missing: () => (link.downForMs > config.cluster.natsDownGraceMs ? ['nats'] : []),
+    missing: () => [
+      ...(link.downForMs > config.cluster.natsDownGraceMs ? ['nats'] : []),
+      ...(probe.downForMs > config.cluster.redisDownGraceMs ? ['redis'] : []),
+    ],
     describe: {
       node: settings.nodeId,
       region: settings.region,
