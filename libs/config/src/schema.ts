@@ -820,7 +820,7 @@ const Cluster = Type.Object(
       minimum: 0,
       default: 5_000,
       description:
-        'How long Redis may fail the once-a-second probe before /readyz answers 503 naming "redis" (shared scopes follow onLedgerDown meanwhile). Every node sees the same Redis, so an outage longer than this takes every node out of rotation: raise it when your shared scopes are local or open and serving on beats failing over.',
+        'On a node with the actor role, how long the ledger\'s Redis may fail the once-a-second probe before /readyz answers 503 naming "redis" (shared scopes follow onLedgerDown meanwhile; ingress-only nodes stay ready). Every owner sees the same Redis, so an outage longer than this takes every node with the actor role out of rotation: raise it when your shared scopes are local or open and serving on beats being taken out.',
     }),
     batchMaxItems: Type.Integer({
       minimum: 1,

@@ -132,21 +132,9 @@ export async function clusterCore(
     : undefined
   const closers: (() => Promise<void> | void)[] = []
   metrics.observeNats(() => link.connected)
-  // Every role needs Redis (the stored config; the ledger with the actor role), so every
-  // node probes it: /readyz names it once it has been away longer than redisDownGraceMs.
-  const probe = new LedgerProbe({
-    ping: () => ledgerRedis.ping(),
-    everyMs: 1_000,
-    timeoutMs: 1_000,
-    now: () => performance.now(),
-    onChange: (up, why) => {
-      if (up) logger.info('redis ledger reachable again')
-      else logger.warn({ err: why }, 'redis ledger unreachable; scopes follow onLedgerDown')
-    },
-  })
-  closers.push(() => probe.close())
 
   let leases: ShardLeases | undefined
+  let probe: LedgerProbe | undefined
   if (settings.roles.has('actor')) {
     const now = () => performance.now()
     const ledger = new MemoryLedger({ now, maxStates: () => store.current().limits.maxStates })
@@ -208,14 +196,26 @@ export async function clusterCore(
       },
     })
     leases = shardLeases
+    const ledgerProbe = new LedgerProbe({
+      ping: () => ledgerRedis.ping(),
+      everyMs: 1_000,
+      timeoutMs: 1_000,
+      now: () => performance.now(),
+      onChange: (up, why) => {
+        if (up) logger.info('redis ledger reachable again')
+        else logger.warn({ err: why }, 'redis ledger unreachable; scopes follow onLedgerDown')
+      },
+    })
+    probe = ledgerProbe
     metrics.observeCluster({
-      ledgerUp: () => probe.up && !actor.ledgerDown,
+      ledgerUp: () => ledgerProbe.up && !actor.ledgerDown,
       shards: () => shardLeases.owned.length,
     })
     await shardLeases.start()
     closers.push(
       // Drain: stop taking shards, hand waiting tickets to the next owners, give leases back.
       () => shardLeases.stop(),
+      () => ledgerProbe.close(),
       () => shardServer.close(),
       () => checkpoints.close(),
       () => clearInterval(sweeper),
@@ -249,7 +249,9 @@ export async function clusterCore(
     mode: 'cluster',
     missing: () => [
       ...(link.downForMs > config.cluster.natsDownGraceMs ? ['nats'] : []),
-      ...(probe.downForMs > config.cluster.redisDownGraceMs ? ['redis'] : []),
+      // Only the ledger's users: an ingress-only node needs Redis for config changes alone
+      // and serves on with the config it has.
+      ...((probe?.downForMs ?? 0) > config.cluster.redisDownGraceMs ? ['redis'] : []),
     ],
     describe: {
       node: settings.nodeId,
