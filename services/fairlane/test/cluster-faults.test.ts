@@ -235,6 +235,16 @@ describe('a node started before NATS and Redis', () => {
     expect(response.status).toBe(200)
   })
 
+  it('says it is joining once NATS and Redis answer, while it cannot take its shard leases (a NATS without JetStream)', async () => {
+    const [nats, redis] = await Promise.all([startNats({ jetstream: false }), startRedis()])
+    servers.push(nats, redis)
+    const n = await node('node-1', { nats: nats.url, redis: redis.url }, { awaitReady: false })
+    await expect
+      .poll(() => readyz(n), { timeout: 10_000 })
+      .toEqual({ status: 503, missing: ['joining'] })
+    expect((await fetch(`${n.adminUrl}/healthz`)).status).toBe(200)
+  })
+
   it('gives up after cluster.startTimeoutMs with an error naming the address it could not reach', async () => {
     const nats = await startNats()
     servers.push(nats)
