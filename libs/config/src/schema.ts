@@ -816,6 +816,12 @@ const Cluster = Type.Object(
       description:
         'How long the NATS connection may be down before /readyz answers 503 (the client reconnects by itself; a blip does not take the node out of rotation).',
     }),
+    redisDownGraceMs: Type.Integer({
+      minimum: 0,
+      default: 5_000,
+      description:
+        'On a node with the actor role, how long the ledger\'s Redis may fail the once-a-second probe before /readyz answers 503 naming "redis" (shared scopes follow onLedgerDown meanwhile; ingress-only nodes stay ready). Every owner sees the same Redis, so an outage longer than this takes every node with the actor role out of rotation: raise it when your shared scopes are local or open and serving on beats being taken out.',
+    }),
     batchMaxItems: Type.Integer({
       minimum: 1,
       maximum: 1_000,

@@ -25,6 +25,7 @@ const EXAMPLE = fileURLToPath(new URL('../../../examples/cluster.yaml', import.m
 const KEY = { authorization: 'Bearer fl_demo_cluster' }
 const GRACE_MS = 2_000
 const NATS_DOWN_GRACE_MS = 1_000
+const REDIS_DOWN_GRACE_MS = 1_000
 
 let upstream: LoopbackUpstream
 const servers: Array<NatsServer | RedisServer> = []
@@ -53,7 +54,7 @@ async function config(startTimeoutMs = 60_000): Promise<string> {
     )
     .replace(
       '  leaseTtlMs: 6000\n',
-      `  leaseTtlMs: 1500\n  natsDownGraceMs: ${NATS_DOWN_GRACE_MS}\n  startTimeoutMs: ${startTimeoutMs}\n`,
+      `  leaseTtlMs: 1500\n  natsDownGraceMs: ${NATS_DOWN_GRACE_MS}\n  redisDownGraceMs: ${REDIS_DOWN_GRACE_MS}\n  startTimeoutMs: ${startTimeoutMs}\n`,
     )
   if (!text.includes('natsDownGraceMs') || !text.includes('shutdownGraceMs')) {
     throw new Error('examples/cluster.yaml changed: adapt the replacements')
@@ -161,7 +162,7 @@ describe('a NATS outage is visible', () => {
 })
 
 describe('the ledger is probed without traffic', () => {
-  it('with no shared limit, a frozen and then a stopped Redis each turn fairlane_ledger_up to 0 and log it; it returns to 1 by itself', async () => {
+  it('with no shared limit, a frozen and then a stopped Redis each turn fairlane_ledger_up to 0, log it and turn /readyz 503 naming redis after the grace; all of it undone by itself', async () => {
     const { nats, redis } = await servicesUp()
     const n = await node('node-1', { nats: nats.url, redis: redis.url })
     expect(await gauge(n, 'fairlane_ledger_up')).toBe(1)
@@ -169,14 +170,42 @@ describe('the ledger is probed without traffic', () => {
     redis.freeze()
     await expect.poll(() => gauge(n, 'fairlane_ledger_up'), { timeout: 10_000 }).toBe(0)
     expect(n.output()).toContain('redis ledger unreachable')
+    await expect
+      .poll(() => readyz(n), { timeout: 10_000 })
+      .toEqual({ status: 503, missing: ['redis'] })
     redis.thaw()
     await expect.poll(() => gauge(n, 'fairlane_ledger_up'), { timeout: 10_000 }).toBe(1)
     expect(n.output()).toContain('redis ledger reachable again')
+    await expect.poll(() => readyz(n), { timeout: 10_000 }).toEqual({ status: 200 })
 
     await redis.stop()
     await expect.poll(() => gauge(n, 'fairlane_ledger_up'), { timeout: 10_000 }).toBe(0)
+    await expect
+      .poll(() => readyz(n), { timeout: 10_000 })
+      .toEqual({ status: 503, missing: ['redis'] })
     await redis.start()
     await expect.poll(() => gauge(n, 'fairlane_ledger_up'), { timeout: 15_000 }).toBe(1)
+    await expect.poll(() => readyz(n), { timeout: 10_000 }).toEqual({ status: 200 })
+  })
+
+  it('an owner turns /readyz 503 naming redis while Redis is stopped; an ingress-only node, which needs it for config changes alone, stays ready', async () => {
+    const { nats, redis } = await servicesUp()
+    const env = {
+      FAIRLANE_NATS_URL: nats.url,
+      FAIRLANE_REDIS_URL: redis.url,
+      ECHO_URL: upstream.url,
+    }
+    const urls = { nats: nats.url, redis: redis.url }
+    const owner = await node('owner', urls, { env: { ...env, FAIRLANE_ROLES: 'actor' } })
+    const ingress = await node('ingress', urls, { env: { ...env, FAIRLANE_ROLES: 'ingress' } })
+
+    await redis.stop()
+    await expect
+      .poll(() => readyz(owner), { timeout: 10_000 })
+      .toEqual({ status: 503, missing: ['redis'] })
+    expect(await readyz(ingress)).toEqual({ status: 200 })
+    await redis.start()
+    await expect.poll(() => readyz(owner), { timeout: 15_000 }).toEqual({ status: 200 })
   })
 })
 
@@ -204,6 +233,16 @@ describe('a node started before NATS and Redis', () => {
     expect(n.ended()).toBeNull()
     const response = await fetch(`${n.proxyUrl}/t/echo/ready`, { headers: KEY })
     expect(response.status).toBe(200)
+  })
+
+  it('says it is joining once NATS and Redis answer, while it cannot take its shard leases (a NATS without JetStream)', async () => {
+    const [nats, redis] = await Promise.all([startNats({ jetstream: false }), startRedis()])
+    servers.push(nats, redis)
+    const n = await node('node-1', { nats: nats.url, redis: redis.url }, { awaitReady: false })
+    await expect
+      .poll(() => readyz(n), { timeout: 10_000 })
+      .toEqual({ status: 503, missing: ['joining'] })
+    expect((await fetch(`${n.adminUrl}/healthz`)).status).toBe(200)
   })
 
   it('gives up after cluster.startTimeoutMs with an error naming the address it could not reach', async () => {

@@ -8,7 +8,7 @@ export interface AdminDeps {
   readonly metrics: FairlaneMetrics
   readonly logger: Logger
   /**
-   * What the node lacks to take traffic ("starting", "nats", "redis", "draining"); none:
+   * What the node lacks to take traffic ("starting", "joining", "nats", "redis", "draining"); none:
    * ready. Load balancers stop sending traffic while anything is named.
    */
   readonly missing: () => readonly string[]

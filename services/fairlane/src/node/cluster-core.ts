@@ -134,6 +134,7 @@ export async function clusterCore(
   metrics.observeNats(() => link.connected)
 
   let leases: ShardLeases | undefined
+  let probe: LedgerProbe | undefined
   if (settings.roles.has('actor')) {
     const now = () => performance.now()
     const ledger = new MemoryLedger({ now, maxStates: () => store.current().limits.maxStates })
@@ -195,24 +196,26 @@ export async function clusterCore(
       },
     })
     leases = shardLeases
-    const probe = new LedgerProbe({
+    const ledgerProbe = new LedgerProbe({
       ping: () => ledgerRedis.ping(),
       everyMs: 1_000,
       timeoutMs: 1_000,
+      now: () => performance.now(),
       onChange: (up, why) => {
         if (up) logger.info('redis ledger reachable again')
         else logger.warn({ err: why }, 'redis ledger unreachable; scopes follow onLedgerDown')
       },
     })
+    probe = ledgerProbe
     metrics.observeCluster({
-      ledgerUp: () => probe.up && !actor.ledgerDown,
+      ledgerUp: () => ledgerProbe.up && !actor.ledgerDown,
       shards: () => shardLeases.owned.length,
     })
     await shardLeases.start()
     closers.push(
       // Drain: stop taking shards, hand waiting tickets to the next owners, give leases back.
       () => shardLeases.stop(),
-      () => probe.close(),
+      () => ledgerProbe.close(),
       () => shardServer.close(),
       () => checkpoints.close(),
       () => clearInterval(sweeper),
@@ -244,7 +247,12 @@ export async function clusterCore(
   return {
     transport,
     mode: 'cluster',
-    missing: () => (link.downForMs > config.cluster.natsDownGraceMs ? ['nats'] : []),
+    missing: () => [
+      ...(link.downForMs > config.cluster.natsDownGraceMs ? ['nats'] : []),
+      // Only the ledger's users: an ingress-only node needs Redis for config changes alone
+      // and serves on with the config it has.
+      ...((probe?.downForMs ?? 0) > config.cluster.redisDownGraceMs ? ['redis'] : []),
+    ],
     describe: {
       node: settings.nodeId,
       region: settings.region,

@@ -6,6 +6,8 @@ export interface LedgerProbeOptions {
   readonly timeoutMs: number
   /** The ledger went down (with why) or came back. */
   readonly onChange: (up: boolean, why?: string) => void
+  /** Milliseconds of a monotonic clock (performance.now in production). */
+  readonly now: () => number
 }
 
 /**
@@ -17,6 +19,7 @@ export class LedgerProbe {
   readonly #options: LedgerProbeOptions
   readonly #timer: NodeJS.Timeout
   #up = true
+  #downSince = 0
   #asking = false
 
   constructor(options: LedgerProbeOptions) {
@@ -27,6 +30,11 @@ export class LedgerProbe {
 
   get up(): boolean {
     return this.#up
+  }
+
+  /** How long the ledger has been found down (0 while it answers). */
+  get downForMs(): number {
+    return this.#up ? 0 : this.#options.now() - this.#downSince
   }
 
   /** One probe; overlapping probes are skipped (the pending one times out first). */
@@ -60,6 +68,7 @@ export class LedgerProbe {
   #set(up: boolean, why?: string): void {
     if (up === this.#up) return
     this.#up = up
+    if (!up) this.#downSince = this.#options.now()
     this.#options.onChange(up, why)
   }
 }

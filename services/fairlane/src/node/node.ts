@@ -106,6 +106,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
   try {
     if (cluster) {
       const connections = await connectCluster({ ...settings, cluster }, logger, wait)
+      wait.joining()
       // Workspaces, keys and targets live in Redis, over the file; the store's own client
       // queues commands through short outages (the ledger's fails fast instead).
       const redis = new Redis(cluster.redisUrl, { maxRetriesPerRequest: 1 })

@@ -34,6 +34,15 @@ export class StartWait {
     return [...this.#missing]
   }
 
+  /**
+   * NATS and Redis answered: what is left is joining the cluster (reading the stored config,
+   * opening the lease bucket, taking the first shard leases), named as such on /readyz.
+   */
+  joining(): void {
+    this.#missing.delete('starting')
+    this.#missing.add('joining')
+  }
+
   /** Time left to wait (for steps that take their own deadline). */
   get remainingMs(): number {
     return Math.max(0, this.#giveUpAt - Date.now())
