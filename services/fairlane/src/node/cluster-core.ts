@@ -245,9 +245,8 @@ export async function clusterCore(
     transport,
     mode: 'cluster',
     missing: () => (link.downForMs > config.cluster.natsDownGraceMs ? ['nats'] : []),
+    // Node id and region are in every log line already (the logger's base).
     describe: {
-      node: settings.nodeId,
-      region: settings.region,
       roles: [...settings.roles],
       shards: leases?.owned.length,
     },

@@ -1,0 +1,139 @@
+import { fileURLToPath } from 'node:url'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { parseTraceParent } from '@fairlane/protocol'
+import {
+  startOtlpReceiver,
+  startUpstream,
+  type LoopbackUpstream,
+  type OtlpReceiver,
+  type ReceivedSpan,
+} from '@fairlane/testing'
+import { killAllNodeProcesses, startNodeProcess, type NodeProcess } from './cluster-harness.ts'
+
+const EXAMPLE = fileURLToPath(new URL('../../../examples/cluster.yaml', import.meta.url))
+const KEY = 'Bearer fl_demo_cluster'
+const CLIENT_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736'
+const CLIENT_SPAN = '00f067aa0ba902b7'
+
+const SERVER = 2
+const CLIENT = 3
+
+let upstream: LoopbackUpstream
+let receiver: OtlpReceiver
+const nodes: NodeProcess[] = []
+
+beforeAll(async () => {
+  ;[upstream, receiver] = await Promise.all([startUpstream(), startOtlpReceiver()])
+})
+
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.stop()))
+  await killAllNodeProcesses()
+})
+
+afterAll(async () => {
+  await Promise.all([upstream?.close(), receiver?.close()])
+})
+
+/** What a node needs to send its spans to the receiver, quickly. */
+function tracesEnv(): Record<string, string> {
+  return {
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+    OTEL_BSP_SCHEDULE_DELAY: '100',
+    OTEL_SERVICE_NAME: 'fairlane-test',
+  }
+}
+
+async function start(nodeId: string, env: Record<string, string>): Promise<NodeProcess> {
+  const node = await startNodeProcess({
+    configPath: EXAMPLE,
+    nodeId,
+    env: { ECHO_URL: upstream.url, ...env },
+  })
+  nodes.push(node)
+  return node
+}
+
+async function call(node: NodeProcess, traceparent?: string): Promise<Response> {
+  const response = await fetch(`${node.proxyUrl}/t/echo/hello`, {
+    headers: { authorization: KEY, ...(traceparent ? { traceparent } : {}) },
+  })
+  await response.arrayBuffer()
+  return response
+}
+
+/** The one span of the trace with this name and kind, failing with what there is if not one. */
+function one(spans: readonly ReceivedSpan[], name: string, kind: number): ReceivedSpan {
+  const found = spans.filter((s) => s.name === name && s.kind === kind)
+  if (found.length !== 1) {
+    const seen = spans.map((s) => `${s.name}/${s.kind} ${s.spanId}<-${s.parentSpanId}`)
+    throw new Error(`expected one ${name}/${kind}, got ${found.length}:\n${seen.join('\n')}`)
+  }
+  return found[0] as ReceivedSpan
+}
+
+function traceOf(traceId: string): readonly ReceivedSpan[] {
+  return receiver.spans.filter((s) => s.traceId === traceId)
+}
+
+/** The traceparent the upstream received with the last request. */
+function upstreamTraceParent(): ReturnType<typeof parseTraceParent> {
+  return parseTraceParent(upstream.requests.at(-1)?.headers.traceparent)
+}
+
+describe('traces, embedded', () => {
+  it('are off without an exporter: no span, and the client trace still goes upstream', async () => {
+    // A service name and a protocol, but no endpoint and no exporter: nothing to send to.
+    const node = await start('solo', {
+      OTEL_SERVICE_NAME: 'fairlane-test',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+    })
+    expect(node.output()).toContain('"traces":"off"')
+    const before = receiver.spans.length
+    upstream.clear()
+    const response = await call(node, `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`)
+    expect(response.status).toBe(200)
+    const sent = upstreamTraceParent()
+    expect(sent?.traceId).toBe(CLIENT_TRACE)
+    expect(sent?.spanId).not.toBe(CLIENT_SPAN)
+    await node.stop()
+    expect(receiver.spans.length).toBe(before)
+  })
+
+  it('continue the client trace: server span, queue wait and the upstream call under it', async () => {
+    const node = await start('solo', tracesEnv())
+    expect(node.output()).toContain('"traces":"on"')
+    upstream.clear()
+    const response = await call(node, `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`)
+    expect(response.status).toBe(200)
+    const spans = await receiver.waitFor(() => traceOf(CLIENT_TRACE).length >= 3)
+    const trace = spans.filter((s) => s.traceId === CLIENT_TRACE)
+    const server = one(trace, 'GET', SERVER)
+    expect(server.parentSpanId).toBe(CLIENT_SPAN)
+    expect(server.attributes['http.request.method']).toBe('GET')
+    expect(server.attributes['url.path']).toBe('/t/echo/hello')
+    expect(server.attributes['http.response.status_code']).toBe(200)
+    expect(server.attributes['fairlane.target']).toBe('echo')
+    expect(server.resource['service.name']).toBe('fairlane-test')
+    expect(server.resource['fairlane.node']).toBe('solo')
+    const queue = one(trace, 'fairlane.queue_wait', 1)
+    expect(queue.parentSpanId).toBe(server.spanId)
+    expect(queue.attributes['fairlane.admission']).toBe('admitted')
+    const client = one(trace, 'GET', CLIENT)
+    expect(client.parentSpanId).toBe(server.spanId)
+    expect(client.attributes['fairlane.attempt']).toBe(1)
+    expect(client.attributes['fairlane.attempt.reason']).toBe('first')
+    expect(client.attributes['http.response.status_code']).toBe(200)
+    // The upstream continues the trace under the attempt that reached it.
+    const sent = upstreamTraceParent()
+    expect(sent).toEqual({ traceId: CLIENT_TRACE, spanId: client.spanId, flags: '01' })
+    // The request's log line names its trace and span.
+    const line = node
+      .output()
+      .split('\n')
+      .find((l) => l.includes('"msg":"request"') && l.includes(CLIENT_TRACE))
+    expect(line).toContain(`"spanId":"${server.spanId}"`)
+    expect(line).toContain('"node":"solo"')
+  })
+})
