@@ -2,11 +2,15 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { parseTraceParent } from '@fairlane/protocol'
 import {
+  startNats,
   startOtlpReceiver,
+  startRedis,
   startUpstream,
   type LoopbackUpstream,
+  type NatsServer,
   type OtlpReceiver,
   type ReceivedSpan,
+  type RedisServer,
 } from '@fairlane/testing'
 import { killAllNodeProcesses, startNodeProcess, type NodeProcess } from './cluster-harness.ts'
 
@@ -17,6 +21,8 @@ const CLIENT_SPAN = '00f067aa0ba902b7'
 
 const SERVER = 2
 const CLIENT = 3
+const PRODUCER = 4
+const CONSUMER = 5
 
 let upstream: LoopbackUpstream
 let receiver: OtlpReceiver
@@ -135,5 +141,64 @@ describe('traces, embedded', () => {
       .find((l) => l.includes('"msg":"request"') && l.includes(CLIENT_TRACE))
     expect(line).toContain(`"spanId":"${server.spanId}"`)
     expect(line).toContain('"node":"solo"')
+  })
+})
+
+describe('traces, cluster', () => {
+  let nats: NatsServer
+  let redis: RedisServer
+
+  beforeAll(async () => {
+    ;[nats, redis] = await Promise.all([startNats(), startRedis()])
+  })
+
+  afterAll(async () => {
+    await Promise.all([nats?.stop(), redis?.stop()])
+  })
+
+  it('follow a request from an ingress node over NATS to the lane owner and upstream', async () => {
+    const cluster = { FAIRLANE_NATS_URL: nats.url, FAIRLANE_REDIS_URL: redis.url }
+    // node-1 owns every lane; node-2 only takes requests, so its tickets cross NATS.
+    const owner = await start('node-1', { ...cluster, ...tracesEnv(), FAIRLANE_REGION: 'a' })
+    const ingress = await start('node-2', {
+      ...cluster,
+      ...tracesEnv(),
+      FAIRLANE_REGION: 'b',
+      FAIRLANE_ROLES: 'ingress',
+    })
+    upstream.clear()
+    // No traceparent from the client: node-2 starts the trace.
+    const response = await call(ingress)
+    expect(response.status).toBe(200)
+    const sent = upstreamTraceParent()
+    if (!sent) throw new Error('the upstream received no traceparent')
+    // Server, queue wait, producer and client from node-2; consumer and admission from node-1.
+    const spans = await receiver.waitFor(() => traceOf(sent.traceId).length >= 6)
+    const trace = spans.filter((s) => s.traceId === sent.traceId)
+    const server = one(trace, 'GET', SERVER)
+    expect(server.parentSpanId).toBe('')
+    expect(server.resource['fairlane.node']).toBe('node-2')
+    const queue = one(trace, 'fairlane.queue_wait', 1)
+    expect(queue.parentSpanId).toBe(server.spanId)
+    const producer = trace.find((s) => s.kind === PRODUCER)
+    expect(producer?.name).toMatch(/^send fairlane\.v2\.shard\.\d+$/)
+    expect(producer?.parentSpanId).toBe(queue.spanId)
+    expect(producer?.resource['fairlane.node']).toBe('node-2')
+    expect(producer?.attributes['messaging.system']).toBe('nats')
+    const consumer = trace.find((s) => s.kind === CONSUMER)
+    expect(consumer?.name).toBe(producer?.name.replace('send', 'process'))
+    expect(consumer?.parentSpanId).toBe(producer?.spanId)
+    expect(consumer?.resource['fairlane.node']).toBe('node-1')
+    expect(consumer?.resource['cloud.region']).toBe('a')
+    const admission = one(trace, 'fairlane.admission', 1)
+    expect(admission.parentSpanId).toBe(consumer?.spanId)
+    expect(admission.resource['fairlane.node']).toBe('node-1')
+    expect(admission.attributes['fairlane.admission']).toBe('admitted')
+    const client = one(trace, 'GET', CLIENT)
+    expect(client.parentSpanId).toBe(server.spanId)
+    expect(client.resource['fairlane.node']).toBe('node-2')
+    // The upstream saw the same trace, under the attempt's span.
+    expect(sent.spanId).toBe(client.spanId)
+    expect(owner.output()).toContain('"node":"node-1"')
   })
 })

@@ -151,6 +151,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
         // JetStream may still be electing its leader: wait for the bucket as long as the
         // start may take, and at least 20 s.
         Math.max(20_000, wait.remainingMs),
+        options.tracer,
       )
     } else {
       core = embeddedCore(store, metrics)
