@@ -1,4 +1,8 @@
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { stringify } from 'yaml'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { parseTraceParent } from '@fairlane/protocol'
 import {
@@ -51,9 +55,13 @@ function tracesEnv(): Record<string, string> {
   }
 }
 
-async function start(nodeId: string, env: Record<string, string>): Promise<NodeProcess> {
+async function start(
+  nodeId: string,
+  env: Record<string, string>,
+  configPath = EXAMPLE,
+): Promise<NodeProcess> {
   const node = await startNodeProcess({
-    configPath: EXAMPLE,
+    configPath,
     nodeId,
     env: { ECHO_URL: upstream.url, ...env },
   })
@@ -141,6 +149,73 @@ describe('traces, embedded', () => {
       .find((l) => l.includes('"msg":"request"') && l.includes(CLIENT_TRACE))
     expect(line).toContain(`"spanId":"${server.spanId}"`)
     expect(line).toContain('"node":"solo"')
+  })
+  it('make a client span per upstream attempt, each sending its own context', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fairlane-traces-'))
+    const configPath = join(dir, 'retry.yaml')
+    await writeFile(
+      configPath,
+      stringify({
+        server: { host: '127.0.0.1', adminHost: '127.0.0.1' },
+        targets: {
+          echo: {
+            endpoints: [{ url: upstream.url, region: 'a' }],
+            allowPrivateAddresses: true,
+            retry: { maxRetryMs: 2_000 },
+          },
+        },
+        workspaces: {
+          demo: {
+            targets: ['echo'],
+            keys: [
+              {
+                id: 'demo-cluster',
+                hash: 'sha256:1595abaf6585eabca092853e443d9707c071e9b6e91bd958a096700aeb36b809',
+              },
+            ],
+          },
+        },
+      }),
+    )
+    const node = await start('solo', { ...tracesEnv(), FAIRLANE_REGION: 'a' }, configPath)
+    upstream.clear()
+    let calls = 0
+    // The first attempt hears "come back now"; the retry goes through the lane again.
+    upstream.behave(() =>
+      ++calls === 1
+        ? { kind: 'respond', status: 503, headers: { 'retry-after': '0' } }
+        : { kind: 'echo' },
+    )
+    const trace = 'aaaabbbbccccddddeeeeffff00001111'
+    try {
+      const response = await call(node, `00-${trace}-${CLIENT_SPAN}-01`)
+      expect(response.status).toBe(200)
+    } finally {
+      upstream.behave(() => ({ kind: 'echo' }))
+    }
+    const spans = await receiver.waitFor(() => traceOf(trace).length >= 5)
+    const mine = spans.filter((s) => s.traceId === trace)
+    const server = one(mine, 'GET', SERVER)
+    expect(server.attributes['fairlane.attempts']).toBe(2)
+    const waits = mine.filter((s) => s.name === 'fairlane.queue_wait')
+    expect(waits.map((s) => s.parentSpanId)).toEqual([server.spanId, server.spanId])
+    const attempts = mine
+      .filter((s) => s.kind === CLIENT)
+      .sort(
+        (a, b) =>
+          Number(a.attributes['fairlane.attempt']) - Number(b.attributes['fairlane.attempt']),
+      )
+    expect(attempts.map((s) => s.attributes['fairlane.attempt.reason'])).toEqual(['first', 'retry'])
+    expect(attempts.map((s) => s.attributes['http.response.status_code'])).toEqual([503, 200])
+    expect(attempts.map((s) => s.status)).toEqual([2, 0])
+    expect(attempts[1]?.attributes['http.request.resend_count']).toBe(1)
+    for (const attempt of attempts) {
+      expect(attempt.parentSpanId).toBe(server.spanId)
+      expect(attempt.attributes['fairlane.upstream.region']).toBe('a')
+    }
+    // Each upstream request carried the span of its own attempt.
+    const sent = upstream.requests.map((r) => parseTraceParent(r.headers.traceparent)?.spanId)
+    expect(sent).toEqual(attempts.map((s) => s.spanId))
   })
 })
 
