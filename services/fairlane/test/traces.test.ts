@@ -1,4 +1,5 @@
 import { mkdtemp, writeFile } from 'node:fs/promises'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -216,6 +217,29 @@ describe('traces, embedded', () => {
     // Each upstream request carried the span of its own attempt.
     const sent = upstream.requests.map((r) => parseTraceParent(r.headers.traceparent)?.spanId)
     expect(sent).toEqual(attempts.map((s) => s.spanId))
+  })
+  it('stop in time when the collector takes the spans and never answers', async () => {
+    const held = new Set<Socket>()
+    const collector = createServer((socket) => {
+      held.add(socket)
+      socket.on('error', () => undefined)
+    })
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve))
+    try {
+      const { port } = collector.address() as AddressInfo
+      const node = await start('solo', {
+        ...tracesEnv(),
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+        OTEL_EXPORTER_OTLP_TIMEOUT: '60000',
+      })
+      expect((await call(node)).status).toBe(200)
+      // SIGTERM; the harness kills a node still running 15 s later.
+      await node.stop()
+      expect(node.ended()).toEqual({ code: 0, signal: null })
+    } finally {
+      for (const socket of held) socket.destroy()
+      collector.close()
+    }
   })
 })
 

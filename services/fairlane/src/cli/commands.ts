@@ -4,9 +4,10 @@ import {
   configJsonSchemaText,
   loadConfigFile,
 } from '@fairlane/config'
+import { settleWithin } from '@fairlane/cluster'
 import { startTracing } from '@fairlane/telemetry'
 import { hashKeySecret, newKeySecret } from '../keys/key-secret.ts'
-import { startNode } from '../node/node.ts'
+import { STOP_AFTER_GRACE_MS, startNode } from '../node/node.ts'
 import { nodeSettingsFrom, type NodeSettings } from '../node/node-settings.ts'
 import { DEFAULT_CONFIG_PATH } from './default-config.ts'
 
@@ -131,7 +132,8 @@ export async function start(config: string | undefined, io: Io): Promise<number>
     process.once('SIGINT', stop)
   })
   await node.close()
-  // The last spans (the drain's requests among them) are exported before the process exits.
-  await tracing?.shutdown()
+  // The last spans (the drain's requests among them) are exported before the process exits,
+  // as long as a collector that does not answer is not waited for longer than the stop.
+  if (tracing) await settleWithin(tracing.shutdown(), STOP_AFTER_GRACE_MS)
   return EXIT_OK
 }
