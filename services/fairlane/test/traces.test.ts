@@ -70,6 +70,31 @@ async function start(
   return node
 }
 
+/** A config of one target `echo` (the example's key), with `target`'s settings. */
+async function configWith(target: Record<string, unknown>): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'fairlane-traces-'))
+  const configPath = join(dir, 'fairlane.yaml')
+  await writeFile(
+    configPath,
+    stringify({
+      server: { host: '127.0.0.1', adminHost: '127.0.0.1' },
+      targets: { echo: { allowPrivateAddresses: true, ...target } },
+      workspaces: {
+        demo: {
+          targets: ['echo'],
+          keys: [
+            {
+              id: 'demo-cluster',
+              hash: 'sha256:1595abaf6585eabca092853e443d9707c071e9b6e91bd958a096700aeb36b809',
+            },
+          ],
+        },
+      },
+    }),
+  )
+  return configPath
+}
+
 async function call(node: NodeProcess, traceparent?: string): Promise<Response> {
   const response = await fetch(`${node.proxyUrl}/t/echo/hello`, {
     headers: { authorization: KEY, ...(traceparent ? { traceparent } : {}) },
@@ -152,32 +177,10 @@ describe('traces, embedded', () => {
     expect(line).toContain('"node":"solo"')
   })
   it('make a client span per upstream attempt, each sending its own context', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'fairlane-traces-'))
-    const configPath = join(dir, 'retry.yaml')
-    await writeFile(
-      configPath,
-      stringify({
-        server: { host: '127.0.0.1', adminHost: '127.0.0.1' },
-        targets: {
-          echo: {
-            endpoints: [{ url: upstream.url, region: 'a' }],
-            allowPrivateAddresses: true,
-            retry: { maxRetryMs: 2_000 },
-          },
-        },
-        workspaces: {
-          demo: {
-            targets: ['echo'],
-            keys: [
-              {
-                id: 'demo-cluster',
-                hash: 'sha256:1595abaf6585eabca092853e443d9707c071e9b6e91bd958a096700aeb36b809',
-              },
-            ],
-          },
-        },
-      }),
-    )
+    const configPath = await configWith({
+      endpoints: [{ url: upstream.url, region: 'a' }],
+      retry: { maxRetryMs: 2_000 },
+    })
     const node = await start('solo', { ...tracesEnv(), FAIRLANE_REGION: 'a' }, configPath)
     upstream.clear()
     let calls = 0
@@ -218,6 +221,42 @@ describe('traces, embedded', () => {
     const sent = upstream.requests.map((r) => parseTraceParent(r.headers.traceparent)?.spanId)
     expect(sent).toEqual(attempts.map((s) => s.spanId))
   })
+  it('name the second call of a race a hedge, to the other region', async () => {
+    const other = await startUpstream()
+    try {
+      const configPath = await configWith({
+        endpoints: [
+          { url: upstream.url, region: 'a' },
+          { url: other.url, region: 'b' },
+        ],
+        hedge: { enabled: true, delayMs: 50 },
+      })
+      const node = await start('solo', { ...tracesEnv(), FAIRLANE_REGION: 'a' }, configPath)
+      upstream.behave(() => ({ kind: 'delay', ms: 1_500 }))
+      const trace = 'aaaabbbbccccddddeeeeffff00002222'
+      try {
+        expect((await call(node, `00-${trace}-${CLIENT_SPAN}-01`)).status).toBe(200)
+      } finally {
+        upstream.behave(() => ({ kind: 'echo' }))
+      }
+      const spans = await receiver.waitFor(() => traceOf(trace).length >= 4)
+      const attempts = spans
+        .filter((s) => s.traceId === trace && s.kind === CLIENT)
+        .map((s) => [
+          s.attributes['fairlane.attempt'],
+          s.attributes['fairlane.attempt.reason'],
+          s.attributes['fairlane.upstream.region'],
+        ])
+        .sort()
+      expect(attempts).toEqual([
+        [1, 'first', 'a'],
+        [2, 'hedge', 'b'],
+      ])
+    } finally {
+      await other.close()
+    }
+  })
+
   it('stop in time when the collector takes the spans and never answers', async () => {
     const held = new Set<Socket>()
     const collector = createServer((socket) => {
