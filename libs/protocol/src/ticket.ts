@@ -15,4 +15,9 @@ export interface Ticket {
   readonly cost: number
   /** Limits the client asked for itself (Fairlane-RateLimit-Policy): they can only narrow. */
   readonly clientPolicies?: readonly ClientPolicy[]
+  /**
+   * While traces are on: the W3C traceparent of the span the ticket was sent from. Each
+   * ticket carries its own, since one NATS message carries the tickets of many requests.
+   */
+  readonly trace?: string
 }

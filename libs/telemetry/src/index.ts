@@ -6,3 +6,4 @@ export {
   type LoggerOptions,
 } from './logger.ts'
 export { FairlaneMetrics, type EndpointState } from './metrics.ts'
+export { startTracing, type Tracing, type TracingIdentity } from './tracing.ts'

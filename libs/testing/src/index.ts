@@ -21,3 +21,4 @@ export {
 } from './nats-regions.ts'
 export { startTcpRelay, type TcpRelay, type TcpRelayOptions } from './tcp-relay.ts'
 export { seededRandom } from './seeded-random.ts'
+export { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './otlp-receiver.ts'

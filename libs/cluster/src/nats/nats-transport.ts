@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { Span, Tracer } from '@opentelemetry/api'
 import {
   createInbox,
   type Msg,
@@ -21,6 +22,7 @@ import type { Admission, AdmissionLease, Transport } from '@fairlane/protocol'
 import { Batcher, flushAfter } from '../batcher.ts'
 import { LeasedShares, type HeldSlot } from '../leased-shares.ts'
 import type { BatchSettings } from './batch-settings.ts'
+import { TicketTracing } from './ticket-tracing.ts'
 
 /** How long closing waits for the answers to share asks under way (a round trip or two). */
 const CLOSE_ASK_WAIT_MS = 1_000
@@ -61,6 +63,11 @@ export interface NatsTransportOptions {
   readonly shares?: { readonly max: number; readonly ttlMs: number }
   /** Each admission: `local` from a leased share, `owner` answered over NATS. */
   readonly onAdmission?: (path: 'local' | 'owner') => void
+  /**
+   * Traces: a ticket that carries a context (Ticket.trace) gets a producer span per
+   * publication, and carries that span's context to its owner. Off when absent.
+   */
+  readonly tracer?: Tracer
 }
 
 /** Tickets a leased share may stand for: their limits are the lane's alone. */
@@ -120,6 +127,9 @@ export class NatsTransport implements Transport {
   readonly #shares: LeasedShares | undefined
   readonly #shareSweep: NodeJS.Timeout | undefined
   readonly #onAdmission: NatsTransportOptions['onAdmission']
+  readonly #tracing: TicketTracing | undefined
+  /** Producer spans of tickets waiting in the batcher, by token: they end when it publishes. */
+  readonly #producing = new Map<string, Span>()
   #next = 0
   #nextBatch = 0
 
@@ -143,6 +153,7 @@ export class NatsTransport implements Transport {
     }, this.#silenceMs)
     this.#turn.unref()
     this.#onAdmission = options.onAdmission
+    this.#tracing = options.tracer ? new TicketTracing(options.tracer) : undefined
     const shares = options.shares
     if (shares) {
       this.#shares = new LeasedShares({
@@ -345,7 +356,18 @@ export class NatsTransport implements Transport {
         }
       })
       listen()
-      this.#batches.add(subject, { kind: 'ticket', token, ticket, ...(want > 0 ? { want } : {}) })
+      let sent = ticket
+      if (this.#tracing && ticket.trace !== undefined) {
+        const producing = this.#tracing.send(subject, ticket, ticket.trace)
+        this.#producing.set(token, producing.span)
+        sent = producing.ticket
+      }
+      this.#batches.add(subject, {
+        kind: 'ticket',
+        token,
+        ticket: sent,
+        ...(want > 0 ? { want } : {}),
+      })
     })
   }
 
@@ -406,10 +428,23 @@ export class NatsTransport implements Transport {
         reply ? { reply } : undefined,
       )
       this.#onBatchSent?.(items.length)
+      if (this.#producing.size > 0) this.#published(items, false)
     } catch {
+      if (this.#producing.size > 0) this.#published(items, true)
       // The connection is closing. Its tickets go again (or give up) as if nobody listened;
       // a lost `done` is not a leak: the owner frees a lease nobody releases after its TTL.
       for (const token of tokens) this.#attempts.get(token)?.('no-responders')
+    }
+  }
+
+  /** Ends the producer spans of the tickets of a batch: published, or `failed`. */
+  #published(items: readonly ShardMessage[], failed: boolean): void {
+    for (const item of items) {
+      if (item.kind !== 'ticket') continue
+      const span = this.#producing.get(item.token)
+      if (!span) continue
+      this.#producing.delete(item.token)
+      this.#tracing?.sent(span, items.length, failed)
     }
   }
 }

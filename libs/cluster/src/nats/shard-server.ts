@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
+import type { Span, Tracer } from '@opentelemetry/api'
 import {
   decodeShardBatch,
   encodeReplyBatch,
@@ -14,10 +15,11 @@ import {
   type TicketProgress,
   type WireRefusal,
 } from '@fairlane/protocol'
-import type { Actor, AdmissionLease } from '@fairlane/protocol'
+import type { Actor, Admission, AdmissionLease } from '@fairlane/protocol'
 import { Batcher, flushAfter } from '../batcher.ts'
 import { settleWithin } from '../settle-within.ts'
 import type { BatchSettings } from './batch-settings.ts'
+import { TicketTracing } from './ticket-tracing.ts'
 
 /** Longest a shard's subscription drains before it is simply dropped. */
 const DRAIN_MS = 1_000
@@ -48,6 +50,11 @@ export interface ShardServerOptions {
   readonly shares?: { readonly ttlMs: number; readonly max: number }
   /** Admissions lent in a share, returned unused, and shares revoked. */
   readonly onShares?: (event: 'lent' | 'returned' | 'revoked', count: number) => void
+  /**
+   * Traces: a ticket that carries a context (Ticket.trace) gets a consumer span under it,
+   * and its admission a span under that. Off when absent.
+   */
+  readonly tracer?: Tracer
 }
 
 interface Waiting {
@@ -100,6 +107,7 @@ export class ShardServer {
   readonly #leases = new Map<string, HeldLease>()
   readonly #shares: { readonly ttlMs: number; readonly max: number } | undefined
   readonly #onShares: ShardServerOptions['onShares']
+  readonly #tracing: TicketTracing | undefined
   /** Per partition, the reply subjects of the ingress nodes it lent shares to. */
   readonly #holders = new Map<string, Set<string>>()
   /**
@@ -119,6 +127,7 @@ export class ShardServer {
     this.#onRefused = options.onRefused
     this.#shares = options.shares
     this.#onShares = options.onShares
+    this.#tracing = options.tracer ? new TicketTracing(options.tracer) : undefined
     this.#replies = new Batcher({
       maxItems: options.batch?.maxItems ?? 64,
       schedule: flushAfter(options.batch?.flushDelayMs ?? 0),
@@ -219,9 +228,24 @@ export class ShardServer {
     }
     for (const message of batch.items) {
       switch (message.kind) {
-        case 'ticket':
-          void this.#admit(batch.replyTo, message.token, message.ticket, shard, message.want)
+        case 'ticket': {
+          const trace = message.ticket.trace
+          const consumer =
+            this.#tracing && trace !== undefined
+              ? this.#tracing.process(msg.subject, trace, batch.items.length)
+              : undefined
+          const admitted = this.#admit(
+            batch.replyTo,
+            message.token,
+            message.ticket,
+            shard,
+            message.want,
+            consumer,
+          )
+          if (consumer) void admitted.finally(() => consumer.end())
+          else void admitted
           break
+        }
         case 'share':
           if (batch.replyTo) {
             const grant = this.#lend(batch.replyTo, message.ticket, message.want)
@@ -262,6 +286,7 @@ export class ShardServer {
     ticket: Ticket,
     shard: number,
     want = 0,
+    consumer?: Span,
   ): Promise<void> {
     const { requestId } = ticket
     // The same ticket again means its ingress gave up on the first copy (it heard nothing
@@ -270,8 +295,10 @@ export class ShardServer {
     const waiting: Waiting = { shard, controller: new AbortController(), replyTo, token }
     this.#waiting.set(requestId, waiting)
     let reply: AdmissionReply
+    const admitting = consumer && this.#tracing?.admission(consumer, ticket)
+    let admission: Admission | undefined
     try {
-      const admission = await this.#actor.admit(ticket, waiting.controller.signal)
+      admission = await this.#actor.admit(ticket, waiting.controller.signal)
       if (admission.allowed) {
         const leaseId = `${process.pid}.${++this.#nextLease}.${requestId}`
         this.#leases.set(leaseId, {
@@ -291,6 +318,7 @@ export class ShardServer {
       }
     } finally {
       if (this.#waiting.get(requestId) === waiting) this.#waiting.delete(requestId)
+      if (admitting) this.#tracing?.admitted(admitting, admission)
     }
     // Admitted after the ticket was cancelled, moved or replaced, or nobody to tell: the
     // slot goes back at once. A refusal is always sent; a listener that moved on ignores it.

@@ -14,8 +14,11 @@ export interface CallEndpoint {
 export interface ResilientCallOptions<E extends CallEndpoint> {
   /** The endpoints in the order to try now (the selector's answer); asked before each attempt. */
   readonly order: () => readonly E[]
-  /** Sends one attempt; rejects on a transport failure (its cause says which). */
-  readonly send: (endpoint: E, signal: AbortSignal) => Promise<UpstreamResponse>
+  /**
+   * Sends one attempt (`hedge`: the second call of a race); rejects on a transport failure
+   * (its cause says which).
+   */
+  readonly send: (endpoint: E, signal: AbortSignal, hedge: boolean) => Promise<UpstreamResponse>
   /** Health bookkeeping of an attempt that was not aborted on our side. */
   readonly record: (endpoint: E, outcome: Outcome) => void
   /** p95 latency of an endpoint, for a hedge delay taken from observation. */
@@ -168,7 +171,7 @@ async function race<E extends CallEndpoint>(
   const delay = options.hedge === 'p95' ? options.p95Ms(first) : options.hedge
   const racing = second !== undefined && delay !== undefined
   const calls: { endpoint: E; controller?: AbortController; result: Promise<Settled<E>> }[] = []
-  const start = (endpoint: E) => {
+  const start = (endpoint: E, hedge: boolean) => {
     counted()
     // Only a call that may lose a race needs its own abort; a lone call goes with the client.
     const controller = racing ? new AbortController() : undefined
@@ -176,7 +179,7 @@ async function race<E extends CallEndpoint>(
     const onAbort = () => controller?.abort(options.signal.reason)
     if (controller) options.signal.addEventListener('abort', onAbort, { once: true })
     const startedAt = options.now()
-    const result = options.send(endpoint, signal).then(
+    const result = options.send(endpoint, signal, hedge).then(
       (response): Settled<E> => {
         options.record(endpoint, statusOutcome(response.status, options.now() - startedAt))
         return { endpoint, response }
@@ -195,7 +198,7 @@ async function race<E extends CallEndpoint>(
   const good = (s: Settled<E>) =>
     'response' in s && !FAILOVER.has(s.response.status) && s.response.status !== 429
 
-  const primary = start(first)
+  const primary = start(first, false)
   if (!racing) return primary.result
 
   let timer: NodeJS.Timeout | undefined
@@ -208,7 +211,7 @@ async function race<E extends CallEndpoint>(
     return early
   }
   if (!options.budget?.tryRetry()) return primary.result
-  start(second)
+  start(second, true)
   // The first good answer wins; a bad one waits for the other call.
   const pending = new Set(calls)
   let fallback: Settled<E> | undefined

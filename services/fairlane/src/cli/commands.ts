@@ -4,8 +4,10 @@ import {
   configJsonSchemaText,
   loadConfigFile,
 } from '@fairlane/config'
+import { settleWithin } from '@fairlane/cluster'
+import { startTracing } from '@fairlane/telemetry'
 import { hashKeySecret, newKeySecret } from '../keys/key-secret.ts'
-import { startNode } from '../node/node.ts'
+import { STOP_AFTER_GRACE_MS, startNode } from '../node/node.ts'
 import { nodeSettingsFrom, type NodeSettings } from '../node/node-settings.ts'
 import { DEFAULT_CONFIG_PATH } from './default-config.ts'
 
@@ -92,14 +94,23 @@ export async function start(config: string | undefined, io: Io): Promise<number>
     }
     throw err
   }
+  // Before the node: its spans need the tracer from the start. OTEL_* variables only.
+  const tracing = await startTracing(io.env, { node: settings.nodeId, region: settings.region })
   const node = await startNode({
     store,
     settings,
     ...(port !== undefined ? { port } : {}),
     ...(adminPort !== undefined ? { adminPort } : {}),
+    ...(tracing ? { tracer: tracing.tracer } : {}),
   })
   node.logger.info(
-    { proxy: node.proxyUrl, admin: node.adminUrl, config: store.path, ...node.describe },
+    {
+      proxy: node.proxyUrl,
+      admin: node.adminUrl,
+      config: store.path,
+      traces: tracing ? 'on' : 'off',
+      ...node.describe,
+    },
     'fairlane started',
   )
   process.on('SIGHUP', () => {
@@ -121,5 +132,8 @@ export async function start(config: string | undefined, io: Io): Promise<number>
     process.once('SIGINT', stop)
   })
   await node.close()
+  // The last spans (the drain's requests among them) are exported before the process exits,
+  // as long as a collector that does not answer is not waited for longer than the stop.
+  if (tracing) await settleWithin(tracing.shutdown(), STOP_AFTER_GRACE_MS)
   return EXIT_OK
 }

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Span } from '@opentelemetry/api'
 import type { AdmissionLease } from '@fairlane/protocol'
 import type { FairlaneConfig, TargetConfig } from '@fairlane/config'
 import type { CallResult, PinnedDestination } from '@fairlane/forward'
@@ -23,7 +24,10 @@ export interface Exchange {
   /** The config snapshot the whole request is served under, even if a reload lands meanwhile. */
   readonly config: FairlaneConfig
   readonly requestId: string
-  readonly trace: TraceParent
+  /** The request's place in its trace: its server span's when traces are on. */
+  trace: TraceParent
+  /** The request's server span; only while traces are on (request-tracing.ts). */
+  span?: Span
   readonly method: string
   /** Path without the query string. */
   readonly path: string

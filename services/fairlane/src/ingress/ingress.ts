@@ -10,11 +10,12 @@ import { admit, ticketOf } from './stages/admit.ts'
 import { authenticate } from './stages/authenticate.ts'
 import { ALLOW, checkRequestHead, correlate } from './stages/correlate.ts'
 import { forward } from './stages/forward.ts'
-import { recordRequest } from './stages/request-log.ts'
+import { finalStage, recordRequest } from './stages/request-log.ts'
 import { identify } from './stages/identify.ts'
 import { isRouteRequest, matchInbound } from './stages/match-route.ts'
 import { resolve, resolveInbound } from './stages/resolve.ts'
 import { asFairlaneError, respond, sendProblem } from './stages/respond.ts'
+import type { RequestTracing } from './request-tracing.ts'
 import type { Upstreams } from './upstreams.ts'
 
 export interface IngressDeps {
@@ -30,6 +31,8 @@ export interface IngressDeps {
   readonly wallClock: () => number
   /** Checked target endpoints, reused within the DNS cache's lifetime. */
   readonly destinations: EndpointDestinations
+  /** The request's spans; absent while traces are off (docs/observability.md#traces). */
+  readonly tracing?: RequestTracing
 }
 
 /** The proxy port: a node:http server running each request through the stages. */
@@ -110,6 +113,7 @@ class RequestPath {
 
   handle(req: IncomingMessage, res: Carrier): void {
     const x = correlate(req, res, this.#deps.store.current())
+    this.#deps.tracing?.begin(x)
     res[EXCHANGE] = x
     res[PATH] = this
     res.once('close', onResponseClose)
@@ -160,6 +164,7 @@ class RequestPath {
     // 499 (nginx's "client closed request") when the client left before any answer was sent.
     const status = clientLeft && !res.headersSent ? 499 : res.statusCode
     recordRequest(x, status, this.#deps.metrics, this.#lines)
+    if (x.span) this.#deps.tracing?.end(x, x.span, status, finalStage(x))
   }
 }
 

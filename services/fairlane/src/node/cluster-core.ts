@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks'
+import type { Tracer } from '@opentelemetry/api'
 import { Redis } from 'ioredis'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import type { ConfigStore } from '@fairlane/config'
@@ -119,6 +120,7 @@ export async function clusterCore(
   metrics: FairlaneMetrics,
   logger: Logger,
   leaseBucketWaitMs: number,
+  tracer: Tracer | undefined,
 ): Promise<NodeCore> {
   const { nc, link, ledgerRedis } = connections
   const config = store.current()
@@ -166,6 +168,7 @@ export async function clusterCore(
       onRefused: refusalReporter(metrics, logger, 'owner'),
       ...(shares ? { shares } : {}),
       onShares: (event, count) => metrics.clusterShares.inc({ event }, count),
+      ...(tracer ? { tracer } : {}),
     })
     const checkpoints = new PartitionCheckpoints({
       redis: ledgerRedis,
@@ -240,6 +243,7 @@ export async function clusterCore(
       onRefused: refusalReporter(metrics, logger, 'ingress'),
       ...(shares ? { shares } : {}),
       onAdmission: (path) => metrics.clusterAdmissions.inc({ path }),
+      ...(tracer ? { tracer } : {}),
     })
     closers.push(() => transport?.close())
   }
@@ -253,9 +257,8 @@ export async function clusterCore(
       // and serves on with the config it has.
       ...((probe?.downForMs ?? 0) > config.cluster.redisDownGraceMs ? ['redis'] : []),
     ],
+    // Node id and region are in every log line already (the logger's base).
     describe: {
-      node: settings.nodeId,
-      region: settings.region,
       roles: [...settings.roles],
       shards: leases?.owned.length,
     },

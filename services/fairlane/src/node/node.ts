@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net'
 import { performance } from 'node:perf_hooks'
+import type { Tracer } from '@opentelemetry/api'
 import { Redis } from 'ioredis'
 import { ConfigError, type ConfigStore, type Env } from '@fairlane/config'
 import {
@@ -14,6 +15,7 @@ import { FairlaneMetrics, createLogger, type Logger, type LoggerOptions } from '
 import { buildAdmin } from '../admin/admin-server.ts'
 import { EndpointDestinations } from '../ingress/endpoint-destinations.ts'
 import { buildIngress } from '../ingress/ingress.ts'
+import { RequestTracing } from '../ingress/request-tracing.ts'
 import { Upstreams, type UpstreamHealthView } from '../ingress/upstreams.ts'
 import { settleWithin } from '@fairlane/cluster'
 import { clusterCore, connectCluster } from './cluster-core.ts'
@@ -37,6 +39,8 @@ export interface NodeOptions {
   readonly settings?: NodeSettings
   /** Environment for ${ENV} references in stored config and FAIRLANE_ADMIN_TOKEN; process.env when omitted. */
   readonly env?: Env
+  /** Where spans go while traces are on (startTracing); no span is made without one. */
+  readonly tracer?: Tracer
 }
 
 export interface FairlaneNode {
@@ -77,6 +81,8 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
   const logger = createLogger({
     level: fileConfig.logging.level,
     destination: options.logDestination,
+    // Every line says which node wrote it, so the lines of one trace can be told apart.
+    base: { node: settings.nodeId, ...(settings.region ? { region: settings.region } : {}) },
   })
   const metrics = new FairlaneMetrics()
   const cluster = settings.cluster
@@ -146,6 +152,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
         // JetStream may still be electing its leader: wait for the bucket as long as the
         // start may take, and at least 20 s.
         Math.max(20_000, wait.remainingMs),
+        options.tracer,
       )
     } else {
       core = embeddedCore(store, metrics)
@@ -187,6 +194,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
           metrics,
           logger,
           wallClock: () => Date.now(),
+          ...(options.tracer ? { tracing: new RequestTracing(options.tracer) } : {}),
           destinations: new EndpointDestinations({
             policy,
             // As long as the system resolver keeps an answer; a resolver passed in (tests,

@@ -2,18 +2,22 @@ import type { Admission, AdmissionLease, Transport } from '@fairlane/protocol'
 import type { TargetConfig } from '@fairlane/config'
 import {
   FairlaneError,
+  formatTraceParent,
   parseClientPolicies,
   rateLimitHeaders,
   retryAfterHeader,
 } from '@fairlane/protocol'
 import type { FairlaneMetrics } from '@fairlane/telemetry'
 import type { Exchange } from '../exchange.ts'
+import { traceParentOf, type RequestTracing } from '../request-tracing.ts'
 
 export interface AdmitDeps {
   readonly transport: Transport
   readonly metrics: FairlaneMetrics
   /** Wall clock, for the absolute X-RateLimit-Reset. */
   readonly wallClock: () => number
+  /** Absent while traces are off. */
+  readonly tracing?: RequestTracing
 }
 
 /** `Fairlane-Cost`, where the target accepts declared costs; 1 otherwise. */
@@ -78,7 +82,20 @@ export function ticketOf(x: Exchange): void {
 export async function admit(x: Exchange, deps: AdmitDeps): Promise<AdmissionLease | undefined> {
   const ticket = x.ticket
   if (!ticket) throw new FairlaneError('internal', 'limit', 'admit without a ticket')
-  const admission = await deps.transport.submit(ticket, x.abort.signal)
+  const tracing = deps.tracing
+  const span = x.span && tracing ? tracing.queue(x, x.span) : undefined
+  let admission: Admission
+  try {
+    // The ticket carries the queue span's context to the lane's owner (a cluster's NATS hop).
+    admission = await deps.transport.submit(
+      span ? { ...ticket, trace: formatTraceParent(traceParentOf(span)) } : ticket,
+      x.abort.signal,
+    )
+  } catch (err) {
+    if (span) tracing?.failed(span, err)
+    throw err
+  }
+  if (span) tracing?.queued(span, admission)
   const limitHeaders = rateLimitHeaders(admission.views, deps.wallClock())
   x.limitHeaders = limitHeaders
   if (!admission.allowed) {

@@ -19,6 +19,7 @@ import { BodyLimit, tooLarge } from '../body-limit.ts'
 import type { EndpointDestinations } from '../endpoint-destinations.ts'
 import { hasBody, type Exchange } from '../exchange.ts'
 import { inboundRequestHeaders } from '../inbound/inbound-headers.ts'
+import type { AttemptReason } from '../request-tracing.ts'
 import type { RouteEndpoint, Upstreams } from '../upstreams.ts'
 import { admit, type AdmitDeps } from './admit.ts'
 
@@ -50,6 +51,8 @@ class UpstreamCall implements ResilientCallOptions<RouteEndpoint> {
   readonly #headers: Record<string, string | string[]>
   readonly #body: Readable | Buffer | null
   #firstOrder: readonly RouteEndpoint[] | undefined
+  /** The endpoint of the last attempt that was not a hedge: another one now is a failover. */
+  #previous: string | undefined
 
   constructor(
     x: Exchange,
@@ -91,7 +94,11 @@ class UpstreamCall implements ResilientCallOptions<RouteEndpoint> {
       : (x.firstOrder ?? [])
   }
 
-  async send(endpoint: RouteEndpoint, signal: AbortSignal): Promise<UpstreamResponse> {
+  async send(
+    endpoint: RouteEndpoint,
+    signal: AbortSignal,
+    hedge: boolean,
+  ): Promise<UpstreamResponse> {
     const x = this.#x
     const deps = this.#deps
     const target = x.target ?? ''
@@ -101,23 +108,47 @@ class UpstreamCall implements ResilientCallOptions<RouteEndpoint> {
     // race, a client that left) records nothing, so it gives its slot back.
     const trial = health?.state === 'half-open' && health.tryAcquireTrial()
     x.attempts++
+    const tracing = deps.tracing
+    const traced =
+      x.span && tracing
+        ? tracing.attempt(
+            x.span,
+            x.method,
+            endpoint,
+            destination,
+            x.attempts,
+            this.#reason(endpoint, hedge),
+            this.#headers,
+          )
+        : undefined
     const sentAt = now()
     try {
       const response = await deps.forwarder.forward({
         method: x.method,
         destination,
         path: endpoint.path,
-        headers: this.#headers,
+        headers: traced?.headers ?? this.#headers,
         body: this.#body,
         timeouts: x.route?.timeouts ?? x.config.destinations.timeouts,
         signal,
       })
       deps.metrics.upstreamDuration.observe({ target }, (now() - sentAt) / 1000)
+      if (traced) tracing?.answered(traced.span, { status: response.status })
       return response
     } catch (err) {
+      if (traced) tracing?.answered(traced.span, { error: err })
       if (trial && signal.aborted) health.releaseTrial()
       throw err
     }
+  }
+
+  /** Why this attempt is made, for its span. */
+  #reason(endpoint: RouteEndpoint, hedge: boolean): AttemptReason {
+    if (hedge) return 'hedge'
+    const previous = this.#previous
+    this.#previous = endpoint.id
+    if (previous === undefined) return 'first'
+    return previous === endpoint.id ? 'retry' : 'failover'
   }
 
   record(endpoint: RouteEndpoint, outcome: Outcome): void {

@@ -18,6 +18,7 @@ export function requestLine(x: Exchange, status: number, stage: string, ms: numb
   return {
     requestId: x.requestId,
     traceId: x.trace.traceId,
+    spanId: x.trace.spanId,
     method: x.method,
     path: x.path,
     workspace: x.workspace,
@@ -39,6 +40,11 @@ export function requestLine(x: Exchange, status: number, stage: string, ms: numb
   }
 }
 
+/** The stage a request ended in: the one that failed, or `respond`. */
+export function finalStage(x: Exchange): string {
+  return x.code || x.clientClosed ? x.stage : 'respond'
+}
+
 /** The request's log line and its metrics, when its response closed. */
 export function recordRequest(
   x: Exchange,
@@ -48,7 +54,7 @@ export function recordRequest(
 ): void {
   const seconds = (performance.now() - x.startedAt) / 1000
   const target = x.target ?? '(none)'
-  const stage = x.code || x.clientClosed ? x.stage : 'respond'
+  const stage = finalStage(x)
   metrics.requests.inc({ target, status: String(status), stage })
   metrics.requestDuration.observe({ target }, seconds)
   if (lines.isLevelEnabled('info'))
