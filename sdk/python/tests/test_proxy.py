@@ -81,6 +81,16 @@ def test_rate_limited_with_retry_after_and_retries_that_wait_it_out(
     assert [r.body for r in sent] == [b'{"again": true}']
 
 
+def test_async_retries_wait_out_retry_after(fairlane_url: str, upstream: Upstream) -> None:
+    async def run() -> list[int]:
+        async with fairlane.AsyncClient(fairlane_url, INSTANT_KEY, retries=3) as client:
+            async with client.proxy_client("echo") as echo:
+                return [(await echo.get(f"/async-{i}")).status_code for i in range(2)]
+
+    assert asyncio.run(run()) == [200, 200]
+    assert [r.path for r in upstream.requests] == ["/async-0", "/async-1"]
+
+
 def test_retries_leave_a_refusal_whose_wait_is_too_long(fairlane_url: str) -> None:
     with fairlane.Client(fairlane_url, INSTANT_KEY, retries=3, max_retry_wait=0) as client:
         with client.proxy_client("echo") as echo:

@@ -129,7 +129,7 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> int | No
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
     try:
         at = parsedate_to_datetime(text).timestamp()

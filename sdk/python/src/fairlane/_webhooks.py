@@ -77,7 +77,7 @@ def verify_webhook(
             "missing_headers",
             "webhook-id, webhook-timestamp and webhook-signature are all required",
         )
-    if not timestamp.isdigit():
+    if not (timestamp.isascii() and timestamp.isdigit()):
         raise WebhookVerificationError(
             "invalid_timestamp", "webhook-timestamp is not unix seconds"
         )
