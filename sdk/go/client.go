@@ -13,6 +13,7 @@ import (
 // Client speaks to one Fairlane (its proxy port) with one key. It is safe for concurrent use.
 type Client struct {
 	baseURL      string
+	base         *url.URL
 	key          string
 	httpClient   *http.Client
 	retries      int
@@ -46,8 +47,11 @@ func NewClient(baseURL, key string, options ...Option) (*Client, error) {
 	if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" {
 		return nil, fmt.Errorf("fairlane: base URL must be an absolute http(s) URL (got %q)", baseURL)
 	}
+	parsed.Path = strings.TrimRight(parsed.Path, "/")
+	parsed.RawPath = strings.TrimRight(parsed.RawPath, "/")
 	c := &Client{
 		baseURL:      strings.TrimRight(baseURL, "/"),
+		base:         parsed,
 		key:          key,
 		httpClient:   &http.Client{Timeout: 30 * time.Second},
 		maxRetryWait: time.Minute,
@@ -67,10 +71,12 @@ func (c *Client) TargetURL(target string) string {
 	return c.baseURL + "/t/" + url.PathEscape(target)
 }
 
-// HTTPClient returns an *http.Client for the proxy form: every request it sends carries
-// the key (X-Fairlane-Key, so your own Authorization is left to the target) and gets the
-// client's retries. Build URLs with TargetURL. Responses are returned whatever their
-// status: ProblemError tells Fairlane's refusals from the upstream's answers.
+// HTTPClient returns an *http.Client through Fairlane: every request it sends carries the
+// key (X-Fairlane-Key, so your own Authorization is left to the target) and gets the
+// client's retries. A URL made with TargetURL goes to the target (/t/<target>/…); an
+// absolute URL of another host goes in the URL form (X-Fairlane-Url, held to the
+// workspace's approved hosts). Responses are returned whatever their status: ProblemError
+// tells Fairlane's refusals from the upstream's answers.
 func (c *Client) HTTPClient() *http.Client {
 	copied := *c.httpClient
 	copied.Transport = &keyTransport{client: c, next: c.httpClient.Transport}
@@ -85,6 +91,18 @@ type keyTransport struct {
 func (t *keyTransport) RoundTrip(request *http.Request) (*http.Response, error) {
 	request = request.Clone(request.Context())
 	request.Header.Set("X-Fairlane-Key", t.client.key)
+	if base := t.client.base; request.URL.Scheme != base.Scheme || request.URL.Host != base.Host {
+		original := request.URL
+		request.Header.Set("X-Fairlane-Url", original.String())
+		rewritten := *base
+		rewritten.Path = base.Path + original.Path
+		if original.RawPath != "" {
+			rewritten.RawPath = base.EscapedPath() + original.RawPath
+		}
+		rewritten.RawQuery = original.RawQuery
+		request.URL = &rewritten
+		request.Host = ""
+	}
 	next := t.next
 	if next == nil {
 		next = http.DefaultTransport

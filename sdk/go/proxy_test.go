@@ -95,6 +95,17 @@ func TestTargetNotAllowedIsPermissionDenied(t *testing.T) {
 	}
 }
 
+func TestURLFormForAnotherHost(t *testing.T) {
+	ownServer(t) // examples/quickstart.yaml approves every public host
+	client := newClient(t, demoKey)
+	err := fairlane.ProblemError(send(t, client, http.MethodGet, "https://api.example.com/v1/models?page=2", ""))
+	var refusal *fairlane.Error
+	// The demo workspace approves no host: Fairlane read the URL form and refused it.
+	if !errors.Is(err, fairlane.ErrPermissionDenied) || !errors.As(err, &refusal) || refusal.Code() != "destination_blocked" {
+		t.Fatalf("got %v, want destination_blocked", err)
+	}
+}
+
 func TestRateLimitedWithRetryAfterAndRetriesThatWaitItOut(t *testing.T) {
 	ownServer(t)
 	upstream.reset(nil)

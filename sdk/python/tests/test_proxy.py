@@ -62,6 +62,15 @@ def test_target_not_allowed_is_permission_denied(fairlane_url: str) -> None:
     assert error.code == "forbidden_target"
 
 
+def test_url_form_for_another_host(fairlane_url: str) -> None:
+    with fairlane.Client(fairlane_url, DEMO_KEY) as client, client.proxy_client() as any_host:
+        response = any_host.get("https://api.example.com/v1/models?page=2")
+    error = fairlane.problem_error(response)
+    # Workspace demo approves no host: Fairlane read the URL form and refused it.
+    assert isinstance(error, fairlane.PermissionDeniedError)
+    assert error.code == "destination_blocked"
+
+
 def test_rate_limited_with_retry_after_and_retries_that_wait_it_out(
     fairlane_url: str, upstream: Upstream
 ) -> None:

@@ -11,6 +11,7 @@ import httpx
 
 from ._errors import error_from
 from ._retry import AsyncRetryTransport, RetryTransport
+from ._url_form import AsyncUrlFormTransport, UrlFormTransport
 
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 
@@ -89,17 +90,19 @@ class Client:
         """The base URL to give an SDK for a target, e.g. ``http://host:8080/t/openai``."""
         return f"{self.base_url}/t/{quote(target, safe='')}"
 
-    def proxy_client(self, target: str, **kwargs: Any) -> httpx.Client:
-        """An httpx.Client whose relative URLs go to the target through Fairlane, with the
-        key (``X-Fairlane-Key``, so your own Authorization header is left to the target)
-        and the client's retries. ``kwargs`` go to httpx.Client. Close it when done."""
+    def proxy_client(self, target: str | None = None, **kwargs: Any) -> httpx.Client:
+        """An httpx.Client through Fairlane, with the key (``X-Fairlane-Key``, so your own
+        Authorization header is left to the target) and the client's retries. Relative URLs
+        go to ``target`` (``/t/<target>/…``); an absolute URL of another host goes in the
+        URL form (``X-Fairlane-Url``, held to the workspace's approved hosts). ``kwargs`` go
+        to httpx.Client. Close it when done."""
         headers = httpx.Headers(kwargs.pop("headers", None))
         headers["x-fairlane-key"] = self._key
         kwargs.setdefault("timeout", self._timeout)
         return httpx.Client(
-            base_url=self.target_url(target),
+            base_url=self.target_url(target) if target else self.base_url,
             headers=headers,
-            transport=self._retrying(),
+            transport=UrlFormTransport(self._retrying(), httpx.URL(self.base_url)),
             **kwargs,
         )
 
@@ -196,15 +199,15 @@ class AsyncClient:
         """The base URL to give an SDK for a target, e.g. ``http://host:8080/t/openai``."""
         return f"{self.base_url}/t/{quote(target, safe='')}"
 
-    def proxy_client(self, target: str, **kwargs: Any) -> httpx.AsyncClient:
-        """An httpx.AsyncClient for the target through Fairlane (see Client.proxy_client)."""
+    def proxy_client(self, target: str | None = None, **kwargs: Any) -> httpx.AsyncClient:
+        """An httpx.AsyncClient through Fairlane (see Client.proxy_client)."""
         headers = httpx.Headers(kwargs.pop("headers", None))
         headers["x-fairlane-key"] = self._key
         kwargs.setdefault("timeout", self._timeout)
         return httpx.AsyncClient(
-            base_url=self.target_url(target),
+            base_url=self.target_url(target) if target else self.base_url,
             headers=headers,
-            transport=self._retrying(),
+            transport=AsyncUrlFormTransport(self._retrying(), httpx.URL(self.base_url)),
             **kwargs,
         )
 
