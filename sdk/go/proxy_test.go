@@ -110,10 +110,12 @@ func TestRateLimitedWithRetryAfterAndRetriesThatWaitItOut(t *testing.T) {
 	ownServer(t)
 	upstream.reset(nil)
 	plain := newClient(t, instantKey)
-	if response := send(t, plain, http.MethodGet, plain.TargetURL("echo")+"/a", ""); response.StatusCode != 200 {
-		t.Fatalf("first request: %d", response.StatusCode)
+	// 1 request per second, never queued: one of a few quick requests is refused, however
+	// slow the machine.
+	var err error
+	for i := 0; i < 5 && err == nil; i++ {
+		err = fairlane.ProblemError(send(t, plain, http.MethodGet, plain.TargetURL("echo")+"/a", ""))
 	}
-	err := fairlane.ProblemError(send(t, plain, http.MethodGet, plain.TargetURL("echo")+"/b", ""))
 	var refusal *fairlane.Error
 	if !errors.Is(err, fairlane.ErrRateLimited) || !errors.As(err, &refusal) {
 		t.Fatalf("got %v, want a rate limit error", err)

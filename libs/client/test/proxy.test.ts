@@ -93,10 +93,11 @@ describe("Fairlane's refusals, told from the upstream's answers", () => {
 
   it('429 rate_limited with Retry-After, and retries that wait it out', async () => {
     const plain = new FairlaneClient({ baseUrl: fairlane.url, key: INSTANT_KEY })
-    const first = await plain.target('echo')('/a')
-    expect(first.status).toBe(200)
-    const refused = await plain.target('echo')('/b')
-    const error = await problemError(refused)
+    // 1 request per second, never queued: one of a few quick requests is refused, however
+    // slow the machine.
+    let error: Awaited<ReturnType<typeof problemError>>
+    for (let i = 0; i < 5 && !error; i++)
+      error = await problemError(await plain.target('echo')('/a'))
     expect(error).toBeInstanceOf(RateLimitError)
     expect(error).toMatchObject({ status: 429, code: 'rate_limited', retryable: true })
     expect(error?.retryAfter).toBeGreaterThanOrEqual(1)

@@ -74,9 +74,12 @@ def test_url_form_for_another_host(fairlane_url: str) -> None:
 def test_rate_limited_with_retry_after_and_retries_that_wait_it_out(
     fairlane_url: str, upstream: Upstream
 ) -> None:
+    # 1 request per second, never queued: one of a few quick requests is refused, however
+    # slow the machine.
     with fairlane.Client(fairlane_url, INSTANT_KEY) as client, client.proxy_client("echo") as echo:
-        assert echo.get("/a").status_code == 200
-        error = fairlane.problem_error(echo.get("/b"))
+        error = None
+        for _ in range(5):
+            error = error or fairlane.problem_error(echo.get("/a"))
     assert isinstance(error, fairlane.RateLimitError)
     assert error.code == "rate_limited"
     assert error.retryable
