@@ -23,7 +23,7 @@ const (
 	ErrAuthentication   Kind = "authentication"    // 401: no key, an unknown or revoked one
 	ErrPermissionDenied Kind = "permission_denied" // 403: target or destination not allowed
 	ErrNotFound         Kind = "not_found"
-	ErrConflict         Kind = "conflict"
+	ErrConflict         Kind = "conflict"    // 409, 422 idempotency_conflict
 	ErrBadRequest       Kind = "bad_request" // the request itself was wrong: do not resend it
 	ErrRateLimited      Kind = "rate_limit"  // 429 rate_limited, queue_full: see RetryAfter
 	ErrUnavailable      Kind = "unavailable" // 503 queue_timeout, cluster_unavailable
@@ -109,13 +109,19 @@ var kindByCode = map[string]Kind{
 	"upstream_unavailable":   ErrUpstream,
 	"upstream_timeout":       ErrUpstream,
 	"internal":               ErrOther,
+	"job_not_found":          ErrNotFound,
+	"job_finished":           ErrConflict,
+	"job_not_finished":       ErrConflict,
+	"idempotency_conflict":   ErrConflict,
+	"tier_not_allowed":       ErrPermissionDenied,
+	"jobs_unavailable":       ErrUnavailable,
 }
 
 // A code this client does not know (a newer server) is classed by its status.
 var kindByStatus = map[int]Kind{
 	400: ErrBadRequest, 401: ErrAuthentication, 403: ErrPermissionDenied, 404: ErrNotFound,
 	405: ErrBadRequest, 408: ErrBadRequest, 409: ErrConflict, 413: ErrBadRequest,
-	429: ErrRateLimited, 431: ErrBadRequest, 502: ErrUpstream, 503: ErrUnavailable,
+	422: ErrBadRequest, 429: ErrRateLimited, 431: ErrBadRequest, 502: ErrUpstream, 503: ErrUnavailable,
 	504: ErrUpstream,
 }
 

@@ -46,19 +46,42 @@ type Webhook struct {
 	URL    string `json:"url,omitempty"`
 }
 
-// JobResponse is the upstream's answer stored with a job.
+// JobResponse is the upstream's last answer stored with a job: Body for JSON or text
+// (a JSON string), BodyBase64 for other bytes.
 type JobResponse struct {
-	Status  int               `json:"status"`
-	Headers map[string]string `json:"headers"`
-	Body    json.RawMessage   `json:"body"`
+	Status     int               `json:"status"`
+	Headers    map[string]string `json:"headers"`
+	Body       json.RawMessage   `json:"body,omitempty"`
+	BodyBase64 string            `json:"bodyBase64,omitempty"`
+	Truncated  bool              `json:"truncated,omitempty"`
 }
 
-// Job is a job document of the jobs API (docs/jobs.md).
+// JobAttempt is one pass of a job through its lane and the upstream.
+type JobAttempt struct {
+	StartedAt  time.Time  `json:"startedAt"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+	// Status is the upstream's; 0 when none answered.
+	Status int    `json:"status,omitempty"`
+	Region string `json:"region,omitempty"`
+	// Error is the code when no usable answer came (rate_limited, upstream_unavailable...).
+	Error   string     `json:"error,omitempty"`
+	RetryAt *time.Time `json:"retryAt,omitempty"`
+}
+
+// JobError says why a failed job failed: upstream_status, job_deadline, or a refusal's code.
+type JobError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Job is a job document of the jobs API (docs/jobs.md); a webhook receives the same.
 type Job struct {
-	ID       string           `json:"id"`
-	State    JobState         `json:"state"`
-	Attempts []map[string]any `json:"attempts"`
-	Response *JobResponse     `json:"response,omitempty"`
+	ID       string       `json:"id"`
+	State    JobState     `json:"state"`
+	Attempts []JobAttempt `json:"attempts"`
+	Response *JobResponse `json:"response,omitempty"`
+	Error    *JobError    `json:"error,omitempty"`
+	ChainID  string       `json:"chainId,omitempty"`
 }
 
 // JobPage is one page of ListJobs; Cursor is empty on the last page.
@@ -120,9 +143,17 @@ func (c *Client) GetJob(ctx context.Context, id string) (*Job, error) {
 	return &job, c.api(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id), nil, nil, &job)
 }
 
-// CancelJob cancels a job not yet finished (DELETE /v1/jobs/{id}).
-func (c *Client) CancelJob(ctx context.Context, id string) error {
-	return c.api(ctx, http.MethodDelete, "/v1/jobs/"+url.PathEscape(id), nil, nil, nil)
+// CancelJob cancels a job not yet finished (DELETE /v1/jobs/{id}) and returns it, cancelled.
+func (c *Client) CancelJob(ctx context.Context, id string) (*Job, error) {
+	var job Job
+	return &job, c.api(ctx, http.MethodDelete, "/v1/jobs/"+url.PathEscape(id), nil, nil, &job)
+}
+
+// RedeliverJob sends a finished job's undelivered webhooks again, now
+// (POST /v1/jobs/{id}/redeliver).
+func (c *Client) RedeliverJob(ctx context.Context, id string) (*Job, error) {
+	var job Job
+	return &job, c.api(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(id)+"/redeliver", nil, nil, &job)
 }
 
 // ListOptions selects the jobs ListJobs returns; zero fields select nothing.

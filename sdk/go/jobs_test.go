@@ -92,7 +92,7 @@ func TestJobs(t *testing.T) {
 		upstream.reset(nil)
 		queued, err := client.QueueRequest(ctx,
 			fairlane.JobRequest{Method: "POST", Target: "echo", Path: "/orders", Body: map[string]string{"sku": "A-1"}},
-			fairlane.WithTier("paid"), fairlane.WithDeadline(time.Minute))
+			fairlane.WithTier("free"), fairlane.WithDeadline(time.Minute))
 		if err != nil || queued.ID == "" {
 			t.Fatalf("queued %+v, %v", queued, err)
 		}
@@ -132,6 +132,9 @@ func TestJobs(t *testing.T) {
 		if err := fairlane.VerifyWebhook(got.header, got.body, secrets); err != nil {
 			t.Fatal(err)
 		}
+		if got.header.Get("Webhook-Id") != queued.ID {
+			t.Fatalf("webhook-id %q, job %s", got.header.Get("Webhook-Id"), queued.ID)
+		}
 		if err := fairlane.VerifyWebhook(got.header, got.body, secrets[:1]); err != nil {
 			t.Fatalf("not signed with the first secret: %v", err)
 		}
@@ -160,11 +163,30 @@ func TestJobs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := client.CancelJob(ctx, queued.ID); err != nil {
-			t.Fatal(err)
+		var refusal *fairlane.Error
+		if _, err := client.RedeliverJob(ctx, queued.ID); !errors.As(err, &refusal) || refusal.Code() != "job_not_finished" {
+			t.Fatalf("redeliver before the end: %v", err)
+		}
+		if job, err := client.CancelJob(ctx, queued.ID); err != nil || job.State != fairlane.JobCancelled {
+			t.Fatalf("cancelled %+v, %v", job, err)
 		}
 		if job := waitFor(t, client, queued.ID); job.State != fairlane.JobCancelled {
 			t.Fatalf("state %s", job.State)
+		}
+		if _, err := client.CancelJob(ctx, queued.ID); !errors.Is(err, fairlane.ErrConflict) {
+			t.Fatalf("cancel again: %v", err)
+		}
+	})
+
+	t.Run("redeliver a finished job", func(t *testing.T) {
+		queued, err := client.QueueRequest(ctx, fairlane.JobRequest{Method: "GET", Target: "echo", Path: "/again"},
+			fairlane.WithWebhook(fairlane.Webhook{Target: "hooks", Path: "/again"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, client, queued.ID)
+		if job, err := client.RedeliverJob(ctx, queued.ID); err != nil || job.ID != queued.ID {
+			t.Fatalf("redelivered %+v, %v", job, err)
 		}
 	})
 
@@ -216,7 +238,8 @@ func TestJobs(t *testing.T) {
 	})
 
 	t.Run("API refusals are errors by kind", func(t *testing.T) {
-		if _, err := client.GetJob(ctx, "job_that_does_not_exist"); !errors.Is(err, fairlane.ErrNotFound) {
+		var refusal *fairlane.Error
+		if _, err := client.GetJob(ctx, "job_that_does_not_exist"); !errors.As(err, &refusal) || refusal.Code() != "job_not_found" {
 			t.Fatalf("unknown job: %v", err)
 		}
 		stranger, _ := fairlane.NewClient(client.BaseURL(), "fl_nobody")
@@ -224,8 +247,18 @@ func TestJobs(t *testing.T) {
 		if !errors.Is(err, fairlane.ErrAuthentication) {
 			t.Fatalf("unknown key: %v", err)
 		}
-		if _, err := client.QueueRequest(ctx, fairlane.JobRequest{Target: "echo", Path: "/no-method"}); !errors.Is(err, fairlane.ErrBadRequest) {
-			t.Fatalf("no method: %v", err)
+		// Neither a target nor a URL: nothing to call.
+		if _, err := client.QueueRequest(ctx, fairlane.JobRequest{Method: "GET"}); !errors.Is(err, fairlane.ErrBadRequest) {
+			t.Fatalf("nothing to call: %v", err)
+		}
+		request := fairlane.JobRequest{Method: "POST", Target: "echo", Path: "/taken"}
+		if _, err := client.QueueRequest(ctx, request, fairlane.WithIdempotencyKey("go-taken")); err != nil {
+			t.Fatal(err)
+		}
+		request.Body = map[string]bool{"other": true}
+		_, err = client.QueueRequest(ctx, request, fairlane.WithIdempotencyKey("go-taken"))
+		if !errors.As(err, &refusal) || !errors.Is(err, fairlane.ErrConflict) || refusal.Code() != "idempotency_conflict" {
+			t.Fatalf("key taken: %v", err)
 		}
 	})
 }

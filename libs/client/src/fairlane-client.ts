@@ -117,9 +117,14 @@ export class FairlaneClient {
     return this.#api<Job>('GET', `/v1/jobs/${encodeURIComponent(id)}`)
   }
 
-  /** Cancels a job not yet finished (DELETE /v1/jobs/{id}). */
-  async cancelJob(id: string): Promise<void> {
-    await this.#api<unknown>('DELETE', `/v1/jobs/${encodeURIComponent(id)}`)
+  /** Cancels a job not yet finished (DELETE /v1/jobs/{id}) and returns it, cancelled. */
+  cancelJob(id: string): Promise<Job> {
+    return this.#api<Job>('DELETE', `/v1/jobs/${encodeURIComponent(id)}`)
+  }
+
+  /** Sends a finished job's undelivered webhooks again, now (POST /v1/jobs/{id}/redeliver). */
+  redeliverJob(id: string): Promise<Job> {
+    return this.#api<Job>('POST', `/v1/jobs/${encodeURIComponent(id)}/redeliver`)
   }
 
   /** One page of the workspace's jobs, newest first; follow `cursor` for the next. */

@@ -70,10 +70,11 @@ export class PermissionDeniedError extends FairlaneError {
 export class NotFoundError extends FairlaneError {
   override readonly name = 'NotFoundError'
 }
+/** 409, 422 idempotency_conflict: the job is not in a state for this, or the key is taken. */
 export class ConflictError extends FairlaneError {
   override readonly name = 'ConflictError'
 }
-/** The request itself was wrong (400, 405, 408, 413, 431): do not send it again unchanged. */
+/** The request itself was wrong (400, 405, 408, 413, 422, 431): do not send it again unchanged. */
 export class BadRequestError extends FairlaneError {
   override readonly name = 'BadRequestError'
 }
@@ -117,6 +118,12 @@ const BY_CODE: Readonly<Record<string, ErrorClass>> = {
   upstream_unavailable: UpstreamError,
   upstream_timeout: UpstreamError,
   internal: FairlaneError,
+  job_not_found: NotFoundError,
+  job_finished: ConflictError,
+  job_not_finished: ConflictError,
+  idempotency_conflict: ConflictError,
+  tier_not_allowed: PermissionDeniedError,
+  jobs_unavailable: UnavailableError,
 }
 
 // A code this client does not know (a newer server) is classed by its status.
@@ -129,6 +136,7 @@ const BY_STATUS: Readonly<Record<number, ErrorClass>> = {
   408: BadRequestError,
   409: ConflictError,
   413: BadRequestError,
+  422: BadRequestError,
   429: RateLimitError,
   431: BadRequestError,
   502: UpstreamError,

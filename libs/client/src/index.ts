@@ -21,6 +21,7 @@ export {
 } from './fairlane-error.ts'
 export type {
   Job,
+  JobAttempt,
   JobPage,
   JobRequest,
   JobResponse,

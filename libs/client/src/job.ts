@@ -33,17 +33,35 @@ export interface QueueOptions {
   readonly [field: string]: unknown
 }
 
+/** The upstream's last answer: `body` for JSON or text, `bodyBase64` for other bytes. */
 export interface JobResponse {
   readonly status: number
   readonly headers: Readonly<Record<string, string>>
-  readonly body: unknown
+  readonly body?: unknown
+  readonly bodyBase64?: string
+  readonly truncated?: boolean
+}
+
+export interface JobAttempt {
+  readonly startedAt: string
+  readonly finishedAt?: string
+  /** The upstream's status; absent when none answered. */
+  readonly status?: number
+  readonly region?: string
+  /** The error code when no usable answer came (`rate_limited`, `upstream_unavailable`…). */
+  readonly error?: string
+  readonly retryAt?: string
+  readonly [field: string]: unknown
 }
 
 export interface Job {
   readonly id: string
   readonly state: JobState
-  readonly attempts: readonly Readonly<Record<string, unknown>>[]
+  readonly attempts: readonly JobAttempt[]
   readonly response?: JobResponse
+  /** Why a failed job failed: `upstream_status`, `job_deadline`, or a refusal's code. */
+  readonly error?: { readonly code: string; readonly message: string }
+  readonly chainId?: string
   readonly [field: string]: unknown
 }
 

@@ -5,6 +5,7 @@ import { startUpstream, type LoopbackUpstream } from '@fairlane/testing'
 import {
   AuthenticationError,
   BadRequestError,
+  ConflictError,
   FairlaneClient,
   NotFoundError,
   WaitTimeoutError,
@@ -44,7 +45,7 @@ afterAll(async () => {
 it('queues a request, waits for it, and reads the upstream answer from the job', async () => {
   const queued = await client.queueRequest(
     { method: 'POST', target: 'echo', path: '/orders', body: { sku: 'A-1' } },
-    { tier: 'paid', deadlineMs: 60_000 },
+    { tier: 'free', deadlineMs: 60_000 },
   )
   expect(queued.id).toEqual(expect.any(String))
   const job = await client.waitForJob(queued.id, { timeoutMs: 20_000, pollIntervalMs: 100 })
@@ -71,6 +72,7 @@ it('delivers the result to the webhook, signed so that verifyWebhook accepts it'
   if (!delivery) throw new Error('no delivery')
   const payload = await verifyWebhook<Job>(delivery.headers, delivery.rawBody, SECRETS)
   expect(payload).toMatchObject({ id: queued.id, state: 'succeeded' })
+  expect(delivery.headers['webhook-id']).toBe(queued.id)
   // Signed with the first secret: the second alone, once rotated out, would not verify it.
   await expect(
     verifyWebhook(delivery.headers, delivery.rawBody, SECRETS[0] ?? ''),
@@ -88,9 +90,10 @@ it('cancels a job not yet finished', async () => {
   upstream.behave((r) => (r.url === '/slow' ? { kind: 'delay', ms: 10_000 } : { kind: 'echo' }))
   try {
     const queued = await client.queueRequest({ method: 'GET', target: 'echo', path: '/slow' })
-    await client.cancelJob(queued.id)
-    const job = await client.waitForJob(queued.id, { timeoutMs: 20_000, pollIntervalMs: 100 })
-    expect(job.state).toBe('cancelled')
+    await expect(client.redeliverJob(queued.id)).rejects.toMatchObject({ code: 'job_not_finished' })
+    expect(await client.cancelJob(queued.id)).toMatchObject({ id: queued.id, state: 'cancelled' })
+    expect((await client.getJob(queued.id)).state).toBe('cancelled')
+    await expect(client.cancelJob(queued.id)).rejects.toBeInstanceOf(ConflictError)
   } finally {
     upstream.behave(() => ({ kind: 'echo' }))
   }
@@ -136,14 +139,29 @@ it('lists the workspace jobs by state, page by page', async () => {
   for (const id of ids) expect(listed).toContain(id)
 })
 
+it('redelivers a finished job', async () => {
+  const { id } = await client.queueRequest(
+    { method: 'GET', target: 'echo', path: '/again' },
+    { webhook: { target: 'hooks', path: '/again' } },
+  )
+  await client.waitForJob(id, { timeoutMs: 20_000, pollIntervalMs: 100 })
+  expect(await client.redeliverJob(id)).toMatchObject({ id })
+})
+
 it('maps the API refusals to error classes', async () => {
-  await expect(client.getJob('job_that_does_not_exist')).rejects.toBeInstanceOf(NotFoundError)
+  await expect(client.getJob('job_that_does_not_exist')).rejects.toMatchObject({
+    constructor: NotFoundError,
+    code: 'job_not_found',
+  })
   const stranger = new FairlaneClient({ baseUrl: fairlane.url, key: 'fl_nobody' })
   await expect(
     stranger.queueRequest({ method: 'GET', target: 'echo', path: '/x' }),
   ).rejects.toBeInstanceOf(AuthenticationError)
+  // Neither a target nor a url: nothing to call.
+  await expect(client.queueRequest({ method: 'GET' })).rejects.toBeInstanceOf(BadRequestError)
+  const request = { method: 'POST', target: 'echo', path: '/taken' }
+  await client.queueRequest(request, { idempotencyKey: 'sdk-taken' })
   await expect(
-    // Deliberately not a JobRequest: the server must refuse a request without a method.
-    client.queueRequest({ target: 'echo', path: '/no-method' } as never),
-  ).rejects.toBeInstanceOf(BadRequestError)
+    client.queueRequest({ ...request, body: { other: true } }, { idempotencyKey: 'sdk-taken' }),
+  ).rejects.toMatchObject({ constructor: ConflictError, code: 'idempotency_conflict' })
 })

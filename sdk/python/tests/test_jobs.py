@@ -74,7 +74,7 @@ def test_queue_wait_and_read_the_upstream_answer(
 ) -> None:
     queued = client.queue_request(
         {"method": "POST", "target": "echo", "path": "/orders", "body": {"sku": "A-1"}},
-        tier="paid",
+        tier="free",
         deadlineMs=60_000,
     )
     job = client.wait_for_job(queued["id"], timeout=20, poll_interval=0.1)
@@ -99,6 +99,7 @@ def test_webhook_is_delivered_and_verifies(
         time.sleep(0.1)
     _, headers, body = next(d for d in deliveries[1] if d[0] == "/fairlane")
     payload = fairlane.verify_webhook(headers, body, SECRETS)
+    assert {k.lower(): v for k, v in headers.items()}["webhook-id"] == queued["id"]
     assert (payload["id"], payload["state"]) == (queued["id"], "succeeded")
     assert fairlane.verify_webhook(headers, body, SECRETS[0])["id"] == queued["id"]
 
@@ -113,8 +114,22 @@ def test_same_idempotency_key_same_job(client: fairlane.Client) -> None:
 def test_cancel_a_job_not_yet_finished(client: fairlane.Client, upstream: Upstream) -> None:
     upstream.behave = slow("/slow", 5)
     queued = client.queue_request({"method": "GET", "target": "echo", "path": "/slow"})
-    client.cancel_job(queued["id"])
-    assert client.wait_for_job(queued["id"], timeout=20, poll_interval=0.1)["state"] == "cancelled"
+    with pytest.raises(fairlane.ConflictError) as not_finished:
+        client.redeliver_job(queued["id"])
+    assert not_finished.value.code == "job_not_finished"
+    assert client.cancel_job(queued["id"])["state"] == "cancelled"
+    assert client.get_job(queued["id"])["state"] == "cancelled"
+    with pytest.raises(fairlane.ConflictError):
+        client.cancel_job(queued["id"])
+
+
+def test_redeliver_a_finished_job(client: fairlane.Client) -> None:
+    queued = client.queue_request(
+        {"method": "GET", "target": "echo", "path": "/again"},
+        webhook={"target": "hooks", "path": "/again"},
+    )
+    client.wait_for_job(queued["id"], timeout=20, poll_interval=0.1)
+    assert client.redeliver_job(queued["id"])["id"] == queued["id"]
 
 
 def test_wait_stops_at_its_timeout(client: fairlane.Client, upstream: Upstream) -> None:
@@ -145,13 +160,19 @@ def test_list_jobs_by_state_page_by_page(client: fairlane.Client) -> None:
 
 
 def test_api_refusals_are_error_classes(client: fairlane.Client) -> None:
-    with pytest.raises(fairlane.NotFoundError):
+    with pytest.raises(fairlane.NotFoundError) as missing:
         client.get_job("job_that_does_not_exist")
+    assert missing.value.code == "job_not_found"
     with fairlane.Client(client.base_url, "fl_nobody") as stranger:
         with pytest.raises(fairlane.AuthenticationError):
             stranger.queue_request({"method": "GET", "target": "echo", "path": "/x"})
     with pytest.raises(fairlane.BadRequestError):
-        client.queue_request({"target": "echo", "path": "/no-method"})
+        client.queue_request({"method": "GET"})  # neither a target nor a url
+    request = {"method": "POST", "target": "echo", "path": "/taken"}
+    client.queue_request(request, idempotency_key="py-taken")
+    with pytest.raises(fairlane.ConflictError) as taken:
+        client.queue_request({**request, "body": {"other": True}}, idempotency_key="py-taken")
+    assert taken.value.code == "idempotency_conflict"
 
 
 def test_async_client_queues_and_waits(client: fairlane.Client) -> None:

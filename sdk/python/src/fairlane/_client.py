@@ -128,9 +128,16 @@ class Client:
         result: dict[str, Any] = _result(self._http.get(f"/v1/jobs/{quote(job_id, safe='')}"))
         return result
 
-    def cancel_job(self, job_id: str) -> None:
-        """Cancels a job not yet finished (DELETE /v1/jobs/{id})."""
-        _result(self._http.delete(f"/v1/jobs/{quote(job_id, safe='')}"))
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        """Cancels a job not yet finished (DELETE /v1/jobs/{id}) and returns it, cancelled."""
+        result: dict[str, Any] = _result(self._http.delete(f"/v1/jobs/{quote(job_id, safe='')}"))
+        return result
+
+    def redeliver_job(self, job_id: str) -> dict[str, Any]:
+        """Sends a finished job's undelivered webhooks again, now (POST .../redeliver)."""
+        response = self._http.post(f"/v1/jobs/{quote(job_id, safe='')}/redeliver")
+        result: dict[str, Any] = _result(response)
+        return result
 
     def list_jobs(
         self, *, state: str | None = None, cursor: str | None = None, limit: int | None = None
@@ -231,8 +238,15 @@ class AsyncClient:
         result: dict[str, Any] = _result(response)
         return result
 
-    async def cancel_job(self, job_id: str) -> None:
-        _result(await self._http.delete(f"/v1/jobs/{quote(job_id, safe='')}"))
+    async def cancel_job(self, job_id: str) -> dict[str, Any]:
+        response = await self._http.delete(f"/v1/jobs/{quote(job_id, safe='')}")
+        result: dict[str, Any] = _result(response)
+        return result
+
+    async def redeliver_job(self, job_id: str) -> dict[str, Any]:
+        response = await self._http.post(f"/v1/jobs/{quote(job_id, safe='')}/redeliver")
+        result: dict[str, Any] = _result(response)
+        return result
 
     async def list_jobs(
         self, *, state: str | None = None, cursor: str | None = None, limit: int | None = None

@@ -63,11 +63,11 @@ class NotFoundError(FairlaneError):
 
 
 class ConflictError(FairlaneError):
-    """409."""
+    """409, 422 idempotency_conflict: the job is not in a state for this, or the key is taken."""
 
 
 class BadRequestError(FairlaneError):
-    """The request itself was wrong (400, 405, 408, 413, 431): do not send it unchanged."""
+    """The request itself was wrong (400, 405, 408, 413, 422, 431): do not resend it."""
 
 
 class RateLimitError(FairlaneError):
@@ -103,6 +103,12 @@ _BY_CODE: dict[str, type[FairlaneError]] = {
     "upstream_unavailable": UpstreamError,
     "upstream_timeout": UpstreamError,
     "internal": FairlaneError,
+    "job_not_found": NotFoundError,
+    "job_finished": ConflictError,
+    "job_not_finished": ConflictError,
+    "idempotency_conflict": ConflictError,
+    "tier_not_allowed": PermissionDeniedError,
+    "jobs_unavailable": UnavailableError,
 }
 
 # A code this client does not know (a newer server) is classed by its status.
@@ -115,6 +121,7 @@ _BY_STATUS: dict[int, type[FairlaneError]] = {
     408: BadRequestError,
     409: ConflictError,
     413: BadRequestError,
+    422: BadRequestError,
     429: RateLimitError,
     431: BadRequestError,
     502: UpstreamError,
