@@ -157,7 +157,7 @@ func TestJobs(t *testing.T) {
 	})
 
 	t.Run("cancel a job not yet finished", func(t *testing.T) {
-		upstream.reset(slowOn("/slow", 5*time.Second))
+		upstream.reset(slowOn("/slow", 3*time.Second))
 		defer upstream.reset(nil)
 		queued, err := client.QueueRequest(ctx, fairlane.JobRequest{Method: "GET", Target: "echo", Path: "/slow"})
 		if err != nil {
@@ -191,7 +191,7 @@ func TestJobs(t *testing.T) {
 	})
 
 	t.Run("wait stops with its context", func(t *testing.T) {
-		upstream.reset(slowOn("/slower", 3*time.Second))
+		upstream.reset(slowOn("/slower", 2*time.Second))
 		defer upstream.reset(nil)
 		queued, err := client.QueueRequest(ctx, fairlane.JobRequest{Method: "GET", Target: "echo", Path: "/slower"})
 		if err != nil {

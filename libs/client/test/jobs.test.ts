@@ -87,7 +87,7 @@ it('returns the same job for the same Idempotency-Key', async () => {
 })
 
 it('cancels a job not yet finished', async () => {
-  upstream.behave((r) => (r.url === '/slow' ? { kind: 'delay', ms: 10_000 } : { kind: 'echo' }))
+  upstream.behave((r) => (r.url === '/slow' ? { kind: 'delay', ms: 3_000 } : { kind: 'echo' }))
   try {
     const queued = await client.queueRequest({ method: 'GET', target: 'echo', path: '/slow' })
     await expect(client.redeliverJob(queued.id)).rejects.toMatchObject({ code: 'job_not_finished' })
@@ -100,7 +100,7 @@ it('cancels a job not yet finished', async () => {
 })
 
 it('stops waiting at the timeout with the job as last read', async () => {
-  upstream.behave((r) => (r.url === '/slower' ? { kind: 'delay', ms: 5_000 } : { kind: 'echo' }))
+  upstream.behave((r) => (r.url === '/slower' ? { kind: 'delay', ms: 2_000 } : { kind: 'echo' }))
   try {
     const queued = await client.queueRequest({ method: 'GET', target: 'echo', path: '/slower' })
     const error = await client

@@ -112,7 +112,7 @@ def test_same_idempotency_key_same_job(client: fairlane.Client) -> None:
 
 
 def test_cancel_a_job_not_yet_finished(client: fairlane.Client, upstream: Upstream) -> None:
-    upstream.behave = slow("/slow", 5)
+    upstream.behave = slow("/slow", 3)
     queued = client.queue_request({"method": "GET", "target": "echo", "path": "/slow"})
     with pytest.raises(fairlane.ConflictError) as not_finished:
         client.redeliver_job(queued["id"])
@@ -133,7 +133,7 @@ def test_redeliver_a_finished_job(client: fairlane.Client) -> None:
 
 
 def test_wait_stops_at_its_timeout(client: fairlane.Client, upstream: Upstream) -> None:
-    upstream.behave = slow("/slower", 3)
+    upstream.behave = slow("/slower", 2)
     queued = client.queue_request({"method": "GET", "target": "echo", "path": "/slower"})
     with pytest.raises(fairlane.WaitTimeoutError) as waited:
         client.wait_for_job(queued["id"], timeout=0.3, poll_interval=0.1)
