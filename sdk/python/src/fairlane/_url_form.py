@@ -12,7 +12,7 @@ def _to_fairlane(request: httpx.Request, base: httpx.URL) -> None:
     if (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port):
         return
     request.headers["x-fairlane-url"] = str(url)
-    request.url = base.copy_with(raw_path=url.raw_path)
+    request.url = base.copy_with(raw_path=base.raw_path.rstrip(b"/") + url.raw_path)
     request.headers["host"] = base.netloc.decode("ascii")
 
 
