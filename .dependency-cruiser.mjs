@@ -5,6 +5,7 @@
 //   limits, scheduler              protocol, config
 //   actor, cluster, forward        protocol, config, limits, scheduler
 //   services/fairlane              every lib but testing
+//   client                         nothing (published alone; it speaks only the HTTP contract)
 // Tests may import any lib their package declares (a transport is tested against the actor it
 // carries tickets to), libs/testing included; nothing imports a service or the benchmarks.
 
@@ -88,6 +89,11 @@ export default {
       'forward',
       ['protocol', 'config', 'limits', 'scheduler'],
       'forwarding is an adapter beside the actor and the transports, never reaching into them.',
+    ),
+    layer(
+      'client',
+      [],
+      '@fairlane/client is published alone: it knows Fairlane only through its HTTP contract.',
     ),
     layer(
       'testing',

@@ -1,0 +1,3 @@
+module fairlane.dev/sdk/go
+
+go 1.26
