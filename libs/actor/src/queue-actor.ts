@@ -270,7 +270,7 @@ export class QueueActor implements Actor {
     }
   }
 
-  /** A request is done: its slots free, what its upstream said is learned, its late cost charged. */
+  /** A request is done: its slots free, what its upstream said is learned, its cost settled. */
   #released(
     ticket: Ticket,
     policy: TicketPolicy,
@@ -289,6 +289,15 @@ export class QueueActor implements Actor {
       this.#ledger.charge(policy.scopes, extra)
       this.#book.changed(policy.partition)
       if (policy.sharedScopes) this.#shared?.charge(policy.sharedScopes, extra)
+      host?.scheduler.charge(identity.lane, identity.workspace, identity.tier, extra)
+    } else if (extra < 0) {
+      // The ticket reserved an estimate (LLM tokens) above what the response reported: the
+      // difference goes back, so the budget converges on what the upstream counted.
+      // Request-counted scopes took 1 whatever the cost, and keep it.
+      const metered = policy.scopes.filter((scope) => scope.unit !== 'request')
+      this.#ledger.refund(metered, -extra)
+      this.#book.changed(policy.partition)
+      if (policy.sharedScopes) this.#shared?.credit(policy.sharedScopes, -extra)
       host?.scheduler.charge(identity.lane, identity.workspace, identity.tier, extra)
     }
     // A slot freed here may be what this key's or workspace's lane waits for in another

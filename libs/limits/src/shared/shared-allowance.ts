@@ -212,6 +212,15 @@ export class SharedAllowance {
     this.#options.reserver.debit(scopes, cost).catch(() => this.#markDown())
   }
 
+  /** Units reserved beyond the real cost, given back to the ledger (request-counted scopes keep theirs). */
+  credit(scopes: readonly ScopeLimit[], cost: number): void {
+    if (cost <= 0) return
+    for (const scope of scopes) {
+      if (scope.unit === 'request' || !(scope.rate || scope.window)) continue
+      this.#options.reserver.refund(scope, cost, []).catch(() => this.#markDown())
+    }
+  }
+
   /** RateLimit views of shared scopes: the ledger's last word plus what this node holds. */
   views(scopes: readonly ScopeLimit[]): RateLimitView[] {
     const views: RateLimitView[] = []
