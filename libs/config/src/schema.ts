@@ -479,6 +479,16 @@ const Workspace = Type.Object(
     weight: Weight,
     limits: Type.Optional(Limits),
     keys: Type.Array(Key, { default: [] }),
+    models: Type.Record(
+      Type.String({ pattern: '^[A-Za-z0-9*][A-Za-z0-9*_.:/@-]{0,127}$' }),
+      Type.String(),
+      {
+        default: {},
+        additionalProperties: false,
+        description:
+          'OpenAI-style front door (docs/llm.md): model name or pattern (`*` matches any run of characters, e.g. `gpt-4o*`) to the target that serves it. With any entry, POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses and the other OpenAI endpoints pick their target from the `model` field of the body; an exact name wins over patterns, and the longest pattern over shorter ones. Each target must be in this workspace’s targets.',
+      },
+    ),
   },
   { additionalProperties: false },
 )
