@@ -21,3 +21,9 @@ export {
 } from './nats-regions.ts'
 export { startTcpRelay, type TcpRelay, type TcpRelayOptions } from './tcp-relay.ts'
 export { seededRandom } from './seeded-random.ts'
+export {
+  startFakeOpenAi,
+  type FakeOpenAi,
+  type FakeOpenAiRequest,
+  type FakeUsage,
+} from './fake-openai.ts'

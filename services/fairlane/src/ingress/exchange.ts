@@ -44,6 +44,18 @@ export interface Exchange {
   inbound?: InboundRoute
   caller?: CallerId
 
+  /**
+   * The request came by the OpenAI-style front door (llm/): refusals answer in OpenAI's
+   * error shape, and its body was read before admission to pick the target by model.
+   */
+  openai?: boolean
+  /** The request body, read whole before admission (model routing); sent as it is. */
+  body?: Buffer
+  /** Cost reserved at admission when none was declared: an estimate of the tokens. */
+  estimate?: number
+  /** Fairlane asked for the stream's usage chunk itself: it is metered, not relayed. */
+  usageAdded?: boolean
+
   route?: Route
   target?: string
   /** The target's config; undefined for the X-Fairlane-Url form. */

@@ -14,6 +14,7 @@ import { recordRequest } from './stages/request-log.ts'
 import { identify } from './stages/identify.ts'
 import { isRouteRequest, matchInbound } from './stages/match-route.ts'
 import { resolve, resolveInbound } from './stages/resolve.ts'
+import { answerModels, isModelRequest, resolveModel } from './stages/resolve-model.ts'
 import { asFairlaneError, respond, sendProblem } from './stages/respond.ts'
 import type { Upstreams } from './upstreams.ts'
 
@@ -119,8 +120,14 @@ class RequestPath {
   async #run(x: Exchange): Promise<void> {
     const deps = this.#deps
     try {
+      // Known first, so every refusal of the front door is in OpenAI's shape.
+      x.openai = isModelRequest(x)
       checkRequestHead(x)
-      if (isRouteRequest(x)) {
+      if (x.openai) {
+        authenticate(x)
+        if (answerModels(x)) return
+        await resolveModel(x, deps)
+      } else if (isRouteRequest(x)) {
         matchInbound(x)
         await identify(x)
         await resolveInbound(x, deps)

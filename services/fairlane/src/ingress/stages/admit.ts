@@ -45,7 +45,7 @@ export function declaredCost(
 export function ticketOf(x: Exchange): void {
   x.stage = 'limit'
   const headers = x.req.headers
-  const cost = declaredCost(headers['fairlane-cost'], x.targetConfig)
+  const cost = x.estimate ?? declaredCost(headers['fairlane-cost'], x.targetConfig)
   const inbound = x.inbound
   if (inbound) {
     // A route's callers share its workspace, so a client policy (s=global, segments) would

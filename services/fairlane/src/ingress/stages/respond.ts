@@ -1,8 +1,9 @@
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import { clientResponseHeaders, upstreamError, type UpstreamResponse } from '@fairlane/forward'
-import { FairlaneError, toProblem } from '@fairlane/protocol'
+import { ERROR_CODES, FairlaneError, toProblem } from '@fairlane/protocol'
 import { hasBody, type Exchange } from '../exchange.ts'
+import { openAiError } from '../llm/openai-error.ts'
 import { costInBody, costInHeader, observeResponseCost } from '../response-cost.ts'
 import { withoutQuery } from '../without-query.ts'
 
@@ -31,7 +32,8 @@ export async function respond(x: Exchange, upstream: UpstreamResponse): Promise<
   const { res } = x
   const headers = responseHeaders(x, upstream)
   const length = Number(upstream.headers['content-length'])
-  if (x.method !== 'HEAD' && length <= SMALL_BODY_BYTES) {
+  // A stream whose usage chunk Fairlane asked for is relayed event by event, to drop that chunk.
+  if (x.method !== 'HEAD' && length <= SMALL_BODY_BYTES && !x.usageAdded) {
     let whole: Buffer
     try {
       whole = await readWhole(upstream.body)
@@ -40,7 +42,7 @@ export async function respond(x: Exchange, upstream: UpstreamResponse): Promise<
     }
     x.realCost =
       costInHeader(x.targetConfig, upstream.headers) ??
-      costInBody(x.targetConfig, upstream.headers, whole)
+      costInBody(x.targetConfig, upstream.headers, whole)?.cost
     x.stage = 'respond'
     if (res.destroyed) return
     headers['content-length'] = whole.length
@@ -53,7 +55,8 @@ export async function respond(x: Exchange, upstream: UpstreamResponse): Promise<
     x.targetConfig,
     upstream.headers,
     upstream.body,
-    (cost) => (x.realCost = cost),
+    (metered) => (x.realCost = metered.cost),
+    x.usageAdded,
   )
   relay(x, upstream.status, headers, body)
 }
@@ -93,7 +96,10 @@ function relay(x: Exchange, status: number, headers: OutgoingHttpHeaders, body: 
   body.pipe(res)
 }
 
-/** A failure as problem+json, with the RateLimit headers of any admission decision. */
+/**
+ * A failure as problem+json (in OpenAI's error shape on the front door's routes), with the
+ * RateLimit headers of any admission decision.
+ */
 export function sendProblem(x: Exchange, err: FairlaneError): void {
   const { res } = x
   x.stage = err.stage
@@ -108,17 +114,22 @@ export function sendProblem(x: Exchange, err: FairlaneError): void {
   if (res.destroyed) return
   // Headers a relay set before its body failed are the upstream's, not this answer's.
   for (const name of res.getHeaderNames()) res.removeHeader(name)
-  const problem = toProblem(err, x.requestId)
-  problem.detail = withoutQuery(err.message)
-  const body = JSON.stringify(problem)
+  const detail = withoutQuery(err.message)
+  let body: string
+  if (x.openai) body = JSON.stringify(openAiError(err, x.requestId, detail))
+  else {
+    const problem = toProblem(err, x.requestId)
+    problem.detail = detail
+    body = JSON.stringify(problem)
+  }
   const headers: OutgoingHttpHeaders = { ...x.limitHeaders, ...err.headers }
   headers['x-request-id'] = x.requestId
-  headers['content-type'] = 'application/problem+json'
+  headers['content-type'] = x.openai ? 'application/json' : 'application/problem+json'
   headers['content-length'] = Buffer.byteLength(body)
   // Node would go on reading (and discarding) a body that has not fully arrived, for as long
   // as the client trickles it: the connection is closed instead.
   if (hasBody(x) && !x.req.complete) headers['connection'] = 'close'
-  res.writeHead(problem.status, headers)
+  res.writeHead(ERROR_CODES[err.code].status, headers)
   res.end(body)
 }
 
