@@ -183,7 +183,7 @@ export class QueueActor implements Actor {
     const scopes = learned ? [...policy.scopes, learned.scope] : policy.scopes
     const prefetched: PrefetchedAdmission[] = []
     for (let i = 0; i < count; i++) {
-      const decision = this.#ledger.decide(scopes, ticket.cost)
+      const decision = this.#ledger.decide(scopes, ticket.cost, ticket.cents)
       if (!decision.allowed) break
       prefetched.push({
         lease: this.#lease(ticket, policy, decision, undefined, undefined),
@@ -260,7 +260,7 @@ export class QueueActor implements Actor {
         decision.lease.release()
         hold?.release()
         if (outcome?.unused) {
-          this.#ledger.refund(policy.scopes, ticket.cost)
+          this.#ledger.refund(policy.scopes, ticket.cost, ticket.cents)
           this.#book.changed(policy.partition)
           this.#released(ticket, policy, host, undefined)
           return
@@ -284,21 +284,27 @@ export class QueueActor implements Actor {
         wakeHost = host.scheduler.released(held) || wakeHost
     }
     if (outcome?.upstream) this.#observe(policy, outcome.upstream)
+    // Settled in both dimensions: a cost or price above the ticket's is charged, one below
+    // it (an estimate reserved at admission) is given back, so a budget converges on what
+    // the upstream reported. Request-counted scopes took 1 whatever the cost, and keep it.
     const extra = (outcome?.cost ?? ticket.cost) - ticket.cost
-    if (extra > 0) {
-      this.#ledger.charge(policy.scopes, extra)
+    const extraCents = (outcome?.cents ?? ticket.cents ?? 0) - (ticket.cents ?? 0)
+    if (extra > 0 || extraCents > 0) {
+      const cost = Math.max(0, extra)
+      const cents = Math.max(0, extraCents)
+      this.#ledger.charge(policy.scopes, cost, cents)
       this.#book.changed(policy.partition)
-      if (policy.sharedScopes) this.#shared?.charge(policy.sharedScopes, extra)
-      host?.scheduler.charge(identity.lane, identity.workspace, identity.tier, extra)
-    } else if (extra < 0) {
-      // The ticket reserved an estimate (LLM tokens) above what the response reported: the
-      // difference goes back, so the budget converges on what the upstream counted.
-      // Request-counted scopes took 1 whatever the cost, and keep it.
+      if (policy.sharedScopes) this.#shared?.charge(policy.sharedScopes, cost, cents)
+      if (cost > 0) host?.scheduler.charge(identity.lane, identity.workspace, identity.tier, cost)
+    }
+    if (extra < 0 || extraCents < 0) {
+      const cost = Math.max(0, -extra)
+      const cents = Math.max(0, -extraCents)
       const metered = policy.scopes.filter((scope) => scope.unit !== 'request')
-      this.#ledger.refund(metered, -extra)
+      this.#ledger.refund(metered, cost, cents)
       this.#book.changed(policy.partition)
-      if (policy.sharedScopes) this.#shared?.credit(policy.sharedScopes, -extra)
-      host?.scheduler.charge(identity.lane, identity.workspace, identity.tier, extra)
+      if (policy.sharedScopes) this.#shared?.credit(policy.sharedScopes, cost, cents)
+      if (cost > 0) host?.scheduler.charge(identity.lane, identity.workspace, identity.tier, -cost)
     }
     // A slot freed here may be what this key's or workspace's lane waits for in another
     // partition too (a key or workspace concurrency spans targets), or what a whole

@@ -56,10 +56,10 @@ const Limits = Type.Object(
     concurrency: Type.Optional(
       Type.Integer({ minimum: 1, description: 'Requests in flight at once.' }),
     ),
-    unit: Type.Union([Type.Literal('request'), Type.Literal('cost')], {
+    unit: Type.Union([Type.Literal('request'), Type.Literal('cost'), Type.Literal('cents')], {
       default: 'request',
       description:
-        'What rate and window count: requests, or cost units (Fairlane-Cost or the response cost, e.g. LLM tokens).',
+        'What rate and window count: requests, cost units (Fairlane-Cost or the response cost, e.g. LLM tokens), or cents (the price of requests to targets with prices; others count 0). A window counts whole units: prefer rate for cents.',
     }),
     onLedgerDown: Type.Union(
       [Type.Literal('local'), Type.Literal('open'), Type.Literal('closed')],
@@ -332,6 +332,28 @@ const Target = Type.Object(
       description:
         'fair: lanes, tiers and deficit round robin. fifo: one arrival-order queue for all callers (for comparison).',
     }),
+    prices: Type.Record(
+      Type.String({ pattern: '^[A-Za-z0-9*][A-Za-z0-9*_.:/@-]{0,127}$' }),
+      Type.Object(
+        {
+          input: Type.Number({
+            minimum: 0,
+            description: 'Cents per million input (prompt) tokens.',
+          }),
+          output: Type.Number({
+            minimum: 0,
+            description: 'Cents per million output (completion) tokens.',
+          }),
+        },
+        { additionalProperties: false },
+      ),
+      {
+        default: {},
+        additionalProperties: false,
+        description:
+          'Price per model served by this target (name or `*` pattern, as in workspace models): turns the usage an answer reports into cents, for limits with unit cents (docs/llm.md).',
+      },
+    ),
     cost: Type.Object(
       {
         fromHeader: Type.Boolean({

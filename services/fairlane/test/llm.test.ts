@@ -13,10 +13,23 @@ const metered = (url: string) => ({
   allowPrivateAddresses: true,
   upstreamHeaders: { authorization: 'Bearer sk-upstream' },
   cost: { fromResponse: { json: 'usage.total_tokens' } },
+  // Cents per million tokens, input and output.
+  prices: { 'gpt-4o*': { input: 250, output: 1000 } },
 })
 
 /** A key of its own per test, so budgets do not leak between tests. */
-const KEYS = ['team', 'tokens', 'stream', 'gzip', 'gzsse', 'refused', 'paced', 'other'] as const
+const KEYS = [
+  'team',
+  'tokens',
+  'stream',
+  'gzip',
+  'gzsse',
+  'refused',
+  'paced',
+  'cents',
+  'policy',
+  'other',
+] as const
 const secret = (id: (typeof KEYS)[number]) => `fl_test_${id}`
 
 beforeAll(async () => {
@@ -27,9 +40,12 @@ beforeAll(async () => {
     hash: hashKeySecret(secret(id)),
     ...(id === 'paced'
       ? { limits: { rate: { rps: 1, burst: 1 } } }
-      : id !== 'team'
-        ? { limits: { unit: 'cost', window: { limit: 600, seconds: 60 } } }
-        : {}),
+      : id === 'cents'
+        ? // 10 cents, refilling at a cent a day: a budget in cents.
+          { limits: { unit: 'cents', rate: { rpm: 1 / 1440, burst: 10 } } }
+        : id !== 'team' && id !== 'policy'
+          ? { limits: { unit: 'cost', window: { limit: 600, seconds: 60 } } }
+          : {}),
   }))
   node = await startNode({
     // A request over a limit is refused at once rather than queued, as a client sees a 429.
@@ -232,6 +248,35 @@ describe('token costs from real usage', () => {
     } finally {
       openaiFake.compress = false
     }
+  })
+})
+
+describe('budgets in cents', () => {
+  it('prices the reported usage per model and refuses once the budget is spent', async () => {
+    // 10,000 input tokens at 250 and 2,000 output tokens at 1,000 cents a million: 4.5 cents.
+    openaiFake.usage = { prompt_tokens: 10_000, completion_tokens: 2_000 }
+    const statuses = []
+    for (let i = 0; i < 5; i++) {
+      const response = await chat('cents', { model: 'gpt-4o', messages: [] })
+      await response.arrayBuffer()
+      statuses.push(response.status)
+    }
+    // 4.5 + 4.5 + (a fraction reserved, 4.5 charged) = 13.5 of 10: the fourth is refused.
+    expect(statuses).toEqual([200, 200, 200, 429, 429])
+    // A model without a price costs nothing in cents.
+    const local = await chat('cents', { model: 'llama3', messages: [] })
+    expect(local.status).toBe(200)
+  })
+
+  it('holds a client to u=cents in Fairlane-RateLimit-Policy', async () => {
+    openaiFake.usage = { prompt_tokens: 10_000, completion_tokens: 2_000 }
+    const policy = { 'fairlane-ratelimit-policy': '5;w=86400;u=cents' }
+    const first = await chat('policy', { model: 'gpt-4o', messages: [] }, policy)
+    await first.arrayBuffer()
+    expect(first.status).toBe(200)
+    const second = await chat('policy', { model: 'gpt-4o', messages: [] }, policy)
+    expect(second.status).toBe(429)
+    expect(await second.json()).toMatchObject({ error: { code: 'rate_limited' } })
   })
 })
 

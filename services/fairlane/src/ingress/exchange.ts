@@ -7,6 +7,7 @@ import type { Principal } from '../keys/key-index.ts'
 import type { CallerId } from '../limits/callers.ts'
 import type { BodyDeadline } from './body-deadline.ts'
 import type { InboundRoute } from './inbound/route-table.ts'
+import type { Price } from './llm/model-table.ts'
 import type { PresentedKey } from './presented-key.ts'
 import type { Route } from './route.ts'
 import type { RouteEndpoint } from './upstreams.ts'
@@ -55,6 +56,12 @@ export interface Exchange {
   estimate?: number
   /** Fairlane asked for the stream's usage chunk itself: it is metered, not relayed. */
   usageAdded?: boolean
+  /** The model's price on its target, when the target has one: the request is counted in cents. */
+  price?: Price
+  /** The price reserved at admission, in cents. */
+  centsEstimate?: number
+  /** The real price the response's usage came to, given back with the lease. */
+  realCents?: number
 
   route?: Route
   target?: string

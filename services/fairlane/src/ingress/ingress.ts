@@ -160,6 +160,7 @@ class RequestPath {
       const said = x.result?.said
       x.lease.release({
         ...(x.realCost !== undefined ? { cost: x.realCost } : {}),
+        ...(x.realCents !== undefined ? { cents: x.realCents } : {}),
         ...(said ? { upstream: said } : {}),
       })
       x.lease = undefined

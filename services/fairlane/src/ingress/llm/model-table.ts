@@ -1,26 +1,26 @@
-import type { FairlaneConfig, WorkspaceConfig } from '@fairlane/config'
+import type { FairlaneConfig, TargetConfig, WorkspaceConfig } from '@fairlane/config'
 
-/** One entry of a workspace's `models`, as GET /v1/models lists it. */
-export interface ModelEntry {
+/** One entry of a model map (a workspace's `models`, a target's `prices`). */
+export interface ModelEntry<T> {
   /** The model name or pattern as configured (`gpt-4o*`). */
   readonly model: string
-  readonly target: string
+  readonly target: T
 }
 
 /**
- * A workspace's model-to-target map: an exact name first, then the longest matching pattern
- * (`*` matches any run of characters), so `gpt-4o-mini*` can go elsewhere than `gpt-*`.
- * Built once per config snapshot.
+ * A map keyed by model: an exact name first, then the longest matching pattern (`*` matches
+ * any run of characters), so `gpt-4o-mini*` can go elsewhere than `gpt-*`. Built once per
+ * config snapshot. A workspace's maps models to targets, a target's to prices.
  */
-export class ModelTable {
-  readonly entries: readonly ModelEntry[]
-  readonly #exact = new Map<string, string>()
-  readonly #patterns: { readonly regex: RegExp; readonly target: string }[] = []
+export class ModelTable<T = string> {
+  readonly entries: readonly ModelEntry<T>[]
+  readonly #exact = new Map<string, T>()
+  readonly #patterns: { readonly regex: RegExp; readonly target: T }[] = []
 
-  constructor(models: Readonly<Record<string, string>>) {
+  constructor(models: Readonly<Record<string, T>>) {
     const entries = Object.entries(models).map(([model, target]) => ({ model, target }))
     this.entries = entries
-    const patterns: { model: string; target: string }[] = []
+    const patterns: ModelEntry<T>[] = []
     for (const entry of entries) {
       if (entry.model.includes('*')) patterns.push(entry)
       else this.#exact.set(entry.model, entry.target)
@@ -36,8 +36,8 @@ export class ModelTable {
     }
   }
 
-  /** The target serving `model`, or undefined when the workspace may not use it. */
-  targetOf(model: string): string | undefined {
+  /** The value for `model` (the target serving it, its price), or undefined. */
+  targetOf(model: string): T | undefined {
     const exact = this.#exact.get(model)
     if (exact !== undefined) return exact
     for (const { regex, target } of this.#patterns) if (regex.test(model)) return target
@@ -52,6 +52,19 @@ export function modelTableOf(workspace: WorkspaceConfig): ModelTable {
   if (!table) {
     table = new ModelTable(workspace.models)
     tables.set(workspace, table)
+  }
+  return table
+}
+
+export type Price = TargetConfig['prices'][string]
+
+const prices = new WeakMap<TargetConfig, ModelTable<Price>>()
+
+export function priceTableOf(target: TargetConfig): ModelTable<Price> {
+  let table = prices.get(target)
+  if (!table) {
+    table = new ModelTable(target.prices)
+    prices.set(target, table)
   }
   return table
 }

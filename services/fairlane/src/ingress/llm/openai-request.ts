@@ -1,4 +1,5 @@
 import { FairlaneError } from '@fairlane/protocol'
+import type { Price } from './model-table.ts'
 
 /** What Fairlane reads from an OpenAI-style request body; the body itself goes on unchanged. */
 export interface OpenAiRequest {
@@ -52,7 +53,42 @@ export function readOpenAiRequest(body: Buffer): OpenAiRequest {
  * most the answer may hold. Settled against the real usage afterwards.
  */
 export function estimateTokens(body: Buffer, request: OpenAiRequest): number {
-  return Math.max(1, Math.ceil(body.length / 4) + (request.maxOutputTokens ?? 0))
+  return Math.max(1, promptTokens(body) + (request.maxOutputTokens ?? 0))
+}
+
+/** Tokens of the prompt, as estimateTokens counts them. */
+function promptTokens(body: Buffer): number {
+  return Math.ceil(body.length / 4)
+}
+
+/** The price to reserve at admission: the estimated prompt and the most output allowed. */
+export function estimateCents(body: Buffer, request: OpenAiRequest, price: Price): number {
+  return (promptTokens(body) * price.input + (request.maxOutputTokens ?? 0) * price.output) / 1e6
+}
+
+function count(usage: Record<string, unknown>, ...names: string[]): number {
+  for (const name of names) {
+    const value = usage[name]
+    if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value
+  }
+  return 0
+}
+
+/**
+ * The price of an answer's usage (`usage` of the object its cost was read from): prompt or
+ * input tokens, completion or output tokens (chat, completions, embeddings, responses).
+ * Undefined when the object has no usage.
+ */
+export function centsOfUsage(
+  holder: Readonly<Record<string, unknown>>,
+  price: Price,
+): number | undefined {
+  const usage = holder['usage']
+  if (usage === null || typeof usage !== 'object') return undefined
+  const fields = usage as Record<string, unknown>
+  const input = count(fields, 'prompt_tokens', 'input_tokens')
+  const output = count(fields, 'completion_tokens', 'output_tokens')
+  return (input * price.input + output * price.output) / 1e6
 }
 
 const USAGE_OPTION = Buffer.from('"stream_options":{"include_usage":true},')

@@ -66,6 +66,7 @@ export function ticketOf(x: Exchange): void {
     keyId: x.keyId ?? '',
     target: x.target ?? '',
     cost,
+    ...(x.centsEstimate !== undefined ? { cents: x.centsEstimate } : {}),
     ...(clientPolicies ? { clientPolicies } : {}),
   }
 }

@@ -4,8 +4,13 @@ import { FairlaneError } from '@fairlane/protocol'
 import { BodyDeadline } from '../body-deadline.ts'
 import { tooLarge } from '../body-limit.ts'
 import { hasBody, type Exchange } from '../exchange.ts'
-import { modelTableOf, routesByModel } from '../llm/model-table.ts'
-import { estimateTokens, readOpenAiRequest, withStreamUsage } from '../llm/openai-request.ts'
+import { modelTableOf, priceTableOf, routesByModel } from '../llm/model-table.ts'
+import {
+  estimateCents,
+  estimateTokens,
+  readOpenAiRequest,
+  withStreamUsage,
+} from '../llm/openai-request.ts'
 import { targetRoute } from '../route.ts'
 import { checkEndpoints, type ResolveDeps } from './resolve.ts'
 
@@ -94,6 +99,11 @@ export async function resolveModel(x: Exchange, deps: ResolveDeps): Promise<void
   const target =
     name !== undefined && Object.hasOwn(x.config.targets, name) ? x.config.targets[name] : undefined
   if (name === undefined || !target) throw notAllowed(request.model)
+  const price = priceTableOf(target).targetOf(request.model)
+  if (price) {
+    x.price = price
+    x.centsEstimate = estimateCents(body, request, price)
+  }
   const metered = target.cost.fromResponse?.json !== undefined
   if (metered) {
     const declared = target.cost.fromHeader && x.req.headers['fairlane-cost'] !== undefined

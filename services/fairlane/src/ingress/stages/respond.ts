@@ -4,7 +4,8 @@ import { clientResponseHeaders, upstreamError, type UpstreamResponse } from '@fa
 import { ERROR_CODES, FairlaneError, toProblem } from '@fairlane/protocol'
 import { hasBody, type Exchange } from '../exchange.ts'
 import { openAiError } from '../llm/openai-error.ts'
-import { costInBody, costInHeader, observeResponseCost } from '../response-cost.ts'
+import { centsOfUsage } from '../llm/openai-request.ts'
+import { costInBody, costInHeader, observeResponseCost, type Metered } from '../response-cost.ts'
 import { withoutQuery } from '../without-query.ts'
 
 /** Upstream bodies up to this size with a Content-Length are sent in one write. */
@@ -40,9 +41,9 @@ export async function respond(x: Exchange, upstream: UpstreamResponse): Promise<
     } catch (err) {
       throw upstreamError(err)
     }
-    x.realCost =
-      costInHeader(x.targetConfig, upstream.headers) ??
-      costInBody(x.targetConfig, upstream.headers, whole)?.cost
+    const inBody = costInBody(x.targetConfig, upstream.headers, whole)
+    x.realCost = costInHeader(x.targetConfig, upstream.headers) ?? inBody?.cost
+    if (inBody) metered(x, inBody)
     x.stage = 'respond'
     if (res.destroyed) return
     headers['content-length'] = whole.length
@@ -55,10 +56,16 @@ export async function respond(x: Exchange, upstream: UpstreamResponse): Promise<
     x.targetConfig,
     upstream.headers,
     upstream.body,
-    (metered) => (x.realCost = metered.cost),
+    (found) => metered(x, found),
     x.usageAdded,
   )
   relay(x, upstream.status, headers, body)
+}
+
+/** What the response's usage says: its cost, and its price when the model has one. */
+function metered(x: Exchange, found: Metered): void {
+  x.realCost = found.cost
+  if (x.price) x.realCents = centsOfUsage(found.holder, x.price) ?? x.realCents
 }
 
 /** A whole small body, by events: the stream's async iterator costs more than the body. */
