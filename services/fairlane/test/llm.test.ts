@@ -173,6 +173,25 @@ describe('one base URL, routed by model', () => {
     })
   })
 
+  it('answers one model by id, and a malformed or unknown id in the same shape', async () => {
+    const auth = { authorization: `Bearer ${secret('team')}` }
+    const one = await node.proxy('/v1/models/llama*', { headers: auth })
+    expect(await one.json()).toEqual({
+      id: 'llama*',
+      object: 'model',
+      created: 0,
+      owned_by: 'local',
+    })
+    const bad = await node.proxy('/v1/models/%E0%A4%A', { headers: auth })
+    expect(bad.status).toBe(400)
+    expect(await bad.json()).toMatchObject({ error: { code: 'bad_request' } })
+    const unknown = await node.proxy('/v1/models/o1', { headers: auth })
+    expect(unknown.status).toBe(403)
+    expect(await unknown.json()).toMatchObject({
+      error: { code: 'model_not_allowed', param: 'model' },
+    })
+  })
+
   it('keeps problem+json everywhere else', async () => {
     const response = await node.proxy('/t/openai/v1/models', {
       headers: { authorization: 'Bearer nope' },

@@ -59,7 +59,7 @@ export function answerModels(x: Exchange): boolean {
   }))
   let answer: unknown = { object: 'list', data: models }
   if (x.path !== '/v1/models') {
-    const id = decodeURIComponent(x.path.slice('/v1/models/'.length))
+    const id = modelId(x.path.slice('/v1/models/'.length))
     const known = models.find((m) => m.id === id)
     if (!known) throw notAllowed(id)
     answer = known
@@ -72,6 +72,18 @@ export function answerModels(x: Exchange): boolean {
   })
   x.res.end(x.method === 'HEAD' ? undefined : body)
   return true
+}
+
+function modelId(encoded: string): string {
+  try {
+    return decodeURIComponent(encoded)
+  } catch {
+    throw new FairlaneError(
+      'bad_request',
+      'resolve',
+      'the model id is not a valid URL path segment',
+    )
+  }
 }
 
 function notAllowed(model: string): FairlaneError {
