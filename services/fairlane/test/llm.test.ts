@@ -48,6 +48,7 @@ beforeAll(async () => {
           : {}),
   }))
   node = await startNode({
+    server: { maxBodyBytes: 100_000 },
     // A request over a limit is refused at once rather than queued, as a client sees a 429.
     tiers: { free: { priority: 0, maxWaitMs: 0 } },
     targets: { openai: metered(openaiFake.url), local: metered(localFake.url) },
@@ -190,6 +191,23 @@ describe('one base URL, routed by model', () => {
     expect(await unknown.json()).toMatchObject({
       error: { code: 'model_not_allowed', param: 'model' },
     })
+  })
+
+  it('answers a body over maxBodyBytes 413 in the same shape, declared or streamed', async () => {
+    const big = JSON.stringify({ model: 'gpt-4o', input: 'x'.repeat(150_000) })
+    const declared = await chat('team', JSON.parse(big) as Record<string, unknown>)
+    expect(declared.status).toBe(413)
+    expect(await declared.json()).toMatchObject({
+      error: { code: 'payload_too_large', type: 'invalid_request_error' },
+    })
+    const chunked = await node.proxy('/v1/embeddings', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret('team')}`, 'content-type': 'application/json' },
+      body: new Blob([big]).stream(),
+      duplex: 'half',
+    } as RequestInit)
+    expect(chunked.status).toBe(413)
+    expect(await chunked.json()).toMatchObject({ error: { code: 'payload_too_large' } })
   })
 
   it('keeps problem+json everywhere else', async () => {
