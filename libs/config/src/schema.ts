@@ -619,6 +619,16 @@ const Route = Type.Object(
         'Path prefix the route answers for, matched on whole segments (/v1 matches /v1 and /v1/orders, not /v10); the longest matching prefix wins. The path is sent upstream unchanged.',
     }),
     target: Type.String({ description: 'The target requests of this route go to.' }),
+    models: Type.Record(
+      Type.String({ pattern: '^[A-Za-z0-9*][A-Za-z0-9*_.:/@-]{0,127}$' }),
+      Type.String(),
+      {
+        default: {},
+        additionalProperties: false,
+        description:
+          'OpenAI-style front door for this route’s callers (docs/llm.md): model name or `*` pattern to target. With any entry, the route’s POST /v1/chat/completions and the other OpenAI endpoints go to the target of the body’s `model` (403 model_not_allowed for none) and GET /v1/models lists these; other paths go to `target`.',
+      },
+    ),
     callers: Type.Object(
       {
         header: Type.Optional(

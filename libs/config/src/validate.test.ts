@@ -277,6 +277,12 @@ describe('validateConfig: models', () => {
     ])
   })
 
+  it('names a route model whose target does not exist', () => {
+    expect(
+      issuesOf({ targets, routes: { r: { target: 'openai', models: { 'gpt-*': 'nope' } } } }),
+    ).toEqual([`routes.r.models["gpt-*"]: unknown target "nope"`])
+  })
+
   it('names a malformed model name', () => {
     expect(issuesOf({ workspaces: { a: { models: { 'bad name': 'x' } } } })).toEqual([
       expect.stringMatching(/^workspaces\.a\.models: name "bad name" is not allowed/),

@@ -146,7 +146,7 @@ describe('one base URL, routed by model', () => {
     const denied = error as InstanceType<typeof OpenAI.PermissionDeniedError>
     expect(denied.code).toBe('model_not_allowed')
     expect(denied.param).toBe('model')
-    expect(denied.message).toContain('model "gpt-4o" is not available to this workspace')
+    expect(denied.message).toContain('model "gpt-4o" is not available here')
     expect(denied.error).toMatchObject({ type: 'permission_error', requestId: expect.any(String) })
     expect(denied.headers.get('x-request-id')).toBe(
       (denied.error as { requestId: string }).requestId,

@@ -14,7 +14,7 @@ import { recordRequest } from './stages/request-log.ts'
 import { identify } from './stages/identify.ts'
 import { isRouteRequest, matchInbound } from './stages/match-route.ts'
 import { resolve, resolveInbound } from './stages/resolve.ts'
-import { answerModels, isModelRequest, resolveModel } from './stages/resolve-model.ts'
+import { answerModels, frontDoorOf, resolveModel } from './stages/resolve-model.ts'
 import { asFairlaneError, respond, sendProblem } from './stages/respond.ts'
 import type { Upstreams } from './upstreams.ts'
 
@@ -121,16 +121,19 @@ class RequestPath {
     const deps = this.#deps
     try {
       // Known first, so every refusal of the front door is in OpenAI's shape.
-      x.openai = isModelRequest(x)
+      const door = frontDoorOf(x)
+      x.openai = door !== undefined
       checkRequestHead(x)
-      if (x.openai) {
+      if (door === 'workspace') {
         authenticate(x)
         if (answerModels(x)) return
         await resolveModel(x, deps)
       } else if (isRouteRequest(x)) {
         matchInbound(x)
         await identify(x)
-        await resolveInbound(x, deps)
+        if (door !== 'route') await resolveInbound(x, deps)
+        else if (answerModels(x)) return
+        else await resolveModel(x, deps)
       } else {
         authenticate(x)
         await resolve(x, deps)

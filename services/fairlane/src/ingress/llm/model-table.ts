@@ -1,4 +1,4 @@
-import type { FairlaneConfig, TargetConfig, WorkspaceConfig } from '@fairlane/config'
+import type { FairlaneConfig, RouteConfig, TargetConfig, WorkspaceConfig } from '@fairlane/config'
 
 /** One entry of a model map (a workspace's `models`, a target's `prices`). */
 export interface ModelEntry<T> {
@@ -45,15 +45,22 @@ export class ModelTable<T = string> {
   }
 }
 
-const tables = new WeakMap<WorkspaceConfig, ModelTable>()
+/** Who has a model map: a workspace, or an inbound route. */
+type ModelOwner = WorkspaceConfig | RouteConfig
 
-export function modelTableOf(workspace: WorkspaceConfig): ModelTable {
-  let table = tables.get(workspace)
+const tables = new WeakMap<ModelOwner, ModelTable>()
+
+export function modelTableOf(owner: ModelOwner): ModelTable {
+  let table = tables.get(owner)
   if (!table) {
-    table = new ModelTable(workspace.models)
-    tables.set(workspace, table)
+    table = new ModelTable(owner.models)
+    tables.set(owner, table)
   }
   return table
+}
+
+export function hasModels(owner: ModelOwner): boolean {
+  return modelTableOf(owner).entries.length > 0
 }
 
 export type Price = TargetConfig['prices'][string]
@@ -72,10 +79,10 @@ export function priceTableOf(target: TargetConfig): ModelTable<Price> {
 const routed = new WeakMap<FairlaneConfig, boolean>()
 
 /** Whether any workspace of the snapshot routes by model: without one, /v1 is not taken. */
-export function routesByModel(config: FairlaneConfig): boolean {
+export function workspacesRouteByModel(config: FairlaneConfig): boolean {
   let any = routed.get(config)
   if (any === undefined) {
-    any = Object.values(config.workspaces).some((w) => Object.keys(w.models).length > 0)
+    any = Object.values(config.workspaces).some(hasModels)
     routed.set(config, any)
   }
   return any

@@ -56,6 +56,7 @@ export function ticketOf(x: Exchange): void {
       keyId: x.caller ?? '',
       target: x.target ?? '',
       cost,
+      ...(x.centsEstimate !== undefined ? { cents: x.centsEstimate } : {}),
     }
     return
   }

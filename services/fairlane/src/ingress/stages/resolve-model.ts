@@ -4,7 +4,15 @@ import { FairlaneError } from '@fairlane/protocol'
 import { BodyDeadline } from '../body-deadline.ts'
 import { tooLarge } from '../body-limit.ts'
 import { hasBody, type Exchange } from '../exchange.ts'
-import { modelTableOf, priceTableOf, routesByModel } from '../llm/model-table.ts'
+import type { RouteConfig, WorkspaceConfig } from '@fairlane/config'
+import { hostName, matchRoute, routeTableOf } from '../inbound/route-table.ts'
+import {
+  hasModels,
+  modelTableOf,
+  priceTableOf,
+  workspacesRouteByModel,
+} from '../llm/model-table.ts'
+import { isRouteRequest } from './match-route.ts'
 import {
   estimateCents,
   estimateTokens,
@@ -29,11 +37,21 @@ const MODEL_ENDPOINTS = new Set([
 const USAGE_ON_REQUEST = new Set(['/v1/chat/completions', '/v1/completions'])
 
 /**
- * Whether a request is for the OpenAI-style front door: the path is one of its endpoints and
- * some workspace routes by model. One string test for every other request.
+ * Which front door a request is for, if any: the path is one of its endpoints, and either an
+ * inbound route with `models` matches it (its callers, no Fairlane key), or a workspace
+ * routes by model (a Fairlane key). A route without `models` is the operator's own API and
+ * yields to the workspace front door. One string test for every other request.
  */
-export function isModelRequest(x: Exchange): boolean {
-  if (!x.path.startsWith('/v1/') || !routesByModel(x.config)) return false
+export function frontDoorOf(x: Exchange): 'workspace' | 'route' | undefined {
+  if (!x.path.startsWith('/v1/') || !isFrontDoorPath(x)) return undefined
+  if (isRouteRequest(x)) {
+    const route = matchRoute(routeTableOf(x.config), hostName(x.req.headers.host), x.path)
+    if (route && hasModels(route.config)) return 'route'
+  }
+  return workspacesRouteByModel(x.config) ? 'workspace' : undefined
+}
+
+function isFrontDoorPath(x: Exchange): boolean {
   if (x.method === 'POST') return MODEL_ENDPOINTS.has(x.path)
   return (x.method === 'GET' || x.method === 'HEAD') && isModelsPath(x.path)
 }
@@ -43,15 +61,13 @@ function isModelsPath(path: string): boolean {
 }
 
 /**
- * GET /v1/models (and /v1/models/<id>): the models the caller's workspace may use, answered
+ * GET /v1/models (and /v1/models/<id>): the models the caller's workspace (or route) may use, answered
  * here in OpenAI's list shape; patterns are listed as written. True when it answered.
  */
 export function answerModels(x: Exchange): boolean {
   if (x.method === 'POST') return false
   x.stage = 'resolve'
-  const workspace = x.principal?.workspace
-  if (!workspace) throw new FairlaneError('internal', 'resolve', 'models before authenticate')
-  const models = modelTableOf(workspace).entries.map(({ model, target }) => ({
+  const models = modelTableOf(modelOwnerOf(x)).entries.map(({ model, target }) => ({
     id: model,
     object: 'model',
     created: 0,
@@ -87,27 +103,29 @@ function modelId(encoded: string): string {
 }
 
 function notAllowed(model: string): FairlaneError {
-  return new FairlaneError(
-    'model_not_allowed',
-    'resolve',
-    `model "${model}" is not available to this workspace`,
-  )
+  return new FairlaneError('model_not_allowed', 'resolve', `model "${model}" is not available here`)
+}
+
+/** The model map that applies: the matched route's, or the caller's workspace's. */
+function modelOwnerOf(x: Exchange): WorkspaceConfig | RouteConfig {
+  const owner = x.inbound?.config ?? x.principal?.workspace
+  if (!owner) throw new FairlaneError('internal', 'resolve', 'models before the caller is known')
+  return owner
 }
 
 /**
  * Stage 3 of the front door: the body, read whole (bounded by maxBodyBytes and the body
- * timeouts), names the model; the workspace's model map names the target; then the same
+ * timeouts), names the model; the workspace's (or route's) model map names the target; then the same
  * endpoint check as the /t/ form. The path goes upstream as the client sent it, after the
  * endpoint's base path.
  */
 export async function resolveModel(x: Exchange, deps: ResolveDeps): Promise<void> {
   x.stage = 'resolve'
-  const workspace = x.principal?.workspace
-  if (!workspace) throw new FairlaneError('internal', 'resolve', 'resolve before authenticate')
+  const owner = modelOwnerOf(x)
   if (!hasBody(x)) throw new FairlaneError('bad_request', 'resolve', 'a JSON body is required')
   let body = await readBody(x)
   const request = readOpenAiRequest(body)
-  const name = modelTableOf(workspace).targetOf(request.model)
+  const name = modelTableOf(owner).targetOf(request.model)
   const target =
     name !== undefined && Object.hasOwn(x.config.targets, name) ? x.config.targets[name] : undefined
   if (name === undefined || !target) throw notAllowed(request.model)
