@@ -1,8 +1,10 @@
 /**
  * `npm run demo` (the quickstart tour), `npm run demo -- noisy [seconds]` (noisy neighbour)
- * and `npm run demo -- inbound [seconds]` (a lane per customer in front of your own API).
+ * `npm run demo -- inbound [seconds]` (a lane per customer in front of your own API) and
+ * `npm run demo -- llm` (one OpenAI-compatible base URL, a budget in tokens).
  */
 import { inboundDemo } from './inbound.ts'
+import { llmDemo } from './llm.ts'
 import { noisyDemo } from './noisy.ts'
 import { quickstartDemo } from './quickstart.ts'
 
@@ -10,10 +12,11 @@ const [story, ...rest] = process.argv.slice(2)
 process.once('SIGINT', () => process.exit(130))
 if (story === 'noisy') await noisyDemo(rest)
 else if (story === 'inbound') await inboundDemo(rest)
+else if (story === 'llm') await llmDemo()
 else if (story === undefined || story === 'quickstart') await quickstartDemo()
 else {
   console.error(
-    `unknown demo "${story}": use \`npm run demo\`, \`npm run demo -- noisy\` or \`npm run demo -- inbound\``,
+    `unknown demo "${story}": use \`npm run demo\`, \`npm run demo -- noisy\`, \`npm run demo -- inbound\` or \`npm run demo -- llm\``,
   )
   process.exitCode = 2
 }

@@ -73,7 +73,7 @@ export class LedgerGate {
     const shared = pending.policy.sharedScopes
     let fallback: readonly ScopeLimit[] = []
     if (this.#shared && shared?.length) {
-      const check = this.#shared.check(shared, queued.cost)
+      const check = this.#shared.check(shared, queued.cost, pending.ticket.cents)
       if (!check.ok) {
         if (check.final) {
           pending.sharedRefusal = check
@@ -91,10 +91,15 @@ export class LedgerGate {
     }
     const scopes = pending.policy.scopes
     const extra = learned ? [...fallback, learned.scope] : fallback
-    const decision = this.#ledger.decide(extra.length ? [...scopes, ...extra] : scopes, queued.cost)
+    const decision = this.#ledger.decide(
+      extra.length ? [...scopes, ...extra] : scopes,
+      queued.cost,
+      pending.ticket.cents,
+    )
     pending.decision = decision
     if (decision.allowed) {
-      if (this.#shared && shared?.length) pending.hold = this.#shared.take(shared, queued.cost)
+      if (this.#shared && shared?.length)
+        pending.hold = this.#shared.take(shared, queued.cost, pending.ticket.cents)
       this.#book.touched(pending.policy.partition, scopes)
       return { go: true }
     }
@@ -118,7 +123,7 @@ export class LedgerGate {
     const shared = policy.sharedScopes ?? []
     let check: SharedCheck | undefined
     for (let tries = 0; this.#shared && shared.length > 0; tries++) {
-      check = this.#shared.check(shared, ticket.cost)
+      check = this.#shared.check(shared, ticket.cost, ticket.cents)
       if (check.ok || check.final || check.retryAfterMs !== undefined) break
       if (tries === 1 || signal?.aborted) break
       await this.#waiters.nextChange(check.scopeId)
@@ -133,9 +138,10 @@ export class LedgerGate {
     const decision = this.#ledger.decide(
       extra.length ? [...policy.scopes, ...extra] : policy.scopes,
       ticket.cost,
+      ticket.cents,
     )
     if (!decision.allowed) return ledgerRefusal(decision)
-    const hold = shared.length ? this.#shared?.take(shared, ticket.cost) : undefined
+    const hold = shared.length ? this.#shared?.take(shared, ticket.cost, ticket.cents) : undefined
     this.#book.touched(policy.partition, policy.scopes)
     return { decision, hold }
   }

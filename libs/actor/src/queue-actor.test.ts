@@ -119,6 +119,30 @@ describe('QueueActor admitting tickets', () => {
     const second = await transport.submit(ticket('a', 1))
     expect(second).toMatchObject({ allowed: false, code: 'rate_limited', refusedBy: 'target' })
   })
+
+  it('gives back what an estimate reserved beyond the real cost, on cost-counted scopes only', async () => {
+    const tokens: ScopeLimit = {
+      id: 'key:w/a',
+      kind: 'key',
+      rate: { limit: 100, periodMs: 60_000, burst: 100 },
+    }
+    const requests: ScopeLimit = {
+      id: 'workspace:w',
+      kind: 'workspace',
+      unit: 'request',
+      window: { limit: 2, windowMs: 60_000 },
+    }
+    const { transport } = setup(() => [tokens, requests])
+    // 90 reserved, 10 used: 90 are left, not 10.
+    const first = await transport.submit({ ...ticket('a'), cost: 90 })
+    if (first.allowed) first.lease.release({ cost: 10 })
+    const second = await transport.submit({ ...ticket('a', 1), cost: 90 })
+    expect(second).toMatchObject({ allowed: true })
+    if (second.allowed) second.lease.release({ cost: 90 })
+    // The request window counted both requests and gave nothing back.
+    const third = await transport.submit({ ...ticket('a', 2), cost: 1 })
+    expect(third).toMatchObject({ allowed: false, refusedBy: 'workspace' })
+  })
 })
 
 describe('QueueActor across partitions and reloads', () => {

@@ -186,7 +186,7 @@ export class QueueActor implements Actor {
     if (slots.length > 0 && slotCount === 0) return none
     const prefetched: PrefetchedAdmission[] = []
     for (let i = 0; i < count; i++) {
-      const decision = this.#ledger.decide(units, ticket.cost)
+      const decision = this.#ledger.decide(units, ticket.cost, ticket.cents)
       if (!decision.allowed) break
       prefetched.push({
         lease: this.#lease(ticket, policy, decision, undefined, undefined),
@@ -285,7 +285,7 @@ export class QueueActor implements Actor {
         decision.lease.release()
         hold?.release()
         if (outcome?.unused) {
-          this.#ledger.refund(policy.scopes, ticket.cost)
+          this.#ledger.refund(policy.scopes, ticket.cost, ticket.cents)
           this.#book.changed(policy.partition)
           this.#released(ticket, policy, host, undefined)
           return
@@ -312,7 +312,7 @@ export class QueueActor implements Actor {
     }
   }
 
-  /** A request is done: its slots free, what its upstream said is learned, its late cost charged. */
+  /** A request is done: its slots free, what its upstream said is learned, its cost settled. */
   #released(
     ticket: Ticket,
     policy: TicketPolicy,
@@ -326,12 +326,27 @@ export class QueueActor implements Actor {
         wakeHost = host.scheduler.released(held) || wakeHost
     }
     if (outcome?.upstream) this.#observe(policy, outcome.upstream)
+    // Settled in both dimensions: a cost or price above the ticket's is charged, one below
+    // it (an estimate reserved at admission) is given back, so a budget converges on what
+    // the upstream reported. Request-counted scopes took 1 whatever the cost, and keep it.
     const extra = (outcome?.cost ?? ticket.cost) - ticket.cost
-    if (extra > 0) {
-      this.#ledger.charge(policy.scopes, extra)
+    const extraCents = (outcome?.cents ?? ticket.cents ?? 0) - (ticket.cents ?? 0)
+    if (extra > 0 || extraCents > 0) {
+      const cost = Math.max(0, extra)
+      const cents = Math.max(0, extraCents)
+      this.#ledger.charge(policy.scopes, cost, cents)
       this.#book.changed(policy.partition)
-      if (policy.sharedScopes) this.#shared?.charge(policy.sharedScopes, extra)
-      host?.scheduler.charge(identity.lane, identity.workspace, identity.tier, extra)
+      if (policy.sharedScopes) this.#shared?.charge(policy.sharedScopes, cost, cents)
+      if (cost > 0) host?.scheduler.charge(identity.lane, identity.workspace, identity.tier, cost)
+    }
+    if (extra < 0 || extraCents < 0) {
+      const cost = Math.max(0, -extra)
+      const cents = Math.max(0, -extraCents)
+      const metered = policy.scopes.filter((scope) => scope.unit !== 'request')
+      this.#ledger.refund(metered, cost, cents)
+      this.#book.changed(policy.partition)
+      if (policy.sharedScopes) this.#shared?.credit(policy.sharedScopes, cost, cents)
+      if (cost > 0) host?.scheduler.charge(identity.lane, identity.workspace, identity.tier, -cost)
     }
     // A slot freed here may be what this key's or workspace's lane waits for in another
     // partition too (a key or workspace concurrency spans targets), or what a whole

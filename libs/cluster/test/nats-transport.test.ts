@@ -71,6 +71,28 @@ describe('tickets over NATS request/reply', () => {
     await expect.poll(() => server.leases).toBe(1)
   })
 
+  it('carries a ticket’s price and its real price in the done message to the owner', async () => {
+    const cents: ScopeLimit = {
+      id: 'key:w/priced',
+      kind: 'key',
+      unit: 'cents',
+      rate: { limit: 1, periodMs: 86_400_000, burst: 10 },
+    }
+    const { actor, ledger } = testActor({ scopesOf: () => [cents], maxWaitMs: 0, perLane: 10 })
+    actors.push(actor)
+    const server = await serving({ actor, ledger, leaseTtlMs: undefined })
+    server.serve(shardOf('echo', 0, SHARDS))
+    const transport = await ingress()
+    const priced = (n: number): Ticket => ({ ...ticket('priced'), cents: n })
+    const first = await transport.submit(priced(2))
+    expect(first.allowed).toBe(true)
+    // Reserved 2, used 9: the owner charges 7 more.
+    if (first.allowed) first.lease.release({ cents: 9 })
+    await expect.poll(() => server.leases).toBe(0)
+    expect((await transport.submit(priced(2))).allowed).toBe(false)
+    expect((await transport.submit(priced(1))).allowed).toBe(true)
+  })
+
   it('keeps apart two tickets that carry the same request id (clients choose it)', async () => {
     const node = actorNode()
     const server = await serving(node)

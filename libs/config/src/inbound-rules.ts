@@ -29,6 +29,13 @@ export function inboundIssues(config: FairlaneConfig, help: RuleHelpers): Config
     const base = formatPath(['routes', name])
     if (!Object.hasOwn(config.targets, route.target))
       issues.push({ path: `${base}.target`, message: `unknown target "${route.target}"` })
+    for (const [model, target] of Object.entries(route.models)) {
+      if (!Object.hasOwn(config.targets, target))
+        issues.push({
+          path: formatPath(['routes', name, 'models', model]),
+          message: `unknown target "${target}"`,
+        })
+    }
     const prefix = route.pathPrefix
     if (/[?#%\\]/.test(prefix) || /\/\.{1,2}(\/|$)/.test(prefix)) {
       issues.push({

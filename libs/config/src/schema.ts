@@ -56,10 +56,10 @@ const Limits = Type.Object(
     concurrency: Type.Optional(
       Type.Integer({ minimum: 1, description: 'Requests in flight at once.' }),
     ),
-    unit: Type.Union([Type.Literal('request'), Type.Literal('cost')], {
+    unit: Type.Union([Type.Literal('request'), Type.Literal('cost'), Type.Literal('cents')], {
       default: 'request',
       description:
-        'What rate and window count: requests, or cost units (Fairlane-Cost or the response cost, e.g. LLM tokens).',
+        'What rate and window count: requests, cost units (Fairlane-Cost or the response cost, e.g. LLM tokens), or cents (the price of requests to targets with prices; others count 0). A window counts whole units: prefer rate for cents.',
     }),
     onLedgerDown: Type.Union(
       [Type.Literal('local'), Type.Literal('open'), Type.Literal('closed')],
@@ -332,6 +332,28 @@ const Target = Type.Object(
       description:
         'fair: lanes, tiers and deficit round robin. fifo: one arrival-order queue for all callers (for comparison).',
     }),
+    prices: Type.Record(
+      Type.String({ pattern: '^[A-Za-z0-9*][A-Za-z0-9*_.:/@-]{0,127}$' }),
+      Type.Object(
+        {
+          input: Type.Number({
+            minimum: 0,
+            description: 'Cents per million input (prompt) tokens.',
+          }),
+          output: Type.Number({
+            minimum: 0,
+            description: 'Cents per million output (completion) tokens.',
+          }),
+        },
+        { additionalProperties: false },
+      ),
+      {
+        default: {},
+        additionalProperties: false,
+        description:
+          'Price per model served by this target (name or `*` pattern, as in workspace models): turns the usage an answer reports into cents, for limits with unit cents (docs/llm.md).',
+      },
+    ),
     cost: Type.Object(
       {
         fromHeader: Type.Boolean({
@@ -479,6 +501,16 @@ const Workspace = Type.Object(
     weight: Weight,
     limits: Type.Optional(Limits),
     keys: Type.Array(Key, { default: [] }),
+    models: Type.Record(
+      Type.String({ pattern: '^[A-Za-z0-9*][A-Za-z0-9*_.:/@-]{0,127}$' }),
+      Type.String(),
+      {
+        default: {},
+        additionalProperties: false,
+        description:
+          'OpenAI-style front door (docs/llm.md): model name or pattern (`*` matches any run of characters, e.g. `gpt-4o*`) to the target that serves it. With any entry, POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses and the other OpenAI endpoints pick their target from the `model` field of the body; an exact name wins over patterns, and the longest pattern over shorter ones. Each target must be in this workspace’s targets.',
+      },
+    ),
   },
   { additionalProperties: false },
 )
@@ -587,6 +619,16 @@ const Route = Type.Object(
         'Path prefix the route answers for, matched on whole segments (/v1 matches /v1 and /v1/orders, not /v10); the longest matching prefix wins. The path is sent upstream unchanged.',
     }),
     target: Type.String({ description: 'The target requests of this route go to.' }),
+    models: Type.Record(
+      Type.String({ pattern: '^[A-Za-z0-9*][A-Za-z0-9*_.:/@-]{0,127}$' }),
+      Type.String(),
+      {
+        default: {},
+        additionalProperties: false,
+        description:
+          'OpenAI-style front door for this route’s callers (docs/llm.md): model name or `*` pattern to target. With any entry, the route’s POST /v1/chat/completions and the other OpenAI endpoints go to the target of the body’s `model` (403 model_not_allowed for none) and GET /v1/models lists these; other paths go to `target`.',
+      },
+    ),
     callers: Type.Object(
       {
         header: Type.Optional(

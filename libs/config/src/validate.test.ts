@@ -255,3 +255,37 @@ describe('routes, customers and trusted proxies', () => {
     expect(issues.filter((i) => i.startsWith('trustedProxies'))).toHaveLength(2)
   })
 })
+
+describe('validateConfig: models', () => {
+  const targets = { openai: { endpoints: [{ url: 'https://api.openai.com' }] } }
+
+  it('defaults to no models, and takes patterns to targets of the workspace', () => {
+    const result = validateConfig({
+      targets,
+      workspaces: { a: { targets: ['openai'], models: { 'gpt-4o*': 'openai' } } },
+    })
+    expect(result.ok && result.config.workspaces['a']?.models).toEqual({ 'gpt-4o*': 'openai' })
+    const plain = validateConfig({ workspaces: { a: {} } })
+    expect(plain.ok && plain.config.workspaces['a']?.models).toEqual({})
+  })
+
+  it('names a model whose target the workspace may not reach', () => {
+    expect(
+      issuesOf({ targets, workspaces: { a: { targets: [], models: { 'gpt-*': 'openai' } } } }),
+    ).toEqual([
+      `workspaces.a.models["gpt-*"]: target "openai" must be one of this workspace's targets (none)`,
+    ])
+  })
+
+  it('names a route model whose target does not exist', () => {
+    expect(
+      issuesOf({ targets, routes: { r: { target: 'openai', models: { 'gpt-*': 'nope' } } } }),
+    ).toEqual([`routes.r.models["gpt-*"]: unknown target "nope"`])
+  })
+
+  it('names a malformed model name', () => {
+    expect(issuesOf({ workspaces: { a: { models: { 'bad name': 'x' } } } })).toEqual([
+      expect.stringMatching(/^workspaces\.a\.models: name "bad name" is not allowed/),
+    ])
+  })
+})

@@ -187,6 +187,14 @@ function semanticIssues(config: FairlaneConfig): ConfigIssue[] {
         issues.push({ path: `${base}.targets[${i}]`, message: `unknown target "${target}"` })
       }
     })
+    for (const [model, target] of Object.entries(workspace.models)) {
+      if (!workspace.targets.includes(target)) {
+        issues.push({
+          path: formatPath(['workspaces', name, 'models', model]),
+          message: `target "${target}" must be one of this workspace's targets (${workspace.targets.join(', ') || 'none'})`,
+        })
+      }
+    }
     workspace.hosts.forEach((pattern, i) => {
       const problem = checkHostPattern(pattern)
       if (problem) issues.push({ path: `${base}.hosts[${i}]`, message: problem })

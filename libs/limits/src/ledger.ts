@@ -33,8 +33,11 @@ export interface ScopeLimit {
   readonly rate?: RateLimit
   readonly window?: WindowLimit
   readonly concurrency?: number
-  /** `request` counts each request as 1 whatever its cost; `cost` (the default) counts cost units. */
-  readonly unit?: 'request' | 'cost'
+  /**
+   * `request` counts each request as 1 whatever its cost; `cost` (the default) counts cost
+   * units; `cents` counts the price in cents of priced requests (0 for others).
+   */
+  readonly unit?: 'request' | 'cost' | 'cents'
   /** What a shared scope does while its ledger (Redis) is unreachable; `local` by default. */
   readonly onLedgerDown?: LedgerDownPolicy
 }
@@ -73,4 +76,9 @@ export interface Ledger {
    * response). Never refuses: the request already happened; later requests wait for it.
    */
   debit(scopes: readonly ScopeLimit[], cost: number): Promise<void>
+}
+
+/** What one request takes from a scope: 1, its cost, or its price in cents, by the scope's unit. */
+export function unitsOf(scope: ScopeLimit, cost: number, cents: number): number {
+  return scope.unit === 'request' ? 1 : scope.unit === 'cents' ? cents : cost
 }

@@ -250,3 +250,42 @@ describe('MemoryLedger costs that no wait can satisfy, and changed limits', () =
     expect((await ledger.acquire([caller(1)], 1)).allowed).toBe(true)
   })
 })
+
+describe('MemoryLedger scopes counted in cents', () => {
+  const tokens: ScopeLimit = {
+    id: 'key:w/t',
+    kind: 'key',
+    window: { limit: 1000, windowMs: 60_000 },
+  }
+  const cents: ScopeLimit = {
+    id: 'key:w/c',
+    kind: 'key',
+    unit: 'cents',
+    rate: { limit: 10, periodMs: 86_400_000, burst: 10 },
+  }
+
+  it('takes a request’s price from cents scopes and its cost from the others', () => {
+    const ledger = new MemoryLedger({ now: clock().now })
+    expect(ledger.decide([tokens, cents], 300, 4).allowed).toBe(true)
+    expect(ledger.decide([tokens, cents], 300, 4).allowed).toBe(true)
+    // 8 of 10 cents spent: 4 more do not fit, though 400 tokens would.
+    expect(ledger.decide([tokens, cents], 300, 4)).toMatchObject({
+      allowed: false,
+      refusedBy: 'key',
+    })
+    expect(ledger.decide([tokens, cents], 300, 2).allowed).toBe(true)
+    // Spent, it still lets through what costs no cents.
+    expect(ledger.decide([tokens, cents], 100, 0).allowed).toBe(true)
+  })
+
+  it('charges and gives back cents apart from cost units, fractions included', () => {
+    const ledger = new MemoryLedger({ now: clock().now })
+    expect(ledger.decide([cents], 1, 9.5).allowed).toBe(true)
+    ledger.refund([cents], 0, 9)
+    expect(ledger.decide([cents], 1, 9.4).allowed).toBe(true)
+    ledger.charge([cents], 500, 0)
+    expect(ledger.decide([cents], 1, 0.1).allowed).toBe(true)
+    ledger.charge([cents], 0, 1)
+    expect(ledger.decide([cents], 1, 0.1).allowed).toBe(false)
+  })
+})

@@ -1,6 +1,14 @@
 import type { RateLimitView } from '@fairlane/protocol'
 import { emissionIntervalMs, gcra, type GcraOutcome } from './gcra.ts'
-import type { Decision, Lease, Ledger, ScopeKind, ScopeLimit, WindowLimit } from './ledger.ts'
+import {
+  unitsOf,
+  type Decision,
+  type Lease,
+  type Ledger,
+  type ScopeKind,
+  type ScopeLimit,
+  type WindowLimit,
+} from './ledger.ts'
 import {
   newWindowState,
   windowCheck,
@@ -60,7 +68,7 @@ export class MemoryLedger implements Ledger {
   }
 
   /** The synchronous decision, for callers that own the event loop turn (the queue actor). */
-  decide(scopes: readonly ScopeLimit[], cost: number): Decision {
+  decide(scopes: readonly ScopeLimit[], cost: number, cents = 0): Decision {
     const now = this.#now()
     const views: RateLimitView[] = []
     // Views of scopes that passed, with the units they counted: if another scope refuses,
@@ -76,7 +84,7 @@ export class MemoryLedger implements Ledger {
 
     for (const scope of scopes) {
       const state = this.#states.get(scope.id)
-      const units = scope.unit === 'request' ? 1 : cost
+      const units = unitsOf(scope, cost, cents)
       let outcome: GcraOutcome | undefined
       if (scope.rate) {
         outcome = gcra(state?.tat ?? now, now, units, scope.rate)
@@ -94,7 +102,8 @@ export class MemoryLedger implements Ledger {
             reason: 'rate',
             impossible: true,
           })
-        } else if (!outcome.allowed) {
+        } else if (!outcome.allowed && units > 0) {
+          // A request that takes nothing from a spent scope (free in cents) is not its to refuse.
           refuse({ retryAfterMs: outcome.retryAfterMs, refusedBy: scope.kind, reason: 'rate' })
         } else {
           passed.push({ index: views.length - 1, units })
@@ -151,8 +160,7 @@ export class MemoryLedger implements Ledger {
       const state = this.#state(scope, now)
       const outcome = rates[i]
       if (outcome) state.tat = outcome.tat
-      if (scope.window)
-        windowCommit(this.#window(state, scope), now, scope.unit === 'request' ? 1 : cost)
+      if (scope.window) windowCommit(this.#window(state, scope), now, unitsOf(scope, cost, cents))
       if (scope.concurrency !== undefined) {
         state.inFlight += 1
         held.push(state)
@@ -162,14 +170,16 @@ export class MemoryLedger implements Ledger {
   }
 
   /** Synchronous debit; see Ledger.debit. */
-  charge(scopes: readonly ScopeLimit[], cost: number): void {
-    if (cost <= 0) return
+  charge(scopes: readonly ScopeLimit[], cost: number, cents = 0): void {
+    if (cost <= 0 && cents <= 0) return
     const now = this.#now()
     for (const scope of scopes) {
       if (scope.unit === 'request') continue
+      const units = unitsOf(scope, cost, cents)
+      if (units <= 0) continue
       const state = this.#state(scope, now)
-      if (scope.rate) state.tat = Math.max(state.tat, now) + cost * emissionIntervalMs(scope.rate)
-      if (scope.window) windowDebit(this.#window(state, scope), now, cost)
+      if (scope.rate) state.tat = Math.max(state.tat, now) + units * emissionIntervalMs(scope.rate)
+      if (scope.window) windowDebit(this.#window(state, scope), now, units)
     }
   }
 
@@ -178,13 +188,13 @@ export class MemoryLedger implements Ledger {
    * share returned unused). A rate bucket is never filled above its burst: the theoretical
    * arrival time does not go back past now. Concurrency is the lease's to give back.
    */
-  refund(scopes: readonly ScopeLimit[], cost: number): void {
-    if (cost <= 0) return
+  refund(scopes: readonly ScopeLimit[], cost: number, cents = 0): void {
+    if (cost <= 0 && cents <= 0) return
     const now = this.#now()
     for (const scope of scopes) {
       const state = this.#states.get(scope.id)
       if (!state) continue
-      const units = scope.unit === 'request' ? 1 : cost
+      const units = unitsOf(scope, cost, cents)
       if (scope.rate) state.tat = Math.max(now, state.tat - units * emissionIntervalMs(scope.rate))
       if (scope.window && state.window) windowRefund(state.window, units)
     }

@@ -103,7 +103,8 @@ export function windowDebit(state: WindowState, now: number, cost: number): void
  * leased share given back unused) were the last ones recorded for their scope, or close to it.
  */
 export function windowRefund(state: WindowState, cost: number): void {
-  state.size -= Math.min(cost, state.size)
+  // Whole units only (a fraction of a cent was recorded as a whole one): the log's size indexes it.
+  state.size -= Math.min(Math.floor(cost), state.size)
 }
 
 /**

@@ -59,12 +59,12 @@ async function node(options: { share?: number; holdMs?: number; slotTtlMs?: numb
   )
   // What the actor's gate does: shared check, then the local decision, then take.
   const local = new MemoryLedger({ now })
-  const attempt = (scopes: readonly ScopeLimit[], cost = 1) => {
-    const check = allowance.check(scopes, cost)
+  const attempt = (scopes: readonly ScopeLimit[], cost = 1, cents = 0) => {
+    const check = allowance.check(scopes, cost, cents)
     if (!check.ok) return check
-    const decision = local.decide(check.fallback, cost)
+    const decision = local.decide(check.fallback, cost, cents)
     if (!decision.allowed) return { ok: false as const, local: true }
-    return { ok: true as const, hold: allowance.take(scopes, cost), lease: decision.lease }
+    return { ok: true as const, hold: allowance.take(scopes, cost, cents), lease: decision.lease }
   }
   return { allowance, attempt, changes, downDecisions, redis }
 }
@@ -155,6 +155,41 @@ describe('shared allowance over the Redis ledger', () => {
     await sleep(400)
     // a reserved a batch of up to the burst and spent one; the rest went back.
     expect(await drive(() => b.attempt([scope]), 300)).toBe(9)
+  })
+
+  it('gives back to the ledger what a request reserved beyond its real cost', async () => {
+    const scope: ScopeLimit = {
+      id: id('key:credit'),
+      kind: 'key',
+      unit: 'cost',
+      rate: { limit: 1, periodMs: 600_000, burst: 10 },
+    }
+    const [a, b] = await Promise.all([node({ holdMs: 100 }), node({ holdMs: 100 })])
+    await expect.poll(() => a.attempt([scope], 8).ok).toBe(true)
+    // 8 reserved, 2 used.
+    a.allowance.credit([scope], 6)
+    await sleep(400)
+    expect(await drive(() => b.attempt([scope]), 300)).toBe(8)
+  })
+
+  it('charges cents to cents scopes and cost units to the others', async () => {
+    const tokens: ScopeLimit = {
+      id: id('key:tokens'),
+      kind: 'key',
+      unit: 'cost',
+      rate: { limit: 1, periodMs: 600_000, burst: 10 },
+    }
+    const cents: ScopeLimit = {
+      id: id('key:cents'),
+      kind: 'key',
+      unit: 'cents',
+      rate: { limit: 1, periodMs: 600_000, burst: 10 },
+    }
+    const [a, b] = await Promise.all([node({ holdMs: 100 }), node({ holdMs: 100 })])
+    a.allowance.charge([tokens, cents], 3, 7)
+    await sleep(200)
+    expect(await drive(() => b.attempt([tokens]), 300)).toBe(7)
+    expect(await drive(() => b.attempt([cents], 0, 1), 300)).toBe(3)
   })
 
   it('refuses at once a cost that can never fit the burst', async () => {

@@ -13,6 +13,12 @@ describe('Fairlane-RateLimit-Policy', () => {
     expect(parseClientPolicies(' 10 ; w=60 ; s=global , 2;w=1')).toHaveLength(2)
   })
 
+  it('counts cents with u=cents', () => {
+    expect(parseClientPolicies('500;w=86400;u=cents')).toEqual([
+      { limit: 500, windowSeconds: 86_400, unit: 'cents', scope: 'user' },
+    ])
+  })
+
   it('reads the header as a structured-field List: quoted values, segment ids of any allowed form', () => {
     expect(parseClientPolicies('10;w="60";u="cost";s=2024-q1, 3;w=1;s="_batch.v2"')).toEqual([
       { limit: 10, windowSeconds: 60, unit: 'cost', scope: '2024-q1' },

@@ -2,7 +2,7 @@ import { FairlaneError } from './fairlane-error.ts'
 import { readMembers, type BareItem, type Member } from './structured-fields.ts'
 
 /**
- * `Fairlane-RateLimit-Policy: <limit>;w=<seconds>;u=<request|cost>;s=<global|user|segment-id>`
+ * `Fairlane-RateLimit-Policy: <limit>;w=<seconds>;u=<request|cost|cents>;s=<global|user|segment-id>`
  *
  * A limit the client asks Fairlane to hold it to, on top of every configured limit. It can
  * only add a scope, never replace one, so it can make a caller stricter and never looser.
@@ -12,8 +12,8 @@ export interface ClientPolicy {
   /** Units allowed in any sliding window of `windowSeconds`. */
   readonly limit: number
   readonly windowSeconds: number
-  /** `request` counts requests; `cost` counts cost units. */
-  readonly unit: 'request' | 'cost'
+  /** `request` counts requests; `cost` counts cost units; `cents` the price of priced requests. */
+  readonly unit: 'request' | 'cost' | 'cents'
   /** `user` is this key alone; `global` and a segment id are shared by the workspace's keys. */
   readonly scope: string
 }
@@ -67,7 +67,8 @@ function parseOne(member: Member | undefined): ClientPolicy {
         break
       }
       case 'u':
-        if (value !== 'request' && value !== 'cost') throw malformed('u must be request or cost')
+        if (value !== 'request' && value !== 'cost' && value !== 'cents')
+          throw malformed('u must be request, cost or cents')
         unit = value
         break
       case 's':

@@ -7,6 +7,7 @@ export const ERROR_CODES = {
   caller_unauthenticated: { status: 401, title: 'Missing or invalid caller credential' },
   forbidden_target: { status: 403, title: 'Target not allowed for this workspace' },
   destination_blocked: { status: 403, title: 'Destination blocked by policy' },
+  model_not_allowed: { status: 403, title: 'Model not allowed' },
   admin_disabled: { status: 403, title: 'Admin API disabled' },
   not_found: { status: 404, title: 'No such route' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },

@@ -13,6 +13,8 @@ export interface Ticket {
   readonly target: string
   /** Cost units; 1 per request unless declared otherwise. */
   readonly cost: number
+  /** Price in cents reserved at admission (a priced LLM request); limits counted in cents take it. */
+  readonly cents?: number
   /** Limits the client asked for itself (Fairlane-RateLimit-Policy): they can only narrow. */
   readonly clientPolicies?: readonly ClientPolicy[]
   /**

@@ -15,6 +15,8 @@ export interface AdmissionLease {
 
 export interface LeaseOutcome {
   readonly cost?: number
+  /** The real price in cents, settled against the ticket's like `cost`. */
+  readonly cents?: number
   readonly upstream?: LaneSignals
   readonly unused?: boolean
 }

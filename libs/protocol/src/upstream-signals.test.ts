@@ -326,6 +326,18 @@ describe('upstreamSignals', () => {
     ['X-Fairlane-RPS garbage', { 'x-fairlane-rps': 'fast' }, {}],
     ['X-Fairlane-Max-Concurrent', { 'x-fairlane-max-concurrent': '8' }, { maxConcurrent: 8 }],
     ['X-Fairlane-Max-Concurrent zero', { 'x-fairlane-max-concurrent': '0' }, {}],
+    ['X-EZTHROTTLE-RPS, an alias', { 'x-ezthrottle-rps': '7' }, { rps: 7 }],
+    [
+      'X-EZTHROTTLE-RPS beside X-Fairlane-RPS, the smaller',
+      { 'x-fairlane-rps': '9', 'x-ezthrottle-rps': '4' },
+      { rps: 4 },
+    ],
+    [
+      'X-EZTHROTTLE-MAX-CONCURRENT, an alias',
+      { 'x-ezthrottle-max-concurrent': '5' },
+      { maxConcurrent: 5 },
+    ],
+    ['X-EZTHROTTLE-MAX-CONCURRENT garbage', { 'x-ezthrottle-max-concurrent': 'many' }, {}],
     ['X-Fairlane-Max-Concurrent fractional', { 'x-fairlane-max-concurrent': '2.5' }, {}],
     ['X-Fairlane-Max-Concurrent negative', { 'x-fairlane-max-concurrent': '-4' }, {}],
     ['X-Fairlane-Max-Concurrent huge', { 'x-fairlane-max-concurrent': '1'.repeat(30) }, {}],

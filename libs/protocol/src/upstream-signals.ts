@@ -5,7 +5,7 @@ import { readMembers, type BareItem, type Member } from './structured-fields.ts'
  * draft fields (`RateLimit-Policy` + `RateLimit` of the current drafts, the `limit=, remaining=,
  * reset=` dictionary of draft 07, the separate `RateLimit-Limit/-Remaining/-Reset` of the
  * early drafts), the legacy `X-RateLimit-*` family and the provider signals `X-Fairlane-RPS`
- * and `X-Fairlane-Max-Concurrent`. The counterpart of `rate-limit-headers.ts`, which emits.
+ * and `X-Fairlane-Max-Concurrent` (also read as `X-EZTHROTTLE-RPS`, `X-EZTHROTTLE-MAX-CONCURRENT`). The counterpart of `rate-limit-headers.ts`, which emits.
  *
  * Pure: the caller passes the clock. An upstream is not trusted to be well-formed: nothing
  * here throws, a value that does not parse is ignored, and every time it yields lies in
@@ -85,14 +85,16 @@ export function parseRetryAt(value: string | undefined, nowMs: number): number |
 function mentionsLimits(headers: UpstreamHeaders): boolean {
   for (const name in headers) {
     const first = name.charCodeAt(0) | 0x20
-    // Every field read here starts with r (RateLimit*, Retry-After) or x (X-RateLimit-*, X-Fairlane-*).
+    // Every field read here starts with r (RateLimit*, Retry-After) or x (X-RateLimit-*,
+    // X-Fairlane-*, X-EZTHROTTLE-*).
     if (first !== 0x72 && first !== 0x78) continue
     const lower = name.toLowerCase()
     if (
       lower === 'retry-after' ||
       lower.startsWith('ratelimit') ||
       lower.startsWith('x-ratelimit') ||
-      lower.startsWith('x-fairlane-')
+      lower.startsWith('x-fairlane-') ||
+      lower.startsWith('x-ezthrottle-')
     )
       return true
   }
@@ -189,9 +191,14 @@ export function upstreamSignals(headers: UpstreamHeaders, nowMs: number): Upstre
     states.push({ remaining: minOf(parts.remaining, textNumber), resetMs })
   }
 
-  const rps = minOf(list('x-fairlane-rps'), textNumber)
+  // X-EZTHROTTLE-* are the same signals under the names another throttling service reads, so
+  // APIs that already send them need no change; both names sent: the smaller counts.
+  const rps = minOf(joined(list('x-fairlane-rps'), list('x-ezthrottle-rps')), textNumber)
   if (rps !== undefined) rates.push(rps)
-  const maxConcurrent = minOf(list('x-fairlane-max-concurrent'), textNumber)
+  const maxConcurrent = minOf(
+    joined(list('x-fairlane-max-concurrent'), list('x-ezthrottle-max-concurrent')),
+    textNumber,
+  )
   if (maxConcurrent !== undefined && Number.isSafeInteger(maxConcurrent) && maxConcurrent > 0) {
     concurrency.push(maxConcurrent)
   }
@@ -269,6 +276,11 @@ function durationOrSecondsMs(text: string): number | undefined {
 }
 
 /** The smallest of the comma-separated values that parse (repeats joined by `list`). */
+/** Two optional comma-separated lists as one. */
+function joined(a: string | undefined, b: string | undefined): string | undefined {
+  return a === undefined ? b : b === undefined ? a : `${a}, ${b}`
+}
+
 function minOf(
   text: string | undefined,
   parse: (part: string) => number | undefined,

@@ -39,6 +39,7 @@ export type ShardMessage =
       readonly kind: 'done'
       readonly leaseId: string
       readonly cost?: number
+      readonly cents?: number
       readonly upstream?: LaneSignals
     }
   /** The client left while its ticket waited. */

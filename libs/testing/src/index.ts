@@ -22,3 +22,9 @@ export {
 export { startTcpRelay, type TcpRelay, type TcpRelayOptions } from './tcp-relay.ts'
 export { seededRandom } from './seeded-random.ts'
 export { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './otlp-receiver.ts'
+export {
+  startFakeOpenAi,
+  type FakeOpenAi,
+  type FakeOpenAiRequest,
+  type FakeUsage,
+} from './fake-openai.ts'

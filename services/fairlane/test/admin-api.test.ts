@@ -467,6 +467,7 @@ describe('admin API workspaces and targets', () => {
       tier: 'paid',
       weight: 1,
       keys: [],
+      models: {},
     })
     const { secret } = (
       await one.call({ method: 'POST', url: '/admin/v1/workspaces/gamma/keys', body: { id: 'g' } })

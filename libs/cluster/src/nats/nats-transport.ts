@@ -72,7 +72,7 @@ export interface NatsTransportOptions {
 
 /** Tickets a leased share may stand for: their limits are the lane's alone. */
 function laneOf(ticket: Ticket): string | undefined {
-  if (ticket.clientPolicies || ticket.cost !== 1) return undefined
+  if (ticket.clientPolicies || ticket.cost !== 1 || ticket.cents !== undefined) return undefined
   return `${ticket.target}\n${ticket.workspace}\n${ticket.keyId}`
 }
 
@@ -253,6 +253,7 @@ export class NatsTransport implements Transport {
           kind: 'done',
           leaseId,
           ...(outcome?.cost !== undefined ? { cost: outcome.cost } : {}),
+          ...(outcome?.cents !== undefined ? { cents: outcome.cents } : {}),
           ...(outcome?.upstream ? { upstream: outcome.upstream } : {}),
         })
       },

@@ -261,6 +261,7 @@ export class ShardServer {
           this.#leases.delete(message.leaseId)
           held.lease.release({
             ...(message.cost !== undefined ? { cost: message.cost } : {}),
+            ...(message.cents !== undefined ? { cents: message.cents } : {}),
             ...(message.upstream ? { upstream: message.upstream } : {}),
           })
           break

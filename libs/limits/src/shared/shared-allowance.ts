@@ -1,5 +1,5 @@
 import type { RateLimitView } from '@fairlane/protocol'
-import type { LedgerDownPolicy, ScopeKind, ScopeLimit } from '../ledger.ts'
+import { unitsOf, type LedgerDownPolicy, type ScopeKind, type ScopeLimit } from '../ledger.ts'
 
 /** What an actor asks of a shared scope's ledger in one round trip. */
 export interface ReserveRequest {
@@ -139,10 +139,10 @@ export class SharedAllowance {
    * Whether `cost` may pass every shared scope now, from what this node holds. Takes
    * nothing: `take` follows in the same turn when every other scope passed too.
    */
-  check(scopes: readonly ScopeLimit[], cost: number): SharedCheck {
+  check(scopes: readonly ScopeLimit[], cost: number, cents = 0): SharedCheck {
     let fallback: ScopeLimit[] | undefined
     for (const scope of scopes) {
-      const units = scope.unit === 'request' ? 1 : cost
+      const units = unitsOf(scope, cost, cents)
       if ((scope.rate && units > scope.rate.burst) || (scope.window && units > scope.window.limit))
         return this.#refuse(scope, 'rate', true)
       const state = this.#state(scope)
@@ -168,13 +168,13 @@ export class SharedAllowance {
   }
 
   /** Spends what `check` found; call only right after a passing check. */
-  take(scopes: readonly ScopeLimit[], cost: number): SharedHold {
+  take(scopes: readonly ScopeLimit[], cost: number, cents = 0): SharedHold {
     const now = this.#options.now()
     let held: { state: ScopeState; slot: string }[] | undefined
     for (const scope of scopes) {
       const state = this.#state(scope)
       state.lastUsedAt = now
-      const units = scope.unit === 'request' ? 1 : cost
+      const units = unitsOf(scope, cost, cents)
       let underPolicy = false
       if (scope.rate || scope.window) {
         if (state.units >= units) state.units -= units
@@ -207,9 +207,19 @@ export class SharedAllowance {
   }
 
   /** Units spent beyond what was reserved (a cost known from the response). */
-  charge(scopes: readonly ScopeLimit[], cost: number): void {
-    if (cost <= 0 || scopes.length === 0) return
-    this.#options.reserver.debit(scopes, cost).catch(() => this.#markDown())
+  charge(scopes: readonly ScopeLimit[], cost: number, cents = 0): void {
+    for (const [unitScopes, units] of byUnit(scopes, cost, cents)) {
+      this.#options.reserver.debit(unitScopes, units).catch(() => this.#markDown())
+    }
+  }
+
+  /** Units reserved beyond the real cost, given back to the ledger (request-counted scopes keep theirs). */
+  credit(scopes: readonly ScopeLimit[], cost: number, cents = 0): void {
+    for (const scope of scopes) {
+      const units = scope.unit === 'request' ? 0 : unitsOf(scope, cost, cents)
+      if (units <= 0 || !(scope.rate || scope.window)) continue
+      this.#options.reserver.refund(scope, units, []).catch(() => this.#markDown())
+    }
   }
 
   /** RateLimit views of shared scopes: the ledger's last word plus what this node holds. */
@@ -424,3 +434,16 @@ export class SharedAllowance {
 }
 
 const NO_HOLD: SharedHold = { release() {} }
+
+/** Scopes counted in cost units and in cents, each with what it is charged; none at 0. */
+function byUnit(
+  scopes: readonly ScopeLimit[],
+  cost: number,
+  cents: number,
+): [readonly ScopeLimit[], number][] {
+  const groups: [readonly ScopeLimit[], number][] = []
+  if (cost > 0)
+    groups.push([scopes.filter((s) => s.unit !== 'request' && s.unit !== 'cents'), cost])
+  if (cents > 0) groups.push([scopes.filter((s) => s.unit === 'cents'), cents])
+  return groups.filter(([group]) => group.length > 0)
+}

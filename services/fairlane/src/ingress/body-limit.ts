@@ -34,7 +34,10 @@ export class BodyLimit extends Transform {
   }
 }
 
-export function tooLarge(maxBytes: number, stage: 'correlate' | 'forward'): FairlaneError {
+export function tooLarge(
+  maxBytes: number,
+  stage: 'correlate' | 'resolve' | 'forward',
+): FairlaneError {
   return new FairlaneError(
     'payload_too_large',
     stage,

@@ -8,6 +8,7 @@ import type { Principal } from '../keys/key-index.ts'
 import type { CallerId } from '../limits/callers.ts'
 import type { BodyDeadline } from './body-deadline.ts'
 import type { InboundRoute } from './inbound/route-table.ts'
+import type { Price } from './llm/model-table.ts'
 import type { PresentedKey } from './presented-key.ts'
 import type { Route } from './route.ts'
 import type { RouteEndpoint } from './upstreams.ts'
@@ -47,6 +48,24 @@ export interface Exchange {
   /** Inbound mode: the route the request matched, and its caller (never the credential). */
   inbound?: InboundRoute
   caller?: CallerId
+
+  /**
+   * The request came by the OpenAI-style front door (llm/): refusals answer in OpenAI's
+   * error shape, and its body was read before admission to pick the target by model.
+   */
+  openai?: boolean
+  /** The request body, read whole before admission (model routing); sent as it is. */
+  body?: Buffer
+  /** Cost reserved at admission when none was declared: an estimate of the tokens. */
+  estimate?: number
+  /** Fairlane asked for the stream's usage chunk itself: it is metered, not relayed. */
+  usageAdded?: boolean
+  /** The model's price on its target, when the target has one: the request is counted in cents. */
+  price?: Price
+  /** The price reserved at admission, in cents. */
+  centsEstimate?: number
+  /** The real price the response's usage came to, given back with the lease. */
+  realCents?: number
 
   route?: Route
   target?: string

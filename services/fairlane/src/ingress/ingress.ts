@@ -14,6 +14,7 @@ import { finalStage, recordRequest } from './stages/request-log.ts'
 import { identify } from './stages/identify.ts'
 import { isRouteRequest, matchInbound } from './stages/match-route.ts'
 import { resolve, resolveInbound } from './stages/resolve.ts'
+import { answerModels, frontDoorOf, resolveModel } from './stages/resolve-model.ts'
 import { asFairlaneError, respond, sendProblem } from './stages/respond.ts'
 import type { RequestTracing } from './request-tracing.ts'
 import type { Upstreams } from './upstreams.ts'
@@ -123,11 +124,20 @@ class RequestPath {
   async #run(x: Exchange): Promise<void> {
     const deps = this.#deps
     try {
+      // Known first, so every refusal of the front door is in OpenAI's shape.
+      const door = frontDoorOf(x)
+      x.openai = door !== undefined
       checkRequestHead(x)
-      if (isRouteRequest(x)) {
+      if (door === 'workspace') {
+        authenticate(x)
+        if (answerModels(x)) return
+        await resolveModel(x, deps)
+      } else if (isRouteRequest(x)) {
         matchInbound(x)
         await identify(x)
-        await resolveInbound(x, deps)
+        if (door !== 'route') await resolveInbound(x, deps)
+        else if (answerModels(x)) return
+        else await resolveModel(x, deps)
       } else {
         authenticate(x)
         await resolve(x, deps)
@@ -157,6 +167,7 @@ class RequestPath {
       const said = x.result?.said
       x.lease.release({
         ...(x.realCost !== undefined ? { cost: x.realCost } : {}),
+        ...(x.realCents !== undefined ? { cents: x.realCents } : {}),
         ...(said ? { upstream: said } : {}),
       })
       x.lease = undefined

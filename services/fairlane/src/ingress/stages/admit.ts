@@ -49,7 +49,7 @@ export function declaredCost(
 export function ticketOf(x: Exchange): void {
   x.stage = 'limit'
   const headers = x.req.headers
-  const cost = declaredCost(headers['fairlane-cost'], x.targetConfig)
+  const cost = x.estimate ?? declaredCost(headers['fairlane-cost'], x.targetConfig)
   const inbound = x.inbound
   if (inbound) {
     // A route's callers share its workspace, so a client policy (s=global, segments) would
@@ -60,6 +60,7 @@ export function ticketOf(x: Exchange): void {
       keyId: x.caller ?? '',
       target: x.target ?? '',
       cost,
+      ...(x.centsEstimate !== undefined ? { cents: x.centsEstimate } : {}),
     }
     return
   }
@@ -70,6 +71,7 @@ export function ticketOf(x: Exchange): void {
     keyId: x.keyId ?? '',
     target: x.target ?? '',
     cost,
+    ...(x.centsEstimate !== undefined ? { cents: x.centsEstimate } : {}),
     ...(clientPolicies ? { clientPolicies } : {}),
   }
 }

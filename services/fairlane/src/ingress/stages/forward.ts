@@ -212,7 +212,11 @@ export async function forward(x: Exchange, deps: ForwardDeps): Promise<UpstreamR
   const maxBody = x.config.server.maxBodyBytes
   let body: Readable | Buffer | null = null
   let limiter: BodyLimit | undefined
-  if (hasBody(x)) {
+  if (x.body) {
+    // Read whole before admission (the front door routes by the body's model).
+    body = x.body
+    if (body.length > (retry?.replayBodyBytes ?? 0)) repeatable = false
+  } else if (hasBody(x)) {
     const deadline = new BodyDeadline(req, {
       idleMs: x.config.server.bodyIdleMs,
       totalMs: x.config.server.bodyTimeoutMs,
@@ -249,6 +253,11 @@ export async function forward(x: Exchange, deps: ForwardDeps): Promise<UpstreamR
     })
   } else throw new FairlaneError('internal', 'forward', 'forward before resolve')
   headers['traceparent'] = formatTraceParent(x.trace)
+  if (x.body) {
+    headers['content-length'] = String(x.body.length)
+    // The usage chunk Fairlane asked for is taken out of the stream, which needs it plain.
+    if (x.usageAdded) headers['accept-encoding'] = 'identity'
+  }
   const upstreamStarted = now()
   try {
     x.result = await resilientCall(new UpstreamCall(x, deps, headers, body, repeatable))

@@ -77,7 +77,7 @@ export async function resolveInbound(x: Exchange, deps: ResolveDeps): Promise<vo
  * An endpoint whose address cannot be had (DNS fails) is a failed endpoint: the next one is
  * checked instead, and only when none passes is the request refused.
  */
-async function checkEndpoints(
+export async function checkEndpoints(
   x: Exchange,
   route: Route,
   target: TargetConfig,

@@ -1,9 +1,11 @@
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import { clientResponseHeaders, upstreamError, type UpstreamResponse } from '@fairlane/forward'
-import { FairlaneError, toProblem } from '@fairlane/protocol'
+import { ERROR_CODES, FairlaneError, toProblem } from '@fairlane/protocol'
 import { hasBody, type Exchange } from '../exchange.ts'
-import { costInBody, costInHeader, observeResponseCost } from '../response-cost.ts'
+import { openAiError } from '../llm/openai-error.ts'
+import { centsOfUsage } from '../llm/openai-request.ts'
+import { costInBody, costInHeader, observeResponseCost, type Metered } from '../response-cost.ts'
 import { withoutQuery } from '../without-query.ts'
 
 /** Upstream bodies up to this size with a Content-Length are sent in one write. */
@@ -31,16 +33,17 @@ export async function respond(x: Exchange, upstream: UpstreamResponse): Promise<
   const { res } = x
   const headers = responseHeaders(x, upstream)
   const length = Number(upstream.headers['content-length'])
-  if (x.method !== 'HEAD' && length <= SMALL_BODY_BYTES) {
+  // A stream whose usage chunk Fairlane asked for is relayed event by event, to drop that chunk.
+  if (x.method !== 'HEAD' && length <= SMALL_BODY_BYTES && !x.usageAdded) {
     let whole: Buffer
     try {
       whole = await readWhole(upstream.body)
     } catch (err) {
       throw upstreamError(err)
     }
-    x.realCost =
-      costInHeader(x.targetConfig, upstream.headers) ??
-      costInBody(x.targetConfig, upstream.headers, whole)
+    const inBody = costInBody(x.targetConfig, upstream.headers, whole)
+    x.realCost = costInHeader(x.targetConfig, upstream.headers) ?? inBody?.cost
+    if (inBody) metered(x, inBody)
     x.stage = 'respond'
     if (res.destroyed) return
     headers['content-length'] = whole.length
@@ -53,9 +56,16 @@ export async function respond(x: Exchange, upstream: UpstreamResponse): Promise<
     x.targetConfig,
     upstream.headers,
     upstream.body,
-    (cost) => (x.realCost = cost),
+    (found) => metered(x, found),
+    x.usageAdded,
   )
   relay(x, upstream.status, headers, body)
+}
+
+/** What the response's usage says: its cost, and its price when the model has one. */
+function metered(x: Exchange, found: Metered): void {
+  x.realCost = found.cost
+  if (x.price) x.realCents = centsOfUsage(found.holder, x.price) ?? x.realCents
 }
 
 /** A whole small body, by events: the stream's async iterator costs more than the body. */
@@ -93,7 +103,10 @@ function relay(x: Exchange, status: number, headers: OutgoingHttpHeaders, body: 
   body.pipe(res)
 }
 
-/** A failure as problem+json, with the RateLimit headers of any admission decision. */
+/**
+ * A failure as problem+json (in OpenAI's error shape on the front door's routes), with the
+ * RateLimit headers of any admission decision.
+ */
 export function sendProblem(x: Exchange, err: FairlaneError): void {
   const { res } = x
   x.stage = err.stage
@@ -108,17 +121,22 @@ export function sendProblem(x: Exchange, err: FairlaneError): void {
   if (res.destroyed) return
   // Headers a relay set before its body failed are the upstream's, not this answer's.
   for (const name of res.getHeaderNames()) res.removeHeader(name)
-  const problem = toProblem(err, x.requestId)
-  problem.detail = withoutQuery(err.message)
-  const body = JSON.stringify(problem)
+  const detail = withoutQuery(err.message)
+  let body: string
+  if (x.openai) body = JSON.stringify(openAiError(err, x.requestId, detail))
+  else {
+    const problem = toProblem(err, x.requestId)
+    problem.detail = detail
+    body = JSON.stringify(problem)
+  }
   const headers: OutgoingHttpHeaders = { ...x.limitHeaders, ...err.headers }
   headers['x-request-id'] = x.requestId
-  headers['content-type'] = 'application/problem+json'
+  headers['content-type'] = x.openai ? 'application/json' : 'application/problem+json'
   headers['content-length'] = Buffer.byteLength(body)
   // Node would go on reading (and discarding) a body that has not fully arrived, for as long
   // as the client trickles it: the connection is closed instead.
   if (hasBody(x) && !x.req.complete) headers['connection'] = 'close'
-  res.writeHead(problem.status, headers)
+  res.writeHead(ERROR_CODES[err.code].status, headers)
   res.end(body)
 }
 

@@ -1,0 +1,179 @@
+import { addAbortSignal } from 'node:stream'
+import { performance } from 'node:perf_hooks'
+import { FairlaneError } from '@fairlane/protocol'
+import { BodyDeadline } from '../body-deadline.ts'
+import { tooLarge } from '../body-limit.ts'
+import { hasBody, type Exchange } from '../exchange.ts'
+import type { RouteConfig, WorkspaceConfig } from '@fairlane/config'
+import { hostName, matchRoute, routeTableOf } from '../inbound/route-table.ts'
+import {
+  hasModels,
+  modelTableOf,
+  priceTableOf,
+  workspacesRouteByModel,
+} from '../llm/model-table.ts'
+import { isRouteRequest } from './match-route.ts'
+import {
+  estimateCents,
+  estimateTokens,
+  readOpenAiRequest,
+  withStreamUsage,
+} from '../llm/openai-request.ts'
+import { targetRoute } from '../route.ts'
+import { checkEndpoints, type ResolveDeps } from './resolve.ts'
+
+/** OpenAI-style endpoints whose JSON body names the model that picks the target. */
+const MODEL_ENDPOINTS = new Set([
+  '/v1/chat/completions',
+  '/v1/completions',
+  '/v1/embeddings',
+  '/v1/responses',
+  '/v1/moderations',
+  '/v1/images/generations',
+  '/v1/audio/speech',
+])
+
+/** Endpoints whose streams carry a usage chunk only when `stream_options.include_usage` asks. */
+const USAGE_ON_REQUEST = new Set(['/v1/chat/completions', '/v1/completions'])
+
+/**
+ * Which front door a request is for, if any: the path is one of its endpoints, and either an
+ * inbound route with `models` matches it (its callers, no Fairlane key), or a workspace
+ * routes by model (a Fairlane key). A route without `models` is the operator's own API and
+ * yields to the workspace front door. One string test for every other request.
+ */
+export function frontDoorOf(x: Exchange): 'workspace' | 'route' | undefined {
+  if (!x.path.startsWith('/v1/') || !isFrontDoorPath(x)) return undefined
+  if (isRouteRequest(x)) {
+    const route = matchRoute(routeTableOf(x.config), hostName(x.req.headers.host), x.path)
+    if (route && hasModels(route.config)) return 'route'
+  }
+  return workspacesRouteByModel(x.config) ? 'workspace' : undefined
+}
+
+function isFrontDoorPath(x: Exchange): boolean {
+  if (x.method === 'POST') return MODEL_ENDPOINTS.has(x.path)
+  return (x.method === 'GET' || x.method === 'HEAD') && isModelsPath(x.path)
+}
+
+function isModelsPath(path: string): boolean {
+  return path === '/v1/models' || (path.startsWith('/v1/models/') && path.length > 11)
+}
+
+/**
+ * GET /v1/models (and /v1/models/<id>): the models the caller's workspace (or route) may use, answered
+ * here in OpenAI's list shape; patterns are listed as written. True when it answered.
+ */
+export function answerModels(x: Exchange): boolean {
+  if (x.method === 'POST') return false
+  x.stage = 'resolve'
+  const models = modelTableOf(modelOwnerOf(x)).entries.map(({ model, target }) => ({
+    id: model,
+    object: 'model',
+    created: 0,
+    owned_by: target,
+  }))
+  let answer: unknown = { object: 'list', data: models }
+  if (x.path !== '/v1/models') {
+    const id = modelId(x.path.slice('/v1/models/'.length))
+    const known = models.find((m) => m.id === id)
+    if (!known) throw notAllowed(id)
+    answer = known
+  }
+  const body = JSON.stringify(answer)
+  x.res.writeHead(200, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'x-request-id': x.requestId,
+  })
+  x.res.end(x.method === 'HEAD' ? undefined : body)
+  return true
+}
+
+function modelId(encoded: string): string {
+  try {
+    return decodeURIComponent(encoded)
+  } catch {
+    throw new FairlaneError(
+      'bad_request',
+      'resolve',
+      'the model id is not a valid URL path segment',
+    )
+  }
+}
+
+function notAllowed(model: string): FairlaneError {
+  return new FairlaneError('model_not_allowed', 'resolve', `model "${model}" is not available here`)
+}
+
+/** The model map that applies: the matched route's, or the caller's workspace's. */
+function modelOwnerOf(x: Exchange): WorkspaceConfig | RouteConfig {
+  const owner = x.inbound?.config ?? x.principal?.workspace
+  if (!owner) throw new FairlaneError('internal', 'resolve', 'models before the caller is known')
+  return owner
+}
+
+/**
+ * Stage 3 of the front door: the body, read whole (bounded by maxBodyBytes and the body
+ * timeouts), names the model; the workspace's (or route's) model map names the target; then the same
+ * endpoint check as the /t/ form. The path goes upstream as the client sent it, after the
+ * endpoint's base path.
+ */
+export async function resolveModel(x: Exchange, deps: ResolveDeps): Promise<void> {
+  x.stage = 'resolve'
+  const owner = modelOwnerOf(x)
+  if (!hasBody(x)) throw new FairlaneError('bad_request', 'resolve', 'a JSON body is required')
+  let body = await readBody(x)
+  const request = readOpenAiRequest(body)
+  const name = modelTableOf(owner).targetOf(request.model)
+  const target =
+    name !== undefined && Object.hasOwn(x.config.targets, name) ? x.config.targets[name] : undefined
+  if (name === undefined || !target) throw notAllowed(request.model)
+  const price = priceTableOf(target).targetOf(request.model)
+  if (price) {
+    x.price = price
+    x.centsEstimate = estimateCents(body, request, price)
+  }
+  const metered = target.cost.fromResponse?.json !== undefined
+  if (metered) {
+    const declared = target.cost.fromHeader && x.req.headers['fairlane-cost'] !== undefined
+    if (!declared) x.estimate = Math.min(target.cost.maxDeclared, estimateTokens(body, request))
+    if (request.stream && !request.streamOptions && USAGE_ON_REQUEST.has(x.path)) {
+      body = withStreamUsage(body)
+      x.usageAdded = true
+    }
+  }
+  x.body = body
+  const raw = x.req.url ?? x.path
+  const q = raw.indexOf('?')
+  const route = targetRoute(name, target, x.path, q === -1 ? '' : raw.slice(q))
+  x.route = route
+  x.target = name
+  x.targetConfig = target
+  await checkEndpoints(x, route, target, deps)
+}
+
+/** The whole request body; a client that leaves stops the read. */
+async function readBody(x: Exchange): Promise<Buffer> {
+  const { server } = x.config
+  const deadline = new BodyDeadline(x.req, {
+    idleMs: server.bodyIdleMs,
+    totalMs: server.bodyTimeoutMs,
+    now: () => performance.now(),
+    onExpire: () => undefined,
+  })
+  x.bodyDeadline = deadline
+  addAbortSignal(x.abort.signal, deadline)
+  const chunks: Buffer[] = []
+  let size = 0
+  try {
+    for await (const chunk of x.req.pipe(deadline) as AsyncIterable<Buffer>) {
+      size += chunk.length
+      if (size > server.maxBodyBytes) throw tooLarge(server.maxBodyBytes, 'resolve')
+      chunks.push(chunk)
+    }
+  } catch (err) {
+    throw deadline.failure ?? err
+  }
+  return Buffer.concat(chunks, size)
+}
