@@ -41,7 +41,12 @@ export interface ResilientCallOptions<E extends CallEndpoint> {
   readonly now: () => number
   /** The client's signal: it aborts every attempt and every wait. */
   readonly signal: AbortSignal
+  /** Told as each upstream request beyond the first is sent, and why it was sent. */
+  readonly onExtraAttempt?: (kind: ExtraAttemptKind) => void
 }
+
+/** Why an upstream request beyond a request's first was sent. */
+export type ExtraAttemptKind = 'retry' | 'failover' | 'hedge'
 
 export interface CallResult<E extends CallEndpoint> {
   readonly response: UpstreamResponse
@@ -88,6 +93,14 @@ export async function resilientCall<E extends CallEndpoint>(
 ): Promise<CallResult<E>> {
   let attempts = 0
   let waitedMs = 0
+  // Why the next attempt is sent, once it is: an admission refused meanwhile sends none.
+  let why: ExtraAttemptKind | undefined
+  const counted = (hedge: boolean) => {
+    attempts++
+    const kind = hedge ? 'hedge' : why
+    why = undefined
+    if (kind) options.onExtraAttempt?.(kind)
+  }
   const failed = new Set<string>()
   options.budget?.request()
   for (;;) {
@@ -98,7 +111,7 @@ export async function resilientCall<E extends CallEndpoint>(
       fresh.length > 0 ? [...fresh, ...order.filter((e) => failed.has(e.id))] : order
     const first = candidates[0] as E
     const second = options.repeatable ? candidates.find((e) => e !== first) : undefined
-    const settled = await race(options, first, second, () => attempts++)
+    const settled = await race(options, first, second, counted)
     const last = attempts >= options.attempts
     if ('response' in settled) {
       const { response, endpoint } = settled
@@ -121,6 +134,7 @@ export async function resilientCall<E extends CallEndpoint>(
         return { response, endpoint, attempts, said }
       }
       if (failover) failed.add(endpoint.id)
+      why = failover ? 'failover' : 'retry'
       discard(response.body)
       waitedMs += wait
       options.release(said)
@@ -133,6 +147,7 @@ export async function resilientCall<E extends CallEndpoint>(
       throw error
     }
     failed.add(endpoint.id)
+    why = 'failover'
     options.release({ status: 0 })
     if (candidates.every((e) => failed.has(e.id)))
       await sleep(backoff(attempts), undefined, { signal: options.signal })
@@ -163,13 +178,13 @@ async function race<E extends CallEndpoint>(
   options: ResilientCallOptions<E>,
   first: E,
   second: E | undefined,
-  counted: () => void,
+  counted: (hedge: boolean) => void,
 ): Promise<Settled<E>> {
   const delay = options.hedge === 'p95' ? options.p95Ms(first) : options.hedge
   const racing = second !== undefined && delay !== undefined
   const calls: { endpoint: E; controller?: AbortController; result: Promise<Settled<E>> }[] = []
-  const start = (endpoint: E) => {
-    counted()
+  const start = (endpoint: E, hedge: boolean) => {
+    counted(hedge)
     // Only a call that may lose a race needs its own abort; a lone call goes with the client.
     const controller = racing ? new AbortController() : undefined
     const signal = controller?.signal ?? options.signal
@@ -195,7 +210,7 @@ async function race<E extends CallEndpoint>(
   const good = (s: Settled<E>) =>
     'response' in s && !FAILOVER.has(s.response.status) && s.response.status !== 429
 
-  const primary = start(first)
+  const primary = start(first, false)
   if (!racing) return primary.result
 
   let timer: NodeJS.Timeout | undefined
@@ -208,7 +223,7 @@ async function race<E extends CallEndpoint>(
     return early
   }
   if (!options.budget?.tryRetry()) return primary.result
-  start(second)
+  start(second, true)
   // The first good answer wins; a bad one waits for the other call.
   const pending = new Set(calls)
   let fallback: Settled<E> | undefined
