@@ -6,3 +6,10 @@ export {
   type LoggerOptions,
 } from './logger.ts'
 export { FairlaneMetrics, type EndpointState } from './metrics.ts'
+export {
+  LANE_REFUSALS,
+  LaneActivity,
+  WAIT_BUCKETS_MS,
+  type LaneRecord,
+  type LaneView,
+} from './lane-activity.ts'

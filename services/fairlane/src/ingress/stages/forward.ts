@@ -5,6 +5,7 @@ import {
   upstreamError,
   upstreamRequestHeaders,
   type DestinationPolicy,
+  type ExtraAttemptKind,
   type Forwarder,
   type Outcome,
   type PinnedDestination,
@@ -112,7 +113,9 @@ class UpstreamCall implements ResilientCallOptions<RouteEndpoint> {
         timeouts: x.route?.timeouts ?? x.config.destinations.timeouts,
         signal,
       })
-      deps.metrics.upstreamDuration.observe({ target }, (now() - sentAt) / 1000)
+      deps.metrics
+        .upstreamDurationOf(target, endpoint.region ?? '')
+        .observe((now() - sentAt) / 1000)
       return response
     } catch (err) {
       if (trial && signal.aborted) health.releaseTrial()
@@ -126,6 +129,10 @@ class UpstreamCall implements ResilientCallOptions<RouteEndpoint> {
 
   p95Ms(endpoint: RouteEndpoint): number | undefined {
     return this.#deps.upstreams.health(this.#x.target ?? '', endpoint.id)?.p95Ms()
+  }
+
+  onExtraAttempt(kind: ExtraAttemptKind): void {
+    this.#deps.metrics.extraAttemptsOf(this.#x.target ?? '')[kind].inc()
   }
 
   release(upstream: LaneSignals): void {
