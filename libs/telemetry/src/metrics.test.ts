@@ -20,6 +20,7 @@ describe('FairlaneMetrics', () => {
       'fairlane_ledger_call_duration_seconds',
       'fairlane_nats_rtt_seconds',
       'fairlane_build_info',
+      'fairlane_cluster_shards',
       'fairlane_endpoint_circuit_state',
     ]) {
       expect(text).toContain(`# TYPE ${name}`)

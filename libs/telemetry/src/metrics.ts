@@ -60,6 +60,7 @@ export class FairlaneMetrics {
   readonly ledgerDownDecisions: Counter<'scope' | 'policy'>
   readonly ledgerUp: Gauge
   readonly shardsOwned: Gauge
+  readonly clusterShards: Gauge
   readonly natsConnected: Gauge
   readonly clusterBatchItems: Histogram<'direction'>
   readonly clusterRoundTrip: Histogram
@@ -180,6 +181,11 @@ export class FairlaneMetrics {
       collect() {
         this.set(shards())
       },
+    })
+    this.clusterShards = new Gauge({
+      name: 'fairlane_cluster_shards',
+      help: 'Cluster mode: cluster.shards, the number of queue shards of the cluster; summed over the nodes, fairlane_shards_owned should equal it.',
+      registers: [this.registry],
     })
     const nats = () => this.#natsSource()
     this.natsConnected = new Gauge({

@@ -107,6 +107,7 @@ function refusalReporter(metrics: FairlaneMetrics, logger: Logger, side: 'owner'
 
 /** Longest the stop waits for NATS to take this node's last messages before it just closes. */
 const NATS_DRAIN_MS = 1_000
+const SHARE_EVENTS = ['lent', 'returned', 'revoked'] as const
 /** How often a node measures its round trip to the NATS server (fairlane_nats_rtt_seconds). */
 const NATS_RTT_EVERY_MS = 5_000
 
@@ -135,6 +136,7 @@ export async function clusterCore(
     : undefined
   const closers: (() => Promise<void> | void)[] = []
   metrics.observeNats(() => link.connected)
+  metrics.clusterShards.set(shards)
   let natsRttMs: number | undefined
   const measureRtt = () => {
     if (!link.connected) return
@@ -182,6 +184,8 @@ export async function clusterCore(
       ...(shares ? { shares } : {}),
       onShares: (event, count) => metrics.clusterShares.inc({ event }, count),
     })
+    // From start at 0, so a rate over them is 0 rather than absent until the first share.
+    if (shares) for (const event of SHARE_EVENTS) metrics.clusterShares.inc({ event }, 0)
     const checkpoints = new PartitionCheckpoints({
       redis: ledgerRedis,
       actor,

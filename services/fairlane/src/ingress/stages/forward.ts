@@ -51,6 +51,7 @@ class UpstreamCall implements ResilientCallOptions<RouteEndpoint> {
   readonly #headers: Record<string, string | string[]>
   readonly #body: Readable | Buffer | null
   #firstOrder: readonly RouteEndpoint[] | undefined
+  readonly #extraAttempts: ReturnType<FairlaneMetrics['extraAttemptsOf']>
 
   constructor(
     x: Exchange,
@@ -64,6 +65,8 @@ class UpstreamCall implements ResilientCallOptions<RouteEndpoint> {
     this.#headers = headers
     this.#body = body
     this.#firstOrder = x.firstOrder
+    // Looked up with the first call, which makes the target's series at 0.
+    this.#extraAttempts = deps.metrics.extraAttemptsOf(x.target ?? '')
     const target = x.targetConfig
     const retry = target?.retry
     const hedgeAsked =
@@ -132,7 +135,7 @@ class UpstreamCall implements ResilientCallOptions<RouteEndpoint> {
   }
 
   onExtraAttempt(kind: ExtraAttemptKind): void {
-    this.#deps.metrics.extraAttemptsOf(this.#x.target ?? '')[kind].inc()
+    this.#extraAttempts[kind].inc()
   }
 
   release(upstream: LaneSignals): void {
