@@ -61,4 +61,14 @@ describe('LaneActivity', () => {
       [OTHER_CALLERS, 2],
     ])
   })
+
+  it('takes new lanes again once idle ones leave the window', () => {
+    let now = 0
+    const activity = new LaneActivity({ now: () => now, maxLanes: 1 })
+    activity.lane('w', 'a', 't', 'free').admitted(0)
+    activity.lane('w', 'b', 't', 'free').admitted(0)
+    now = 30_000
+    activity.lane('w', 'c', 't', 'free').admitted(0)
+    expect(activity.snapshot().lanes.map((l) => l.caller)).toEqual(['c'])
+  })
 })

@@ -158,6 +158,7 @@ export class LaneActivity {
   /** workspace → caller → target → record: no key string built per request. */
   readonly #lanes = new Map<string, Map<string, Map<string, LaneRecord>>>()
   #count = 0
+  #sweptAt = -Infinity
 
   constructor(options: LaneActivityOptions) {
     this.now = options.now
@@ -171,20 +172,21 @@ export class LaneActivity {
 
   /** The record of a lane, made on first use. */
   lane(workspace: string, caller: string, target: string, tier: string): LaneRecord {
+    let record = this.#lanes.get(workspace)?.get(caller)?.get(target)
+    if (record) {
+      record.tier = tier
+      return record
+    }
+    // Full: sweep at most once a slot, so a flood of new callers costs no scan per request.
+    if (this.#count >= this.#maxLanes && this.now() - this.#sweptAt >= this.slotMs) this.sweep()
+    if (this.#count >= this.#maxLanes && caller !== OTHER_CALLERS)
+      return this.lane(workspace, OTHER_CALLERS, target, tier)
     let callers = this.#lanes.get(workspace)
     if (!callers) {
       callers = new Map()
       this.#lanes.set(workspace, callers)
     }
     let targets = callers.get(caller)
-    let record = targets?.get(target)
-    if (record) {
-      record.tier = tier
-      return record
-    }
-    if (this.#count >= this.#maxLanes) this.sweep()
-    if (this.#count >= this.#maxLanes && caller !== OTHER_CALLERS)
-      return this.lane(workspace, OTHER_CALLERS, target, tier)
     if (!targets) {
       targets = new Map()
       callers.set(caller, targets)
@@ -197,7 +199,8 @@ export class LaneActivity {
 
   /** Drops lanes with nothing waiting and no request within the window. */
   sweep(): void {
-    const idleSince = this.now() - this.windowMs - this.slotMs
+    this.#sweptAt = this.now()
+    const idleSince = this.#sweptAt - this.windowMs - this.slotMs
     for (const [workspace, callers] of this.#lanes) {
       for (const [caller, targets] of callers) {
         for (const [target, record] of targets) {
