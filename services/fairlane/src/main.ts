@@ -44,6 +44,8 @@ async function run(args: readonly string[]): Promise<number> {
       const stopped = new AbortController()
       process.once('SIGINT', () => stopped.abort())
       process.once('SIGTERM', () => stopped.abort())
+      // A closed pipe (`fairlane top | head`) ends the view instead of crashing it.
+      process.stdout.on('error', () => stopped.abort())
       const admin = adminUrlsFrom(command.admin, io.env)
       return top({ ...command, admin }, (text) => process.stdout.write(text), stopped.signal)
     }
