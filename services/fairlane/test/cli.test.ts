@@ -256,4 +256,21 @@ describe('fairlane top', () => {
     expect(nobody.code).toBe(1)
     expect(nobody.stdout).toContain(`http://127.0.0.1:${adminPort}: not answering`)
   })
+
+  it('ends with 0 when its output pipe closes, as under `| head`', async () => {
+    const child = spawn(
+      process.execPath,
+      ['--conditions=development', MAIN, 'top', '--admin', '127.0.0.1:1', '--interval', '0.2'],
+      { env: process.env },
+    )
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    // The reader goes away after the first screen.
+    child.stdout.once('data', () => child.stdout.destroy())
+    const stray = setTimeout(() => child.kill('SIGKILL'), 15_000)
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+    clearTimeout(stray)
+    expect(stderr).not.toContain('EPIPE')
+    expect(code).toBe(0)
+  })
 })
