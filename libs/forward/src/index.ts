@@ -51,5 +51,6 @@ export {
   resilientCall,
   type CallEndpoint,
   type CallResult,
+  type ExtraAttemptKind,
   type ResilientCallOptions,
 } from './resilience/resilient-call.ts'

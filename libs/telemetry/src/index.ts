@@ -7,3 +7,10 @@ export {
 } from './logger.ts'
 export { FairlaneMetrics, type EndpointState } from './metrics.ts'
 export { startTracing, type Tracing, type TracingIdentity } from './tracing.ts'
+export {
+  LANE_REFUSALS,
+  LaneActivity,
+  WAIT_BUCKETS_MS,
+  type LaneRecord,
+  type LaneView,
+} from './lane-activity.ts'

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { LabelledChildren } from './labelled-children.ts'
 
 /**
  * The metrics of one Fairlane node. Labels are bounded sets (target names from config, status
@@ -12,19 +13,54 @@ export interface EndpointState {
   readonly state: 'closed' | 'open' | 'half-open'
 }
 
+const CIRCUIT_STATES = ['closed', 'open', 'half-open'] as const
+
+/** What fairlane_build_info says about the running process. */
+export interface BuildInfo {
+  readonly version: string
+  readonly node: string
+  readonly region: string
+  readonly mode: 'embedded' | 'cluster'
+}
+
+/** How a lane's request left the queue: admitted, or the refusal code it got. */
+export type LaneOutcome =
+  'admitted' | 'rate_limited' | 'queue_full' | 'queue_timeout' | 'cluster_unavailable'
+
+/** Upstream requests beyond a request's first: a retry, a failover or a hedge. */
+export type ExtraAttempt = 'retry' | 'failover' | 'hedge'
+
+/** Calls to the shared ledger (Redis) that the actor waits on or makes in the background. */
+export type LedgerCall = 'reserve' | 'refund' | 'renew' | 'debit'
+
+/** The children one call site observes, looked up once per label set and then reused. */
+interface Observer {
+  observe(value: number): void
+}
+interface Incrementer {
+  inc(value?: number): void
+}
+
 export class FairlaneMetrics {
   readonly registry: Registry
   readonly requests: Counter<'target' | 'status' | 'stage'>
   readonly requestDuration: Histogram<'target'>
-  readonly upstreamDuration: Histogram<'target'>
+  readonly upstreamDuration: Histogram<'target' | 'region'>
   readonly limitRefusals: Counter<'scope' | 'reason'>
-  readonly queueWait: Histogram<'target'>
+  readonly queueWait: Histogram<'target' | 'tier'>
+  readonly laneRequests: Counter<'workspace' | 'tier' | 'outcome'>
+  readonly upstreamExtraAttempts: Counter<'target' | 'kind'>
+  readonly ledgerCallDuration: Histogram<'call'>
+  readonly natsRtt: Gauge
+  readonly buildInfo: Gauge<'version' | 'node' | 'region' | 'mode' | 'nodejs'>
+  readonly endpointCircuitState: Gauge<'target' | 'endpoint' | 'region' | 'state'>
   readonly queueRefusals: Counter<'target' | 'reason' | 'bound'>
   readonly queued: Gauge
   readonly limitStates: Gauge
   readonly ledgerDownDecisions: Counter<'scope' | 'policy'>
   readonly ledgerUp: Gauge
   readonly shardsOwned: Gauge
+  readonly clusterShards: Gauge
   readonly natsConnected: Gauge
   readonly clusterBatchItems: Histogram<'direction'>
   readonly clusterRoundTrip: Histogram
@@ -38,11 +74,18 @@ export class FairlaneMetrics {
   #ledgerUpSource: () => number = () => 1
   #shardsSource: () => number = () => 0
   #natsSource: () => number = () => 1
+  #natsRttSource: () => number | undefined = () => undefined
+  readonly #queueWaits = new LabelledChildren<Observer>()
+  readonly #laneOutcomes = new LabelledChildren<Map<LaneOutcome, Incrementer>>()
+  readonly #upstreamDurations = new LabelledChildren<Observer>()
+  readonly #extraAttempts = new Map<string, Readonly<Record<ExtraAttempt, Incrementer>>>()
+  readonly #ledgerCalls = new Map<LedgerCall, Observer>()
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     this.registry = new Registry()
     if (options.defaultMetrics ?? true) {
-      collectDefaultMetrics({ register: this.registry, prefix: 'fairlane_' })
+      // Unprefixed, so stock Node.js dashboards and alerts find process_* and nodejs_*.
+      collectDefaultMetrics({ register: this.registry })
     }
     this.requests = new Counter({
       name: 'fairlane_requests_total',
@@ -59,8 +102,8 @@ export class FairlaneMetrics {
     })
     this.upstreamDuration = new Histogram({
       name: 'fairlane_upstream_duration_seconds',
-      help: 'Time from sending the upstream request to its response headers, by target.',
-      labelNames: ['target'],
+      help: 'Time from sending the upstream request to its response headers, by target and the endpoint region ("" when it has none).',
+      labelNames: ['target', 'region'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [this.registry],
     })
@@ -72,8 +115,8 @@ export class FairlaneMetrics {
     })
     this.queueWait = new Histogram({
       name: 'fairlane_queue_wait_seconds',
-      help: 'Time admitted requests waited in their lane, by target.',
-      labelNames: ['target'],
+      help: 'Time admitted requests waited in their lane, by target and tier.',
+      labelNames: ['target', 'tier'],
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: [this.registry],
     })
@@ -139,6 +182,11 @@ export class FairlaneMetrics {
         this.set(shards())
       },
     })
+    this.clusterShards = new Gauge({
+      name: 'fairlane_cluster_shards',
+      help: 'Cluster mode: cluster.shards, the number of queue shards of the cluster; summed over the nodes, fairlane_shards_owned should equal it.',
+      registers: [this.registry],
+    })
     const nats = () => this.#natsSource()
     this.natsConnected = new Gauge({
       name: 'fairlane_nats_connected',
@@ -179,6 +227,116 @@ export class FairlaneMetrics {
       labelNames: ['event'],
       registers: [this.registry],
     })
+    this.laneRequests = new Counter({
+      name: 'fairlane_lane_requests_total',
+      help: 'Requests that asked their lane for admission, by workspace (route:<name> for inbound routes), tier and outcome: admitted, or the refusal code.',
+      labelNames: ['workspace', 'tier', 'outcome'],
+      registers: [this.registry],
+    })
+    this.upstreamExtraAttempts = new Counter({
+      name: 'fairlane_upstream_extra_attempts_total',
+      help: 'Upstream requests sent beyond each request’s first, by target and kind: retry (a 429 or 503, same or next endpoint), failover (after a connect error, timeout or 5xx) or hedge (a race to a second endpoint).',
+      labelNames: ['target', 'kind'],
+      registers: [this.registry],
+    })
+    this.ledgerCallDuration = new Histogram({
+      name: 'fairlane_ledger_call_duration_seconds',
+      help: 'Cluster mode: time of each call to the shared ledger (Redis), by call: reserve, refund, renew, debit.',
+      labelNames: ['call'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [this.registry],
+    })
+    const rtt = () => this.#natsRttSource()
+    this.natsRtt = new Gauge({
+      name: 'fairlane_nats_rtt_seconds',
+      help: 'Cluster mode: the last round trip to the NATS server measured by this node (every 5 s).',
+      registers: [this.registry],
+      collect() {
+        const seconds = rtt()
+        if (seconds !== undefined) this.set(seconds)
+      },
+    })
+    this.buildInfo = new Gauge({
+      name: 'fairlane_build_info',
+      help: 'Always 1; its labels say which Fairlane version runs on this node, in which mode and region, on which Node.js.',
+      labelNames: ['version', 'node', 'region', 'mode', 'nodejs'],
+      registers: [this.registry],
+    })
+    this.endpointCircuitState = new Gauge({
+      name: 'fairlane_endpoint_circuit_state',
+      help: 'Circuit of an upstream endpoint as this node sees it: 1 for the state it is in (closed, open, half-open), 0 for the other two.',
+      labelNames: ['target', 'endpoint', 'region', 'state'],
+      registers: [this.registry],
+      collect() {
+        this.reset()
+        for (const e of endpoints()) {
+          const labels = { target: e.target, endpoint: e.endpoint, region: e.region ?? '' }
+          for (const state of CIRCUIT_STATES)
+            this.set({ ...labels, state }, e.state === state ? 1 : 0)
+        }
+      },
+    })
+  }
+
+  /** Says once, at start, what runs on this node. */
+  describeBuild(info: BuildInfo): void {
+    this.buildInfo.set({ ...info, nodejs: process.version }, 1)
+  }
+
+  /** The queue wait child of a target and tier, made once per pair. */
+  queueWaitOf(target: string, tier: string): Observer {
+    return this.#queueWaits.get(target, tier, () => this.queueWait.labels({ target, tier }))
+  }
+
+  /** The lane outcome child of a workspace, tier and outcome, made once per triple. */
+  laneOutcomeOf(workspace: string, tier: string, outcome: LaneOutcome): Incrementer {
+    const outcomes = this.#laneOutcomes.get(workspace, tier, () => new Map())
+    let child = outcomes.get(outcome)
+    if (!child) {
+      child = this.laneRequests.labels({ workspace, tier, outcome })
+      outcomes.set(outcome, child)
+    }
+    return child
+  }
+
+  /** The upstream duration child of a target and endpoint region, made once per pair. */
+  upstreamDurationOf(target: string, region: string): Observer {
+    return this.#upstreamDurations.get(target, region, () =>
+      this.upstreamDuration.labels({ target, region }),
+    )
+  }
+
+  /**
+   * The extra-attempt children of a target. Its three kinds are made together at 0, so a
+   * rate over them exists (0) before the first retry, failover or hedge.
+   */
+  extraAttemptsOf(target: string): Readonly<Record<ExtraAttempt, Incrementer>> {
+    let children = this.#extraAttempts.get(target)
+    if (!children) {
+      const child = (kind: ExtraAttempt) => {
+        const made = this.upstreamExtraAttempts.labels({ target, kind })
+        made.inc(0)
+        return made
+      }
+      children = { retry: child('retry'), failover: child('failover'), hedge: child('hedge') }
+      this.#extraAttempts.set(target, children)
+    }
+    return children
+  }
+
+  /** The ledger call child of a call, made once. */
+  ledgerCallOf(call: LedgerCall): Observer {
+    let child = this.#ledgerCalls.get(call)
+    if (!child) {
+      child = this.ledgerCallDuration.labels({ call })
+      this.#ledgerCalls.set(call, child)
+    }
+    return child
+  }
+
+  /** Cluster mode: the last NATS round trip in seconds, undefined before the first. */
+  observeNatsRtt(source: () => number | undefined): void {
+    this.#natsRttSource = source
   }
 
   /** Where the endpoint circuit gauge reads the health of upstream endpoints at scrape time. */

@@ -11,6 +11,7 @@ export { Traffic, CallerRecord, jainIndex, type CallerSpec } from './traffic.ts'
 export { tcpAnswers } from './server-process.ts'
 export { startRedis, type RedisServer } from './redis-server.ts'
 export { startNats, type NatsServer } from './nats-server.ts'
+export { startPrometheus, type PrometheusServer } from './prometheus-server.ts'
 export {
   startNatsRegions,
   type GatewayListener,

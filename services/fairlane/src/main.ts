@@ -9,6 +9,8 @@ import {
   type Io,
 } from './cli/commands.ts'
 import { USAGE, UsageError, parseCommandLine, type Command } from './cli/command-line.ts'
+import { adminUrlsFrom } from './cli/admin-urls.ts'
+import { top } from './cli/top.ts'
 
 const io: Io = {
   out: (line) => process.stdout.write(line + '\n'),
@@ -38,6 +40,15 @@ async function run(args: readonly string[]): Promise<number> {
       return configSchema(io)
     case 'keys hash':
       return keysHash(command.key, io)
+    case 'top': {
+      const stopped = new AbortController()
+      process.once('SIGINT', () => stopped.abort())
+      process.once('SIGTERM', () => stopped.abort())
+      // A closed pipe (`fairlane top | head`) ends the view instead of crashing it.
+      process.stdout.on('error', () => stopped.abort())
+      const admin = adminUrlsFrom(command.admin, io.env)
+      return top({ ...command, admin }, (text) => process.stdout.write(text), stopped.signal)
+    }
   }
 }
 

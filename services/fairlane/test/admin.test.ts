@@ -68,11 +68,48 @@ describe('admin port', () => {
       'fairlane_requests_total{target="(none)",status="401",stage="authenticate"} 1',
     )
     expect(text).toMatch(/fairlane_request_duration_seconds_bucket\{le="0\.005",target="echo"\} \d/)
-    expect(text).toMatch(/fairlane_upstream_duration_seconds_count\{target="echo"\} 1/)
+    expect(text).toMatch(/fairlane_upstream_duration_seconds_count\{target="echo",region=""\} 1/)
+    expect(text).toMatch(/fairlane_queue_wait_seconds_count\{target="echo",tier="free"\} 1/)
+    expect(text).toContain(
+      'fairlane_lane_requests_total{workspace="demo",tier="free",outcome="admitted"} 1',
+    )
     expect(text).toContain('# TYPE fairlane_limit_refusals_total counter')
-    expect(text).toContain('fairlane_process_cpu_seconds_total')
+    expect(text).toMatch(
+      /fairlane_build_info\{version="\d+\.\d+\.\d+[^"]*",node="[^"]+",region="",mode="embedded",nodejs="v24\.[^"]+"\} 1/,
+    )
+    // Node's defaults under their standard names, for stock dashboards.
+    expect(text).toMatch(/^process_cpu_seconds_total /m)
+    expect(text).toMatch(/^nodejs_eventloop_lag_seconds /m)
+    expect(text).not.toContain('fairlane_process_')
+    expect(text).not.toContain('fairlane_nodejs_')
     expect(text).not.toContain(KEY)
     expect(text).not.toContain('/t/echo/a')
+  })
+
+  it('shows the lanes it saw lately at GET /lanes, without keys', async () => {
+    const response = await fetch(`${node.adminUrl}/lanes`)
+    expect(response.status).toBe(200)
+    const body = (await response.json()) as Record<string, unknown>
+    expect(body).toMatchObject({
+      region: null,
+      waitBucketsMs: expect.arrayContaining([1, 1_000]) as unknown,
+      refusalCodes: ['rate_limited', 'queue_full', 'queue_timeout', 'cluster_unavailable'],
+      lanes: [
+        {
+          workspace: 'demo',
+          caller: 'admin',
+          target: 'echo',
+          tier: 'free',
+          queued: 0,
+          refused: {},
+        },
+      ],
+    })
+    expect(body['windowSeconds']).toBeGreaterThan(0)
+    const [lane] = body['lanes'] as { admitted: number; wait: number[] }[]
+    expect(lane?.admitted).toBeGreaterThanOrEqual(1)
+    expect(lane?.wait.reduce((a, b) => a + b, 0)).toBe(lane?.admitted)
+    expect(JSON.stringify(body)).not.toContain(KEY)
   })
 
   it('is not reachable through the proxy', async () => {

@@ -199,3 +199,78 @@ describe('fairlane keys hash', () => {
     expect(run.stderr).toContain('Usage: fairlane')
   })
 })
+
+describe('fairlane top', () => {
+  it('prints the busiest lanes of a running node once, and says when no node answers', async () => {
+    const [port, adminPort] = [await freePort(), await freePort()]
+    const child = spawn(process.execPath, ['--conditions=development', MAIN], {
+      env: {
+        ...process.env,
+        FAIRLANE_CONFIG: QUICKSTART,
+        FAIRLANE_PORT: String(port),
+        FAIRLANE_ADMIN_PORT: String(adminPort),
+        ECHO_URL: upstream.url,
+      },
+    })
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+    try {
+      await expect
+        .poll(
+          async () =>
+            (await fetch(`http://127.0.0.1:${adminPort}/readyz`).catch(() => null))?.status,
+          { timeout: 10_000 },
+        )
+        .toBe(200)
+      // The demo key takes 5 at once: 8 at once leave some waiting in its lane. Sent again
+      // before each run, so the lane is inside the 10 s window however slow the CLI starts.
+      const burst = () =>
+        Promise.all(
+          Array.from({ length: 8 }, () =>
+            fetch(`http://127.0.0.1:${port}/t/echo/hi`, {
+              headers: { authorization: 'Bearer fl_demo_quickstart' },
+            }).then((r) => r.text()),
+          ),
+        )
+      await burst()
+      const run = await fairlane(['top', '--once'], { FAIRLANE_ADMIN_PORT: String(adminPort) })
+      expect(run.stderr, run.stdout).toBe('')
+      expect(run.code).toBe(0)
+      const lines = run.stdout.split('\n')
+      expect(lines[0]).toMatch(/^fairlane top .* 1 node \(/)
+      expect(run.stdout).toMatch(/^WORKSPACE\s+CALLER\s+TARGET\s+TIER\s+ADMITTED\/S/m)
+      // 8 admitted over a window of at most 10 s; the last waited for the key's rate.
+      expect(run.stdout, run.stdout).toMatch(
+        /^demo\s+demo-quickstart\s+echo\s+free\s+[\d.]+\s+0\s+≤\d+m?s\s+0\s*$/m,
+      )
+      await burst()
+      const byWorkspace = await fairlane(['top', '--once', '--by', 'workspace'], {
+        FAIRLANE_ADMIN_URL: `127.0.0.1:${adminPort}`,
+      })
+      expect(byWorkspace.stdout).toMatch(/^WORKSPACE\s+TIER\s+ADMITTED\/S/m)
+      expect(byWorkspace.stdout, byWorkspace.stdout).toMatch(/^demo\s+free\s/m)
+    } finally {
+      child.kill('SIGTERM')
+    }
+    expect(await exited).toBe(0)
+    const nobody = await fairlane(['top', '--once', '--admin', `127.0.0.1:${adminPort}`])
+    expect(nobody.code).toBe(1)
+    expect(nobody.stdout).toContain(`http://127.0.0.1:${adminPort}: not answering`)
+  })
+
+  it('ends with 0 when its output pipe closes, as under `| head`', async () => {
+    const child = spawn(
+      process.execPath,
+      ['--conditions=development', MAIN, 'top', '--admin', '127.0.0.1:1', '--interval', '0.2'],
+      { env: process.env },
+    )
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    // The reader goes away after the first screen.
+    child.stdout.once('data', () => child.stdout.destroy())
+    const stray = setTimeout(() => child.kill('SIGKILL'), 15_000)
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+    clearTimeout(stray)
+    expect(stderr).not.toContain('EPIPE')
+    expect(code).toBe(0)
+  })
+})

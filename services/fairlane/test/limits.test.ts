@@ -132,7 +132,10 @@ describe('limits', () => {
     expect(text).toMatch(/fairlane_limit_refusals_total\{scope="key",reason="rate"\} \d+/)
     expect(text).toMatch(/fairlane_limit_refusals_total\{scope="workspace",reason="rate"\} \d+/)
     expect(text).toMatch(/fairlane_limit_refusals_total\{scope="target",reason="rate"\} 1/)
-    expect(text).toMatch(/fairlane_queue_wait_seconds_count\{target="narrow"\} 3/)
+    const waits = [
+      ...text.matchAll(/fairlane_queue_wait_seconds_count\{target="narrow",tier="\w+"\} (\d+)/g),
+    ]
+    expect(waits.reduce((sum, m) => sum + Number(m[1]), 0)).toBe(3)
     expect(text).toMatch(/fairlane_requests_total\{target="echo",status="429",stage="limit"\} \d+/)
   })
 })

@@ -141,9 +141,20 @@ describe('failover between regions', () => {
       state: string
     }[]
     expect(health.find((h) => h.endpoint === down)?.state).toBe('open')
-    expect(await (await fetch(`${n.adminUrl}/metrics`)).text()).toMatch(
+    const text = await (await fetch(`${n.adminUrl}/metrics`)).text()
+    expect(text).toMatch(
       /fairlane_endpoint_circuit_open\{target="api",endpoint="http:\/\/127\.0\.0\.1:\d+",region="a"\} 1/,
     )
+    expect(text).toMatch(
+      /fairlane_endpoint_circuit_state\{target="api",endpoint="http:\/\/127\.0\.0\.1:\d+",region="a",state="open"\} 1/,
+    )
+    expect(text).toMatch(
+      /fairlane_endpoint_circuit_state\{target="api",endpoint="http:\/\/127\.0\.0\.1:\d+",region="a",state="closed"\} 0/,
+    )
+    // The three requests that met region a's connect error each failed over once.
+    expect(text).toContain('fairlane_upstream_extra_attempts_total{target="api",kind="failover"} 3')
+    expect(text).toContain('fairlane_upstream_extra_attempts_total{target="api",kind="hedge"} 0')
+    expect(text).toMatch(/fairlane_upstream_duration_seconds_count\{target="api",region="b"\} 8/)
   })
 
   it('a 503 that names no time fails over; a 503 region recovering is used again later', async () => {

@@ -44,7 +44,12 @@ export interface ResilientCallOptions<E extends CallEndpoint> {
   readonly now: () => number
   /** The client's signal: it aborts every attempt and every wait. */
   readonly signal: AbortSignal
+  /** Told as each upstream request beyond the first is sent, and why it was sent. */
+  readonly onExtraAttempt?: (kind: ExtraAttemptKind) => void
 }
+
+/** Why an upstream request beyond a request's first was sent. */
+export type ExtraAttemptKind = 'retry' | 'failover' | 'hedge'
 
 export interface CallResult<E extends CallEndpoint> {
   readonly response: UpstreamResponse
@@ -91,6 +96,14 @@ export async function resilientCall<E extends CallEndpoint>(
 ): Promise<CallResult<E>> {
   let attempts = 0
   let waitedMs = 0
+  // Why the next attempt is sent, once it is: an admission refused meanwhile sends none.
+  let why: ExtraAttemptKind | undefined
+  const counted = (hedge: boolean) => {
+    attempts++
+    const kind = hedge ? 'hedge' : why
+    why = undefined
+    if (kind) options.onExtraAttempt?.(kind)
+  }
   const failed = new Set<string>()
   options.budget?.request()
   for (;;) {
@@ -101,7 +114,7 @@ export async function resilientCall<E extends CallEndpoint>(
       fresh.length > 0 ? [...fresh, ...order.filter((e) => failed.has(e.id))] : order
     const first = candidates[0] as E
     const second = options.repeatable ? candidates.find((e) => e !== first) : undefined
-    const settled = await race(options, first, second, () => attempts++)
+    const settled = await race(options, first, second, counted)
     const last = attempts >= options.attempts
     if ('response' in settled) {
       const { response, endpoint } = settled
@@ -124,6 +137,7 @@ export async function resilientCall<E extends CallEndpoint>(
         return { response, endpoint, attempts, said }
       }
       if (failover) failed.add(endpoint.id)
+      why = failover ? 'failover' : 'retry'
       discard(response.body)
       waitedMs += wait
       options.release(said)
@@ -136,6 +150,7 @@ export async function resilientCall<E extends CallEndpoint>(
       throw error
     }
     failed.add(endpoint.id)
+    why = 'failover'
     options.release({ status: 0 })
     if (candidates.every((e) => failed.has(e.id)))
       await sleep(backoff(attempts), undefined, { signal: options.signal })
@@ -166,13 +181,13 @@ async function race<E extends CallEndpoint>(
   options: ResilientCallOptions<E>,
   first: E,
   second: E | undefined,
-  counted: () => void,
+  counted: (hedge: boolean) => void,
 ): Promise<Settled<E>> {
   const delay = options.hedge === 'p95' ? options.p95Ms(first) : options.hedge
   const racing = second !== undefined && delay !== undefined
   const calls: { endpoint: E; controller?: AbortController; result: Promise<Settled<E>> }[] = []
   const start = (endpoint: E, hedge: boolean) => {
-    counted()
+    counted(hedge)
     // Only a call that may lose a race needs its own abort; a lone call goes with the client.
     const controller = racing ? new AbortController() : undefined
     const signal = controller?.signal ?? options.signal

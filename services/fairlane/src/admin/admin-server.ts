@@ -1,5 +1,11 @@
 import Fastify, { LogController } from 'fastify'
-import type { FairlaneMetrics, Logger } from '@fairlane/telemetry'
+import {
+  LANE_REFUSALS,
+  WAIT_BUCKETS_MS,
+  type FairlaneMetrics,
+  type LaneView,
+  type Logger,
+} from '@fairlane/telemetry'
 import type { UpstreamHealthView } from '../ingress/upstreams.ts'
 import type { EditableConfigStore } from '../store/redis-config-store.ts'
 import { ADMIN_API_PREFIX, adminApi } from './admin-api.ts'
@@ -20,6 +26,16 @@ export interface AdminDeps {
   readonly api?: { readonly token: string | undefined; readonly store: EditableConfigStore }
   /** Health of every upstream endpoint as this node sees it (GET /upstreams). */
   readonly upstreams?: () => readonly UpstreamHealthView[]
+  /** The lanes this node's ingress saw lately (GET /lanes, read by `fairlane top`). */
+  readonly lanes?: () => LanesView
+}
+
+/** The body of GET /lanes. */
+interface LanesView {
+  readonly node: string
+  readonly region: string | undefined
+  readonly windowSeconds: number
+  readonly lanes: readonly LaneView[]
 }
 
 /**
@@ -44,6 +60,18 @@ export function buildAdmin(deps: AdminDeps) {
   })
   // Read-only like /metrics, and holds no secret: endpoint URLs carry no credentials.
   app.get('/upstreams', async () => deps.upstreams?.() ?? [])
+  // Read-only like /metrics: workspace names, key ids and caller ids, never a key or credential.
+  app.get('/lanes', async () => {
+    const view = deps.lanes?.()
+    return {
+      node: view?.node ?? '',
+      region: view?.region ?? null,
+      windowSeconds: view?.windowSeconds ?? 0,
+      waitBucketsMs: WAIT_BUCKETS_MS,
+      refusalCodes: LANE_REFUSALS,
+      lanes: view?.lanes ?? [],
+    }
+  })
   if (deps.api)
     void app.register(adminApi({ ...deps.api, logger: deps.logger }), { prefix: ADMIN_API_PREFIX })
   return app

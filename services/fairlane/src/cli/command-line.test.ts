@@ -32,6 +32,22 @@ describe('parseCommandLine', () => {
     [['-h'], { name: 'help' }],
     [['start', '--help'], { name: 'help' }],
     [['config', 'check', '-h'], { name: 'help' }],
+    [['top'], { name: 'top', admin: [], by: 'lane', limit: 20, intervalMs: 2_000, once: false }],
+    [
+      ['top', '--admin', 'http://a:9090,http://b:9090', '--admin=c:9090', '--by', 'workspace'],
+      {
+        name: 'top',
+        admin: ['http://a:9090,http://b:9090', 'c:9090'],
+        by: 'workspace',
+        limit: 20,
+        intervalMs: 2_000,
+        once: false,
+      },
+    ],
+    [
+      ['top', '--once', '--limit', '5', '--interval', '0.5'],
+      { name: 'top', admin: [], by: 'lane', limit: 5, intervalMs: 500, once: true },
+    ],
   ])('%j', (args, command) => {
     expect(parseCommandLine(args)).toEqual(command)
   })
@@ -53,6 +69,10 @@ describe('parseCommandLine', () => {
     [['help', 'start'], 'help: unexpected argument "start"', 'fairlane <command>'],
     [['frobnicate'], 'unknown command "frobnicate"', 'fairlane <command>'],
     [['config'], 'unknown command "config"', 'fairlane <command>'],
+    [['top', '--by', 'key'], '--by is lane or workspace', 'fairlane top'],
+    [['top', '--limit', '2.5'], '--limit must be a whole number', 'fairlane top'],
+    [['top', '--interval', '0'], '--interval must be a positive number', 'fairlane top'],
+    [['top', 'node-1'], 'unexpected argument "node-1"', 'fairlane top'],
   ])('refuses %j', (args, message, usage) => {
     const error = refusal(args)
     expect(error.message).toContain(message)

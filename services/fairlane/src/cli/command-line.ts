@@ -7,6 +7,15 @@ export type Command =
   | { readonly name: 'config check'; readonly file: string }
   | { readonly name: 'config schema' }
   | { readonly name: 'keys hash'; readonly key?: string }
+  | {
+      readonly name: 'top'
+      /** --admin values as given (comma-separated lists allowed); none: from the environment. */
+      readonly admin: readonly string[]
+      readonly by: 'lane' | 'workspace'
+      readonly limit: number
+      readonly intervalMs: number
+      readonly once: boolean
+    }
 
 /** A command line that names no command, or gives one an argument it does not take. */
 export class UsageError extends Error {
@@ -25,6 +34,7 @@ const COMMAND_USAGE = {
   'config check': 'Usage: fairlane config check FILE',
   'config schema': 'Usage: fairlane config schema',
   'keys hash': 'Usage: fairlane keys hash [KEY]',
+  top: 'Usage: fairlane top [--admin URL[,URL…]]… [--by lane|workspace] [--limit N] [--interval SECONDS] [--once]',
 } as const
 
 export const USAGE = `Usage: fairlane <command>
@@ -37,6 +47,9 @@ Commands:
   config schema            print the JSON Schema of the config file
   keys hash [KEY]          make a new random key and print it with its hash for the
                            config; with KEY, print the hash of that key
+  top [--admin URL,…]      live view of the busiest lanes (--by workspace: workspaces)
+                           of a node, or of a cluster with every node's admin URL;
+                           --limit N rows, --interval SECONDS, --once to print once
   help                     show this text
 
 Every command also takes -h/--help. Unknown options and extra arguments are refused
@@ -44,7 +57,8 @@ Every command also takes -h/--help. Unknown options and extra arguments are refu
 Config file: --config FILE, else FAIRLANE_CONFIG, else examples/quickstart.yaml.
 Environment: FAIRLANE_PORT (proxy port), FAIRLANE_ADMIN_PORT (admin port),
   FAIRLANE_NODE_ID, FAIRLANE_REGION, FAIRLANE_ROLES (ingress,actor,worker; default all),
-  FAIRLANE_NATS_URL, FAIRLANE_REDIS_URL (cluster mode), FAIRLANE_ADMIN_TOKEN (admin API).`
+  FAIRLANE_NATS_URL, FAIRLANE_REDIS_URL (cluster mode), FAIRLANE_ADMIN_TOKEN (admin API);
+  top reads FAIRLANE_ADMIN_URL (comma-separated) without --admin, else the admin port.`
 
 const HELP = { help: { type: 'boolean', short: 'h' } } as const
 
@@ -59,7 +73,12 @@ function parseProblem(err: unknown): string {
  * Strict parse of one command's arguments: an unknown option, a missing option value or a
  * positional beyond `maxPositionals` is a UsageError carrying that command's usage line.
  */
-function argumentsOf<const Options extends Record<string, { type: 'string' }>>(
+function argumentsOf<
+  const Options extends Record<
+    string,
+    { type: 'string'; multiple?: boolean } | { type: 'boolean' }
+  >,
+>(
   command: keyof typeof COMMAND_USAGE,
   args: readonly string[],
   options: Options,
@@ -89,6 +108,56 @@ function start(args: readonly string[]): Command {
   if (values.help) return { name: 'help' }
   if (values.config === '') throw new UsageError('--config needs a file path', COMMAND_USAGE.start)
   return values.config === undefined ? { name: 'start' } : { name: 'start', config: values.config }
+}
+
+function positiveNumber(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
+    throw new UsageError(
+      `top: ${name} must be a positive number (got ${JSON.stringify(value)})`,
+      COMMAND_USAGE.top,
+    )
+  }
+  return n
+}
+
+function topCommand(args: readonly string[]): Command {
+  const { values } = argumentsOf(
+    'top',
+    args,
+    {
+      admin: { type: 'string', multiple: true },
+      by: { type: 'string' },
+      limit: { type: 'string' },
+      interval: { type: 'string' },
+      once: { type: 'boolean' },
+    },
+    0,
+  )
+  if (values.help) return { name: 'help' }
+  const by = values.by ?? 'lane'
+  if (by !== 'lane' && by !== 'workspace') {
+    throw new UsageError(
+      `top: --by is lane or workspace (got ${JSON.stringify(by)})`,
+      COMMAND_USAGE.top,
+    )
+  }
+  const limit = positiveNumber(values.limit, '--limit', 20)
+  if (!Number.isInteger(limit)) {
+    throw new UsageError(
+      `top: --limit must be a whole number (got ${values.limit})`,
+      COMMAND_USAGE.top,
+    )
+  }
+  return {
+    name: 'top',
+    admin: values.admin ?? [],
+    by,
+    limit,
+    intervalMs: positiveNumber(values.interval, '--interval', 2) * 1000,
+    once: values.once ?? false,
+  }
 }
 
 /** `fairlane [command] [arguments]` → the command, or a UsageError. */
@@ -122,5 +191,6 @@ export function parseCommandLine(args: readonly string[]): Command {
     const key = positionals[0]
     return key === undefined ? { name: 'keys hash' } : { name: 'keys hash', key }
   }
+  if (first === 'top') return topCommand(args.slice(1))
   throw new UsageError(`unknown command ${JSON.stringify(args.join(' '))}`, USAGE)
 }

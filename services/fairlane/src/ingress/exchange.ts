@@ -4,6 +4,7 @@ import type { AdmissionLease } from '@fairlane/protocol'
 import type { FairlaneConfig, TargetConfig } from '@fairlane/config'
 import type { CallResult, PinnedDestination } from '@fairlane/forward'
 import type { Stage, Ticket, TraceParent } from '@fairlane/protocol'
+import type { LaneRecord } from '@fairlane/telemetry'
 import type { Principal } from '../keys/key-index.ts'
 import type { CallerId } from '../limits/callers.ts'
 import type { BodyDeadline } from './body-deadline.ts'
@@ -79,6 +80,10 @@ export interface Exchange {
   pins?: Map<string, PinnedDestination>
 
   ticket?: Ticket
+  /** The lane's tier, from the config (the ticket's key or the route's caller). */
+  tier?: string
+  /** The lane's recent activity, looked up at the first admission. */
+  activity?: LaneRecord
   lease?: AdmissionLease
   queueMs?: number
   /** RateLimit headers of the admission decision, sent with whatever answer follows. */

@@ -3,7 +3,12 @@ import type { Socket } from 'node:net'
 import type { ConfigStore } from '@fairlane/config'
 import type { DestinationPolicy, Forwarder } from '@fairlane/forward'
 import { ERROR_CODES, PROBLEM_TYPE_BASE, requestIdFrom, type Transport } from '@fairlane/protocol'
-import { requestLineLogger, type FairlaneMetrics, type Logger } from '@fairlane/telemetry'
+import {
+  requestLineLogger,
+  type FairlaneMetrics,
+  type LaneActivity,
+  type Logger,
+} from '@fairlane/telemetry'
 import type { EndpointDestinations } from './endpoint-destinations.ts'
 import type { Exchange } from './exchange.ts'
 import { admit, ticketOf } from './stages/admit.ts'
@@ -27,6 +32,8 @@ export interface IngressDeps {
   /** Endpoint health, failover order and retry budgets. */
   readonly upstreams: Upstreams
   readonly metrics: FairlaneMetrics
+  /** What lanes did lately, for GET /lanes and `fairlane top`. */
+  readonly activity: LaneActivity
   readonly logger: Logger
   /** Wall clock, for the absolute X-RateLimit-Reset. */
   readonly wallClock: () => number

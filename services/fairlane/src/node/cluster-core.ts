@@ -19,6 +19,7 @@ import type { FairlaneMetrics, Logger } from '@fairlane/telemetry'
 import { ticketPolicy } from '../limits/scopes.ts'
 import { PartitionCheckpoints, partitionsOfShard } from './checkpoints.ts'
 import { LedgerProbe } from './ledger-probe.ts'
+import { TimedReserver } from './timed-reserver.ts'
 import type { NodeCore } from './node-core.ts'
 import type { NodeSettings } from './node-settings.ts'
 import { addressOf, type StartWait } from './start-wait.ts'
@@ -107,6 +108,9 @@ function refusalReporter(metrics: FairlaneMetrics, logger: Logger, side: 'owner'
 
 /** Longest the stop waits for NATS to take this node's last messages before it just closes. */
 const NATS_DRAIN_MS = 1_000
+const SHARE_EVENTS = ['lent', 'returned', 'revoked'] as const
+/** How often a node measures its round trip to the NATS server (fairlane_nats_rtt_seconds). */
+const NATS_RTT_EVERY_MS = 5_000
 
 /**
  * A cluster node: ingress sends tickets over NATS to the shard's owner; with the actor role
@@ -134,6 +138,20 @@ export async function clusterCore(
     : undefined
   const closers: (() => Promise<void> | void)[] = []
   metrics.observeNats(() => link.connected)
+  metrics.clusterShards.set(shards)
+  let natsRttMs: number | undefined
+  const measureRtt = () => {
+    if (!link.connected) return
+    nc.rtt().then(
+      (ms) => (natsRttMs = ms),
+      () => undefined,
+    )
+  }
+  measureRtt()
+  const rttProbe = setInterval(measureRtt, NATS_RTT_EVERY_MS)
+  rttProbe.unref()
+  closers.push(() => clearInterval(rttProbe))
+  metrics.observeNatsRtt(() => (natsRttMs === undefined ? undefined : natsRttMs / 1000))
 
   let leases: ShardLeases | undefined
   let probe: LedgerProbe | undefined
@@ -150,7 +168,7 @@ export async function clusterCore(
       // Shares of a partition whose ticket waits or is refused go back (the server exists by then).
       onContention: (partition) => shardServer.revoke(partition),
       shared: {
-        reserver: redisLedger,
+        reserver: new TimedReserver(redisLedger, metrics, now),
         share: () => 1 / (leases?.liveNodes ?? 1),
         onLedgerDown: (scope, policy) =>
           metrics.ledgerDownDecisions.inc({ scope: scope.kind, policy }),
@@ -170,6 +188,8 @@ export async function clusterCore(
       onShares: (event, count) => metrics.clusterShares.inc({ event }, count),
       ...(tracer ? { tracer } : {}),
     })
+    // From start at 0, so a rate over them is 0 rather than absent until the first share.
+    if (shares) for (const event of SHARE_EVENTS) metrics.clusterShares.inc({ event }, 0)
     const checkpoints = new PartitionCheckpoints({
       redis: ledgerRedis,
       actor,

@@ -11,7 +11,13 @@ import {
   SYSTEM_RESOLVER_TTL_MS,
   type Resolve,
 } from '@fairlane/forward'
-import { FairlaneMetrics, createLogger, type Logger, type LoggerOptions } from '@fairlane/telemetry'
+import {
+  FairlaneMetrics,
+  LaneActivity,
+  createLogger,
+  type Logger,
+  type LoggerOptions,
+} from '@fairlane/telemetry'
 import { buildAdmin } from '../admin/admin-server.ts'
 import { EndpointDestinations } from '../ingress/endpoint-destinations.ts'
 import { buildIngress } from '../ingress/ingress.ts'
@@ -20,6 +26,7 @@ import { Upstreams, type UpstreamHealthView } from '../ingress/upstreams.ts'
 import { settleWithin } from '@fairlane/cluster'
 import { clusterCore, connectCluster } from './cluster-core.ts'
 import { embeddedCore } from './embedded-core.ts'
+import { FAIRLANE_VERSION } from './fairlane-version.ts'
 import type { NodeCore } from './node-core.ts'
 import { StartWait } from './start-wait.ts'
 import { nodeSettingsFrom, type NodeSettings } from './node-settings.ts'
@@ -86,6 +93,13 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
   })
   const metrics = new FairlaneMetrics()
   const cluster = settings.cluster
+  metrics.describeBuild({
+    version: FAIRLANE_VERSION,
+    node: settings.nodeId,
+    region: settings.region ?? '',
+    mode: cluster ? 'cluster' : 'embedded',
+  })
+  const activity = new LaneActivity({ now: () => performance.now() })
   const wait = new StartWait(fileConfig.cluster.startTimeoutMs, logger)
   let core: NodeCore | undefined
   let draining = false
@@ -99,6 +113,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
     logger,
     missing: () => (draining ? ['draining'] : started ? (core?.missing?.() ?? []) : wait.missing),
     upstreams: () => upstreamsView(),
+    lanes: () => ({ node: settings.nodeId, region: settings.region, ...activity.snapshot() }),
     ...(lateStore
       ? { api: { token: env['FAIRLANE_ADMIN_TOKEN'] || undefined, store: lateStore } }
       : {}),
@@ -192,6 +207,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
           forwarder,
           upstreams,
           metrics,
+          activity,
           logger,
           wallClock: () => Date.now(),
           ...(options.tracer ? { tracing: new RequestTracing(options.tracer) } : {}),

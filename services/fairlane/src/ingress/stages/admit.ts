@@ -7,13 +7,16 @@ import {
   rateLimitHeaders,
   retryAfterHeader,
 } from '@fairlane/protocol'
-import type { FairlaneMetrics } from '@fairlane/telemetry'
+import type { FairlaneMetrics, LaneActivity, LaneRecord } from '@fairlane/telemetry'
+import { callerSettings } from '../../limits/callers.ts'
 import type { Exchange } from '../exchange.ts'
 import { traceParentOf, type RequestTracing } from '../request-tracing.ts'
 
 export interface AdmitDeps {
   readonly transport: Transport
   readonly metrics: FairlaneMetrics
+  /** What lanes did lately, for GET /lanes and `fairlane top`. */
+  readonly activity: LaneActivity
   /** Wall clock, for the absolute X-RateLimit-Reset. */
   readonly wallClock: () => number
   /** Absent while traces are off. */
@@ -52,6 +55,7 @@ export function ticketOf(x: Exchange): void {
   const cost = x.estimate ?? declaredCost(headers['fairlane-cost'], x.targetConfig)
   const inbound = x.inbound
   if (inbound) {
+    x.tier = callerSettings(x.config, inbound.config, x.caller ?? '').tier
     // A route's callers share its workspace, so a client policy (s=global, segments) would
     // narrow every customer's limits: Fairlane-RateLimit-Policy is a key-path header only.
     x.ticket = {
@@ -64,6 +68,8 @@ export function ticketOf(x: Exchange): void {
     }
     return
   }
+  const principal = x.principal
+  x.tier = principal?.key.tier ?? principal?.workspace.tier ?? 'free'
   const clientPolicies = parseClientPolicies(headers['fairlane-ratelimit-policy'])
   x.ticket = {
     requestId: x.requestId,
@@ -84,6 +90,10 @@ export function ticketOf(x: Exchange): void {
 export async function admit(x: Exchange, deps: AdmitDeps): Promise<AdmissionLease | undefined> {
   const ticket = x.ticket
   if (!ticket) throw new FairlaneError('internal', 'limit', 'admit without a ticket')
+  const tier = x.tier ?? 'free'
+  x.activity ??= deps.activity.lane(ticket.workspace, ticket.keyId, ticket.target, tier)
+  const lane = x.activity
+  lane.enter()
   const tracing = deps.tracing
   const span = x.span && tracing ? tracing.queue(x, x.span) : undefined
   let admission: Admission
@@ -96,6 +106,8 @@ export async function admit(x: Exchange, deps: AdmitDeps): Promise<AdmissionLeas
   } catch (err) {
     if (span) tracing?.failed(span, err)
     throw err
+  } finally {
+    lane.leave()
   }
   if (span) tracing?.queued(span, admission)
   const limitHeaders = rateLimitHeaders(admission.views, deps.wallClock())
@@ -106,10 +118,12 @@ export async function admit(x: Exchange, deps: AdmitDeps): Promise<AdmissionLeas
       if (x.closed) return undefined
       throw new FairlaneError('internal', 'queue', 'the ticket was cancelled')
     }
-    throw refusal(deps, x, admission, limitHeaders)
+    throw refusal(deps, x, admission, limitHeaders, lane)
   }
   x.queueMs = (x.queueMs ?? 0) + admission.waitedMs
-  deps.metrics.queueWait.observe({ target: ticket.target }, admission.waitedMs / 1000)
+  deps.metrics.queueWaitOf(ticket.target, tier).observe(admission.waitedMs / 1000)
+  deps.metrics.laneOutcomeOf(ticket.workspace, tier, 'admitted').inc()
+  lane.admitted(admission.waitedMs)
   // The client may have left while its ticket was decided; the lease goes back at once,
   // before anything is sent upstream.
   if (x.closed) {
@@ -126,8 +140,15 @@ function refusal(
   x: Exchange,
   admission: Admission & { allowed: false },
   limitHeaders: Record<string, string>,
+  lane: LaneRecord,
 ): FairlaneError {
   const headers = { ...limitHeaders, 'retry-after': retryAfterHeader(admission.retryAfterMs) }
+  const code = admission.code
+  // A cancelled ticket never gets here (its client left): every other code is a refusal.
+  if (code !== 'cancelled') {
+    deps.metrics.laneOutcomeOf(lane.workspace, lane.tier, code).inc()
+    lane.refused(code)
+  }
   if (admission.code === 'rate_limited') {
     deps.metrics.limitRefusals.inc({ scope: admission.refusedBy, reason: admission.reason })
     const detail =

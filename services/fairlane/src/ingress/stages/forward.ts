@@ -5,6 +5,7 @@ import {
   upstreamError,
   upstreamRequestHeaders,
   type DestinationPolicy,
+  type ExtraAttemptKind,
   type Forwarder,
   type Outcome,
   type PinnedDestination,
@@ -53,6 +54,7 @@ class UpstreamCall implements ResilientCallOptions<RouteEndpoint> {
   #firstOrder: readonly RouteEndpoint[] | undefined
   /** The endpoint of the last attempt that was not a hedge: another one now is a failover. */
   #previous: string | undefined
+  readonly #extraAttempts: ReturnType<FairlaneMetrics['extraAttemptsOf']>
 
   constructor(
     x: Exchange,
@@ -66,6 +68,8 @@ class UpstreamCall implements ResilientCallOptions<RouteEndpoint> {
     this.#headers = headers
     this.#body = body
     this.#firstOrder = x.firstOrder
+    // Looked up with the first call, which makes the target's series at 0.
+    this.#extraAttempts = deps.metrics.extraAttemptsOf(x.target ?? '')
     const target = x.targetConfig
     const retry = target?.retry
     const hedgeAsked =
@@ -132,7 +136,9 @@ class UpstreamCall implements ResilientCallOptions<RouteEndpoint> {
         timeouts: x.route?.timeouts ?? x.config.destinations.timeouts,
         signal,
       })
-      deps.metrics.upstreamDuration.observe({ target }, (now() - sentAt) / 1000)
+      deps.metrics
+        .upstreamDurationOf(target, endpoint.region ?? '')
+        .observe((now() - sentAt) / 1000)
       if (traced) tracing?.answered(traced.span, { status: response.status })
       return response
     } catch (err) {
@@ -157,6 +163,10 @@ class UpstreamCall implements ResilientCallOptions<RouteEndpoint> {
 
   p95Ms(endpoint: RouteEndpoint): number | undefined {
     return this.#deps.upstreams.health(this.#x.target ?? '', endpoint.id)?.p95Ms()
+  }
+
+  onExtraAttempt(kind: ExtraAttemptKind): void {
+    this.#extraAttempts[kind].inc()
   }
 
   release(upstream: LaneSignals): void {

@@ -1,0 +1,230 @@
+/** Refusal codes a lane's admission can end with, in the order of the record's columns. */
+export const LANE_REFUSALS = [
+  'rate_limited',
+  'queue_full',
+  'queue_timeout',
+  'cluster_unavailable',
+] as const
+export type LaneRefusal = (typeof LANE_REFUSALS)[number]
+
+/** Upper bounds (ms) of the queue wait buckets; a last bucket takes everything above. */
+export const WAIT_BUCKETS_MS = [
+  1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000,
+] as const
+const BUCKETS = WAIT_BUCKETS_MS.length + 1
+
+function bump(counts: Uint32Array, at: number): void {
+  counts[at] = (counts[at] as number) + 1
+}
+
+/** Caller name under which lanes beyond `maxLanes` are counted together. */
+export const OTHER_CALLERS = '(others)'
+
+/** One lane as `GET /lanes` shows it: what its requests did over the window. */
+export interface LaneView {
+  readonly workspace: string
+  readonly caller: string
+  readonly target: string
+  readonly tier: string
+  /** Requests waiting for admission at this node right now. */
+  readonly queued: number
+  readonly admitted: number
+  readonly refused: Partial<Record<LaneRefusal, number>>
+  /** Admitted requests by queue wait, one count per WAIT_BUCKETS_MS bound and one above. */
+  readonly wait: readonly number[]
+}
+
+export interface LaneActivityOptions {
+  /** Monotonic clock, ms. */
+  readonly now: () => number
+  readonly windowMs?: number
+  readonly slotMs?: number
+  /** Lanes followed one by one; more are counted under OTHER_CALLERS per workspace and target. */
+  readonly maxLanes?: number
+}
+
+/**
+ * What one lane's requests did recently, in a ring of time slots: the request path writes
+ * into the current slot (a few array increments), a reader sums the slots still inside the
+ * window. Held by the request from admission to its end, so the path looks it up once.
+ */
+export class LaneRecord {
+  readonly workspace: string
+  readonly caller: string
+  readonly target: string
+  tier: string
+  queued = 0
+  /** Slot number (now / slotMs) each ring position holds, or -1. */
+  readonly #epochs: Float64Array
+  readonly #admitted: Uint32Array
+  readonly #refused: Uint32Array
+  readonly #wait: Uint32Array
+  readonly #activity: LaneActivity
+  lastActive = 0
+
+  constructor(
+    activity: LaneActivity,
+    slots: number,
+    names: { workspace: string; caller: string; target: string; tier: string },
+  ) {
+    this.#activity = activity
+    this.workspace = names.workspace
+    this.caller = names.caller
+    this.target = names.target
+    this.tier = names.tier
+    this.#epochs = new Float64Array(slots).fill(-1)
+    this.#admitted = new Uint32Array(slots)
+    this.#refused = new Uint32Array(slots * LANE_REFUSALS.length)
+    this.#wait = new Uint32Array(slots * BUCKETS)
+  }
+
+  enter(): void {
+    this.queued++
+    this.lastActive = this.#activity.now()
+  }
+
+  leave(): void {
+    this.queued--
+  }
+
+  admitted(waitedMs: number): void {
+    const slot = this.#slot()
+    bump(this.#admitted, slot)
+    let bucket = 0
+    while (bucket < WAIT_BUCKETS_MS.length && waitedMs > (WAIT_BUCKETS_MS[bucket] as number))
+      bucket++
+    bump(this.#wait, slot * BUCKETS + bucket)
+  }
+
+  refused(code: LaneRefusal): void {
+    const slot = this.#slot()
+    bump(this.#refused, slot * LANE_REFUSALS.length + LANE_REFUSALS.indexOf(code))
+  }
+
+  /** The ring position of now, emptied when it last held an older slot. */
+  #slot(): number {
+    const now = this.#activity.now()
+    this.lastActive = now
+    const epoch = Math.floor(now / this.#activity.slotMs)
+    const slot = epoch % this.#epochs.length
+    if (this.#epochs[slot] !== epoch) {
+      this.#epochs[slot] = epoch
+      this.#admitted[slot] = 0
+      this.#refused.fill(0, slot * LANE_REFUSALS.length, (slot + 1) * LANE_REFUSALS.length)
+      this.#wait.fill(0, slot * BUCKETS, (slot + 1) * BUCKETS)
+    }
+    return slot
+  }
+
+  view(oldestEpoch: number): LaneView {
+    let admitted = 0
+    const refused: Partial<Record<LaneRefusal, number>> = {}
+    const wait = new Array<number>(BUCKETS).fill(0)
+    for (let slot = 0; slot < this.#epochs.length; slot++) {
+      if ((this.#epochs[slot] as number) < oldestEpoch) continue
+      admitted += this.#admitted[slot] as number
+      LANE_REFUSALS.forEach((code, i) => {
+        const n = this.#refused[slot * LANE_REFUSALS.length + i] as number
+        if (n > 0) refused[code] = (refused[code] ?? 0) + n
+      })
+      for (let b = 0; b < BUCKETS; b++)
+        wait[b] = (wait[b] as number) + (this.#wait[slot * BUCKETS + b] as number)
+    }
+    return {
+      workspace: this.workspace,
+      caller: this.caller,
+      target: this.target,
+      tier: this.tier,
+      queued: this.queued,
+      admitted,
+      refused,
+      wait,
+    }
+  }
+}
+
+/**
+ * The busiest lanes seen by this node's ingress over a short window (10 s by default), for
+ * `GET /lanes` and `fairlane top`. Memory is bounded: idle lanes are dropped once outside
+ * the window, and beyond `maxLanes` new lanes share one record per workspace and target.
+ */
+export class LaneActivity {
+  readonly now: () => number
+  readonly slotMs: number
+  readonly windowMs: number
+  readonly #slots: number
+  readonly #maxLanes: number
+  readonly #startedAt: number
+  /** workspace → caller → target → record: no key string built per request. */
+  readonly #lanes = new Map<string, Map<string, Map<string, LaneRecord>>>()
+  #count = 0
+  #sweptAt = -Infinity
+
+  constructor(options: LaneActivityOptions) {
+    this.now = options.now
+    this.slotMs = options.slotMs ?? 1_000
+    this.windowMs = options.windowMs ?? 10_000
+    // One slot more than the window, so the slot being written never holds a whole slot's loss.
+    this.#slots = Math.ceil(this.windowMs / this.slotMs) + 1
+    this.#maxLanes = options.maxLanes ?? 10_000
+    this.#startedAt = this.now()
+  }
+
+  /** The record of a lane, made on first use. */
+  lane(workspace: string, caller: string, target: string, tier: string): LaneRecord {
+    let record = this.#lanes.get(workspace)?.get(caller)?.get(target)
+    if (record) {
+      record.tier = tier
+      return record
+    }
+    // Full: sweep at most once a slot, so a flood of new callers costs no scan per request.
+    if (this.#count >= this.#maxLanes && this.now() - this.#sweptAt >= this.slotMs) this.sweep()
+    if (this.#count >= this.#maxLanes && caller !== OTHER_CALLERS)
+      return this.lane(workspace, OTHER_CALLERS, target, tier)
+    let callers = this.#lanes.get(workspace)
+    if (!callers) {
+      callers = new Map()
+      this.#lanes.set(workspace, callers)
+    }
+    let targets = callers.get(caller)
+    if (!targets) {
+      targets = new Map()
+      callers.set(caller, targets)
+    }
+    record = new LaneRecord(this, this.#slots, { workspace, caller, target, tier })
+    targets.set(target, record)
+    this.#count++
+    return record
+  }
+
+  /** Drops lanes with nothing waiting and no request within the window. */
+  sweep(): void {
+    this.#sweptAt = this.now()
+    const idleSince = this.#sweptAt - this.windowMs - this.slotMs
+    for (const [workspace, callers] of this.#lanes) {
+      for (const [caller, targets] of callers) {
+        for (const [target, record] of targets) {
+          if (record.queued === 0 && record.lastActive < idleSince) {
+            targets.delete(target)
+            this.#count--
+          }
+        }
+        if (targets.size === 0) callers.delete(caller)
+      }
+      if (callers.size === 0) this.#lanes.delete(workspace)
+    }
+  }
+
+  /** The lanes active within the window, and the window's length (shorter just after start). */
+  snapshot(): { windowSeconds: number; lanes: LaneView[] } {
+    this.sweep()
+    const now = this.now()
+    const oldestEpoch = Math.floor((now - this.windowMs) / this.slotMs) + 1
+    const lanes: LaneView[] = []
+    for (const callers of this.#lanes.values())
+      for (const targets of callers.values())
+        for (const record of targets.values()) lanes.push(record.view(oldestEpoch))
+    const covered = now - Math.max(this.#startedAt, oldestEpoch * this.slotMs)
+    return { windowSeconds: Math.max(covered, this.slotMs) / 1000, lanes }
+  }
+}
