@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { cp, mkdtemp, mkdir, writeFile } from 'node:fs/promises'
+import { cp, mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -347,7 +347,11 @@ describe('the chart', () => {
   it('renders the dashboards and rule files it holds, labelled for the Grafana sidecar, when enabled', async () => {
     const chart = join(await mkdtemp(join(tmpdir(), 'fairlane-chart-')), 'fairlane')
     await cp(CHART, chart, { recursive: true })
-    await mkdir(join(chart, 'dashboards'), { recursive: true })
+    // One dashboard and one rules file of the test's own in place of the synced copies.
+    for (const dir of ['dashboards', 'rules']) {
+      await rm(join(chart, dir), { recursive: true, force: true })
+      await mkdir(join(chart, dir))
+    }
     await writeFile(
       join(chart, 'dashboards/fairlane_overview.json'),
       '{"title":"Fairlane overview"}\n',
