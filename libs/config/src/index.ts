@@ -9,6 +9,7 @@ export {
   type RouteConfig,
   type JwtConfig,
   type CustomerConfig,
+  type JobsConfig,
 } from './schema.ts'
 export { ConfigError, formatPath, type ConfigIssue } from './config-error.ts'
 export { resolveReferences, type Env } from './env-references.ts'

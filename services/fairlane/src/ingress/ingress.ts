@@ -4,6 +4,7 @@ import type { ConfigStore } from '@fairlane/config'
 import type { DestinationPolicy, Forwarder } from '@fairlane/forward'
 import { ERROR_CODES, PROBLEM_TYPE_BASE, requestIdFrom, type Transport } from '@fairlane/protocol'
 import { requestLineLogger, type FairlaneMetrics, type Logger } from '@fairlane/telemetry'
+import { isJobsRequest, serveJobs, type JobsBackend } from '../jobs/jobs-api.ts'
 import type { EndpointDestinations } from './endpoint-destinations.ts'
 import type { Exchange } from './exchange.ts'
 import { admit, ticketOf } from './stages/admit.ts'
@@ -30,6 +31,8 @@ export interface IngressDeps {
   readonly wallClock: () => number
   /** Checked target endpoints, reused within the DNS cache's lifetime. */
   readonly destinations: EndpointDestinations
+  /** The jobs API (/v1/jobs) behind the same keys; absent on a node that serves none. */
+  readonly jobs?: JobsBackend
 }
 
 /** The proxy port: a node:http server running each request through the stages. */
@@ -120,6 +123,11 @@ class RequestPath {
     const deps = this.#deps
     try {
       checkRequestHead(x)
+      if (deps.jobs && isJobsRequest(x)) {
+        authenticate(x)
+        await serveJobs(x, deps.jobs)
+        return
+      }
       if (isRouteRequest(x)) {
         matchInbound(x)
         await identify(x)

@@ -10,10 +10,17 @@ import {
   SYSTEM_RESOLVER_TTL_MS,
   type Resolve,
 } from '@fairlane/forward'
-import { FairlaneMetrics, createLogger, type Logger, type LoggerOptions } from '@fairlane/telemetry'
+import {
+  FairlaneMetrics,
+  createLogger,
+  requestLineLogger,
+  type Logger,
+  type LoggerOptions,
+} from '@fairlane/telemetry'
 import { buildAdmin } from '../admin/admin-server.ts'
 import { EndpointDestinations } from '../ingress/endpoint-destinations.ts'
-import { buildIngress } from '../ingress/ingress.ts'
+import { buildIngress, type IngressDeps } from '../ingress/ingress.ts'
+import { Jobs } from '../jobs/jobs.ts'
 import { Upstreams, type UpstreamHealthView } from '../ingress/upstreams.ts'
 import { settleWithin } from '@fairlane/cluster'
 import { clusterCore, connectCluster } from './cluster-core.ts'
@@ -175,25 +182,39 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
   upstreamsView = () => upstreams.snapshot()
   metrics.observeEndpoints(() => upstreams.snapshot())
   const transport = core.transport
-  const ingress = transport
-    ? buildIngress(
-        {
-          store,
-          transport,
+  const paths: Omit<IngressDeps, 'jobs'> | undefined = transport
+    ? {
+        store,
+        transport,
+        policy,
+        forwarder,
+        upstreams,
+        metrics,
+        logger,
+        wallClock: () => Date.now(),
+        destinations: new EndpointDestinations({
           policy,
-          forwarder,
-          upstreams,
-          metrics,
-          logger,
-          wallClock: () => Date.now(),
-          destinations: new EndpointDestinations({
-            policy,
-            // As long as the system resolver keeps an answer; a resolver passed in (tests,
-            // embedders) may cache nothing, so nothing is reused on top of it.
-            ttlMs: options.resolve ? 0 : SYSTEM_RESOLVER_TTL_MS,
-            now: () => performance.now(),
-          }),
-        },
+          // As long as the system resolver keeps an answer; a resolver passed in (tests,
+          // embedders) may cache nothing, so nothing is reused on top of it.
+          ttlMs: options.resolve ? 0 : SYSTEM_RESOLVER_TTL_MS,
+          now: () => performance.now(),
+        }),
+      }
+    : undefined
+  // Jobs run through the same stages as requests, so they need what ingress needs.
+  const jobs = paths
+    ? new Jobs({
+        config: store,
+        env,
+        mode: core.mode,
+        attempt: { ...paths, lines: requestLineLogger(logger) },
+        webhook: { policy, forwarder, wallClock: () => Date.now() },
+        logger,
+      })
+    : undefined
+  const ingress = paths
+    ? buildIngress(
+        { ...paths, ...(jobs ? { jobs } : {}) },
         {
           maxHeaderBytes: config.server.maxHeaderBytes,
           headTimeoutMs: config.server.headTimeoutMs,
@@ -204,6 +225,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
     await ingress?.listen({ host: config.server.host, port: options.port ?? config.server.port })
   } catch (err) {
     await ingress?.close()
+    await jobs?.close()
     await core.close()
     await admin.close()
     throw err
@@ -230,6 +252,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
           clearTimeout(timer)
         }
       }
+      await jobs?.close()
       // Whatever NATS and Redis do, the rest of the stop is bounded: leases left behind
       // expire by themselves, and budget reserved from Redis returns with its TTL.
       const stopped = await settleWithin(

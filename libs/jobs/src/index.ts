@@ -1,0 +1,23 @@
+export {
+  JobBodySchema,
+  checkJobBody,
+  webhooksOf,
+  type JobBody,
+  type JobBodyCheck,
+  type WebhookBody,
+} from './job-body.ts'
+export {
+  FINISHED_STATES,
+  jobDocument,
+  type Delivery,
+  type JobAttempt,
+  type JobRecord,
+  type JobResponse,
+  type JobState,
+} from './job.ts'
+export type { AttemptEnd, JobQuery, JobStore, NewJob, SubmitResult } from './job-store.ts'
+export { SqliteJobStore, type SqliteJobStoreOptions } from './sqlite-job-store.ts'
+export { attemptVerdict, type AttemptResult, type AttemptVerdict } from './attempt-policy.ts'
+export { afterDelivery, type DeliverySchedule } from './delivery-schedule.ts'
+export { followUpOf } from './chain.ts'
+export { verifyWebhook, webhookHeaders, webhookSecretKey } from './webhook-signature.ts'
