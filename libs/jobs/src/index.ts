@@ -1,6 +1,7 @@
 export {
   JobBodySchema,
   checkJobBody,
+  jobBodyJsonSchemaText,
   webhooksOf,
   type JobBody,
   type JobBodyCheck,

@@ -1,5 +1,6 @@
 import { Ajv, type ErrorObject } from 'ajv'
 import Type from 'typebox'
+import { optionalDefaults } from '@fairlane/config'
 
 /**
  * The one declaration of a job's body (POST /v1/jobs): the TypeScript type, the validation
@@ -196,4 +197,14 @@ export function checkJobBody(value: unknown): JobBodyCheck {
 /** The webhooks of a body, as one list. */
 export function webhooksOf(body: FollowUpBody): readonly WebhookBody[] {
   return body.webhooks ?? (body.webhook ? [body.webhook] : [])
+}
+
+/** The published JSON Schema of the body (docs/job.schema.json, `npm run schema:job`). */
+export function jobBodyJsonSchemaText(): string {
+  const schema = {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    $id: 'https://fairlane.dev/schemas/job.schema.json',
+    ...(optionalDefaults(JSON.parse(JSON.stringify(JobBodySchema))) as Record<string, unknown>),
+  }
+  return JSON.stringify(schema, null, 2) + '\n'
 }
