@@ -27,7 +27,7 @@ const BACKOFF_BASE_MS = 1_000
 const BACKOFF_MAX_MS = 60_000
 
 /** 408, 425, 429 and 5xx may pass by themselves; any other answer is final. */
-export function retryableStatus(status: number): boolean {
+function retryableStatus(status: number): boolean {
   return status === 408 || status === 425 || status === 429 || status >= 500
 }
 

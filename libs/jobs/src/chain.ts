@@ -4,7 +4,7 @@ import type { JobRecord } from './job.ts'
 import type { NewJob } from './job-store.ts'
 
 /** A follow-up's body with the finished job's values in its templates. */
-export function filledFollowUp(body: FollowUpBody, previous: unknown): FollowUpBody {
+function filledFollowUp(body: FollowUpBody, previous: unknown): FollowUpBody {
   const { request } = body
   const headers: Record<string, string> = {}
   for (const [name, value] of Object.entries(request.headers)) {

@@ -1,6 +1,6 @@
 export {
-  JobBodySchema,
   checkJobBody,
+  /** @public npm run schema:job prints it. */
   jobBodyJsonSchemaText,
   webhooksOf,
   type JobBody,
@@ -21,4 +21,4 @@ export { SqliteJobStore, type SqliteJobStoreOptions } from './sqlite-job-store.t
 export { attemptVerdict, type AttemptResult, type AttemptVerdict } from './attempt-policy.ts'
 export { afterDelivery, type DeliverySchedule } from './delivery-schedule.ts'
 export { followUpOf } from './chain.ts'
-export { verifyWebhook, webhookHeaders, webhookSecretKey } from './webhook-signature.ts'
+export { verifyWebhook, webhookHeaders } from './webhook-signature.ts'

@@ -31,7 +31,7 @@ export interface JobResponse {
   readonly truncated?: boolean
 }
 
-export type DeliveryState = 'pending' | 'delivered' | 'dead'
+type DeliveryState = 'pending' | 'delivered' | 'dead'
 
 /** One webhook receiver of a finished job. */
 export interface Delivery {

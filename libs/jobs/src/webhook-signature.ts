@@ -10,7 +10,7 @@ const PREFIX = 'whsec_'
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
 
 /** A secret's key bytes; throws on anything but `whsec_` and base64. */
-export function webhookSecretKey(secret: string): Buffer {
+function webhookSecretKey(secret: string): Buffer {
   const encoded = secret.startsWith(PREFIX) ? secret.slice(PREFIX.length) : ''
   if (!BASE64.test(encoded)) throw new Error('a webhook secret is whsec_ followed by base64')
   return Buffer.from(encoded, 'base64')

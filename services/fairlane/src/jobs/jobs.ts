@@ -23,7 +23,7 @@ const IDEMPOTENCY_MS = 24 * 3_600_000
 const STORE_FILE = 'jobs.sqlite'
 
 /** Where the embedded store lives: FAIRLANE_DATA_DIR, jobs.dataDir, or ./fairlane-data. */
-export function dataDirOf(config: ConfigStore, env: Env): string {
+function dataDirOf(config: ConfigStore, env: Env): string {
   return resolve(env['FAIRLANE_DATA_DIR'] || config.current().jobs.dataDir || 'fairlane-data')
 }
 
