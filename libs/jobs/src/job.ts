@@ -74,6 +74,17 @@ export interface JobRecord {
 const iso = (ms: number): string => new Date(ms).toISOString()
 
 /**
+ * The result's delivery as a whole: delivered once `quorum` receivers took it, dead once too
+ * many are dead for the quorum to be met, pending otherwise.
+ */
+function deliveryState(deliveries: readonly Delivery[], quorum: number): DeliveryState {
+  const delivered = deliveries.filter((d) => d.state === 'delivered').length
+  if (delivered >= quorum) return 'delivered'
+  const dead = deliveries.filter((d) => d.state === 'dead').length
+  return deliveries.length - dead < quorum ? 'dead' : 'pending'
+}
+
+/**
  * The job as GET /v1/jobs/{id} returns it and as webhooks receive it: the request without
  * its headers and body (which may carry the caller's own secrets), times as ISO dates.
  */
@@ -110,6 +121,9 @@ export function jobDocument(job: JobRecord): Record<string, unknown> {
     chainId: job.chainId,
     ...(job.parentId !== undefined ? { parentId: job.parentId } : {}),
     ...(job.followUps?.length ? { followUps: job.followUps } : {}),
+    ...(hooks.length > 0 && job.deliveries.length > 0
+      ? { delivery: deliveryState(job.deliveries, job.body.quorum ?? hooks.length) }
+      : {}),
     webhooks: hooks.map((hook, i) => {
       const d = job.deliveries.find((x) => x.index === i)
       return {

@@ -341,6 +341,89 @@ describe('jobs API', () => {
   })
 })
 
+describe('chains and several webhooks', () => {
+  it('onSuccess runs after success with the previous answer in its templates, linked by the chain id', async () => {
+    const { node, api } = await setup()
+    api.behave((r) =>
+      r.url === '/orders'
+        ? {
+            kind: 'respond',
+            status: 201,
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ order: { id: 'o-7', total: 12.5 } }),
+          }
+        : { kind: 'echo' },
+    )
+    const { id } = (await (
+      await post(node, {
+        request: JOB.request,
+        onSuccess: {
+          request: {
+            target: 'echo',
+            path: '/orders/{{previous.response.body.order.id}}/receipt',
+            headers: { 'x-parent-status': '{{previous.response.status}}' },
+            body: { total: '{{previous.response.body.order.total}}', parent: '{{previous.id}}' },
+          },
+        },
+        onFailure: { request: { target: 'echo', path: '/alert' } },
+      })
+    ).json()) as { id: string }
+    const first = await finished(node, id)
+    const [next] = first['followUps'] as string[]
+    expect(next).toBeDefined()
+    const second = await finished(node, next ?? '')
+    expect(second).toMatchObject({ state: 'succeeded', chainId: id, parentId: id })
+    const receipt = api.requests.find((r) => r.url.endsWith('/receipt'))
+    expect(receipt?.url).toBe('/orders/o-7/receipt')
+    expect(receipt?.headers['x-parent-status']).toBe('201')
+    expect(JSON.parse(receipt?.body.toString() ?? '')).toEqual({ total: 12.5, parent: id })
+    expect(api.requests.some((r) => r.url === '/alert')).toBe(false)
+  })
+
+  it('onFailure runs after a failure, with the failed answer in its templates', async () => {
+    const { node, api } = await setup()
+    api.behave((r) => (r.url === '/orders' ? { kind: 'respond', status: 400 } : { kind: 'echo' }))
+    const chained = {
+      request: JOB.request,
+      onFailure: { request: { target: 'echo', path: '/alert/{{previous.response.status}}' } },
+    }
+    const { id } = (await (await post(node, chained)).json()) as { id: string }
+    const failed = await finished(node, id)
+    expect(failed['state']).toBe('failed')
+    await finished(node, (failed['followUps'] as string[])[0] ?? '')
+    expect(api.requests.map((r) => r.url)).toEqual(['/orders', '/alert/400'])
+  })
+
+  it('several webhooks with a quorum: delivered when that many took it, each retried on its own', async () => {
+    const { node, hooks } = await setup()
+    hooks.behave((r) =>
+      r.url === '/down' ? { kind: 'respond', status: 500 } : { kind: 'respond', status: 200 },
+    )
+    const { id } = (await (
+      await post(node, {
+        request: JOB.request,
+        webhooks: [
+          { target: 'hooks', path: '/a' },
+          { target: 'hooks', path: '/down' },
+          { target: 'hooks', path: '/b' },
+        ],
+        quorum: 2,
+      })
+    ).json()) as { id: string }
+    const job = await until(async () => {
+      const j = await getJob(node, id)
+      return j['delivery'] === 'delivered' ? j : undefined
+    })
+    expect((job['webhooks'] as { state: string }[]).map((w) => w.state)).toEqual([
+      'delivered',
+      'pending',
+      'delivered',
+    ])
+    const signed = hooks.requests.filter((r) => r.url !== '/down')
+    expect(new Set(signed.map((r) => r.headers['webhook-id']))).toEqual(new Set([id]))
+  })
+})
+
 describe('jobs survive a restart', () => {
   it('a job waiting for its time when the node stops runs when a node starts on the same data directory', async () => {
     const first = await setup()
