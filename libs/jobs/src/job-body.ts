@@ -110,6 +110,23 @@ const jobBodyProperties = {
     }),
   ),
   retry: Retry,
+  race: Type.Optional(
+    Type.Object(
+      {
+        regions: Type.Array(Type.String({ minLength: 1 }), {
+          minItems: 2,
+          maxItems: 8,
+          uniqueItems: true,
+          description: 'Regions of the target’s endpoints to race.',
+        }),
+      },
+      {
+        additionalProperties: false,
+        description:
+          'Each attempt goes to the target’s endpoints in these regions at once; the first good answer wins and the other calls are aborted.',
+      },
+    ),
+  ),
   metadata: Type.Optional(
     Type.Record(Type.String(), Type.String(), {
       description: 'Free labels returned with the job.',
@@ -163,6 +180,9 @@ function rules(body: FollowUpBody): string[] {
   }
   if (request.body !== undefined && request.bodyBase64 !== undefined) {
     problems.push('request: give body or bodyBase64, not both')
+  }
+  if (body.race && request.target === undefined) {
+    problems.push('race: goes with a target, whose endpoints have regions')
   }
   if (body.webhook && body.webhooks) problems.push('give webhook or webhooks, not both')
   for (const [i, hook] of (body.webhooks ?? (body.webhook ? [body.webhook] : [])).entries()) {

@@ -4,7 +4,12 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
 import { verifyWebhook } from '@fairlane/jobs'
-import { startUpstream, type LoopbackUpstream, type RecordedRequest } from '@fairlane/testing'
+import {
+  freePort,
+  startUpstream,
+  type LoopbackUpstream,
+  type RecordedRequest,
+} from '@fairlane/testing'
 import { bearer, hashKeySecret, startNode, type TestNode } from './node-harness.ts'
 
 const KEY = 'fl_jobs_1'
@@ -421,6 +426,57 @@ describe('chains and several webhooks', () => {
     ])
     const signed = hooks.requests.filter((r) => r.url !== '/down')
     expect(new Set(signed.map((r) => r.headers['webhook-id']))).toEqual(new Set([id]))
+  })
+})
+
+describe('race', () => {
+  it('races the regions: one down, one slow, one good; the good answer wins at once and the slow call is aborted', async () => {
+    const slow = await upstream()
+    slow.behave(() => ({ kind: 'delay', ms: 5_000 }))
+    const good = await upstream()
+    const down = await freePort()
+    const { node } = await setup({
+      echo: {
+        // Without the race every attempt goes to the slow region first (the others are standbys).
+        endpoints: [
+          { url: slow.url, region: 'eu', weight: 1000 },
+          { url: `http://127.0.0.1:${down}`, region: 'ap', weight: 0 },
+          { url: good.url, region: 'us', weight: 0 },
+        ],
+        retry: { attempts: 1 },
+      },
+    })
+    const startedAt = Date.now()
+    const { id } = (await (
+      await post(node, { request: JOB.request, race: { regions: ['eu', 'us'] } })
+    ).json()) as { id: string }
+    const job = await finished(node, id)
+    expect(Date.now() - startedAt).toBeLessThan(4_000)
+    expect(job).toMatchObject({ state: 'succeeded', response: { status: 200 } })
+    expect((job['attempts'] as { region: string }[])[0]?.region).toBe('us')
+    expect(good.hits).toBe(1)
+    await until(async () => (slow.inFlight === 0 ? true : undefined))
+    const unknown = await post(node, { request: JOB.request, race: { regions: ['eu', 'mars'] } })
+    expect(unknown.status).toBe(400)
+  })
+
+  it('with one raced region down the other answers', async () => {
+    const good = await upstream()
+    const down = await freePort()
+    const { node } = await setup({
+      echo: {
+        endpoints: [
+          { url: `http://127.0.0.1:${down}`, region: 'eu', weight: 1000 },
+          { url: good.url, region: 'us', weight: 0 },
+        ],
+      },
+    })
+    const { id } = (await (
+      await post(node, { request: JOB.request, race: { regions: ['eu', 'us'] } })
+    ).json()) as { id: string }
+    const job = await finished(node, id)
+    expect(job).toMatchObject({ state: 'succeeded', response: { status: 200 } })
+    expect(job['attempts']).toHaveLength(1)
   })
 })
 

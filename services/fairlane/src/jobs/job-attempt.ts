@@ -44,6 +44,33 @@ export function principalOf(
   return workspace && key ? { workspaceName, workspace, key } : undefined
 }
 
+/**
+ * The config an attempt sees: for a raced job, its target narrowed to the endpoints of the
+ * raced regions, hedged at once, so the target's own race sends to them together and keeps
+ * the first good answer (the other calls are aborted).
+ */
+export function attemptConfig(job: JobRecord, config: FairlaneConfig): FairlaneConfig {
+  const race = job.body.race
+  const name = job.body.request.target
+  if (!race || name === undefined || !Object.hasOwn(config.targets, name)) return config
+  const target = config.targets[name]
+  if (!target) return config
+  const endpoints = target.endpoints.filter((e) => race.regions.includes(e.region ?? ''))
+  return {
+    ...config,
+    targets: {
+      ...config.targets,
+      [name]: {
+        ...target,
+        endpoints,
+        // A race needs a second attempt to exist; the budget still bounds it.
+        retry: { ...target.retry, attempts: Math.max(target.retry.attempts, endpoints.length) },
+        hedge: { ...target.hedge, enabled: true, delayMs: 1 },
+      },
+    },
+  }
+}
+
 /** The job's request as the request a client would have sent to the proxy port. */
 function requestOf(job: JobRecord, attempt: number): IncomingMessage {
   const { request } = job.body
@@ -131,7 +158,7 @@ export async function runAttempt(
   resultMaxBytes: number,
 ): Promise<AttemptResult & { readonly region?: string }> {
   const req = requestOf(job, job.attempts.length + 1)
-  const x: Exchange = correlate(req, new ServerResponse(req), config)
+  const x: Exchange = correlate(req, new ServerResponse(req), attemptConfig(job, config))
   const onAbort = (): void => {
     // A cancelled job is a client that left: its ticket is withdrawn, nothing more is sent.
     x.closed = true

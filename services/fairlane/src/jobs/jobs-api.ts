@@ -111,6 +111,17 @@ function checkAgainstConfig(
         request.url,
       )
     }
+    if (job.race && request.target !== undefined) {
+      const regions = new Set(config.targets[request.target]?.endpoints.map((e) => e.region))
+      const missing = job.race.regions.filter((r) => !regions.has(r))
+      if (missing.length > 0) {
+        throw new FairlaneError(
+          'bad_request',
+          'jobs',
+          `race: target ${request.target} has no endpoint in ${missing.join(', ')}`,
+        )
+      }
+    }
     const hooks = webhooksOf(job)
     for (const hook of hooks) {
       resolveRoute(
