@@ -163,7 +163,8 @@ describe('jobs API', () => {
   })
 
   it('a 429 with Retry-After twice: each attempt waits the named time, then the job succeeds', async () => {
-    const { node, api } = await setup()
+    // The target's own retries are on: the job still waits in the store, not in a worker slot.
+    const { node, api } = await setup({ echo: { retry: { attempts: 3 } } })
     let calls = 0
     api.behave(() =>
       ++calls <= 2

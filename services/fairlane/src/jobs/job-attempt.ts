@@ -45,17 +45,22 @@ export function principalOf(
 }
 
 /**
- * The config an attempt sees: for a raced job, its target narrowed to the endpoints of the
- * raced regions, hedged at once, so the target's own race sends to them together and keeps
- * the first good answer (the other calls are aborted).
+ * The config an attempt sees. Its target waits for no Retry-After within the attempt
+ * (maxRetryMs 0): a 429 or 503 that names a time ends the attempt and the job is stored
+ * with that time, instead of a worker slot sleeping through it; failover to another endpoint,
+ * which waits for nothing, stays. For a raced job the target is narrowed to the endpoints
+ * of the raced regions, hedged at once, so the target's own race sends to them together and
+ * keeps the first good answer (the other call is aborted).
  */
 export function attemptConfig(job: JobRecord, config: FairlaneConfig): FairlaneConfig {
-  const race = job.body.race
   const name = job.body.request.target
-  if (!race || name === undefined || !Object.hasOwn(config.targets, name)) return config
-  const target = config.targets[name]
-  if (!target) return config
-  const endpoints = target.endpoints.filter((e) => race.regions.includes(e.region ?? ''))
+  const target =
+    name !== undefined && Object.hasOwn(config.targets, name) ? config.targets[name] : undefined
+  if (name === undefined || !target) return config
+  const race = job.body.race
+  const endpoints = race
+    ? target.endpoints.filter((e) => race.regions.includes(e.region ?? ''))
+    : target.endpoints
   return {
     ...config,
     targets: {
@@ -63,9 +68,15 @@ export function attemptConfig(job: JobRecord, config: FairlaneConfig): FairlaneC
       [name]: {
         ...target,
         endpoints,
-        // A race needs a second attempt to exist; the budget still bounds it.
-        retry: { ...target.retry, attempts: Math.max(target.retry.attempts, endpoints.length) },
-        hedge: { ...target.hedge, enabled: true, delayMs: 1 },
+        retry: {
+          ...target.retry,
+          maxRetryMs: 0,
+          // A race needs a second call to exist; the retry budget still bounds it.
+          attempts: race
+            ? Math.max(target.retry.attempts, endpoints.length)
+            : target.retry.attempts,
+        },
+        ...(race ? { hedge: { ...target.hedge, enabled: true, delayMs: 1 } } : {}),
       },
     },
   }
