@@ -52,7 +52,7 @@ export function principalOf(
  * of the raced regions, hedged at once, so the target's own race sends to them together and
  * keeps the first good answer (the other call is aborted).
  */
-export function attemptConfig(job: JobRecord, config: FairlaneConfig): FairlaneConfig {
+function attemptConfig(job: JobRecord, config: FairlaneConfig): FairlaneConfig {
   const name = job.body.request.target
   const target =
     name !== undefined && Object.hasOwn(config.targets, name) ? config.targets[name] : undefined
