@@ -1,8 +1,10 @@
 /**
- * `npm run demo` (the quickstart tour), `npm run demo -- noisy [seconds]` (noisy neighbour)
- * and `npm run demo -- inbound [seconds]` (a lane per customer in front of your own API).
+ * `npm run demo` (the quickstart tour), `npm run demo -- noisy [seconds]` (noisy neighbour),
+ * `npm run demo -- inbound [seconds]` (a lane per customer in front of your own API) and
+ * `npm run demo -- jobs` (an async job to a signed webhook).
  */
 import { inboundDemo } from './inbound.ts'
+import { jobsDemo } from './jobs.ts'
 import { noisyDemo } from './noisy.ts'
 import { quickstartDemo } from './quickstart.ts'
 
@@ -10,6 +12,7 @@ const [story, ...rest] = process.argv.slice(2)
 process.once('SIGINT', () => process.exit(130))
 if (story === 'noisy') await noisyDemo(rest)
 else if (story === 'inbound') await inboundDemo(rest)
+else if (story === 'jobs') await jobsDemo()
 else if (story === undefined || story === 'quickstart') await quickstartDemo()
 else {
   console.error(
