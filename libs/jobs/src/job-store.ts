@@ -50,8 +50,11 @@ export interface JobStore {
    * job is returned unchanged.
    */
   cancel(workspace: string, id: string): Promise<JobRecord | undefined>
-  /** Queued jobs whose time has come, marked running; `accept` may leave some for later. */
-  claim(limit: number, accept: (job: JobRecord) => boolean): Promise<JobRecord[]>
+  /**
+   * Queued jobs whose time has come, oldest first, marked running: at most `perLane` of one
+   * key are looked at, and `accept` may leave some of them for later.
+   */
+  claim(limit: number, perLane: number, accept: (job: JobRecord) => boolean): Promise<JobRecord[]>
   /** Records an attempt of a running job and what follows; ignored for a job cancelled meanwhile. */
   endAttempt(id: string, attempt: JobAttempt, end: AttemptEnd): Promise<JobRecord | undefined>
   /** Finished jobs with a webhook delivery due. */

@@ -32,12 +32,12 @@ describe('SqliteJobStore', () => {
   it('claims due jobs once, and a job left running by a dead process is due again on open', async () => {
     const { store, path } = await open()
     const { job } = await store.submit({ ...JOB, body: body(request) })
-    expect(await store.claim(10, () => true)).toHaveLength(1)
-    expect(await store.claim(10, () => true)).toHaveLength(0)
+    expect(await store.claim(10, 10, () => true)).toHaveLength(1)
+    expect(await store.claim(10, 10, () => true)).toHaveLength(0)
     // No close: as after SIGKILL.
     const { store: reopened } = await open(path)
     expect(await reopened.get('w', job.id)).toMatchObject({ state: 'queued' })
-    expect((await reopened.claim(10, () => true)).map((j) => j.id)).toEqual([job.id])
+    expect((await reopened.claim(10, 10, () => true)).map((j) => j.id)).toEqual([job.id])
     await reopened.close()
     await store.close()
   })
@@ -63,7 +63,7 @@ describe('SqliteJobStore', () => {
   it('a finished job’s webhook is due at once, its follow-up is stored with it, and it expires after retention', async () => {
     const { store, advance } = await open()
     const { job } = await store.submit({ ...JOB, body: body(request) })
-    await store.claim(1, () => true)
+    await store.claim(1, 1, () => true)
     const done = await store.endAttempt(
       job.id,
       { startedAt: 1_000, finishedAt: 1_000, status: 200, calls: 1 },
@@ -97,7 +97,7 @@ describe('SqliteJobStore', () => {
   it('an attempt ending after a cancel is not recorded', async () => {
     const { store } = await open()
     const { job } = await store.submit({ ...JOB, body: body(request) })
-    await store.claim(1, () => true)
+    await store.claim(1, 1, () => true)
     await store.cancel('w', job.id)
     const after = await store.endAttempt(
       job.id,

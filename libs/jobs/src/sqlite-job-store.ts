@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   id TEXT NOT NULL UNIQUE,
   workspace TEXT NOT NULL,
+  lane TEXT NOT NULL,
   state TEXT NOT NULL,
   due_at INTEGER NOT NULL,
   delivery_at INTEGER,
@@ -79,8 +80,8 @@ export class SqliteJobStore implements JobStore {
     db.exec(SCHEMA)
     this.#db = db
     this.#insert = db.prepare(
-      `INSERT INTO jobs (id, workspace, state, due_at, delivery_at, expires_at, idem_key, idem_until, body_hash, doc)
-       VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?)`,
+      `INSERT INTO jobs (id, workspace, lane, state, due_at, delivery_at, expires_at, idem_key, idem_until, body_hash, doc)
+       VALUES (?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?)`,
     )
     this.#update = db.prepare(
       'UPDATE jobs SET state = ?, due_at = ?, delivery_at = ?, expires_at = ?, doc = ? WHERE id = ?',
@@ -89,8 +90,13 @@ export class SqliteJobStore implements JobStore {
     this.#byIdem = db.prepare(
       'SELECT doc, body_hash FROM jobs WHERE workspace = ? AND idem_key = ? AND idem_until > ? ORDER BY seq DESC LIMIT 1',
     )
+    // The oldest due jobs of every key (at most `perLane` each), oldest first: a key with a
+    // long backlog cannot hide another key's job behind it.
     this.#due = db.prepare(
-      "SELECT doc FROM jobs WHERE state = 'queued' AND due_at <= ? ORDER BY due_at LIMIT ?",
+      `SELECT doc FROM (
+         SELECT doc, due_at, ROW_NUMBER() OVER (PARTITION BY lane ORDER BY due_at) AS n
+         FROM jobs WHERE state = 'queued' AND due_at <= ?
+       ) WHERE n <= ? ORDER BY due_at LIMIT ?`,
     )
     this.#deliveries = db.prepare(
       'SELECT doc FROM jobs WHERE delivery_at IS NOT NULL AND delivery_at <= ? ORDER BY delivery_at LIMIT ?',
@@ -142,12 +148,15 @@ export class SqliteJobStore implements JobStore {
     })
   }
 
-  async claim(limit: number, accept: (job: JobRecord) => boolean): Promise<JobRecord[]> {
+  async claim(
+    limit: number,
+    perLane: number,
+    accept: (job: JobRecord) => boolean,
+  ): Promise<JobRecord[]> {
     return this.#transaction(() => {
       const now = this.#options.now()
       const claimed: JobRecord[] = []
-      // Looks past jobs `accept` leaves, so one busy lane does not hide the others' jobs.
-      const rows = this.#due.all(now, limit * 4) as unknown as Row[]
+      const rows = this.#due.all(now, perLane, limit * perLane) as unknown as Row[]
       for (const row of rows) {
         if (claimed.length === limit) break
         const job = JSON.parse(row.doc) as JobRecord
@@ -255,6 +264,7 @@ export class SqliteJobStore implements JobStore {
     this.#insert.run(
       id,
       job.workspace,
+      `${job.workspace}\u0000${job.keyId}`,
       'queued',
       now,
       job.idempotencyKey ?? null,

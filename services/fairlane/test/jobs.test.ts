@@ -14,6 +14,7 @@ import { bearer, hashKeySecret, startNode, type TestNode } from './node-harness.
 
 const KEY = 'fl_jobs_1'
 const OTHER_KEY = 'fl_jobs_other'
+const SECOND_KEY = 'fl_jobs_second'
 const SECRET = 'whsec_' + Buffer.from('a webhook secret of 32 bytes!!!!').toString('base64')
 const running: { close(): Promise<void> }[] = []
 
@@ -65,7 +66,10 @@ async function setup(
     workspaces: {
       w: {
         targets: ['echo', 'hooks'],
-        keys: [{ id: 'k', hash: hashKeySecret(KEY) }],
+        keys: [
+          { id: 'k', hash: hashKeySecret(KEY) },
+          { id: 'k2', hash: hashKeySecret(SECOND_KEY) },
+        ],
         webhookSecrets: [SECRET],
       },
       other: { targets: ['echo'], keys: [{ id: 'o', hash: hashKeySecret(OTHER_KEY) }] },
@@ -478,6 +482,27 @@ describe('race', () => {
     const job = await finished(node, id)
     expect(job).toMatchObject({ state: 'succeeded', response: { status: 200 } })
     expect(job['attempts']).toHaveLength(1)
+  })
+})
+
+describe('worker slots', () => {
+  it('one key’s backlog of due jobs does not hold back another key’s job', async () => {
+    const { node, api } = await setup({ jobs: { concurrency: 8, perKeyConcurrency: 4 } })
+    api.behave((r) => (r.url === '/slow' ? { kind: 'delay', ms: 300 } : { kind: 'echo' }))
+    const flood = { request: { method: 'GET', target: 'echo', path: '/slow' } }
+    await Promise.all(Array.from({ length: 100 }, () => post(node, flood)))
+    const quick = await post(
+      node,
+      { request: { method: 'GET', target: 'echo', path: '/quick' } },
+      {},
+      SECOND_KEY,
+    )
+    const answer = (await quick.json()) as { id: string }
+    expect({ status: quick.status, answer }).toMatchObject({ status: 202 })
+    const job = await finished(node, answer.id)
+    expect(job['state']).toBe('succeeded')
+    // Most of the flood is still waiting: the quick job did not queue behind it.
+    expect(api.requests.filter((r) => r.url === '/slow').length).toBeLessThan(50)
   })
 })
 

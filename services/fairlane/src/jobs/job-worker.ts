@@ -113,7 +113,7 @@ export class JobWorker {
     const free = settings.concurrency - this.#running.size
     if (free <= 0) return
     const taken = new Map<string, number>()
-    const claimed = await this.#o.jobs.claim(free, (job) => {
+    const claimed = await this.#o.jobs.claim(free, settings.perKeyConcurrency, (job) => {
       const key = laneKey(job)
       const held = (this.#perKey.get(key) ?? 0) + (taken.get(key) ?? 0)
       if (held >= settings.perKeyConcurrency) return false
