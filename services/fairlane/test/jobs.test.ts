@@ -15,6 +15,7 @@ import { bearer, hashKeySecret, startNode, type TestNode } from './node-harness.
 const KEY = 'fl_jobs_1'
 const OTHER_KEY = 'fl_jobs_other'
 const SECOND_KEY = 'fl_jobs_second'
+const PUBLIC_KEY = 'fl_jobs_public'
 const SECRET = 'whsec_' + Buffer.from('a webhook secret of 32 bytes!!!!').toString('base64')
 const running: { close(): Promise<void> }[] = []
 
@@ -41,12 +42,15 @@ async function setup(
     jobs?: Record<string, unknown>
     echo?: Record<string, unknown>
     dataDir?: string
+    /** More config, knowing the receiver's port. */
+    more?: (hooks: LoopbackUpstream) => Record<string, unknown>
   } = {},
 ): Promise<Setup> {
   const api = await upstream()
   const hooks = await upstream()
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'fairlane-jobs-')))
   const node = await startNode({
+    ...options.more?.(hooks),
     logging: { level: 'warn' },
     jobs: {
       dataDir,
@@ -73,6 +77,12 @@ async function setup(
         webhookSecrets: [SECRET],
       },
       other: { targets: ['echo'], keys: [{ id: 'o', hash: hashKeySecret(OTHER_KEY) }] },
+      pub: {
+        targets: ['echo'],
+        hosts: ['*'],
+        keys: [{ id: 'p', hash: hashKeySecret(PUBLIC_KEY) }],
+        webhookSecrets: [SECRET],
+      },
     },
   })
   running.push(node)
@@ -482,6 +492,30 @@ describe('race', () => {
     const job = await finished(node, id)
     expect(job).toMatchObject({ state: 'succeeded', response: { status: 200 } })
     expect(job['attempts']).toHaveLength(1)
+  })
+})
+
+describe('webhook destinations', () => {
+  it('a webhook url on a private address is never called, even on an approved host pattern', async () => {
+    // Scheme and port allowed: only the address rule stands between the job and the receiver.
+    const { node, hooks } = await setup({
+      more: (receiver) => ({ destinations: { allowHttp: true, allowedPorts: [receiver.port] } }),
+    })
+    const { id } = (await (
+      await post(
+        node,
+        { request: JOB.request, webhook: { url: `http://127.0.0.1:${hooks.port}/hook` } },
+        {},
+        PUBLIC_KEY,
+      )
+    ).json()) as { id: string }
+    const job = await until(async () => {
+      const response = await node.proxy(`/v1/jobs/${id}`, { headers: bearer(PUBLIC_KEY) })
+      const j = (await response.json()) as { webhooks: { attempts: number; lastError?: string }[] }
+      return (j.webhooks[0]?.attempts ?? 0) >= 1 ? j : undefined
+    })
+    expect(job.webhooks[0]?.lastError).toMatch(/^destination_blocked: .*(private|loopback)/)
+    expect(hooks.hits).toBe(0)
   })
 })
 
