@@ -556,4 +556,15 @@ describe('jobs survive a restart', () => {
     expect(job['attempts']).toHaveLength(2)
     expect(second.api.hits).toBe(1)
   })
+  it('a stop lets an attempt in flight finish within the grace period and records it', async () => {
+    const first = await setup()
+    first.api.behave(() => ({ kind: 'delay', ms: 700 }))
+    const { id } = (await (await post(first.node, JOB)).json()) as { id: string }
+    await until(async () => (first.api.inFlight === 1 ? true : undefined))
+    await first.node.close()
+    const second = await setup({ dataDir: first.dataDir })
+    const job = await getJob(second.node, id)
+    expect(job).toMatchObject({ state: 'succeeded', response: { status: 200 } })
+    expect(first.api.hits + second.api.hits).toBe(1)
+  })
 })

@@ -72,12 +72,19 @@ export class JobWorker {
   }
 
   /**
-   * Stops taking work and aborts attempts in flight: their jobs stay running in the store,
-   * and run again when the store is next opened (at least once).
+   * Stops taking work, lets attempts and deliveries in flight finish for up to `graceMs`, then
+   * aborts the rest: their jobs stay running in the store, and run again when the store is
+   * next opened (at least once).
    */
-  async close(): Promise<void> {
+  async close(graceMs: number): Promise<void> {
     this.#stopped = true
     clearTimeout(this.#timer)
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      Promise.allSettled([...this.#tasks]),
+      new Promise((resolve) => (timer = setTimeout(resolve, graceMs))),
+    ])
+    clearTimeout(timer)
     this.#stopping.abort()
     for (const { abort } of this.#running.values()) abort.abort()
     await Promise.allSettled([...this.#tasks])

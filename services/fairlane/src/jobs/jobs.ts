@@ -92,8 +92,9 @@ export class Jobs implements JobsBackend {
     this.#worker?.cancel(id)
   }
 
-  async close(): Promise<void> {
-    await this.#worker?.close()
+  /** After the grace period for attempts in flight, the store closes; see JobWorker.close. */
+  async close(graceMs: number): Promise<void> {
+    await this.#worker?.close(graceMs)
     await this.#store?.close()
   }
 }

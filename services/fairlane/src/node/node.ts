@@ -225,7 +225,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
     await ingress?.listen({ host: config.server.host, port: options.port ?? config.server.port })
   } catch (err) {
     await ingress?.close()
-    await jobs?.close()
+    await jobs?.close(0)
     await core.close()
     await admin.close()
     throw err
@@ -243,8 +243,10 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
   const close = (): Promise<void> => {
     closing ??= (async () => {
       draining = true
+      const grace = store.current().server.shutdownGraceMs
+      // Job attempts in flight get the same grace as requests, at the same time.
+      const jobsClosed = jobs?.close(grace)
       if (ingress) {
-        const grace = store.current().server.shutdownGraceMs
         const timer = setTimeout(() => ingress.server.closeAllConnections(), grace)
         try {
           await ingress.close()
@@ -252,7 +254,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
           clearTimeout(timer)
         }
       }
-      await jobs?.close()
+      await jobsClosed
       // Whatever NATS and Redis do, the rest of the stop is bounded: leases left behind
       // expire by themselves, and budget reserved from Redis returns with its TTL.
       const stopped = await settleWithin(
