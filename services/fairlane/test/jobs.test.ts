@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises'
+import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -492,6 +492,19 @@ describe('race', () => {
     const job = await finished(node, id)
     expect(job).toMatchObject({ state: 'succeeded', response: { status: 200 } })
     expect(job['attempts']).toHaveLength(1)
+  })
+})
+
+describe('a store that cannot be opened', () => {
+  it('answers 503 jobs_unavailable and accepts nothing; proxying goes on', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fairlane-jobs-'))
+    const file = join(dir, 'a-file')
+    await writeFile(file, '')
+    const { node } = await setup({ dataDir: join(file, 'data') })
+    const refused = await post(node, JOB)
+    expect(refused.status).toBe(503)
+    expect(await refused.json()).toMatchObject({ code: 'jobs_unavailable', stage: 'jobs' })
+    expect((await node.proxy('/t/echo/x', { headers: bearer(KEY) })).status).toBe(200)
   })
 })
 
