@@ -495,6 +495,22 @@ describe('race', () => {
   })
 })
 
+describe('beside inbound routes', () => {
+  it('a route whose prefix covers /v1/jobs wins; elsewhere the jobs API answers', async () => {
+    const { node, api } = await setup({
+      more: () => ({
+        routes: {
+          own: { target: 'echo', pathPrefix: '/v1/jobs/own', callers: { header: 'x-api-key' } },
+        },
+      }),
+    })
+    const routed = await node.proxy('/v1/jobs/own/1', { headers: { 'x-api-key': 'customer-1' } })
+    expect(routed.status).toBe(200)
+    expect(api.requests.map((r) => r.url)).toEqual(['/v1/jobs/own/1'])
+    expect((await post(node, JOB)).status).toBe(202)
+  })
+})
+
 describe('a store that cannot be opened', () => {
   it('answers 503 jobs_unavailable and accepts nothing; proxying goes on', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fairlane-jobs-'))
