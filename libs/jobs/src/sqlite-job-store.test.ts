@@ -42,6 +42,21 @@ describe('SqliteJobStore', () => {
     await store.close()
   })
 
+  it('claims the oldest due jobs of every key, so one key’s backlog hides no other key’s job', async () => {
+    const { store, advance } = await open()
+    for (let i = 0; i < 50; i++) await store.submit({ ...JOB, body: body(request) })
+    advance(1)
+    const other = await store.submit({ ...JOB, keyId: 'k2', body: body(request) })
+    const claimed = await store.claim(2, 1, () => true)
+    expect(claimed.map((j) => j.keyId)).toEqual(['k', 'k2'])
+    expect(claimed[1]?.id).toBe(other.job.id)
+    // A key the worker refuses (at its share) leaves room for the next key.
+    const third = await store.submit({ ...JOB, keyId: 'k3', body: body(request) })
+    const next = await store.claim(1, 1, (j) => j.keyId !== 'k')
+    expect(next.map((j) => j.id)).toEqual([third.job.id])
+    await store.close()
+  })
+
   it('an Idempotency-Key names one job within its window only', async () => {
     const { store, advance } = await open()
     const a = await store.submit({ ...JOB, body: body(request), idempotencyKey: 'x' })

@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   body_hash TEXT NOT NULL,
   doc TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, due_at);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, lane, due_at);
 CREATE INDEX IF NOT EXISTS jobs_delivery ON jobs (delivery_at) WHERE delivery_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_workspace ON jobs (workspace, seq);
 CREATE INDEX IF NOT EXISTS jobs_idem ON jobs (workspace, idem_key) WHERE idem_key IS NOT NULL;
@@ -70,6 +70,7 @@ export class SqliteJobStore implements JobStore {
   readonly #byId: StatementSync
   readonly #byIdem: StatementSync
   readonly #due: StatementSync
+  readonly #dueLanes: StatementSync
   readonly #deliveries: StatementSync
 
   constructor(options: SqliteJobStoreOptions) {
@@ -90,13 +91,14 @@ export class SqliteJobStore implements JobStore {
     this.#byIdem = db.prepare(
       'SELECT doc, body_hash FROM jobs WHERE workspace = ? AND idem_key = ? AND idem_until > ? ORDER BY seq DESC LIMIT 1',
     )
-    // The oldest due jobs of every key (at most `perLane` each), oldest first: a key with a
-    // long backlog cannot hide another key's job behind it.
+    // Keys with a due job, the longest due first; then each key's oldest due jobs, from the
+    // index (state, lane, due_at) without sorting the whole backlog.
+    this.#dueLanes = db.prepare(
+      `SELECT lane, MIN(due_at) AS first FROM jobs WHERE state = 'queued'
+       GROUP BY lane HAVING first <= ? ORDER BY first LIMIT ? OFFSET ?`,
+    )
     this.#due = db.prepare(
-      `SELECT doc FROM (
-         SELECT doc, due_at, ROW_NUMBER() OVER (PARTITION BY lane ORDER BY due_at) AS n
-         FROM jobs WHERE state = 'queued' AND due_at <= ?
-       ) WHERE n <= ? ORDER BY due_at LIMIT ?`,
+      "SELECT doc FROM jobs WHERE state = 'queued' AND lane = ? AND due_at <= ? ORDER BY due_at LIMIT ?",
     )
     this.#deliveries = db.prepare(
       'SELECT doc FROM jobs WHERE delivery_at IS NOT NULL AND delivery_at <= ? ORDER BY delivery_at LIMIT ?',
@@ -156,14 +158,22 @@ export class SqliteJobStore implements JobStore {
     return this.#transaction(() => {
       const now = this.#options.now()
       const claimed: JobRecord[] = []
-      const rows = this.#due.all(now, perLane, limit * perLane) as unknown as Row[]
-      for (const row of rows) {
-        if (claimed.length === limit) break
-        const job = JSON.parse(row.doc) as JobRecord
-        if (!accept(job)) continue
-        const running: JobRecord = { ...job, state: 'running', updatedAt: now }
-        this.#write(running)
-        claimed.push(running)
+      // A key's backlog cannot hide another key's job: at most `perLane` of each are looked
+      // at, key by key in the order of their longest due job, until enough are taken.
+      for (let offset = 0; claimed.length < limit; offset += limit) {
+        const lanes = this.#dueLanes.all(now, limit, offset) as unknown as { lane: string }[]
+        if (lanes.length === 0) break
+        const due = lanes
+          .flatMap(({ lane }) => this.#due.all(lane, now, perLane) as unknown as Row[])
+          .map((row) => JSON.parse(row.doc) as JobRecord)
+          .sort((a, b) => a.dueAt - b.dueAt)
+        for (const job of due) {
+          if (claimed.length === limit) break
+          if (!accept(job)) continue
+          const running: JobRecord = { ...job, state: 'running', updatedAt: now }
+          this.#write(running)
+          claimed.push(running)
+        }
       }
       return claimed
     })
