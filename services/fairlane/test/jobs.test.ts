@@ -304,6 +304,19 @@ describe('jobs API', () => {
     expect(api.hits).toBe(1)
   })
 
+  it('cancelling a running job aborts its upstream call', async () => {
+    const { node, api } = await setup()
+    api.behave(() => ({ kind: 'delay', ms: 10_000 }))
+    const { id } = (await (await post(node, JOB)).json()) as { id: string }
+    await until(async () => (api.inFlight === 1 ? true : undefined))
+    const cancel = await node.proxy(`/v1/jobs/${id}`, { method: 'DELETE', headers: bearer(KEY) })
+    expect(await cancel.json()).toMatchObject({ state: 'cancelled' })
+    await until(async () => (api.inFlight === 0 ? true : undefined), 3_000)
+    // The aborted attempt is not recorded over the cancellation.
+    await sleep(200)
+    expect(await getJob(node, id)).toMatchObject({ state: 'cancelled', attempts: [] })
+  })
+
   it('lists a workspace’s jobs newest first, by state, a page at a time', async () => {
     const { node, api } = await setup()
     api.behave(() => ({ kind: 'respond', status: 429, headers: { 'retry-after': '60' } }))
