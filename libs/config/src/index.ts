@@ -9,6 +9,7 @@ export {
   type RouteConfig,
   type JwtConfig,
   type CustomerConfig,
+  type JobsConfig,
 } from './schema.ts'
 export { ConfigError, formatPath, type ConfigIssue } from './config-error.ts'
 export { resolveReferences, type Env } from './env-references.ts'
@@ -16,4 +17,4 @@ export { validateConfig, type ValidationResult } from './validate.ts'
 export { loadConfigFile, configFromValue } from './load.ts'
 export { FileConfigStore, type ConfigStore } from './config-store.ts'
 export { rateSpec, type RateSpec } from './rates.ts'
-export { configJsonSchemaText } from './json-schema.ts'
+export { configJsonSchemaText, optionalDefaults } from './json-schema.ts'

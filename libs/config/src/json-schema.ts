@@ -14,9 +14,10 @@ function configJsonSchema(): Record<string, unknown> {
 
 /**
  * Inside Fairlane a key with a default is required (the validator fills it in first); in an
- * editor the same key may be left out, so it must not be flagged as missing.
+ * editor (or a client's request) the same key may be left out, so it must not be flagged as
+ * missing. Takes a schema as plain JSON.
  */
-function optionalDefaults(node: unknown): unknown {
+export function optionalDefaults(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(optionalDefaults)
   if (node === null || typeof node !== 'object') return node
   const out: Record<string, unknown> = {}

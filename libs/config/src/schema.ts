@@ -511,6 +511,17 @@ const Workspace = Type.Object(
           'OpenAI-style front door (docs/llm.md): model name or pattern (`*` matches any run of characters, e.g. `gpt-4o*`) to the target that serves it. With any entry, POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses and the other OpenAI endpoints pick their target from the `model` field of the body; an exact name wins over patterns, and the longest pattern over shorter ones. Each target must be in this workspace’s targets.',
       },
     ),
+    webhookSecrets: Type.Array(
+      Type.String({
+        pattern: '^whsec_[A-Za-z0-9+/]+={0,2}$',
+        description: 'whsec_ followed by base64 (use an ${ENV} reference).',
+      }),
+      {
+        default: [],
+        description:
+          'Secrets that sign this workspace’s job webhooks (Standard Webhooks): the first signs; keep the previous one listed while receivers rotate. Jobs with webhooks need at least one.',
+      },
+    ),
   },
   { additionalProperties: false },
 )
@@ -887,6 +898,91 @@ const Cluster = Type.Object(
   },
 )
 
+const Jobs = Type.Object(
+  {
+    dataDir: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'Embedded mode: directory of the job store (jobs.sqlite). FAIRLANE_DATA_DIR overrides it; ./fairlane-data when both are unset. The store is opened by the first job, or at start when it exists.',
+      }),
+    ),
+    concurrency: Type.Integer({
+      minimum: 1,
+      maximum: 10_000,
+      default: 64,
+      description:
+        'Job attempts a node runs at once (each waits in its lane or calls the upstream); the other due jobs stay in the store.',
+    }),
+    perKeyConcurrency: Type.Integer({
+      minimum: 1,
+      default: 16,
+      description:
+        'Of those, at most this many of one key, so one key’s backlog cannot take every worker slot.',
+    }),
+    defaultDeadlineMs: Type.Integer({
+      minimum: 1000,
+      default: 86_400_000,
+      description:
+        'Deadline of a job that names none: no attempt starts later than this after submission.',
+    }),
+    maxDeadlineMs: Type.Integer({
+      minimum: 1000,
+      default: 604_800_000,
+      description: 'Longest deadlineMs a job may ask for.',
+    }),
+    resultMaxBytes: Type.Integer({
+      minimum: 0,
+      maximum: 16_777_216,
+      default: 1_048_576,
+      description: 'Upstream response body kept per job; a longer one is cut (response.truncated).',
+    }),
+    retentionMs: Type.Integer({
+      minimum: 60_000,
+      default: 604_800_000,
+      description:
+        'How long a finished job stays readable (GET /v1/jobs/{id}), then it is deleted.',
+    }),
+    pollMs: Type.Integer({
+      minimum: 10,
+      maximum: 60_000,
+      default: 250,
+      description: 'How often the worker looks for due jobs and deliveries when nothing woke it.',
+    }),
+    webhooks: Type.Object(
+      {
+        timeoutMs: Type.Integer({
+          minimum: 100,
+          default: 10_000,
+          description: 'A receiver must answer within this.',
+        }),
+        initialDelayMs: Type.Integer({
+          minimum: 10,
+          default: 5_000,
+          description: 'Wait after the first failed delivery; ×4 after each further failure.',
+        }),
+        maxDelayMs: Type.Integer({
+          minimum: 10,
+          default: 3_600_000,
+          description: 'Longest wait between two tries of a delivery.',
+        }),
+        maxAgeMs: Type.Integer({
+          minimum: 1000,
+          default: 86_400_000,
+          description:
+            'A delivery still failing this long after its first try is dead-lettered (redeliver with POST /v1/jobs/{id}/redeliver).',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  {
+    additionalProperties: false,
+    default: {},
+    description: 'Async jobs (POST /v1/jobs): the store, the worker and webhook delivery.',
+  },
+)
+
 export const ConfigSchema = Type.Object(
   {
     server: Server,
@@ -894,6 +990,7 @@ export const ConfigSchema = Type.Object(
     logging: Logging,
     destinations: Destinations,
     queue: Queue,
+    jobs: Jobs,
     tiers: Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_-]{0,31}$' }), Tier, {
       default: {
         reserved: { priority: 0, minShare: 0, maxWaitMs: 30_000 },
@@ -972,3 +1069,4 @@ export type RateConfig = Type.Static<typeof Rate>
 export type RouteConfig = Type.Static<typeof Route>
 export type JwtConfig = Type.Static<typeof Jwt>
 export type CustomerConfig = Type.Static<typeof Customer>
+export type JobsConfig = Type.Static<typeof Jobs>

@@ -24,10 +24,25 @@ export const ERROR_CODES = {
   store_unavailable: { status: 503, title: 'Config store unavailable' },
   bad_request: { status: 400, title: 'Bad request' },
   internal: { status: 500, title: 'Internal error' },
+  job_not_found: { status: 404, title: 'No such job' },
+  job_finished: { status: 409, title: 'Job already finished' },
+  job_not_finished: { status: 409, title: 'Job not finished' },
+  idempotency_conflict: { status: 422, title: 'Idempotency-Key reused for another job' },
+  tier_not_allowed: { status: 403, title: 'Tier above the key’s own' },
+  jobs_unavailable: { status: 503, title: 'Jobs unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type ErrorCode = keyof typeof ERROR_CODES
 
 /** Where on the request path a refusal happened; `admin` for the admin API on the admin port. */
 export type Stage =
-  'correlate' | 'authenticate' | 'resolve' | 'limit' | 'queue' | 'forward' | 'respond' | 'admin'
+  | 'correlate'
+  | 'authenticate'
+  | 'resolve'
+  | 'limit'
+  | 'queue'
+  | 'forward'
+  | 'respond'
+  | 'admin'
+  /** The jobs API (/v1/jobs) on the proxy port. */
+  | 'jobs'

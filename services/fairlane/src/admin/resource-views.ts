@@ -50,12 +50,18 @@ function keyView(key: KeyConfig): KeyView {
 
 export function workspaceView(view: StoreView, name: string): WorkspaceView | undefined {
   if (!Object.hasOwn(view.config.workspaces, name)) return undefined
-  const { keys, ...workspace } = view.config.workspaces[name] as WorkspaceConfig
+  const { keys, webhookSecrets, ...workspace } = view.config.workspaces[name] as WorkspaceConfig
+  // Webhook secrets are resolved secrets too: shown like upstream header values.
+  const stored = recordOf(view.overlay.workspaces.get(name))['webhookSecrets']
   return {
     name,
     source: sourceOf(view.overlay, 'workspaces', name),
     ...workspace,
     keys: keys.map(keyView),
+    webhookSecrets: webhookSecrets.map((_, i) => {
+      const raw = Array.isArray(stored) ? (stored[i] as unknown) : undefined
+      return typeof raw === 'string' && ENV_REFERENCE.test(raw) ? raw : REDACTED
+    }),
   }
 }
 

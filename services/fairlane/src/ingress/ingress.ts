@@ -9,6 +9,7 @@ import {
   type LaneActivity,
   type Logger,
 } from '@fairlane/telemetry'
+import { isJobsRequest, serveJobs, type JobsBackend } from '../jobs/jobs-api.ts'
 import type { EndpointDestinations } from './endpoint-destinations.ts'
 import type { Exchange } from './exchange.ts'
 import { admit, ticketOf } from './stages/admit.ts'
@@ -41,6 +42,8 @@ export interface IngressDeps {
   readonly destinations: EndpointDestinations
   /** The request's spans; absent while traces are off (docs/observability.md#traces). */
   readonly tracing?: RequestTracing
+  /** The jobs API (/v1/jobs) behind the same keys; absent on a node that serves none. */
+  readonly jobs?: JobsBackend
 }
 
 /** The proxy port: a node:http server running each request through the stages. */
@@ -135,6 +138,11 @@ class RequestPath {
       const door = frontDoorOf(x)
       x.openai = door !== undefined
       checkRequestHead(x)
+      if (deps.jobs && isJobsRequest(x)) {
+        authenticate(x)
+        await serveJobs(x, deps.jobs)
+        return
+      }
       if (door === 'workspace') {
         authenticate(x)
         if (answerModels(x)) return

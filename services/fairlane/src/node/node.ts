@@ -15,13 +15,15 @@ import {
   FairlaneMetrics,
   LaneActivity,
   createLogger,
+  requestLineLogger,
   type Logger,
   type LoggerOptions,
 } from '@fairlane/telemetry'
 import { buildAdmin } from '../admin/admin-server.ts'
 import { EndpointDestinations } from '../ingress/endpoint-destinations.ts'
-import { buildIngress } from '../ingress/ingress.ts'
+import { buildIngress, type IngressDeps } from '../ingress/ingress.ts'
 import { RequestTracing } from '../ingress/request-tracing.ts'
+import { Jobs } from '../jobs/jobs.ts'
 import { Upstreams, type UpstreamHealthView } from '../ingress/upstreams.ts'
 import { settleWithin } from '@fairlane/cluster'
 import { clusterCore, connectCluster } from './cluster-core.ts'
@@ -198,27 +200,41 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
   upstreamsView = () => upstreams.snapshot()
   metrics.observeEndpoints(() => upstreams.snapshot())
   const transport = core.transport
-  const ingress = transport
-    ? buildIngress(
-        {
-          store,
-          transport,
+  const paths: Omit<IngressDeps, 'jobs'> | undefined = transport
+    ? {
+        store,
+        transport,
+        policy,
+        forwarder,
+        upstreams,
+        metrics,
+        activity,
+        logger,
+        wallClock: () => Date.now(),
+        ...(options.tracer ? { tracing: new RequestTracing(options.tracer) } : {}),
+        destinations: new EndpointDestinations({
           policy,
-          forwarder,
-          upstreams,
-          metrics,
-          activity,
-          logger,
-          wallClock: () => Date.now(),
-          ...(options.tracer ? { tracing: new RequestTracing(options.tracer) } : {}),
-          destinations: new EndpointDestinations({
-            policy,
-            // As long as the system resolver keeps an answer; a resolver passed in (tests,
-            // embedders) may cache nothing, so nothing is reused on top of it.
-            ttlMs: options.resolve ? 0 : SYSTEM_RESOLVER_TTL_MS,
-            now: () => performance.now(),
-          }),
-        },
+          // As long as the system resolver keeps an answer; a resolver passed in (tests,
+          // embedders) may cache nothing, so nothing is reused on top of it.
+          ttlMs: options.resolve ? 0 : SYSTEM_RESOLVER_TTL_MS,
+          now: () => performance.now(),
+        }),
+      }
+    : undefined
+  // Jobs run through the same stages as requests, so they need what ingress needs.
+  const jobs = paths
+    ? new Jobs({
+        config: store,
+        env,
+        mode: core.mode,
+        attempt: { ...paths, lines: requestLineLogger(logger) },
+        webhook: { policy, forwarder, wallClock: () => Date.now() },
+        logger,
+      })
+    : undefined
+  const ingress = paths
+    ? buildIngress(
+        { ...paths, ...(jobs ? { jobs } : {}) },
         {
           maxHeaderBytes: config.server.maxHeaderBytes,
           headTimeoutMs: config.server.headTimeoutMs,
@@ -229,6 +245,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
     await ingress?.listen({ host: config.server.host, port: options.port ?? config.server.port })
   } catch (err) {
     await ingress?.close()
+    await jobs?.close(0)
     await core.close()
     await admin.close()
     throw err
@@ -246,8 +263,10 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
   const close = (): Promise<void> => {
     closing ??= (async () => {
       draining = true
+      const grace = store.current().server.shutdownGraceMs
+      // Job attempts in flight get the same grace as requests, at the same time.
+      const jobsClosed = jobs?.close(grace)
       if (ingress) {
-        const grace = store.current().server.shutdownGraceMs
         const timer = setTimeout(() => ingress.server.closeAllConnections(), grace)
         try {
           await ingress.close()
@@ -255,6 +274,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
           clearTimeout(timer)
         }
       }
+      await jobsClosed
       // Whatever NATS and Redis do, the rest of the stop is bounded: leases left behind
       // expire by themselves, and budget reserved from Redis returns with its TTL.
       const stopped = await settleWithin(
