@@ -28,7 +28,7 @@ import { measureAtRate, type RateMeasurement } from './lib/fixed-rate.ts'
 import { fixed, ms, perSec, times } from './lib/format.ts'
 import { machineFacts } from './lib/machine.ts'
 import { LOAD_GENERATOR, probe, problemsOf, type LoadRequest } from './lib/measurement.ts'
-import { benchOptions, type BenchOptions } from './lib/options.ts'
+import { benchOptions, takeFlag, type BenchOptions } from './lib/options.ts'
 import { compare, runSystem, type Comparison, type Run } from './lib/proxy-run.ts'
 import { timestamp, writeResult, writeResultFile } from './lib/result-file.ts'
 import { runBench } from './lib/run-bench.ts'
@@ -69,14 +69,7 @@ interface ClusterOptions extends BenchOptions {
 
 /** `--scenario NAME` or `--scenario=NAME`, taken out of argv; the shared flags parse the rest. */
 function scenarioFlag(argv: readonly string[]): { scenario: ClusterScenario; rest: string[] } {
-  const rest = [...argv]
-  let value: string | undefined
-  const at = rest.findIndex((arg) => arg === '--scenario' || arg.startsWith('--scenario='))
-  if (at >= 0) {
-    const arg = rest[at] as string
-    value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : rest[at + 1]
-    rest.splice(at, arg.includes('=') ? 1 : 2)
-  }
+  const { value, rest } = takeFlag(argv, 'scenario')
   const scenario = value ?? 'throughput-accuracy'
   if (!(CLUSTER_SCENARIOS as readonly string[]).includes(scenario))
     throw new Error(`--scenario: one of ${CLUSTER_SCENARIOS.join(', ')} (got "${scenario}")`)

@@ -3,26 +3,37 @@
  * peer (@fastify/http-proxy) and through Fairlane embedded (one key, far under its limits,
  * default logging), by autocannon at a fixed number of connections. Prints req/s, p50, p99,
  * CPU µs per request, event-loop delay p99 and memory of each, and their ratios; with
- * --profile, Fairlane's top functions by self time and top packages by inclusive time.
+ * --profile, Fairlane's top functions by self time and top packages by inclusive time; with
+ * --traces RATIO, a second Fairlane exporting traces (sampler traceidratio at RATIO) to an
+ * OTLP/HTTP receiver in the bench process, for what tracing costs.
  * Writes loadtest/results/proxy-<time>.json.
  *
  *   npm run bench:proxy -- [--connections N] [--duration S] [--warmup S] [--quick] [--profile]
+ *                          [--traces RATIO]
  */
 import { join } from 'node:path'
+import { startOtlpReceiver, type OtlpReceiver } from '@fairlane/testing'
 import { stopAll, type Child } from './lib/child.ts'
 import { runBench } from './lib/run-bench.ts'
 import { summarizeProfile, type ProfileSummary } from './lib/cpu-profile.ts'
 import { LOAD_GENERATOR, problemsOf } from './lib/measurement.ts'
 import { machineFacts } from './lib/machine.ts'
-import { benchOptions, OPTIONS_USAGE, type BenchOptions } from './lib/options.ts'
+import {
+  benchOptions,
+  numberFlag,
+  OPTIONS_USAGE,
+  takeFlag,
+  type BenchOptions,
+} from './lib/options.ts'
 import { RESULTS_DIR } from './lib/paths.ts'
 import { compare, runSystem, type Comparison, type Run } from './lib/proxy-run.ts'
 import { timestamp, writeResult } from './lib/result-file.ts'
 import { formatTable } from './lib/table.ts'
-import { launchUpstream } from './lib/upstream.ts'
+import { launchUpstream, type Upstream } from './lib/upstream.ts'
 import { direct } from './systems/direct.ts'
 import { fastifyPeer } from './systems/fastify-peer.ts'
 import { startFairlaneEmbedded } from './systems/fairlane-embedded.ts'
+import type { System } from './systems/system.ts'
 
 const say = (line = ''): void => void process.stdout.write(line + '\n')
 const perSec = (n: number): string => Math.round(n).toLocaleString('en-US')
@@ -158,7 +169,38 @@ function mainRole(run: Run): string {
 const mb = (bytes: number | undefined): string =>
   bytes === undefined ? '-' : (bytes / 1024 / 1024).toFixed(1)
 
-async function main(options: BenchOptions): Promise<number> {
+interface ProxyOptions extends BenchOptions {
+  /** Sampler ratio of a second, traced Fairlane; none when undefined. */
+  readonly traces: number | undefined
+}
+
+function proxyOptions(argv: readonly string[]): ProxyOptions | undefined {
+  const { value, rest } = takeFlag(argv, 'traces')
+  const options = benchOptions(rest)
+  if (!options) return undefined
+  const traces = value === undefined ? undefined : numberFlag('traces', value, 0, 0)
+  if (traces !== undefined && traces > 1) throw new Error(`--traces: a ratio 0-1 (got "${value}")`)
+  return { ...options, traces }
+}
+
+/** Fairlane with traces exported to `receiver`, sampled at `ratio` (the OTEL_* variables alone). */
+async function tracedFairlane(
+  upstream: Upstream,
+  receiver: OtlpReceiver,
+  ratio: number,
+): Promise<System> {
+  return startFairlaneEmbedded(upstream, {
+    name: 'fairlane-traced',
+    env: {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_TRACES_SAMPLER: 'traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: String(ratio),
+    },
+  })
+}
+
+async function main(options: ProxyOptions): Promise<number> {
   say(
     `proxy overhead: ${LOAD_GENERATOR}, ${options.connections} connections, ` +
       `${options.warmupSec} s warm-up + ${options.durationSec} s per system`,
@@ -169,10 +211,14 @@ async function main(options: BenchOptions): Promise<number> {
     : undefined
   const peer = await fastifyPeer(upstream)
   if (!peer) say('note: the Fastify peer is not installed (npm install at the root); left out')
+  const receiver = options.traces !== undefined ? await startOtlpReceiver() : undefined
   const systems = [
     direct(upstream),
     ...(peer ? [peer] : []),
     await startFairlaneEmbedded(upstream, profileDir ? { profileDir } : {}),
+    ...(receiver && options.traces !== undefined
+      ? [await tracedFairlane(upstream, receiver, options.traces)]
+      : []),
   ]
   // Every process is watched during every run: an idle one shows ~0, a busy neighbour shows up.
   const watched: Record<string, Child> = { upstream: upstream.child }
@@ -184,6 +230,10 @@ async function main(options: BenchOptions): Promise<number> {
   // Stopping first: a profile is written only when its process exits.
   for (const system of [...systems].reverse()) await system.stop()
   await stopAll()
+  if (receiver) {
+    say(`traces: ${receiver.spans.length} spans received at sampler ratio ${options.traces}`)
+    await receiver.close()
+  }
   const profiles: ProfileSummary[] = []
   for (const system of systems)
     if (system.profileDir) profiles.push(await summarizeProfile(system.profileDir))
@@ -204,6 +254,7 @@ async function main(options: BenchOptions): Promise<number> {
       durationSec: options.durationSec,
       warmupSec: options.warmupSec,
       profile: options.profile,
+      traces: options.traces ?? null,
     },
     runs,
     comparisons,
@@ -216,7 +267,7 @@ async function main(options: BenchOptions): Promise<number> {
 
 await runBench(
   'bench:proxy',
-  benchOptions,
-  `npm run bench:proxy -- [options]\n\n${OPTIONS_USAGE}`,
+  proxyOptions,
+  `npm run bench:proxy -- [options]\n\n${OPTIONS_USAGE}\n  --traces RATIO    also run a Fairlane exporting traces sampled at RATIO (0-1)`,
   main,
 )

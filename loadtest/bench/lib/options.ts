@@ -31,6 +31,23 @@ export function numberFlag(
   return n
 }
 
+/**
+ * A flag of one bench only (`--name VALUE` or `--name=VALUE`) taken out of argv, so that
+ * `benchOptions` parses the rest strictly.
+ */
+export function takeFlag(
+  argv: readonly string[],
+  name: string,
+): { value: string | undefined; rest: string[] } {
+  const rest = [...argv]
+  const at = rest.findIndex((arg) => arg === `--${name}` || arg.startsWith(`--${name}=`))
+  if (at < 0) return { value: undefined, rest }
+  const arg = rest[at] as string
+  const value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : rest[at + 1]
+  rest.splice(at, arg.includes('=') ? 1 : 2)
+  return { value, rest }
+}
+
 /** The flags every scenario shares; undefined means --help was asked for. */
 export function benchOptions(args: readonly string[]): BenchOptions | undefined {
   const { values } = parseArgs({

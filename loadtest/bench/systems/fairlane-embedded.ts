@@ -231,14 +231,19 @@ export async function writeBenchConfig(
  */
 export async function startFairlaneEmbedded(
   upstream: Upstream,
-  options: FairlaneEmbeddedOptions = {},
+  options: FairlaneLaunchOptions = {},
 ): Promise<System> {
   const key = 'fl_bench_' + randomBytes(24).toString('base64url')
-  const configPath = await writeBenchConfig({ upstreamUrl: upstream.url, tenants: [key] })
+  const name = options.name ?? 'fairlane'
+  // A file per system: a running node reloads its file when it changes.
+  const configPath = await writeBenchConfig(
+    { upstreamUrl: upstream.url, tenants: [key] },
+    `${name}.json`,
+  )
   const fairlane = await launchFairlane(configPath, options)
   return {
-    name: 'fairlane',
-    processes: { fairlane: fairlane.child },
+    name,
+    processes: { [name]: fairlane.child },
     request: {
       url: `${fairlane.proxyUrl}/t/echo/bench`,
       headers: { authorization: `Bearer ${key}` },
