@@ -107,6 +107,24 @@ describe('QueueActor leased shares', () => {
     expect(queue.prefetch(ticket('c'), 3)).not.toHaveProperty('slots')
   })
 
+  it('refunds a learned upstream limit too when a share goes back unused', async () => {
+    const adaptiveSettings: PartitionSettings = {
+      ...settings,
+      adaptive: { enabled: true, decrease: 0.5, increasePerSecond: 0 },
+    }
+    const queue = testActor({ scopesOf: () => [], settings: () => adaptiveSettings }).actor
+    actor = queue
+    const first = await queue.admit(ticket('a'))
+    if (!first.allowed) throw new Error('refused')
+    // The upstream says 4 a second: the lane learns it as a limit of its own.
+    first.lease.release({ upstream: { status: 200, rps: 4 } })
+    const lent = queue.prefetch(ticket('a', 1), 10).admissions
+    expect(lent.length).toBeGreaterThan(0)
+    for (const admission of lent) admission.lease.release({ unused: true })
+    // Everything came back: the same share can be lent again.
+    expect(queue.prefetch(ticket('a', 2), 10).admissions).toHaveLength(lent.length)
+  })
+
   it('grants nothing while the partition has a waiting ticket, and says when one starts waiting', async () => {
     const backlogged: string[] = []
     // Key b may go once per 100 ms; key c has no limit of its own.

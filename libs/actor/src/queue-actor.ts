@@ -189,7 +189,7 @@ export class QueueActor implements Actor {
       const decision = this.#ledger.decide(units, ticket.cost, ticket.cents)
       if (!decision.allowed) break
       prefetched.push({
-        lease: this.#lease(ticket, policy, decision, undefined, undefined),
+        lease: this.#lease(ticket, policy, decision, undefined, undefined, units),
         views: decision.views,
       })
       // About half of what a limit had left: the rest stays for the lane’s other nodes.
@@ -276,6 +276,8 @@ export class QueueActor implements Actor {
     decision: Decision & { allowed: true },
     host: PartitionHost<Pending> | undefined,
     hold: SharedHold | undefined,
+    /** The scopes a lent admission was decided on (a learned limit among them), to refund. */
+    decided: readonly ScopeLimit[] = policy.scopes,
   ): AdmissionLease {
     let released = false
     return {
@@ -285,7 +287,7 @@ export class QueueActor implements Actor {
         decision.lease.release()
         hold?.release()
         if (outcome?.unused) {
-          this.#ledger.refund(policy.scopes, ticket.cost, ticket.cents)
+          this.#ledger.refund(decided, ticket.cost, ticket.cents)
           this.#book.changed(policy.partition)
           this.#released(ticket, policy, host, undefined)
           return
