@@ -302,6 +302,26 @@ describe('the chart', () => {
     expect(ofKind(manifests, 'PodDisruptionBudget')).toHaveLength(0)
   })
 
+  it('gives embedded mode a writable jobs store at FAIRLANE_DATA_DIR, a claim when one is named', async () => {
+    const volumeOf = async (set: string[]) => {
+      const { manifests } = await render({ set: ['mode=embedded', ...set] })
+      const spec = deploymentSpec(ofKind(manifests, 'Deployment')[0] as Manifest).template.spec
+      const [container] = spec.containers
+      expect(envOf(container!).get('FAIRLANE_DATA_DIR')?.value).toBe('/data')
+      expect(container?.volumeMounts).toContainEqual({ name: 'data', mountPath: '/data' })
+      return spec.volumes?.find((v: { name: string }) => v.name === 'data')
+    }
+    expect(await volumeOf([])).toEqual({ name: 'data', emptyDir: { sizeLimit: '1Gi' } })
+    expect(await volumeOf(['jobsStore.existingClaim=fairlane-jobs'])).toEqual({
+      name: 'data',
+      persistentVolumeClaim: { claimName: 'fairlane-jobs' },
+    })
+    const { manifests } = await render({})
+    const [container] = deploymentSpec(ofKind(manifests, 'Deployment')[0] as Manifest).template.spec
+      .containers
+    expect(envOf(container!).has('FAIRLANE_DATA_DIR')).toBe(false)
+  })
+
   it('leaves replicas to the HPA when it is on', async () => {
     const { manifests } = await render({ set: ['workloads.node.autoscaling.enabled=true'] })
     expect(deploymentSpec(ofKind(manifests, 'Deployment')[0] as Manifest).replicas).toBeUndefined()
