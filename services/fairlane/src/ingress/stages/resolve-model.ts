@@ -37,13 +37,15 @@ const MODEL_ENDPOINTS = new Set([
 const USAGE_ON_REQUEST = new Set(['/v1/chat/completions', '/v1/completions'])
 
 /**
- * Which front door a request is for, if any: the path is one of its endpoints, and either an
- * inbound route with `models` matches it (its callers, no Fairlane key), or a workspace
- * routes by model (a Fairlane key). A route without `models` is the operator's own API and
- * yields to the workspace front door. One string test for every other request.
+ * Which front door a request is for, if any: the path is one of its endpoints, there is no
+ * X-Fairlane-Url (the URL form goes to its URL whatever the path), and either an inbound
+ * route with `models` matches it (its callers, no Fairlane key), or a workspace routes by
+ * model (a Fairlane key). A route without `models` is the operator's own API and yields to
+ * the workspace front door. One string test for every other request.
  */
 export function frontDoorOf(x: Exchange): 'workspace' | 'route' | undefined {
   if (!x.path.startsWith('/v1/') || !isFrontDoorPath(x)) return undefined
+  if (x.req.headers['x-fairlane-url'] !== undefined) return undefined
   if (isRouteRequest(x)) {
     const route = matchRoute(routeTableOf(x.config), hostName(x.req.headers.host), x.path)
     if (route && hasModels(route.config)) return 'route'
