@@ -92,14 +92,14 @@ func (t *keyTransport) RoundTrip(request *http.Request) (*http.Response, error) 
 	request = request.Clone(request.Context())
 	request.Header.Set("X-Fairlane-Key", t.client.key)
 	if base := t.client.base; request.URL.Scheme != base.Scheme || request.URL.Host != base.Host {
-		original := request.URL
-		request.Header.Set("X-Fairlane-Url", original.String())
+		request.Header.Set("X-Fairlane-Url", request.URL.String())
+		// The header alone says where it goes: on the URL's own path, one starting with
+		// /t/<target> would be routed to that target instead.
 		rewritten := *base
-		rewritten.Path = base.Path + original.Path
-		if original.RawPath != "" {
-			rewritten.RawPath = base.EscapedPath() + original.RawPath
-		}
-		rewritten.RawQuery = original.RawQuery
+		rewritten.Path = strings.TrimRight(base.Path, "/") + "/"
+		rewritten.RawPath = ""
+		rewritten.RawQuery = ""
+		rewritten.Fragment = ""
 		request.URL = &rewritten
 		request.Host = ""
 	}

@@ -106,6 +106,21 @@ func TestURLFormForAnotherHost(t *testing.T) {
 	}
 }
 
+func TestURLFormWhosePathNamesATargetGoesToItsHost(t *testing.T) {
+	ownServer(t) // examples/quickstart.yaml approves every public host
+	client := newClient(t, demoKey)
+	upstream.reset(nil)
+	err := fairlane.ProblemError(send(t, client, http.MethodGet, "https://api.example.com/t/echo/x", ""))
+	var refusal *fairlane.Error
+	// Fairlane read the URL form (and refused the host), not the target form of target echo.
+	if !errors.Is(err, fairlane.ErrPermissionDenied) || !errors.As(err, &refusal) || refusal.Code() != "destination_blocked" {
+		t.Fatalf("got %v, want destination_blocked", err)
+	}
+	if len(upstream.received("/x")) != 0 {
+		t.Fatal("the request reached target echo")
+	}
+}
+
 func TestRateLimitedWithRetryAfterAndRetriesThatWaitItOut(t *testing.T) {
 	ownServer(t)
 	upstream.reset(nil)

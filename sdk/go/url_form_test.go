@@ -17,7 +17,9 @@ func TestURLFormRewrite(t *testing.T) {
 		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody}, nil
 	})}
 	for _, c := range []struct{ url, to, header string }{
-		{"https://api.example.com/v1/x?q=1", "http://127.0.0.1:8080/fairlane/v1/x?q=1", "https://api.example.com/v1/x?q=1"},
+		// A fixed path: the URL's own could be /t/<target>/..., which names a target.
+		{"https://api.example.com/v1/x?q=1", "http://127.0.0.1:8080/fairlane/", "https://api.example.com/v1/x?q=1"},
+		{"https://api.example.com/t/echo/x", "http://127.0.0.1:8080/fairlane/", "https://api.example.com/t/echo/x"},
 		{"http://127.0.0.1:8080/fairlane/t/echo/x", "http://127.0.0.1:8080/fairlane/t/echo/x", ""},
 	} {
 		request, _ := http.NewRequest(http.MethodGet, c.url, nil)

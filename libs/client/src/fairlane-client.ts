@@ -173,7 +173,9 @@ export class FairlaneClient {
         url = raw
       } else {
         headers.set('x-fairlane-url', absolute.href)
-        url = this.baseUrl + absolute.pathname + absolute.search
+        // The header alone says where it goes: on the URL's own path, one starting with
+        // /t/<target> would be routed to that target instead.
+        url = this.baseUrl + '/'
       }
     } else {
       url = base + (raw.startsWith('/') ? raw : `/${raw}`)

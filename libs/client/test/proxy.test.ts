@@ -91,6 +91,14 @@ describe("Fairlane's refusals, told from the upstream's answers", () => {
     expect(error?.code).toBe('destination_blocked')
   })
 
+  it('sends the URL form on a fixed path, so a URL whose path is /t/<target>/… goes to its host', async () => {
+    const client = new FairlaneClient({ baseUrl: fairlane.url, key: DEMO_KEY })
+    const error = await problemError(await client.fetch('https://api.example.com/t/echo/x'))
+    // Fairlane read the URL form (and refused the host), not the target form of target echo.
+    expect(error?.code).toBe('destination_blocked')
+    expect(upstream.hits).toBe(0)
+  })
+
   it('429 rate_limited with Retry-After, and retries that wait it out', async () => {
     const plain = new FairlaneClient({ baseUrl: fairlane.url, key: INSTANT_KEY })
     // 1 request per second, never queued: one of a few quick requests is refused, however

@@ -71,6 +71,18 @@ def test_url_form_for_another_host(fairlane_url: str) -> None:
     assert error.code == "destination_blocked"
 
 
+def test_url_form_whose_path_names_a_target_goes_to_its_host(
+    fairlane_url: str, upstream: Upstream
+) -> None:
+    with fairlane.Client(fairlane_url, DEMO_KEY) as client, client.proxy_client() as any_host:
+        response = any_host.get("https://api.example.com/t/echo/x")
+    error = fairlane.problem_error(response)
+    # Fairlane read the URL form (and refused the host), not the target form of target echo.
+    assert isinstance(error, fairlane.PermissionDeniedError)
+    assert error.code == "destination_blocked"
+    assert upstream.requests == []
+
+
 def test_rate_limited_with_retry_after_and_retries_that_wait_it_out(
     fairlane_url: str, upstream: Upstream
 ) -> None:

@@ -10,7 +10,8 @@ from fairlane._url_form import _to_fairlane
 def test_another_host_goes_to_fairlane_under_its_path_prefix() -> None:
     request = httpx.Request("GET", "https://api.example.com/v1/x?q=1")
     _to_fairlane(request, httpx.URL("http://127.0.0.1:8080/fairlane/"))
-    assert str(request.url) == "http://127.0.0.1:8080/fairlane/v1/x?q=1"
+    # A fixed path: the URL's own could be /t/<target>/..., which names a target.
+    assert str(request.url) == "http://127.0.0.1:8080/fairlane/"
     assert request.headers["x-fairlane-url"] == "https://api.example.com/v1/x?q=1"
     assert request.headers["host"] == "127.0.0.1:8080"
 

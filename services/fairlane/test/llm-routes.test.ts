@@ -19,8 +19,20 @@ beforeAll(async () => {
   localFake = await startFakeOpenAi('local')
   node = await startNode({
     tiers: { free: { priority: 0, maxWaitMs: 0 } },
-    targets: { openai: target(openaiFake.url), local: target(localFake.url) },
+    targets: {
+      openai: target(openaiFake.url),
+      local: target(localFake.url),
+      // Cents per million tokens, input and output.
+      priced: { ...target(openaiFake.url), prices: { 'gpt-4o*': { input: 250, output: 1000 } } },
+    },
     routes: {
+      // The operator's own route to a priced target, without models: 10 cents per customer.
+      plain: {
+        pathPrefix: '/plain',
+        target: 'priced',
+        callers: { header: 'authorization' },
+        limits: { unit: 'cents', rate: { rpm: 1 / 1440, burst: 10 } },
+      },
       gateway: {
         pathPrefix: '/v1',
         target: 'openai',
@@ -76,5 +88,24 @@ describe('an inbound route routed by model (no Fairlane key)', () => {
     // Another customer has its own lane and budget.
     const other = await client('cust-c').chat.completions.create({ model: 'gpt-4o', messages: [] })
     expect(other.choices).toHaveLength(1)
+  })
+})
+
+describe('an inbound route without models to a target with prices', () => {
+  it('prices each request by the model its body names, as the front door does', async () => {
+    // 10,000 input tokens at 250 and 2,000 output tokens at 1,000 cents a million: 4.5 cents.
+    openaiFake.usage = { prompt_tokens: 10_000, completion_tokens: 2_000 }
+    const statuses = []
+    for (let i = 0; i < 5; i++) {
+      const response = await node.proxy('/plain/chat/completions', {
+        method: 'POST',
+        headers: { authorization: 'Bearer cust-d', 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o', messages: [] }),
+      })
+      await response.arrayBuffer()
+      statuses.push(response.status)
+    }
+    expect(statuses).toEqual([200, 200, 200, 429, 429])
+    expect(openaiFake.requests.at(-1)?.url).toBe('/plain/chat/completions')
   })
 })

@@ -27,10 +27,14 @@ const KEYS = [
   'refused',
   'paced',
   'cents',
+  'tcents',
+  'tstream',
+  'tplain',
   'policy',
   'other',
 ] as const
 const secret = (id: (typeof KEYS)[number]) => `fl_test_${id}`
+const CENTS_KEYS: ReadonlySet<string> = new Set(['cents', 'tcents', 'tstream', 'tplain'])
 
 beforeAll(async () => {
   openaiFake = await startFakeOpenAi('openai')
@@ -40,7 +44,7 @@ beforeAll(async () => {
     hash: hashKeySecret(secret(id)),
     ...(id === 'paced'
       ? { limits: { rate: { rps: 1, burst: 1 } } }
-      : id === 'cents'
+      : CENTS_KEYS.has(id)
         ? // 10 cents, refilling at a cent a day: a budget in cents.
           { limits: { unit: 'cents', rate: { rpm: 1 / 1440, burst: 10 } } }
         : id !== 'team' && id !== 'policy'
@@ -303,6 +307,48 @@ describe('budgets in cents', () => {
     // A model without a price costs nothing in cents.
     const local = await chat('cents', { model: 'llama3', messages: [] })
     expect(local.status).toBe(200)
+  })
+
+  it('prices the /t/ form by the model its body names, streams included', async () => {
+    openaiFake.usage = { prompt_tokens: 10_000, completion_tokens: 2_000 }
+    const post = (id: (typeof KEYS)[number], body: Record<string, unknown>, type: string) =>
+      node.proxy('/t/openai/v1/chat/completions', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret(id)}`, 'content-type': type },
+        body: JSON.stringify(body),
+      })
+    const statuses = async (
+      id: (typeof KEYS)[number],
+      body: Record<string, unknown>,
+      type: string,
+    ) => {
+      const seen = []
+      for (let i = 0; i < 5; i++) {
+        const response = await post(id, body, type)
+        await response.arrayBuffer()
+        seen.push(response.status)
+      }
+      return seen
+    }
+    const json = 'application/json'
+    // As on the front door: 4.5 cents a request, the fourth refused.
+    expect(await statuses('tcents', { model: 'gpt-4o', messages: [] }, json)).toEqual([
+      200, 200, 200, 429, 429,
+    ])
+    // A stream that did not ask for usage is asked for it, and settled to it.
+    expect(
+      await statuses('tstream', { model: 'gpt-4o', stream: true, messages: [] }, json),
+    ).toEqual([200, 200, 200, 429, 429])
+    expect(
+      JSON.parse(openaiFake.requests.at(-1)?.body.toString() ?? '{}') as Record<string, unknown>,
+    ).toMatchObject({ stream_options: { include_usage: true } })
+    // A body not read as a model's (not declared JSON) is priced by the model its answer names.
+    for (let i = 0; i < 3; i++) {
+      const response = await post('tplain', { model: 'gpt-4o', messages: [] }, 'text/plain')
+      await response.arrayBuffer()
+      expect(response.status).toBe(200)
+    }
+    expect((await post('tplain', { model: 'gpt-4o', messages: [] }, json)).status).toBe(429)
   })
 
   it('holds a client to u=cents in Fairlane-RateLimit-Policy', async () => {

@@ -7,12 +7,14 @@ import httpx
 
 def _to_fairlane(request: httpx.Request, base: httpx.URL) -> None:
     """A request for a URL outside Fairlane goes to Fairlane with the URL in X-Fairlane-Url
-    (held to the workspace's approved hosts); one for Fairlane itself is left as it is."""
+    (held to the workspace's approved hosts); one for Fairlane itself is left as it is.
+    It goes to Fairlane's ``/``, not to the URL's own path: a path starting with
+    /t/<target> would be routed to that target instead."""
     url = request.url
     if (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port):
         return
     request.headers["x-fairlane-url"] = str(url)
-    request.url = base.copy_with(raw_path=base.raw_path.rstrip(b"/") + url.raw_path)
+    request.url = base.copy_with(raw_path=base.raw_path.rstrip(b"/") + b"/")
     request.headers["host"] = base.netloc.decode("ascii")
 
 

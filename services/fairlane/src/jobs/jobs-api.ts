@@ -36,11 +36,14 @@ const MAX_IDEMPOTENCY_KEY = 255
 const MAX_PAGE = 100
 
 /**
- * Whether a request on the proxy port is for the jobs API: a path under /v1/jobs that no
- * inbound route claims (a route of the operator's own API under that path wins).
+ * Whether a request on the proxy port is for the jobs API: a path under /v1/jobs without
+ * X-Fairlane-Url (the URL form goes to its URL whatever the path: clients send it on the
+ * URL's own path) that no inbound route claims (a route of the operator's own API under that
+ * path wins).
  */
 export function isJobsRequest(x: Exchange): boolean {
   if (x.path !== '/v1/jobs' && !x.path.startsWith('/v1/jobs/')) return false
+  if (x.req.headers['x-fairlane-url'] !== undefined) return false
   const routes = routeTableOf(x.config)
   return routes.length === 0 || !matchRoute(routes, hostName(x.req.headers.host), x.path)
 }

@@ -1,24 +1,12 @@
-import { addAbortSignal } from 'node:stream'
-import { performance } from 'node:perf_hooks'
 import { FairlaneError } from '@fairlane/protocol'
-import { BodyDeadline } from '../body-deadline.ts'
-import { tooLarge } from '../body-limit.ts'
 import { hasBody, type Exchange } from '../exchange.ts'
 import type { RouteConfig, WorkspaceConfig } from '@fairlane/config'
 import { hostName, matchRoute, routeTableOf } from '../inbound/route-table.ts'
-import {
-  hasModels,
-  modelTableOf,
-  priceTableOf,
-  workspacesRouteByModel,
-} from '../llm/model-table.ts'
+import { hasModels, modelTableOf, workspacesRouteByModel } from '../llm/model-table.ts'
+import { meterModelRequest } from '../llm/meter-model-request.ts'
 import { isRouteRequest } from './match-route.ts'
-import {
-  estimateCents,
-  estimateTokens,
-  readOpenAiRequest,
-  withStreamUsage,
-} from '../llm/openai-request.ts'
+import { readOpenAiRequest } from '../llm/openai-request.ts'
+import { readBody } from '../read-body.ts'
 import { targetRoute } from '../route.ts'
 import { checkEndpoints, type ResolveDeps } from './resolve.ts'
 
@@ -33,17 +21,16 @@ const MODEL_ENDPOINTS = new Set([
   '/v1/audio/speech',
 ])
 
-/** Endpoints whose streams carry a usage chunk only when `stream_options.include_usage` asks. */
-const USAGE_ON_REQUEST = new Set(['/v1/chat/completions', '/v1/completions'])
-
 /**
- * Which front door a request is for, if any: the path is one of its endpoints, and either an
- * inbound route with `models` matches it (its callers, no Fairlane key), or a workspace
- * routes by model (a Fairlane key). A route without `models` is the operator's own API and
- * yields to the workspace front door. One string test for every other request.
+ * Which front door a request is for, if any: the path is one of its endpoints, there is no
+ * X-Fairlane-Url (the URL form goes to its URL whatever the path), and either an inbound
+ * route with `models` matches it (its callers, no Fairlane key), or a workspace routes by
+ * model (a Fairlane key). A route without `models` is the operator's own API and yields to
+ * the workspace front door. One string test for every other request.
  */
 export function frontDoorOf(x: Exchange): 'workspace' | 'route' | undefined {
   if (!x.path.startsWith('/v1/') || !isFrontDoorPath(x)) return undefined
+  if (x.req.headers['x-fairlane-url'] !== undefined) return undefined
   if (isRouteRequest(x)) {
     const route = matchRoute(routeTableOf(x.config), hostName(x.req.headers.host), x.path)
     if (route && hasModels(route.config)) return 'route'
@@ -123,27 +110,13 @@ export async function resolveModel(x: Exchange, deps: ResolveDeps): Promise<void
   x.stage = 'resolve'
   const owner = modelOwnerOf(x)
   if (!hasBody(x)) throw new FairlaneError('bad_request', 'resolve', 'a JSON body is required')
-  let body = await readBody(x)
+  const body = await readBody(x)
   const request = readOpenAiRequest(body)
   const name = modelTableOf(owner).targetOf(request.model)
   const target =
     name !== undefined && Object.hasOwn(x.config.targets, name) ? x.config.targets[name] : undefined
   if (name === undefined || !target) throw notAllowed(request.model)
-  const price = priceTableOf(target).targetOf(request.model)
-  if (price) {
-    x.price = price
-    x.centsEstimate = estimateCents(body, request, price)
-  }
-  const metered = target.cost.fromResponse?.json !== undefined
-  if (metered) {
-    const declared = target.cost.fromHeader && x.req.headers['fairlane-cost'] !== undefined
-    if (!declared) x.estimate = Math.min(target.cost.maxDeclared, estimateTokens(body, request))
-    if (request.stream && !request.streamOptions && USAGE_ON_REQUEST.has(x.path)) {
-      body = withStreamUsage(body)
-      x.usageAdded = true
-    }
-  }
-  x.body = body
+  x.body = meterModelRequest(x, target, body, request, x.path)
   const raw = x.req.url ?? x.path
   const q = raw.indexOf('?')
   const route = targetRoute(name, target, x.path, q === -1 ? '' : raw.slice(q))
@@ -151,29 +124,4 @@ export async function resolveModel(x: Exchange, deps: ResolveDeps): Promise<void
   x.target = name
   x.targetConfig = target
   await checkEndpoints(x, route, target, deps)
-}
-
-/** The whole request body; a client that leaves stops the read. */
-async function readBody(x: Exchange): Promise<Buffer> {
-  const { server } = x.config
-  const deadline = new BodyDeadline(x.req, {
-    idleMs: server.bodyIdleMs,
-    totalMs: server.bodyTimeoutMs,
-    now: () => performance.now(),
-    onExpire: () => undefined,
-  })
-  x.bodyDeadline = deadline
-  addAbortSignal(x.abort.signal, deadline)
-  const chunks: Buffer[] = []
-  let size = 0
-  try {
-    for await (const chunk of x.req.pipe(deadline) as AsyncIterable<Buffer>) {
-      size += chunk.length
-      if (size > server.maxBodyBytes) throw tooLarge(server.maxBodyBytes, 'resolve')
-      chunks.push(chunk)
-    }
-  } catch (err) {
-    throw deadline.failure ?? err
-  }
-  return Buffer.concat(chunks, size)
 }

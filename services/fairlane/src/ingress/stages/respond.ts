@@ -3,7 +3,9 @@ import type { Readable } from 'node:stream'
 import { clientResponseHeaders, upstreamError, type UpstreamResponse } from '@fairlane/forward'
 import { ERROR_CODES, FairlaneError, toProblem } from '@fairlane/protocol'
 import { hasBody, type Exchange } from '../exchange.ts'
+import type { TargetConfig } from '@fairlane/config'
 import { openAiError } from '../llm/openai-error.ts'
+import { priceTableOf, type Price } from '../llm/model-table.ts'
 import { centsOfUsage } from '../llm/openai-request.ts'
 import { costInBody, costInHeader, observeResponseCost, type Metered } from '../response-cost.ts'
 import { withoutQuery } from '../without-query.ts'
@@ -62,10 +64,24 @@ export async function respond(x: Exchange, upstream: UpstreamResponse): Promise<
   relay(x, upstream.status, headers, body)
 }
 
-/** What the response's usage says: its cost, and its price when the model has one. */
+/**
+ * What the response's usage says: its cost, and its price when the model has one (the model
+ * the request named, or else the one the answer names: a /t/ request whose body was not read
+ * as a model's is priced too).
+ */
 function metered(x: Exchange, found: Metered): void {
   x.realCost = found.cost
-  if (x.price) x.realCents = centsOfUsage(found.holder, x.price) ?? x.realCents
+  const price = x.price ?? answeredPrice(x.targetConfig, found.holder)
+  if (price) x.realCents = centsOfUsage(found.holder, price) ?? x.realCents
+}
+
+function answeredPrice(
+  target: TargetConfig | undefined,
+  holder: Readonly<Record<string, unknown>>,
+): Price | undefined {
+  const model = holder['model']
+  if (!target || typeof model !== 'string') return undefined
+  return priceTableOf(target).targetOf(model)
 }
 
 /** A whole small body, by events: the stream's async iterator costs more than the body. */
