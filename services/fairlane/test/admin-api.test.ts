@@ -468,6 +468,7 @@ describe('admin API workspaces and targets', () => {
       weight: 1,
       keys: [],
       models: {},
+      webhookSecrets: [],
     })
     const { secret } = (
       await one.call({ method: 'POST', url: '/admin/v1/workspaces/gamma/keys', body: { id: 'g' } })
