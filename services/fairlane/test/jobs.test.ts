@@ -42,6 +42,8 @@ async function setup(
     jobs?: Record<string, unknown>
     echo?: Record<string, unknown>
     dataDir?: string
+    /** More settings of key `k` (its limits). */
+    key?: Record<string, unknown>
     /** More config, knowing the receiver's port. */
     more?: (hooks: LoopbackUpstream) => Record<string, unknown>
   } = {},
@@ -71,7 +73,7 @@ async function setup(
       w: {
         targets: ['echo', 'hooks'],
         keys: [
-          { id: 'k', hash: hashKeySecret(KEY) },
+          { id: 'k', hash: hashKeySecret(KEY), ...options.key },
           { id: 'k2', hash: hashKeySecret(SECOND_KEY) },
         ],
         webhookSecrets: [SECRET],
@@ -371,6 +373,36 @@ describe('jobs API', () => {
     expect(unsigned.status).toBe(403)
     expect((await node.proxy('/v1/jobs', { method: 'POST' })).status).toBe(401)
     expect((await node.proxy('/v1/jobs/job_nope', { headers: bearer(KEY) })).status).toBe(404)
+  })
+})
+
+describe('metered targets', () => {
+  it('a job spends its answer’s real cost from the key’s budget, as a request does', async () => {
+    const { node, api } = await setup({
+      echo: { cost: { fromResponse: { json: 'usage.total_tokens' } } },
+      key: { limits: { unit: 'cost', window: { limit: 600, seconds: 600 } } },
+      // Over the limit a request is refused at once rather than queued.
+      more: () => ({ tiers: { free: { priority: 0, maxWaitMs: 0 } } }),
+    })
+    api.behave(() => ({
+      kind: 'respond',
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ usage: { total_tokens: 700 } }),
+    }))
+    const { id } = (await (await post(node, JOB)).json()) as { id: string }
+    expect(await finished(node, id)).toMatchObject({ state: 'succeeded' })
+    // The job's 700 tokens filled the window of 600: nothing more passes, job or request.
+    const request = await node.proxy('/t/echo/more', { headers: bearer(KEY) })
+    await request.arrayBuffer()
+    expect(request.status).toBe(429)
+    const next = (await (await post(node, JOB)).json()) as { id: string }
+    const refused = await until(async () => {
+      const job = await getJob(node, next.id)
+      return (job['attempts'] as unknown[]).length > 0 ? job : undefined
+    })
+    expect(refused['attempts']).toMatchObject([{ error: 'rate_limited' }])
+    expect(api.hits).toBe(1)
   })
 })
 

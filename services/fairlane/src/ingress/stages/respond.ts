@@ -63,7 +63,7 @@ export async function respond(x: Exchange, upstream: UpstreamResponse): Promise<
 }
 
 /** What the response's usage says: its cost, and its price when the model has one. */
-function metered(x: Exchange, found: Metered): void {
+export function metered(x: Exchange, found: Metered): void {
   x.realCost = found.cost
   if (x.price) x.realCents = centsOfUsage(found.holder, x.price) ?? x.realCents
 }
