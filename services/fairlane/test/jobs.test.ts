@@ -593,6 +593,25 @@ describe('webhook destinations', () => {
   })
 })
 
+describe('webhook slots', () => {
+  it('receivers that hang hold their slots only: a new job’s delivery still goes out', async () => {
+    const { node, hooks } = await setup({
+      jobs: { webhooks: { initialDelayMs: 100, maxDelayMs: 1_000, timeoutMs: 60_000 } },
+    })
+    hooks.behave((r) => (r.url === '/hang' ? { kind: 'delay', ms: 120_000 } : { kind: 'echo' }))
+    // More hanging deliveries than half the node's 32 slots: the oldest due rows are theirs.
+    const hanging = { ...JOB, webhook: { target: 'hooks', path: '/hang' } }
+    for (let i = 0; i < 20; i++) expect((await post(node, hanging)).status).toBe(202)
+    await until(async () => (hooks.inFlight === 20 ? true : undefined))
+    const { id } = (await (await post(node, JOB)).json()) as { id: string }
+    const delivered = await until(
+      async () => hooks.requests.find((r) => r.url === '/fairlane'),
+      20_000,
+    )
+    expect(delivered.headers['webhook-id']).toBe(id)
+  })
+})
+
 describe('worker slots', () => {
   it('one key’s backlog of due jobs does not hold back another key’s job', async () => {
     const { node, api } = await setup({ jobs: { concurrency: 8, perKeyConcurrency: 4 } })

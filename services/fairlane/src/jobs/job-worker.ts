@@ -221,9 +221,11 @@ export class JobWorker {
   }
 
   async #deliver(): Promise<void> {
-    const free = DELIVERY_SLOTS - this.#delivering.size
-    if (free <= 0) return
-    const due = await this.#o.jobs.dueDeliveries(free)
+    if (this.#delivering.size >= DELIVERY_SLOTS) return
+    // A delivery in flight keeps its job due until it is recorded, and the oldest due jobs
+    // come first: so the rows fetched are the free slots plus one per delivery in flight
+    // (DELIVERY_SLOTS in all), and behind slow receivers the free slots still find new work.
+    const due = await this.#o.jobs.dueDeliveries(DELIVERY_SLOTS)
     const now = this.#o.wallClock()
     for (const job of due) {
       for (const delivery of job.deliveries) {
@@ -231,6 +233,7 @@ export class JobWorker {
         if (delivery.state !== 'pending' || delivery.nextAt > now || this.#delivering.has(name)) {
           continue
         }
+        if (this.#delivering.size >= DELIVERY_SLOTS) return
         this.#delivering.add(name)
         this.#track(
           (async () => {
