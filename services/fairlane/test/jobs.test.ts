@@ -16,6 +16,7 @@ const KEY = 'fl_jobs_1'
 const OTHER_KEY = 'fl_jobs_other'
 const SECOND_KEY = 'fl_jobs_second'
 const PUBLIC_KEY = 'fl_jobs_public'
+const NARROW_KEY = 'fl_jobs_narrow'
 const SECRET = 'whsec_' + Buffer.from('a webhook secret of 32 bytes!!!!').toString('base64')
 const running: { close(): Promise<void> }[] = []
 
@@ -83,6 +84,12 @@ async function setup(
         targets: ['echo'],
         hosts: ['*'],
         keys: [{ id: 'p', hash: hashKeySecret(PUBLIC_KEY) }],
+        webhookSecrets: [SECRET],
+      },
+      narrow: {
+        targets: ['echo'],
+        hosts: ['api.example.com'],
+        keys: [{ id: 'n', hash: hashKeySecret(NARROW_KEY) }],
         webhookSecrets: [SECRET],
       },
     },
@@ -403,6 +410,41 @@ describe('metered targets', () => {
     })
     expect(refused['attempts']).toMatchObject([{ error: 'rate_limited' }])
     expect(api.hits).toBe(1)
+  })
+})
+
+describe('approved hosts', () => {
+  it('a URL off the workspace’s approved hosts is refused at submission, as X-Fairlane-Url is', async () => {
+    const { node } = await setup()
+    const cases: [unknown, number][] = [
+      [{ request: { url: 'https://other.example.org/x' } }, 403],
+      [{ request: { url: 'http://api.example.com/x' } }, 403],
+      [{ request: JOB.request, webhook: { url: 'https://other.example.org/hook' } }, 403],
+      [{ request: JOB.request, onSuccess: { request: { url: 'https://evil.example/' } } }, 403],
+    ]
+    for (const [body, status] of cases) {
+      const response = await post(node, body, {}, NARROW_KEY)
+      expect({ body, status: response.status }).toEqual({ body, status })
+      expect(await response.json()).toMatchObject({ code: 'destination_blocked' })
+    }
+    const list = await node.proxy('/v1/jobs', { headers: bearer(NARROW_KEY) })
+    expect(await list.json()).toMatchObject({ jobs: [] })
+    // The same code as the proxy port's answer to that URL.
+    const direct = await node.proxy('/', {
+      headers: { ...bearer(NARROW_KEY), 'x-fairlane-url': 'https://other.example.org/x' },
+    })
+    expect({ status: direct.status, body: await direct.json() }).toMatchObject({
+      status: 403,
+      body: { code: 'destination_blocked' },
+    })
+    // An approved host is accepted: its address is looked up and checked at each attempt.
+    const approved = await post(
+      node,
+      { request: { url: 'https://api.example.com/x' } },
+      {},
+      NARROW_KEY,
+    )
+    expect(approved.status).toBe(202)
   })
 })
 
