@@ -315,6 +315,28 @@ describe('DestinationPolicy.check', () => {
   })
 })
 
+describe('DestinationPolicy.approve', () => {
+  it('holds a URL to scheme, credentials, port and host patterns without looking it up', () => {
+    const policy = new DestinationPolicy({
+      resolve: () => Promise.reject(new Error('approve must not resolve')),
+      self: () => defaultSelf,
+    })
+    const rule = { ...baseRule, hostPatterns: ['api.example.com'], allowedPorts: [443] }
+    expect(policy.approve('https://api.example.com/v1', rule)).toMatchObject({
+      hostname: 'api.example.com',
+      port: 443,
+    })
+    for (const [url, message] of [
+      ['https://other.example.com/', 'is not approved'],
+      ['http://api.example.com/', 'http is not allowed'],
+      ['https://u:p@api.example.com/', 'credentials'],
+      ['https://api.example.com:8443/', 'port 8443'],
+    ] as const) {
+      expect(() => policy.approve(url, rule)).toThrow(message)
+    }
+  })
+})
+
 describe('DestinationPolicy property: special-purpose IPv4 space is always refused', () => {
   const ranges: ReadonlyArray<readonly [string, number]> = [
     ['10.0.0.0', 8],

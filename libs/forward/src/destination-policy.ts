@@ -85,6 +85,15 @@ const NAT64_WELL_KNOWN = ipaddr.IPv6.parseCIDR('64:ff9b::/96')
 /** All of today's public IPv6 space; ipaddr calls e.g. IPv4-compatible ::7f00:1 'unicast'. */
 const GLOBAL_UNICAST_V6 = ipaddr.IPv6.parseCIDR('2000::/3')
 
+/** A URL that passed the checks needing no address; its address is still to be checked. */
+interface ApprovedUrl {
+  readonly url: URL
+  readonly hostname: string
+  readonly port: number
+  /** The IP address the URL names literally, if it does. */
+  readonly literal: Address | undefined
+}
+
 export class DestinationPolicy {
   readonly #resolve: Resolve
   readonly #self: () => SelfAddresses
@@ -111,7 +120,12 @@ export class DestinationPolicy {
     return this.#selfCache.set
   }
 
-  async check(rawUrl: string, rule: DestinationRule): Promise<PinnedDestination> {
+  /**
+   * The checks of a URL that need no address: scheme, credentials, port, IP spellings and
+   * the approved host patterns. Throws as check() does; a job is held to them when it is
+   * submitted, long before its address is looked up.
+   */
+  approve(rawUrl: string, rule: DestinationRule): ApprovedUrl {
     let url: URL
     try {
       url = new URL(rawUrl)
@@ -172,7 +186,11 @@ export class DestinationPolicy {
     ) {
       blocked(`host ${hostname} is not approved`)
     }
+    return { url, hostname, port, literal }
+  }
 
+  async check(rawUrl: string, rule: DestinationRule): Promise<PinnedDestination> {
+    const { url, hostname, port, literal } = this.approve(rawUrl, rule)
     const addresses = literal ? [literal] : await this.#lookup(hostname)
     const self = this.#selfSet()
     const subject = literal ? '' : ` of ${hostname}`

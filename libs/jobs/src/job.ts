@@ -84,9 +84,16 @@ function deliveryState(deliveries: readonly Delivery[], quorum: number): Deliver
   return deliveries.length - dead < quorum ? 'dead' : 'pending'
 }
 
+/** A URL or path without its query, which may hold a secret (`?api_key=…`), as logs show it. */
+function withoutQuery(url: string): string {
+  const q = url.indexOf('?')
+  return q === -1 ? url : url.slice(0, q)
+}
+
 /**
  * The job as GET /v1/jobs/{id} returns it and as webhooks receive it: the request without
- * its headers and body (which may carry the caller's own secrets), times as ISO dates.
+ * its headers, body and query strings (which may carry the caller's own secrets, and every
+ * webhook receiver gets this document), times as ISO dates.
  */
 export function jobDocument(job: JobRecord): Record<string, unknown> {
   const { request } = job.body
@@ -102,8 +109,8 @@ export function jobDocument(job: JobRecord): Record<string, unknown> {
     request: {
       method: request.method,
       ...(request.url !== undefined
-        ? { url: request.url }
-        : { target: request.target, path: request.path ?? '/' }),
+        ? { url: withoutQuery(request.url) }
+        : { target: request.target, path: withoutQuery(request.path ?? '/') }),
     },
     ...(job.body.tier !== undefined ? { tier: job.body.tier } : {}),
     ...(job.body.metadata ? { metadata: job.body.metadata } : {}),
@@ -128,8 +135,8 @@ export function jobDocument(job: JobRecord): Record<string, unknown> {
       const d = job.deliveries.find((x) => x.index === i)
       return {
         ...(hook.url !== undefined
-          ? { url: hook.url }
-          : { target: hook.target, path: hook.path ?? '/' }),
+          ? { url: withoutQuery(hook.url) }
+          : { target: hook.target, path: withoutQuery(hook.path ?? '/') }),
         state: d?.state ?? 'waiting',
         attempts: d?.attempts ?? 0,
         ...(d?.lastStatus !== undefined ? { lastStatus: d.lastStatus } : {}),

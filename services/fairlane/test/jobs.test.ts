@@ -16,6 +16,7 @@ const KEY = 'fl_jobs_1'
 const OTHER_KEY = 'fl_jobs_other'
 const SECOND_KEY = 'fl_jobs_second'
 const PUBLIC_KEY = 'fl_jobs_public'
+const NARROW_KEY = 'fl_jobs_narrow'
 const SECRET = 'whsec_' + Buffer.from('a webhook secret of 32 bytes!!!!').toString('base64')
 const running: { close(): Promise<void> }[] = []
 
@@ -42,6 +43,8 @@ async function setup(
     jobs?: Record<string, unknown>
     echo?: Record<string, unknown>
     dataDir?: string
+    /** More settings of key `k` (its limits). */
+    key?: Record<string, unknown>
     /** More config, knowing the receiver's port. */
     more?: (hooks: LoopbackUpstream) => Record<string, unknown>
   } = {},
@@ -71,7 +74,7 @@ async function setup(
       w: {
         targets: ['echo', 'hooks'],
         keys: [
-          { id: 'k', hash: hashKeySecret(KEY) },
+          { id: 'k', hash: hashKeySecret(KEY), ...options.key },
           { id: 'k2', hash: hashKeySecret(SECOND_KEY) },
         ],
         webhookSecrets: [SECRET],
@@ -81,6 +84,12 @@ async function setup(
         targets: ['echo'],
         hosts: ['*'],
         keys: [{ id: 'p', hash: hashKeySecret(PUBLIC_KEY) }],
+        webhookSecrets: [SECRET],
+      },
+      narrow: {
+        targets: ['echo'],
+        hosts: ['api.example.com'],
+        keys: [{ id: 'n', hash: hashKeySecret(NARROW_KEY) }],
         webhookSecrets: [SECRET],
       },
     },
@@ -374,6 +383,71 @@ describe('jobs API', () => {
   })
 })
 
+describe('metered targets', () => {
+  it('a job spends its answer’s real cost from the key’s budget, as a request does', async () => {
+    const { node, api } = await setup({
+      echo: { cost: { fromResponse: { json: 'usage.total_tokens' } } },
+      key: { limits: { unit: 'cost', window: { limit: 600, seconds: 600 } } },
+      // Over the limit a request is refused at once rather than queued.
+      more: () => ({ tiers: { free: { priority: 0, maxWaitMs: 0 } } }),
+    })
+    api.behave(() => ({
+      kind: 'respond',
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ usage: { total_tokens: 700 } }),
+    }))
+    const { id } = (await (await post(node, JOB)).json()) as { id: string }
+    expect(await finished(node, id)).toMatchObject({ state: 'succeeded' })
+    // The job's 700 tokens filled the window of 600: nothing more passes, job or request.
+    const request = await node.proxy('/t/echo/more', { headers: bearer(KEY) })
+    await request.arrayBuffer()
+    expect(request.status).toBe(429)
+    const next = (await (await post(node, JOB)).json()) as { id: string }
+    const refused = await until(async () => {
+      const job = await getJob(node, next.id)
+      return (job['attempts'] as unknown[]).length > 0 ? job : undefined
+    })
+    expect(refused['attempts']).toMatchObject([{ error: 'rate_limited' }])
+    expect(api.hits).toBe(1)
+  })
+})
+
+describe('approved hosts', () => {
+  it('a URL off the workspace’s approved hosts is refused at submission, as X-Fairlane-Url is', async () => {
+    const { node } = await setup()
+    const cases: [unknown, number][] = [
+      [{ request: { url: 'https://other.example.org/x' } }, 403],
+      [{ request: { url: 'http://api.example.com/x' } }, 403],
+      [{ request: JOB.request, webhook: { url: 'https://other.example.org/hook' } }, 403],
+      [{ request: JOB.request, onSuccess: { request: { url: 'https://evil.example/' } } }, 403],
+    ]
+    for (const [body, status] of cases) {
+      const response = await post(node, body, {}, NARROW_KEY)
+      expect({ body, status: response.status }).toEqual({ body, status })
+      expect(await response.json()).toMatchObject({ code: 'destination_blocked' })
+    }
+    const list = await node.proxy('/v1/jobs', { headers: bearer(NARROW_KEY) })
+    expect(await list.json()).toMatchObject({ jobs: [] })
+    // The same code as the proxy port's answer to that URL.
+    const direct = await node.proxy('/', {
+      headers: { ...bearer(NARROW_KEY), 'x-fairlane-url': 'https://other.example.org/x' },
+    })
+    expect({ status: direct.status, body: await direct.json() }).toMatchObject({
+      status: 403,
+      body: { code: 'destination_blocked' },
+    })
+    // An approved host is accepted: its address is looked up and checked at each attempt.
+    const approved = await post(
+      node,
+      { request: { url: 'https://api.example.com/x' } },
+      {},
+      NARROW_KEY,
+    )
+    expect(approved.status).toBe(202)
+  })
+})
+
 describe('chains and several webhooks', () => {
   it('onSuccess runs after success with the previous answer in its templates, linked by the chain id', async () => {
     const { node, api } = await setup()
@@ -558,6 +632,25 @@ describe('webhook destinations', () => {
     })
     expect(job.webhooks[0]?.lastError).toMatch(/^destination_blocked: .*(private|loopback)/)
     expect(hooks.hits).toBe(0)
+  })
+})
+
+describe('webhook slots', () => {
+  it('receivers that hang hold their slots only: a new job’s delivery still goes out', async () => {
+    const { node, hooks } = await setup({
+      jobs: { webhooks: { initialDelayMs: 100, maxDelayMs: 1_000, timeoutMs: 60_000 } },
+    })
+    hooks.behave((r) => (r.url === '/hang' ? { kind: 'delay', ms: 120_000 } : { kind: 'echo' }))
+    // More hanging deliveries than half the node's 32 slots: the oldest due rows are theirs.
+    const hanging = { ...JOB, webhook: { target: 'hooks', path: '/hang' } }
+    for (let i = 0; i < 20; i++) expect((await post(node, hanging)).status).toBe(202)
+    await until(async () => (hooks.inFlight === 20 ? true : undefined))
+    const { id } = (await (await post(node, JOB)).json()) as { id: string }
+    const delivered = await until(
+      async () => hooks.requests.find((r) => r.url === '/fairlane'),
+      20_000,
+    )
+    expect(delivered.headers['webhook-id']).toBe(id)
   })
 })
 

@@ -8,12 +8,13 @@ import { ERROR_CODES, FairlaneError } from '@fairlane/protocol'
 import type { Logger } from '@fairlane/telemetry'
 import type { Principal } from '../keys/key-index.ts'
 import type { Exchange } from '../ingress/exchange.ts'
-import { ticketOf } from '../ingress/stages/admit.ts'
+import { admit, ticketOf } from '../ingress/stages/admit.ts'
 import { correlate } from '../ingress/stages/correlate.ts'
 import { forward, type ForwardDeps } from '../ingress/stages/forward.ts'
 import { recordRequest } from '../ingress/stages/request-log.ts'
 import { resolve, type ResolveDeps } from '../ingress/stages/resolve.ts'
-import { asFairlaneError } from '../ingress/stages/respond.ts'
+import { observeResponseCost } from '../ingress/response-cost.ts'
+import { asFairlaneError, metered } from '../ingress/stages/respond.ts'
 
 export interface JobAttemptDeps extends ResolveDeps, ForwardDeps {
   /** The request log line of each attempt goes here, as a request's does. */
@@ -112,31 +113,52 @@ function requestOf(job: JobRecord, attempt: number): IncomingMessage {
   return req
 }
 
-/** Reads up to `max` bytes of a body and drops the rest. */
-async function readUpTo(body: Readable, max: number): Promise<{ bytes: Buffer; cut: boolean }> {
+/**
+ * Reads up to `max` bytes of a body. The rest is dropped: still read to its end when
+ * `readAll` (a metered response's cost is in the whole body), cut off otherwise.
+ */
+async function readUpTo(
+  body: Readable,
+  max: number,
+  readAll: boolean,
+): Promise<{ bytes: Buffer; cut: boolean }> {
   const chunks: Buffer[] = []
   let size = 0
+  let cut = false
   for await (const chunk of body as AsyncIterable<Buffer>) {
+    if (cut) continue
     if (size + chunk.length > max) {
       chunks.push(chunk.subarray(0, max - size))
-      body.destroy()
-      return { bytes: Buffer.concat(chunks), cut: true }
+      cut = true
+      if (!readAll) break
+      continue
     }
     chunks.push(chunk)
     size += chunk.length
   }
-  return { bytes: Buffer.concat(chunks), cut: false }
+  return { bytes: Buffer.concat(chunks), cut }
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-/** The upstream's answer as the job keeps it: JSON as JSON, text as text, other bytes as base64. */
-async function jobResponse(upstream: UpstreamResponse, maxBytes: number): Promise<JobResponse> {
+/**
+ * The upstream's answer as the job keeps it: JSON as JSON, text as text, other bytes as
+ * base64. Its real cost is read on the way, as the respond stage does for a request, so the
+ * lease goes back with what the attempt really spent.
+ */
+async function jobResponse(
+  x: Exchange,
+  upstream: UpstreamResponse,
+  maxBytes: number,
+): Promise<JobResponse> {
   const headers: Record<string, string> = {}
   for (const [name, value] of Object.entries(clientResponseHeaders(upstream.headers))) {
     headers[name] = Array.isArray(value) ? value.join(', ') : value
   }
-  const { bytes, cut } = await readUpTo(upstream.body, maxBytes)
+  const body = observeResponseCost(x.targetConfig, upstream.headers, upstream.body, (found) =>
+    metered(x, found),
+  )
+  const { bytes, cut } = await readUpTo(body, maxBytes, body !== upstream.body)
   const base = { status: upstream.status, headers, ...(cut ? { truncated: true } : {}) }
   if (bytes.length === 0) return base
   let text: string
@@ -190,8 +212,12 @@ export async function runAttempt(
     x.stage = 'authenticate'
     await resolve(x, deps)
     ticketOf(x)
+    // Only a cancelled job withdraws its ticket (onAbort above).
+    if (!(await admit(x, deps))) {
+      throw new FairlaneError('internal', 'queue', 'the job was cancelled while queued')
+    }
     const upstream = await forward(x, deps)
-    const response = await jobResponse(upstream, resultMaxBytes)
+    const response = await jobResponse(x, upstream, resultMaxBytes)
     status = response.status
     const retryAfterMs = x.result?.said.retryAfterMs
     const region = x.result?.endpoint.region
@@ -218,7 +244,11 @@ export async function runAttempt(
     const lease = x.lease
     if (lease) {
       const said = x.result?.said
-      lease.release(said ? { upstream: said } : {})
+      lease.release({
+        ...(x.realCost !== undefined ? { cost: x.realCost } : {}),
+        ...(x.realCents !== undefined ? { cents: x.realCents } : {}),
+        ...(said ? { upstream: said } : {}),
+      })
       x.lease = undefined
     }
     recordRequest(x, status, deps.metrics, deps.lines)

@@ -42,6 +42,8 @@ export class JobWorker {
   readonly #stopping = new AbortController()
   #timer: NodeJS.Timeout | undefined
   #ticking = false
+  /** The tick under way (or the last one): close() waits for it before the store closes. */
+  #tick: Promise<void> = Promise.resolve()
   #again = false
   #lastSweep = 0
   #stopped = false
@@ -63,7 +65,7 @@ export class JobWorker {
       return
     }
     clearTimeout(this.#timer)
-    this.#timer = setTimeout(() => void this.#tick(), 0)
+    this.#timer = setTimeout(() => this.#startTick(), 0)
   }
 
   /** Stops a running attempt of a job just cancelled. */
@@ -79,6 +81,9 @@ export class JobWorker {
   async close(graceMs: number): Promise<void> {
     this.#stopped = true
     clearTimeout(this.#timer)
+    // A tick inside a claim starts its attempts once the claim returns: they join the tasks
+    // below, rather than start on a store already closed.
+    await this.#tick
     let timer: NodeJS.Timeout | undefined
     await Promise.race([
       Promise.allSettled([...this.#tasks]),
@@ -90,7 +95,11 @@ export class JobWorker {
     await Promise.allSettled([...this.#tasks])
   }
 
-  async #tick(): Promise<void> {
+  #startTick(): void {
+    this.#tick = this.#runTick()
+  }
+
+  async #runTick(): Promise<void> {
     this.#ticking = true
     try {
       await this.#claim()
@@ -108,7 +117,7 @@ export class JobWorker {
         const again = this.#again
         this.#again = false
         this.#timer = setTimeout(
-          () => void this.#tick(),
+          () => this.#startTick(),
           again ? 0 : this.#o.config.current().jobs.pollMs,
         )
       }
@@ -116,6 +125,7 @@ export class JobWorker {
   }
 
   async #claim(): Promise<void> {
+    if (this.#stopped) return
     const settings = this.#o.config.current().jobs
     const free = settings.concurrency - this.#running.size
     if (free <= 0) return
@@ -221,9 +231,11 @@ export class JobWorker {
   }
 
   async #deliver(): Promise<void> {
-    const free = DELIVERY_SLOTS - this.#delivering.size
-    if (free <= 0) return
-    const due = await this.#o.jobs.dueDeliveries(free)
+    if (this.#stopped || this.#delivering.size >= DELIVERY_SLOTS) return
+    // A delivery in flight keeps its job due until it is recorded, and the oldest due jobs
+    // come first: so the rows fetched are the free slots plus one per delivery in flight
+    // (DELIVERY_SLOTS in all), and behind slow receivers the free slots still find new work.
+    const due = await this.#o.jobs.dueDeliveries(DELIVERY_SLOTS)
     const now = this.#o.wallClock()
     for (const job of due) {
       for (const delivery of job.deliveries) {
@@ -231,6 +243,7 @@ export class JobWorker {
         if (delivery.state !== 'pending' || delivery.nextAt > now || this.#delivering.has(name)) {
           continue
         }
+        if (this.#delivering.size >= DELIVERY_SLOTS) return
         this.#delivering.add(name)
         this.#track(
           (async () => {

@@ -8,6 +8,7 @@ import {
   type JobState,
   type JobStore,
 } from '@fairlane/jobs'
+import type { DestinationPolicy } from '@fairlane/forward'
 import { FairlaneError } from '@fairlane/protocol'
 import type { Principal } from '../keys/key-index.ts'
 import { tooLarge } from '../ingress/body-limit.ts'
@@ -22,6 +23,8 @@ export interface JobsBackend {
   submitted(): void
   /** A job was cancelled: its attempt in flight, if any, stops. */
   cancelled(id: string): void
+  /** Holds URLs to the workspace's approved hosts at submission, as the proxy port does. */
+  readonly policy: DestinationPolicy
 }
 
 const JOB_PATH = /^\/v1\/jobs(?:\/([A-Za-z0-9_-]{1,64})(\/redeliver)?)?\/?$/
@@ -91,8 +94,9 @@ async function readJson(x: Exchange): Promise<unknown> {
 
 /**
  * What the schema cannot check, against this config and key: every destination resolves for
- * the workspace (targets it may use, approved hosts), webhooks have a secret to be signed
- * with, the tier exists and is not above the key's, the deadline is allowed, and no header
+ * the workspace (targets it may use; a URL's scheme, port and approved host, as a request's
+ * X-Fairlane-Url is held to them, its address checked at each attempt), webhooks have a
+ * secret to be signed with, the tier exists and is not above the key's, the deadline is allowed, and no header
  * carries the Fairlane key itself.
  */
 function checkAgainstConfig(
@@ -100,6 +104,7 @@ function checkAgainstConfig(
   config: FairlaneConfig,
   principal: Principal,
   secret: string,
+  policy: DestinationPolicy,
 ): void {
   for (const job of [body, body.onSuccess, body.onFailure]) {
     if (!job) continue
@@ -107,12 +112,13 @@ function checkAgainstConfig(
     // Templates in a follow-up's destination are filled later; its target is known now.
     const templated = (s: string | undefined) => s?.includes('{{') === true
     if (!templated(request.url) && !templated(request.path)) {
-      resolveRoute(
+      const route = resolveRoute(
         config,
         principal,
         request.url !== undefined ? '/' : `/t/${request.target ?? ''}${request.path ?? '/'}`,
         request.url,
       )
+      if (request.url !== undefined) policy.approve(route.url, route.rule)
     }
     if (job.race && request.target !== undefined) {
       const regions = new Set(config.targets[request.target]?.endpoints.map((e) => e.region))
@@ -127,12 +133,13 @@ function checkAgainstConfig(
     }
     const hooks = webhooksOf(job)
     for (const hook of hooks) {
-      resolveRoute(
+      const route = resolveRoute(
         config,
         principal,
         hook.url !== undefined ? '/' : `/t/${hook.target ?? ''}${hook.path ?? '/'}`,
         hook.url,
       )
+      if (hook.url !== undefined) policy.approve(route.url, route.rule)
     }
     if (hooks.length > 0 && principal.workspace.webhookSecrets.length === 0) {
       throw new FairlaneError(
@@ -278,7 +285,7 @@ async function submit(x: Exchange, backend: JobsBackend, principal: Principal): 
   }
   const { body } = checked
   const config = x.config
-  checkAgainstConfig(body, config, principal, x.presented?.secret ?? '')
+  checkAgainstConfig(body, config, principal, x.presented?.secret ?? '', backend.policy)
   const result = await backend.store().submit({
     workspace: principal.workspaceName,
     keyId: principal.key.id,

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { ConfigStore, Env } from '@fairlane/config'
+import type { DestinationPolicy } from '@fairlane/forward'
 import { SqliteJobStore, type JobStore } from '@fairlane/jobs'
 import { FairlaneError } from '@fairlane/protocol'
 import type { Logger } from '@fairlane/telemetry'
@@ -82,6 +83,10 @@ export class Jobs implements JobsBackend {
     })
     this.#worker.start()
     return store
+  }
+
+  get policy(): DestinationPolicy {
+    return this.#o.attempt.policy
   }
 
   submitted(): void {

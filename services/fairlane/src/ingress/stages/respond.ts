@@ -69,7 +69,7 @@ export async function respond(x: Exchange, upstream: UpstreamResponse): Promise<
  * the request named, or else the one the answer names: a /t/ request whose body was not read
  * as a model's is priced too).
  */
-function metered(x: Exchange, found: Metered): void {
+export function metered(x: Exchange, found: Metered): void {
   x.realCost = found.cost
   const price = x.price ?? answeredPrice(x.targetConfig, found.holder)
   if (price) x.realCents = centsOfUsage(found.holder, price) ?? x.realCents
