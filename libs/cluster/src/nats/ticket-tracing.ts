@@ -109,14 +109,23 @@ export class TicketTracing {
 
   /** Owner: ends the admission span with the actor's answer (undefined: the actor threw). */
   admitted(span: Span, admission: Admission | undefined): void {
-    if (!admission) span.setStatus({ code: SpanStatusCode.ERROR, message: 'admission failed' })
-    else if (admission.allowed) {
-      span.setAttribute('fairlane.admission', 'admitted')
-      span.setAttribute('fairlane.queue_ms', admission.waitedMs)
-    } else {
-      span.setAttribute('fairlane.admission', admission.code)
-      span.setAttribute('fairlane.refused_by', admission.refusedBy)
+    if (admission) {
+      endWithAdmission(span, admission)
+      return
     }
+    span.setStatus({ code: SpanStatusCode.ERROR, message: 'admission failed' })
     span.end()
   }
+}
+
+/** Ends a span of a ticket's wait or admission with what was decided (the owner's and ingress's alike). */
+export function endWithAdmission(span: Span, admission: Admission): void {
+  if (admission.allowed) {
+    span.setAttribute('fairlane.admission', 'admitted')
+    span.setAttribute('fairlane.queue_ms', admission.waitedMs)
+  } else {
+    span.setAttribute('fairlane.admission', admission.code)
+    span.setAttribute('fairlane.refused_by', admission.refusedBy)
+  }
+  span.end()
 }

@@ -9,6 +9,7 @@ import {
   type Tracer,
 } from '@opentelemetry/api'
 import type { Admission, TraceParent } from '@fairlane/protocol'
+import { endWithAdmission } from '@fairlane/cluster'
 import type { PinnedDestination } from '@fairlane/forward'
 import { pathOf, type Exchange } from './exchange.ts'
 import type { RouteEndpoint } from './upstreams.ts'
@@ -124,14 +125,7 @@ export class RequestTracing {
 
   /** Ends a queue span with the admission's outcome. */
   queued(span: Span, admission: Admission): void {
-    if (admission.allowed) {
-      span.setAttribute('fairlane.admission', 'admitted')
-      span.setAttribute('fairlane.queue_ms', admission.waitedMs)
-    } else {
-      span.setAttribute('fairlane.admission', admission.code)
-      span.setAttribute('fairlane.refused_by', admission.refusedBy)
-    }
-    span.end()
+    endWithAdmission(span, admission)
   }
 
   /** A queue span whose submission failed (no owner answered). */
