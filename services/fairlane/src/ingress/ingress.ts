@@ -18,7 +18,7 @@ import { ALLOW, checkRequestHead, correlate } from './stages/correlate.ts'
 import { forward } from './stages/forward.ts'
 import { finalStage, recordRequest } from './stages/request-log.ts'
 import { identify } from './stages/identify.ts'
-import { meterTarget } from './stages/meter-target.ts'
+import { isMetered, meterTarget } from './stages/meter-target.ts'
 import { isRouteRequest, matchInbound } from './stages/match-route.ts'
 import { resolve, resolveInbound } from './stages/resolve.ts'
 import { answerModels, frontDoorOf, resolveModel } from './stages/resolve-model.ts'
@@ -153,13 +153,13 @@ class RequestPath {
         await identify(x)
         if (door !== 'route') {
           await resolveInbound(x, deps)
-          await meterTarget(x)
+          if (isMetered(x)) await meterTarget(x)
         } else if (answerModels(x)) return
         else await resolveModel(x, deps)
       } else {
         authenticate(x)
         await resolve(x, deps)
-        await meterTarget(x)
+        if (isMetered(x)) await meterTarget(x)
       }
       ticketOf(x)
       if (!(await admit(x, deps))) return

@@ -12,8 +12,8 @@ import { readBody } from '../read-body.ts'
  */
 export async function meterTarget(x: Exchange): Promise<void> {
   const target = x.targetConfig
-  if (!target || x.method !== 'POST' || !hasBody(x)) return
-  if (!isJson(x.req.headers['content-type']) || priceTableOf(target).entries.length === 0) return
+  // Called once isMetered(x) said yes; the target is known then.
+  if (!target) return
   const body = await readBody(x)
   let request: OpenAiRequest
   try {
@@ -24,6 +24,13 @@ export async function meterTarget(x: Exchange): Promise<void> {
     return
   }
   x.body = meterModelRequest(x, target, body, request, pathOf(x.route?.path ?? ''))
+}
+
+/** Whether meterTarget has anything to do: checked first, so other requests pay no await. */
+export function isMetered(x: Exchange): boolean {
+  const target = x.targetConfig
+  if (!target || x.method !== 'POST' || !hasBody(x)) return false
+  return isJson(x.req.headers['content-type']) && priceTableOf(target).entries.length > 0
 }
 
 function isJson(type: string | undefined): boolean {
