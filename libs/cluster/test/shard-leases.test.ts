@@ -57,15 +57,22 @@ function disjointCover(nodes: Array<{ serving: Set<number> }>): boolean {
   return all.length === SHARDS && new Set(all).size === SHARDS
 }
 
-/** Three nodes on a fresh bucket, started and holding four shards each. */
+/**
+ * Three nodes on a fresh bucket, started, holding four shards each, and each having counted
+ * the other two: a node whose first round saw only itself (or one other) can already hold its
+ * four shards when nothing else was free, and counts three only from its next round.
+ */
 async function settledTrio() {
   const name = await bucket()
   const nodes = [await node(name, 'a'), await node(name, 'b'), await node(name, 'c')]
   await Promise.all(nodes.map((n) => n.leases.start()))
   await expect
-    .poll(() => disjointCover(nodes) && nodes.every((n) => n.serving.size === 4), {
-      timeout: 10_000,
-    })
+    .poll(
+      () =>
+        disjointCover(nodes) &&
+        nodes.every((n) => n.serving.size === 4 && n.leases.liveNodes === 3),
+      { timeout: 10_000 },
+    )
     .toBe(true)
   return { name, nodes }
 }
