@@ -651,6 +651,12 @@ const Route = Type.Object(
         ),
         jwt: Type.Optional(Jwt),
         ip: Type.Optional(IpCallers),
+        maxIdle: Type.Integer({
+          minimum: 100,
+          default: 50_000,
+          description:
+            'Most callers of this route whose limit state a node keeps (those with a request in flight count too and are never forgotten). Beyond it the route forgets its own callers whose state no longer limits anything, then its oldest idle ones (they start afresh), so a flood of distinct callers into one route keeps memory bounded without touching other routes. limits.maxStates still bounds the whole node.',
+        }),
       },
       {
         additionalProperties: false,

@@ -1,4 +1,11 @@
-export type { Decision, Ledger, LedgerDownPolicy, ScopeKind, ScopeLimit } from './ledger.ts'
+export type {
+  Decision,
+  Ledger,
+  LedgerDownPolicy,
+  ScopeGroup,
+  ScopeKind,
+  ScopeLimit,
+} from './ledger.ts'
 export { MemoryLedger, type ScopeSnapshot } from './memory-ledger.ts'
 export { RedisLedger } from './redis/redis-ledger.ts'
 export { LuaScript } from './redis/lua-script.ts'

@@ -40,6 +40,17 @@ export interface ScopeLimit {
   readonly unit?: 'request' | 'cost' | 'cents'
   /** What a shared scope does while its ledger (Redis) is unreachable; `local` by default. */
   readonly onLedgerDown?: LedgerDownPolicy
+  /**
+   * A bound on the states of one family of scopes (the callers of one route), below the
+   * ledger's own bound: a flood into one route forgets that route's idle callers first.
+   */
+  readonly group?: ScopeGroup
+}
+
+export interface ScopeGroup {
+  readonly id: string
+  /** Most states of the group held at once; the idle ones beyond it are forgotten. */
+  readonly maxStates: number
 }
 
 /**

@@ -249,6 +249,38 @@ describe('MemoryLedger costs that no wait can satisfy, and changed limits', () =
     // A dropped caller starts afresh: the price of the bound.
     expect((await ledger.acquire([caller(1)], 1)).allowed).toBe(true)
   })
+  it('bounds a group apart: a flood into one group forgets its own idle states, not the others', () => {
+    const time = clock()
+    const ledger = new MemoryLedger({ ...time, maxStates: () => 10_000 })
+    const member = (group: string, i: number): ScopeLimit => ({
+      id: `caller:${group}/${i}`,
+      kind: 'key',
+      rate: { limit: 1, periodMs: 60_000, burst: 1 },
+      concurrency: 1,
+      group: { id: group, maxStates: 50 },
+    })
+    // A quiet route's callers, each of which has spent its bucket.
+    for (let i = 0; i < 10; i++) {
+      const decision = ledger.decide([member('quiet', i)], 1)
+      if (decision.allowed) decision.lease.release()
+    }
+    const busy = ledger.decide([member('flood', 0)], 1)
+    expect(busy.allowed).toBe(true)
+    for (let i = 1; i < 1000; i++) {
+      const decision = ledger.decide([member('flood', i)], 1)
+      if (decision.allowed) decision.lease.release()
+      expect(ledger.size).toBeLessThanOrEqual(10 + 50)
+    }
+    // The quiet route's callers kept their state (their buckets are still empty) ...
+    for (let i = 0; i < 10; i++) expect(ledger.decide([member('quiet', i)], 1).allowed).toBe(false)
+    // ... and the flood's member with a request in flight kept its slot.
+    expect(ledger.inFlight('caller:flood/0')).toBe(1)
+    // Nothing outlives its limit: the sweep forgets every state, grouped or not.
+    time.advance(120_000)
+    if (busy.allowed) busy.lease.release()
+    ledger.sweep()
+    expect(ledger.size).toBe(0)
+  })
 })
 
 describe('MemoryLedger scopes counted in cents', () => {

@@ -5,6 +5,7 @@ import {
   type Decision,
   type Lease,
   type Ledger,
+  type ScopeGroup,
   type ScopeKind,
   type ScopeLimit,
   type WindowLimit,
@@ -25,6 +26,8 @@ interface ScopeState {
   inFlight: number
   window?: WindowState
   windowMs?: number
+  /** The group whose bound the state counts against (ScopeLimit.group). */
+  group?: string
 }
 
 /**
@@ -46,6 +49,8 @@ type Refusal = {
  */
 export class MemoryLedger implements Ledger {
   readonly #states = new Map<string, ScopeState>()
+  /** The states of each group, in the order they were made: the oldest go first. */
+  readonly #groups = new Map<string, Map<string, ScopeState>>()
   readonly #now: () => number
   readonly #maxStates: () => number
 
@@ -208,15 +213,8 @@ export class MemoryLedger implements Ledger {
     const now = this.#now()
     let removed = 0
     for (const [id, state] of this.#states) {
-      if (state.inFlight > 0 || state.tat > now) continue
-      if (state.window && state.windowMs !== undefined) {
-        windowCheck(state.window, now, 0, {
-          limit: state.window.times.length,
-          windowMs: state.windowMs,
-        })
-        if (state.window.size > 0) continue
-      }
-      this.#states.delete(id)
+      if (!limitsNothing(state, now)) continue
+      this.#forget(id, state)
       removed++
     }
     return removed
@@ -275,9 +273,45 @@ export class MemoryLedger implements Ledger {
     if (!state) {
       if (this.#states.size >= this.#maxStates()) this.#evict()
       state = { tat: now, inFlight: 0 }
+      if (scope.group) this.#join(scope.id, state, scope.group, now)
       this.#states.set(scope.id, state)
     }
     return state
+  }
+
+  #join(id: string, state: ScopeState, group: ScopeGroup, now: number): void {
+    let members = this.#groups.get(group.id)
+    if (!members) {
+      members = new Map()
+      this.#groups.set(group.id, members)
+    }
+    if (members.size >= group.maxStates) this.#evictFrom(members, group.maxStates, now)
+    members.set(id, state)
+    state.group = group.id
+  }
+
+  /**
+   * Makes room in one group as #evict does in the whole ledger, looking at that group's
+   * states only: what no longer limits first, then the oldest with nothing in flight.
+   */
+  #evictFrom(members: Map<string, ScopeState>, max: number, now: number): void {
+    const floor = Math.floor(max * 0.9)
+    for (const [id, state] of members) {
+      if (members.size <= floor) return
+      if (limitsNothing(state, now)) this.#forget(id, state)
+    }
+    for (const [id, state] of members) {
+      if (members.size <= floor) return
+      if (state.inFlight === 0) this.#forget(id, state)
+    }
+  }
+
+  #forget(id: string, state: ScopeState): void {
+    this.#states.delete(id)
+    if (state.group === undefined) return
+    const members = this.#groups.get(state.group)
+    members?.delete(id)
+    if (members?.size === 0) this.#groups.delete(state.group)
   }
 
   /**
@@ -291,7 +325,7 @@ export class MemoryLedger implements Ledger {
     this.sweep()
     for (const [id, state] of this.#states) {
       if (this.#states.size <= floor) return
-      if (state.inFlight === 0) this.#states.delete(id)
+      if (state.inFlight === 0) this.#forget(id, state)
     }
   }
 
@@ -302,6 +336,19 @@ export class MemoryLedger implements Ledger {
     state.windowMs = params.windowMs
     return state.window
   }
+}
+
+/** Bucket full again, window empty, nothing in flight: forgetting the state loosens nothing. */
+function limitsNothing(state: ScopeState, now: number): boolean {
+  if (state.inFlight > 0 || state.tat > now) return false
+  if (state.window && state.windowMs !== undefined) {
+    windowCheck(state.window, now, 0, {
+      limit: state.window.times.length,
+      windowMs: state.windowMs,
+    })
+    if (state.window.size > 0) return false
+  }
+  return true
 }
 
 /** Rate and window state by scope id, times in ms relative to when it was taken. */

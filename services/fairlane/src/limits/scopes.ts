@@ -252,12 +252,23 @@ function callerPolicy(config: FairlaneConfig, ticket: Ticket, cached: Cached): T
     common = { local: scopes.filter((s) => !shared.includes(s)), shared }
     cached.routeScopes.set(ticket.target, common)
   }
+  const configured = scope(`caller:${lane}`, 'key', caller.limits)
+  // A caller holds one state per scope of its own: the route's bound is on callers.
+  const grouped = route
+    ? {
+        group: {
+          id: ticket.workspace,
+          maxStates: route.callers.maxIdle * (configured ? 2 : 1),
+        },
+      }
+    : {}
   const own: ScopeLimit = {
     id: `key-target:${lane}@${ticket.target}`,
     kind: 'key',
     concurrency: (config.targets[ticket.target] ?? config.destinations).perKeyConcurrency,
+    ...grouped,
   }
-  const limits = scope(`caller:${lane}`, 'key', caller.limits)
+  const limits = configured && { ...configured, ...grouped }
   const policy: TicketPolicy = {
     identity: {
       lane,
