@@ -2,11 +2,11 @@
  * `npm run bench`: Fairlane side by side with what users would pick instead, on the same
  * machine, in the same run, on the same scenarios. Starts every system it can (installing
  * nginx and redis-server with apt-get when missing), lists those it cannot with the reason,
- * runs overhead, global accuracy, noisy neighbour, growth and resilience, stops everything it
- * started (also on Ctrl-C), writes loadtest/results/bench-<time>.json with an SVG chart per
- * scenario beside it, and prints the Markdown tables with Fairlane's ratio to each peer.
+ * runs overhead, global accuracy, noisy neighbour, caller flood, growth and resilience, stops
+ * everything it started (also on Ctrl-C), writes loadtest/results/bench-<time>.json with an SVG
+ * chart per scenario beside it, and prints the Markdown tables with Fairlane's ratio to each peer.
  *
- *   npm run bench -- [--quick] [--scenarios overhead,accuracy,noisy-neighbour,growth,resilience]
+ *   npm run bench -- [--quick] [--scenarios overhead,accuracy,noisy-neighbour,caller-flood,growth,resilience]
  *                    [--systems direct,nginx,…]
  */
 import { parseArgs } from 'node:util'
@@ -19,6 +19,7 @@ import { formatTable } from './lib/table.ts'
 import { launchUpstream } from './lib/upstream.ts'
 import { findWrk } from './lib/wrk.ts'
 import { runAccuracy } from './scenarios/accuracy.ts'
+import { runCallerFlood } from './scenarios/caller-flood.ts'
 import { runGrowth } from './scenarios/growth.ts'
 import { runNoisyNeighbour } from './scenarios/noisy-neighbour.ts'
 import { runOverhead } from './scenarios/overhead.ts'
@@ -88,6 +89,7 @@ const ROSTER: Record<ScenarioName, readonly string[]> = {
     'fairlane-inbound',
     'fairlane-cluster',
   ],
+  'caller-flood': ['fairlane-inbound'],
   growth: ['nginx-limit-req', 'fastify-rate-limit-redis', 'fairlane'],
   // Two regions: systems that can be given both and fail over between them.
   resilience: ['nginx', 'fairlane'],
@@ -126,6 +128,12 @@ function settingsFor(quick: boolean): BenchSettings {
       durationSec: quick ? 4 : 15,
     },
     noisy: { warmupSec: quick ? 1 : 3, durationSec: quick ? 3 : 15 },
+    callerFlood: {
+      callers: quick ? 30_000 : 100_000,
+      connections: 64,
+      aloneSec: quick ? 2 : 4,
+      goodIntervalMs: 25,
+    },
     growth: {
       lanes: [1, 1000, 100_000, 1_000_000],
       decisions: quick ? 300_000 : 2_000_000,
@@ -237,6 +245,7 @@ async function main(options: Options): Promise<number> {
     overhead: runOverhead,
     accuracy: runAccuracy,
     'noisy-neighbour': runNoisyNeighbour,
+    'caller-flood': runCallerFlood,
     growth: runGrowth,
     resilience: runResilience,
   }

@@ -4,11 +4,18 @@ import type { Chart } from '../lib/svg-chart.ts'
 import type { Upstream } from '../lib/upstream.ts'
 import type { Contender, Deployment } from '../systems/contender.ts'
 
-export type ScenarioName = 'overhead' | 'accuracy' | 'noisy-neighbour' | 'growth' | 'resilience'
+export type ScenarioName =
+  | 'overhead'
+  | 'accuracy'
+  | 'noisy-neighbour'
+  | 'caller-flood'
+  | 'growth'
+  | 'resilience'
 export const SCENARIOS: readonly ScenarioName[] = [
   'overhead',
   'accuracy',
   'noisy-neighbour',
+  'caller-flood',
   'growth',
   'resilience',
 ]
@@ -38,6 +45,13 @@ export interface BenchSettings {
   readonly noisy: {
     readonly warmupSec: number
     readonly durationSec: number
+  }
+  readonly callerFlood: {
+    /** Distinct callers, one request each. */
+    readonly callers: number
+    readonly connections: number
+    readonly aloneSec: number
+    readonly goodIntervalMs: number
   }
   readonly growth: {
     readonly lanes: readonly number[]
