@@ -24,6 +24,10 @@ const KEY = 'Bearer fl_demo_cluster'
 const CLIENT_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736'
 const CLIENT_SPAN = '00f067aa0ba902b7'
 
+/** What Prometheus 2.42 sends with every scrape. */
+const PROMETHEUS_ACCEPT =
+  'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
+
 const SERVER = 2
 const CLIENT = 3
 const PRODUCER = 4
@@ -176,6 +180,44 @@ describe('traces, embedded', () => {
     expect(line).toContain(`"spanId":"${server.spanId}"`)
     expect(line).toContain('"node":"solo"')
   })
+  it('put a sampled request’s spans on its histograms as exemplars, for OpenMetrics scrapes', async () => {
+    const node = await start('solo', tracesEnv())
+    const trace = 'aaaabbbbccccddddeeeeffff00003333'
+    expect((await call(node, `00-${trace}-${CLIENT_SPAN}-01`)).status).toBe(200)
+    // Sampled out by the client (and so by the parent-based sampler): no exemplar names it.
+    const unsampled = 'aaaabbbbccccddddeeeeffff00004444'
+    expect((await call(node, `00-${unsampled}-${CLIENT_SPAN}-00`)).status).toBe(200)
+    const spans = await receiver.waitFor(() => traceOf(trace).length >= 3)
+    const mine = spans.filter((s) => s.traceId === trace)
+    const exemplarOf = (histogram: string, span: ReceivedSpan) =>
+      new RegExp(
+        `^${histogram}_bucket\\{[^}]*target="echo"[^}]*\\} \\d+ # \\{trace_id="${trace}",span_id="${span.spanId}"\\} \\S+ \\d+(\\.\\d+)?$`,
+        'm',
+      )
+    const scrape = (accept?: string) =>
+      fetch(`${node.adminUrl}/metrics`, accept ? { headers: { accept } } : {})
+    await expect
+      .poll(async () => (await scrape(PROMETHEUS_ACCEPT)).text())
+      .toMatch(exemplarOf('fairlane_request_duration_seconds', one(mine, 'GET', SERVER)))
+    const openMetrics = await scrape(PROMETHEUS_ACCEPT)
+    expect(openMetrics.headers.get('content-type')).toMatch(/^application\/openmetrics-text;/)
+    const text = await openMetrics.text()
+    expect(text).toMatch(exemplarOf('fairlane_upstream_duration_seconds', one(mine, 'GET', CLIENT)))
+    expect(text).toMatch(
+      exemplarOf('fairlane_queue_wait_seconds', one(mine, 'fairlane.queue_wait', 1)),
+    )
+    expect(text).not.toContain(unsampled)
+    expect(text).toContain('\n# EOF\n')
+    // Any other scraper gets the text format, as before exemplars: counters named *_total.
+    const plain = await scrape()
+    expect(plain.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/)
+    const plainText = await plain.text()
+    expect(plainText).toContain('# TYPE fairlane_requests_total counter')
+    expect(plainText).toMatch(/^fairlane_request_duration_seconds_count\{target="echo"\} 2$/m)
+    expect(plainText).not.toContain(trace)
+    expect(plainText).not.toContain('# EOF')
+  })
+
   it('make a client span per upstream attempt, each sending its own context', async () => {
     const configPath = await configWith({
       endpoints: [{ url: upstream.url, region: 'a' }],
