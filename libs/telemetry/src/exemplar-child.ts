@@ -14,9 +14,9 @@ export interface TracedObserver {
 
 /**
  * The child of one label set of a histogram made with `enableExemplars`. Without a span it
- * observes through prom-client's cached child, as cheaply as a histogram without exemplars
- * (no label object, no hashing, nothing allocated); only a sampled span's observation pays
- * for the label lookup and the exemplar. Exemplar labels are OpenTelemetry's names for
+ * observes through prom-client's cached child, as a histogram without exemplars does (the
+ * caller builds no label object and no exemplar); only a sampled span's observation pays for
+ * the labelled observe and the exemplar's labels. Exemplar labels are OpenTelemetry's names for
  * Prometheus exemplars, `trace_id` and `span_id`, which Grafana links to the trace.
  */
 export class ExemplarChild<T extends string> implements TracedObserver {

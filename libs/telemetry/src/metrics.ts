@@ -53,10 +53,13 @@ interface Incrementer {
 export class FairlaneMetrics {
   readonly registry: Registry<OpenMetricsContentType>
   readonly requests: Counter<'target' | 'status' | 'stage'>
-  readonly requestDuration: Histogram<'target'>
-  readonly upstreamDuration: Histogram<'target' | 'region'>
+  // Histograms with exemplars: prom-client's observe(labels, value) throws on them, so they
+  // are observed only through their children (requestDurationOf, upstreamDurationOf,
+  // queueWaitOf).
+  readonly #requestDuration: Histogram<'target'>
+  readonly #upstreamDuration: Histogram<'target' | 'region'>
+  readonly #queueWait: Histogram<'target' | 'tier'>
   readonly limitRefusals: Counter<'scope' | 'reason'>
-  readonly queueWait: Histogram<'target' | 'tier'>
   readonly laneRequests: Counter<'workspace' | 'tier' | 'outcome'>
   readonly upstreamExtraAttempts: Counter<'target' | 'kind'>
   readonly ledgerCallDuration: Histogram<'call'>
@@ -106,7 +109,7 @@ export class FairlaneMetrics {
       labelNames: ['target', 'status', 'stage'],
       registers: [this.registry],
     })
-    this.requestDuration = new Histogram({
+    this.#requestDuration = new Histogram({
       name: 'fairlane_request_duration_seconds',
       help: 'Time from request arrival until the response is complete (body included), by target.',
       labelNames: ['target'],
@@ -114,7 +117,7 @@ export class FairlaneMetrics {
       enableExemplars: true,
       registers: [this.registry],
     })
-    this.upstreamDuration = new Histogram({
+    this.#upstreamDuration = new Histogram({
       name: 'fairlane_upstream_duration_seconds',
       help: 'Time from sending the upstream request to its response headers, by target and the endpoint region ("" when it has none).',
       labelNames: ['target', 'region'],
@@ -128,7 +131,7 @@ export class FairlaneMetrics {
       labelNames: ['scope', 'reason'],
       registers: [this.registry],
     })
-    this.queueWait = new Histogram({
+    this.#queueWait = new Histogram({
       name: 'fairlane_queue_wait_seconds',
       help: 'Time admitted requests waited in their lane, by target and tier.',
       labelNames: ['target', 'tier'],
@@ -308,7 +311,7 @@ export class FairlaneMetrics {
   requestDurationOf(target: string): TracedObserver {
     let child = this.#requestDurations.get(target)
     if (!child) {
-      child = new ExemplarChild(this.requestDuration, { target })
+      child = new ExemplarChild(this.#requestDuration, { target })
       this.#requestDurations.set(target, child)
     }
     return child
@@ -319,7 +322,7 @@ export class FairlaneMetrics {
     return this.#queueWaits.get(
       target,
       tier,
-      () => new ExemplarChild(this.queueWait, { target, tier }),
+      () => new ExemplarChild(this.#queueWait, { target, tier }),
     )
   }
 
@@ -339,7 +342,7 @@ export class FairlaneMetrics {
     return this.#upstreamDurations.get(
       target,
       region,
-      () => new ExemplarChild(this.upstreamDuration, { target, region }),
+      () => new ExemplarChild(this.#upstreamDuration, { target, region }),
     )
   }
 
