@@ -16,7 +16,7 @@ interface PrometheusQueryResult {
 }
 
 /** One series' exemplars, as GET /api/v1/query_exemplars answers. */
-export interface PrometheusExemplars {
+interface PrometheusExemplars {
   readonly seriesLabels: Record<string, string>
   readonly exemplars: readonly { labels: Record<string, string>; value: string }[]
 }

@@ -14,7 +14,6 @@ import type { JobRecord } from '@fairlane/jobs'
 import { parseTraceParent } from '@fairlane/protocol'
 import { pathOf, type Exchange } from '../ingress/exchange.ts'
 import { traceParentOf } from '../ingress/request-tracing.ts'
-import type { DeliveryTry } from './webhook-sender.ts'
 
 /**
  * The context of the span that submitted the job, stored with it in W3C form whatever the
@@ -125,8 +124,8 @@ export class JobTracing {
     return sent
   }
 
-  /** Ends a delivery's span with the receiver's status, or why none came. */
-  delivered(span: Span, tried: DeliveryTry): void {
+  /** Ends a delivery's span with the receiver's status, or why none came (a DeliveryTry). */
+  delivered(span: Span, tried: { readonly status?: number; readonly error?: string }): void {
     if (tried.status !== undefined) {
       span.setAttribute('http.response.status_code', tried.status)
       // Client spans: any 4xx or 5xx is an error of the call.
