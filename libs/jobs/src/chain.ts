@@ -46,5 +46,6 @@ export function followUpOf(
     deadlineMs: deadlineMs(body),
     chainId: job.chainId,
     parentId: job.id,
+    ...(job.traceparent !== undefined ? { traceparent: job.traceparent } : {}),
   }
 }

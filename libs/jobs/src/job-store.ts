@@ -10,6 +10,8 @@ export interface NewJob {
   readonly idempotencyKey?: string
   readonly chainId?: string
   readonly parentId?: string
+  /** W3C traceparent of the submitting request's span, when it was traced. */
+  readonly traceparent?: string
 }
 
 export type SubmitResult =

@@ -69,6 +69,12 @@ export interface JobRecord {
   readonly parentId?: string
   readonly followUps?: readonly string[]
   readonly deliveries: readonly Delivery[]
+  /**
+   * W3C traceparent of the span that submitted the job (the chain's first job's for a
+   * follow-up): its attempts and webhook deliveries are spans of that trace. Not in the
+   * job's document.
+   */
+  readonly traceparent?: string
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString()

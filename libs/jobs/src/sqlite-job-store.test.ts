@@ -2,6 +2,8 @@ import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { followUpOf } from './chain.ts'
+import { jobDocument } from './job.ts'
 import { checkJobBody, type JobBody } from './job-body.ts'
 import { SqliteJobStore } from './sqlite-job-store.ts'
 
@@ -106,6 +108,20 @@ describe('SqliteJobStore', () => {
     advance(10_001)
     expect(await store.sweep()).toBe(1)
     expect(await store.get('w', job.id)).toBeUndefined()
+    await store.close()
+  })
+
+  it('keeps the submission’s traceparent for the job and its follow-up, out of the document', async () => {
+    const { store, path } = await open()
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+    const chained = { ...request, onSuccess: { request: { target: 'echo', path: '/next' } } }
+    const { job } = await store.submit({ ...JOB, body: body(chained), traceparent })
+    const { store: reopened } = await open(path)
+    const stored = await reopened.get('w', job.id)
+    expect(stored?.traceparent).toBe(traceparent)
+    expect(JSON.stringify(jobDocument(stored ?? job))).not.toContain(traceparent)
+    expect(followUpOf(stored ?? job, 'succeeded', {}, () => 1_000)?.traceparent).toBe(traceparent)
+    await reopened.close()
     await store.close()
   })
 

@@ -269,6 +269,7 @@ export class SqliteJobStore implements JobStore {
       chainId: job.chainId ?? id,
       ...(job.parentId !== undefined ? { parentId: job.parentId } : {}),
       ...(job.idempotencyKey !== undefined ? { idempotencyKey: job.idempotencyKey } : {}),
+      ...(job.traceparent !== undefined ? { traceparent: job.traceparent } : {}),
       deliveries: [],
     }
     this.#insert.run(

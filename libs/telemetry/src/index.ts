@@ -6,6 +6,8 @@ export {
   type LoggerOptions,
 } from './logger.ts'
 export { FairlaneMetrics, type EndpointState } from './metrics.ts'
+export type { SpanIds, TracedObserver } from './exemplar-child.ts'
+export type { Exposition } from './exposition.ts'
 export { startTracing, type Tracing, type TracingIdentity } from './tracing.ts'
 export {
   LANE_REFUSALS,

@@ -6,7 +6,7 @@ describe('FairlaneMetrics', () => {
     const a = new FairlaneMetrics({ defaultMetrics: false })
     const b = new FairlaneMetrics({ defaultMetrics: false })
     a.requests.inc({ target: 'echo', status: '200', stage: 'respond' })
-    const text = await a.registry.metrics()
+    const text = (await a.exposition(undefined)).text
     for (const name of [
       'fairlane_requests_total',
       'fairlane_request_duration_seconds',
@@ -26,7 +26,7 @@ describe('FairlaneMetrics', () => {
       expect(text).toContain(`# TYPE ${name}`)
     }
     expect(text).toContain('fairlane_requests_total{target="echo",status="200",stage="respond"} 1')
-    expect(await b.registry.metrics()).not.toContain('status="200"')
+    expect((await b.exposition(undefined)).text).not.toContain('status="200"')
   })
 
   it('makes a target’s three extra-attempt kinds together at 0, and each child once', async () => {
@@ -38,7 +38,7 @@ describe('FairlaneMetrics', () => {
       metrics.laneOutcomeOf('w', 'paid', 'queue_full'),
     )
     children.hedge.inc()
-    const text = await metrics.registry.metrics()
+    const text = (await metrics.exposition(undefined)).text
     expect(text).toContain('fairlane_upstream_extra_attempts_total{target="echo",kind="retry"} 0')
     expect(text).toContain(
       'fairlane_upstream_extra_attempts_total{target="echo",kind="failover"} 0',

@@ -1,4 +1,13 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import {
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  collectDefaultMetrics,
+  type OpenMetricsContentType,
+} from 'prom-client'
+import { ExemplarChild, type TracedObserver } from './exemplar-child.ts'
+import { exposition, type Exposition } from './exposition.ts'
 import { LabelledChildren } from './labelled-children.ts'
 
 /**
@@ -42,12 +51,15 @@ interface Incrementer {
 }
 
 export class FairlaneMetrics {
-  readonly registry: Registry
+  readonly registry: Registry<OpenMetricsContentType>
   readonly requests: Counter<'target' | 'status' | 'stage'>
-  readonly requestDuration: Histogram<'target'>
-  readonly upstreamDuration: Histogram<'target' | 'region'>
+  // Histograms with exemplars: prom-client's observe(labels, value) throws on them, so they
+  // are observed only through their children (requestDurationOf, upstreamDurationOf,
+  // queueWaitOf).
+  readonly #requestDuration: Histogram<'target'>
+  readonly #upstreamDuration: Histogram<'target' | 'region'>
+  readonly #queueWait: Histogram<'target' | 'tier'>
   readonly limitRefusals: Counter<'scope' | 'reason'>
-  readonly queueWait: Histogram<'target' | 'tier'>
   readonly laneRequests: Counter<'workspace' | 'tier' | 'outcome'>
   readonly upstreamExtraAttempts: Counter<'target' | 'kind'>
   readonly ledgerCallDuration: Histogram<'call'>
@@ -75,14 +87,18 @@ export class FairlaneMetrics {
   #shardsSource: () => number = () => 0
   #natsSource: () => number = () => 1
   #natsRttSource: () => number | undefined = () => undefined
-  readonly #queueWaits = new LabelledChildren<Observer>()
+  readonly #requestDurations = new Map<string, TracedObserver>()
+  readonly #queueWaits = new LabelledChildren<TracedObserver>()
   readonly #laneOutcomes = new LabelledChildren<Map<LaneOutcome, Incrementer>>()
-  readonly #upstreamDurations = new LabelledChildren<Observer>()
+  readonly #upstreamDurations = new LabelledChildren<TracedObserver>()
   readonly #extraAttempts = new Map<string, Readonly<Record<ExtraAttempt, Incrementer>>>()
   readonly #ledgerCalls = new Map<LedgerCall, Observer>()
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
-    this.registry = new Registry()
+    // OpenMetrics, the only format prom-client writes exemplars in; exposition() renders the
+    // text format from it for scrapers that do not ask for OpenMetrics.
+    this.registry = new Registry<OpenMetricsContentType>()
+    this.registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE)
     if (options.defaultMetrics ?? true) {
       // Unprefixed, so stock Node.js dashboards and alerts find process_* and nodejs_*.
       collectDefaultMetrics({ register: this.registry })
@@ -93,18 +109,20 @@ export class FairlaneMetrics {
       labelNames: ['target', 'status', 'stage'],
       registers: [this.registry],
     })
-    this.requestDuration = new Histogram({
+    this.#requestDuration = new Histogram({
       name: 'fairlane_request_duration_seconds',
       help: 'Time from request arrival until the response is complete (body included), by target.',
       labelNames: ['target'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      enableExemplars: true,
       registers: [this.registry],
     })
-    this.upstreamDuration = new Histogram({
+    this.#upstreamDuration = new Histogram({
       name: 'fairlane_upstream_duration_seconds',
       help: 'Time from sending the upstream request to its response headers, by target and the endpoint region ("" when it has none).',
       labelNames: ['target', 'region'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      enableExemplars: true,
       registers: [this.registry],
     })
     this.limitRefusals = new Counter({
@@ -113,11 +131,12 @@ export class FairlaneMetrics {
       labelNames: ['scope', 'reason'],
       registers: [this.registry],
     })
-    this.queueWait = new Histogram({
+    this.#queueWait = new Histogram({
       name: 'fairlane_queue_wait_seconds',
       help: 'Time admitted requests waited in their lane, by target and tier.',
       labelNames: ['target', 'tier'],
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      enableExemplars: true,
       registers: [this.registry],
     })
     this.queueRefusals = new Counter({
@@ -283,9 +302,28 @@ export class FairlaneMetrics {
     this.buildInfo.set({ ...info, nodejs: process.version }, 1)
   }
 
+  /** The metrics for one scrape, in the format its Accept header asks for (exposition.ts). */
+  exposition(accept: string | undefined): Promise<Exposition> {
+    return exposition(this.registry, accept)
+  }
+
+  /** The request duration child of a target, made once. */
+  requestDurationOf(target: string): TracedObserver {
+    let child = this.#requestDurations.get(target)
+    if (!child) {
+      child = new ExemplarChild(this.#requestDuration, { target })
+      this.#requestDurations.set(target, child)
+    }
+    return child
+  }
+
   /** The queue wait child of a target and tier, made once per pair. */
-  queueWaitOf(target: string, tier: string): Observer {
-    return this.#queueWaits.get(target, tier, () => this.queueWait.labels({ target, tier }))
+  queueWaitOf(target: string, tier: string): TracedObserver {
+    return this.#queueWaits.get(
+      target,
+      tier,
+      () => new ExemplarChild(this.#queueWait, { target, tier }),
+    )
   }
 
   /** The lane outcome child of a workspace, tier and outcome, made once per triple. */
@@ -300,9 +338,11 @@ export class FairlaneMetrics {
   }
 
   /** The upstream duration child of a target and endpoint region, made once per pair. */
-  upstreamDurationOf(target: string, region: string): Observer {
-    return this.#upstreamDurations.get(target, region, () =>
-      this.upstreamDuration.labels({ target, region }),
+  upstreamDurationOf(target: string, region: string): TracedObserver {
+    return this.#upstreamDurations.get(
+      target,
+      region,
+      () => new ExemplarChild(this.#upstreamDuration, { target, region }),
     )
   }
 

@@ -15,10 +15,21 @@ interface PrometheusQueryResult {
   }
 }
 
+/** One series' exemplars, as GET /api/v1/query_exemplars answers. */
+interface PrometheusExemplars {
+  readonly seriesLabels: Record<string, string>
+  readonly exemplars: readonly { labels: Record<string, string>; value: string }[]
+}
+
 export interface PrometheusServer {
   readonly url: string
   /** Instant query through GET /api/v1/query. */
   query(expr: string): Promise<PrometheusQueryResult>
+  /**
+   * Exemplars of the series `expr` selects over the last `seconds` (GET
+   * /api/v1/query_exemplars); needs the `exemplar-storage` feature.
+   */
+  exemplars(expr: string, seconds: number): Promise<readonly PrometheusExemplars[]>
   /** Targets of the scrape job that were scraped successfully at least once. */
   healthyTargets(): Promise<number>
   stop(): Promise<void>
@@ -30,6 +41,8 @@ export interface PrometheusOptions {
   readonly targets: readonly string[]
   readonly job?: string
   readonly scrapeIntervalSeconds?: number
+  /** `--enable-feature` flags, e.g. `exemplar-storage`. */
+  readonly features?: readonly string[]
 }
 
 /**
@@ -62,6 +75,7 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
       `--storage.tsdb.path=${join(dir, 'data')}`,
       `--web.listen-address=127.0.0.1:${port}`,
       '--log.level=warn',
+      ...(options.features ?? []).map((feature) => `--enable-feature=${feature}`),
     ],
     async () => (await fetch(`${url}/-/ready`)).ok,
   )
@@ -71,6 +85,22 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
     async query(expr) {
       const response = await fetch(`${url}/api/v1/query?${new URLSearchParams({ query: expr })}`)
       return (await response.json()) as PrometheusQueryResult
+    },
+    async exemplars(expr, seconds) {
+      const end = Date.now() / 1000
+      const params = new URLSearchParams({
+        query: expr,
+        start: String(end - seconds),
+        end: String(end),
+      })
+      const response = await fetch(`${url}/api/v1/query_exemplars?${params}`)
+      const body = (await response.json()) as {
+        status: string
+        error?: string
+        data?: PrometheusExemplars[]
+      }
+      if (body.status !== 'success') throw new Error(`query_exemplars: ${body.error ?? ''}`)
+      return body.data ?? []
     },
     async healthyTargets() {
       const response = await fetch(`${url}/api/v1/targets`)

@@ -8,11 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import {
   startNats,
+  startOtlpReceiver,
   startPrometheus,
   startRedis,
   startUpstream,
   type LoopbackUpstream,
   type NatsServer,
+  type OtlpReceiver,
   type PrometheusServer,
   type RedisServer,
 } from '@fairlane/testing'
@@ -33,6 +35,8 @@ const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 const FLOOD = 'fl_dash_flood_key'
 const CALM = 'fl_dash_calm_key'
 const EAGER = 'fl_dash_eager_key'
+/** The one sampled request's trace: the nodes sample nothing else (parentbased_always_off). */
+const TRACE = '0af7651916cd43dd8448eb211c80319c'
 
 /**
  * Three workspaces in three tiers on one target split in two partitions (so the target's
@@ -114,18 +118,24 @@ function topOnce(admin: string): Promise<{ code: number | null; stdout: string }
 let nats: NatsServer
 let redis: RedisServer
 let upstream: LoopbackUpstream
+let receiver: OtlpReceiver
 let prometheus: PrometheusServer | undefined
 let nodes: NodeProcess[] = []
 
 beforeAll(async () => {
-  ;[nats, redis, upstream] = await Promise.all([startNats(), startRedis(), startUpstream()])
+  ;[nats, redis, upstream, receiver] = await Promise.all([
+    startNats(),
+    startRedis(),
+    startUpstream(),
+    startOtlpReceiver(),
+  ])
 })
 
 afterAll(async () => {
   await Promise.all(nodes.map((n) => n.kill()))
   await killAllNodeProcesses()
   await prometheus?.stop()
-  await Promise.all([nats?.stop(), redis?.stop(), upstream?.close()])
+  await Promise.all([nats?.stop(), redis?.stop(), upstream?.close(), receiver?.close()])
 })
 
 describe('Grafana dashboards against a real Prometheus', () => {
@@ -140,13 +150,20 @@ describe('Grafana dashboards against a real Prometheus', () => {
         startNodeProcess({
           configPath,
           nodeId: `node-${i}`,
-          env: { FAIRLANE_NATS_URL: nats.url, FAIRLANE_REDIS_URL: redis.url },
+          env: {
+            FAIRLANE_NATS_URL: nats.url,
+            FAIRLANE_REDIS_URL: redis.url,
+            OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+            OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+            OTEL_TRACES_SAMPLER: 'parentbased_always_off',
+          },
         }),
       ),
     )
     prometheus = await startPrometheus({
       targets: nodes.map((n) => new URL(n.adminUrl).host),
       scrapeIntervalSeconds: 1,
+      features: ['exemplar-storage'],
     })
     const server = prometheus
     await expect.poll(() => server.healthyTargets(), { timeout: 20_000 }).toBe(3)
@@ -175,6 +192,12 @@ describe('Grafana dashboards against a real Prometheus', () => {
         durationMs: 25_000,
       }),
     ])
+    // One request the client traced and sampled: its trace is the exemplar to find.
+    const traced = await fetch(`${nodes[0]?.proxyUrl}/t/echo/traced`, {
+      headers: { authorization: `Bearer ${CALM}`, traceparent: `00-${TRACE}-b7ad6b7169203331-01` },
+    })
+    await traced.arrayBuffer()
+    expect(traced.status).toBe(200)
     // Enough scrapes into the load for every rate over 15 s.
     await sleep(15_000)
 
@@ -200,6 +223,17 @@ describe('Grafana dashboards against a real Prometheus', () => {
       const answer = await server.query(rule.expr)
       expect(answer.status, `${rule.alert}: ${answer.error ?? ''}`).toBe('success')
     }
+
+    // Prometheus scraped OpenMetrics and kept the exemplar: a panel's latency links to the trace.
+    await expect
+      .poll(
+        async () =>
+          (await server.exemplars('fairlane_request_duration_seconds_bucket', 60)).flatMap((s) =>
+            s.exemplars.map((e) => e.labels['trace_id']),
+          ),
+        { timeout: 10_000 },
+      )
+      .toContain(TRACE)
 
     // fairlane top sums the three nodes: both lanes, acme's refusals among them.
     const top = await topOnce(nodes.map((n) => n.adminUrl).join(','))

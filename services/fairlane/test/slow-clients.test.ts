@@ -170,7 +170,7 @@ describe('clients that send their body slowly', () => {
     for (const line of lines) {
       expect(line).toMatchObject({ status: 408, code: 'request_timeout', keyId: 'noisy' })
     }
-    const metrics = await strict.metrics.registry.getSingleMetricAsString('fairlane_requests_total')
+    const { text: metrics } = await strict.metrics.exposition(undefined)
     expect(metrics).toContain('status="408"')
     // A slow client says nothing about the upstream: its endpoint's health is untouched.
     const health = (await (await fetch(`${strict.adminUrl}/upstreams`)).json()) as {

@@ -24,6 +24,10 @@ const KEY = 'Bearer fl_demo_cluster'
 const CLIENT_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736'
 const CLIENT_SPAN = '00f067aa0ba902b7'
 
+/** What Prometheus 2.42 sends with every scrape. */
+const PROMETHEUS_ACCEPT =
+  'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
+
 const SERVER = 2
 const CLIENT = 3
 const PRODUCER = 4
@@ -176,6 +180,44 @@ describe('traces, embedded', () => {
     expect(line).toContain(`"spanId":"${server.spanId}"`)
     expect(line).toContain('"node":"solo"')
   })
+  it('put a sampled request’s spans on its histograms as exemplars, for OpenMetrics scrapes', async () => {
+    const node = await start('solo', tracesEnv())
+    const trace = 'aaaabbbbccccddddeeeeffff00003333'
+    expect((await call(node, `00-${trace}-${CLIENT_SPAN}-01`)).status).toBe(200)
+    // Sampled out by the client (and so by the parent-based sampler): no exemplar names it.
+    const unsampled = 'aaaabbbbccccddddeeeeffff00004444'
+    expect((await call(node, `00-${unsampled}-${CLIENT_SPAN}-00`)).status).toBe(200)
+    const spans = await receiver.waitFor(() => traceOf(trace).length >= 3)
+    const mine = spans.filter((s) => s.traceId === trace)
+    const exemplarOf = (histogram: string, span: ReceivedSpan) =>
+      new RegExp(
+        `^${histogram}_bucket\\{[^}]*target="echo"[^}]*\\} \\d+ # \\{trace_id="${trace}",span_id="${span.spanId}"\\} \\S+ \\d+(\\.\\d+)?$`,
+        'm',
+      )
+    const scrape = (accept?: string) =>
+      fetch(`${node.adminUrl}/metrics`, accept ? { headers: { accept } } : {})
+    await expect
+      .poll(async () => (await scrape(PROMETHEUS_ACCEPT)).text())
+      .toMatch(exemplarOf('fairlane_request_duration_seconds', one(mine, 'GET', SERVER)))
+    const openMetrics = await scrape(PROMETHEUS_ACCEPT)
+    expect(openMetrics.headers.get('content-type')).toMatch(/^application\/openmetrics-text;/)
+    const text = await openMetrics.text()
+    expect(text).toMatch(exemplarOf('fairlane_upstream_duration_seconds', one(mine, 'GET', CLIENT)))
+    expect(text).toMatch(
+      exemplarOf('fairlane_queue_wait_seconds', one(mine, 'fairlane.queue_wait', 1)),
+    )
+    expect(text).not.toContain(unsampled)
+    expect(text).toContain('\n# EOF\n')
+    // Any other scraper gets the text format, as before exemplars: counters named *_total.
+    const plain = await scrape()
+    expect(plain.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/)
+    const plainText = await plain.text()
+    expect(plainText).toContain('# TYPE fairlane_requests_total counter')
+    expect(plainText).toMatch(/^fairlane_request_duration_seconds_count\{target="echo"\} 2$/m)
+    expect(plainText).not.toContain(trace)
+    expect(plainText).not.toContain('# EOF')
+  })
+
   it('make a client span per upstream attempt, each sending its own context', async () => {
     const configPath = await configWith({
       endpoints: [{ url: upstream.url, region: 'a' }],
@@ -254,6 +296,146 @@ describe('traces, embedded', () => {
       ])
     } finally {
       await other.close()
+    }
+  })
+
+  it('make a span per job attempt and per webhook delivery try, in the submission’s trace', async () => {
+    const hooks = await startUpstream()
+    try {
+      const dir = await mkdtemp(join(tmpdir(), 'fairlane-traces-jobs-'))
+      const configPath = join(dir, 'fairlane.yaml')
+      await writeFile(
+        configPath,
+        stringify({
+          server: { host: '127.0.0.1', adminHost: '127.0.0.1' },
+          jobs: {
+            dataDir: dir,
+            pollMs: 50,
+            webhooks: { initialDelayMs: 100, maxDelayMs: 1_000, timeoutMs: 2_000 },
+          },
+          targets: {
+            // One call per attempt: the 503 ends the attempt, and the job tries again.
+            echo: {
+              endpoints: [{ url: upstream.url, region: 'a' }],
+              allowPrivateAddresses: true,
+              retry: { attempts: 1 },
+            },
+            hooks: { endpoints: [{ url: hooks.url }], allowPrivateAddresses: true },
+          },
+          workspaces: {
+            demo: {
+              targets: ['echo', 'hooks'],
+              keys: [
+                {
+                  id: 'demo-cluster',
+                  hash: 'sha256:1595abaf6585eabca092853e443d9707c071e9b6e91bd958a096700aeb36b809',
+                },
+              ],
+              webhookSecrets: [
+                `whsec_${Buffer.from('a webhook secret of 32 bytes!!!!').toString('base64')}`,
+              ],
+            },
+          },
+        }),
+      )
+      const node = await start('solo', tracesEnv(), configPath)
+      upstream.clear()
+      // The first attempt hears 503 "again now", the second succeeds; the first delivery
+      // hears 500, the second takes it.
+      let calls = 0
+      upstream.behave(() =>
+        ++calls === 1
+          ? { kind: 'respond', status: 503, headers: { 'retry-after': '0' } }
+          : { kind: 'echo' },
+      )
+      let deliveries = 0
+      hooks.behave(() => (++deliveries === 1 ? { kind: 'respond', status: 500 } : { kind: 'echo' }))
+      const trace = 'aaaabbbbccccddddeeeeffff00005555'
+      const submitted = await fetch(`${node.proxyUrl}/v1/jobs`, {
+        method: 'POST',
+        headers: {
+          authorization: KEY,
+          'content-type': 'application/json',
+          traceparent: `00-${trace}-${CLIENT_SPAN}-01`,
+        },
+        body: JSON.stringify({
+          request: { method: 'GET', target: 'echo', path: '/job?secret=1' },
+          webhook: { target: 'hooks', path: '/hook' },
+        }),
+      })
+      expect(submitted.status).toBe(202)
+      const { id } = (await submitted.json()) as { id: string }
+      // Server; two attempts, each with its queue wait and upstream call; two deliveries.
+      const spans = await receiver.waitFor(() => traceOf(trace).length >= 9)
+      const mine = spans.filter((s) => s.traceId === trace)
+      const server = one(mine, 'POST', SERVER)
+      expect(server.parentSpanId).toBe(CLIENT_SPAN)
+      expect(server.attributes['url.path']).toBe('/v1/jobs')
+
+      const attempts = mine
+        .filter((s) => s.name === 'fairlane.job_attempt')
+        .sort(
+          (a, b) =>
+            Number(a.attributes['fairlane.job.attempt']) -
+            Number(b.attributes['fairlane.job.attempt']),
+        )
+      expect(
+        attempts.map((s) => [s.kind, s.parentSpanId, s.attributes['fairlane.job.attempt']]),
+      ).toEqual([
+        [CONSUMER, server.spanId, 1],
+        [CONSUMER, server.spanId, 2],
+      ])
+      expect(attempts.map((s) => s.attributes['http.response.status_code'])).toEqual([503, 200])
+      expect(attempts.map((s) => s.status)).toEqual([2, 0])
+      for (const attempt of attempts) {
+        expect(attempt.attributes['fairlane.job.id']).toBe(id)
+        expect(attempt.attributes['fairlane.workspace']).toBe('demo')
+        expect(attempt.attributes['fairlane.target']).toBe('echo')
+        // Its stages hang under it as a request's hang under its server span.
+        const under = mine.filter((s) => s.parentSpanId === attempt.spanId)
+        expect(under.map((s) => `${s.name}/${s.kind}`).sort()).toEqual([
+          `GET/${CLIENT}`,
+          'fairlane.queue_wait/1',
+        ])
+      }
+      // Each upstream call carried the span of its own attempt's call.
+      const calledUnder = upstream.requests.map((r) => parseTraceParent(r.headers.traceparent))
+      const callSpans = attempts.map(
+        (a) =>
+          one(
+            mine.filter((s) => s.parentSpanId === a.spanId),
+            'GET',
+            CLIENT,
+          ).spanId,
+      )
+      expect(calledUnder.map((t) => t?.spanId)).toEqual(callSpans)
+      expect(calledUnder.map((t) => t?.traceId)).toEqual([trace, trace])
+
+      const posts = mine
+        .filter((s) => s.name === 'POST' && s.kind === CLIENT)
+        .sort(
+          (a, b) =>
+            Number(a.attributes['fairlane.webhook.attempt']) -
+            Number(b.attributes['fairlane.webhook.attempt']),
+        )
+      expect(posts.map((s) => s.parentSpanId)).toEqual([server.spanId, server.spanId])
+      expect(posts.map((s) => s.attributes['fairlane.webhook.attempt'])).toEqual([1, 2])
+      expect(posts.map((s) => s.attributes['http.response.status_code'])).toEqual([500, 200])
+      expect(posts.map((s) => s.status)).toEqual([2, 0])
+      expect(posts[1]?.attributes['http.request.resend_count']).toBe(1)
+      for (const post of posts) {
+        expect(post.attributes['fairlane.job.id']).toBe(id)
+        expect(post.attributes['fairlane.webhook.index']).toBe(0)
+        expect(post.attributes['http.request.method']).toBe('POST')
+        expect(post.attributes['url.full']).toBe(`${hooks.url}/hook`)
+      }
+      // The receiver continues the trace under each delivery's span.
+      expect(hooks.requests.map((r) => parseTraceParent(r.headers.traceparent)?.spanId)).toEqual(
+        posts.map((s) => s.spanId),
+      )
+    } finally {
+      upstream.behave(() => ({ kind: 'echo' }))
+      await hooks.close()
     }
   })
 

@@ -54,9 +54,10 @@ export function buildAdmin(deps: AdminDeps) {
     if (missing.length === 0) return reply.code(200).send({ status: 'ready' })
     return reply.code(503).send({ status: 'not ready', missing })
   })
-  app.get('/metrics', async (_request, reply) => {
-    const text = await deps.metrics.registry.metrics()
-    return reply.type(deps.metrics.registry.contentType).send(text)
+  // OpenMetrics (with exemplars) for a scraper that asks for it, as Prometheus does.
+  app.get('/metrics', async (request, reply) => {
+    const { contentType, text } = await deps.metrics.exposition(request.headers.accept)
+    return reply.type(contentType).send(text)
   })
   // Read-only like /metrics, and holds no secret: endpoint URLs carry no credentials.
   app.get('/upstreams', async () => deps.upstreams?.() ?? [])

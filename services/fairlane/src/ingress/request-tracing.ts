@@ -6,6 +6,7 @@ import {
   trace,
   type Attributes,
   type Span,
+  type SpanContext,
   type Tracer,
 } from '@opentelemetry/api'
 import type { Admission, TraceParent } from '@fairlane/protocol'
@@ -42,6 +43,16 @@ export function traceParentOf(span: Span): TraceParent {
     spanId: context.spanId,
     flags: (context.traceFlags & 1) === 1 ? '01' : '00',
   }
+}
+
+/**
+ * The ids of a span the sampler kept, for an exemplar; undefined for no span or one sampled
+ * out, whose trace id would lead nowhere. Allocates nothing.
+ */
+export function sampled(span: Span | undefined): SpanContext | undefined {
+  if (span === undefined) return undefined
+  const context = span.spanContext()
+  return (context.traceFlags & 1) === 1 ? context : undefined
 }
 
 function header(value: string | string[] | undefined): string | undefined {

@@ -15,10 +15,13 @@ import { recordRequest } from '../ingress/stages/request-log.ts'
 import { resolve, type ResolveDeps } from '../ingress/stages/resolve.ts'
 import { observeResponseCost } from '../ingress/response-cost.ts'
 import { asFairlaneError, metered } from '../ingress/stages/respond.ts'
+import type { JobTracing } from './job-tracing.ts'
 
 export interface JobAttemptDeps extends ResolveDeps, ForwardDeps {
   /** The request log line of each attempt goes here, as a request's does. */
   readonly lines: Logger
+  /** A span per attempt, its stages' spans under it; absent while traces are off. */
+  readonly jobTracing?: JobTracing
 }
 
 /** Refusals that another attempt cannot change: the job fails at once. */
@@ -190,8 +193,10 @@ export async function runAttempt(
   signal: AbortSignal,
   resultMaxBytes: number,
 ): Promise<AttemptResult & { readonly region?: string }> {
-  const req = requestOf(job, job.attempts.length + 1)
+  const attempt = job.attempts.length + 1
+  const req = requestOf(job, attempt)
   const x: Exchange = correlate(req, new ServerResponse(req), attemptConfig(job, config))
+  deps.jobTracing?.attempt(x, job, attempt)
   const onAbort = (): void => {
     // A cancelled job is a client that left: its ticket is withdrawn, nothing more is sent.
     x.closed = true
@@ -252,5 +257,6 @@ export async function runAttempt(
       x.lease = undefined
     }
     recordRequest(x, status, deps.metrics, deps.lines)
+    if (x.span) deps.jobTracing?.attempted(x, x.span, status)
   }
 }

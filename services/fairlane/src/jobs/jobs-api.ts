@@ -9,7 +9,7 @@ import {
   type JobStore,
 } from '@fairlane/jobs'
 import type { DestinationPolicy } from '@fairlane/forward'
-import { FairlaneError } from '@fairlane/protocol'
+import { FairlaneError, formatTraceParent } from '@fairlane/protocol'
 import type { Principal } from '../keys/key-index.ts'
 import { tooLarge } from '../ingress/body-limit.ts'
 import type { Exchange } from '../ingress/exchange.ts'
@@ -295,6 +295,8 @@ async function submit(x: Exchange, backend: JobsBackend, principal: Principal): 
       config.jobs.maxDeadlineMs,
     ),
     ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+    // Its attempts and deliveries become spans of the submission's trace.
+    ...(x.span ? { traceparent: formatTraceParent(x.trace) } : {}),
   })
   if (result.kind === 'conflict') {
     throw new FairlaneError(

@@ -1,13 +1,17 @@
 import type { FairlaneConfig } from '@fairlane/config'
 import { upstreamError, type DestinationPolicy, type Forwarder } from '@fairlane/forward'
 import { jobDocument, webhookHeaders, webhooksOf, type JobRecord } from '@fairlane/jobs'
+import type { Span } from '@opentelemetry/api'
 import { resolveRoute } from '../ingress/route.ts'
 import { principalOf } from './job-attempt.ts'
+import type { JobTracing } from './job-tracing.ts'
 
 export interface WebhookSenderDeps {
   readonly policy: DestinationPolicy
   readonly forwarder: Forwarder
   readonly wallClock: () => number
+  /** A span per delivery try; absent while traces are off. */
+  readonly tracing?: JobTracing
 }
 
 /** What one delivery try came to: the receiver's status, or why none came. */
@@ -37,6 +41,22 @@ export async function sendWebhook(
   deps: WebhookSenderDeps,
   signal: AbortSignal,
 ): Promise<DeliveryTry> {
+  const tracing = deps.tracing
+  if (!tracing) return tryWebhook(job, index, config, deps, signal, undefined)
+  const span = tracing.delivery(job, index)
+  const tried = await tryWebhook(job, index, config, deps, signal, span)
+  tracing.delivered(span, tried)
+  return tried
+}
+
+async function tryWebhook(
+  job: JobRecord,
+  index: number,
+  config: FairlaneConfig,
+  deps: WebhookSenderDeps,
+  signal: AbortSignal,
+  span: Span | undefined,
+): Promise<DeliveryTry> {
   const hook = webhooksOf(job.body)[index]
   const principal = principalOf(config, job.workspace, job.keyId)
   if (!hook || !principal) return { error: 'the job’s key was revoked' }
@@ -48,6 +68,7 @@ export async function sendWebhook(
     const destination = await deps.policy.check(route.url, route.rule)
     const body = JSON.stringify(jobDocument(job))
     const timestamp = Math.floor(deps.wallClock() / 1000)
+    const path = route.path ?? destination.url.pathname + destination.url.search
     const headers: Record<string, string> = {
       ...Object.fromEntries(Object.entries(route.inject).map(([k, v]) => [k.toLowerCase(), v])),
       ...webhookHeaders(secrets, job.id, timestamp, body),
@@ -59,8 +80,10 @@ export async function sendWebhook(
     const response = await deps.forwarder.forward({
       method: 'POST',
       destination,
-      path: route.path ?? destination.url.pathname + destination.url.search,
-      headers,
+      path,
+      headers: span
+        ? (deps.tracing?.reaching(span, destination, path, headers) ?? headers)
+        : headers,
       body: Buffer.from(body),
       timeouts: {
         connectMs: Math.min(route.timeouts.connectMs, config.jobs.webhooks.timeoutMs),

@@ -23,6 +23,7 @@ import { buildAdmin } from '../admin/admin-server.ts'
 import { EndpointDestinations } from '../ingress/endpoint-destinations.ts'
 import { buildIngress, type IngressDeps } from '../ingress/ingress.ts'
 import { RequestTracing } from '../ingress/request-tracing.ts'
+import { JobTracing } from '../jobs/job-tracing.ts'
 import { Jobs } from '../jobs/jobs.ts'
 import { Upstreams, type UpstreamHealthView } from '../ingress/upstreams.ts'
 import { settleWithin } from '@fairlane/cluster'
@@ -222,13 +223,23 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
       }
     : undefined
   // Jobs run through the same stages as requests, so they need what ingress needs.
+  const jobTracing = options.tracer ? new JobTracing(options.tracer) : undefined
   const jobs = paths
     ? new Jobs({
         config: store,
         env,
         mode: core.mode,
-        attempt: { ...paths, lines: requestLineLogger(logger) },
-        webhook: { policy, forwarder, wallClock: () => Date.now() },
+        attempt: {
+          ...paths,
+          lines: requestLineLogger(logger),
+          ...(jobTracing ? { jobTracing } : {}),
+        },
+        webhook: {
+          policy,
+          forwarder,
+          wallClock: () => Date.now(),
+          ...(jobTracing ? { tracing: jobTracing } : {}),
+        },
         logger,
       })
     : undefined

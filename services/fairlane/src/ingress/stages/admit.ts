@@ -10,7 +10,7 @@ import {
 import type { FairlaneMetrics, LaneActivity, LaneRecord } from '@fairlane/telemetry'
 import { callerSettings } from '../../limits/callers.ts'
 import type { Exchange } from '../exchange.ts'
-import { traceParentOf, type RequestTracing } from '../request-tracing.ts'
+import { sampled, traceParentOf, type RequestTracing } from '../request-tracing.ts'
 
 export interface AdmitDeps {
   readonly transport: Transport
@@ -121,7 +121,7 @@ export async function admit(x: Exchange, deps: AdmitDeps): Promise<AdmissionLeas
     throw refusal(deps, x, admission, limitHeaders, lane)
   }
   x.queueMs = (x.queueMs ?? 0) + admission.waitedMs
-  deps.metrics.queueWaitOf(ticket.target, tier).observe(admission.waitedMs / 1000)
+  deps.metrics.queueWaitOf(ticket.target, tier).observe(admission.waitedMs / 1000, sampled(span))
   deps.metrics.laneOutcomeOf(ticket.workspace, tier, 'admitted').inc()
   lane.admitted(admission.waitedMs)
   // The client may have left while its ticket was decided; the lease goes back at once,

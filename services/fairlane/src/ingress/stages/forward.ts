@@ -20,7 +20,7 @@ import { BodyLimit, tooLarge } from '../body-limit.ts'
 import type { EndpointDestinations } from '../endpoint-destinations.ts'
 import { hasBody, type Exchange } from '../exchange.ts'
 import { inboundRequestHeaders } from '../inbound/inbound-headers.ts'
-import type { AttemptReason } from '../request-tracing.ts'
+import { sampled, type AttemptReason } from '../request-tracing.ts'
 import type { RouteEndpoint, Upstreams } from '../upstreams.ts'
 import { admit, type AdmitDeps } from './admit.ts'
 
@@ -138,7 +138,7 @@ class UpstreamCall implements ResilientCallOptions<RouteEndpoint> {
       })
       deps.metrics
         .upstreamDurationOf(target, endpoint.region ?? '')
-        .observe((now() - sentAt) / 1000)
+        .observe((now() - sentAt) / 1000, sampled(traced?.span))
       if (traced) tracing?.answered(traced.span, { status: response.status })
       return response
     } catch (err) {

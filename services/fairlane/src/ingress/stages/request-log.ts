@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import type { FairlaneMetrics, Logger } from '@fairlane/telemetry'
 import type { Exchange } from '../exchange.ts'
+import { sampled } from '../request-tracing.ts'
 
 function round(ms: number): number {
   return Math.round(ms * 100) / 100
@@ -56,7 +57,7 @@ export function recordRequest(
   const target = x.target ?? '(none)'
   const stage = finalStage(x)
   metrics.requests.inc({ target, status: String(status), stage })
-  metrics.requestDuration.observe({ target }, seconds)
+  metrics.requestDurationOf(target).observe(seconds, sampled(x.span))
   if (lines.isLevelEnabled('info'))
     lines.info(requestLine(x, status, stage, seconds * 1000), 'request')
 }
