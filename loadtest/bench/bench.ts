@@ -2,12 +2,14 @@
  * `npm run bench`: Fairlane side by side with what users would pick instead, on the same
  * machine, in the same run, on the same scenarios. Starts every system it can (installing
  * nginx and redis-server with apt-get when missing), lists those it cannot with the reason,
- * runs overhead, global accuracy, noisy neighbour, caller flood, growth and resilience, stops
- * everything it started (also on Ctrl-C), writes loadtest/results/bench-<time>.json with an SVG
- * chart per scenario beside it, and prints the Markdown tables with Fairlane's ratio to each peer.
+ * runs overhead, global accuracy, noisy neighbour, caller flood, jobs, growth and resilience,
+ * stops everything it started (also on Ctrl-C), writes loadtest/results/bench-<time>.json with
+ * an SVG chart per scenario beside it, and prints the Markdown tables with Fairlane's ratio to
+ * each peer.
  *
- *   npm run bench -- [--quick] [--scenarios overhead,accuracy,noisy-neighbour,caller-flood,growth,resilience]
- *                    [--systems direct,nginx,…]
+ *   npm run bench -- [--quick] [--systems direct,nginx,…]
+ *                    [--scenarios overhead,accuracy,noisy-neighbour,caller-flood,jobs,growth,
+ *                                 resilience]
  */
 import { parseArgs } from 'node:util'
 import { stopAll } from './lib/child.ts'
@@ -21,6 +23,7 @@ import { findWrk } from './lib/wrk.ts'
 import { runAccuracy } from './scenarios/accuracy.ts'
 import { runCallerFlood } from './scenarios/caller-flood.ts'
 import { runGrowth } from './scenarios/growth.ts'
+import { runJobs } from './scenarios/jobs.ts'
 import { runNoisyNeighbour } from './scenarios/noisy-neighbour.ts'
 import { runOverhead } from './scenarios/overhead.ts'
 import { runResilience } from './scenarios/resilience.ts'
@@ -90,6 +93,7 @@ const ROSTER: Record<ScenarioName, readonly string[]> = {
     'fairlane-cluster',
   ],
   'caller-flood': ['fairlane-inbound'],
+  jobs: ['fairlane'],
   growth: ['nginx-limit-req', 'fastify-rate-limit-redis', 'fairlane'],
   // Two regions: systems that can be given both and fail over between them.
   resilience: ['nginx', 'fairlane'],
@@ -134,6 +138,7 @@ function settingsFor(quick: boolean): BenchSettings {
       aloneSec: quick ? 2 : 4,
       goodIntervalMs: 25,
     },
+    jobs: { connections: 32, durationSec: quick ? 3 : 10 },
     growth: {
       lanes: [1, 1000, 100_000, 1_000_000],
       decisions: quick ? 300_000 : 2_000_000,
@@ -246,6 +251,7 @@ async function main(options: Options): Promise<number> {
     accuracy: runAccuracy,
     'noisy-neighbour': runNoisyNeighbour,
     'caller-flood': runCallerFlood,
+    jobs: runJobs,
     growth: runGrowth,
     resilience: runResilience,
   }

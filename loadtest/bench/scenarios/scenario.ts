@@ -9,6 +9,7 @@ export type ScenarioName =
   | 'accuracy'
   | 'noisy-neighbour'
   | 'caller-flood'
+  | 'jobs'
   | 'growth'
   | 'resilience'
 export const SCENARIOS: readonly ScenarioName[] = [
@@ -16,6 +17,7 @@ export const SCENARIOS: readonly ScenarioName[] = [
   'accuracy',
   'noisy-neighbour',
   'caller-flood',
+  'jobs',
   'growth',
   'resilience',
 ]
@@ -52,6 +54,11 @@ export interface BenchSettings {
     readonly connections: number
     readonly aloneSec: number
     readonly goodIntervalMs: number
+  }
+  readonly jobs: {
+    /** Submitters, each posting its next job as soon as the last is accepted. */
+    readonly connections: number
+    readonly durationSec: number
   }
   readonly growth: {
     readonly lanes: readonly number[]
