@@ -1,0 +1,118 @@
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Agent, request } from 'undici'
+import { afterAll, describe, expect, it } from 'vitest'
+import { stringify } from 'yaml'
+import { startNats, startRedis, startUpstream } from '@fairlane/testing'
+import { killAllNodeProcesses, startNodeProcess } from './cluster-harness.ts'
+import { bearer, hashKeySecret } from './node-harness.ts'
+
+const KEY = 'fl_jobs_cluster'
+const SECRET = 'whsec_' + Buffer.from('cluster jobs webhook secret').toString('base64')
+const JOBS = 1000
+
+afterAll(killAllNodeProcesses)
+
+describe('cluster jobs and SIGKILL of a worker', () => {
+  it(`with ${JOBS} jobs accepted, SIGKILL of the worker mid-run loses none: another worker delivers every webhook`, async () => {
+    const [nats, redis, api, hooks] = await Promise.all([
+      startNats({ jetstream: true }),
+      startRedis(),
+      // A short wait per call keeps attempts in flight when the worker dies.
+      startUpstream(),
+      startUpstream(),
+    ])
+    api.behave(() => ({ kind: 'delay', ms: 5 }))
+    const dir = await mkdtemp(join(tmpdir(), 'fairlane-jobs-cluster-'))
+    const configPath = join(dir, 'fairlane.yaml')
+    await writeFile(
+      configPath,
+      stringify({
+        logging: { level: 'warn' },
+        jobs: {
+          pollMs: 50,
+          perKeyConcurrency: 64,
+          // A dead worker's jobs go to another worker 2 s after its last extension.
+          cluster: { ackWaitMs: 2_000 },
+          webhooks: { initialDelayMs: 100, maxDelayMs: 500 },
+        },
+        targets: {
+          echo: { endpoints: [{ url: api.url }], allowPrivateAddresses: true },
+          hooks: { endpoints: [{ url: hooks.url }], allowPrivateAddresses: true },
+        },
+        workspaces: {
+          w: {
+            targets: ['echo', 'hooks'],
+            keys: [{ id: 'k', hash: hashKeySecret(KEY) }],
+            webhookSecrets: [SECRET],
+          },
+        },
+      }),
+    )
+    const env = (roles: string) => ({
+      FAIRLANE_NATS_URL: nats.url,
+      FAIRLANE_REDIS_URL: redis.url,
+      FAIRLANE_ROLES: roles,
+    })
+    const [front, actor] = await Promise.all([
+      startNodeProcess({ configPath, nodeId: 'front', env: env('ingress') }),
+      startNodeProcess({ configPath, nodeId: 'actor', env: env('actor') }),
+    ])
+    const ids = () => new Set(hooks.requests.map((r) => String(r.headers['webhook-id'])))
+
+    // Accepted by an ingress-only node, which runs none of them.
+    const agent = new Agent({ connections: 32 })
+    const accepted: string[] = []
+    for (let i = 0; i < JOBS; i += 50) {
+      const batch = await Promise.all(
+        Array.from({ length: 50 }, async (_, j) => {
+          const response = await request(`${front.proxyUrl}/v1/jobs`, {
+            dispatcher: agent,
+            method: 'POST',
+            headers: { ...bearer(KEY), 'content-type': 'application/json' },
+            body: JSON.stringify({
+              request: { method: 'POST', target: 'echo', path: `/orders/${i + j}` },
+              webhook: { target: 'hooks', path: '/fairlane' },
+            }),
+          })
+          expect(response.statusCode).toBe(202)
+          return ((await response.body.json()) as { id: string }).id
+        }),
+      )
+      accepted.push(...batch)
+    }
+    expect(api.hits).toBe(0)
+
+    const first = await startNodeProcess({ configPath, nodeId: 'worker-1', env: env('worker') })
+    const deadline = Date.now() + 60_000
+    while (ids().size < JOBS / 5 && Date.now() < deadline) await sleep(10)
+    await first.kill()
+    const beforeKill = ids().size
+    // Mid-run: some delivered, most not.
+    expect(beforeKill).toBeGreaterThan(0)
+    expect(beforeKill).toBeLessThan(JOBS)
+
+    const second = await startNodeProcess({ configPath, nodeId: 'worker-2', env: env('worker') })
+    while (ids().size < JOBS && Date.now() < deadline) await sleep(100)
+    // Every accepted job's webhook came, deduplicated by webhook-id, and nothing else.
+    expect([...ids()].sort()).toEqual([...accepted].sort())
+    const states = new Set<string>()
+    for (const id of accepted.slice(0, 50).concat(accepted.slice(-50))) {
+      const response = await request(`${front.proxyUrl}/v1/jobs/${id}`, {
+        dispatcher: agent,
+        headers: bearer(KEY),
+      })
+      states.add(((await response.body.json()) as { state: string }).state)
+    }
+    expect(states).toEqual(new Set(['succeeded']))
+    // At least once: an upstream call may repeat after the kill, always with the job's id.
+    const called = new Set(api.requests.map((r) => r.headers['idempotency-key']))
+    expect(called.size).toBe(JOBS)
+
+    await agent.close()
+    await Promise.all([second.stop(), front.stop(), actor.stop()])
+    await Promise.all([api.close(), hooks.close(), nats.stop(), redis.stop()])
+  }, 120_000)
+})
