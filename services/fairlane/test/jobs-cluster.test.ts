@@ -26,40 +26,47 @@ describe('cluster jobs and SIGKILL of a worker', () => {
     ])
     api.behave(() => ({ kind: 'delay', ms: 5 }))
     const dir = await mkdtemp(join(tmpdir(), 'fairlane-jobs-cluster-'))
+    const config = (level: string) => ({
+      logging: { level },
+      jobs: {
+        pollMs: 50,
+        perKeyConcurrency: 64,
+        // A dead worker's jobs go to another worker 2 s after its last extension.
+        cluster: { ackWaitMs: 2_000 },
+        webhooks: { initialDelayMs: 100, maxDelayMs: 500 },
+      },
+      targets: {
+        echo: { endpoints: [{ url: api.url }], allowPrivateAddresses: true },
+        hooks: { endpoints: [{ url: hooks.url }], allowPrivateAddresses: true },
+      },
+      workspaces: {
+        w: {
+          targets: ['echo', 'hooks'],
+          keys: [{ id: 'k', hash: hashKeySecret(KEY) }],
+          webhookSecrets: [SECRET],
+        },
+      },
+    })
     const configPath = join(dir, 'fairlane.yaml')
-    await writeFile(
-      configPath,
-      stringify({
-        logging: { level: 'warn' },
-        jobs: {
-          pollMs: 50,
-          perKeyConcurrency: 64,
-          // A dead worker's jobs go to another worker 2 s after its last extension.
-          cluster: { ackWaitMs: 2_000 },
-          webhooks: { initialDelayMs: 100, maxDelayMs: 500 },
-        },
-        targets: {
-          echo: { endpoints: [{ url: api.url }], allowPrivateAddresses: true },
-          hooks: { endpoints: [{ url: hooks.url }], allowPrivateAddresses: true },
-        },
-        workspaces: {
-          w: {
-            targets: ['echo', 'hooks'],
-            keys: [{ id: 'k', hash: hashKeySecret(KEY) }],
-            webhookSecrets: [SECRET],
-          },
-        },
-      }),
-    )
+    await writeFile(configPath, stringify(config('warn')))
+    // Where the start lines say what each node does with jobs.
+    const startLinesPath = join(dir, 'fairlane-info.yaml')
+    await writeFile(startLinesPath, stringify(config('info')))
     const env = (roles: string) => ({
       FAIRLANE_NATS_URL: nats.url,
       FAIRLANE_REDIS_URL: redis.url,
       FAIRLANE_ROLES: roles,
     })
     const [front, actor] = await Promise.all([
-      startNodeProcess({ configPath, nodeId: 'front', env: env('ingress') }),
-      startNodeProcess({ configPath, nodeId: 'actor', env: env('actor') }),
+      startNodeProcess({ configPath: startLinesPath, nodeId: 'front', env: env('ingress') }),
+      startNodeProcess({ configPath: startLinesPath, nodeId: 'actor', env: env('actor') }),
     ])
+    // The ingress node opens the job store but takes no work; the actor node has no store.
+    await expect
+      .poll(() => front.output())
+      .toMatch(/"worker":false,"msg":"job store opened \(JetStream\)"/)
+    await expect.poll(() => actor.output()).toMatch(/"msg":"fairlane started"/)
+    expect(actor.output()).not.toMatch(/job store/)
     const ids = () => new Set(hooks.requests.map((r) => String(r.headers['webhook-id'])))
 
     // Accepted by an ingress-only node, which runs none of them.
