@@ -205,6 +205,30 @@ describe('JetStreamJobStore', () => {
     })
   })
 
+  it('a worker extends the messages of its running jobs: no other worker takes them past the ack wait', async () => {
+    const a = await open({ ackWaitMs: 1_000 })
+    const { job } = await a.store.submit({ ...JOB, body: body(request) })
+    await claimed(a.store, 1)
+    const b = await open({ ackWaitMs: 1_000 })
+    await new Promise((r) => setTimeout(r, 3_000))
+    expect(await b.store.claim(1, 1, () => true)).toEqual([])
+    expect(
+      await a.store.endAttempt(job.id, OK, { next: 'finish', state: 'succeeded', followUps: [] }),
+    ).toMatchObject({ state: 'succeeded', attempts: [{ status: 200 }] })
+  })
+
+  it('a closing worker gives its messages back at once, without waiting for the ack wait', async () => {
+    const a = await open()
+    const { job } = await a.store.submit({ ...JOB, body: body(request) })
+    await claimed(a.store, 1)
+    const b = await open()
+    const started = Date.now()
+    await a.store.close()
+    const [taken] = await claimed(b.store, 1)
+    expect(taken).toMatchObject({ id: job.id, state: 'running' })
+    expect(Date.now() - started).toBeLessThan(20_000)
+  })
+
   it('a finished job’s webhooks are held while due, given back until a retry, and its follow-up queued', async () => {
     const { store, nc } = await open()
     const { job } = await store.submit({ ...JOB, body: body(request) })
