@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { NatsConnection } from '@nats-io/nats-core'
+import type { NatsConnection, Subscription } from '@nats-io/nats-core'
 import {
   AckPolicy,
   RetentionPolicy,
@@ -24,6 +24,8 @@ export const JOB_KEY_BUCKET = 'fairlane-job-keys'
 /** The work queue of "job due" messages, shared by every worker through one durable consumer. */
 export const JOB_STREAM = 'FAIRLANE_JOBS'
 const JOB_SUBJECT = 'fairlane.v1.jobs.due'
+/** Core NATS (not stored): a job was cancelled, so the worker running it stops. */
+const CANCELLED_SUBJECT = 'fairlane.v1.jobs.cancelled'
 const CONSUMER = 'workers'
 
 export interface JetStreamJobStoreOptions {
@@ -51,6 +53,8 @@ export interface JetStreamJobStoreOptions {
     readonly onReady: () => void
     /** The queue could not be read (logged by the caller); the store tries again. */
     readonly onError: (err: unknown) => void
+    /** A job was cancelled on any node: its attempt running here, if any, stops. */
+    readonly onCancelled: (id: string) => void
   }
   /** How long opening waits for the JetStream API (its leader is elected after start). */
   readonly openWaitMs: number
@@ -131,6 +135,7 @@ export class JetStreamJobStore implements JobStore {
   #pulling: Promise<void> = Promise.resolve()
   #room: (() => void) | undefined
   #heartbeat: NodeJS.Timeout | undefined
+  #cancellations: Subscription | undefined
 
   private constructor(options: JetStreamJobStoreOptions, js: JetStreamClient, jobs: KV, keys: KV) {
     this.#o = options
@@ -261,6 +266,9 @@ export class JetStreamJobStore implements JobStore {
     if (changed?.changed && changed.job.deliveries.length > 0) {
       await this.#publish(`${id}.cancelled`, workspace, id)
     }
+    // Its outcome is dropped whoever runs it; this stops the attempt itself (not stored: a
+    // worker that misses it only finishes an attempt for nothing).
+    if (changed?.changed) this.#o.nc.publish(CANCELLED_SUBJECT, encoder.encode(id))
     return changed?.job
   }
 
@@ -430,6 +438,7 @@ export class JetStreamJobStore implements JobStore {
     if (this.#closed) return
     this.#closed = true
     clearInterval(this.#heartbeat)
+    this.#cancellations?.unsubscribe()
     this.#room?.()
     this.#fetching?.stop()
     await this.#pulling
@@ -447,6 +456,14 @@ export class JetStreamJobStore implements JobStore {
       Math.max(100, Math.floor(this.#o.ackWaitMs / 3)),
     )
     this.#heartbeat.unref()
+    const work = this.#o.work
+    if (work) {
+      this.#cancellations = this.#o.nc.subscribe(CANCELLED_SUBJECT, {
+        callback: (err, msg) => {
+          if (!err) work.onCancelled(msg.string())
+        },
+      })
+    }
     this.#pulling = this.#pull()
   }
 

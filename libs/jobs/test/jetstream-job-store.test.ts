@@ -44,6 +44,7 @@ async function nats(): Promise<NatsConnection> {
 async function open(options: { work?: boolean; ackWaitMs?: number } = {}) {
   const nc = await nats()
   const ready = { count: 0 }
+  const cancelled: string[] = []
   const store = await JetStreamJobStore.open({
     nc,
     now: () => Date.now(),
@@ -61,12 +62,13 @@ async function open(options: { work?: boolean; ackWaitMs?: number } = {}) {
             onError: (err: unknown) => {
               throw err
             },
+            onCancelled: (id: string) => void cancelled.push(id),
           },
         }
       : {}),
   })
   stores.push(store)
-  return { store, nc, ready }
+  return { store, nc, ready, cancelled }
 }
 
 /** Claims until `count` jobs came (messages arrive in the background). */
@@ -282,6 +284,15 @@ describe('JetStreamJobStore', () => {
     expect(await store.get('w', job.id)).toMatchObject({
       deliveries: [{ state: 'delivered', attempts: 2 }],
     })
+  })
+
+  it('a cancellation on one node stops the attempt on the worker running it', async () => {
+    const worker = await open()
+    const { job } = await worker.store.submit({ ...JOB, body: body(request) })
+    await claimed(worker.store, 1)
+    const front = await open({ work: false })
+    expect(await front.store.cancel('w', job.id)).toMatchObject({ state: 'cancelled' })
+    await vi.waitFor(() => expect(worker.cancelled).toEqual([job.id]))
   })
 
   it('a job cancelled while it waits for a retry has its webhook delivered at once', async () => {

@@ -79,6 +79,7 @@ export class Jobs implements JobsBackend {
               onReady: () => worker?.wake(),
               onError: (err: unknown) =>
                 this.#o.logger.error({ err }, 'job queue could not be read; trying again'),
+              onCancelled: (id: string) => worker?.cancel(id),
             },
           }
         : {}),
