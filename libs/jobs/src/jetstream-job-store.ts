@@ -2,31 +2,22 @@ import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { NatsConnection, Subscription } from '@nats-io/nats-core'
 import {
-  AckPolicy,
-  RetentionPolicy,
-  StorageType,
   jetstream,
-  jetstreamManager,
   type Consumer,
   type ConsumerMessages,
   type JetStreamClient,
   type JsMsg,
 } from '@nats-io/jetstream'
-import { Kvm, type KV, type KvEntry } from '@nats-io/kv'
 import { FINISHED_STATES, type Delivery, type JobAttempt, type JobRecord } from './job.ts'
+import { JobBucket, lostRace } from './job-bucket.ts'
 import { messageVerdict, nextDeliveryAt, type StoredJob } from './job-message.ts'
+import { finishedJob, newJobRecord } from './job-record.ts'
 import type { AttemptEnd, JobQuery, JobStore, NewJob, SubmitResult } from './job-store.ts'
+import { JOB_CONSUMER, JOB_STREAM, JOB_SUBJECT, openJobStreams } from './job-streams.ts'
+import { IdempotencyKeys } from './idempotency-keys.ts'
 
-/** The job documents, one key per job: `<workspace, base64url>.<job id>`. */
-export const JOB_BUCKET = 'fairlane-jobs'
-/** Idempotency keys, one per workspace and key, kept for jobs' idempotency window. */
-export const JOB_KEY_BUCKET = 'fairlane-job-keys'
-/** The work queue of "job due" messages, shared by every worker through one durable consumer. */
-export const JOB_STREAM = 'FAIRLANE_JOBS'
-const JOB_SUBJECT = 'fairlane.v1.jobs.due'
 /** Core NATS (not stored): a job was cancelled, so the worker running it stops. */
 const CANCELLED_SUBJECT = 'fairlane.v1.jobs.cancelled'
-const CONSUMER = 'workers'
 
 export interface JetStreamJobStoreOptions {
   readonly nc: NatsConnection
@@ -75,8 +66,6 @@ interface Held {
 const REFUSED_DELAY_MS = 1_000
 /** The long poll of one fetch; new messages come at once, this only bounds an idle wait. */
 const FETCH_EXPIRES_MS = 5_000
-/** A submission that took an Idempotency-Key and stored no job this long after is dead. */
-const STALE_KEY_MS = 5_000
 /** Reads of a listing in flight at once. */
 const LIST_READS = 32
 
@@ -84,28 +73,6 @@ const encoder = new TextEncoder()
 
 function bodyHash(body: unknown): string {
   return createHash('sha256').update(JSON.stringify(body)).digest('hex')
-}
-
-function workspaceToken(workspace: string): string {
-  return Buffer.from(workspace, 'utf8').toString('base64url')
-}
-
-function jobKey(workspace: string, id: string): string {
-  return `${workspaceToken(workspace)}.${id}`
-}
-
-/** The KV and stream APIs say a create or update lost its race in these words. */
-function lostRace(err: unknown): boolean {
-  return err instanceof Error && /wrong last sequence|key exists/i.test(err.message)
-}
-
-function alreadyThere(err: unknown): boolean {
-  return err instanceof Error && /already in use|already exists|exists/i.test(err.message)
-}
-
-function decode(entry: KvEntry | null): { stored: StoredJob; revision: number } | undefined {
-  if (!entry || entry.operation !== 'PUT') return undefined
-  return { stored: entry.json<StoredJob>(), revision: entry.revision }
 }
 
 /**
@@ -127,8 +94,8 @@ function decode(entry: KvEntry | null): { stored: StoredJob; revision: number } 
 export class JetStreamJobStore implements JobStore {
   readonly #o: JetStreamJobStoreOptions
   readonly #js: JetStreamClient
-  readonly #jobs: KV
-  readonly #keys: KV
+  readonly #jobs: JobBucket
+  readonly #keys: IdempotencyKeys
   readonly #held = new Map<string, Held>()
   #closed = false
   #fetching: ConsumerMessages | undefined
@@ -137,9 +104,9 @@ export class JetStreamJobStore implements JobStore {
   #heartbeat: NodeJS.Timeout | undefined
   #cancellations: Subscription | undefined
 
-  private constructor(options: JetStreamJobStoreOptions, js: JetStreamClient, jobs: KV, keys: KV) {
+  private constructor(options: JetStreamJobStoreOptions, jobs: JobBucket, keys: IdempotencyKeys) {
     this.#o = options
-    this.#js = js
+    this.#js = jetstream(options.nc)
     this.#jobs = jobs
     this.#keys = keys
   }
@@ -149,7 +116,14 @@ export class JetStreamJobStore implements JobStore {
     const giveUpAt = Date.now() + options.openWaitMs
     for (;;) {
       try {
-        return await JetStreamJobStore.#open(options)
+        const { jobs, keys } = await openJobStreams(options.nc, options)
+        const store = new JetStreamJobStore(
+          options,
+          new JobBucket(jobs),
+          new IdempotencyKeys(keys, options.now),
+        )
+        if (options.work) store.#startWork()
+        return store
       } catch (err) {
         // JetStream elects its meta leader a few seconds after the servers start.
         if (Date.now() > giveUpAt) throw err
@@ -158,71 +132,34 @@ export class JetStreamJobStore implements JobStore {
     }
   }
 
-  static async #open(o: JetStreamJobStoreOptions): Promise<JetStreamJobStore> {
-    const jsm = await jetstreamManager(o.nc, { timeout: 2_000 })
-    const kvm = new Kvm(o.nc)
-    const bucket = async (name: string, maxAgeMs: number): Promise<KV> => {
-      const settings = { history: 1, replicas: o.replicas, storage: StorageType.File }
-      try {
-        return await kvm.create(name, { ...settings, ttl: maxAgeMs })
-      } catch (err) {
-        if (!alreadyThere(err)) throw err
-        // Made by a node with other settings: this node's max age wins (the last to start
-        // has the newest config).
-        await jsm.streams.update(`KV_${name}`, { max_age: maxAgeMs * 1_000_000 })
-        return kvm.open(name)
-      }
-    }
-    const jobs = await bucket(JOB_BUCKET, o.keepMs)
-    const keys = await bucket(JOB_KEY_BUCKET, o.idempotencyMs)
-    try {
-      await jsm.streams.add({
-        name: JOB_STREAM,
-        subjects: [JOB_SUBJECT],
-        retention: RetentionPolicy.Workqueue,
-        storage: StorageType.File,
-        num_replicas: o.replicas,
-      })
-    } catch (err) {
-      if (!alreadyThere(err)) throw err
-    }
-    const consumer = {
-      ack_wait: o.ackWaitMs * 1_000_000,
-      max_deliver: -1,
-      // Jobs waiting for a retry or a delivery are messages given back with a delay, still
-      // pending on the consumer: no bound, or waiting jobs would stop new ones.
-      max_ack_pending: -1,
-    }
-    try {
-      await jsm.consumers.add(JOB_STREAM, {
-        durable_name: CONSUMER,
-        ack_policy: AckPolicy.Explicit,
-        ...consumer,
-      })
-    } catch (err) {
-      if (!alreadyThere(err)) throw err
-      await jsm.consumers.update(JOB_STREAM, CONSUMER, consumer)
-    }
-    const store = new JetStreamJobStore(o, jetstream(o.nc), jobs, keys)
-    if (o.work) store.#startWork()
-    return store
-  }
-
   async submit(job: NewJob): Promise<SubmitResult> {
     const hash = bodyHash(job.body)
     const id = this.#o.newId()
     if (job.idempotencyKey !== undefined) {
-      const held = await this.#takeIdempotencyKey(job, id, hash)
-      if (held) return held
+      const held = await this.#keys.take(
+        job.workspace,
+        job.idempotencyKey,
+        { id, hash },
+        async (heldBy) => (await this.#jobs.read(job.workspace, heldBy))?.stored.job,
+      )
+      if (held) {
+        const existing = held.job
+        // Its submission may have died between storing the job and queueing its message:
+        // the copy is harmless (the stream drops a repeat within its window, a later copy
+        // finds the job claimed and is acked).
+        if (existing.state === 'queued' && existing.attempts.length === 0) {
+          await this.#publish(existing.id, existing.workspace, existing.id)
+        }
+        return { kind: held.holder.hash === hash ? 'replayed' : 'conflict', job: existing }
+      }
     }
-    const record = this.#newRecord(job, id)
-    await this.#jobs.create(jobKey(job.workspace, id), JSON.stringify({ job: record }))
-    await this.#publish(id, job.workspace, id)
+    const record = newJobRecord(job, id, this.#o.now())
+    await this.#storeNew(record)
     return { kind: 'created', job: record }
   }
 
   async get(workspace: string, id: string): Promise<JobRecord | undefined> {
-    return (await this.#read(workspace, id))?.stored.job
+    return (await this.#jobs.read(workspace, id))?.stored.job
   }
 
   /**
@@ -231,11 +168,8 @@ export class JetStreamJobStore implements JobStore {
    * when filtered by state): meant for inspection, not for polling.
    */
   async list(workspace: string, query: JobQuery): Promise<{ jobs: JobRecord[]; cursor?: string }> {
-    const prefix = `${workspaceToken(workspace)}.`
-    const ids = new Set<string>()
-    // The server may list a key twice (2.9): a set counts each once.
-    for await (const key of await this.#jobs.keys(`${prefix}>`)) ids.add(key.slice(prefix.length))
-    const older = [...ids]
+    const ids = await this.#jobs.ids(workspace)
+    const older = ids
       .filter((id) => query.cursor === undefined || id < query.cursor)
       .sort()
       .reverse()
@@ -255,11 +189,11 @@ export class JetStreamJobStore implements JobStore {
   }
 
   async cancel(workspace: string, id: string): Promise<JobRecord | undefined> {
-    const changed = await this.#change(workspace, id, (stored) =>
+    const changed = await this.#jobs.change(workspace, id, (stored) =>
       FINISHED_STATES.has(stored.job.state)
         ? undefined
         : // Its holder, if running, still owns the message (see endAttempt).
-          { ...stored, job: this.#finished(stored.job, { state: 'cancelled' }) },
+          { ...stored, job: finishedJob(stored.job, { state: 'cancelled' }, this.#o.now()) },
     )
     // A job waiting for a retry has its message away until then: a fresh one delivers the
     // cancellation's webhooks now (the other finds nothing left to do).
@@ -321,7 +255,7 @@ export class JetStreamJobStore implements JobStore {
     // Made once: a write that loses its race is tried again with the same follow-ups.
     let followUps: JobRecord[] | undefined
     for (;;) {
-      const read = decode(await this.#jobs.get(held.key))
+      const read = await this.#jobs.readKey(held.key)
       if (!read) {
         this.#release(held, () => held.msg.ack())
         return undefined
@@ -345,13 +279,13 @@ export class JetStreamJobStore implements JobStore {
         next = { job: { ...stored.job, state: 'queued', attempts, dueAt: end.at, updatedAt: now } }
       } else {
         if (!followUps) {
-          followUps = end.followUps.map((f) => this.#newRecord(f, this.#o.newId()))
+          followUps = end.followUps.map((f) => newJobRecord(f, this.#o.newId(), now))
           // Stored before the outcome that names them: a crash between the two leaves at
           // worst an extra follow-up, never a finished job missing its own.
           await Promise.all(followUps.map((f) => this.#storeNew(f)))
         }
         next = {
-          job: this.#finished(
+          job: finishedJob(
             { ...stored.job, attempts },
             {
               state: end.state,
@@ -359,12 +293,13 @@ export class JetStreamJobStore implements JobStore {
               ...(end.error ? { error: end.error } : {}),
               ...(followUps.length ? { followUps: followUps.map((f) => f.id) } : {}),
             },
+            now,
           ),
         }
       }
       let written: number
       try {
-        written = await this.#jobs.update(held.key, JSON.stringify(next), revision)
+        written = await this.#jobs.update(held.key, next, revision)
       } catch (err) {
         if (lostRace(err)) continue
         throw err
@@ -390,7 +325,7 @@ export class JetStreamJobStore implements JobStore {
     const held = this.#held.get(id)
     if (held?.phase !== 'delivering') return
     for (;;) {
-      const read = decode(await this.#jobs.get(held.key))
+      const read = await this.#jobs.readKey(held.key)
       if (!read) {
         this.#release(held, () => held.msg.ack())
         return
@@ -402,7 +337,7 @@ export class JetStreamJobStore implements JobStore {
         updatedAt: this.#o.now(),
       }
       try {
-        const written = await this.#jobs.update(held.key, JSON.stringify({ job }), revision)
+        const written = await this.#jobs.update(held.key, { job }, revision)
         this.#settle(held, job, written)
         return
       } catch (err) {
@@ -412,7 +347,7 @@ export class JetStreamJobStore implements JobStore {
   }
 
   async redeliver(workspace: string, id: string): Promise<JobRecord | undefined> {
-    const changed = await this.#change(workspace, id, (stored) => {
+    const changed = await this.#jobs.change(workspace, id, (stored) => {
       if (!FINISHED_STATES.has(stored.job.state)) return undefined
       const now = this.#o.now()
       const deliveries = stored.job.deliveries.map((d): Delivery =>
@@ -478,7 +413,7 @@ export class JetStreamJobStore implements JobStore {
         continue
       }
       try {
-        consumer ??= await this.#js.consumers.get(JOB_STREAM, CONSUMER)
+        consumer ??= await this.#js.consumers.get(JOB_STREAM, JOB_CONSUMER)
         const messages = await consumer.fetch({ max_messages: room, expires: FETCH_EXPIRES_MS })
         this.#fetching = messages
         let useful = false
@@ -517,7 +452,7 @@ export class JetStreamJobStore implements JobStore {
       id: string
       workspace: string
     }
-    const key = jobKey(workspace, id)
+    const key = JobBucket.key(workspace, id)
     const already = this.#held.get(id)
     if (already) {
       // The message this node holds, back after a missed extension: keep the newer delivery.
@@ -525,7 +460,7 @@ export class JetStreamJobStore implements JobStore {
       else msg.ack()
       return false
     }
-    const read = decode(await this.#jobs.get(key))
+    const read = await this.#jobs.readKey(key)
     const verdict = messageVerdict(read?.stored, msg.seq, this.#o.now())
     if (!read || verdict.kind === 'done') {
       msg.ack()
@@ -552,11 +487,7 @@ export class JetStreamJobStore implements JobStore {
     const job: JobRecord = { ...held.job, state: 'running', updatedAt: now }
     const runBy = { seq: held.msg.seq, delivery: held.msg.info.deliveryCount }
     try {
-      held.revision = await this.#jobs.update(
-        held.key,
-        JSON.stringify({ job, runBy } satisfies StoredJob),
-        held.revision,
-      )
+      held.revision = await this.#jobs.update(held.key, { job, runBy }, held.revision)
       held.runAs = runBy.delivery
       held.job = job
       return job
@@ -593,119 +524,9 @@ export class JetStreamJobStore implements JobStore {
     this.#room?.()
   }
 
-  // --- documents ---
-
-  async #read(
-    workspace: string,
-    id: string,
-  ): Promise<{ stored: StoredJob; revision: number } | undefined> {
-    const read = decode(await this.#jobs.get(jobKey(workspace, id)))
-    return read?.stored.job.workspace === workspace ? read : undefined
-  }
-
-  /** A compare-and-set loop on one job; `change` returns undefined to leave it as it is. */
-  async #change(
-    workspace: string,
-    id: string,
-    change: (stored: StoredJob) => StoredJob | undefined,
-  ): Promise<{ job: JobRecord; changed: boolean } | undefined> {
-    for (;;) {
-      const read = await this.#read(workspace, id)
-      if (!read) return undefined
-      const next = change(read.stored)
-      if (!next) return { job: read.stored.job, changed: false }
-      try {
-        await this.#jobs.update(jobKey(workspace, id), JSON.stringify(next), read.revision)
-        return { job: next.job, changed: true }
-      } catch (err) {
-        if (!lostRace(err)) throw err
-      }
-    }
-  }
-
-  /**
-   * Takes the job's Idempotency-Key for `id`, or answers with the job that holds it. A key
-   * whose submission died before storing its job is taken over once that is clear.
-   */
-  async #takeIdempotencyKey(
-    job: NewJob,
-    id: string,
-    hash: string,
-  ): Promise<SubmitResult | undefined> {
-    const name = `${workspaceToken(job.workspace)}.${createHash('sha256')
-      .update(job.idempotencyKey ?? '')
-      .digest('hex')}`
-    const value = JSON.stringify({ id, hash })
-    for (;;) {
-      try {
-        await this.#keys.create(name, value)
-        return undefined
-      } catch (err) {
-        if (!lostRace(err)) throw err
-      }
-      const entry = await this.#keys.get(name)
-      if (!entry || entry.operation !== 'PUT') continue
-      const taken = entry.json<{ id: string; hash: string }>()
-      const existing = await this.#read(job.workspace, taken.id)
-      if (existing) {
-        // Its submission may have died between storing the job and queueing its message:
-        // the copy is harmless (the stream drops a repeat within its window, a later copy
-        // finds the job claimed and is acked).
-        if (existing.stored.job.state === 'queued' && existing.stored.job.attempts.length === 0) {
-          await this.#publish(taken.id, job.workspace, taken.id)
-        }
-        return { kind: taken.hash === hash ? 'replayed' : 'conflict', job: existing.stored.job }
-      }
-      if (this.#o.now() - entry.created.getTime() < STALE_KEY_MS) {
-        await sleep(100)
-        continue
-      }
-      try {
-        await this.#keys.update(name, value, entry.revision)
-        return undefined
-      } catch (err) {
-        if (!lostRace(err)) throw err
-      }
-    }
-  }
-
-  #newRecord(job: NewJob, id: string): JobRecord {
-    const now = this.#o.now()
-    return {
-      id,
-      workspace: job.workspace,
-      keyId: job.keyId,
-      state: 'queued',
-      body: job.body,
-      createdAt: now,
-      updatedAt: now,
-      dueAt: now,
-      deadlineAt: now + job.deadlineMs,
-      attempts: [],
-      chainId: job.chainId ?? id,
-      ...(job.parentId !== undefined ? { parentId: job.parentId } : {}),
-      ...(job.idempotencyKey !== undefined ? { idempotencyKey: job.idempotencyKey } : {}),
-      deliveries: [],
-    }
-  }
-
   async #storeNew(job: JobRecord): Promise<void> {
-    await this.#jobs.create(jobKey(job.workspace, job.id), JSON.stringify({ job }))
+    await this.#jobs.create(job)
     await this.#publish(job.id, job.workspace, job.id)
-  }
-
-  /** A job's end: its webhooks become due now. */
-  #finished(job: JobRecord, end: Partial<JobRecord> & Pick<JobRecord, 'state'>): JobRecord {
-    const now = this.#o.now()
-    const hooks = job.body.webhooks?.length ?? (job.body.webhook ? 1 : 0)
-    const deliveries = Array.from({ length: hooks }, (_, index): Delivery => ({
-      index,
-      state: 'pending',
-      attempts: 0,
-      firstAt: now,
-      nextAt: now,
-    }))
-    return { ...job, ...end, finishedAt: now, updatedAt: now, deliveries }
   }
 
   /** A "job due" message; `msgID` lets the stream drop a repeat within its window. */

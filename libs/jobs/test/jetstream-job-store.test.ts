@@ -3,9 +3,9 @@ import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { startNats, type NatsServer } from '@fairlane/testing'
+import { JOB_STREAM } from '../src/job-streams.ts'
 import {
   JetStreamJobStore,
-  JOB_STREAM,
   checkJobBody,
   sortableJobId,
   type JobBody,
