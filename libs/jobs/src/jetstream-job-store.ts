@@ -38,8 +38,10 @@ export interface JetStreamJobStoreOptions {
    * submits, reads and changes jobs.
    */
   readonly work?: {
-    /** Messages held at once: attempts running, deliveries, and due jobs waiting for a slot. */
-    readonly prefetch: number
+    /** Attempts this node runs at once (jobs.concurrency): due jobs are held for these. */
+    readonly slots: () => number
+    /** Finished jobs held at once beside them, for their webhook deliveries. */
+    readonly deliveries: number
     /** A due job or delivery arrived: the worker looks now rather than at its next poll. */
     readonly onReady: () => void
     /** The queue could not be read (logged by the caller); the store tries again. */
@@ -407,7 +409,7 @@ export class JetStreamJobStore implements JobStore {
     if (!work) return
     let consumer: Consumer | undefined
     while (!this.#closed) {
-      const room = work.prefetch - this.#held.size
+      const room = work.slots() + work.deliveries - this.#held.size
       if (room <= 0) {
         await this.#waitForRoom(FETCH_EXPIRES_MS)
         continue
@@ -416,13 +418,15 @@ export class JetStreamJobStore implements JobStore {
         consumer ??= await this.#js.consumers.get(JOB_STREAM, JOB_CONSUMER)
         const messages = await consumer.fetch({ max_messages: room, expires: FETCH_EXPIRES_MS })
         this.#fetching = messages
+        let arrived = 0
         let useful = false
         for await (const msg of messages) {
+          arrived++
           if (await this.#arrive(msg)) useful = true
         }
-        // A round that brought only jobs to give back (a key at its share) waits before the
-        // next, rather than cycle through that key's backlog as fast as the server sends it.
-        if (!useful && !this.#closed) await this.#waitForRoom(REFUSED_DELAY_MS)
+        // A round that brought only jobs to give back (no free slot, a key at its share) waits
+        // before the next, rather than cycle through the backlog as fast as the server sends it.
+        if (arrived > 0 && !useful && !this.#closed) await this.#waitForRoom(REFUSED_DELAY_MS)
       } catch (err) {
         if (this.#closed) return
         consumer = undefined
@@ -470,6 +474,12 @@ export class JetStreamJobStore implements JobStore {
       msg.nak(verdict.delayMs)
       return false
     }
+    if (verdict.kind === 'run' && this.#unfinished() >= (this.#o.work?.slots() ?? 0)) {
+      // Every slot taken: the job goes back for a worker with a free one (or this one later)
+      // rather than wait here.
+      msg.nak(REFUSED_DELAY_MS)
+      return false
+    }
     this.#held.set(id, {
       msg,
       key,
@@ -479,6 +489,13 @@ export class JetStreamJobStore implements JobStore {
     })
     this.#o.work?.onReady()
     return true
+  }
+
+  /** Jobs held to run or running: what takes the worker's slots. */
+  #unfinished(): number {
+    let count = 0
+    for (const held of this.#held.values()) if (held.phase !== 'delivering') count++
+    return count
   }
 
   /** Marks a held due job running under its message; undefined when it changed meanwhile. */

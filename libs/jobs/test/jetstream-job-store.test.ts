@@ -41,7 +41,7 @@ async function nats(): Promise<NatsConnection> {
 }
 
 /** A store as a node opens it; `work` makes it a worker that takes messages. */
-async function open(options: { work?: boolean; ackWaitMs?: number } = {}) {
+async function open(options: { work?: boolean; ackWaitMs?: number; slots?: number } = {}) {
   const nc = await nats()
   const ready = { count: 0 }
   const cancelled: string[] = []
@@ -57,7 +57,8 @@ async function open(options: { work?: boolean; ackWaitMs?: number } = {}) {
     ...(options.work !== false
       ? {
           work: {
-            prefetch: 100,
+            slots: () => options.slots ?? 100,
+            deliveries: 10,
             onReady: () => void ready.count++,
             onError: (err: unknown) => {
               throw err
@@ -217,6 +218,17 @@ describe('JetStreamJobStore', () => {
     expect(
       await a.store.endAttempt(job.id, OK, { next: 'finish', state: 'succeeded', followUps: [] }),
     ).toMatchObject({ state: 'succeeded', attempts: [{ status: 200 }] })
+  })
+
+  it('a worker with every slot taken leaves due jobs to a worker with free ones', async () => {
+    const busy = await open({ slots: 1 })
+    const first = await busy.store.submit({ ...JOB, body: body(request) })
+    const [running] = await claimed(busy.store, 1)
+    expect(running?.id).toBe(first.job.id)
+    const second = await busy.store.submit({ ...JOB, body: body(request) })
+    const idle = await open()
+    const [taken] = await claimed(idle.store, 1)
+    expect(taken?.id).toBe(second.job.id)
   })
 
   it('a closing worker gives its messages back at once, without waiting for the ack wait', async () => {

@@ -75,7 +75,8 @@ export class Jobs implements JobsBackend {
       ...(cluster.work
         ? {
             work: {
-              prefetch: settings.concurrency + DELIVERY_SLOTS,
+              slots: () => this.#o.config.current().jobs.concurrency,
+              deliveries: DELIVERY_SLOTS,
               onReady: () => worker?.wake(),
               onError: (err: unknown) =>
                 this.#o.logger.error({ err }, 'job queue could not be read; trying again'),
