@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, request } from 'undici'
 import { afterAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
+import { verifyWebhook } from '@fairlane/jobs'
 import { startNats, startRedis, startUpstream } from '@fairlane/testing'
 import { killAllNodeProcesses, startNodeProcess } from './cluster-harness.ts'
 import { bearer, hashKeySecret } from './node-harness.ts'
@@ -12,10 +13,11 @@ import { bearer, hashKeySecret } from './node-harness.ts'
 const KEY = 'fl_jobs_cluster'
 const SECRET = 'whsec_' + Buffer.from('cluster jobs webhook secret').toString('base64')
 const JOBS = 1000
+const ADMIN_TOKEN = 'jobs-cluster-admin-token-0123456789'
 
 afterAll(killAllNodeProcesses)
 
-describe('cluster jobs and SIGKILL of a worker', () => {
+describe('jobs in a cluster', () => {
   it(`with ${JOBS} jobs accepted, SIGKILL of the worker mid-run loses none: another worker delivers every webhook`, async () => {
     const [nats, redis, api, hooks] = await Promise.all([
       startNats({ jetstream: true }),
@@ -122,4 +124,65 @@ describe('cluster jobs and SIGKILL of a worker', () => {
     await Promise.all([second.stop(), front.stop(), actor.stop()])
     await Promise.all([api.close(), hooks.close(), nats.stop(), redis.stop()])
   }, 120_000)
+
+  it('webhook secrets set through the admin API sign the webhooks of every node', async () => {
+    const [nats, redis, api, hooks] = await Promise.all([
+      startNats({ jetstream: true }),
+      startRedis(),
+      startUpstream(),
+      startUpstream(),
+    ])
+    const dir = await mkdtemp(join(tmpdir(), 'fairlane-jobs-secrets-'))
+    const configPath = join(dir, 'fairlane.yaml')
+    const workspace = { targets: ['echo', 'hooks'] }
+    await writeFile(
+      configPath,
+      stringify({
+        logging: { level: 'warn' },
+        jobs: { pollMs: 50 },
+        targets: {
+          echo: { endpoints: [{ url: api.url }], allowPrivateAddresses: true },
+          hooks: { endpoints: [{ url: hooks.url }], allowPrivateAddresses: true },
+        },
+        workspaces: { w: { ...workspace, keys: [{ id: 'k', hash: hashKeySecret(KEY) }] } },
+      }),
+    )
+    const env = (roles: string) => ({
+      FAIRLANE_NATS_URL: nats.url,
+      FAIRLANE_REDIS_URL: redis.url,
+      FAIRLANE_ROLES: roles,
+      FAIRLANE_ADMIN_TOKEN: ADMIN_TOKEN,
+      HOOK_SECRET: SECRET,
+    })
+    const [front, worker] = await Promise.all([
+      startNodeProcess({ configPath, nodeId: 'front', env: env('ingress,actor') }),
+      startNodeProcess({ configPath, nodeId: 'worker', env: env('worker') }),
+    ])
+    const put = await fetch(`${front.adminUrl}/admin/v1/workspaces/w`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ...workspace, webhookSecrets: ['${HOOK_SECRET}'] }),
+    })
+    expect(put.status).toBe(200)
+    const submitted = await fetch(`${front.proxyUrl}/v1/jobs`, {
+      method: 'POST',
+      headers: { ...bearer(KEY), 'content-type': 'application/json' },
+      body: JSON.stringify({
+        request: { method: 'GET', target: 'echo', path: '/signed' },
+        webhook: { target: 'hooks', path: '/fairlane' },
+      }),
+    })
+    expect(submitted.status).toBe(202)
+    // The worker learnt the secret from the broadcast, as every node does.
+    await expect.poll(() => hooks.hits, { timeout: 15_000 }).toBe(1)
+    const [delivered] = hooks.requests
+    const headers = Object.fromEntries(
+      Object.entries(delivered?.headers ?? {}).map(([k, v]) => [k, String(v)]),
+    )
+    expect(
+      verifyWebhook(headers, delivered?.body.toString() ?? '', [SECRET], Date.now() / 1000),
+    ).toBe(true)
+    await Promise.all([worker.stop(), front.stop()])
+    await Promise.all([api.close(), hooks.close(), nats.stop(), redis.stop()])
+  }, 60_000)
 })
