@@ -3,9 +3,9 @@ import { AckPolicy, RetentionPolicy, StorageType, jetstreamManager } from '@nats
 import { Kvm, type KV } from '@nats-io/kv'
 
 /** The job documents. */
-export const JOB_BUCKET = 'fairlane-jobs'
+const JOB_BUCKET = 'fairlane-jobs'
 /** Idempotency-Keys. */
-export const JOB_KEY_BUCKET = 'fairlane-job-keys'
+const JOB_KEY_BUCKET = 'fairlane-job-keys'
 /** The work queue of "job due" messages. */
 export const JOB_STREAM = 'FAIRLANE_JOBS'
 export const JOB_SUBJECT = 'fairlane.v1.jobs.due'
