@@ -44,7 +44,10 @@ export interface JetStreamJobStoreOptions {
     readonly deliveries: number
     /** A due job or delivery arrived: the worker looks now rather than at its next poll. */
     readonly onReady: () => void
-    /** The queue could not be read (logged by the caller); the store tries again. */
+    /**
+     * The queue could not be read (the first failure of a run of them: one line per outage);
+     * the store tries again every second.
+     */
     readonly onError: (err: unknown) => void
     /** A job was cancelled on any node: its attempt running here, if any, stops. */
     readonly onCancelled: (id: string) => void
@@ -408,6 +411,7 @@ export class JetStreamJobStore implements JobStore {
     const work = this.#o.work
     if (!work) return
     let consumer: Consumer | undefined
+    let failing = false
     while (!this.#closed) {
       const room = work.slots() + work.deliveries - this.#held.size
       if (room <= 0) {
@@ -426,11 +430,13 @@ export class JetStreamJobStore implements JobStore {
         }
         // A round that brought only jobs to give back (no free slot, a key at its share) waits
         // before the next, rather than cycle through the backlog as fast as the server sends it.
+        failing = false
         if (arrived > 0 && !useful && !this.#closed) await this.#waitForRoom(REFUSED_DELAY_MS)
       } catch (err) {
         if (this.#closed) return
         consumer = undefined
-        work.onError(err)
+        if (!failing) work.onError(err)
+        failing = true
         await sleep(1_000)
       } finally {
         this.#fetching = undefined

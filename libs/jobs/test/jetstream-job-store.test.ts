@@ -41,7 +41,14 @@ async function nats(): Promise<NatsConnection> {
 }
 
 /** A store as a node opens it; `work` makes it a worker that takes messages. */
-async function open(options: { work?: boolean; ackWaitMs?: number; slots?: number } = {}) {
+async function open(
+  options: {
+    work?: boolean
+    ackWaitMs?: number
+    slots?: number
+    onError?: (err: unknown) => void
+  } = {},
+) {
   const nc = await nats()
   const ready = { count: 0 }
   const cancelled: string[] = []
@@ -60,9 +67,11 @@ async function open(options: { work?: boolean; ackWaitMs?: number; slots?: numbe
             slots: () => options.slots ?? 100,
             deliveries: 10,
             onReady: () => void ready.count++,
-            onError: (err: unknown) => {
-              throw err
-            },
+            onError:
+              options.onError ??
+              ((err: unknown) => {
+                throw err
+              }),
             onCancelled: (id: string) => void cancelled.push(id),
           },
         }
@@ -229,6 +238,31 @@ describe('JetStreamJobStore', () => {
     const idle = await open()
     const [taken] = await claimed(idle.store, 1)
     expect(taken?.id).toBe(second.job.id)
+  })
+
+  it('a worker reads the queue again once NATS is back', async () => {
+    const errors: unknown[] = []
+    const { store } = await open({ onError: (err) => errors.push(err) })
+    await server?.stop()
+    await new Promise((r) => setTimeout(r, 2_000))
+    await server?.start()
+    const submitted = await vi.waitFor(
+      () => store.submit({ ...JOB, body: body({ request: request.request }) }),
+      { timeout: 15_000, interval: 500 },
+    )
+    const [taken] = await claimed(store, 1)
+    expect(taken?.id).toBe(submitted.job.id)
+    expect(errors.length).toBeLessThanOrEqual(1)
+  })
+
+  it('a queue that cannot be read is reported once, not at every try', async () => {
+    const errors: unknown[] = []
+    const { nc } = await open({ onError: (err) => errors.push(err) })
+    await (await jetstreamManager(nc)).consumers.delete(JOB_STREAM, 'workers')
+    await vi.waitFor(() => expect(errors.length).toBeGreaterThan(0), { timeout: 10_000 })
+    // Tried again every second meanwhile.
+    await new Promise((r) => setTimeout(r, 3_000))
+    expect(errors).toHaveLength(1)
   })
 
   it('a closing worker gives its messages back at once, without waiting for the ack wait', async () => {
