@@ -438,6 +438,11 @@ export class JetStreamJobStore implements JobStore {
         if (!failing) work.onError(err)
         failing = true
         await sleep(1_000)
+        // Removed behind the cluster's back (an operator, a JetStream store lost): made again,
+        // so jobs submitted from now on run.
+        if (err instanceof Error && /not found/i.test(err.message)) {
+          await openJobStreams(this.#o.nc, this.#o).catch(() => undefined)
+        }
       } finally {
         this.#fetching = undefined
       }

@@ -255,14 +255,17 @@ describe('JetStreamJobStore', () => {
     expect(errors.length).toBeLessThanOrEqual(1)
   })
 
-  it('a queue that cannot be read is reported once, not at every try', async () => {
+  it('a queue that cannot be read is reported once, not at every try; a consumer removed is made again', async () => {
     const errors: unknown[] = []
-    const { nc } = await open({ onError: (err) => errors.push(err) })
+    const { nc, store } = await open({ onError: (err) => errors.push(err) })
     await (await jetstreamManager(nc)).consumers.delete(JOB_STREAM, 'workers')
     await vi.waitFor(() => expect(errors.length).toBeGreaterThan(0), { timeout: 10_000 })
     // Tried again every second meanwhile.
     await new Promise((r) => setTimeout(r, 3_000))
     expect(errors).toHaveLength(1)
+    const { job } = await store.submit({ ...JOB, body: body({ request: request.request }) })
+    const [taken] = await claimed(store, 1)
+    expect(taken?.id).toBe(job.id)
   })
 
   it('a closing worker gives its messages back at once, without waiting for the ack wait', async () => {
