@@ -126,53 +126,14 @@ describe('jobs in a cluster', () => {
   }, 120_000)
 
   it('webhook secrets set through the admin API sign the webhooks of every node', async () => {
-    const [nats, redis, api, hooks] = await Promise.all([
-      startNats({ jetstream: true }),
-      startRedis(),
-      startUpstream(),
-      startUpstream(),
-    ])
-    const dir = await mkdtemp(join(tmpdir(), 'fairlane-jobs-secrets-'))
-    const configPath = join(dir, 'fairlane.yaml')
-    const workspace = { targets: ['echo', 'hooks'] }
-    await writeFile(
-      configPath,
-      stringify({
-        logging: { level: 'warn' },
-        jobs: { pollMs: 50 },
-        targets: {
-          echo: { endpoints: [{ url: api.url }], allowPrivateAddresses: true },
-          hooks: { endpoints: [{ url: hooks.url }], allowPrivateAddresses: true },
-        },
-        workspaces: { w: { ...workspace, keys: [{ id: 'k', hash: hashKeySecret(KEY) }] } },
-      }),
-    )
-    const env = (roles: string) => ({
-      FAIRLANE_NATS_URL: nats.url,
-      FAIRLANE_REDIS_URL: redis.url,
-      FAIRLANE_ROLES: roles,
-      FAIRLANE_ADMIN_TOKEN: ADMIN_TOKEN,
-      HOOK_SECRET: SECRET,
-    })
-    const [front, worker] = await Promise.all([
-      startNodeProcess({ configPath, nodeId: 'front', env: env('ingress,actor') }),
-      startNodeProcess({ configPath, nodeId: 'worker', env: env('worker') }),
-    ])
+    const { front, hooks, stop } = await frontAndWorker()
     const put = await fetch(`${front.adminUrl}/admin/v1/workspaces/w`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ ...workspace, webhookSecrets: ['${HOOK_SECRET}'] }),
+      body: JSON.stringify({ ...WORKSPACE, webhookSecrets: ['${HOOK_SECRET}'] }),
     })
     expect(put.status).toBe(200)
-    const submitted = await fetch(`${front.proxyUrl}/v1/jobs`, {
-      method: 'POST',
-      headers: { ...bearer(KEY), 'content-type': 'application/json' },
-      body: JSON.stringify({
-        request: { method: 'GET', target: 'echo', path: '/signed' },
-        webhook: { target: 'hooks', path: '/fairlane' },
-      }),
-    })
-    expect(submitted.status).toBe(202)
+    expect((await submit(front, '/signed')).status).toBe(202)
     // The worker learnt the secret from the broadcast, as every node does.
     await expect.poll(() => hooks.hits, { timeout: 15_000 }).toBe(1)
     const [delivered] = hooks.requests
@@ -182,7 +143,85 @@ describe('jobs in a cluster', () => {
     expect(
       verifyWebhook(headers, delivered?.body.toString() ?? '', [SECRET], Date.now() / 1000),
     ).toBe(true)
-    await Promise.all([worker.stop(), front.stop()])
-    await Promise.all([api.close(), hooks.close(), nats.stop(), redis.stop()])
+    await stop()
+  }, 60_000)
+
+  it('a job that meets 429 with Retry-After on a worker node is attempted again at that time and succeeds', async () => {
+    const { front, api, hooks, stop } = await frontAndWorker([SECRET])
+    let calls = 0
+    api.behave(() =>
+      ++calls === 1
+        ? { kind: 'respond', status: 429, headers: { 'retry-after': '2' } }
+        : { kind: 'echo' },
+    )
+    const { id } = (await (await submit(front, '/later')).json()) as { id: string }
+    await expect.poll(() => hooks.hits, { timeout: 20_000 }).toBe(1)
+    const job = (await (
+      await fetch(`${front.proxyUrl}/v1/jobs/${id}`, { headers: bearer(KEY) })
+    ).json()) as { state: string; attempts: { status: number; startedAt: string }[] }
+    expect(job.state).toBe('succeeded')
+    expect(job.attempts.map((a) => a.status)).toEqual([429, 200])
+    const [first, second] = job.attempts.map((a) => Date.parse(a.startedAt))
+    expect((second ?? 0) - (first ?? 0)).toBeGreaterThanOrEqual(1_900)
+    await stop()
   }, 60_000)
 })
+
+const WORKSPACE = { targets: ['echo', 'hooks'] }
+
+/** An ingress and actor node, a worker-only node, an upstream and a webhook receiver. */
+async function frontAndWorker(webhookSecrets: string[] = []) {
+  const [nats, redis, api, hooks] = await Promise.all([
+    startNats({ jetstream: true }),
+    startRedis(),
+    startUpstream(),
+    startUpstream(),
+  ])
+  const dir = await mkdtemp(join(tmpdir(), 'fairlane-jobs-cluster-'))
+  const configPath = join(dir, 'fairlane.yaml')
+  await writeFile(
+    configPath,
+    stringify({
+      logging: { level: 'warn' },
+      jobs: { pollMs: 50 },
+      targets: {
+        echo: { endpoints: [{ url: api.url }], allowPrivateAddresses: true },
+        hooks: { endpoints: [{ url: hooks.url }], allowPrivateAddresses: true },
+      },
+      workspaces: {
+        w: { ...WORKSPACE, keys: [{ id: 'k', hash: hashKeySecret(KEY) }], webhookSecrets },
+      },
+    }),
+  )
+  const env = (roles: string) => ({
+    FAIRLANE_NATS_URL: nats.url,
+    FAIRLANE_REDIS_URL: redis.url,
+    FAIRLANE_ROLES: roles,
+    FAIRLANE_ADMIN_TOKEN: ADMIN_TOKEN,
+    HOOK_SECRET: SECRET,
+  })
+  const [front, worker] = await Promise.all([
+    startNodeProcess({ configPath, nodeId: 'front', env: env('ingress,actor') }),
+    startNodeProcess({ configPath, nodeId: 'worker', env: env('worker') }),
+  ])
+  return {
+    front,
+    api,
+    hooks,
+    async stop() {
+      await Promise.all([worker.stop(), front.stop()])
+      await Promise.all([api.close(), hooks.close(), nats.stop(), redis.stop()])
+    },
+  }
+}
+
+function submit(front: { proxyUrl: string }, path: string): Promise<Response> {
+  return fetch(`${front.proxyUrl}/v1/jobs`, {
+    method: 'POST',
+    headers: { ...bearer(KEY), 'content-type': 'application/json' },
+    body: JSON.stringify({
+      request: { method: 'GET', target: 'echo', path },
+      webhook: { target: 'hooks', path: '/fairlane' },
+    }),
+  })
+}
