@@ -981,6 +981,27 @@ const Jobs = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    cluster: Type.Object(
+      {
+        replicas: Type.Union([Type.Literal(1), Type.Literal(3)], {
+          default: 1,
+          description:
+            'JetStream replicas of the job buckets and stream: 1, or 3 when NATS runs as a cluster of three servers or more (a job then survives the loss of one NATS server). Set when the first node creates them; see docs/jobs.md to change it later.',
+        }),
+        ackWaitMs: Type.Integer({
+          minimum: 1_000,
+          maximum: 600_000,
+          default: 30_000,
+          description:
+            'A worker extends the messages of its jobs every third of this; a job whose worker died goes to another worker this long after its last extension.',
+        }),
+      },
+      {
+        additionalProperties: false,
+        default: {},
+        description: 'Cluster mode: jobs in NATS JetStream (docs/jobs.md).',
+      },
+    ),
   },
   {
     additionalProperties: false,

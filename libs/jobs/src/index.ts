@@ -22,3 +22,5 @@ export { attemptVerdict, type AttemptResult, type AttemptVerdict } from './attem
 export { afterDelivery, type DeliverySchedule } from './delivery-schedule.ts'
 export { followUpOf } from './chain.ts'
 export { verifyWebhook, webhookHeaders } from './webhook-signature.ts'
+export { JetStreamJobStore, type JetStreamJobStoreOptions } from './jetstream-job-store.ts'
+export { sortableJobId } from './job-id.ts'

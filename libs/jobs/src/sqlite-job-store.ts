@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { FINISHED_STATES, type Delivery, type JobAttempt, type JobRecord } from './job.ts'
+import { finishedJob, newJobRecord } from './job-record.ts'
 import type { AttemptEnd, JobQuery, JobStore, NewJob, SubmitResult } from './job-store.ts'
 
 export interface SqliteJobStoreOptions {
@@ -255,23 +256,7 @@ export class SqliteJobStore implements JobStore {
       }
     }
     const id = this.#options.newId()
-    const record: JobRecord = {
-      id,
-      workspace: job.workspace,
-      keyId: job.keyId,
-      state: 'queued',
-      body: job.body,
-      createdAt: now,
-      updatedAt: now,
-      dueAt: now,
-      deadlineAt: now + job.deadlineMs,
-      attempts: [],
-      chainId: job.chainId ?? id,
-      ...(job.parentId !== undefined ? { parentId: job.parentId } : {}),
-      ...(job.idempotencyKey !== undefined ? { idempotencyKey: job.idempotencyKey } : {}),
-      ...(job.traceparent !== undefined ? { traceparent: job.traceparent } : {}),
-      deliveries: [],
-    }
+    const record = newJobRecord(job, id, now)
     this.#insert.run(
       id,
       job.workspace,
@@ -288,16 +273,7 @@ export class SqliteJobStore implements JobStore {
 
   /** A job's end: its webhooks become due now, and it expires after the retention. */
   #finish(job: JobRecord, end: Partial<JobRecord> & Pick<JobRecord, 'state'>): JobRecord {
-    const now = this.#options.now()
-    const hooks = job.body.webhooks?.length ?? (job.body.webhook ? 1 : 0)
-    const deliveries = Array.from({ length: hooks }, (_, index): Delivery => ({
-      index,
-      state: 'pending',
-      attempts: 0,
-      firstAt: now,
-      nextAt: now,
-    }))
-    return this.#write({ ...job, ...end, finishedAt: now, updatedAt: now, deliveries })
+    return this.#write(finishedJob(job, end, this.#options.now()))
   }
 
   #read(id: string): JobRecord | undefined {

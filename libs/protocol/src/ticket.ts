@@ -22,4 +22,9 @@ export interface Ticket {
    * ticket carries its own, since one NATS message carries the tickets of many requests.
    */
   readonly trace?: string
+  /**
+   * A tier below its key's for this ticket alone (a job's `tier`): it waits in a lane of its
+   * own at that tier. Ignored when not configured or above the key's tier.
+   */
+  readonly tier?: string
 }

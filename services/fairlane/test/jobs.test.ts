@@ -582,6 +582,35 @@ describe('race', () => {
   })
 })
 
+describe('tiers', () => {
+  it('a job waits at its own tier, below its key’s: a request of the key queued after it goes first', async () => {
+    const { node, api } = await setup({
+      key: { tier: 'paid' },
+      // One call at a time, so tickets queue in the lane; no minimum share, so strict priority
+      // alone decides.
+      echo: { limits: { concurrency: 1 } },
+      more: () => ({
+        tiers: {
+          paid: { priority: 1, minShare: 0, maxWaitMs: 30_000 },
+          free: { priority: 2, minShare: 0, maxWaitMs: 30_000 },
+        },
+      }),
+    })
+    api.behave((r) => (r.url === '/hold' ? { kind: 'delay', ms: 1_500 } : { kind: 'echo' }))
+    const holding = node.proxy('/t/echo/hold', { headers: bearer(KEY) })
+    await until(async () => (api.hits === 1 ? true : undefined))
+    const { id } = (await (await post(node, { ...JOB, tier: 'free' })).json()) as { id: string }
+    // The job's attempt is under way: its ticket waits for the held call.
+    await until(async () => ((await getJob(node, id))['state'] === 'running' ? true : undefined))
+    await sleep(100)
+    const after = node.proxy('/t/echo/after', { headers: bearer(KEY) })
+    expect((await holding).status).toBe(200)
+    expect((await after).status).toBe(200)
+    await finished(node, id)
+    expect(api.requests.map((r) => r.url)).toEqual(['/hold', '/after', '/orders'])
+  })
+})
+
 describe('beside inbound routes', () => {
   it('a route whose prefix covers /v1/jobs wins; elsewhere the jobs API answers', async () => {
     const { node, api } = await setup({

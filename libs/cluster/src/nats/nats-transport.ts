@@ -72,7 +72,14 @@ export interface NatsTransportOptions {
 
 /** Tickets a leased share may stand for: their limits are the lane's alone. */
 function laneOf(ticket: Ticket): string | undefined {
-  if (ticket.clientPolicies || ticket.cost !== 1 || ticket.cents !== undefined) return undefined
+  if (
+    ticket.clientPolicies ||
+    ticket.cost !== 1 ||
+    ticket.cents !== undefined ||
+    // A ticket at a tier below its key's has a lane of its own.
+    ticket.tier !== undefined
+  )
+    return undefined
   return `${ticket.target}\n${ticket.workspace}\n${ticket.keyId}`
 }
 

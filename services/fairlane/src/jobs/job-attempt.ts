@@ -217,6 +217,12 @@ export async function runAttempt(
     x.stage = 'authenticate'
     await resolve(x, deps)
     ticketOf(x)
+    const tier = job.body.tier
+    if (tier !== undefined && x.ticket) {
+      // The job waits at its own tier, which submission held to at most the key's.
+      x.ticket = { ...x.ticket, tier }
+      x.tier = tier
+    }
     // Only a cancelled job withdraws its ticket (onAbort above).
     if (!(await admit(x, deps))) {
       throw new FairlaneError('internal', 'queue', 'the job was cancelled while queued')

@@ -26,7 +26,7 @@ export interface JobWorkerOptions {
 
 const SWEEP_EVERY_MS = 60_000
 /** Deliveries in flight at once per node. */
-const DELIVERY_SLOTS = 32
+export const DELIVERY_SLOTS = 32
 
 /**
  * The worker role: takes due jobs from the store, at most jobs.concurrency at once and

@@ -1,20 +1,26 @@
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
+import type { NatsConnection } from '@nats-io/transport-node'
 import type { ConfigStore, Env } from '@fairlane/config'
 import type { DestinationPolicy } from '@fairlane/forward'
-import { SqliteJobStore, type JobStore } from '@fairlane/jobs'
+import { JetStreamJobStore, SqliteJobStore, sortableJobId, type JobStore } from '@fairlane/jobs'
 import { FairlaneError } from '@fairlane/protocol'
 import type { Logger } from '@fairlane/telemetry'
 import type { JobAttemptDeps } from './job-attempt.ts'
-import { JobWorker } from './job-worker.ts'
+import { DELIVERY_SLOTS, JobWorker } from './job-worker.ts'
 import type { JobsBackend } from './jobs-api.ts'
 import type { WebhookSenderDeps } from './webhook-sender.ts'
 
 export interface JobsOptions {
   readonly config: ConfigStore
   readonly env: Env
-  readonly mode: 'embedded' | 'cluster'
+  /** Cluster mode: the node's NATS connection, where JetStream keeps the jobs. */
+  readonly cluster?: {
+    readonly nc: NatsConnection
+    /** The worker role: this node runs jobs; without it, it only accepts and serves them. */
+    readonly work: boolean
+  }
   readonly attempt: JobAttemptDeps
   readonly webhook: WebhookSenderDeps
   readonly logger: Logger
@@ -29,10 +35,10 @@ function dataDirOf(config: ConfigStore, env: Env): string {
 }
 
 /**
- * A node's jobs: the embedded store, opened by the first job (a node that never sees one
- * writes nothing to disk) or at start when a store is already there (its jobs carry on),
- * and the worker that runs them. Cluster mode keeps jobs in JetStream, not built yet: the
- * API answers 503 jobs_unavailable there.
+ * A node's jobs. Embedded: the SQLite store, opened by the first job (a node that never sees
+ * one writes nothing to disk) or at start when a store is already there (its jobs carry
+ * on), and the worker that runs them. Cluster: the JetStream store, opened at start by
+ * `openCluster`, and the worker on nodes with the worker role.
  */
 export class Jobs implements JobsBackend {
   readonly #o: JobsOptions
@@ -43,17 +49,57 @@ export class Jobs implements JobsBackend {
   constructor(options: JobsOptions) {
     this.#o = options
     this.#file = join(dataDirOf(options.config, options.env), STORE_FILE)
-    if (options.mode === 'embedded' && existsSync(this.#file)) this.store()
+    if (!options.cluster && existsSync(this.#file)) this.store()
+  }
+
+  /**
+   * Cluster mode: creates or opens the job buckets and stream, waiting up to `waitMs` for
+   * JetStream, and starts the worker on a worker node.
+   */
+  async openCluster(waitMs: number): Promise<void> {
+    const cluster = this.#o.cluster
+    if (!cluster) return
+    const settings = this.#o.config.current().jobs
+    let worker: JobWorker | undefined
+    const store = await JetStreamJobStore.open({
+      nc: cluster.nc,
+      now: () => Date.now(),
+      newId: () => sortableJobId(Date.now(), randomBytes(10).toString('hex')),
+      // Every job is rewritten at least this often while it lives: at each attempt (a retry
+      // falls before the deadline) and delivery try, so only finished jobs age out.
+      keepMs: Math.max(settings.retentionMs, settings.maxDeadlineMs, settings.webhooks.maxDelayMs),
+      idempotencyMs: IDEMPOTENCY_MS,
+      replicas: settings.cluster.replicas,
+      ackWaitMs: settings.cluster.ackWaitMs,
+      openWaitMs: waitMs,
+      ...(cluster.work
+        ? {
+            work: {
+              slots: () => this.#o.config.current().jobs.concurrency,
+              deliveries: DELIVERY_SLOTS,
+              onReady: () => worker?.wake(),
+              onError: (err: unknown) =>
+                this.#o.logger.error({ err }, 'job queue could not be read; trying again'),
+              onCancelled: (id: string) => worker?.cancel(id),
+            },
+          }
+        : {}),
+    })
+    this.#o.logger.info(
+      { replicas: settings.cluster.replicas, worker: cluster.work },
+      'job store opened (JetStream)',
+    )
+    this.#store = store
+    if (cluster.work) {
+      worker = this.#startWorker(store)
+      this.#worker = worker
+    }
   }
 
   store(): JobStore {
     if (this.#store) return this.#store
-    if (this.#o.mode !== 'embedded') {
-      throw new FairlaneError(
-        'jobs_unavailable',
-        'jobs',
-        'jobs are not available in cluster mode yet (embedded mode only)',
-      )
+    if (this.#o.cluster) {
+      throw new FairlaneError('jobs_unavailable', 'jobs', 'the job store is not open yet')
     }
     let store: JobStore
     try {
@@ -72,7 +118,12 @@ export class Jobs implements JobsBackend {
     }
     this.#o.logger.info({ file: this.#file }, 'job store opened')
     this.#store = store
-    this.#worker = new JobWorker({
+    this.#worker = this.#startWorker(store)
+    return store
+  }
+
+  #startWorker(store: JobStore): JobWorker {
+    const worker = new JobWorker({
       config: this.#o.config,
       jobs: store,
       attempt: this.#o.attempt,
@@ -81,8 +132,8 @@ export class Jobs implements JobsBackend {
       wallClock: () => Date.now(),
       random: Math.random,
     })
-    this.#worker.start()
-    return store
+    worker.start()
+    return worker
   }
 
   get policy(): DestinationPolicy {

@@ -157,6 +157,13 @@ function settingsFor(config: FairlaneConfig, target: string): PartitionSettings 
   return settings
 }
 
+/** The tier a ticket asks for when it is configured and not above `own`; `own` otherwise. */
+function tierAtOrBelow(config: FairlaneConfig, own: string, asked: string | undefined): string {
+  if (asked === undefined || asked === own || !Object.hasOwn(config.tiers, asked)) return own
+  const ownPriority = config.tiers[own]?.priority ?? Number.POSITIVE_INFINITY
+  return (config.tiers[asked]?.priority ?? 0) >= ownPriority ? asked : own
+}
+
 function partitionOf(lane: string, partitions: number): number {
   if (partitions <= 1) return 0
   return createHash('sha256').update(lane).digest().readUInt32BE(0) % partitions
@@ -174,13 +181,17 @@ export function ticketPolicy(
 ): TicketPolicy {
   const cached = cachedOf(config, cluster)
   if (ticket.workspace.startsWith(ROUTE_SPACE)) return callerPolicy(config, ticket, cached)
-  const id = `${ticket.workspace}\u0000${ticket.keyId}\u0000${ticket.target}`
+  const id = `${ticket.workspace}\u0000${ticket.keyId}\u0000${ticket.target}${ticket.tier === undefined ? '' : `\u0000${ticket.tier}`}`
   let policy = cached.policies.get(id)
   if (!policy) {
     const workspace = config.workspaces[ticket.workspace]
     const key = workspace?.keys.find((k) => k.id === ticket.keyId)
-    const tier = key?.tier ?? workspace?.tier ?? 'free'
-    const lane = `${ticket.workspace}/${ticket.keyId}`
+    const own = key?.tier ?? workspace?.tier ?? 'free'
+    const tier = tierAtOrBelow(config, own, ticket.tier)
+    const keyLane = `${ticket.workspace}/${ticket.keyId}`
+    // A lane has one tier: a ticket below its key's waits in a lane of its own, in the key's
+    // partition, so the key's limits there stay one state.
+    const lane = tier === own ? keyLane : `${keyLane}~${tier}`
     const partitions = config.targets[ticket.target]?.partitions ?? 1
     const scopes = scopesFor(config, ticket)
     const shared = cluster ? scopes.filter((s) => !partitionLocal(config, ticket, s.kind)) : []
@@ -199,7 +210,7 @@ export function ticketPolicy(
       scopes: local,
       ...(shared.length ? { sharedScopes: shared } : {}),
       maxWaitMs: config.tiers[tier]?.maxWaitMs ?? 0,
-      partition: `${ticket.target}#${partitionOf(lane, partitions)}`,
+      partition: `${ticket.target}#${partitionOf(keyLane, partitions)}`,
       settings: settingsFor(config, ticket.target),
     }
     cached.policies.set(id, policy)

@@ -248,7 +248,8 @@ export async function clusterCore(
   }
 
   let transport: NatsTransport | undefined
-  if (settings.roles.has('ingress')) {
+  // A worker's job attempts go through their lanes as requests do.
+  if (settings.roles.has('ingress') || settings.roles.has('worker')) {
     const longestWait = Math.max(0, ...Object.values(config.tiers).map((t) => t.maxWaitMs))
     transport = new NatsTransport({
       nc,
@@ -271,6 +272,7 @@ export async function clusterCore(
   return {
     transport,
     mode: 'cluster',
+    nc,
     missing: () => [
       ...(link.downForMs > config.cluster.natsDownGraceMs ? ['nats'] : []),
       // Only the ledger's users: an ingress-only node needs Redis for config changes alone

@@ -1,3 +1,4 @@
+import type { NatsConnection } from '@nats-io/transport-node'
 import type { Transport } from '@fairlane/protocol'
 
 /**
@@ -5,9 +6,11 @@ import type { Transport } from '@fairlane/protocol'
  * mode and cluster mode differ only here.
  */
 export interface NodeCore {
-  /** Where ingress sends tickets; absent on a node without the ingress role. */
+  /** Where ingress and job attempts send tickets; absent on a node with neither role. */
   readonly transport: Transport | undefined
   readonly mode: 'embedded' | 'cluster'
+  /** Cluster mode: the NATS connection, where JetStream keeps jobs. */
+  readonly nc?: NatsConnection
   /** What this node lacks to serve right now (for /readyz); nothing when absent. */
   readonly missing?: () => string[]
   /** Extra fields for the start log line. */

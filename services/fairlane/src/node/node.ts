@@ -222,13 +222,14 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
         }),
       }
     : undefined
-  // Jobs run through the same stages as requests, so they need what ingress needs.
+  // Jobs run through the same stages as requests, so they need what ingress needs. In a
+  // cluster, ingress nodes accept and serve them and worker nodes run them.
   const jobTracing = options.tracer ? new JobTracing(options.tracer) : undefined
   const jobs = paths
     ? new Jobs({
         config: store,
         env,
-        mode: core.mode,
+        ...(core.nc ? { cluster: { nc: core.nc, work: settings.roles.has('worker') } } : {}),
         attempt: {
           ...paths,
           lines: requestLineLogger(logger),
@@ -243,9 +244,11 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
         logger,
       })
     : undefined
-  const ingress = paths
+  // A worker-only node runs jobs with no proxy port of its own.
+  const served = settings.roles.has('ingress') ? paths : undefined
+  const ingress = served
     ? buildIngress(
-        { ...paths, ...(jobs ? { jobs } : {}) },
+        { ...served, ...(jobs ? { jobs } : {}) },
         {
           maxHeaderBytes: config.server.maxHeaderBytes,
           headTimeoutMs: config.server.headTimeoutMs,
@@ -253,6 +256,8 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
       )
     : undefined
   try {
+    // As long as the start may take, and at least 20 s: JetStream may still be electing.
+    await jobs?.openCluster(Math.max(20_000, wait.remainingMs))
     await ingress?.listen({ host: config.server.host, port: options.port ?? config.server.port })
   } catch (err) {
     await ingress?.close()
