@@ -123,6 +123,10 @@ export async function resilientCall<E extends CallEndpoint>(
       const said = laneSignals(response, options.wallClock())
       const comeBack = COME_BACK.has(response.status) && said.retryAfterMs !== undefined
       const failover = FAILOVER.has(response.status) && !comeBack
+      const retryable =
+        (comeBack || failover || response.status === 429) && options.repeatable && !last
+      // Most answers end here: nothing below is worked out for them.
+      if (!retryable) return { response, endpoint, attempts, said }
       // A 429 without a time, or a failover with no endpoint left untried, backs off.
       const exhausted = candidates.every((e) => e === endpoint || failed?.has(e.id))
       const wait = comeBack
@@ -130,12 +134,7 @@ export async function resilientCall<E extends CallEndpoint>(
         : response.status === 429 || (failover && exhausted)
           ? backoff(attempts)
           : 0
-      const retry =
-        (comeBack || failover || response.status === 429) &&
-        options.repeatable &&
-        !last &&
-        waitedMs + wait <= options.maxRetryMs
-      if (!retry || !options.budget?.tryRetry()) {
+      if (waitedMs + wait > options.maxRetryMs || !options.budget?.tryRetry()) {
         return { response, endpoint, attempts, said }
       }
       if (failover) (failed ??= new Set()).add(endpoint.id)
