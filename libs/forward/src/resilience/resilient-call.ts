@@ -211,7 +211,7 @@ function backoff(attempt: number): number {
  * first good answer wins and the other call is aborted. A bad answer waits for the other
  * call, if any, before it is returned.
  */
-async function race<E extends CallEndpoint>(
+function race<E extends CallEndpoint>(
   options: ResilientCallOptions<E>,
   first: E,
   second: E | undefined,
@@ -225,9 +225,21 @@ async function race<E extends CallEndpoint>(
         : options.hedge
   if (second === undefined || delay === undefined) {
     // A lone call goes with the client's signal: only a call that may lose a race needs its own.
+    // Returned as it is, not from an async function, which would wrap it in one more promise.
     counted(false)
     return attempt(options, first, options.signal, false)
   }
+  return hedged(options, first, second, delay, counted)
+}
+
+/** A call to `first` and, after `delay`, a hedge to `second`: the first good answer wins. */
+async function hedged<E extends CallEndpoint>(
+  options: ResilientCallOptions<E>,
+  first: E,
+  second: E,
+  delay: number,
+  counted: (hedge: boolean) => void,
+): Promise<Settled<E>> {
   const calls: { endpoint: E; controller: AbortController; result: Promise<Settled<E>> }[] = []
   const start = (endpoint: E, hedge: boolean) => {
     counted(hedge)
