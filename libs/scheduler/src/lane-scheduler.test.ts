@@ -623,6 +623,35 @@ describe('LaneScheduler decisions at once while idle', () => {
     expect(run(true)).toEqual(queued)
   })
 
+  it('clears a credit left by tickets that went away, as a dispatch from the queue would', () => {
+    const tiers = TIERS.map((t) => (t.name === 'free' ? { ...t, minShare: 0.5 } : t))
+    const nextTier = (atOnce: boolean): string | undefined => {
+      const h = harness({ tiers })
+      const paid = lane('p', 'k', 'paid')
+      const free = lane('f', 'k', 'free')
+      // Free is owed a share while it waits behind paid, then its ticket goes away: the
+      // partition empties with that credit still on the free tier.
+      const f1 = enqueue(h, free)
+      const waiting = [1, 2, 3].map(() => enqueue(h, paid))
+      h.scheduler.pump()
+      for (const ticket of [f1, ...waiting]) h.scheduler.cancel(ticket)
+      h.complete()
+      // A paid request into the idle partition, decided at once or through the queue.
+      if (atOnce && h.scheduler.idle(paid)) h.scheduler.dispatchedAtOnce(paid, 1)
+      else {
+        enqueue(h, paid)
+        h.scheduler.pump()
+      }
+      // Both tiers backlogged: strict priority, unless free is (wrongly) still owed.
+      enqueue(h, free)
+      enqueue(h, paid)
+      h.complete()
+      return h.served.at(-1)?.identity.tier
+    }
+    expect(nextTier(false)).toBe('paid')
+    expect(nextTier(true)).toBe('paid')
+  })
+
   it('is idle only with nothing queued, nothing holding the partition and room in every bound', () => {
     const h = harness()
     const a = lane('w', 'a')
