@@ -11,6 +11,7 @@ import type { GateVerdict, QueuedTicket } from '@fairlane/scheduler'
 import type { AdaptiveLanes } from './adaptive-lanes.ts'
 import type { AllowanceWaiters } from './allowance-waiters.ts'
 import type { CheckpointBook } from './checkpoint-book.ts'
+import type { PartitionHost } from './partition-hosts.ts'
 import type { Pending } from './pending.ts'
 import { ledgerRefusal, sharedRefusal } from './refusals.ts'
 import type { TicketPolicy } from './ticket-policy.ts'
@@ -109,6 +110,31 @@ export class LedgerGate {
     // Waiting past the deadline would only turn a clear 429 into a late 503.
     if (until > queued.deadline) return { go: false, reject: true }
     return { go: false, level: levelOf(decision.refusedBy), until }
+  }
+
+  /**
+   * `verdict`'s checks for a ticket that has not queued and spends no shared scope, in the
+   * same order: its decision when every limit allows it now, undefined otherwise (the queue
+   * then decides it; a refused decision took nothing).
+   */
+  atOnce(
+    ticket: Ticket,
+    policy: TicketPolicy,
+    host: PartitionHost<Pending>,
+    deadline: number,
+  ): (Decision & { allowed: true }) | undefined {
+    if (host.headroom.holdsBack(policy.identity.lane)) return undefined
+    const learned = this.#lanes.learned(policy, deadline)
+    if (learned && 'until' in learned) return undefined
+    const scopes = policy.scopes
+    const decision = this.#ledger.decide(
+      learned ? [...scopes, learned.scope] : scopes,
+      ticket.cost,
+      ticket.cents,
+    )
+    if (!decision.allowed) return undefined
+    this.#book.touched(policy.partition, scopes)
+    return decision
   }
 
   /**

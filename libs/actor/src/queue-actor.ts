@@ -137,6 +137,8 @@ export class QueueActor implements Actor {
     const policy = this.#policyFor(ticket)
     if (policy.maxWaitMs === 0) return this.#decideNow(ticket, policy, signal)
     const host = this.#hosts.host(policy.partition, policy.settings)
+    const atOnce = this.#atOnce(ticket, policy, host, signal)
+    if (atOnce) return Promise.resolve(atOnce)
     return new Promise<Admission>((resolve) => {
       const pending: Pending = { ticket, policy, host, resolve }
       const queued = host.scheduler.enqueue(pending, policy.identity, ticket.cost, policy.maxWaitMs)
@@ -238,6 +240,34 @@ export class QueueActor implements Actor {
       allowed: true,
       lease: this.#lease(ticket, policy, decision, undefined, hold),
       views: this.#gate.views(decision, policy),
+      waitedMs: 0,
+    }
+  }
+
+  /**
+   * An uncontended ticket is admitted without queueing: nothing waits in its partition, so
+   * the queue would dispatch it at once, and the gate's checks (headroom, what the lane
+   * learned, the ledger) allow it now. Anything else, and a ticket with shared scopes (whose
+   * checks may register waiters), goes through the queue, which decides it again.
+   */
+  #atOnce(
+    ticket: Ticket,
+    policy: TicketPolicy,
+    host: PartitionHost<Pending>,
+    signal: AbortSignal | undefined,
+  ): Admission | undefined {
+    if (signal?.aborted || policy.sharedScopes?.length) return undefined
+    const { identity } = policy
+    if (!host.scheduler.idle(identity)) return undefined
+    const decision = this.#gate.atOnce(ticket, policy, host, this.#now() + policy.maxWaitMs)
+    if (!decision) return undefined
+    host.scheduler.dispatchedAtOnce(identity, ticket.cost)
+    host.headroom.took(identity.lane)
+    if (host.settings.adaptive?.enabled) this.#lanes.admitted(identity)
+    return {
+      allowed: true,
+      lease: this.#lease(ticket, policy, decision, host, undefined),
+      views: decision.views,
       waitedMs: 0,
     }
   }

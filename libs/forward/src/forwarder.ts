@@ -44,10 +44,9 @@ export class Forwarder {
 
   async forward(request: UpstreamRequest): Promise<UpstreamResponse> {
     const { destination } = request
-    const host = destination.family === 6 ? `[${destination.address}]` : destination.address
     // undici reads `servername` per request (lib/core/request.js) but its types omit it.
     const options: Dispatcher.RequestOptions & { servername?: string } = {
-      origin: `${destination.url.protocol}//${host}:${destination.port}`,
+      origin: originOf(destination),
       path: request.path,
       method: request.method as Dispatcher.HttpMethod,
       headers: withHost(request.headers, destination.hostHeader),
@@ -83,14 +82,29 @@ export class Forwarder {
   }
 }
 
+/** The origin undici connects to, per checked destination (reused while its check holds). */
+const origins = new WeakMap<PinnedDestination, string>()
+
+/** The checked address, never the name: `scheme://address:port`. */
+function originOf(destination: PinnedDestination): string {
+  let origin = origins.get(destination)
+  if (origin === undefined) {
+    const host = destination.family === 6 ? `[${destination.address}]` : destination.address
+    origin = `${destination.url.protocol}//${host}:${destination.port}`
+    origins.set(destination, origin)
+  }
+  return origin
+}
+
 /** The checked destination decides Host; a stale or forged one in the bag never travels. */
 function withHost(
   headers: Record<string, string | string[]>,
   hostHeader: string,
 ): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {}
-  for (const [name, value] of Object.entries(headers)) {
-    if (name.toLowerCase() !== 'host') out[name] = value
+  for (const name in headers) {
+    if (name.length === 4 && name.toLowerCase() === 'host') continue
+    out[name] = headers[name] as string | string[]
   }
   out['host'] = hostHeader
   return out

@@ -26,16 +26,36 @@ function isFairlaneControl(name: string): boolean {
   return name.startsWith('x-fairlane-') || name.startsWith('fairlane-')
 }
 
-function connectionTokens(headers: HeaderBag): Set<string> {
-  const tokens = new Set<string>()
+const NO_TOKENS: ReadonlySet<string> = new Set()
+
+/** The usual Connection value names a hop-by-hop field, dropped anyway: no set to build. */
+const PLAIN_CONNECTION = new Set(['keep-alive', 'Keep-Alive'])
+
+/** Header names a Connection field lists (RFC 9110 7.6.1): they describe this hop only. */
+function connectionTokens(headers: HeaderBag): ReadonlySet<string> {
   const value = headers['connection']
-  for (const line of Array.isArray(value) ? value : value ? [value] : []) {
+  if (value === undefined || (typeof value === 'string' && PLAIN_CONNECTION.has(value)))
+    return NO_TOKENS
+  const tokens = new Set<string>()
+  for (const line of Array.isArray(value) ? value : [value]) {
     for (const token of line.split(',')) {
       const name = token.trim().toLowerCase()
       if (name) tokens.add(name)
     }
   }
   return tokens
+}
+
+/** The lower-cased names of a target's injected headers, once per config object. */
+const injectedNames = new WeakMap<Readonly<Record<string, string>>, ReadonlySet<string>>()
+
+function injectedOf(inject: Readonly<Record<string, string>>): ReadonlySet<string> {
+  let names = injectedNames.get(inject)
+  if (!names) {
+    names = new Set(Object.keys(inject).map((n) => n.toLowerCase()))
+    injectedNames.set(inject, names)
+  }
+  return names
 }
 
 export interface UpstreamHeaderOptions {
@@ -56,7 +76,7 @@ export function upstreamRequestHeaders(
   options: UpstreamHeaderOptions,
 ): Record<string, string | string[]> {
   const dropped = connectionTokens(client)
-  const injected = new Set(Object.keys(options.inject).map((n) => n.toLowerCase()))
+  const injected = injectedOf(options.inject)
   const out: Record<string, string | string[]> = {}
   for (const name in client) {
     const value = client[name]
@@ -67,7 +87,8 @@ export function upstreamRequestHeaders(
     if (carries(value, options.presentedKey)) continue
     out[name] = value
   }
-  for (const [name, value] of Object.entries(options.inject)) out[name.toLowerCase()] = value
+  const inject = options.inject
+  for (const name in inject) out[name.toLowerCase()] = inject[name] as string
   out['host'] = options.hostHeader
   out['x-request-id'] = options.requestId
   return out

@@ -33,8 +33,18 @@ export function tightest(views: readonly RateLimitView[]): RateLimitView | undef
   return best
 }
 
+/** Quoted policy names: a handful of scope names, quoted again for every response. */
+const quoted = new Map<string, string>()
+const MAX_QUOTED = 64
+
 function sfString(value: string): string {
-  return `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`
+  let text = quoted.get(value)
+  if (text === undefined) {
+    text = `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`
+    // Bounded: names come from the config's scopes, but nothing here may grow per request.
+    if (quoted.size < MAX_QUOTED) quoted.set(value, text)
+  }
+  return text
 }
 
 /**

@@ -562,3 +562,119 @@ describe('LaneScheduler work per decision (O(1) by counting)', () => {
     expect(h.scheduler.nextWakeAt()).toBeUndefined()
   })
 })
+
+describe('LaneScheduler decisions at once while idle', () => {
+  /** A target of capacity 2; `atOnce` lets a ticket go without queueing whenever it may. */
+  function run(atOnce: boolean): string[] {
+    let now = 0
+    let inFlight = 0
+    const tiers: TierSpec[] = [
+      { name: 'paid', priority: 1, minShare: 0, maxWaitMs: 1_000 },
+      // Short waits: tickets of the lower tiers expire, leaving credits behind them.
+      { name: 'free', priority: 2, minShare: 0.3, maxWaitMs: 40 },
+      { name: 'batch', priority: 3, minShare: 0.1, maxWaitMs: 25 },
+    ]
+    const served: string[] = []
+    const scheduler = new LaneScheduler<string>({
+      now: () => now,
+      tiers,
+      bounds: BIG,
+      budget: new NodeQueueBudget(1_000),
+      quantum: 1,
+      discipline: 'fair',
+      gate: () => (inFlight < 2 ? { go: true } : { go: false, level: 'partition' }),
+      onDispatch: (t) => {
+        inFlight++
+        served.push(t.payload)
+      },
+      onExpire: () => undefined,
+      onReject: () => undefined,
+    })
+    const ids = ['paid', 'free', 'batch'].flatMap((tier) =>
+      [0, 1, 2].map((k) => lane(`w-${tier}`, `k${k}`, tier)),
+    )
+    const pick = (i: number, n: number): number => (Math.imul(i + 7, 2654435761) >>> 0) % n
+    for (let i = 0; i < 20_000; i++) {
+      now += 1
+      const identity = ids[pick(i, ids.length)] as LaneIdentity
+      // Bursts of arrivals and of completions, so the partition empties and fills again.
+      if (pick(i * 3, 10) < (pick(i >> 6, 2) === 0 ? 7 : 3)) {
+        const name = `${identity.lane}#${i}`
+        if (atOnce && scheduler.idle(identity) && inFlight < 2) {
+          scheduler.dispatchedAtOnce(identity, 1)
+          inFlight++
+          served.push(name)
+        } else {
+          scheduler.enqueue(name, identity, 1)
+          scheduler.pump()
+        }
+      } else if (inFlight > 0) {
+        inFlight--
+        scheduler.released()
+        scheduler.pump()
+      }
+    }
+    return served
+  }
+
+  it('serves the same tickets in the same order as queueing each one would', () => {
+    const queued = run(false)
+    expect(queued.length).toBeGreaterThan(5_000)
+    expect(run(true)).toEqual(queued)
+  })
+
+  it('clears a credit left by tickets that went away, as a dispatch from the queue would', () => {
+    const tiers = TIERS.map((t) => (t.name === 'free' ? { ...t, minShare: 0.5 } : t))
+    const nextTier = (atOnce: boolean): string | undefined => {
+      const h = harness({ tiers })
+      const paid = lane('p', 'k', 'paid')
+      const free = lane('f', 'k', 'free')
+      // Free is owed a share while it waits behind paid, then its ticket goes away: the
+      // partition empties with that credit still on the free tier.
+      const f1 = enqueue(h, free)
+      const waiting = [1, 2, 3].map(() => enqueue(h, paid))
+      h.scheduler.pump()
+      for (const ticket of [f1, ...waiting]) h.scheduler.cancel(ticket)
+      h.complete()
+      // A paid request into the idle partition, decided at once or through the queue.
+      if (atOnce && h.scheduler.idle(paid)) h.scheduler.dispatchedAtOnce(paid, 1)
+      else {
+        enqueue(h, paid)
+        h.scheduler.pump()
+      }
+      // Both tiers backlogged: strict priority, unless free is (wrongly) still owed.
+      enqueue(h, free)
+      enqueue(h, paid)
+      h.complete()
+      return h.served.at(-1)?.identity.tier
+    }
+    expect(nextTier(false)).toBe('paid')
+    expect(nextTier(true)).toBe('paid')
+  })
+
+  it('is idle only with nothing queued, nothing holding the partition and room in every bound', () => {
+    const h = harness()
+    const a = lane('w', 'a')
+    expect(h.scheduler.idle(a)).toBe(true)
+    expect(h.scheduler.idle(lane('w', 'a', 'platinum'))).toBe(false)
+    enqueue(h, a)
+    h.scheduler.pump()
+    expect(h.scheduler.idle(a)).toBe(true)
+    // One in flight: the next waits, and the partition is held until a release.
+    const waiting = enqueue(h, a)
+    h.scheduler.pump()
+    expect(h.scheduler.idle(lane('w', 'b'))).toBe(false)
+    h.scheduler.cancel(waiting)
+    expect(h.scheduler.queued).toBe(0)
+    expect(h.scheduler.idle(lane('w', 'b'))).toBe(false)
+    h.complete()
+    expect(h.scheduler.idle(lane('w', 'b'))).toBe(true)
+
+    const budget = new NodeQueueBudget(1)
+    const full = harness({ budget, gate: () => ({ go: false, level: 'lane' }) })
+    const other = harness({ budget })
+    enqueue(full, a)
+    expect(other.scheduler.idle(a)).toBe(false)
+    expect(harness({ bounds: { ...BIG, perLane: 0 } }).scheduler.idle(a)).toBe(false)
+  })
+})

@@ -308,6 +308,47 @@ export class LaneScheduler<T> {
     return this.#push(lane, payload, identity, cost, maxWaitMs ?? tier.spec.maxWaitMs)
   }
 
+  /**
+   * Whether a ticket of this identity may be decided at once instead of queued: nothing waits
+   * in the partition (so nothing is ahead of it in any order), nothing holds the partition,
+   * and queueing it would pass every bound. With nothing queued no lane, workspace or timer
+   * exists, so the host may ask its limits itself and, when they allow, record the dispatch
+   * with `dispatchedAtOnce`: the scheduler is then left as enqueue + pump would leave it.
+   */
+  idle(identity: LaneIdentity): boolean {
+    const { bounds, budget } = this.#options
+    return (
+      this.#queued === 0 &&
+      this.#partition.block === null &&
+      budget.queued < budget.max &&
+      bounds.perPartition > 0 &&
+      bounds.perWorkspace > 0 &&
+      bounds.perLane > 0 &&
+      this.#tierByName.has(identity.tier)
+    )
+  }
+
+  /**
+   * A ticket the host let go at once while `idle`: the minimum-share credits move as its
+   * dispatch from an otherwise empty partition would move them (its tier the only one with a
+   * backlog, every other tier's credit cleared), and the work counters count one decision.
+   */
+  dispatchedAtOnce(identity: LaneIdentity, cost: number): void {
+    const served = this.#tierByName.get(identity.tier)
+    for (const tier of this.#tiers) {
+      if (tier.spec.minShare <= 0) continue
+      if (tier !== served) {
+        tier.credit = 0
+        continue
+      }
+      const cap = 2 * Math.max(this.#options.quantum, cost)
+      // Served by priority (it is the top tier with a backlog): the service repays no debt.
+      tier.credit = Math.max(0, Math.min(cap, tier.credit + tier.spec.minShare * cost) - cost)
+    }
+    this.work.gateCalls++
+    this.work.decisions++
+  }
+
   /** Removes a waiting ticket (its client went away). False if it was no longer waiting. */
   cancel(ticket: QueuedTicket<T>): boolean {
     if (ticket.done) return false

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { Writable } from 'node:stream'
 import { createLogger } from './logger.ts'
 
@@ -54,5 +54,27 @@ describe('createLogger', () => {
     )
     const line = JSON.parse(out.text()) as { req: unknown }
     expect(line.req).toEqual({ method: 'GET', path: '/t/x/y' })
+  })
+  it('stamps each line with the ISO time of its own millisecond', () => {
+    const out = capture()
+    const logger = createLogger({ level: 'info', destination: out.destination })
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      const times: string[] = []
+      for (const at of [1_000, 1_000, 1_001, 61_001, 61_001]) {
+        vi.setSystemTime(Date.UTC(2026, 11, 4, 18, 0, 0, 0) + at)
+        logger.info('tick')
+        times.push(new Date(Date.now()).toISOString())
+      }
+      const logged = out
+        .text()
+        .trim()
+        .split('\n')
+        .map((text) => (JSON.parse(text) as { time: string }).time)
+      expect(logged).toEqual(times)
+      expect(new Set(logged).size).toBe(3)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 })

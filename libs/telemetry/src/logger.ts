@@ -52,6 +52,22 @@ function safeRequest(req: RequestLike): { method?: string; path?: string } {
   return { method: req.method, path: q === -1 ? url : url.slice(0, q) }
 }
 
+let isoMs = Number.NaN
+let isoField = ''
+
+/**
+ * pino's isoTime, made once per millisecond: under load several lines share one, and a Date
+ * and its ISO string per line were a visible share of a request line's cost.
+ */
+function isoTime(): string {
+  const now = Date.now()
+  if (now !== isoMs) {
+    isoMs = now
+    isoField = `,"time":"${new Date(now).toISOString()}"`
+  }
+  return isoField
+}
+
 export function createLogger(options: LoggerOptions): Logger {
   return pino(
     {
@@ -59,7 +75,7 @@ export function createLogger(options: LoggerOptions): Logger {
       base: { service: 'fairlane', ...options.base },
       redact: { paths: [...REDACTED_PATHS], censor: '[redacted]' },
       serializers: { req: safeRequest, err: pino.stdSerializers.err, res: () => undefined },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
     options.destination,

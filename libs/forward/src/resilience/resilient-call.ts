@@ -104,16 +104,18 @@ export async function resilientCall<E extends CallEndpoint>(
     why = undefined
     if (kind) options.onExtraAttempt?.(kind)
   }
-  const failed = new Set<string>()
+  // Made at the first failure: most calls never fail.
+  let failed: Set<string> | undefined
   options.budget?.request()
   for (;;) {
     const order = options.order()
-    // Failover: endpoints that failed this request go last; when all have, the order resets.
-    const fresh = order.filter((e) => !failed.has(e.id))
-    const candidates =
-      fresh.length > 0 ? [...fresh, ...order.filter((e) => failed.has(e.id))] : order
+    const candidates = failed ? failedLast(order, failed) : order
     const first = candidates[0] as E
-    const second = options.repeatable ? candidates.find((e) => e !== first) : undefined
+    // Only a repeatable request with a hedge delay races a second endpoint.
+    const second =
+      options.repeatable && options.hedge !== undefined
+        ? candidates.find((e) => e !== first)
+        : undefined
     const settled = await race(options, first, second, counted)
     const last = attempts >= options.attempts
     if ('response' in settled) {
@@ -121,22 +123,21 @@ export async function resilientCall<E extends CallEndpoint>(
       const said = laneSignals(response, options.wallClock())
       const comeBack = COME_BACK.has(response.status) && said.retryAfterMs !== undefined
       const failover = FAILOVER.has(response.status) && !comeBack
+      const retryable =
+        (comeBack || failover || response.status === 429) && options.repeatable && !last
+      // Most answers end here: nothing below is worked out for them.
+      if (!retryable) return { response, endpoint, attempts, said }
       // A 429 without a time, or a failover with no endpoint left untried, backs off.
-      const exhausted = candidates.every((e) => e === endpoint || failed.has(e.id))
+      const exhausted = candidates.every((e) => e === endpoint || failed?.has(e.id))
       const wait = comeBack
         ? (said.retryAfterMs ?? 0)
         : response.status === 429 || (failover && exhausted)
           ? backoff(attempts)
           : 0
-      const retry =
-        (comeBack || failover || response.status === 429) &&
-        options.repeatable &&
-        !last &&
-        waitedMs + wait <= options.maxRetryMs
-      if (!retry || !options.budget?.tryRetry()) {
+      if (waitedMs + wait > options.maxRetryMs || !options.budget?.tryRetry()) {
         return { response, endpoint, attempts, said }
       }
-      if (failover) failed.add(endpoint.id)
+      if (failover) (failed ??= new Set()).add(endpoint.id)
       why = failover ? 'failover' : 'retry'
       discard(response.body)
       waitedMs += wait
@@ -149,13 +150,46 @@ export async function resilientCall<E extends CallEndpoint>(
     if (options.signal.aborted || !options.repeatable || last || !options.budget?.tryRetry()) {
       throw error
     }
-    failed.add(endpoint.id)
+    const failedNow = (failed ??= new Set())
+    failedNow.add(endpoint.id)
     why = 'failover'
     options.release({ status: 0 })
-    if (candidates.every((e) => failed.has(e.id)))
+    if (candidates.every((e) => failedNow.has(e.id)))
       await sleep(backoff(attempts), undefined, { signal: options.signal })
     await options.admit()
   }
+}
+
+/** Failover: endpoints that failed this request go last; when all have, the order resets. */
+function failedLast<E extends CallEndpoint>(
+  order: readonly E[],
+  failed: Set<string>,
+): readonly E[] {
+  const fresh = order.filter((e) => !failed.has(e.id))
+  return fresh.length > 0 ? [...fresh, ...order.filter((e) => failed.has(e.id))] : order
+}
+
+/**
+ * One attempt, settled either way, with its outcome recorded for the endpoint's health (an
+ * error only when the abort was not ours).
+ */
+async function attempt<E extends CallEndpoint>(
+  options: ResilientCallOptions<E>,
+  endpoint: E,
+  signal: AbortSignal,
+  hedge: boolean,
+): Promise<Settled<E>> {
+  const startedAt = options.now()
+  let response: UpstreamResponse
+  try {
+    response = await options.send(endpoint, signal, hedge)
+  } catch (error) {
+    const outcome = errorOutcome(error, options.now() - startedAt)
+    if (outcome && !signal.aborted) options.record(endpoint, outcome)
+    return { endpoint, error }
+  }
+  options.record(endpoint, statusOutcome(response.status, options.now() - startedAt))
+  return { endpoint, response }
 }
 
 /** Reads an unused answer to its end, so its connection can serve the next request. */
@@ -177,36 +211,44 @@ function backoff(attempt: number): number {
  * first good answer wins and the other call is aborted. A bad answer waits for the other
  * call, if any, before it is returned.
  */
-async function race<E extends CallEndpoint>(
+function race<E extends CallEndpoint>(
   options: ResilientCallOptions<E>,
   first: E,
   second: E | undefined,
   counted: (hedge: boolean) => void,
 ): Promise<Settled<E>> {
-  const delay = options.hedge === 'p95' ? options.p95Ms(first) : options.hedge
-  const racing = second !== undefined && delay !== undefined
-  const calls: { endpoint: E; controller?: AbortController; result: Promise<Settled<E>> }[] = []
+  const delay =
+    second === undefined
+      ? undefined
+      : options.hedge === 'p95'
+        ? options.p95Ms(first)
+        : options.hedge
+  if (second === undefined || delay === undefined) {
+    // A lone call goes with the client's signal: only a call that may lose a race needs its own.
+    // Returned as it is, not from an async function, which would wrap it in one more promise.
+    counted(false)
+    return attempt(options, first, options.signal, false)
+  }
+  return hedged(options, first, second, delay, counted)
+}
+
+/** A call to `first` and, after `delay`, a hedge to `second`: the first good answer wins. */
+async function hedged<E extends CallEndpoint>(
+  options: ResilientCallOptions<E>,
+  first: E,
+  second: E,
+  delay: number,
+  counted: (hedge: boolean) => void,
+): Promise<Settled<E>> {
+  const calls: { endpoint: E; controller: AbortController; result: Promise<Settled<E>> }[] = []
   const start = (endpoint: E, hedge: boolean) => {
     counted(hedge)
-    // Only a call that may lose a race needs its own abort; a lone call goes with the client.
-    const controller = racing ? new AbortController() : undefined
-    const signal = controller?.signal ?? options.signal
-    const onAbort = () => controller?.abort(options.signal.reason)
-    if (controller) options.signal.addEventListener('abort', onAbort, { once: true })
-    const startedAt = options.now()
-    const result = options.send(endpoint, signal, hedge).then(
-      (response): Settled<E> => {
-        options.record(endpoint, statusOutcome(response.status, options.now() - startedAt))
-        return { endpoint, response }
-      },
-      (error: unknown): Settled<E> => {
-        const outcome = errorOutcome(error, options.now() - startedAt)
-        if (outcome && !signal.aborted) options.record(endpoint, outcome)
-        return { endpoint, error }
-      },
-    )
-    const entry = { endpoint, ...(controller ? { controller } : {}), result }
-    if (controller) void result.finally(() => options.signal.removeEventListener('abort', onAbort))
+    const controller = new AbortController()
+    const onAbort = () => controller.abort(options.signal.reason)
+    options.signal.addEventListener('abort', onAbort, { once: true })
+    const result = attempt(options, endpoint, controller.signal, hedge)
+    const entry = { endpoint, controller, result }
+    void result.finally(() => options.signal.removeEventListener('abort', onAbort))
     calls.push(entry)
     return entry
   }
@@ -214,7 +256,6 @@ async function race<E extends CallEndpoint>(
     'response' in s && !FAILOVER.has(s.response.status) && s.response.status !== 429
 
   const primary = start(first, false)
-  if (!racing) return primary.result
 
   let timer: NodeJS.Timeout | undefined
   const hedged = new Promise<'hedge'>((resolve) => {
@@ -236,7 +277,7 @@ async function race<E extends CallEndpoint>(
     if (good(next.s)) {
       if (fallback && 'response' in fallback) discard(fallback.response.body)
       for (const loser of pending) {
-        loser.controller?.abort()
+        loser.controller.abort()
         void loser.result.then((s) => ('response' in s ? discard(s.response.body) : undefined))
       }
       return next.s

@@ -110,7 +110,7 @@ interface Carrier extends ServerResponse {
 
 function onResponseClose(this: Carrier): void {
   const x = this[EXCHANGE]
-  if (x) this[PATH]?.closed(x)
+  if (x && !x.closed) this[PATH]?.closed(x)
 }
 
 /** The request path in the order docs/proxying.md gives; each stage is its own module. */
@@ -128,7 +128,8 @@ class RequestPath {
     this.#deps.tracing?.begin(x)
     res[EXCHANGE] = x
     res[PATH] = this
-    res.once('close', onResponseClose)
+    // `on`, not `once`: a response closes once, and once would wrap the listener per request.
+    res.on('close', onResponseClose)
     void this.#run(x)
   }
 

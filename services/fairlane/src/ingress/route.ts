@@ -30,6 +30,9 @@ const TARGET_PATH = /^\/t\/([^/?#]+)(\/[^?#]*)?(\?[^#]*)?$/
 
 type EndpointConfig = TargetConfig['endpoints'][number]
 
+/** Nothing to inject: one object for every X-Fairlane-Url request. */
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({})
+
 /** An endpoint's scheme and host, and its base path; parsed once per config object. */
 const bases = new WeakMap<EndpointConfig, { readonly origin: string; readonly basePath: string }>()
 
@@ -127,7 +130,7 @@ export function resolveRoute(
         allowPrivateAddresses: false,
       },
       timeouts: destinations.timeouts,
-      inject: {},
+      inject: NO_HEADERS,
       forwardClientAuthorization: destinations.forwardClientAuthorization,
       // One destination the client named: no endpoints to fail over to, no retries.
       endpoints: [],

@@ -106,7 +106,7 @@ class UpstreamCall implements ResilientCallOptions<RouteEndpoint> {
     const x = this.#x
     const deps = this.#deps
     const target = x.target ?? ''
-    const destination = await this.#pin(endpoint)
+    const destination = this.#resolved(endpoint) ?? (await this.#pin(endpoint))
     const health = deps.upstreams.health(target, endpoint.id)
     // A half-open endpoint takes trials one at a time; a trial aborted on our side (a lost
     // race, a client that left) records nothing, so it gives its slot back.
@@ -179,11 +179,16 @@ class UpstreamCall implements ResilientCallOptions<RouteEndpoint> {
       throw new FairlaneError('internal', 'queue', 'the client left')
   }
 
-  /** The checked destination of an endpoint: resolve's for the first, checked here for others. */
-  async #pin(endpoint: RouteEndpoint): Promise<PinnedDestination> {
+  /** Resolve's checked destination, when the endpoint is the one it checked: no await. */
+  #resolved(endpoint: RouteEndpoint): PinnedDestination | undefined {
     const x = this.#x
     const first = x.firstOrder?.[0]
-    if (x.destination && (first === endpoint || first?.url === endpoint.url)) return x.destination
+    return first === endpoint || first?.url === endpoint.url ? x.destination : undefined
+  }
+
+  /** The checked destination of another endpoint, checked here once per request. */
+  async #pin(endpoint: RouteEndpoint): Promise<PinnedDestination> {
+    const x = this.#x
     x.pins ??= new Map()
     let pin = x.pins.get(endpoint.url)
     if (!pin) {

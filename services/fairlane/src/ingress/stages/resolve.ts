@@ -84,18 +84,22 @@ export async function checkEndpoints(
   deps: ResolveDeps,
 ): Promise<void> {
   let ordered = deps.upstreams.order(route.target, route.endpoints)
-  const unresolvable: RouteEndpoint[] = []
-  for (const [i, endpoint] of ordered.entries()) {
+  // Made at the first endpoint that fails its check: most requests have none.
+  let unresolvable: RouteEndpoint[] | undefined
+  for (let i = 0; i < ordered.length; i++) {
+    const endpoint = ordered[i] as RouteEndpoint
     try {
       x.destination = await deps.destinations.check(target, endpoint, route.rule)
-      if (unresolvable.length > 0) {
+      if (unresolvable) {
+        const failed = unresolvable
         // Those that failed the check go last: a race or failover tries the others first.
-        const rest = ordered.filter((e) => e !== endpoint && !unresolvable.includes(e))
-        ordered = [endpoint, ...rest, ...unresolvable]
+        const rest = ordered.filter((e) => e !== endpoint && !failed.includes(e))
+        ordered = [endpoint, ...rest, ...failed]
       }
       break
     } catch (err) {
       if (i === ordered.length - 1) throw err
+      unresolvable ??= []
       unresolvable.push(endpoint)
       deps.upstreams
         .health(route.target, endpoint.id)
