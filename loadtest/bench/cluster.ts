@@ -13,12 +13,15 @@
  * 3. cross-region (only with `--scenario cross-region`, see scenarios/cross-region.ts): two
  *    regions 30 ms apart, the lane's owner in one and clients in the other; p50/p99 at a fixed
  *    rate under the limit with leased shares on and off, and with the lane contended.
+ * 4. handover (only with `--scenario handover`, see scenarios/handover.ts): the lane's owner
+ *    SIGKILLed, then SIGTERMed, mid-run; the busiest one-second window at the upstream and
+ *    every request's outcome.
  *
  * Prints Markdown tables; writes loadtest/results/cluster-<time>.json and .md
- * (cluster-cross-region-<time>.… for that scenario).
+ * (cluster-<scenario>-<time>.… for cross-region and handover).
  *
  *   npm run bench:cluster -- [--connections N] [--duration S] [--warmup S] [--quick]
- *                            [--scenario throughput-accuracy|cross-region]
+ *                            [--scenario throughput-accuracy|cross-region|handover]
  */
 import { readFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -33,6 +36,7 @@ import { compare, runSystem, type Comparison, type Run } from './lib/proxy-run.t
 import { timestamp, writeResult, writeResultFile } from './lib/result-file.ts'
 import { runBench } from './lib/run-bench.ts'
 import { crossRegionMarkdown, runCrossRegion } from './scenarios/cross-region.ts'
+import { handoverMarkdown, runHandover } from './scenarios/handover.ts'
 import { formatMarkdownTable } from './lib/table.ts'
 import { launchUpstream, type Upstream } from './lib/upstream.ts'
 import { watchCpu, watchMachineCpu } from './lib/cpu.ts'
@@ -57,7 +61,7 @@ const HEADERS = { authorization: `Bearer ${CLUSTER_DEMO_KEY}` }
 /** Offered load ÷ the target's limit, as cluster test (a). */
 const LOAD_FACTOR = 10
 
-const CLUSTER_SCENARIOS = ['throughput-accuracy', 'cross-region'] as const
+const CLUSTER_SCENARIOS = ['throughput-accuracy', 'cross-region', 'handover'] as const
 type ClusterScenario = (typeof CLUSTER_SCENARIOS)[number]
 
 interface ClusterOptions extends BenchOptions {
@@ -336,16 +340,67 @@ function accuracyMarkdown(a: AccuracyRun): string {
   return `${figures}\n\n${clients}`
 }
 
-/** Two regions 30 ms apart: see scenarios/cross-region.ts. */
-async function crossRegionMain(options: ClusterOptions): Promise<number> {
+/** A scenario run on its own (cross-region, handover): its result, tables, notes and problems. */
+interface SeparateScenario {
+  readonly title: string
+  readonly markdown: string
+  readonly notes: readonly string[]
+  readonly problems: readonly string[]
+  readonly result: object
+}
+
+/** Runs one scenario alone, then prints and writes its tables as cluster-<scenario>-<time>.… */
+async function separateMain(
+  options: ClusterOptions,
+  run: () => Promise<SeparateScenario>,
+): Promise<number> {
   const started = performance.now()
   const stamp = timestamp()
   const machine = machineFacts()
   const loadAtStart = loadAverage()
   say(
-    `bench:cluster --scenario cross-region${options.quick ? ' --quick' : ''}: ${machine.cores} ` +
+    `bench:cluster --scenario ${options.scenario}${options.quick ? ' --quick' : ''}: ${machine.cores} ` +
       `cores, ${machine.cpuModel}, Node ${machine.node}; load average (1 min) ${loadAtStart}`,
   )
+  const scenario = await run()
+  await stopAll()
+  const loadAtEnd = loadAverage()
+  const markdown = [
+    `### ${scenario.title}`,
+    '',
+    scenario.markdown,
+    '',
+    ...scenario.notes.map((n) => `- ${n}`),
+    `- load average (1 min) ${loadAtStart} at start, ${loadAtEnd} at end`,
+  ].join('\n')
+  const name = `cluster-${options.scenario}`
+  const tables = await writeResultFile(`${name}-${stamp}.md`, markdown + '\n')
+  const elapsedSec = Math.round((performance.now() - started) / 1000)
+  const path = await writeResult(
+    name,
+    {
+      valid: scenario.problems.length === 0,
+      problems: scenario.problems,
+      quick: options.quick,
+      elapsedSec,
+      loadAverage1m: { start: loadAtStart, end: loadAtEnd },
+      result: scenario.result,
+      markdown,
+    },
+    stamp,
+  )
+  say()
+  say(markdown)
+  for (const problem of scenario.problems) say(`!! NOT VALID: ${problem}`)
+  say()
+  say(`results: ${path}`)
+  say(`tables:  ${tables}`)
+  say(`took ${Math.floor(elapsedSec / 60)} min ${elapsedSec % 60} s`)
+  return scenario.problems.length === 0 ? 0 : 1
+}
+
+/** Two regions 30 ms apart: see scenarios/cross-region.ts. */
+async function crossRegion(options: ClusterOptions): Promise<SeparateScenario> {
   const result = await runCrossRegion(
     {
       oneWayMs: 15,
@@ -354,43 +409,33 @@ async function crossRegionMain(options: ClusterOptions): Promise<number> {
     },
     say,
   )
-  await stopAll()
-  const loadAtEnd = loadAverage()
-  const markdown = [
-    `### Regions apart: ${result.rttMs} ms RTT, the lane's owner in region a (limit ${result.limitPerSec}/s)`,
-    '',
-    crossRegionMarkdown(result),
-    '',
-    ...result.notes.map((n) => `- ${n}`),
-    `- load average (1 min) ${loadAtStart} at start, ${loadAtEnd} at end`,
-  ].join('\n')
-  const tables = await writeResultFile(`cluster-cross-region-${stamp}.md`, markdown + '\n')
-  const elapsedSec = Math.round((performance.now() - started) / 1000)
-  const path = await writeResult(
-    'cluster-cross-region',
-    {
-      valid: result.problems.length === 0,
-      problems: result.problems,
-      quick: options.quick,
-      elapsedSec,
-      loadAverage1m: { start: loadAtStart, end: loadAtEnd },
-      result,
-      markdown,
-    },
-    stamp,
+  return {
+    title: `Regions apart: ${result.rttMs} ms RTT, the lane's owner in region a (limit ${result.limitPerSec}/s)`,
+    markdown: crossRegionMarkdown(result),
+    notes: result.notes,
+    problems: result.problems,
+    result,
+  }
+}
+
+/** The lane's owner stopped mid-run, by SIGKILL and by SIGTERM: see scenarios/handover.ts. */
+async function handover(options: ClusterOptions): Promise<SeparateScenario> {
+  const result = await runHandover(
+    { stopAtSec: options.quick ? 3 : 5, afterSec: options.quick ? 12 : 15 },
+    say,
   )
-  say()
-  say(markdown)
-  for (const problem of result.problems) say(`!! NOT VALID: ${problem}`)
-  say()
-  say(`results: ${path}`)
-  say(`tables:  ${tables}`)
-  say(`took ${Math.floor(elapsedSec / 60)} min ${elapsedSec % 60} s`)
-  return result.problems.length === 0 ? 0 : 1
+  return {
+    title: "Handover: the lane's owner stopped mid-run (examples/cluster.yaml, 3 nodes)",
+    markdown: handoverMarkdown(result),
+    notes: result.notes,
+    problems: result.problems,
+    result,
+  }
 }
 
 async function main(options: ClusterOptions): Promise<number> {
-  if (options.scenario === 'cross-region') return crossRegionMain(options)
+  if (options.scenario === 'cross-region') return separateMain(options, () => crossRegion(options))
+  if (options.scenario === 'handover') return separateMain(options, () => handover(options))
   const started = performance.now()
   const stamp = timestamp()
   const machine = machineFacts()
@@ -542,7 +587,11 @@ Options:
   --scenario NAME   throughput-accuracy (default): throughput and accuracy as above;
                     cross-region: two regions 30 ms apart, the lane's owner in region a,
                     p50/p99 from each region under the limit (leased shares on and off) and
-                    contended (--duration and --warmup apply per run)
+                    contended (--duration and --warmup apply per run);
+                    handover: the lane's owner stopped mid-run by SIGKILL, then (a fresh
+                    cluster) by SIGTERM, 10× the limit over the other two nodes; the busiest
+                    one-second window at the upstream against limit + 1% + burst, and every
+                    request's outcome (lost, hung past ingress's deadline); about 1.5 minutes
   --help            show this text`
 
 await runBench('bench:cluster', clusterOptions, USAGE, main)
