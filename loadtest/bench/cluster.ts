@@ -6,6 +6,9 @@
  *    spread over them, and one cluster node alone (the NATS path without three nodes sharing
  *    two cores); a config derived from examples/cluster.yaml without its `limits` block, so no
  *    limit caps what is measured. req/s, p50/p99 and the latency added over direct.
+ *    Then embedded and the three nodes again at a fixed 1000 req/s, open loop (spread round
+ *    robin over the nodes): p50/p99 below saturation, and CPU µs per request of every
+ *    process (each node, nats-server, redis-server).
  * 2. Accuracy: examples/cluster.yaml as it is (target `echo`, 100 req/s, burst 10) on three
  *    nodes, 10× the limit offered open loop round robin over them for 10 s; the admitted rate
  *    as the upstream saw it, against the limit and the bound limit + 1% + burst.
@@ -28,6 +31,7 @@ import os from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { stopAll } from './lib/child.ts'
 import { measureAtRate, type RateMeasurement } from './lib/fixed-rate.ts'
+import { fixedRateCost, fixedRateMarkdown, type FixedRateCost } from './lib/fixed-rate-cost.ts'
 import { fixed, ms, perSec, times } from './lib/format.ts'
 import { machineFacts } from './lib/machine.ts'
 import { LOAD_GENERATOR, probe, problemsOf, type LoadRequest } from './lib/measurement.ts'
@@ -60,6 +64,8 @@ const loadAverage = (): number => Math.round((os.loadavg()[0] ?? 0) * 100) / 100
 const HEADERS = { authorization: `Bearer ${CLUSTER_DEMO_KEY}` }
 /** Offered load ÷ the target's limit, as cluster test (a). */
 const LOAD_FACTOR = 10
+/** The fixed-rate phase: the rate of the overhead scenario, far below either system's maximum. */
+const FIXED_RATE = 1000
 
 const CLUSTER_SCENARIOS = ['throughput-accuracy', 'cross-region', 'handover'] as const
 type ClusterScenario = (typeof CLUSTER_SCENARIOS)[number]
@@ -119,15 +125,39 @@ function clusterSystem(name: string, cluster: FairlaneCluster): System {
   }
 }
 
-/** One system at a time: started, measured, stopped, so no idle process shares the cores. */
+/**
+ * One system at a time: started, measured, stopped, so no idle process shares the cores.
+ * With `fixedRate`, the same processes are then measured open loop at FIXED_RATE: the
+ * Fairlane processes named there (in the order of the system's instances) are what its CPU
+ * per request counts.
+ */
 async function throughputRun(
   start: () => Promise<System>,
   options: ClusterOptions,
   upstream: Upstream,
+  fixedRate?: { readonly fairlane: readonly string[]; readonly into: FixedRateCost[] },
 ): Promise<Run> {
   const system = await start()
   try {
-    return await runSystem(system, options, { upstream: upstream.child, ...system.processes }, say)
+    const watched = { upstream: upstream.child, ...system.processes }
+    const run = await runSystem(system, options, watched, say)
+    if (fixedRate) {
+      say(
+        `${system.name}: ${FIXED_RATE} req/s open loop, warm-up ${options.warmupSec} s ` +
+          `(discarded), then ${options.durationSec} s measured`,
+      )
+      fixedRate.into.push(
+        await fixedRateCost(
+          system,
+          watched,
+          fixedRate.fairlane,
+          FIXED_RATE,
+          options.durationSec,
+          options.warmupSec,
+        ),
+      )
+    }
+    return run
   } finally {
     await system.stop()
   }
@@ -451,6 +481,7 @@ async function main(options: ClusterOptions): Promise<number> {
   const unlimited = await unlimitedCopyOf(CLUSTER_EXAMPLE)
   const upstream = await launchUpstream()
   const runs: Run[] = []
+  const fixedRate: FixedRateCost[] = []
   try {
     runs.push(await throughputRun(async () => direct(upstream), options, upstream))
     runs.push(
@@ -468,6 +499,7 @@ async function main(options: ClusterOptions): Promise<number> {
         },
         options,
         upstream,
+        { fairlane: ['fairlane'], into: fixedRate },
       ),
     )
     runs.push(
@@ -479,6 +511,7 @@ async function main(options: ClusterOptions): Promise<number> {
           ),
         options,
         upstream,
+        { fairlane: ['node-1', 'node-2', 'node-3'], into: fixedRate },
       ),
     )
     // The same path on one node: what the NATS hop costs, apart from three nodes on two cores.
@@ -504,6 +537,14 @@ async function main(options: ClusterOptions): Promise<number> {
   if (!baseline) throw new Error('no runs')
   const comparisons = runs.slice(1).map((run) => compare(run, baseline))
   const problems = runs.flatMap((run) => problemsOf(run.system, run))
+  for (const { system, measurement: m } of fixedRate) {
+    if (m.failed > 0 || m.refusedPerSec > 0)
+      problems.push(`${system} at ${FIXED_RATE}/s: not every request answered 2xx`)
+    if (m.sentPerSec < 0.95 * m.offeredPerSec)
+      problems.push(
+        `${system} at ${FIXED_RATE}/s: the generator sent ${perSec(m.sentPerSec)} req/s`,
+      )
+  }
 
   const accuracy = await accuracyRun(options)
   if (accuracy.client.failed > 0)
@@ -520,6 +561,10 @@ async function main(options: ClusterOptions): Promise<number> {
     `### Throughput: ${options.connections} connections, closed loop, nothing limited`,
     '',
     throughputMarkdown(runs, comparisons),
+    '',
+    `### Latency and CPU at ${perSec(FIXED_RATE)} req/s, open loop, nothing limited`,
+    '',
+    fixedRateMarkdown(fixedRate),
     '',
     `### Accuracy: examples/cluster.yaml, ${accuracy.offeredPerSec} req/s over ${accuracy.nodes} nodes`,
     '',
@@ -552,8 +597,14 @@ async function main(options: ClusterOptions): Promise<number> {
         durationSec: options.durationSec,
         warmupSec: options.warmupSec,
         accuracy: { loadFactor: LOAD_FACTOR, durationSec: options.accuracySec },
+        fixedRate: {
+          ratePerSec: FIXED_RATE,
+          durationSec: options.durationSec,
+          warmupSec: options.warmupSec,
+        },
       },
       throughput: { runs, comparisons },
+      fixedRate,
       accuracy,
       markdown,
     },
@@ -580,16 +631,17 @@ const USAGE = `npm run bench:cluster -- [options]
 
 Options:
   --connections N   concurrent connections of the throughput runs (default 32)
-  --duration S      seconds per measured throughput run (default 10)
-  --warmup S        seconds of discarded warm-up before each throughput run (default 2)
+  --duration S      seconds per measured throughput run and 1000 req/s run (default 10)
+  --warmup S        seconds of discarded warm-up before each of them (default 2)
   --quick           --duration 3 --warmup 1 and 4 s of accuracy instead of 10: to check that
-                    the bench works (cross-region: 1 s warm-up and 4 s per run)
-  --scenario NAME   throughput-accuracy (default): throughput and accuracy as above;
+                    the bench works (cross-region: 1 s warm-up and 4 s per run; handover:
+                    the owner stopped after 3 s and 12 s more, instead of 5 and 15)
+  --scenario NAME   throughput-accuracy (default): throughput, 1000 req/s and accuracy;
                     cross-region: two regions 30 ms apart, the lane's owner in region a,
                     p50/p99 from each region under the limit (leased shares on and off) and
                     contended (--duration and --warmup apply per run);
                     handover: the lane's owner stopped mid-run by SIGKILL, then (a fresh
-                    cluster) by SIGTERM, 10× the limit over the other two nodes; the busiest
+                    cluster) by SIGTERM, 5× the limit over the other two nodes; the busiest
                     one-second window at the upstream against limit + 1% + burst, and every
                     request's outcome (lost, hung past ingress's deadline); about 1.5 minutes
   --help            show this text`
