@@ -80,6 +80,8 @@ export interface ClientOutcomes {
   /** Requests sent in the second before the stop and answered after it: the ones the stop caught. */
   readonly caughtByStop: number
   readonly slowestCaughtMs: number
+  /** Failed or hung requests by the node they were sent to: where to look. */
+  readonly notAnsweredByNode: Readonly<Record<string, number>>
 }
 
 export interface HandoverRun {
@@ -138,7 +140,11 @@ async function ownerAmong(nodes: readonly FairlaneProcess[]): Promise<FairlanePr
   return nodes.filter((_, i) => (states[i] ?? 0) > 0)
 }
 
-function outcomesOf(log: readonly LoggedRequest[], stoppedAt: number): ClientOutcomes {
+function outcomesOf(
+  log: readonly LoggedRequest[],
+  stoppedAt: number,
+  nodes: readonly string[],
+): ClientOutcomes {
   const count = (test: (r: LoggedRequest) => boolean): number => log.filter(test).length
   const otherStatuses: Record<string, number> = {}
   const transportErrors: Record<string, number> = {}
@@ -147,6 +153,12 @@ function outcomesOf(log: readonly LoggedRequest[], stoppedAt: number): ClientOut
       otherStatuses[r.outcome] = (otherStatuses[r.outcome] ?? 0) + 1
     if (r.outcome === 'error')
       transportErrors[r.error ?? '?'] = (transportErrors[r.error ?? '?'] ?? 0) + 1
+  }
+  const notAnsweredByNode: Record<string, number> = {}
+  for (const r of log) {
+    const failed = typeof r.outcome !== 'number' || ![200, 429, 503].includes(r.outcome)
+    const node = nodes[r.target] ?? String(r.target)
+    if (failed) notAnsweredByNode[node] = (notAnsweredByNode[node] ?? 0) + 1
   }
   const answered = log.filter((r) => typeof r.outcome === 'number')
   const caught = answered.filter((r) => r.sentAt > stoppedAt - 1000 && r.endedAt > stoppedAt)
@@ -163,6 +175,7 @@ function outcomesOf(log: readonly LoggedRequest[], stoppedAt: number): ClientOut
     slowestAnswerMs: slowest(answered),
     caughtByStop: caught.length,
     slowestCaughtMs: slowest(caught),
+    notAnsweredByNode,
   }
 }
 
@@ -231,7 +244,11 @@ async function handoverRun(
     const arrivals = [...before, ...after]
     const busiest = busiestWindow(arrivals, 1000)
     const bound = facts.rps * 1.01 + facts.burst
-    const client = outcomesOf(log, stoppedAt)
+    const client = outcomesOf(
+      log,
+      stoppedAt,
+      survivors.map((n) => n.child.name),
+    )
     return {
       run: {
         way,
@@ -343,6 +360,7 @@ export function handoverMarkdown(result: HandoverResult): string {
       'other status',
       'transport errors',
       'hung',
+      'failed or hung, by node',
       'slowest answer',
       'caught by the stop (slowest)',
       '2xx − upstream arrivals',
@@ -364,6 +382,7 @@ export function handoverMarkdown(result: HandoverResult): string {
         listed(c.otherStatuses),
         listed(c.transportErrors),
         String(c.hung),
+        listed(c.notAnsweredByNode),
         `${fixed(c.slowestAnswerMs / 1000, 2)} s`,
         `${perSec(c.caughtByStop)} (${fixed(c.slowestCaughtMs / 1000, 2)} s)`,
         String(r.okLessArrivals),
