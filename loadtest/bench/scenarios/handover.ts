@@ -17,6 +17,7 @@
 import { readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fixed, perSec } from '../lib/format.ts'
+import { listenOverflows } from '../lib/listen-overflows.ts'
 import { LoggedOpenLoop, type LoggedRequest } from '../lib/logged-open-loop.ts'
 import { probe, type LoadRequest } from '../lib/measurement.ts'
 import { sampleRoles } from '../lib/probe.ts'
@@ -114,6 +115,11 @@ export interface HandoverRun {
    * up to d ms of arrivals into one window.
    */
   readonly eventLoopDelayMaxMs: Readonly<Record<string, number | undefined>>
+  /**
+   * Connections the kernel dropped from full accept queues during the run, machine-wide (other
+   * work on the machine counts too): what turns a node's stall into clients' ECONNRESET.
+   */
+  readonly listenOverflows: number | undefined
 }
 
 export interface HandoverResult {
@@ -221,6 +227,7 @@ async function handoverRun(
     const probed = new Set(Object.values(watched))
     // Opens each probed process's event-loop window.
     await sampleRoles(watched, probed)
+    const overflowsBefore = listenOverflows()
     const loop = new LoggedOpenLoop(survivors.map(request), rate, deadlineMs)
     await sleep(settings.stopAtSec * 1000)
     // Asking for the arrivals starts a new list: this one ends at the stop.
@@ -236,6 +243,7 @@ async function handoverRun(
     say(`handover (${way}): load stopped; waiting for every answer (deadline ${deadlineMs} ms)`)
     const stalls = await sampleRoles(watched, probed)
     const log = await loop.stop()
+    const overflowsAfter = listenOverflows()
     const after = await upstream.arrivals()
     const nextOwner = (await ownerAmong(survivors))[0]?.child.name
     for (const node of survivors)
@@ -268,6 +276,10 @@ async function handoverRun(
         longestGapMs: longestGap(arrivals).ms,
         client,
         okLessArrivals: client.ok - arrivals.length,
+        listenOverflows:
+          overflowsBefore === undefined || overflowsAfter === undefined
+            ? undefined
+            : overflowsAfter - overflowsBefore,
         eventLoopDelayMaxMs: Object.fromEntries(
           Object.entries(stalls).map(([role, f]) => [role, f.eventLoopDelayMaxMs]),
         ),
@@ -366,6 +378,7 @@ export function handoverMarkdown(result: HandoverResult): string {
       '2xx − upstream arrivals',
       'stopped node exited after',
       'event-loop stall max ms',
+      'accept queue overflows (machine)',
     ],
     result.runs.map((r) => {
       const c = r.client
@@ -390,6 +403,7 @@ export function handoverMarkdown(result: HandoverResult): string {
         Object.entries(r.eventLoopDelayMaxMs)
           .map(([role, v]) => `${role} ${v === undefined ? '-' : fixed(v, 0)}`)
           .join(', '),
+        r.listenOverflows === undefined ? '-' : perSec(r.listenOverflows),
       ]
     }),
   )
