@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { System } from '../systems/system.ts'
 import type { Child } from './child.ts'
 import { watchCpuTime, watchMachineCpu } from './cpu.ts'
@@ -19,14 +20,25 @@ export interface FixedRateCost {
   readonly ownMicrosPerRequest: Readonly<Record<string, number | null>>
   /** The Fairlane processes together (embedded, or every node) ÷ every request served, µs. */
   readonly fairlaneMicrosPerRequest: number
+  /**
+   * Each watched process's CPU with no load, % of one core, over IDLE_SEC before the run: the
+   * fixed cost (lease heartbeats, checkpoints, probes) that a modest rate spreads thin.
+   */
+  readonly idlePercent: Readonly<Record<string, number | null>>
+  /** fairlaneMicrosPerRequest less the Fairlane processes' idle CPU: what a request adds. */
+  readonly fairlaneMarginalMicrosPerRequest: number
   /** The whole machine's busy CPU during the window, % of one core: shows other work. */
   readonly machineCpuPercent: number | null
 }
 
+/** Seconds of no load, watched, before the fixed-rate run. */
+const IDLE_SEC = 3
+
 /**
- * Measures `system` at `ratePerSec` spread round robin over its instances (open loop, see
- * fixed-rate.ts), watching the CPU time of every process in `watched`. `fairlane` names the
- * Fairlane processes, in the order of the system's instances.
+ * Watches every process in `watched` idle for IDLE_SEC, then measures `system` at
+ * `ratePerSec` spread round robin over its instances (open loop, see fixed-rate.ts), watching
+ * their CPU time. `fairlane` names the Fairlane processes, in the order of the system's
+ * instances.
  */
 export async function fixedRateCost(
   system: System,
@@ -38,6 +50,12 @@ export async function fixedRateCost(
 ): Promise<FixedRateCost> {
   const load = system.requests ?? [system.request]
   const pids = Object.fromEntries(Object.entries(watched).map(([role, child]) => [role, child.pid]))
+  const idle = watchCpuTime(pids)
+  await sleep(IDLE_SEC * 1000)
+  const idleMs = idle()
+  const idlePercent = Object.fromEntries(
+    Object.entries(idleMs).map(([role, ms]) => [role, ms === null ? null : ms / (IDLE_SEC * 10)]),
+  )
   let used: Record<string, number | null> = {}
   let machineCpuPercent: number | null = null
   const measurement = await measureAtRate(load, ratePerSec, durationSec, warmupSec, () => {
@@ -60,10 +78,13 @@ export async function fixedRateCost(
       ),
     ]),
   )
-  const fairlaneUsed = fairlane.map((role) => used[role] ?? null)
-  const fairlaneMs = fairlaneUsed.includes(null)
-    ? null
-    : fairlaneUsed.reduce<number>((sum, cpuMs) => sum + (cpuMs ?? 0), 0)
+  const sum = (values: readonly (number | null)[]): number | null =>
+    values.includes(null) ? null : values.reduce<number>((total, v) => total + (v ?? 0), 0)
+  const fairlaneMs = sum(fairlane.map((role) => used[role] ?? null))
+  const fairlaneIdlePercent = sum(fairlane.map((role) => idlePercent[role] ?? null))
+  // % of a core × 10 = ms of CPU per second.
+  const fairlaneIdleMs =
+    fairlaneIdlePercent === null ? null : fairlaneIdlePercent * 10 * measurement.durationSec
   return {
     system: system.name,
     instances: load.length,
@@ -73,6 +94,12 @@ export async function fixedRateCost(
     ),
     ownMicrosPerRequest: own,
     fairlaneMicrosPerRequest: perRequest(fairlaneMs, served) ?? Number.NaN,
+    idlePercent,
+    fairlaneMarginalMicrosPerRequest:
+      perRequest(
+        fairlaneMs === null || fairlaneIdleMs === null ? null : fairlaneMs - fairlaneIdleMs,
+        served,
+      ) ?? Number.NaN,
     machineCpuPercent,
   }
 }
@@ -97,6 +124,8 @@ export function fixedRateMarkdown(runs: readonly FixedRateCost[]): string {
       `p99 − ${baseline?.system ?? '-'} ms`,
       'Fairlane CPU µs/req',
       `÷ ${baseline?.system ?? '-'}`,
+      'less idle µs/req',
+      `÷ ${baseline?.system ?? '-'}`,
       'per node, µs per request it took',
     ],
     runs.map((r) => [
@@ -109,6 +138,10 @@ export function fixedRateMarkdown(runs: readonly FixedRateCost[]): string {
       baseline ? fixed(r.measurement.p99Ms - baseline.measurement.p99Ms, 2) : '-',
       micros(r.fairlaneMicrosPerRequest),
       baseline ? times(r.fairlaneMicrosPerRequest / baseline.fairlaneMicrosPerRequest) : '-',
+      micros(r.fairlaneMarginalMicrosPerRequest),
+      baseline
+        ? times(r.fairlaneMarginalMicrosPerRequest / baseline.fairlaneMarginalMicrosPerRequest)
+        : '-',
       Object.entries(r.ownMicrosPerRequest)
         .map(([role, us]) => `${role} ${micros(us)}`)
         .join(', '),
@@ -116,20 +149,30 @@ export function fixedRateMarkdown(runs: readonly FixedRateCost[]): string {
   )
   const roles = [...new Set(runs.flatMap((r) => Object.keys(r.cpuMicrosPerRequest)))]
   const perProcess = formatMarkdownTable(
-    ['CPU µs per request served', ...roles, 'rest of machine, % of a core'],
-    runs.map((r) => {
-      const watchedPercent = Object.values(r.cpuMicrosPerRequest).reduce<number>(
+    ['per process', ...roles, 'rest of machine, % of a core'],
+    runs.flatMap((r) => {
+      const microsSum = Object.values(r.cpuMicrosPerRequest).reduce<number>(
         (sum, us) => sum + (us ?? 0),
         0,
       )
       // µs per request × requests per second = µs of CPU per second: ÷ 10⁴ gives % of a core.
-      const watched = (watchedPercent * r.measurement.servedPerSec) / 1e4
+      const watched = (microsSum * r.measurement.servedPerSec) / 1e4
       return [
-        r.system,
-        ...roles.map((role) => micros(r.cpuMicrosPerRequest[role])),
-        r.machineCpuPercent === null
-          ? '-'
-          : String(Math.max(0, Math.round(r.machineCpuPercent - watched))),
+        [
+          `${r.system}: CPU µs per request served`,
+          ...roles.map((role) => micros(r.cpuMicrosPerRequest[role])),
+          r.machineCpuPercent === null
+            ? '-'
+            : String(Math.max(0, Math.round(r.machineCpuPercent - watched))),
+        ],
+        [
+          `${r.system}: idle before, % of a core`,
+          ...roles.map((role) => {
+            const idle = r.idlePercent[role]
+            return idle === null || idle === undefined ? '-' : fixed(idle, 1)
+          }),
+          '',
+        ],
       ]
     }),
   )
