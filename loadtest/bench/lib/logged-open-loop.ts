@@ -14,6 +14,18 @@ export interface LoggedRequest {
   readonly outcome: Outcome
   /** The error's code (ECONNRESET, …) when the outcome is `error`. */
   readonly error?: string
+  /** The problem's `code` of a 5xx answer (`queue_timeout`, `cluster_unavailable`, …). */
+  readonly code?: string
+}
+
+/** The `code` of a problem+json body, or undefined. */
+function problemCode(body: string): string | undefined {
+  try {
+    const { code } = JSON.parse(body) as { code?: unknown }
+    return typeof code === 'string' ? code : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /**
@@ -49,7 +61,7 @@ export class LoggedOpenLoop {
     const sentAt = performance.now()
     const done = new Promise<void>((settle) => {
       let ended = false
-      const end = (outcome: Outcome, err?: NodeJS.ErrnoException): void => {
+      const end = (outcome: Outcome, err?: NodeJS.ErrnoException, code?: string): void => {
         if (ended) return
         ended = true
         clearTimeout(deadline)
@@ -59,6 +71,7 @@ export class LoggedOpenLoop {
           endedAt: performance.now(),
           outcome,
           ...(err ? { error: err.code ?? err.message } : {}),
+          ...(code === undefined ? {} : { code }),
         })
         settle()
       }
@@ -66,8 +79,18 @@ export class LoggedOpenLoop {
         target.url,
         { agent: this.#agent, headers: target.headers },
         (response) => {
-          response.resume()
-          response.once('end', () => end(response.statusCode ?? 0))
+          const status = response.statusCode ?? 0
+          // Only a 5xx body is read: which refusal it was. Others are drained unread.
+          let body = ''
+          if (status >= 500) {
+            response.setEncoding('utf8')
+            response.on('data', (chunk: string) => (body += chunk))
+          } else {
+            response.resume()
+          }
+          response.once('end', () =>
+            end(status, undefined, status >= 500 ? problemCode(body) : undefined),
+          )
           response.once('error', (err) => end('error', err))
         },
       )

@@ -70,6 +70,8 @@ export interface ClientOutcomes {
   readonly ok: number
   readonly rateLimited: number
   readonly unavailable: number
+  /** The 503s by their problem code. */
+  readonly unavailableByCode: Readonly<Record<string, number>>
   /** Any other status, by status. */
   readonly otherStatuses: Readonly<Record<string, number>>
   /** Requests that got no HTTP answer, by the error's code. */
@@ -154,11 +156,14 @@ function outcomesOf(
   const count = (test: (r: LoggedRequest) => boolean): number => log.filter(test).length
   const otherStatuses: Record<string, number> = {}
   const transportErrors: Record<string, number> = {}
+  const unavailableByCode: Record<string, number> = {}
   for (const r of log) {
     if (typeof r.outcome === 'number' && ![200, 429, 503].includes(r.outcome))
       otherStatuses[r.outcome] = (otherStatuses[r.outcome] ?? 0) + 1
     if (r.outcome === 'error')
       transportErrors[r.error ?? '?'] = (transportErrors[r.error ?? '?'] ?? 0) + 1
+    if (r.outcome === 503)
+      unavailableByCode[r.code ?? '?'] = (unavailableByCode[r.code ?? '?'] ?? 0) + 1
   }
   const notAnsweredByNode: Record<string, number> = {}
   for (const r of log) {
@@ -175,6 +180,7 @@ function outcomesOf(
     ok: count((r) => r.outcome === 200),
     rateLimited: count((r) => r.outcome === 429),
     unavailable: count((r) => r.outcome === 503),
+    unavailableByCode,
     otherStatuses,
     transportErrors,
     hung: count((r) => r.outcome === 'hung'),
@@ -391,7 +397,7 @@ export function handoverMarkdown(result: HandoverResult): string {
         perSec(c.sent),
         perSec(c.ok),
         perSec(c.rateLimited),
-        perSec(c.unavailable),
+        listed(c.unavailableByCode),
         listed(c.otherStatuses),
         listed(c.transportErrors),
         String(c.hung),
