@@ -17,7 +17,7 @@
 import { readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fixed, perSec } from '../lib/format.ts'
-import { listenOverflows } from '../lib/listen-overflows.ts'
+import { listenOverflows, watchAcceptQueues } from '../lib/listen-overflows.ts'
 import { LoggedOpenLoop, type LoggedRequest } from '../lib/logged-open-loop.ts'
 import { probe, type LoadRequest } from '../lib/measurement.ts'
 import { sampleRoles } from '../lib/probe.ts'
@@ -122,6 +122,8 @@ export interface HandoverRun {
    * work on the machine counts too): what turns a node's stall into clients' ECONNRESET.
    */
   readonly listenOverflows: number | undefined
+  /** The deepest accept queue of each loaded node's proxy port, sampled every 100 ms. */
+  readonly acceptQueueMax: Readonly<Record<string, number>>
 }
 
 export interface HandoverResult {
@@ -234,6 +236,9 @@ async function handoverRun(
     // Opens each probed process's event-loop window.
     await sampleRoles(watched, probed)
     const overflowsBefore = listenOverflows()
+    const queues = watchAcceptQueues(
+      Object.fromEntries(survivors.map((n) => [n.child.name, Number(new URL(n.proxyUrl).port)])),
+    )
     const loop = new LoggedOpenLoop(survivors.map(request), rate, deadlineMs)
     await sleep(settings.stopAtSec * 1000)
     // Asking for the arrivals starts a new list: this one ends at the stop.
@@ -250,6 +255,7 @@ async function handoverRun(
     const stalls = await sampleRoles(watched, probed)
     const log = await loop.stop()
     const overflowsAfter = listenOverflows()
+    const acceptQueueMax = queues()
     const after = await upstream.arrivals()
     const nextOwner = (await ownerAmong(survivors))[0]?.child.name
     for (const node of survivors)
@@ -286,6 +292,7 @@ async function handoverRun(
           overflowsBefore === undefined || overflowsAfter === undefined
             ? undefined
             : overflowsAfter - overflowsBefore,
+        acceptQueueMax,
         eventLoopDelayMaxMs: Object.fromEntries(
           Object.entries(stalls).map(([role, f]) => [role, f.eventLoopDelayMaxMs]),
         ),
@@ -385,6 +392,7 @@ export function handoverMarkdown(result: HandoverResult): string {
       'stopped node exited after',
       'event-loop stall max ms',
       'accept queue overflows (machine)',
+      'deepest accept queue',
     ],
     result.runs.map((r) => {
       const c = r.client
@@ -410,6 +418,9 @@ export function handoverMarkdown(result: HandoverResult): string {
           .map(([role, v]) => `${role} ${v === undefined ? '-' : fixed(v, 0)}`)
           .join(', '),
         r.listenOverflows === undefined ? '-' : perSec(r.listenOverflows),
+        Object.entries(r.acceptQueueMax)
+          .map(([node, n]) => `${node} ${n}`)
+          .join(', '),
       ]
     }),
   )
