@@ -2,7 +2,7 @@ import { Agent, get } from 'node:http'
 import type { LoadRequest } from './measurement.ts'
 
 /** How one request ended: its HTTP status, a transport error, or no answer by its deadline. */
-export type Outcome = number | 'error' | 'hung'
+type Outcome = number | 'error' | 'hung'
 
 /** One request of a logged open loop. */
 export interface LoggedRequest {

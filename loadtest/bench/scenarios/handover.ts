@@ -42,7 +42,7 @@ const DEFAULT_LONGEST_WAIT_MS = 30_000
 const LOAD_FACTOR = 5
 const HEADERS = { authorization: `Bearer ${CLUSTER_DEMO_KEY}` }
 
-export type StopWay = 'SIGKILL' | 'SIGTERM'
+type StopWay = 'SIGKILL' | 'SIGTERM'
 
 export interface HandoverSettings {
   readonly stopAtSec: number
@@ -65,7 +65,7 @@ async function exampleFacts(): Promise<ExampleFacts> {
   return { rps: Number(rate[1]), burst: Number(rate[2]), leaseTtlMs: Number(ttl[1]) }
 }
 
-export interface ClientOutcomes {
+interface ClientOutcomes {
   readonly sent: number
   readonly ok: number
   readonly rateLimited: number
@@ -87,7 +87,7 @@ export interface ClientOutcomes {
   readonly notAnsweredByNode: Readonly<Record<string, number>>
 }
 
-export interface HandoverRun {
+interface HandoverRun {
   readonly way: StopWay
   readonly stoppedNode: string
   /** The node that owned the lane afterwards (the one holding its limit state), if found. */
