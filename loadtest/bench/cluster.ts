@@ -6,6 +6,9 @@
  *    spread over them, and one cluster node alone (the NATS path without three nodes sharing
  *    two cores); a config derived from examples/cluster.yaml without its `limits` block, so no
  *    limit caps what is measured. req/s, p50/p99 and the latency added over direct.
+ *    Then embedded and the three nodes again at a fixed 1000 req/s (`--rate`), open loop
+ *    (spread round robin over the nodes): p50/p99 below saturation, and CPU µs per request
+ *    of every process (each node, nats-server, redis-server).
  * 2. Accuracy: examples/cluster.yaml as it is (target `echo`, 100 req/s, burst 10) on three
  *    nodes, 10× the limit offered open loop round robin over them for 10 s; the admitted rate
  *    as the upstream saw it, against the limit and the bound limit + 1% + burst.
@@ -13,26 +16,31 @@
  * 3. cross-region (only with `--scenario cross-region`, see scenarios/cross-region.ts): two
  *    regions 30 ms apart, the lane's owner in one and clients in the other; p50/p99 at a fixed
  *    rate under the limit with leased shares on and off, and with the lane contended.
+ * 4. handover (only with `--scenario handover`, see scenarios/handover.ts): the lane's owner
+ *    SIGKILLed, then SIGTERMed, mid-run; the busiest one-second window at the upstream and
+ *    every request's outcome.
  *
  * Prints Markdown tables; writes loadtest/results/cluster-<time>.json and .md
- * (cluster-cross-region-<time>.… for that scenario).
+ * (cluster-<scenario>-<time>.… for cross-region and handover).
  *
  *   npm run bench:cluster -- [--connections N] [--duration S] [--warmup S] [--quick]
- *                            [--scenario throughput-accuracy|cross-region]
+ *                            [--scenario throughput-accuracy|cross-region|handover]
  */
 import { readFile } from 'node:fs/promises'
 import os from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { stopAll } from './lib/child.ts'
 import { measureAtRate, type RateMeasurement } from './lib/fixed-rate.ts'
+import { fixedRateCost, fixedRateMarkdown, type FixedRateCost } from './lib/fixed-rate-cost.ts'
 import { fixed, ms, perSec, times } from './lib/format.ts'
 import { machineFacts } from './lib/machine.ts'
 import { LOAD_GENERATOR, probe, problemsOf, type LoadRequest } from './lib/measurement.ts'
-import { benchOptions, takeFlag, type BenchOptions } from './lib/options.ts'
+import { benchOptions, numberFlag, takeFlag, type BenchOptions } from './lib/options.ts'
 import { compare, runSystem, type Comparison, type Run } from './lib/proxy-run.ts'
 import { timestamp, writeResult, writeResultFile } from './lib/result-file.ts'
 import { runBench } from './lib/run-bench.ts'
 import { crossRegionMarkdown, runCrossRegion } from './scenarios/cross-region.ts'
+import { handoverMarkdown, runHandover } from './scenarios/handover.ts'
 import { formatMarkdownTable } from './lib/table.ts'
 import { launchUpstream, type Upstream } from './lib/upstream.ts'
 import { watchCpu, watchMachineCpu } from './lib/cpu.ts'
@@ -56,8 +64,13 @@ const loadAverage = (): number => Math.round((os.loadavg()[0] ?? 0) * 100) / 100
 const HEADERS = { authorization: `Bearer ${CLUSTER_DEMO_KEY}` }
 /** Offered load ÷ the target's limit, as cluster test (a). */
 const LOAD_FACTOR = 10
+/**
+ * The fixed-rate phase's default: issue 13's 1000 req/s, the overhead scenario's rate, about
+ * half of either system's maximum on a quiet machine of this kind (`--rate` for a busy one).
+ */
+const FIXED_RATE = 1000
 
-const CLUSTER_SCENARIOS = ['throughput-accuracy', 'cross-region'] as const
+const CLUSTER_SCENARIOS = ['throughput-accuracy', 'cross-region', 'handover'] as const
 type ClusterScenario = (typeof CLUSTER_SCENARIOS)[number]
 
 interface ClusterOptions extends BenchOptions {
@@ -65,6 +78,8 @@ interface ClusterOptions extends BenchOptions {
   /** Seconds of offered load in the accuracy run. */
   readonly accuracySec: number
   readonly scenario: ClusterScenario
+  /** Requests per second of the fixed-rate phase. */
+  readonly rate: number
 }
 
 /** `--scenario NAME` or `--scenario=NAME`, taken out of argv; the shared flags parse the rest. */
@@ -77,13 +92,15 @@ function scenarioFlag(argv: readonly string[]): { scenario: ClusterScenario; res
 }
 
 function clusterOptions(argv: readonly string[]): ClusterOptions | undefined {
-  const { scenario, rest } = scenarioFlag(argv)
+  const { scenario, rest: afterScenario } = scenarioFlag(argv)
+  const { value: rateFlag, rest } = takeFlag(afterScenario, 'rate')
+  const rate = Math.round(numberFlag('rate', rateFlag, FIXED_RATE, 1))
   const options = benchOptions(rest)
   if (!options) return undefined
   if (options.profile)
     throw new Error('--profile: not supported by bench:cluster (use bench:proxy -- --profile)')
   const quick = rest.includes('--quick')
-  return { ...options, quick, accuracySec: quick ? 4 : 10, scenario }
+  return { ...options, quick, accuracySec: quick ? 4 : 10, scenario, rate }
 }
 
 /** The target's rate limit as examples/cluster.yaml states it, so the bench follows the example. */
@@ -115,15 +132,39 @@ function clusterSystem(name: string, cluster: FairlaneCluster): System {
   }
 }
 
-/** One system at a time: started, measured, stopped, so no idle process shares the cores. */
+/**
+ * One system at a time: started, measured, stopped, so no idle process shares the cores.
+ * With `fixedRate`, the same processes are then measured open loop at `options.rate`: the
+ * Fairlane processes named there (in the order of the system's instances) are what its CPU
+ * per request counts.
+ */
 async function throughputRun(
   start: () => Promise<System>,
   options: ClusterOptions,
   upstream: Upstream,
+  fixedRate?: { readonly fairlane: readonly string[]; readonly into: FixedRateCost[] },
 ): Promise<Run> {
   const system = await start()
   try {
-    return await runSystem(system, options, { upstream: upstream.child, ...system.processes }, say)
+    const watched = { upstream: upstream.child, ...system.processes }
+    const run = await runSystem(system, options, watched, say)
+    if (fixedRate) {
+      say(
+        `${system.name}: ${options.rate} req/s open loop, warm-up ${options.warmupSec} s ` +
+          `(discarded), then ${options.durationSec} s measured`,
+      )
+      fixedRate.into.push(
+        await fixedRateCost(
+          system,
+          watched,
+          fixedRate.fairlane,
+          options.rate,
+          options.durationSec,
+          options.warmupSec,
+        ),
+      )
+    }
+    return run
   } finally {
     await system.stop()
   }
@@ -336,16 +377,67 @@ function accuracyMarkdown(a: AccuracyRun): string {
   return `${figures}\n\n${clients}`
 }
 
-/** Two regions 30 ms apart: see scenarios/cross-region.ts. */
-async function crossRegionMain(options: ClusterOptions): Promise<number> {
+/** A scenario run on its own (cross-region, handover): its result, tables, notes and problems. */
+interface SeparateScenario {
+  readonly title: string
+  readonly markdown: string
+  readonly notes: readonly string[]
+  readonly problems: readonly string[]
+  readonly result: object
+}
+
+/** Runs one scenario alone, then prints and writes its tables as cluster-<scenario>-<time>.… */
+async function separateMain(
+  options: ClusterOptions,
+  run: () => Promise<SeparateScenario>,
+): Promise<number> {
   const started = performance.now()
   const stamp = timestamp()
   const machine = machineFacts()
   const loadAtStart = loadAverage()
   say(
-    `bench:cluster --scenario cross-region${options.quick ? ' --quick' : ''}: ${machine.cores} ` +
+    `bench:cluster --scenario ${options.scenario}${options.quick ? ' --quick' : ''}: ${machine.cores} ` +
       `cores, ${machine.cpuModel}, Node ${machine.node}; load average (1 min) ${loadAtStart}`,
   )
+  const scenario = await run()
+  await stopAll()
+  const loadAtEnd = loadAverage()
+  const markdown = [
+    `### ${scenario.title}`,
+    '',
+    scenario.markdown,
+    '',
+    ...scenario.notes.map((n) => `- ${n}`),
+    `- load average (1 min) ${loadAtStart} at start, ${loadAtEnd} at end`,
+  ].join('\n')
+  const name = `cluster-${options.scenario}`
+  const tables = await writeResultFile(`${name}-${stamp}.md`, markdown + '\n')
+  const elapsedSec = Math.round((performance.now() - started) / 1000)
+  const path = await writeResult(
+    name,
+    {
+      valid: scenario.problems.length === 0,
+      problems: scenario.problems,
+      quick: options.quick,
+      elapsedSec,
+      loadAverage1m: { start: loadAtStart, end: loadAtEnd },
+      result: scenario.result,
+      markdown,
+    },
+    stamp,
+  )
+  say()
+  say(markdown)
+  for (const problem of scenario.problems) say(`!! NOT VALID: ${problem}`)
+  say()
+  say(`results: ${path}`)
+  say(`tables:  ${tables}`)
+  say(`took ${Math.floor(elapsedSec / 60)} min ${elapsedSec % 60} s`)
+  return scenario.problems.length === 0 ? 0 : 1
+}
+
+/** Two regions 30 ms apart: see scenarios/cross-region.ts. */
+async function crossRegion(options: ClusterOptions): Promise<SeparateScenario> {
   const result = await runCrossRegion(
     {
       oneWayMs: 15,
@@ -354,43 +446,33 @@ async function crossRegionMain(options: ClusterOptions): Promise<number> {
     },
     say,
   )
-  await stopAll()
-  const loadAtEnd = loadAverage()
-  const markdown = [
-    `### Regions apart: ${result.rttMs} ms RTT, the lane's owner in region a (limit ${result.limitPerSec}/s)`,
-    '',
-    crossRegionMarkdown(result),
-    '',
-    ...result.notes.map((n) => `- ${n}`),
-    `- load average (1 min) ${loadAtStart} at start, ${loadAtEnd} at end`,
-  ].join('\n')
-  const tables = await writeResultFile(`cluster-cross-region-${stamp}.md`, markdown + '\n')
-  const elapsedSec = Math.round((performance.now() - started) / 1000)
-  const path = await writeResult(
-    'cluster-cross-region',
-    {
-      valid: result.problems.length === 0,
-      problems: result.problems,
-      quick: options.quick,
-      elapsedSec,
-      loadAverage1m: { start: loadAtStart, end: loadAtEnd },
-      result,
-      markdown,
-    },
-    stamp,
+  return {
+    title: `Regions apart: ${result.rttMs} ms RTT, the lane's owner in region a (limit ${result.limitPerSec}/s)`,
+    markdown: crossRegionMarkdown(result),
+    notes: result.notes,
+    problems: result.problems,
+    result,
+  }
+}
+
+/** The lane's owner stopped mid-run, by SIGKILL and by SIGTERM: see scenarios/handover.ts. */
+async function handover(options: ClusterOptions): Promise<SeparateScenario> {
+  const result = await runHandover(
+    { stopAtSec: options.quick ? 3 : 5, afterSec: options.quick ? 12 : 15 },
+    say,
   )
-  say()
-  say(markdown)
-  for (const problem of result.problems) say(`!! NOT VALID: ${problem}`)
-  say()
-  say(`results: ${path}`)
-  say(`tables:  ${tables}`)
-  say(`took ${Math.floor(elapsedSec / 60)} min ${elapsedSec % 60} s`)
-  return result.problems.length === 0 ? 0 : 1
+  return {
+    title: "Handover: the lane's owner stopped mid-run (examples/cluster.yaml, 3 nodes)",
+    markdown: handoverMarkdown(result),
+    notes: result.notes,
+    problems: result.problems,
+    result,
+  }
 }
 
 async function main(options: ClusterOptions): Promise<number> {
-  if (options.scenario === 'cross-region') return crossRegionMain(options)
+  if (options.scenario === 'cross-region') return separateMain(options, () => crossRegion(options))
+  if (options.scenario === 'handover') return separateMain(options, () => handover(options))
   const started = performance.now()
   const stamp = timestamp()
   const machine = machineFacts()
@@ -406,6 +488,7 @@ async function main(options: ClusterOptions): Promise<number> {
   const unlimited = await unlimitedCopyOf(CLUSTER_EXAMPLE)
   const upstream = await launchUpstream()
   const runs: Run[] = []
+  const fixedRate: FixedRateCost[] = []
   try {
     runs.push(await throughputRun(async () => direct(upstream), options, upstream))
     runs.push(
@@ -423,6 +506,7 @@ async function main(options: ClusterOptions): Promise<number> {
         },
         options,
         upstream,
+        { fairlane: ['fairlane'], into: fixedRate },
       ),
     )
     runs.push(
@@ -434,6 +518,7 @@ async function main(options: ClusterOptions): Promise<number> {
           ),
         options,
         upstream,
+        { fairlane: ['node-1', 'node-2', 'node-3'], into: fixedRate },
       ),
     )
     // The same path on one node: what the NATS hop costs, apart from three nodes on two cores.
@@ -459,6 +544,14 @@ async function main(options: ClusterOptions): Promise<number> {
   if (!baseline) throw new Error('no runs')
   const comparisons = runs.slice(1).map((run) => compare(run, baseline))
   const problems = runs.flatMap((run) => problemsOf(run.system, run))
+  for (const { system, measurement: m } of fixedRate) {
+    if (m.failed > 0 || m.refusedPerSec > 0)
+      problems.push(`${system} at ${options.rate}/s: not every request answered 2xx`)
+    if (m.sentPerSec < 0.95 * m.offeredPerSec)
+      problems.push(
+        `${system} at ${options.rate}/s: the generator sent ${perSec(m.sentPerSec)} req/s`,
+      )
+  }
 
   const accuracy = await accuracyRun(options)
   if (accuracy.client.failed > 0)
@@ -475,6 +568,10 @@ async function main(options: ClusterOptions): Promise<number> {
     `### Throughput: ${options.connections} connections, closed loop, nothing limited`,
     '',
     throughputMarkdown(runs, comparisons),
+    '',
+    `### Latency and CPU at ${perSec(options.rate)} req/s, open loop, nothing limited`,
+    '',
+    fixedRateMarkdown(fixedRate),
     '',
     `### Accuracy: examples/cluster.yaml, ${accuracy.offeredPerSec} req/s over ${accuracy.nodes} nodes`,
     '',
@@ -507,8 +604,14 @@ async function main(options: ClusterOptions): Promise<number> {
         durationSec: options.durationSec,
         warmupSec: options.warmupSec,
         accuracy: { loadFactor: LOAD_FACTOR, durationSec: options.accuracySec },
+        fixedRate: {
+          ratePerSec: options.rate,
+          durationSec: options.durationSec,
+          warmupSec: options.warmupSec,
+        },
       },
       throughput: { runs, comparisons },
+      fixedRate,
       accuracy,
       markdown,
     },
@@ -535,14 +638,21 @@ const USAGE = `npm run bench:cluster -- [options]
 
 Options:
   --connections N   concurrent connections of the throughput runs (default 32)
-  --duration S      seconds per measured throughput run (default 10)
-  --warmup S        seconds of discarded warm-up before each throughput run (default 2)
+  --duration S      seconds per measured throughput run and 1000 req/s run (default 10)
+  --warmup S        seconds of discarded warm-up before each of them (default 2)
+  --rate N          requests per second of the fixed-rate runs (default 1000; lower it on a
+                    machine busy enough that embedded Fairlane saturates near it)
   --quick           --duration 3 --warmup 1 and 4 s of accuracy instead of 10: to check that
-                    the bench works (cross-region: 1 s warm-up and 4 s per run)
-  --scenario NAME   throughput-accuracy (default): throughput and accuracy as above;
+                    the bench works (cross-region: 1 s warm-up and 4 s per run; handover:
+                    the owner stopped after 3 s and 12 s more, instead of 5 and 15)
+  --scenario NAME   throughput-accuracy (default): throughput, 1000 req/s and accuracy;
                     cross-region: two regions 30 ms apart, the lane's owner in region a,
                     p50/p99 from each region under the limit (leased shares on and off) and
-                    contended (--duration and --warmup apply per run)
+                    contended (--duration and --warmup apply per run);
+                    handover: the lane's owner stopped mid-run by SIGKILL, then (a fresh
+                    cluster) by SIGTERM, 5× the limit over the other two nodes; the busiest
+                    one-second window at the upstream against limit + 1% + burst, and every
+                    request's outcome (lost, hung past ingress's deadline); about 1.5 minutes
   --help            show this text`
 
 await runBench('bench:cluster', clusterOptions, USAGE, main)

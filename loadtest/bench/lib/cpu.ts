@@ -32,6 +32,28 @@ function cpuTimeMs(pid: number): number | undefined {
 }
 
 /**
+ * Watches the CPU time of named processes; the returned function gives each one's CPU time
+ * since the watch began, ms (user + system), or null when it cannot be read. Unrounded: CPU
+ * per request at a modest fixed rate is a few percent of a core per process.
+ */
+export function watchCpuTime(
+  pids: Readonly<Record<string, number>>,
+): () => Record<string, number | null> {
+  const before = Object.fromEntries(
+    Object.entries(pids).map(([name, pid]) => [name, cpuTimeMs(pid)]),
+  )
+  return () => {
+    const used: Record<string, number | null> = {}
+    for (const [name, pid] of Object.entries(pids)) {
+      const start = before[name]
+      const end = cpuTimeMs(pid)
+      used[name] = start === undefined || end === undefined ? null : end - start
+    }
+    return used
+  }
+}
+
+/**
  * Watches the CPU time of named processes; the returned function gives each one's use since
  * the watch began as a percentage of one core (200 = both cores of a 2-core machine), or null
  * when it cannot be read. On a machine with fewer cores than busy processes this is what tells
@@ -41,21 +63,15 @@ export function watchCpu(
   pids: Readonly<Record<string, number>>,
 ): () => Record<string, number | null> {
   const started = performance.now()
-  const before = Object.fromEntries(
-    Object.entries(pids).map(([name, pid]) => [name, cpuTimeMs(pid)]),
-  )
+  const time = watchCpuTime(pids)
   return () => {
     const elapsedMs = performance.now() - started
-    const percent: Record<string, number | null> = {}
-    for (const [name, pid] of Object.entries(pids)) {
-      const start = before[name]
-      const end = cpuTimeMs(pid)
-      percent[name] =
-        start === undefined || end === undefined
-          ? null
-          : Math.round(((end - start) / elapsedMs) * 100)
-    }
-    return percent
+    return Object.fromEntries(
+      Object.entries(time()).map(([name, ms]) => [
+        name,
+        ms === null ? null : Math.round((ms / elapsedMs) * 100),
+      ]),
+    )
   }
 }
 
