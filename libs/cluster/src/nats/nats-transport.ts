@@ -267,10 +267,6 @@ export class NatsTransport implements Transport {
     }
   }
 
-  /**
-   * Asks the lane's owner for its next share while the lane still holds one, so no request
-   * waits for it. Nobody answering in a silence's time counts as a refusal.
-   */
   /** Waits (a little) for the answers to share asks under way, so their grants go back. */
   async #asksAnswered(): Promise<void> {
     if (this.#asks.size === 0) return
@@ -279,6 +275,10 @@ export class NatsTransport implements Transport {
     clearTimeout(waited)
   }
 
+  /**
+   * Asks the lane's owner for its next share while the lane still holds one, so no request
+   * waits for it. Nobody answering in a silence's time counts as a refusal.
+   */
   #askShare(subject: string, ticket: Ticket, lane: string, want: number): void {
     const token = String(++this.#next)
     this.#asks.add(token)
