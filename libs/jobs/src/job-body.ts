@@ -99,7 +99,8 @@ const jobBodyProperties = {
   tier: Type.Optional(
     Type.String({
       minLength: 1,
-      description: 'A configured tier; not above the key’s own (the job runs in the key’s lane).',
+      description:
+        'A configured tier, not above the key’s own: below it the job waits in a lane of its own at that tier, within the key’s limits.',
     }),
   ),
   deadlineMs: Type.Optional(
@@ -113,17 +114,27 @@ const jobBodyProperties = {
   race: Type.Optional(
     Type.Object(
       {
-        regions: Type.Array(Type.String({ minLength: 1 }), {
-          minItems: 2,
-          maxItems: 8,
-          uniqueItems: true,
-          description: 'Regions of the target’s endpoints to race.',
-        }),
+        regions: Type.Optional(
+          Type.Array(Type.String({ minLength: 1 }), {
+            minItems: 2,
+            maxItems: 8,
+            uniqueItems: true,
+            description: 'Regions of the target’s endpoints to race.',
+          }),
+        ),
+        endpoints: Type.Optional(
+          Type.Array(Type.String({ minLength: 1 }), {
+            minItems: 2,
+            maxItems: 8,
+            uniqueItems: true,
+            description: 'Endpoints of the target to race, by their url as the config writes it.',
+          }),
+        ),
       },
       {
         additionalProperties: false,
         description:
-          'Each attempt goes to the target’s endpoints in these regions at once; the first good answer wins and the other calls are aborted.',
+          'Each attempt goes to the target’s endpoints in these regions, or to these endpoints, at once (give one of the two); the first good answer wins and the other calls are aborted.',
       },
     ),
   ),
@@ -182,7 +193,10 @@ function rules(body: FollowUpBody): string[] {
     problems.push('request: give body or bodyBase64, not both')
   }
   if (body.race && request.target === undefined) {
-    problems.push('race: goes with a target, whose endpoints have regions')
+    problems.push('race: goes with a target, whose endpoints it races')
+  }
+  if (body.race && (body.race.regions === undefined) === (body.race.endpoints === undefined)) {
+    problems.push('race: give either regions or endpoints')
   }
   if (body.webhook && body.webhooks) problems.push('give webhook or webhooks, not both')
   for (const [i, hook] of (body.webhooks ?? (body.webhook ? [body.webhook] : [])).entries()) {

@@ -580,6 +580,44 @@ describe('race', () => {
     expect(job).toMatchObject({ state: 'succeeded', response: { status: 200 } })
     expect(job['attempts']).toHaveLength(1)
   })
+
+  it('races named endpoints: of three, the two named are raced and the good one wins', async () => {
+    const slow = await upstream()
+    slow.behave(() => ({ kind: 'delay', ms: 5_000 }))
+    const good = await upstream()
+    const spare = await upstream()
+    const { node } = await setup({
+      echo: {
+        // Without the race every attempt goes to the slow endpoint (the others are standbys).
+        endpoints: [
+          { url: slow.url, weight: 1000 },
+          { url: spare.url, weight: 0 },
+          { url: good.url, weight: 0 },
+        ],
+        retry: { attempts: 1 },
+      },
+    })
+    const startedAt = Date.now()
+    const { id } = (await (
+      await post(node, { request: JOB.request, race: { endpoints: [slow.url, good.url] } })
+    ).json()) as { id: string }
+    const job = await finished(node, id)
+    expect(Date.now() - startedAt).toBeLessThan(4_000)
+    expect(job).toMatchObject({ state: 'succeeded', response: { status: 200 } })
+    expect(good.hits).toBe(1)
+    expect(spare.hits).toBe(0)
+    await until(async () => (slow.inFlight === 0 ? true : undefined))
+    const unknown = await post(node, {
+      request: JOB.request,
+      race: { endpoints: [slow.url, 'http://127.0.0.1:1'] },
+    })
+    expect(unknown.status).toBe(400)
+    const both = await post(node, {
+      request: JOB.request,
+      race: { regions: ['eu', 'us'], endpoints: [slow.url, good.url] },
+    })
+    expect(both.status).toBe(400)
+  })
 })
 
 describe('tiers', () => {

@@ -52,9 +52,9 @@ export function principalOf(
  * The config an attempt sees. Its target waits for no Retry-After within the attempt
  * (maxRetryMs 0): a 429 or 503 that names a time ends the attempt and the job is stored
  * with that time, instead of a worker slot sleeping through it; failover to another endpoint,
- * which waits for nothing, stays. For a raced job the target is narrowed to the endpoints
- * of the raced regions, hedged at once, so the target's own race sends to them together and
- * keeps the first good answer (the other call is aborted).
+ * which waits for nothing, stays. For a raced job the target is narrowed to the raced
+ * endpoints (named, or those of the raced regions), hedged at once, so the target's own race
+ * sends to them together and keeps the first good answer (the other call is aborted).
  */
 function attemptConfig(job: JobRecord, config: FairlaneConfig): FairlaneConfig {
   const name = job.body.request.target
@@ -63,7 +63,11 @@ function attemptConfig(job: JobRecord, config: FairlaneConfig): FairlaneConfig {
   if (name === undefined || !target) return config
   const race = job.body.race
   const endpoints = race
-    ? target.endpoints.filter((e) => race.regions.includes(e.region ?? ''))
+    ? target.endpoints.filter((e) =>
+        race.endpoints
+          ? race.endpoints.includes(e.url)
+          : race.regions?.includes(e.region ?? '') === true,
+      )
     : target.endpoints
   return {
     ...config,

@@ -121,13 +121,20 @@ function checkAgainstConfig(
       if (request.url !== undefined) policy.approve(route.url, route.rule)
     }
     if (job.race && request.target !== undefined) {
-      const regions = new Set(config.targets[request.target]?.endpoints.map((e) => e.region))
-      const missing = job.race.regions.filter((r) => !regions.has(r))
+      const endpoints = config.targets[request.target]?.endpoints ?? []
+      const regions = new Set(endpoints.map((e) => e.region))
+      const urls = new Set(endpoints.map((e) => e.url))
+      const missing = [
+        ...(job.race.regions ?? [])
+          .filter((r) => !regions.has(r))
+          .map((r) => `an endpoint in ${r}`),
+        ...(job.race.endpoints ?? []).filter((u) => !urls.has(u)).map((u) => `the endpoint ${u}`),
+      ]
       if (missing.length > 0) {
         throw new FairlaneError(
           'bad_request',
           'jobs',
-          `race: target ${request.target} has no endpoint in ${missing.join(', ')}`,
+          `race: target ${request.target} has no ${missing.join(', no ')}`,
         )
       }
     }
