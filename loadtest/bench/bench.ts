@@ -133,8 +133,10 @@ function settingsFor(quick: boolean): BenchSettings {
     },
     noisy: { warmupSec: quick ? 1 : 3, durationSec: quick ? 3 : 15 },
     callerFlood: {
+      // The figure: 100,000 distinct callers in one minute.
       callers: quick ? 30_000 : 100_000,
-      connections: 64,
+      spreadSec: quick ? 18 : 60,
+      maxInFlight: 256,
       aloneSec: quick ? 2 : 4,
       goodIntervalMs: 25,
     },

@@ -63,6 +63,43 @@ function send(base: string, agent: Agent, token: string): Promise<number> {
   })
 }
 
+/**
+ * The flood: `count` requests, each from a new caller, sent at `perSec` whatever the answers
+ * (open loop), at most `maxInFlight` at once; resolves when every answer is in.
+ */
+function floodAtRate(
+  base: string,
+  agent: Agent,
+  count: number,
+  perSec: number,
+  maxInFlight: number,
+): Promise<{ refused: number }> {
+  let sent = 0
+  let inFlight = 0
+  let refused = 0
+  const started = performance.now()
+  return new Promise((resolve) => {
+    const timer = setInterval(() => {
+      const due = Math.min(count, Math.floor(((performance.now() - started) / 1000) * perSec))
+      while (sent < due && inFlight < maxInFlight) {
+        inFlight++
+        send(base, agent, `flood-${sent++}`)
+          .then(
+            (status) => void (status !== 200 && refused++),
+            () => void refused++,
+          )
+          .finally(() => {
+            inFlight--
+            if (sent === count && inFlight === 0) {
+              clearInterval(timer)
+              resolve({ refused })
+            }
+          })
+      }
+    }, 1)
+  })
+}
+
 /** The good caller: one request every `intervalMs` until stopped, each timed. */
 function goodCaller(base: string, agent: Agent, intervalMs: number) {
   const samples: number[] = []
@@ -95,7 +132,7 @@ async function runOne(contender: Contender, context: ScenarioContext) {
     limit: LIMIT,
   })
   const base = deployment.bases[0] as string
-  const agent = new Agent({ keepAlive: true, maxSockets: f.connections + 2 })
+  const agent = new Agent({ keepAlive: true, maxSockets: f.maxInFlight + 2 })
   try {
     await probe(contender.name, {
       url: `${base}/bench`,
@@ -111,10 +148,11 @@ async function runOne(contender: Contender, context: ScenarioContext) {
     await sleep(f.aloneSec * 1000)
     const aloneSeen = await alone.stop()
 
-    say(`  ${contender.name}: ${perSec(f.callers)} distinct callers, ${f.connections} at a time`)
+    say(
+      `  ${contender.name}: ${perSec(f.callers)} distinct callers over ${f.spreadSec} s ` +
+        `(${perSec(f.callers / f.spreadSec)}/s)`,
+    )
     const good = goodCaller(base, agent, f.goodIntervalMs)
-    let next = 0
-    let floodRefused = 0
     let peakRss = before.rssBytes ?? 0
     let loopP99 = 0
     let flooding = true
@@ -127,12 +165,12 @@ async function runOne(contender: Contender, context: ScenarioContext) {
       }
     })()
     const floodStarted = performance.now()
-    await Promise.all(
-      Array.from({ length: f.connections }, async () => {
-        while (next < f.callers) {
-          if ((await send(base, agent, `flood-${next++}`)) !== 200) floodRefused++
-        }
-      }),
+    const { refused: floodRefused } = await floodAtRate(
+      base,
+      agent,
+      f.callers,
+      f.callers / f.spreadSec,
+      f.maxInFlight,
     )
     const floodSec = (performance.now() - floodStarted) / 1000
     flooding = false
@@ -220,8 +258,10 @@ export async function runCallerFlood(context: ScenarioContext): Promise<Scenario
       rows,
     ),
     '',
-    `Each flood request carries a new Authorization token (${f.connections} in flight, closed ` +
-      `loop); the good caller sends one request every ${f.goodIntervalMs} ms, alone for ` +
+    `Each flood request carries a new Authorization token, ${perSec(f.callers)} of them sent ` +
+      `over ${f.spreadSec} s whatever the answers (open loop, at most ${f.maxInFlight} in ` +
+      'flight; flood req/s below the rate asked means Fairlane fell behind); the good caller ' +
+      `sends one request every ${f.goodIntervalMs} ms, alone for ` +
       `${f.aloneSec} s and then through the whole flood. Every caller is limited to ` +
       `${LIMIT.rps}/s (burst ${LIMIT.burst}); the route keeps at most callers.maxIdle (default ` +
       '50,000) callers’ limit state. Heap after GC is taken after a forced full GC, before the ' +
@@ -238,7 +278,7 @@ export async function runCallerFlood(context: ScenarioContext): Promise<Scenario
     markdown,
     chart: {
       title: 'Caller flood: memory and a good caller under distinct callers',
-      subtitle: [`${perSec(f.callers)} distinct callers, ${f.connections} in flight`],
+      subtitle: [`${perSec(f.callers)} distinct callers over ${f.spreadSec} s, open loop`],
       panels: [
         {
           title: 'RSS, MB (before, and the peak during the flood)',

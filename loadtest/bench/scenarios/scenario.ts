@@ -49,9 +49,10 @@ export interface BenchSettings {
     readonly durationSec: number
   }
   readonly callerFlood: {
-    /** Distinct callers, one request each. */
+    /** Distinct callers, one request each, sent evenly over `spreadSec` (open loop). */
     readonly callers: number
-    readonly connections: number
+    readonly spreadSec: number
+    readonly maxInFlight: number
     readonly aloneSec: number
     readonly goodIntervalMs: number
   }
