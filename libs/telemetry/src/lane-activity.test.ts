@@ -31,6 +31,9 @@ describe('LaneActivity', () => {
     now += 6_000
     view = activity.snapshot().lanes[0]
     expect(view).toMatchObject({ admitted: 1, refused: {}, queued: 1 })
+    // The slots that fell out of the window took their waits with them.
+    expect(view?.wait.reduce((a, b) => a + b, 0)).toBe(1)
+    expect(view?.wait[WAIT_BUCKETS_MS.length]).toBe(1)
     lane.leave()
     now += 20_000
     // Idle and outside the window: dropped.

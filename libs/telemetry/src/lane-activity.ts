@@ -57,8 +57,12 @@ export class LaneRecord {
   /** Slot number (now / slotMs) each ring position holds, or -1. */
   readonly #epochs: Float64Array
   readonly #admitted: Uint32Array
-  readonly #refused: Uint32Array
-  readonly #wait: Uint32Array
+  // Made on the first refusal, and on the first admission that waited past the first bound:
+  // most lanes of a flood of new callers see one admission without a wait, and a record
+  // lives for the whole window, so what it allocates outlives the young generation.
+  #refused: Uint32Array | undefined
+  /** Admissions by wait, the buckets above the first (the first is what admitted leaves). */
+  #wait: Uint32Array | undefined
   readonly #activity: LaneActivity
   lastActive = 0
 
@@ -74,8 +78,6 @@ export class LaneRecord {
     this.tier = names.tier
     this.#epochs = new Float64Array(slots).fill(-1)
     this.#admitted = new Uint32Array(slots)
-    this.#refused = new Uint32Array(slots * LANE_REFUSALS.length)
-    this.#wait = new Uint32Array(slots * BUCKETS)
   }
 
   enter(): void {
@@ -93,11 +95,14 @@ export class LaneRecord {
     let bucket = 0
     while (bucket < WAIT_BUCKETS_MS.length && waitedMs > (WAIT_BUCKETS_MS[bucket] as number))
       bucket++
-    bump(this.#wait, slot * BUCKETS + bucket)
+    if (bucket === 0) return
+    this.#wait ??= new Uint32Array(this.#epochs.length * (BUCKETS - 1))
+    bump(this.#wait, slot * (BUCKETS - 1) + bucket - 1)
   }
 
   refused(code: LaneRefusal): void {
     const slot = this.#slot()
+    this.#refused ??= new Uint32Array(this.#epochs.length * LANE_REFUSALS.length)
     bump(this.#refused, slot * LANE_REFUSALS.length + LANE_REFUSALS.indexOf(code))
   }
 
@@ -110,8 +115,8 @@ export class LaneRecord {
     if (this.#epochs[slot] !== epoch) {
       this.#epochs[slot] = epoch
       this.#admitted[slot] = 0
-      this.#refused.fill(0, slot * LANE_REFUSALS.length, (slot + 1) * LANE_REFUSALS.length)
-      this.#wait.fill(0, slot * BUCKETS, (slot + 1) * BUCKETS)
+      this.#refused?.fill(0, slot * LANE_REFUSALS.length, (slot + 1) * LANE_REFUSALS.length)
+      this.#wait?.fill(0, slot * (BUCKETS - 1), (slot + 1) * (BUCKETS - 1))
     }
     return slot
   }
@@ -122,13 +127,19 @@ export class LaneRecord {
     const wait = new Array<number>(BUCKETS).fill(0)
     for (let slot = 0; slot < this.#epochs.length; slot++) {
       if ((this.#epochs[slot] as number) < oldestEpoch) continue
-      admitted += this.#admitted[slot] as number
+      const inSlot = this.#admitted[slot] as number
+      admitted += inSlot
       LANE_REFUSALS.forEach((code, i) => {
-        const n = this.#refused[slot * LANE_REFUSALS.length + i] as number
+        const n = this.#refused?.[slot * LANE_REFUSALS.length + i] ?? 0
         if (n > 0) refused[code] = (refused[code] ?? 0) + n
       })
-      for (let b = 0; b < BUCKETS; b++)
-        wait[b] = (wait[b] as number) + (this.#wait[slot * BUCKETS + b] as number)
+      let waited = 0
+      for (let b = 1; b < BUCKETS; b++) {
+        const n = this.#wait?.[slot * (BUCKETS - 1) + b - 1] ?? 0
+        wait[b] = (wait[b] as number) + n
+        waited += n
+      }
+      wait[0] = (wait[0] as number) + inSlot - waited
     }
     return {
       workspace: this.workspace,
