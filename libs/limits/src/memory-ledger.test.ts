@@ -281,6 +281,20 @@ describe('MemoryLedger costs that no wait can satisfy, and changed limits', () =
     ledger.sweep()
     expect(ledger.size).toBe(0)
   })
+  it('keeps a group of one bounded: each new member makes room by forgetting the idle one', () => {
+    const ledger = new MemoryLedger({ now: clock().now })
+    const member = (i: number): ScopeLimit => ({
+      id: `caller:${i}`,
+      kind: 'key',
+      concurrency: 1,
+      group: { id: 'tiny', maxStates: 1 },
+    })
+    for (let i = 0; i < 10; i++) {
+      const decision = ledger.decide([member(i)], 1)
+      if (decision.allowed) decision.lease.release()
+      expect(ledger.size).toBe(1)
+    }
+  })
 })
 
 describe('MemoryLedger scopes counted in cents', () => {

@@ -286,6 +286,8 @@ export class MemoryLedger implements Ledger {
       this.#groups.set(group.id, members)
     }
     if (members.size >= group.maxStates) this.#evictFrom(members, group.maxStates, now)
+    // A bound below 2 can empty the group, which #forget then drops from the groups.
+    this.#groups.set(group.id, members)
     members.set(id, state)
     state.group = group.id
   }
