@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { NatsConnection, Subscription } from '@nats-io/nats-core'
 import {
@@ -11,7 +10,7 @@ import {
 import { FINISHED_STATES, type Delivery, type JobAttempt, type JobRecord } from './job.ts'
 import { JobBucket, lostRace } from './job-bucket.ts'
 import { messageVerdict, nextDeliveryAt, type StoredJob } from './job-message.ts'
-import { finishedJob, newJobRecord } from './job-record.ts'
+import { bodyHash, finishedJob, newJobRecord } from './job-record.ts'
 import type { AttemptEnd, JobQuery, JobStore, NewJob, SubmitResult } from './job-store.ts'
 import { JOB_CONSUMER, JOB_STREAM, JOB_SUBJECT, openJobStreams } from './job-streams.ts'
 import { IdempotencyKeys } from './idempotency-keys.ts'
@@ -75,10 +74,6 @@ const FETCH_EXPIRES_MS = 5_000
 const LIST_READS = 32
 
 const encoder = new TextEncoder()
-
-function bodyHash(body: unknown): string {
-  return createHash('sha256').update(JSON.stringify(body)).digest('hex')
-}
 
 /**
  * The cluster job store, in NATS JetStream (file storage):

@@ -1,5 +1,14 @@
+import { createHash } from 'node:crypto'
 import type { Delivery, JobRecord } from './job.ts'
 import type { NewJob } from './job-store.ts'
+
+/**
+ * What an Idempotency-Key's job is compared by: a submission with the same key and the same
+ * hash replays the job, another hash conflicts.
+ */
+export function bodyHash(body: NewJob['body']): string {
+  return createHash('sha256').update(JSON.stringify(body)).digest('hex')
+}
 
 /** A job as stored on submission: queued, due now. */
 export function newJobRecord(job: NewJob, id: string, now: number): JobRecord {

@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { FINISHED_STATES, type Delivery, type JobAttempt, type JobRecord } from './job.ts'
-import { finishedJob, newJobRecord } from './job-record.ts'
+import { bodyHash, finishedJob, newJobRecord } from './job-record.ts'
 import type { AttemptEnd, JobQuery, JobStore, NewJob, SubmitResult } from './job-store.ts'
 
 export interface SqliteJobStoreOptions {
@@ -42,10 +41,6 @@ CREATE INDEX IF NOT EXISTS jobs_workspace ON jobs (workspace, seq);
 CREATE INDEX IF NOT EXISTS jobs_idem ON jobs (workspace, idem_key) WHERE idem_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs (expires_at) WHERE expires_at IS NOT NULL;
 `
-
-function bodyHash(body: unknown): string {
-  return createHash('sha256').update(JSON.stringify(body)).digest('hex')
-}
 
 /** The earliest pending delivery of a finished job, which is when the deliverer looks at it. */
 function deliveryAt(job: JobRecord): number | null {
