@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { rateSpec, type FairlaneConfig, type LimitsConfig } from '@fairlane/config'
 import type { PartitionSettings, TicketPolicy } from '@fairlane/actor'
-import type { ScopeKind, ScopeLimit } from '@fairlane/limits'
+import type { ScopeGroup, ScopeKind, ScopeLimit } from '@fairlane/limits'
 import {
   CLIENT_POLICY_BOUNDS,
   FairlaneError,
@@ -15,13 +15,18 @@ import { MAX_SEGMENTS_PER_KEY, SegmentRegistry } from './segment-registry.ts'
 /** Pseudo-target of the X-Fairlane-Url form: it has no target-level limits. */
 export const URL_TARGET = '(url)'
 
+/** Whether the limits set anything a scope enforces. */
+function limiting(limits: LimitsConfig | undefined): limits is LimitsConfig {
+  return !!limits && (!!limits.rate || !!limits.window || limits.concurrency !== undefined)
+}
+
 function scope(
   id: string,
   kind: ScopeKind,
   limits: LimitsConfig | undefined,
+  group?: ScopeGroup,
 ): ScopeLimit | undefined {
-  if (!limits || (!limits.rate && !limits.window && limits.concurrency === undefined))
-    return undefined
+  if (!limiting(limits)) return undefined
   return {
     id,
     kind,
@@ -32,6 +37,7 @@ function scope(
       : {}),
     ...(limits.concurrency !== undefined ? { concurrency: limits.concurrency } : {}),
     onLedgerDown: limits.onLedgerDown,
+    ...(group ? { group } : {}),
   }
 }
 
@@ -263,23 +269,18 @@ function callerPolicy(config: FairlaneConfig, ticket: Ticket, cached: Cached): T
     common = { local: scopes.filter((s) => !shared.includes(s)), shared }
     cached.routeScopes.set(ticket.target, common)
   }
-  const configured = scope(`caller:${lane}`, 'key', caller.limits)
   // A caller holds one state per scope of its own: the route's bound is on callers.
-  const grouped = route
-    ? {
-        group: {
-          id: ticket.workspace,
-          maxStates: route.callers.maxIdle * (configured ? 2 : 1),
-        },
-      }
-    : {}
+  const group: ScopeGroup | undefined = route && {
+    id: ticket.workspace,
+    maxStates: route.callers.maxIdle * (limiting(caller.limits) ? 2 : 1),
+  }
   const own: ScopeLimit = {
     id: `key-target:${lane}@${ticket.target}`,
     kind: 'key',
     concurrency: (config.targets[ticket.target] ?? config.destinations).perKeyConcurrency,
-    ...grouped,
+    ...(group ? { group } : {}),
   }
-  const limits = configured && { ...configured, ...grouped }
+  const limits = scope(`caller:${lane}`, 'key', caller.limits, group)
   const policy: TicketPolicy = {
     identity: {
       lane,
