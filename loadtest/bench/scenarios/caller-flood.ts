@@ -7,6 +7,7 @@
  */
 import { Agent, get } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { CallerRecord } from '@fairlane/testing'
 import { fixed, ms, perSec, times } from '../lib/format.ts'
 import { probe } from '../lib/measurement.ts'
 import { sampleRoles, type ProcessFigures } from '../lib/probe.ts'
@@ -46,11 +47,11 @@ interface Latency {
   readonly p99Ms: number
 }
 
-function latency(samples: readonly number[]): Latency {
-  const sorted = [...samples].sort((a, b) => a - b)
-  const rank = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]
-  return { samples: sorted.length, p50Ms: rank(0.5) ?? NaN, p99Ms: rank(0.99) ?? NaN }
-}
+const latency = (record: CallerRecord): Latency => ({
+  samples: record.latenciesMs.length,
+  p50Ms: record.percentile(50),
+  p99Ms: record.percentile(99),
+})
 
 /** One GET of /bench as `token`; resolves with its status once the body is read. */
 function send(base: string, agent: Agent, token: string): Promise<number> {
@@ -102,14 +103,16 @@ function floodAtRate(
 
 /** The good caller: one request every `intervalMs` until stopped, each timed. */
 function goodCaller(base: string, agent: Agent, intervalMs: number) {
-  const samples: number[] = []
-  let refused = 0
+  const record = new CallerRecord(GOOD_TOKEN)
   let running = true
   const done = (async () => {
     while (running) {
       const started = performance.now()
-      if ((await send(base, agent, GOOD_TOKEN)) === 200) samples.push(performance.now() - started)
-      else refused++
+      record.sent++
+      if ((await send(base, agent, GOOD_TOKEN)) === 200) {
+        record.served++
+        record.latenciesMs.push(performance.now() - started)
+      } else record.refused++
       await sleep(intervalMs)
     }
   })()
@@ -117,7 +120,7 @@ function goodCaller(base: string, agent: Agent, intervalMs: number) {
     async stop() {
       running = false
       await done
-      return { samples, refused }
+      return record
     },
   }
 }
@@ -185,8 +188,8 @@ async function runOne(contender: Contender, context: ScenarioContext) {
       floodPerSec: f.callers / floodSec,
       floodRefused,
       good: {
-        alone: latency(aloneSeen.samples),
-        flood: latency(goodSeen.samples),
+        alone: latency(aloneSeen),
+        flood: latency(goodSeen),
         refused: aloneSeen.refused + goodSeen.refused,
       },
       rssMb: {
