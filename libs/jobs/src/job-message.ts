@@ -1,4 +1,5 @@
 import { FINISHED_STATES, type JobRecord } from './job.ts'
+import { nextDeliveryAt } from './job-record.ts'
 
 /**
  * A job as the cluster store keeps it in its KV bucket: the record, and the stream sequence
@@ -28,15 +29,6 @@ export type MessageVerdict =
   | { readonly kind: 'deliver' }
   | { readonly kind: 'later'; readonly delayMs: number }
   | { readonly kind: 'done' }
-
-/** The earliest pending delivery of a finished job, undefined when none is pending. */
-export function nextDeliveryAt(job: JobRecord): number | undefined {
-  let at: number | undefined
-  for (const d of job.deliveries) {
-    if (d.state === 'pending' && (at === undefined || d.nextAt < at)) at = d.nextAt
-  }
-  return at
-}
 
 /**
  * The verdict for message `seq` of a job stored as `stored` (undefined: not in the bucket,

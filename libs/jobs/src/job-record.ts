@@ -47,3 +47,12 @@ export function finishedJob(
   }))
   return { ...job, ...end, finishedAt: now, updatedAt: now, deliveries }
 }
+
+/** The earliest pending delivery of a finished job, undefined when none is pending. */
+export function nextDeliveryAt(job: JobRecord): number | undefined {
+  let at: number | undefined
+  for (const d of job.deliveries) {
+    if (d.state === 'pending' && (at === undefined || d.nextAt < at)) at = d.nextAt
+  }
+  return at
+}

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { FINISHED_STATES, type Delivery, type JobAttempt, type JobRecord } from './job.ts'
-import { bodyHash, finishedJob, newJobRecord } from './job-record.ts'
+import { bodyHash, finishedJob, newJobRecord, nextDeliveryAt } from './job-record.ts'
 import type { AttemptEnd, JobQuery, JobStore, NewJob, SubmitResult } from './job-store.ts'
 
 export interface SqliteJobStoreOptions {
@@ -41,15 +41,6 @@ CREATE INDEX IF NOT EXISTS jobs_workspace ON jobs (workspace, seq);
 CREATE INDEX IF NOT EXISTS jobs_idem ON jobs (workspace, idem_key) WHERE idem_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs (expires_at) WHERE expires_at IS NOT NULL;
 `
-
-/** The earliest pending delivery of a finished job, which is when the deliverer looks at it. */
-function deliveryAt(job: JobRecord): number | null {
-  let at: number | null = null
-  for (const d of job.deliveries) {
-    if (d.state === 'pending' && (at === null || d.nextAt < at)) at = d.nextAt
-  }
-  return at
-}
 
 /**
  * The embedded job store: one SQLite file (node:sqlite, no native addon) in WAL mode with
@@ -280,7 +271,8 @@ export class SqliteJobStore implements JobStore {
     this.#update.run(
       job.state,
       job.dueAt,
-      deliveryAt(job),
+      // The deliverer looks at a finished job at its earliest pending delivery.
+      nextDeliveryAt(job) ?? null,
       job.finishedAt !== undefined ? job.finishedAt + this.#options.retentionMs : null,
       JSON.stringify(job),
       job.id,
