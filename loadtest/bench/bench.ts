@@ -137,6 +137,7 @@ function settingsFor(quick: boolean): BenchSettings {
       callers: quick ? 30_000 : 100_000,
       spreadSec: quick ? 18 : 60,
       maxInFlight: 256,
+      recurringCallers: 100,
       aloneSec: quick ? 2 : 4,
       goodIntervalMs: 25,
     },

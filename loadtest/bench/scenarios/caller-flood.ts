@@ -4,6 +4,8 @@
  * goes through one route, and one good caller keeps sending at a steady pace. What must hold
  * (issue 14, point 5): the process's memory stays bounded by the route's `callers.maxIdle`
  * whatever the number of callers, and the good caller's latency does not queue behind them.
+ * A control flood first sends the same requests at the same rate from a few recurring
+ * callers: what the distinct flood costs beyond it is the cost of new callers, not of load.
  */
 import { Agent, get } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -27,18 +29,36 @@ const GOOD_TOKEN = 'good-caller'
 const LIMIT = { rps: 50, burst: 50 } as const
 const MB = 1024 * 1024
 
+/** One flood through the route while the good caller keeps its pace. */
+interface FloodPhase {
+  /** Distinct callers among the flood's requests. */
+  readonly callers: number
+  readonly requests: number
+  readonly floodSec: number
+  readonly floodPerSec: number
+  /** Flood answers other than 200: no flood caller ever goes over its limit. */
+  readonly floodRefused: number
+  readonly good: Latency
+  readonly goodRefused: number
+  readonly rssPeakMb: number
+  readonly heapAfterGcMb: number
+  /** Worst of the one-second windows' p99 event-loop delay, and the longest delay seen. */
+  readonly eventLoopDelayP99MaxMs: number
+  readonly eventLoopDelayMaxMs: number
+}
+
 interface CallerFloodRun {
   readonly system: string
   readonly notes: readonly string[]
-  readonly callers: number
-  readonly floodSec: number
-  readonly floodPerSec: number
-  /** Flood answers other than 200: a caller's first request is never over its limit. */
-  readonly floodRefused: number
-  readonly good: { readonly alone: Latency; readonly flood: Latency; readonly refused: number }
-  readonly rssMb: { readonly before: number; readonly peak: number; readonly after: number }
-  readonly heapAfterGcMb: { readonly before: number; readonly after: number }
-  readonly eventLoopDelayP99MaxMs: number
+  readonly alone: {
+    readonly good: Latency
+    readonly goodRefused: number
+    readonly rssMb: number
+    readonly heapAfterGcMb: number
+  }
+  /** The control: the same requests at the same rate from a few callers that come back. */
+  readonly recurring: FloodPhase
+  readonly distinct: FloodPhase
 }
 
 interface Latency {
@@ -65,16 +85,16 @@ function send(base: string, agent: Agent, token: string): Promise<number> {
 }
 
 /**
- * The flood: `count` requests, each from a new caller, sent at `perSec` whatever the answers
- * (open loop), at most `maxInFlight` at once; resolves when every answer is in.
+ * The flood: `count` requests, the i-th as caller `tokenOf(i)`, sent at `perSec` whatever the
+ * answers (open loop), at most `maxInFlight` at once; resolves when every answer is in.
  */
 function floodAtRate(
   base: string,
   agent: Agent,
-  count: number,
-  perSec: number,
-  maxInFlight: number,
+  shape: { count: number; perSec: number; maxInFlight: number },
+  tokenOf: (i: number) => string,
 ): Promise<{ refused: number }> {
+  const { count, perSec, maxInFlight } = shape
   let sent = 0
   let inFlight = 0
   let refused = 0
@@ -84,7 +104,7 @@ function floodAtRate(
       const due = Math.min(count, Math.floor(((performance.now() - started) / 1000) * perSec))
       while (sent < due && inFlight < maxInFlight) {
         inFlight++
-        send(base, agent, `flood-${sent++}`)
+        send(base, agent, tokenOf(sent++))
           .then(
             (status) => void (status !== 200 && refused++),
             () => void refused++,
@@ -125,7 +145,67 @@ function goodCaller(base: string, agent: Agent, intervalMs: number) {
   }
 }
 
-async function runOne(contender: Contender, context: ScenarioContext) {
+/** What the flood phases share: the node, its probe and the good caller's pace. */
+interface PhaseContext {
+  readonly base: string
+  readonly agent: Agent
+  readonly settings: ScenarioContext['settings']['callerFlood']
+  readonly figures: (options?: { gc?: boolean }) => Promise<ProcessFigures>
+}
+
+/**
+ * One flood of `settings.callers` requests at the scenario's rate, the i-th as `tokenOf(i)`,
+ * with the good caller sending through it and the node sampled every second; its heap after
+ * a forced GC once every answer is in.
+ */
+async function floodPhase(
+  phase: PhaseContext,
+  callers: number,
+  tokenOf: (i: number) => string,
+): Promise<FloodPhase> {
+  const { base, agent, settings: f, figures } = phase
+  await figures() // opens the phase's event-loop window
+  const good = goodCaller(base, agent, f.goodIntervalMs)
+  let peakRss = 0
+  let loopP99 = 0
+  let loopMax = 0
+  let flooding = true
+  const sampler = (async () => {
+    while (flooding) {
+      await sleep(1000)
+      const sample = await figures()
+      peakRss = Math.max(peakRss, sample.rssBytes ?? 0)
+      loopP99 = Math.max(loopP99, sample.eventLoopDelayP99Ms ?? 0)
+      loopMax = Math.max(loopMax, sample.eventLoopDelayMaxMs ?? 0)
+    }
+  })()
+  const started = performance.now()
+  const { refused } = await floodAtRate(
+    base,
+    agent,
+    { count: f.callers, perSec: f.callers / f.spreadSec, maxInFlight: f.maxInFlight },
+    tokenOf,
+  )
+  const floodSec = (performance.now() - started) / 1000
+  flooding = false
+  const [goodSeen] = await Promise.all([good.stop(), sampler])
+  const after = await figures({ gc: true })
+  return {
+    callers,
+    requests: f.callers,
+    floodSec,
+    floodPerSec: f.callers / floodSec,
+    floodRefused: refused,
+    good: latency(goodSeen),
+    goodRefused: goodSeen.refused,
+    rssPeakMb: Math.max(peakRss, after.rssBytes ?? 0) / MB,
+    heapAfterGcMb: (after.heapUsedAfterGcBytes ?? NaN) / MB,
+    eventLoopDelayP99MaxMs: loopP99,
+    eventLoopDelayMaxMs: loopMax,
+  }
+}
+
+async function runOne(contender: Contender, context: ScenarioContext): Promise<CallerFloodRun> {
   const { settings, upstream, say } = context
   const f = settings.callerFlood
   const deployment = await contender.start({
@@ -144,6 +224,7 @@ async function runOne(contender: Contender, context: ScenarioContext) {
     const probed = new Set(deployment.children.filter((c) => c.probed).map((c) => c.pid))
     const figures = (options?: { gc?: boolean }) =>
       sampleRoles(deployment.pids, probed, options).then((all) => all['fairlane'] ?? {})
+    const phase: PhaseContext = { base, agent, settings: f, figures }
     const before: ProcessFigures = await figures({ gc: true })
 
     say(`  ${contender.name}: good caller alone ${f.aloneSec} s`)
@@ -151,59 +232,34 @@ async function runOne(contender: Contender, context: ScenarioContext) {
     await sleep(f.aloneSec * 1000)
     const aloneSeen = await alone.stop()
 
+    const rate = perSec(f.callers / f.spreadSec)
     say(
-      `  ${contender.name}: ${perSec(f.callers)} distinct callers over ${f.spreadSec} s ` +
-        `(${perSec(f.callers / f.spreadSec)}/s)`,
+      `  ${contender.name}: ${perSec(f.callers)} requests from ${perSec(f.recurringCallers)} ` +
+        `recurring callers over ${f.spreadSec} s (${rate}/s)`,
     )
-    const good = goodCaller(base, agent, f.goodIntervalMs)
-    let peakRss = before.rssBytes ?? 0
-    let loopP99 = 0
-    let flooding = true
-    const sampler = (async () => {
-      while (flooding) {
-        await sleep(1000)
-        const sample = await figures()
-        peakRss = Math.max(peakRss, sample.rssBytes ?? 0)
-        loopP99 = Math.max(loopP99, sample.eventLoopDelayP99Ms ?? 0)
-      }
-    })()
-    const floodStarted = performance.now()
-    const { refused: floodRefused } = await floodAtRate(
-      base,
-      agent,
-      f.callers,
-      f.callers / f.spreadSec,
-      f.maxInFlight,
+    const recurring = await floodPhase(
+      phase,
+      f.recurringCallers,
+      (i) => `regular-${i % f.recurringCallers}`,
     )
-    const floodSec = (performance.now() - floodStarted) / 1000
-    flooding = false
-    const [goodSeen] = await Promise.all([good.stop(), sampler])
     assertRunning(deployment.children)
-    const after: ProcessFigures = await figures({ gc: true })
-    const run: CallerFloodRun = {
+    say(
+      `  ${contender.name}: ${perSec(f.callers)} distinct callers over ${f.spreadSec} s (${rate}/s)`,
+    )
+    const distinct = await floodPhase(phase, f.callers, (i) => `flood-${i}`)
+    assertRunning(deployment.children)
+    return {
       system: contender.name,
       notes: deployment.notes,
-      callers: f.callers,
-      floodSec,
-      floodPerSec: f.callers / floodSec,
-      floodRefused,
-      good: {
-        alone: latency(aloneSeen),
-        flood: latency(goodSeen),
-        refused: aloneSeen.refused + goodSeen.refused,
+      alone: {
+        good: latency(aloneSeen),
+        goodRefused: aloneSeen.refused,
+        rssMb: (before.rssBytes ?? NaN) / MB,
+        heapAfterGcMb: (before.heapUsedAfterGcBytes ?? NaN) / MB,
       },
-      rssMb: {
-        before: (before.rssBytes ?? NaN) / MB,
-        peak: Math.max(peakRss, after.rssBytes ?? 0) / MB,
-        after: (after.rssBytes ?? NaN) / MB,
-      },
-      heapAfterGcMb: {
-        before: (before.heapUsedAfterGcBytes ?? NaN) / MB,
-        after: (after.heapUsedAfterGcBytes ?? NaN) / MB,
-      },
-      eventLoopDelayP99MaxMs: loopP99,
+      recurring,
+      distinct,
     }
-    return run
   } finally {
     agent.destroy()
     await deployment.stop()
@@ -225,50 +281,76 @@ export async function runCallerFlood(context: ScenarioContext): Promise<Scenario
     skipped,
   )
   for (const run of runs) {
-    if (run.floodRefused > 0)
-      problems.push(`${run.system}: ${run.floodRefused} flood requests were refused`)
-    if (run.good.refused > 0)
-      problems.push(`${run.system}: the good caller was refused ${run.good.refused} times`)
+    for (const [name, phase] of [
+      ['recurring', run.recurring],
+      ['distinct', run.distinct],
+    ] as const) {
+      if (phase.floodRefused > 0)
+        problems.push(`${run.system}: ${phase.floodRefused} ${name} flood requests were refused`)
+    }
+    const goodRefused = run.alone.goodRefused + run.recurring.goodRefused + run.distinct.goodRefused
+    if (goodRefused > 0)
+      problems.push(`${run.system}: the good caller was refused ${goodRefused} times`)
   }
-  const rows = runs.map((r) => [
+  const phaseRow = (r: CallerFloodRun, name: string, phase: FloodPhase) => [
     r.system,
-    perSec(r.callers),
-    perSec(r.floodPerSec),
-    fixed(r.rssMb.before, 0),
-    fixed(r.rssMb.peak, 0),
-    fixed(r.heapAfterGcMb.before, 1),
-    fixed(r.heapAfterGcMb.after, 1),
-    ms(r.good.alone.p99Ms),
-    ms(r.good.flood.p99Ms),
-    times(r.good.flood.p99Ms / r.good.alone.p99Ms),
-    ms(r.eventLoopDelayP99MaxMs),
+    name,
+    perSec(phase.callers),
+    perSec(phase.floodPerSec),
+    fixed(phase.rssPeakMb, 0),
+    fixed(phase.heapAfterGcMb, 1),
+    ms(phase.good.p50Ms),
+    ms(phase.good.p99Ms),
+    times(phase.good.p99Ms / r.alone.good.p99Ms),
+    ms(phase.eventLoopDelayP99MaxMs),
+    ms(phase.eventLoopDelayMaxMs),
+  ]
+  const rows = runs.flatMap((r) => [
+    [
+      r.system,
+      'good caller alone',
+      '-',
+      '-',
+      fixed(r.alone.rssMb, 0),
+      fixed(r.alone.heapAfterGcMb, 1),
+      ms(r.alone.good.p50Ms),
+      ms(r.alone.good.p99Ms),
+      times(1),
+      '-',
+      '-',
+    ],
+    phaseRow(r, 'recurring flood', r.recurring),
+    phaseRow(r, 'distinct flood', r.distinct),
   ])
   const markdown = [
     formatMarkdownTable(
       [
         'system',
-        'distinct callers',
+        'phase',
+        'flood callers',
         'flood req/s',
-        'RSS before MB',
         'RSS peak MB',
-        'heap after GC before MB',
-        'after MB',
-        'good p99 alone ms',
-        'good p99 in flood ms',
-        'ratio',
+        'heap after GC MB',
+        'good p50 ms',
+        'good p99 ms',
+        'p99 ÷ alone',
         'event-loop p99 max ms',
+        'event-loop max ms',
       ],
       rows,
     ),
     '',
-    `Each flood request carries a new Authorization token, ${perSec(f.callers)} of them sent ` +
-      `over ${f.spreadSec} s whatever the answers (open loop, at most ${f.maxInFlight} in ` +
-      'flight; flood req/s below the rate asked means Fairlane fell behind); the good caller ' +
-      `sends one request every ${f.goodIntervalMs} ms, alone for ` +
-      `${f.aloneSec} s and then through the whole flood. Every caller is limited to ` +
-      `${LIMIT.rps}/s (burst ${LIMIT.burst}); the route keeps at most callers.maxIdle (default ` +
-      '50,000) callers’ limit state. Heap after GC is taken after a forced full GC, before the ' +
-      'good caller’s first request and after the flood.',
+    `Two floods of ${perSec(f.callers)} requests each, sent over ${f.spreadSec} s whatever ` +
+      `the answers (open loop, at most ${f.maxInFlight} in flight; flood req/s below the rate ` +
+      'asked means Fairlane fell behind): first from ' +
+      `${perSec(f.recurringCallers)} recurring callers (the control: the same load, no new ` +
+      'caller), then each with a new Authorization token (distinct callers). The good caller ' +
+      `sends one request every ${f.goodIntervalMs} ms, alone for ${f.aloneSec} s and then ` +
+      `through both floods. Every caller is limited to ${LIMIT.rps}/s (burst ${LIMIT.burst}); ` +
+      'the route keeps at most callers.maxIdle (default 50,000) callers’ limit state. RSS ' +
+      'peak is sampled every second (alone: before the first request); heap after GC is taken ' +
+      'after a forced full GC once the phase’s answers are in; event-loop figures are the ' +
+      'worst of the one-second windows.',
     skippedLines(skipped),
   ].join('\n')
   return {
@@ -280,26 +362,29 @@ export async function runCallerFlood(context: ScenarioContext): Promise<Scenario
     problems,
     markdown,
     chart: {
-      title: 'Caller flood: memory and a good caller under distinct callers',
-      subtitle: [`${perSec(f.callers)} distinct callers over ${f.spreadSec} s, open loop`],
+      title: 'Caller flood: memory and a good caller under recurring and distinct callers',
+      subtitle: [
+        `${perSec(f.callers)} requests over ${f.spreadSec} s, open loop, from ` +
+          `${perSec(f.recurringCallers)} recurring callers, then from as many distinct callers`,
+      ],
       panels: [
         {
-          title: 'RSS, MB (before, and the peak during the flood)',
+          title: 'RSS, MB (before, and the peak during each flood)',
           unit: 'MB',
-          series: ['before', 'peak'],
+          series: ['before', 'recurring', 'distinct'],
           rows: runs.map((r) => ({
             label: r.system,
-            values: [r.rssMb.before, r.rssMb.peak],
+            values: [r.alone.rssMb, r.recurring.rssPeakMb, r.distinct.rssPeakMb],
             highlight: true,
           })),
         },
         {
-          title: 'Good caller p99, ms (alone, and during the flood)',
+          title: 'Good caller p99, ms (alone, and during each flood)',
           unit: 'ms',
-          series: ['alone', 'flood'],
+          series: ['alone', 'recurring', 'distinct'],
           rows: runs.map((r) => ({
             label: r.system,
-            values: [r.good.alone.p99Ms, r.good.flood.p99Ms],
+            values: [r.alone.good.p99Ms, r.recurring.good.p99Ms, r.distinct.good.p99Ms],
             highlight: true,
           })),
         },

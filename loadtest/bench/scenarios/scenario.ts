@@ -53,6 +53,8 @@ export interface BenchSettings {
     readonly callers: number
     readonly spreadSec: number
     readonly maxInFlight: number
+    /** The control flood's callers: the same requests and rate, these callers in turn. */
+    readonly recurringCallers: number
     readonly aloneSec: number
     readonly goodIntervalMs: number
   }
