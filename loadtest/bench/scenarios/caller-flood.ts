@@ -11,6 +11,7 @@ import { Agent, get } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CallerRecord } from '@fairlane/testing'
 import { fixed, ms, perSec, times } from '../lib/format.ts'
+import { watchCpuTime } from '../lib/cpu.ts'
 import { probe } from '../lib/measurement.ts'
 import { sampleRoles, type ProcessFigures } from '../lib/probe.ts'
 import { formatMarkdownTable } from '../lib/table.ts'
@@ -40,6 +41,8 @@ interface FloodPhase {
   readonly floodRefused: number
   readonly good: Latency
   readonly goodRefused: number
+  /** The node's CPU time (user + system) over the phase, per request it answered. */
+  readonly cpuUsPerRequest: number
   readonly rssPeakMb: number
   readonly heapAfterGcMb: number
   /** Worst of the one-second windows' p99 event-loop delay, and the longest delay seen. */
@@ -151,6 +154,7 @@ interface PhaseContext {
   readonly agent: Agent
   readonly settings: ScenarioContext['settings']['callerFlood']
   readonly figures: (options?: { gc?: boolean }) => Promise<ProcessFigures>
+  readonly pid: number
 }
 
 /**
@@ -179,6 +183,7 @@ async function floodPhase(
       loopMax = Math.max(loopMax, sample.eventLoopDelayMaxMs ?? 0)
     }
   })()
+  const cpu = watchCpuTime({ fairlane: phase.pid })
   const started = performance.now()
   const { refused } = await floodAtRate(
     base,
@@ -189,6 +194,7 @@ async function floodPhase(
   const floodSec = (performance.now() - started) / 1000
   flooding = false
   const [goodSeen] = await Promise.all([good.stop(), sampler])
+  const cpuMs = cpu()['fairlane'] ?? NaN
   const after = await figures({ gc: true })
   return {
     callers,
@@ -198,6 +204,7 @@ async function floodPhase(
     floodRefused: refused,
     good: latency(goodSeen),
     goodRefused: goodSeen.refused,
+    cpuUsPerRequest: (cpuMs * 1000) / (f.callers + goodSeen.sent),
     rssPeakMb: Math.max(peakRss, after.rssBytes ?? 0) / MB,
     heapAfterGcMb: (after.heapUsedAfterGcBytes ?? NaN) / MB,
     eventLoopDelayP99MaxMs: loopP99,
@@ -224,7 +231,18 @@ async function runOne(contender: Contender, context: ScenarioContext): Promise<C
     const probed = new Set(deployment.children.filter((c) => c.probed).map((c) => c.pid))
     const figures = (options?: { gc?: boolean }) =>
       sampleRoles(deployment.pids, probed, options).then((all) => all['fairlane'] ?? {})
-    const phase: PhaseContext = { base, agent, settings: f, figures }
+    const pid = deployment.pids['fairlane']
+    if (pid === undefined) throw new Error(`${contender.name}: no fairlane process to watch`)
+    const phase: PhaseContext = { base, agent, settings: f, figures, pid }
+    const perSecond = f.callers / f.spreadSec
+    say(`  ${contender.name}: warm-up ${f.warmupSec} s of the flood's rate`)
+    // Whichever flood came first would otherwise pay for compiling the path and growing the heap.
+    await floodAtRate(
+      base,
+      agent,
+      { count: Math.round(perSecond * f.warmupSec), perSec: perSecond, maxInFlight: f.maxInFlight },
+      (i) => `warm-${i % f.recurringCallers}`,
+    )
     const before: ProcessFigures = await figures({ gc: true })
 
     say(`  ${contender.name}: good caller alone ${f.aloneSec} s`)
@@ -232,7 +250,7 @@ async function runOne(contender: Contender, context: ScenarioContext): Promise<C
     await sleep(f.aloneSec * 1000)
     const aloneSeen = await alone.stop()
 
-    const rate = perSec(f.callers / f.spreadSec)
+    const rate = perSec(perSecond)
     say(
       `  ${contender.name}: ${perSec(f.callers)} requests from ${perSec(f.recurringCallers)} ` +
         `recurring callers over ${f.spreadSec} s (${rate}/s)`,
@@ -297,6 +315,7 @@ export async function runCallerFlood(context: ScenarioContext): Promise<Scenario
     name,
     perSec(phase.callers),
     perSec(phase.floodPerSec),
+    perSec(phase.cpuUsPerRequest),
     fixed(phase.rssPeakMb, 0),
     fixed(phase.heapAfterGcMb, 1),
     ms(phase.good.p50Ms),
@@ -309,6 +328,7 @@ export async function runCallerFlood(context: ScenarioContext): Promise<Scenario
     [
       r.system,
       'good caller alone',
+      '-',
       '-',
       '-',
       fixed(r.alone.rssMb, 0),
@@ -329,6 +349,7 @@ export async function runCallerFlood(context: ScenarioContext): Promise<Scenario
         'phase',
         'flood callers',
         'flood req/s',
+        'CPU µs/req',
         'RSS peak MB',
         'heap after GC MB',
         'good p50 ms',
@@ -346,11 +367,13 @@ export async function runCallerFlood(context: ScenarioContext): Promise<Scenario
       `${perSec(f.recurringCallers)} recurring callers (the control: the same load, no new ` +
       'caller), then each with a new Authorization token (distinct callers). The good caller ' +
       `sends one request every ${f.goodIntervalMs} ms, alone for ${f.aloneSec} s and then ` +
-      `through both floods. Every caller is limited to ${LIMIT.rps}/s (burst ${LIMIT.burst}); ` +
+      `through both floods, after a warm-up of ${f.warmupSec} s of recurring callers at the ` +
+      `flood’s rate. Every caller is limited to ${LIMIT.rps}/s (burst ${LIMIT.burst}); ` +
       'the route keeps at most callers.maxIdle (default 50,000) callers’ limit state. RSS ' +
-      'peak is sampled every second (alone: before the first request); heap after GC is taken ' +
+      'peak is sampled every second (alone: after the warm-up); heap after GC is taken ' +
       'after a forced full GC once the phase’s answers are in; event-loop figures are the ' +
-      'worst of the one-second windows.',
+      'worst of the one-second windows; CPU µs/req is the node’s user + system time over the ' +
+      'flood per request answered.',
     skippedLines(skipped),
   ].join('\n')
   return {

@@ -55,6 +55,8 @@ export interface BenchSettings {
     readonly maxInFlight: number
     /** The control flood's callers: the same requests and rate, these callers in turn. */
     readonly recurringCallers: number
+    /** Recurring callers at the flood's rate before anything is measured. */
+    readonly warmupSec: number
     readonly aloneSec: number
     readonly goodIntervalMs: number
   }
