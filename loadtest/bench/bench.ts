@@ -138,7 +138,7 @@ function settingsFor(quick: boolean): BenchSettings {
       spreadSec: quick ? 18 : 60,
       maxInFlight: 256,
       recurringCallers: 100,
-      warmupSec: quick ? 2 : 5,
+      warmupSec: quick ? 5 : 15,
       aloneSec: quick ? 2 : 4,
       goodIntervalMs: 25,
     },

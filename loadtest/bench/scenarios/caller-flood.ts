@@ -6,12 +6,17 @@
  * whatever the number of callers, and the good caller's latency does not queue behind them.
  * A control flood first sends the same requests at the same rate from a few recurring
  * callers: what the distinct flood costs beyond it is the cost of new callers, not of load.
+ * The floods are sent from a process of their own, so the good caller is timed from an event
+ * loop that does nothing else.
  */
 import { Agent, get } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CallerRecord } from '@fairlane/testing'
 import { fixed, ms, perSec, times } from '../lib/format.ts'
+import { fileURLToPath } from 'node:url'
+import { launch, NODE } from '../lib/child.ts'
 import { watchCpuTime } from '../lib/cpu.ts'
+import type { FloodSpec } from '../lib/flood-process.ts'
 import { probe } from '../lib/measurement.ts'
 import { sampleRoles, type ProcessFigures } from '../lib/probe.ts'
 import { formatMarkdownTable } from '../lib/table.ts'
@@ -26,6 +31,7 @@ import {
 } from './scenario.ts'
 
 const GOOD_TOKEN = 'good-caller'
+const FLOOD = fileURLToPath(new URL('../lib/flood-process.ts', import.meta.url))
 /** The route's limit per caller, as examples/inbound.yaml: the flood's callers each send one. */
 const LIMIT = { rps: 50, burst: 50 } as const
 const MB = 1024 * 1024
@@ -41,6 +47,8 @@ interface FloodPhase {
   readonly floodRefused: number
   readonly good: Latency
   readonly goodRefused: number
+  /** The good caller's longest wait in its own lane (X-Fairlane-Queue-Ms). */
+  readonly goodQueueMsMax: number
   /** The node's CPU time (user + system) over the phase, per request it answered. */
   readonly cpuUsPerRequest: number
   readonly rssPeakMb: number
@@ -76,65 +84,62 @@ const latency = (record: CallerRecord): Latency => ({
   p99Ms: record.percentile(99),
 })
 
-/** One GET of /bench as `token`; resolves with its status once the body is read. */
-function send(base: string, agent: Agent, token: string): Promise<number> {
+/**
+ * One GET of /bench as `token`; resolves once the body is read with its status and the time
+ * Fairlane says it waited in its lane (X-Fairlane-Queue-Ms).
+ */
+function send(
+  base: string,
+  agent: Agent,
+  token: string,
+): Promise<{ status: number; queueMs: number }> {
   return new Promise((resolve, reject) => {
     get(`${base}/bench`, { agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
       res.resume()
-      res.on('end', () => resolve(res.statusCode ?? 0))
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          queueMs: Number(res.headers['x-fairlane-queue-ms'] ?? NaN),
+        }),
+      )
       res.on('error', reject)
     }).on('error', reject)
   })
 }
 
 /**
- * The flood: `count` requests, the i-th as caller `tokenOf(i)`, sent at `perSec` whatever the
- * answers (open loop), at most `maxInFlight` at once; resolves when every answer is in.
+ * The flood, in a process of its own (flood-process.ts): `count` requests, the i-th as caller
+ * `<prefix><i mod callers>`, at `perSec` whatever the answers, at most `maxInFlight` at once;
+ * resolves when every answer is in.
  */
-function floodAtRate(
-  base: string,
-  agent: Agent,
-  shape: { count: number; perSec: number; maxInFlight: number },
-  tokenOf: (i: number) => string,
-): Promise<{ refused: number }> {
-  const { count, perSec, maxInFlight } = shape
-  let sent = 0
-  let inFlight = 0
-  let refused = 0
-  const started = performance.now()
-  return new Promise((resolve) => {
-    const timer = setInterval(() => {
-      const due = Math.min(count, Math.floor(((performance.now() - started) / 1000) * perSec))
-      while (sent < due && inFlight < maxInFlight) {
-        inFlight++
-        send(base, agent, tokenOf(sent++))
-          .then(
-            (status) => void (status !== 200 && refused++),
-            () => void refused++,
-          )
-          .finally(() => {
-            inFlight--
-            if (sent === count && inFlight === 0) {
-              clearInterval(timer)
-              resolve({ refused })
-            }
-          })
-      }
-    }, 1)
-  })
+async function floodAtRate(spec: FloodSpec): Promise<{ refused: number; seconds: number }> {
+  const child = launch('flood', NODE, ['--conditions=development', FLOOD, JSON.stringify(spec)])
+  try {
+    const timeoutMs = (spec.count / spec.perSec) * 3_000 + 30_000
+    const [line] = await child.waitForLine(/^\{"done":true,.*\}$/, timeoutMs)
+    return JSON.parse(line) as { refused: number; seconds: number }
+  } finally {
+    await child.stop()
+  }
 }
 
-/** The good caller: one request every `intervalMs` until stopped, each timed. */
+/**
+ * The good caller: one request every `intervalMs` until stopped, each timed, and the longest
+ * wait in its own lane that Fairlane reported.
+ */
 function goodCaller(base: string, agent: Agent, intervalMs: number) {
   const record = new CallerRecord(GOOD_TOKEN)
+  let queueMsMax = 0
   let running = true
   const done = (async () => {
     while (running) {
       const started = performance.now()
       record.sent++
-      if ((await send(base, agent, GOOD_TOKEN)) === 200) {
+      const { status, queueMs } = await send(base, agent, GOOD_TOKEN)
+      if (status === 200) {
         record.served++
         record.latenciesMs.push(performance.now() - started)
+        queueMsMax = Math.max(queueMsMax, queueMs)
       } else record.refused++
       await sleep(intervalMs)
     }
@@ -143,7 +148,7 @@ function goodCaller(base: string, agent: Agent, intervalMs: number) {
     async stop() {
       running = false
       await done
-      return record
+      return { record, queueMsMax }
     },
   }
 }
@@ -158,14 +163,15 @@ interface PhaseContext {
 }
 
 /**
- * One flood of `settings.callers` requests at the scenario's rate, the i-th as `tokenOf(i)`,
+ * One flood of `settings.callers` requests at the scenario's rate from `callers` callers named
+ * `<prefix><n>`,
  * with the good caller sending through it and the node sampled every second; its heap after
  * a forced GC once every answer is in.
  */
 async function floodPhase(
   phase: PhaseContext,
   callers: number,
-  tokenOf: (i: number) => string,
+  prefix: string,
 ): Promise<FloodPhase> {
   const { base, agent, settings: f, figures } = phase
   await figures() // opens the phase's event-loop window
@@ -184,16 +190,16 @@ async function floodPhase(
     }
   })()
   const cpu = watchCpuTime({ fairlane: phase.pid })
-  const started = performance.now()
-  const { refused } = await floodAtRate(
-    base,
-    agent,
-    { count: f.callers, perSec: f.callers / f.spreadSec, maxInFlight: f.maxInFlight },
-    tokenOf,
-  )
-  const floodSec = (performance.now() - started) / 1000
+  const { refused, seconds: floodSec } = await floodAtRate({
+    url: `${base}/bench`,
+    count: f.callers,
+    perSec: f.callers / f.spreadSec,
+    maxInFlight: f.maxInFlight,
+    prefix,
+    callers,
+  })
   flooding = false
-  const [goodSeen] = await Promise.all([good.stop(), sampler])
+  const [{ record: goodSeen, queueMsMax }] = await Promise.all([good.stop(), sampler])
   const cpuMs = cpu()['fairlane'] ?? NaN
   const after = await figures({ gc: true })
   return {
@@ -204,6 +210,7 @@ async function floodPhase(
     floodRefused: refused,
     good: latency(goodSeen),
     goodRefused: goodSeen.refused,
+    goodQueueMsMax: queueMsMax,
     cpuUsPerRequest: (cpuMs * 1000) / (f.callers + goodSeen.sent),
     rssPeakMb: Math.max(peakRss, after.rssBytes ?? 0) / MB,
     heapAfterGcMb: (after.heapUsedAfterGcBytes ?? NaN) / MB,
@@ -222,7 +229,8 @@ async function runOne(contender: Contender, context: ScenarioContext): Promise<C
     limit: LIMIT,
   })
   const base = deployment.bases[0] as string
-  const agent = new Agent({ keepAlive: true, maxSockets: f.maxInFlight + 2 })
+  // The good caller's: one request at a time, on a connection kept open.
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 })
   try {
     await probe(contender.name, {
       url: `${base}/bench`,
@@ -237,34 +245,32 @@ async function runOne(contender: Contender, context: ScenarioContext): Promise<C
     const perSecond = f.callers / f.spreadSec
     say(`  ${contender.name}: warm-up ${f.warmupSec} s of the flood's rate`)
     // Whichever flood came first would otherwise pay for compiling the path and growing the heap.
-    await floodAtRate(
-      base,
-      agent,
-      { count: Math.round(perSecond * f.warmupSec), perSec: perSecond, maxInFlight: f.maxInFlight },
-      (i) => `warm-${i % f.recurringCallers}`,
-    )
+    await floodAtRate({
+      url: `${base}/bench`,
+      count: Math.round(perSecond * f.warmupSec),
+      perSec: perSecond,
+      maxInFlight: f.maxInFlight,
+      prefix: 'warm-',
+      callers: f.recurringCallers,
+    })
     const before: ProcessFigures = await figures({ gc: true })
 
     say(`  ${contender.name}: good caller alone ${f.aloneSec} s`)
     const alone = goodCaller(base, agent, f.goodIntervalMs)
     await sleep(f.aloneSec * 1000)
-    const aloneSeen = await alone.stop()
+    const { record: aloneSeen } = await alone.stop()
 
     const rate = perSec(perSecond)
     say(
       `  ${contender.name}: ${perSec(f.callers)} requests from ${perSec(f.recurringCallers)} ` +
         `recurring callers over ${f.spreadSec} s (${rate}/s)`,
     )
-    const recurring = await floodPhase(
-      phase,
-      f.recurringCallers,
-      (i) => `regular-${i % f.recurringCallers}`,
-    )
+    const recurring = await floodPhase(phase, f.recurringCallers, 'regular-')
     assertRunning(deployment.children)
     say(
       `  ${contender.name}: ${perSec(f.callers)} distinct callers over ${f.spreadSec} s (${rate}/s)`,
     )
-    const distinct = await floodPhase(phase, f.callers, (i) => `flood-${i}`)
+    const distinct = await floodPhase(phase, f.callers, 'flood-')
     assertRunning(deployment.children)
     return {
       system: contender.name,
@@ -321,6 +327,7 @@ export async function runCallerFlood(context: ScenarioContext): Promise<Scenario
     ms(phase.good.p50Ms),
     ms(phase.good.p99Ms),
     times(phase.good.p99Ms / r.alone.good.p99Ms),
+    ms(phase.goodQueueMsMax),
     ms(phase.eventLoopDelayP99MaxMs),
     ms(phase.eventLoopDelayMaxMs),
   ]
@@ -336,6 +343,7 @@ export async function runCallerFlood(context: ScenarioContext): Promise<Scenario
       ms(r.alone.good.p50Ms),
       ms(r.alone.good.p99Ms),
       times(1),
+      '-',
       '-',
       '-',
     ],
@@ -355,6 +363,7 @@ export async function runCallerFlood(context: ScenarioContext): Promise<Scenario
         'good p50 ms',
         'good p99 ms',
         'p99 ÷ alone',
+        'good lane wait max ms',
         'event-loop p99 max ms',
         'event-loop max ms',
       ],
@@ -373,7 +382,8 @@ export async function runCallerFlood(context: ScenarioContext): Promise<Scenario
       'peak is sampled every second (alone: after the warm-up); heap after GC is taken ' +
       'after a forced full GC once the phase’s answers are in; event-loop figures are the ' +
       'worst of the one-second windows; CPU µs/req is the node’s user + system time over the ' +
-      'flood per request answered.',
+      'flood per request answered; good lane wait max is the longest X-Fairlane-Queue-Ms the ' +
+      'good caller was answered with (time in its own lane).',
     skippedLines(skipped),
   ].join('\n')
   return {
