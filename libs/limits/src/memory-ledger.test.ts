@@ -183,6 +183,37 @@ describe('MemoryLedger windows, debits and sweeping', () => {
     expect(ledger.sweep()).toBe(2)
     expect(ledger.size).toBe(0)
   })
+
+  it('forgets states that no longer limit as new ones are made, before any sweep, and keeps the others', () => {
+    const time = clock()
+    const ledger = new MemoryLedger(time)
+    const caller = (name: string): ScopeLimit => ({
+      id: `caller:${name}`,
+      kind: 'key',
+      rate: { limit: 50, periodMs: 1000, burst: 2 },
+      concurrency: 1,
+    })
+    const spent: ScopeLimit = {
+      id: 'caller:spent',
+      kind: 'key',
+      rate: { limit: 1, periodMs: 60_000, burst: 1 },
+    }
+    const busy = ledger.decide([caller('busy')], 1)
+    expect(busy.allowed).toBe(true)
+    expect(ledger.decide([spent], 1).allowed).toBe(true)
+    // A flood of callers with one request each, 1 ms apart: each bucket is full again 20 ms later.
+    for (let i = 0; i < 10_000; i++) {
+      const decision = ledger.decide([caller(`flood-${i}`)], 1)
+      if (decision.allowed) decision.lease.release()
+      time.advance(1)
+    }
+    expect(ledger.size).toBeLessThan(100)
+    // What still limits was kept: the request in flight holds its slot ...
+    expect(ledger.inFlight('caller:busy')).toBe(1)
+    expect(ledger.decide([caller('busy')], 1).allowed).toBe(false)
+    // ... and a caller that spent its bucket is still refused.
+    expect(ledger.decide([spent], 1).allowed).toBe(false)
+  })
 })
 
 describe('MemoryLedger costs that no wait can satisfy, and changed limits', () => {

@@ -31,6 +31,12 @@ interface ScopeState {
 }
 
 /**
+ * States looked at, in a walk over all of them, each time a state is made: more than one, so
+ * the walk outpaces the states made and a lap ends while what it forgets is still young.
+ */
+const STEPS_PER_NEW_STATE = 2
+
+/**
  * A concurrency refusal has no exact retry time: a slot frees when some request finishes.
  * One second is the usual client back-off when a caller is refused rather than queued.
  */
@@ -53,6 +59,8 @@ export class MemoryLedger implements Ledger {
   readonly #groups = new Map<string, Map<string, ScopeState>>()
   readonly #now: () => number
   readonly #maxStates: () => number
+  /** Where the walk of #forgetSome stands; a new walk starts when it reaches the end. */
+  #walk: Iterator<[string, ScopeState]> | undefined
 
   /**
    * `maxStates` bounds the states held (read at each new scope, so a reload applies): a
@@ -271,12 +279,33 @@ export class MemoryLedger implements Ledger {
   #state(scope: ScopeLimit, now: number): ScopeState {
     let state = this.#states.get(scope.id)
     if (!state) {
+      this.#forgetSome(now)
       if (this.#states.size >= this.#maxStates()) this.#evict()
       state = { tat: now, inFlight: 0 }
       if (scope.group) this.#join(scope.id, state, scope.group, now)
       this.#states.set(scope.id, state)
     }
     return state
+  }
+
+  /**
+   * Forgets what no longer limits among the next few states of a walk that every new state
+   * moves on. A flood of callers with one request each is then forgotten within a few
+   * milliseconds of its buckets refilling, while its states are young (the GC's young
+   * generation frees them at no cost), not at the next sweep, when they have been copied and
+   * promoted and the sweep scans them all at once; the walk costs O(1) per new state.
+   */
+  #forgetSome(now: number): void {
+    for (let step = 0; step < STEPS_PER_NEW_STATE; step++) {
+      this.#walk ??= this.#states.entries()
+      const next = this.#walk.next()
+      if (next.done) {
+        this.#walk = undefined
+        return
+      }
+      const [id, state] = next.value
+      if (limitsNothing(state, now)) this.#forget(id, state)
+    }
   }
 
   #join(id: string, state: ScopeState, group: ScopeGroup, now: number): void {

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startUpstream, type LoopbackUpstream } from '@fairlane/testing'
-import { startNode, type TestNode } from './node-harness.ts'
+import { hashKeySecret, startNode, type TestNode } from './node-harness.ts'
 
 const CALLERS = 100_000
 const FLOOD_CONNECTIONS = 64
@@ -26,7 +26,10 @@ beforeAll(async () => {
         target: 'api',
         pathPrefix: '/v1',
         callers: { header: 'authorization', maxIdle: ROUTE_MAX_IDLE },
-        limits: { rate: { rps: 50, burst: 50 } },
+        // A flood caller's bucket takes 10 s to refill after its one request: its state
+        // limits all that time, so the flood meets the route's bound rather than a ledger
+        // that forgets each caller as soon as its bucket is full again.
+        limits: { rate: { rpm: 6, burst: 50 } },
       },
       // One request per caller per hour: a caller that spent it is refused for as long as
       // its state is kept.
@@ -36,6 +39,10 @@ beforeAll(async () => {
         callers: { header: 'authorization' },
         limits: { window: { limit: 1, seconds: 3600 } },
       },
+    },
+    // The good caller, a known customer, sends 40 requests a second.
+    customers: {
+      good: { credential: hashKeySecret('good-caller'), limits: { rate: { rps: 1000 } } },
     },
   })
 })
