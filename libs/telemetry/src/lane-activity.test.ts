@@ -40,6 +40,37 @@ describe('LaneActivity', () => {
     expect(activity.snapshot().lanes).toEqual([])
   })
 
+  it('keeps the admissions of a lane’s first slot when it is seen in a later one', () => {
+    let now = 100_000
+    const activity = new LaneActivity({ now: () => now })
+    const lane = activity.lane('acme', 'k1', 'echo', 'paid')
+    lane.admitted(0)
+    lane.admitted(0)
+    expect(activity.snapshot().lanes[0]).toMatchObject({ admitted: 2 })
+    now += 3_000
+    lane.admitted(0)
+    lane.refused('queue_full')
+    let view = activity.snapshot().lanes[0]
+    expect(view).toMatchObject({ admitted: 3, refused: { queue_full: 1 } })
+    expect(view?.wait[0]).toBe(3)
+    // The first slot leaves the window, the later one stays.
+    now += 8_000
+    view = activity.snapshot().lanes[0]
+    expect(view).toMatchObject({ admitted: 1, refused: { queue_full: 1 } })
+    expect(view?.wait[0]).toBe(1)
+  })
+
+  it('forgets a lane seen in one slot once that slot leaves the window', () => {
+    let now = 100_000
+    const activity = new LaneActivity({ now: () => now })
+    const lane = activity.lane('acme', 'k1', 'echo', 'paid')
+    lane.admitted(0)
+    lane.enter()
+    now += 11_000
+    expect(activity.snapshot().lanes[0]).toMatchObject({ admitted: 0, queued: 1 })
+    expect(activity.snapshot().lanes[0]?.wait[0]).toBe(0)
+  })
+
   it('reports how much of the window it has seen', () => {
     let now = 0
     const activity = new LaneActivity({ now: () => now })

@@ -54,15 +54,20 @@ export class LaneRecord {
   readonly target: string
   tier: string
   queued = 0
+  // The ring is made when a second slot is written or the first refusal or wait comes: until
+  // then the record counts the admissions of one slot. Most lanes of a flood of new callers
+  // see one admission without a wait, and a record lives for the whole window, so what it
+  // allocates outlives the young generation.
   /** Slot number (now / slotMs) each ring position holds, or -1. */
-  readonly #epochs: Float64Array
-  readonly #admitted: Uint32Array
-  // Made on the first refusal, and on the first admission that waited past the first bound:
-  // most lanes of a flood of new callers see one admission without a wait, and a record
-  // lives for the whole window, so what it allocates outlives the young generation.
+  #epochs: Float64Array | undefined
+  #admitted: Uint32Array | undefined
   #refused: Uint32Array | undefined
   /** Admissions by wait, the buckets above the first (the first is what admitted leaves). */
   #wait: Uint32Array | undefined
+  /** Before the ring: the one slot written (-1 for none) and its admissions. */
+  #onlyEpoch = -1
+  #onlyAdmitted = 0
+  readonly #slots: number
   readonly #activity: LaneActivity
   lastActive = 0
 
@@ -72,12 +77,11 @@ export class LaneRecord {
     names: { workspace: string; caller: string; target: string; tier: string },
   ) {
     this.#activity = activity
+    this.#slots = slots
     this.workspace = names.workspace
     this.caller = names.caller
     this.target = names.target
     this.tier = names.tier
-    this.#epochs = new Float64Array(slots).fill(-1)
-    this.#admitted = new Uint32Array(slots)
   }
 
   enter(): void {
@@ -90,31 +94,55 @@ export class LaneRecord {
   }
 
   admitted(waitedMs: number): void {
-    const slot = this.#slot()
-    bump(this.#admitted, slot)
+    const epoch = this.#epoch()
     let bucket = 0
     while (bucket < WAIT_BUCKETS_MS.length && waitedMs > (WAIT_BUCKETS_MS[bucket] as number))
       bucket++
+    if (bucket === 0 && !this.#epochs && (this.#onlyEpoch === -1 || this.#onlyEpoch === epoch)) {
+      this.#onlyEpoch = epoch
+      this.#onlyAdmitted++
+      return
+    }
+    const slot = this.#slot(epoch)
+    bump(this.#admitted as Uint32Array, slot)
     if (bucket === 0) return
-    this.#wait ??= new Uint32Array(this.#epochs.length * (BUCKETS - 1))
+    this.#wait ??= new Uint32Array(this.#slots * (BUCKETS - 1))
     bump(this.#wait, slot * (BUCKETS - 1) + bucket - 1)
   }
 
   refused(code: LaneRefusal): void {
-    const slot = this.#slot()
-    this.#refused ??= new Uint32Array(this.#epochs.length * LANE_REFUSALS.length)
+    const slot = this.#slot(this.#epoch())
+    this.#refused ??= new Uint32Array(this.#slots * LANE_REFUSALS.length)
     bump(this.#refused, slot * LANE_REFUSALS.length + LANE_REFUSALS.indexOf(code))
   }
 
-  /** The ring position of now, emptied when it last held an older slot. */
-  #slot(): number {
+  /** The slot number of now; the lane is active now. */
+  #epoch(): number {
     const now = this.#activity.now()
     this.lastActive = now
-    const epoch = Math.floor(now / this.#activity.slotMs)
-    const slot = epoch % this.#epochs.length
-    if (this.#epochs[slot] !== epoch) {
-      this.#epochs[slot] = epoch
-      this.#admitted[slot] = 0
+    return Math.floor(now / this.#activity.slotMs)
+  }
+
+  /**
+   * The ring position of `epoch`, emptied when it last held an older slot; makes the ring,
+   * with the one slot counted before it, on first use.
+   */
+  #slot(epoch: number): number {
+    let epochs = this.#epochs
+    if (!epochs) {
+      epochs = new Float64Array(this.#slots).fill(-1)
+      this.#epochs = epochs
+      this.#admitted = new Uint32Array(this.#slots)
+      if (this.#onlyEpoch !== -1) {
+        const only = this.#onlyEpoch % this.#slots
+        epochs[only] = this.#onlyEpoch
+        this.#admitted[only] = this.#onlyAdmitted
+      }
+    }
+    const slot = epoch % epochs.length
+    if (epochs[slot] !== epoch) {
+      epochs[slot] = epoch
+      ;(this.#admitted as Uint32Array)[slot] = 0
       this.#refused?.fill(0, slot * LANE_REFUSALS.length, (slot + 1) * LANE_REFUSALS.length)
       this.#wait?.fill(0, slot * (BUCKETS - 1), (slot + 1) * (BUCKETS - 1))
     }
@@ -125,9 +153,14 @@ export class LaneRecord {
     let admitted = 0
     const refused: Partial<Record<LaneRefusal, number>> = {}
     const wait = new Array<number>(BUCKETS).fill(0)
-    for (let slot = 0; slot < this.#epochs.length; slot++) {
-      if ((this.#epochs[slot] as number) < oldestEpoch) continue
-      const inSlot = this.#admitted[slot] as number
+    const epochs = this.#epochs
+    if (!epochs && this.#onlyEpoch >= oldestEpoch) {
+      admitted = this.#onlyAdmitted
+      wait[0] = admitted
+    }
+    for (let slot = 0; epochs && slot < epochs.length; slot++) {
+      if ((epochs[slot] as number) < oldestEpoch) continue
+      const inSlot = this.#admitted?.[slot] ?? 0
       admitted += inSlot
       LANE_REFUSALS.forEach((code, i) => {
         const n = this.#refused?.[slot * LANE_REFUSALS.length + i] ?? 0
