@@ -59,6 +59,19 @@ export interface LaneSignals {
   readonly maxConcurrent?: number
 }
 
+/**
+ * Whether the upstream said anything a lane may adopt: a refusal or a limit. Most answers say
+ * nothing (a 200 without limit headers), and their `done` carries no news for the owner.
+ */
+export function saysLimits(word: LaneSignals): boolean {
+  return (
+    word.status === 429 ||
+    word.retryAfterMs !== undefined ||
+    word.rps !== undefined ||
+    word.maxConcurrent !== undefined
+  )
+}
+
 /** A ticket the actor refused, the same in process and on the wire. */
 export interface AdmissionRefusal {
   readonly allowed: false
