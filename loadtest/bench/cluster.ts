@@ -121,6 +121,7 @@ function clusterSystem(name: string, cluster: FairlaneCluster): System {
     request: requests[0] as LoadRequest,
     requests,
     processes: cluster.processes,
+    metricsUrls: cluster.nodes.map((node) => `${node.adminUrl}/metrics`),
     notes: [
       ...clusterNotes(cluster),
       cluster.nodes.length > 1
