@@ -142,6 +142,25 @@ describe('leased shares over NATS', () => {
     await expect.poll(() => ledger.inFlight('key:w/a')).toBe(0)
   })
 
+  it('tops up the admissions of a node that holds slots although the owner has none left to lend', async () => {
+    const slots: ScopeLimit = { id: 'key:w/a', kind: 'key', concurrency: 8 }
+    const { events, ledger } = await owner(() => [slots], 30_000)
+    const busy = await ingress(30_000)
+    // One request at a time: the node's first slots are all it needs, but each ask for more
+    // admissions halves what the owner has free (4, 2, 1) until it has no slot to lend.
+    for (let i = 0; i < 200; i++) {
+      const admission = await busy.transport.submit(ticket('a'))
+      if (admission.allowed) admission.lease.release()
+      // Requests a few ms apart, so an ask made ahead of need is answered before the need.
+      await new Promise((resolve) => setTimeout(resolve, 2))
+    }
+    expect(events.lent).toBeGreaterThan(150)
+    expect(ledger.inFlight('key:w/a')).toBeLessThanOrEqual(8)
+    // Only the first requests, before the node held a grant, asked the owner.
+    expect(busy.paths.owner).toBeLessThanOrEqual(3)
+    expect(busy.paths.local).toBeGreaterThanOrEqual(197)
+  })
+
   it('takes a share back as soon as a ticket of its partition waits, long before it expires', async () => {
     const slots: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 4 }
     const { events, ledger } = await owner(() => [slots], 30_000)

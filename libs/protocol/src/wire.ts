@@ -18,7 +18,7 @@ export type ShardMessage =
       /** Admissions of the same lane the ingress node would like lent with the answer. */
       readonly want?: number
     }
-  /** Asks for a lane's next leased share ahead of need; answered by a ShareReply. */
+  /** Asks for a lane's next leased share ahead of need, from a node holding one; answered by a ShareReply. */
   | {
       readonly kind: 'share'
       readonly token: string
