@@ -536,6 +536,8 @@ async function main(options: ClusterOptions): Promise<number> {
           ),
         options,
         upstream,
+        // At the fixed rate too: the cluster path without three processes sharing two cores.
+        { fairlane: ['node-1'], into: fixedRate },
       ),
     )
   } finally {
