@@ -121,6 +121,7 @@ function clusterSystem(name: string, cluster: FairlaneCluster): System {
     request: requests[0] as LoadRequest,
     requests,
     processes: cluster.processes,
+    metricsUrls: cluster.nodes.map((node) => `${node.adminUrl}/metrics`),
     notes: [
       ...clusterNotes(cluster),
       cluster.nodes.length > 1
@@ -535,6 +536,8 @@ async function main(options: ClusterOptions): Promise<number> {
           ),
         options,
         upstream,
+        // At the fixed rate too: the cluster path without three processes sharing two cores.
+        { fairlane: ['node-1'], into: fixedRate },
       ),
     )
   } finally {

@@ -5,7 +5,7 @@ import {
   type Decision,
   type ScopeLimit,
 } from '@fairlane/limits'
-import type { LaneSignals } from '@fairlane/protocol'
+import { saysLimits, type LaneSignals } from '@fairlane/protocol'
 import type { LaneIdentity } from '@fairlane/scheduler'
 import type { TicketPolicy } from './ticket-policy.ts'
 
@@ -75,8 +75,8 @@ export class AdaptiveLanes {
   observe(policy: TicketPolicy, word: LaneSignals): boolean {
     const settings = policy.settings.adaptive
     if (!settings?.enabled) return false
+    if (!saysLimits(word)) return false
     const said = word.status === 429 || word.retryAfterMs !== undefined
-    if (!said && word.rps === undefined && word.maxConcurrent === undefined) return false
     let lanes = this.#byPartition.get(policy.partition)
     const lane = policy.identity.lane
     let limit = lanes?.get(lane)

@@ -83,8 +83,12 @@ describe('QueueActor leased shares', () => {
     for (const admission of first.admissions) admission.lease.release()
     expect(queue.prefetch(ticket('b'), 10).slots).toHaveLength(2)
     expect(queue.prefetch(ticket('b'), 10).slots).toHaveLength(1)
-    // One slot free: half of it is none, so nothing is lent at all.
+    // One slot free: half of it is none, so nothing is lent with a ticket; a node topping up
+    // a grant holds slots already, and is lent admissions alone.
     expect(queue.prefetch(ticket('b'), 10)).toEqual({ partition: 'echo#0', admissions: [] })
+    const topUp = queue.prefetch(ticket('b'), 10, true)
+    expect(topUp.admissions).toHaveLength(10)
+    expect(topUp.slots).toEqual([])
     first.slots?.[0]?.release({ unused: true })
     first.slots?.[1]?.release()
     expect(queue.prefetch(ticket('b'), 10).slots).toHaveLength(1)

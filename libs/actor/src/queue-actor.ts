@@ -171,9 +171,10 @@ export class QueueActor implements Actor {
    * that sent it to hand out without asking again. None while the ticket's partition has
    * tickets waiting (they go first), for a lane that spends shared scopes (the shared ledger
    * decides those one by one) or a lane the upstream holds back; about half of what a limit
-   * of the lane has left, at most.
+   * of the lane has left, at most. A lane with a concurrency limit and no slot to lend is
+   * lent admissions only as a `topUp`: the asker holds slots to use them with.
    */
-  prefetch(ticket: Ticket, count: number): PrefetchedShare {
+  prefetch(ticket: Ticket, count: number, topUp = false): PrefetchedShare {
     const policy = this.#policyFor(ticket)
     const none = { partition: policy.partition, admissions: [] }
     if (count <= 0 || policy.sharedScopes?.length) return none
@@ -185,7 +186,10 @@ export class QueueActor implements Actor {
       learned ? [...policy.scopes, learned.scope] : policy.scopes,
     )
     const slotCount = slots.length > 0 ? Math.min(count, this.#halfOfSlotsLeft(slots)) : 0
-    if (slots.length > 0 && slotCount === 0) return none
+    // A node with slots needs only admissions: refusing it those because the rest of the
+    // slots are lent too (their halving runs out after a few grants) made it ask again at
+    // every request until its grant ran dry and gave its slots back.
+    if (slots.length > 0 && slotCount === 0 && !topUp) return none
     const prefetched: PrefetchedAdmission[] = []
     for (let i = 0; i < count; i++) {
       const decision = this.#ledger.decide(units, ticket.cost, ticket.cents)

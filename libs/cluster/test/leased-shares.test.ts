@@ -5,9 +5,11 @@ import { NatsTransport, ShardServer } from '@fairlane/cluster'
 import type { ScopeLimit } from '@fairlane/limits'
 import {
   decodeReplyBatch,
+  decodeShardBatch,
   encodeShardBatch,
   shardOf,
   shardSubject,
+  type ShardMessage,
   type Ticket,
 } from '@fairlane/protocol'
 import { useNats } from './nats-fixture.ts'
@@ -140,6 +142,25 @@ describe('leased shares over NATS', () => {
     await expect.poll(() => ledger.inFlight('key:w/a')).toBe(0)
   })
 
+  it('tops up the admissions of a node that holds slots although the owner has none left to lend', async () => {
+    const slots: ScopeLimit = { id: 'key:w/a', kind: 'key', concurrency: 8 }
+    const { events, ledger } = await owner(() => [slots], 30_000)
+    const busy = await ingress(30_000)
+    // One request at a time: the node's first slots are all it needs, but each ask for more
+    // admissions halves what the owner has free (4, 2, 1) until it has no slot to lend.
+    for (let i = 0; i < 200; i++) {
+      const admission = await busy.transport.submit(ticket('a'))
+      if (admission.allowed) admission.lease.release()
+      // Requests a few ms apart, so an ask made ahead of need is answered before the need.
+      await new Promise((resolve) => setTimeout(resolve, 2))
+    }
+    expect(events.lent).toBeGreaterThan(150)
+    expect(ledger.inFlight('key:w/a')).toBeLessThanOrEqual(8)
+    // Only the first requests, before the node held a grant, asked the owner.
+    expect(busy.paths.owner).toBeLessThanOrEqual(3)
+    expect(busy.paths.local).toBeGreaterThanOrEqual(197)
+  })
+
   it('takes a share back as soon as a ticket of its partition waits, long before it expires', async () => {
     const slots: ScopeLimit = { id: 'target:echo', kind: 'target', concurrency: 4 }
     const { events, ledger } = await owner(() => [slots], 30_000)
@@ -164,6 +185,58 @@ describe('leased shares over NATS', () => {
     // Everything busy was lent went back: the slots of the ended grant, free or freed by
     // their requests' `done`; only b's admission holds one.
     await expect.poll(() => ledger.inFlight('target:echo')).toBe(1)
+  })
+
+  it("gathers local admissions' dones that tell the owner nothing into one message per sweep, and sends one with the upstream's word at once", async () => {
+    const { events } = await owner(() => [], 4000)
+    const busy = await ingress(4000)
+    // Every batch the shard's owner receives, as it arrives.
+    const batches: (ShardMessage & { kind: 'done' })[][] = []
+    const spy = await nc()
+    spy.subscribe(shardSubject(SHARD), {
+      callback: (_, msg) => {
+        const batch = decodeShardBatch(msg.string())
+        const dones = 'items' in batch ? batch.items.filter((item) => item.kind === 'done') : []
+        if (dones.length > 0) batches.push(dones)
+      },
+    })
+    await spy.flush()
+    const local = []
+    let answeredByOwner = 0
+    for (let i = 0; local.length < 10 && i < 40; i++) {
+      const before = busy.paths.local
+      const admission = await busy.transport.submit(ticket('a'))
+      if (!admission.allowed) continue
+      if (busy.paths.local > before) local.push(admission)
+      else {
+        answeredByOwner++
+        admission.lease.release()
+      }
+    }
+    expect(events.lent).toBeGreaterThan(0)
+    expect(local).toHaveLength(10)
+    await expect.poll(() => batches.flat().length).toBe(answeredByOwner)
+    batches.length = 0
+    // Each request ends in a turn of the event loop of its own, as at a few hundred a second.
+    for (const admission of local.slice(0, 9)) {
+      if (admission.allowed) admission.lease.release({ upstream: { status: 200 } })
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+    const refused = local[9]
+    if (refused?.allowed) refused.lease.release({ upstream: { status: 429, retryAfterMs: 1000 } })
+    await expect.poll(() => batches.flat().length, { timeout: 5000 }).toBe(10)
+    // The 429 went before the nine that came first, which went together (or in two
+    // batches if a sweep fell between them), without what the upstream said.
+    expect(batches[0]).toEqual([
+      expect.objectContaining({ upstream: { status: 429, retryAfterMs: 1000 } }),
+    ])
+    expect(batches.length).toBeLessThanOrEqual(3)
+    expect(
+      batches
+        .slice(1)
+        .flat()
+        .every((done) => done.upstream === undefined),
+    ).toBe(true)
   })
 
   it('names what it lends apart from another owner, even one in the same process', async () => {

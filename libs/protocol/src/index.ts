@@ -25,6 +25,7 @@ export {
   shardOfPartition,
   shardSubject,
   v1ShardSubject,
+  saysLimits,
   type AdmissionRefusal,
   type AdmissionReply,
   type TicketProgress,

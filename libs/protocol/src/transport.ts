@@ -53,9 +53,10 @@ export interface Actor {
   admit(ticket: Ticket, signal?: AbortSignal): Promise<Admission>
   /**
    * Up to `count` admissions of the ticket's kind decided now, for a leased share; none
-   * when its lane or partition may not lend (docs/cluster.md#leased-shares).
+   * when its lane or partition may not lend (docs/cluster.md#leased-shares). `topUp`: the
+   * asker holds a grant of the lane, slots included, and asks for more ahead of need.
    */
-  prefetch?(ticket: Ticket, count: number): PrefetchedShare
+  prefetch?(ticket: Ticket, count: number, topUp?: boolean): PrefetchedShare
 }
 
 /**

@@ -18,7 +18,7 @@ export type ShardMessage =
       /** Admissions of the same lane the ingress node would like lent with the answer. */
       readonly want?: number
     }
-  /** Asks for a lane's next leased share ahead of need; answered by a ShareReply. */
+  /** Asks for a lane's next leased share ahead of need, from a node holding one; answered by a ShareReply. */
   | {
       readonly kind: 'share'
       readonly token: string
@@ -57,6 +57,19 @@ export interface LaneSignals {
   readonly rps?: number
   /** Requests in flight the upstream wants at most (X-Fairlane-Max-Concurrent). */
   readonly maxConcurrent?: number
+}
+
+/**
+ * Whether the upstream said anything a lane may adopt: a refusal or a limit. Most answers say
+ * nothing (a 200 without limit headers), and their `done` carries no news for the owner.
+ */
+export function saysLimits(word: LaneSignals): boolean {
+  return (
+    word.status === 429 ||
+    word.retryAfterMs !== undefined ||
+    word.rps !== undefined ||
+    word.maxConcurrent !== undefined
+  )
 }
 
 /** A ticket the actor refused, the same in process and on the wire. */

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { System } from '../systems/system.ts'
 import type { Child } from './child.ts'
+import { clusterCounters, countedBetween, type ClusterCounters } from './cluster-counters.ts'
 import { watchCpuTime, watchMachineCpu } from './cpu.ts'
 import { measureAtRate, type RateMeasurement } from './fixed-rate.ts'
 import { fixed, ms, perSec, times } from './format.ts'
@@ -29,6 +30,8 @@ export interface FixedRateCost {
   readonly fairlaneMarginalMicrosPerRequest: number
   /** The whole machine's busy CPU during the window, % of one core: shows other work. */
   readonly machineCpuPercent: number | null
+  /** A cluster's NATS traffic during the measured window, summed over its nodes. */
+  readonly counted?: ClusterCounters
 }
 
 /** Seconds of no load, watched, before the fixed-rate run. */
@@ -58,14 +61,19 @@ export async function fixedRateCost(
   )
   let used: Record<string, number | null> = {}
   let machineCpuPercent: number | null = null
+  const urls = system.metricsUrls
+  let counting: [Promise<ClusterCounters>, Promise<ClusterCounters>] | undefined
   const measurement = await measureAtRate(load, ratePerSec, durationSec, warmupSec, () => {
     const cpu = watchCpuTime({ bench: process.pid, ...pids })
     const machine = watchMachineCpu()
+    const before = urls && clusterCounters(urls)
     return () => {
       used = cpu()
       machineCpuPercent = machine()
+      if (before && urls) counting = [before, clusterCounters(urls)]
     }
   })
+  const counted = counting && countedBetween(await counting[0], await counting[1])
   const served = measurement.servedPerSec * measurement.durationSec
   const perRequest = (cpuMs: number | null, requests: number): number | null =>
     cpuMs === null || requests === 0 ? null : (cpuMs * 1000) / requests
@@ -101,6 +109,7 @@ export async function fixedRateCost(
         served,
       ) ?? Number.NaN,
     machineCpuPercent,
+    ...(counted ? { counted } : {}),
   }
 }
 
@@ -176,5 +185,36 @@ export function fixedRateMarkdown(runs: readonly FixedRateCost[]): string {
       ]
     }),
   )
-  return `${latency}\n\n${perProcess}`
+  const clusters = runs.filter((r) => r.counted)
+  if (clusters.length === 0) return `${latency}\n\n${perProcess}`
+  const traffic = formatMarkdownTable(
+    [
+      'NATS traffic, per request served',
+      'admitted locally',
+      'admitted by the owner',
+      'lent',
+      'revocations',
+      'messages to owners',
+      'items per message',
+      'messages to ingress',
+      'items per message',
+    ],
+    clusters.map((r) => {
+      const c = r.counted as ClusterCounters
+      const served = r.measurement.servedPerSec * r.measurement.durationSec
+      const share = (n: number): string => (served > 0 ? fixed(n / served, 3) : '-')
+      return [
+        r.system,
+        share(c.local),
+        share(c.owner),
+        share(c.lent),
+        String(c.revoked),
+        share(c.toOwnerMessages),
+        c.toOwnerMessages > 0 ? fixed(c.toOwnerItems / c.toOwnerMessages, 1) : '-',
+        share(c.toIngressMessages),
+        c.toIngressMessages > 0 ? fixed(c.toIngressItems / c.toIngressMessages, 1) : '-',
+      ]
+    }),
+  )
+  return `${latency}\n\n${perProcess}\n\n${traffic}`
 }

@@ -14,6 +14,8 @@ export interface System {
   readonly processes: Readonly<Record<string, Child>>
   /** Settings that shape the figures, printed and recorded beside them. */
   readonly notes: readonly string[]
+  /** Each node's `/metrics` (a cluster): its NATS traffic is counted during fixed-rate runs. */
+  readonly metricsUrls?: readonly string[]
   /** Where its CPU profile goes when profiling was asked for and the system supports it. */
   readonly profileDir?: string
   /** Stops the processes this system started (not the shared upstream). */

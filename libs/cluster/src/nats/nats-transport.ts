@@ -10,6 +10,7 @@ import {
 import {
   FairlaneError,
   decodeReplyBatch,
+  saysLimits,
   encodeShardBatch,
   shardSubject,
   type AdmissionReply,
@@ -18,7 +19,7 @@ import {
   type TicketReply,
   type WireRefusal,
 } from '@fairlane/protocol'
-import type { Admission, AdmissionLease, Transport } from '@fairlane/protocol'
+import type { Admission, AdmissionLease, LeaseOutcome, Transport } from '@fairlane/protocol'
 import { Batcher, flushAfter } from '../batcher.ts'
 import { LeasedShares, type HeldSlot } from '../leased-shares.ts'
 import type { BatchSettings } from './batch-settings.ts'
@@ -83,6 +84,29 @@ function laneOf(ticket: Ticket): string | undefined {
   return `${ticket.target}\n${ticket.workspace}\n${ticket.keyId}`
 }
 
+/**
+ * A `done` that only tells the owner to forget a lent admission: no real cost to settle,
+ * nothing from the upstream for the lane to adopt. Such an admission holds no concurrency at
+ * the owner (a lent slot goes back to its grant, not to the owner), so its `done` can wait.
+ */
+function newsless(outcome: LeaseOutcome | undefined): boolean {
+  return (
+    outcome?.cost === undefined &&
+    outcome?.cents === undefined &&
+    (outcome?.upstream === undefined || !saysLimits(outcome.upstream))
+  )
+}
+
+function doneOf(leaseId: string, outcome: LeaseOutcome | undefined): ShardMessage {
+  return {
+    kind: 'done',
+    leaseId,
+    ...(outcome?.cost !== undefined ? { cost: outcome.cost } : {}),
+    ...(outcome?.cents !== undefined ? { cents: outcome.cents } : {}),
+    ...(outcome?.upstream ? { upstream: outcome.upstream } : {}),
+  }
+}
+
 /** The transport gave up: no queue actor answered in time (503, retry in a second). */
 function noOwner(subject: string, why: string): FairlaneError {
   return new FairlaneError(
@@ -124,6 +148,13 @@ export class NatsTransport implements Transport {
   readonly #asks = new Set<string>()
   readonly #subscription: Subscription
   readonly #batches: Batcher<ShardMessage>
+  /**
+   * The newsless `done`s of local admissions, sent every quarter of a share's TTL, as often
+   * as `settle`: at a few hundred requests a second a `done` per request was a NATS message
+   * per request (most turns of the event loop hold one request), which nats-server and the
+   * owner each paid for.
+   */
+  readonly #lateDones: Batcher<ShardMessage> | undefined
   /**
    * The tickets of batches sent lately, by batch number, for a no-responders notice. It comes
    * within a round trip; two generations, turned every silenceMs, keep the map small.
@@ -171,6 +202,11 @@ export class NatsTransport implements Transport {
       })
       this.#shareSweep = setInterval(() => this.#shares?.sweep(), shares.ttlMs / 4)
       this.#shareSweep.unref()
+      this.#lateDones = new Batcher({
+        maxItems: options.batch?.maxItems ?? 64,
+        schedule: flushAfter(shares.ttlMs / 4),
+        send: (subject, items) => this.#publish(subject, items),
+      })
     }
     // One subscription for every reply batch and no-responders notice.
     this.#subscription = this.#nc.subscribe(`${this.#inbox}.>`, {
@@ -232,6 +268,7 @@ export class NatsTransport implements Transport {
     // from one handed out, so it would keep those units spent.
     this.#shares?.close()
     await this.#asksAnswered()
+    this.#lateDones?.close()
     this.#batches.close()
     clearInterval(this.#turn)
     this.#subscription.unsubscribe()
@@ -239,12 +276,15 @@ export class NatsTransport implements Transport {
 
   /** A request admitted from a leased share: the slot it held, if any, goes on to the next. */
   #localLease(owner: string, leaseId: string, slot: HeldSlot | undefined): AdmissionLease {
-    const admission = this.#leaseOf(owner, leaseId)
-    if (!slot) return admission
+    let released = false
     return {
       release: (outcome) => {
-        admission.release(outcome)
-        slot.release()
+        if (released) return
+        released = true
+        if (this.#lateDones && newsless(outcome))
+          this.#lateDones.add(owner, { kind: 'done', leaseId })
+        else this.#batches.add(owner, doneOf(leaseId, outcome))
+        slot?.release()
       },
     }
   }
@@ -256,13 +296,7 @@ export class NatsTransport implements Transport {
       release: (outcome) => {
         if (released) return
         released = true
-        this.#batches.add(subject, {
-          kind: 'done',
-          leaseId,
-          ...(outcome?.cost !== undefined ? { cost: outcome.cost } : {}),
-          ...(outcome?.cents !== undefined ? { cents: outcome.cents } : {}),
-          ...(outcome?.upstream ? { upstream: outcome.upstream } : {}),
-        })
+        this.#batches.add(subject, doneOf(leaseId, outcome))
       },
     }
   }

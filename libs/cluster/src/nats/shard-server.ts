@@ -248,7 +248,7 @@ export class ShardServer {
         }
         case 'share':
           if (batch.replyTo) {
-            const grant = this.#lend(batch.replyTo, message.ticket, message.want)
+            const grant = this.#lend(batch.replyTo, message.ticket, message.want, true)
             this.#replies.add(batch.replyTo, { token: message.token, reply: { grant } })
           }
           break
@@ -331,12 +331,15 @@ export class ShardServer {
     if (replyTo) this.#replies.add(replyTo, { token, reply })
   }
 
-  /** Lends the ingress node at `replyTo` up to `want` admissions of the ticket's lane. */
-  #lend(replyTo: string, ticket: Ticket, want: number): ShareGrant {
+  /**
+   * Lends the ingress node at `replyTo` up to `want` admissions of the ticket's lane. A
+   * `share` ask is a `topUp`: it comes from a node that holds a grant of the lane.
+   */
+  #lend(replyTo: string, ticket: Ticket, want: number, topUp = false): ShareGrant {
     const shares = this.#shares
     const prefetched =
       shares && this.#actor.prefetch
-        ? this.#actor.prefetch(ticket, Math.min(want, shares.max))
+        ? this.#actor.prefetch(ticket, Math.min(want, shares.max), topUp)
         : { partition: '', admissions: [] }
     const ttlMs = shares?.ttlMs ?? 0
     const expiresAt = Date.now() + 2 * ttlMs + SHARE_GRACE_MS
