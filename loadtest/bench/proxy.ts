@@ -1,7 +1,8 @@
 /**
  * Scenario "proxy overhead": the same loopback upstream, hit directly, through the Fastify
- * peer (@fastify/http-proxy) and through Fairlane embedded (one key, far under its limits,
- * default logging), by autocannon at a fixed number of connections. Prints req/s, p50, p99,
+ * peer (@fastify/http-proxy), through the floor of Fairlane's design (node:http + undici and
+ * nothing else) and through Fairlane embedded (one key, far under its limits, default
+ * logging), by autocannon at a fixed number of connections. Prints req/s, p50, p99,
  * CPU µs per request, event-loop delay p99 and memory of each, and their ratios; with
  * --profile, Fairlane's top functions by self time and top packages by inclusive time; with
  * --traces RATIO, a second Fairlane exporting traces (sampler traceidratio at RATIO) to an
@@ -33,6 +34,7 @@ import { launchUpstream, type Upstream } from './lib/upstream.ts'
 import { direct } from './systems/direct.ts'
 import { fastifyPeer } from './systems/fastify-peer.ts'
 import { startFairlaneEmbedded } from './systems/fairlane-embedded.ts'
+import { undiciFloor } from './systems/undici-floor.ts'
 import type { System } from './systems/system.ts'
 
 const say = (line = ''): void => void process.stdout.write(line + '\n')
@@ -215,6 +217,7 @@ async function main(options: ProxyOptions): Promise<number> {
   const systems = [
     direct(upstream),
     ...(peer ? [peer] : []),
+    await undiciFloor(upstream),
     await startFairlaneEmbedded(upstream, profileDir ? { profileDir } : {}),
     ...(receiver && options.traces !== undefined
       ? [await tracedFairlane(upstream, receiver, options.traces)]
