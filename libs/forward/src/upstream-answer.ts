@@ -22,8 +22,9 @@ function noop(): void {}
  * One upstream call as undici's dispatch handler and, once its head has arrived, the answer
  * itself: a small body is kept as chunks and handed over whole, anything else is pushed
  * into a stream of its own that pauses the connection while the reader is behind. This
- * spares each request undici's request API (its BodyReadable, its handler, its promise
- * plumbing), which cost about as much as the rest of the forward.
+ * spares each request undici's request API (its BodyReadable, its handler, its abort
+ * listeners and promise plumbing): in the profile, undici cost Fairlane twice what it costs a
+ * bare node:http proxy per request.
  */
 export class UpstreamAnswer implements Dispatcher.DispatchHandler, UpstreamResponse {
   status = 0
