@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream'
 import { Agent, errors as undiciErrors, type Dispatcher } from 'undici'
 import { FairlaneError } from '@fairlane/protocol'
 import type { PinnedDestination } from './destination-policy.ts'
+import { abortReason, UpstreamAnswer, type UpstreamResponse } from './upstream-answer.ts'
 
 export interface UpstreamTimeouts {
   readonly connectMs: number
@@ -22,16 +23,10 @@ export interface UpstreamRequest {
   readonly signal: AbortSignal
 }
 
-export interface UpstreamResponse {
-  readonly status: number
-  readonly headers: Record<string, string | string[] | undefined>
-  readonly body: Readable
-}
-
 /**
  * Sends a request to the address the destination policy checked, never to a name: the
  * origin is the IP, while Host and TLS SNI carry the original host name. Redirects are
- * returned to the client as they are; undici's request API does not follow them.
+ * returned to the client as they are; undici's dispatch does not follow them.
  */
 export class Forwarder {
   /** One agent per connect timeout: undici sets that per agent, and targets share few values. */
@@ -42,29 +37,37 @@ export class Forwarder {
     this.#connections = options.connectionsPerOrigin ?? 128
   }
 
-  async forward(request: UpstreamRequest): Promise<UpstreamResponse> {
-    const { destination } = request
+  forward(request: UpstreamRequest): Promise<UpstreamResponse> {
+    const { destination, signal, body } = request
+    if (signal.aborted) {
+      const reason = abortReason(signal)
+      if (body && !Buffer.isBuffer(body)) body.on('error', () => undefined).destroy(reason)
+      return Promise.reject(upstreamError(reason))
+    }
     // undici reads `servername` per request (lib/core/request.js) but its types omit it.
-    const options: Dispatcher.RequestOptions & { servername?: string } = {
+    const options: Dispatcher.DispatchOptions & { servername?: string } = {
       origin: originOf(destination),
       path: request.path,
       method: request.method as Dispatcher.HttpMethod,
       headers: withHost(request.headers, destination.hostHeader),
-      body: request.body,
+      body,
       headersTimeout: request.timeouts.headersMs,
       bodyTimeout: request.timeouts.bodyMs,
-      signal: request.signal,
     }
     // SNI carries names only (RFC 6066); for an IP literal the certificate is checked against the IP.
     if (destination.url.protocol === 'https:' && isIP(destination.hostname) === 0) {
       options.servername = destination.hostname
     }
-    try {
-      const response = await this.#agent(request.timeouts.connectMs).request(options)
-      return { status: response.statusCode, headers: response.headers, body: response.body }
-    } catch (err) {
-      throw upstreamError(err)
-    }
+    return new Promise((resolve, reject) => {
+      const answer = new UpstreamAnswer(request.method, signal, body, resolve, (err) =>
+        reject(upstreamError(err)),
+      )
+      try {
+        this.#agent(request.timeouts.connectMs).dispatch(options, answer)
+      } catch (err) {
+        answer.onResponseError(null, err as Error)
+      }
+    })
   }
 
   async close(): Promise<void> {

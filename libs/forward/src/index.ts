@@ -11,9 +11,9 @@ export {
   Forwarder,
   upstreamError,
   type UpstreamRequest,
-  type UpstreamResponse,
   type UpstreamTimeouts,
 } from './forwarder.ts'
+export { WHOLE_BODY_BYTES, type UpstreamResponse } from './upstream-answer.ts'
 export {
   upstreamRequestHeaders,
   clientResponseHeaders,

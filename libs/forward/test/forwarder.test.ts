@@ -1,12 +1,15 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { getEventListeners } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { PassThrough } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { text } from 'node:stream/consumers'
 import { afterEach, describe, expect, it } from 'vitest'
 import { FairlaneError } from '@fairlane/protocol'
 import {
   DestinationPolicy,
   Forwarder,
+  WHOLE_BODY_BYTES,
   type PinnedDestination,
   type UpstreamRequest,
   type UpstreamTimeouts,
@@ -164,5 +167,136 @@ describe('Forwarder against loopback upstreams', () => {
     // undici runs header timers on a ~1 s tick, so only "well before the default" is exact.
     expect(performance.now() - started).toBeLessThan(5_000)
     expect(silent.seen).toHaveLength(1)
+  })
+
+  it('hands a small body of known length over whole, or as a stream when asked', async () => {
+    const server = await upstream((_req, res) => {
+      res.setHeader('content-length', 6)
+      res.write('one,')
+      setTimeout(() => res.end('tw'), 20)
+    })
+    const destination = await pin('good.test', server.port)
+    const signal = new AbortController().signal
+
+    const collected = await forwarder.forward(request(destination, { signal }))
+    expect((await collected.whole)?.toString()).toBe('one,tw')
+    // The call is over: the client's signal holds nothing of it.
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0)
+
+    const streamed = await forwarder.forward(request(destination))
+    expect(await text(streamed.body)).toBe('one,tw')
+    expect(streamed.whole).toBeUndefined()
+  })
+
+  it('streams a large body, holding the upstream back while the reader is behind', async () => {
+    const total = 32 * 1024 * 1024
+    const chunk = Buffer.alloc(WHOLE_BODY_BYTES, 'a')
+    let written = 0
+    const server = await upstream((_req, res) => {
+      res.setHeader('content-length', total)
+      const more = () => {
+        while (written < total) {
+          written += chunk.length
+          if (!res.write(chunk)) return void res.once('drain', more)
+        }
+        res.end()
+      }
+      more()
+    })
+
+    const response = await forwarder.forward(request(await pin('good.test', server.port)))
+    expect(response.whole).toBeUndefined()
+    await sleep(500)
+    // Socket buffers on loopback hold a few megabytes; the rest waits for the reader.
+    expect(written).toBeLessThan(total / 2)
+
+    let read = 0
+    for await (const part of response.body as AsyncIterable<Buffer>) read += part.length
+    expect(read).toBe(total)
+  })
+
+  it('stops the call when the signal aborts after the head, and forgets the signal', async () => {
+    const gone = Promise.withResolvers<void>()
+    const server = await upstream((req, res) => {
+      res.setHeader('content-length', 10)
+      res.write('part')
+      req.socket.once('close', () => gone.resolve())
+    })
+    const destination = await pin('good.test', server.port)
+
+    const whileWhole = new AbortController()
+    const collecting = await forwarder.forward(request(destination, { signal: whileWhole.signal }))
+    whileWhole.abort()
+    await expect(collecting.whole).rejects.toThrow()
+    await gone.promise
+    expect(getEventListeners(whileWhole.signal, 'abort')).toHaveLength(0)
+
+    const large = await upstream((_req, res) => {
+      res.setHeader('content-length', WHOLE_BODY_BYTES + 1)
+      res.write('part')
+    })
+    const whileStreaming = new AbortController()
+    const streaming = await forwarder.forward(
+      request(await pin('good.test', large.port), { signal: whileStreaming.signal }),
+    )
+    const failed = new Promise((resolve) => streaming.body.once('error', resolve))
+    streaming.body.resume()
+    whileStreaming.abort()
+    expect(await failed).toBeInstanceOf(Error)
+    expect(getEventListeners(whileStreaming.signal, 'abort')).toHaveLength(0)
+  })
+
+  it('stops the call when the reader destroys a streamed body', async () => {
+    const gone = Promise.withResolvers<void>()
+    const server = await upstream((req, res) => {
+      res.setHeader('content-length', WHOLE_BODY_BYTES + 1)
+      res.write('part')
+      req.socket.once('close', () => gone.resolve())
+    })
+    const response = await forwarder.forward(request(await pin('good.test', server.port)))
+
+    response.body.destroy()
+
+    await gone.promise
+  })
+
+  it('fails the body, not the call, when the upstream cuts it short', async () => {
+    const cut = (length: number) =>
+      upstream((_req, res) => {
+        res.setHeader('content-length', length)
+        res.write('part', () => res.destroy())
+      })
+    const small = await cut(10)
+    const signal = new AbortController().signal
+    const whole = await forwarder.forward(request(await pin('good.test', small.port), { signal }))
+    expect(whole.status).toBe(200)
+    await expect(whole.whole).rejects.toThrow()
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0)
+
+    const large = await cut(WHOLE_BODY_BYTES + 1)
+    const streamed = await forwarder.forward(request(await pin('good.test', large.port)))
+    expect(streamed.status).toBe(200)
+    await expect(text(streamed.body)).rejects.toThrow()
+  })
+
+  it('does not call an upstream for a signal aborted before the call', async () => {
+    const server = await upstream((_req, res) => res.end('ok'))
+    const aborted = new AbortController()
+    aborted.abort()
+    const body = new PassThrough()
+
+    const failure = await forwarder
+      .forward(
+        request(await pin('good.test', server.port), {
+          method: 'POST',
+          body,
+          signal: aborted.signal,
+        }),
+      )
+      .catch((err: unknown) => err)
+
+    expect(failure).toMatchObject({ code: 'upstream_unavailable', stage: 'forward' })
+    expect(body.destroyed).toBe(true)
+    expect(server.seen).toHaveLength(0)
   })
 })

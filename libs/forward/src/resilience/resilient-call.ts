@@ -1,7 +1,6 @@
-import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { upstreamSignals, type LaneSignals } from '@fairlane/protocol'
-import type { UpstreamResponse } from '../forwarder.ts'
+import type { UpstreamResponse } from '../upstream-answer.ts'
 import type { RetryBudget } from './retry-budget.ts'
 import { errorOutcome, statusOutcome, type Outcome } from './upstream-outcome.ts'
 
@@ -139,7 +138,7 @@ export async function resilientCall<E extends CallEndpoint>(
       }
       if (failover) (failed ??= new Set()).add(endpoint.id)
       why = failover ? 'failover' : 'retry'
-      discard(response.body)
+      discard(response)
       waitedMs += wait
       options.release(said)
       if (wait > 0) await sleep(wait, undefined, { signal: options.signal })
@@ -193,9 +192,15 @@ async function attempt<E extends CallEndpoint>(
 }
 
 /** Reads an unused answer to its end, so its connection can serve the next request. */
-function discard(body: Readable): void {
-  body.on('error', () => undefined)
-  body.resume()
+function discard(response: UpstreamResponse): void {
+  // A body collected whole arrives anyway; only its failure needs a taker.
+  const whole = response.whole
+  if (whole) {
+    whole.catch(() => undefined)
+    return
+  }
+  response.body.on('error', () => undefined)
+  response.body.resume()
 }
 
 /**
@@ -275,17 +280,17 @@ async function hedged<E extends CallEndpoint>(
     const next = await Promise.race([...pending].map((c) => c.result.then((s) => ({ c, s }))))
     pending.delete(next.c)
     if (good(next.s)) {
-      if (fallback && 'response' in fallback) discard(fallback.response.body)
+      if (fallback && 'response' in fallback) discard(fallback.response)
       for (const loser of pending) {
         loser.controller.abort()
-        void loser.result.then((s) => ('response' in s ? discard(s.response.body) : undefined))
+        void loser.result.then((s) => ('response' in s ? discard(s.response) : undefined))
       }
       return next.s
     }
     // Without a good answer, an answer beats an error; later answers are dropped.
     if (!fallback) fallback = next.s
     else if ('response' in next.s) {
-      if ('response' in fallback) discard(next.s.response.body)
+      if ('response' in fallback) discard(next.s.response)
       else fallback = next.s
     }
   }

@@ -1,6 +1,11 @@
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
-import { clientResponseHeaders, upstreamError, type UpstreamResponse } from '@fairlane/forward'
+import {
+  clientResponseHeaders,
+  upstreamError,
+  WHOLE_BODY_BYTES,
+  type UpstreamResponse,
+} from '@fairlane/forward'
 import { ERROR_CODES, FairlaneError, toProblem } from '@fairlane/protocol'
 import { hasBody, type Exchange } from '../exchange.ts'
 import type { TargetConfig } from '@fairlane/config'
@@ -9,9 +14,6 @@ import { priceTableOf, type Price } from '../llm/model-table.ts'
 import { centsOfUsage } from '../llm/openai-request.ts'
 import { costInBody, costInHeader, observeResponseCost, type Metered } from '../response-cost.ts'
 import { withoutQuery } from '../without-query.ts'
-
-/** Upstream bodies up to this size with a Content-Length are sent in one write. */
-const SMALL_BODY_BYTES = 64 * 1024
 
 function responseHeaders(x: Exchange, upstream: UpstreamResponse): OutgoingHttpHeaders {
   const headers: OutgoingHttpHeaders = clientResponseHeaders(upstream.headers)
@@ -27,19 +29,19 @@ function responseHeaders(x: Exchange, upstream: UpstreamResponse): OutgoingHttpH
 
 /**
  * Stage 7: the upstream's answer with RateLimit headers, X-Request-Id and Fairlane's own.
- * A small body of known length is read whole and written with the head in one go: fewer
- * syscalls than relaying a stream, the same latency, and an upstream failure while reading
- * it still gets a proper answer. Anything else streams as it comes.
+ * A small body of known length (the forwarder collects it whole) is written with the head in
+ * one go: fewer syscalls than relaying a stream, the same latency, and an upstream failure
+ * while reading it still gets a proper answer. Anything else streams as it comes.
  */
 export async function respond(x: Exchange, upstream: UpstreamResponse): Promise<void> {
   const { res } = x
   const headers = responseHeaders(x, upstream)
   const length = Number(upstream.headers['content-length'])
   // A stream whose usage chunk Fairlane asked for is relayed event by event, to drop that chunk.
-  if (x.method !== 'HEAD' && length <= SMALL_BODY_BYTES && !x.usageAdded) {
+  if (x.method !== 'HEAD' && length <= WHOLE_BODY_BYTES && !x.usageAdded) {
     let whole: Buffer
     try {
-      whole = await readWhole(upstream.body)
+      whole = await (upstream.whole ?? readWhole(upstream.body))
     } catch (err) {
       throw upstreamError(err)
     }
