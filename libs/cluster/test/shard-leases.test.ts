@@ -148,6 +148,62 @@ describe('shard leases in a steady cluster', () => {
   })
 })
 
+describe('lease renewals of many shards', () => {
+  it('are sent a few at a time, spread over the round, and every lease is still rewritten well within the TTL', async () => {
+    const shards = 256
+    const name = await bucket()
+    const nc = await connect({ servers: nats.url })
+    connections.push(nc)
+    const real = await new Kvm(nc).open(name)
+    const rewrites = new Map<number, number[]>()
+    let inFlight = 0
+    let mostInFlight = 0
+    // The bucket as the node sees it, every compare-and-set rewrite counted while it is out.
+    const kv = new Proxy(real, {
+      get(target, property) {
+        const value: unknown = Reflect.get(target, property)
+        if (property !== 'update') return typeof value === 'function' ? value.bind(target) : value
+        return async (key: string, data: string, revision: number) => {
+          const shard = Number(key.slice('shard.'.length))
+          rewrites.set(shard, [...(rewrites.get(shard) ?? []), Date.now()])
+          mostInFlight = Math.max(mostInFlight, ++inFlight)
+          try {
+            return await target.update(key, data, revision)
+          } finally {
+            inFlight--
+          }
+        }
+      },
+    })
+    const leases = new ShardLeases({
+      kv,
+      nodeId: 'many',
+      shards,
+      ttlMs: TTL_MS,
+      onAcquire: () => undefined,
+      onRelease: () => undefined,
+    })
+    running.push(leases)
+    await leases.start()
+    expect(leases.owned).toHaveLength(shards)
+    const from = Date.now()
+    // About six rounds.
+    await new Promise((r) => setTimeout(r, 6 * (TTL_MS / 3)))
+    const to = Date.now()
+    await leases.stop()
+
+    // All 256 at once stalled a node's event loop for 20 ms every round.
+    expect(mostInFlight).toBeLessThanOrEqual(8)
+    expect(leases.owned).toHaveLength(0)
+    for (let shard = 0; shard < shards; shard++) {
+      const times = [from, ...(rewrites.get(shard) ?? []).filter((t) => t >= from), to]
+      const longest = Math.max(...times.slice(1).map((t, i) => t - (times[i] as number)))
+      // A round every third of the TTL: generous slack for a busy machine, never the TTL.
+      expect(longest, `shard ${shard}`).toBeLessThan(TTL_MS * 0.9)
+    }
+  })
+})
+
 describe('shard leases while NATS is away', () => {
   let own: NatsServer
   beforeAll(async () => {

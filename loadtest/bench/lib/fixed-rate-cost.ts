@@ -4,6 +4,7 @@ import type { Child } from './child.ts'
 import { clusterCounters, countedBetween, type ClusterCounters } from './cluster-counters.ts'
 import { watchCpuTime, watchMachineCpu } from './cpu.ts'
 import { measureAtRate, type RateMeasurement } from './fixed-rate.ts'
+import { sampleRoles, type ProcessFigures } from './probe.ts'
 import { fixed, ms, perSec, times } from './format.ts'
 import { formatMarkdownTable } from './table.ts'
 
@@ -32,6 +33,11 @@ export interface FixedRateCost {
   readonly machineCpuPercent: number | null
   /** A cluster's NATS traffic during the measured window, summed over its nodes. */
   readonly counted?: ClusterCounters
+  /**
+   * Each Fairlane process's event-loop delay over the measured window (p99 and max, ms): a
+   * stall of a few ms in a node is a p99 of the requests it holds then.
+   */
+  readonly eventLoop: Readonly<Record<string, ProcessFigures>>
 }
 
 /** Seconds of no load, watched, before the fixed-rate run. */
@@ -63,7 +69,12 @@ export async function fixedRateCost(
   let machineCpuPercent: number | null = null
   const urls = system.metricsUrls
   let counting: [Promise<ClusterCounters>, Promise<ClusterCounters>] | undefined
-  const measurement = await measureAtRate(load, ratePerSec, durationSec, warmupSec, () => {
+  const fairlanePids = Object.fromEntries(fairlane.map((role) => [role, pids[role] ?? 0]))
+  const probed = new Set(Object.values(fairlanePids))
+  let looping: Promise<Record<string, ProcessFigures>> | undefined
+  const measurement = await measureAtRate(load, ratePerSec, durationSec, warmupSec, async () => {
+    // Opens each Fairlane process's event-loop window; the sample at the end closes it.
+    await sampleRoles(fairlanePids, probed)
     const cpu = watchCpuTime({ bench: process.pid, ...pids })
     const machine = watchMachineCpu()
     const before = urls && clusterCounters(urls)
@@ -71,8 +82,10 @@ export async function fixedRateCost(
       used = cpu()
       machineCpuPercent = machine()
       if (before && urls) counting = [before, clusterCounters(urls)]
+      looping = sampleRoles(fairlanePids, probed)
     }
   })
+  const eventLoop = (await looping) ?? {}
   const counted = counting && countedBetween(await counting[0], await counting[1])
   const served = measurement.servedPerSec * measurement.durationSec
   const perRequest = (cpuMs: number | null, requests: number): number | null =>
@@ -110,6 +123,7 @@ export async function fixedRateCost(
       ) ?? Number.NaN,
     machineCpuPercent,
     ...(counted ? { counted } : {}),
+    eventLoop,
   }
 }
 
@@ -136,6 +150,7 @@ export function fixedRateMarkdown(runs: readonly FixedRateCost[]): string {
       'less idle µs/req',
       `÷ ${baseline?.system ?? '-'}`,
       'per node, µs per request it took',
+      'event loop p99 / max ms',
     ],
     runs.map((r) => [
       r.system,
@@ -153,6 +168,12 @@ export function fixedRateMarkdown(runs: readonly FixedRateCost[]): string {
         : '-',
       Object.entries(r.ownMicrosPerRequest)
         .map(([role, us]) => `${role} ${micros(us)}`)
+        .join(', '),
+      Object.entries(r.eventLoop)
+        .map(
+          ([role, f]) =>
+            `${role} ${ms(f.eventLoopDelayP99Ms ?? null)} / ${ms(f.eventLoopDelayMaxMs ?? null)}`,
+        )
         .join(', '),
     ]),
   )
