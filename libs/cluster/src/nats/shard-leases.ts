@@ -50,8 +50,8 @@ const lost = (err: unknown) => err instanceof Error && /wrong last sequence/i.te
  * instead of overwritten; gives up leases above its fair share (⌈shards / live nodes⌉) so a
  * joining node can take them; and takes free shards with `create`, which refuses a key that
  * exists. A node that dies stops rewriting, and its keys vanish with the bucket's TTL, for
- * the others to take. Who is alive and which shards
- * are taken is read from one watch of the bucket (LeaseView).
+ * the others to take. Who is alive and which shards are taken is read from one watch of the
+ * bucket (LeaseView).
  */
 export class ShardLeases {
   readonly #options: ShardLeasesOptions
