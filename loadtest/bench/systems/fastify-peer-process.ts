@@ -7,13 +7,13 @@
  *
  *   node fastify-peer-process.ts --upstream URL [--max N --window-ms MS [--redis URL]]
  */
-import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import httpProxy from '@fastify/http-proxy'
 import rateLimit from '@fastify/rate-limit'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { numberFlag } from '../lib/options.ts'
+import { serveUntilStopped } from '../lib/serve-until-stopped.ts'
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -47,19 +47,4 @@ if (max !== undefined) {
 }
 await app.register(httpProxy, { upstream: values.upstream })
 await app.listen({ host: '127.0.0.1', port: 0 })
-const address = app.server.address()
-const port = typeof address === 'object' && address ? address.port : 0
-process.stdout.write(JSON.stringify({ port }) + '\n')
-
-let stopping = false
-const stop = (): void => {
-  if (stopping) return
-  stopping = true
-  void app
-    .close()
-    .then(() => redis?.quit())
-    .finally(() => process.exit(0))
-}
-process.once('SIGTERM', stop)
-process.once('SIGINT', stop)
-createInterface({ input: process.stdin }).on('close', stop)
+serveUntilStopped(app.server.address(), () => app.close().then(() => redis?.quit()))

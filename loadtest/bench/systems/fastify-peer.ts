@@ -1,15 +1,10 @@
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
-import { launch, NODE, type Child } from '../lib/child.ts'
+import type { Child } from '../lib/child.ts'
 import { ensureBinary, versionOf } from '../lib/debian-package.ts'
-import {
-  FAR_ABOVE_LOAD,
-  waitForHttp,
-  type Contender,
-  type DeployOptions,
-  type Deployment,
-} from './contender.ts'
+import { FAR_ABOVE_LOAD, type Contender, type DeployOptions, type Deployment } from './contender.ts'
 import type { Upstream } from '../lib/upstream.ts'
+import { startPortServer } from './port-server.ts'
 import { startBenchRedis, type BenchRedis } from './redis.ts'
 import type { System } from './system.ts'
 
@@ -30,23 +25,12 @@ function packageVersion(name: string): string | undefined {
   }
 }
 
-async function startInstance(
+function startInstance(
   index: number,
   instances: number,
   args: readonly string[],
 ): Promise<{ child: Child; base: string }> {
-  const child = launch(instances > 1 ? `fastify-${index}` : 'fastify', NODE, [ENTRY, ...args], {
-    probe: true,
-  })
-  try {
-    const [, port] = await child.waitForLine(/^\{"port":(\d+)\}$/, 15_000)
-    const base = `http://127.0.0.1:${port}`
-    await waitForHttp(`${base}/`, [child])
-    return { child, base }
-  } catch (err) {
-    await child.stop()
-    throw err
-  }
+  return startPortServer(instances > 1 ? `fastify-${index}` : 'fastify', ENTRY, args)
 }
 
 function fastifyContender(store: Store): Contender {

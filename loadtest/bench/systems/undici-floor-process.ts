@@ -8,9 +8,9 @@
  *   node undici-floor-process.ts --upstream URL
  */
 import { createServer, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
-import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { Agent, type Dispatcher } from 'undici'
+import { serveUntilStopped } from '../lib/serve-until-stopped.ts'
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -72,19 +72,10 @@ const server = createServer((req, res) => {
     })
 })
 server.keepAliveTimeout = 72_000
-server.listen(0, '127.0.0.1', () => {
-  const address = server.address()
-  const port = typeof address === 'object' && address ? address.port : 0
-  process.stdout.write(JSON.stringify({ port }) + '\n')
-})
-
-let stopping = false
-const stop = (): void => {
-  if (stopping) return
-  stopping = true
-  server.close(() => void agent.close().finally(() => process.exit(0)))
-  server.closeAllConnections()
-}
-process.once('SIGTERM', stop)
-process.once('SIGINT', stop)
-createInterface({ input: process.stdin }).on('close', stop)
+server.listen(0, '127.0.0.1', () =>
+  serveUntilStopped(server.address(), () => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+    server.closeAllConnections()
+    return closed.then(() => agent.close())
+  }),
+)
