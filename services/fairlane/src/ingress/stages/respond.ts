@@ -1,11 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
-import {
-  clientResponseHeaders,
-  upstreamError,
-  WHOLE_BODY_BYTES,
-  type UpstreamResponse,
-} from '@fairlane/forward'
+import { clientResponseHeaders, upstreamError, type UpstreamResponse } from '@fairlane/forward'
 import { ERROR_CODES, FairlaneError, toProblem } from '@fairlane/protocol'
 import { hasBody, type Exchange } from '../exchange.ts'
 import type { TargetConfig } from '@fairlane/config'
@@ -36,12 +31,12 @@ function responseHeaders(x: Exchange, upstream: UpstreamResponse): OutgoingHttpH
 export async function respond(x: Exchange, upstream: UpstreamResponse): Promise<void> {
   const { res } = x
   const headers = responseHeaders(x, upstream)
-  const length = Number(upstream.headers['content-length'])
   // A stream whose usage chunk Fairlane asked for is relayed event by event, to drop that chunk.
-  if (x.method !== 'HEAD' && length <= WHOLE_BODY_BYTES && !x.usageAdded) {
+  const collected = x.usageAdded ? undefined : upstream.whole
+  if (collected) {
     let whole: Buffer
     try {
-      whole = await (upstream.whole ?? readWhole(upstream.body))
+      whole = await collected
     } catch (err) {
       throw upstreamError(err)
     }
@@ -84,18 +79,6 @@ function answeredPrice(
   const model = holder['model']
   if (!target || typeof model !== 'string') return undefined
   return priceTableOf(target).targetOf(model)
-}
-
-/** A whole small body, by events: the stream's async iterator costs more than the body. */
-function readWhole(body: Readable): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    body.on('data', (chunk: Buffer) => chunks.push(chunk))
-    body.once('end', () =>
-      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)),
-    )
-    body.once('error', reject)
-  })
 }
 
 /**
