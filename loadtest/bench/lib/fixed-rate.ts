@@ -15,7 +15,7 @@ export interface RateMeasurement {
   readonly refusedPerSec: number
   /** Other statuses and transport errors, in total. */
   readonly failed: number
-  /** Latency of 2xx answers (nearest rank, ms), from the moment each request was sent. */
+  /** Latency of 2xx answers to requests sent in the window (nearest rank, ms), from each send. */
   readonly p50Ms: number
   readonly p99Ms: number
   /** Mean latency of 2xx answers (ms): with two kinds of answer, fast and slow, it shows their mix. */
@@ -44,6 +44,12 @@ class OpenLoop {
   readonly #timer: NodeJS.Timeout
   readonly #started = performance.now()
   #sent = 0
+  /**
+   * Latencies count only for requests sent since then: a request of the warm-up that waited
+   * out a SYN retry (a server's accept queue overflowing while the sender opened its first
+   * connections) would otherwise land in the window with a second or more it did not spend there.
+   */
+  #windowOpenedAt = 0
 
   constructor(targets: readonly LoadRequest[], ratePerSec: number) {
     this.#targets = targets
@@ -72,7 +78,8 @@ class OpenLoop {
           if (settled) return
           if (status >= 200 && status < 300) {
             record.served++
-            record.latenciesMs.push(performance.now() - started)
+            if (started >= this.#windowOpenedAt)
+              record.latenciesMs.push(performance.now() - started)
           } else if (status === 429 || status === 503) {
             record.refused++
           } else {
@@ -93,6 +100,12 @@ class OpenLoop {
     })
     this.#inFlight.add(done)
     void done.finally(() => this.#inFlight.delete(done))
+  }
+
+  /** Starts the measured window: counts restart, and only requests sent from now are timed. */
+  openWindow(): void {
+    this.#windowOpenedAt = performance.now()
+    for (const record of this.records) record.reset()
   }
 
   async stop(): Promise<void> {
@@ -122,7 +135,7 @@ export async function measureAtRate(
   let elapsedSec: number
   try {
     await sleep(warmupSec * 1000)
-    for (const record of loop.records) record.reset()
+    loop.openWindow()
     const started = performance.now()
     // The window is open while onMeasure runs: a fault it sets off (resilience) is inside it.
     const finish = await onMeasure?.()
