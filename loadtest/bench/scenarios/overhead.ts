@@ -1,9 +1,11 @@
 /**
  * Overhead: what a system in front of the upstream costs when nothing is limited. Each system
  * gets the same request (GET /bench with one tenant's Authorization header) at maximum
- * throughput (closed loop) and then at a fixed rate far below every system's maximum (open
- * loop), where p50/p99 are the path's latency rather than queueing. Limiters run with a limit
- * far above the load, so every request takes the limiter's path and passes.
+ * throughput (closed loop) and then at two fixed rates (open loop): one far below every
+ * system's maximum, where p50/p99 are the path's latency rather than queueing, and half of
+ * Fairlane's own maximum, where its latency under real load is compared with the others' at
+ * the same rate (Fairlane runs first so that the rate is known). Limiters run with a limit far
+ * above the load, so every request takes the limiter's path and passes.
  */
 import { randomBytes } from 'node:crypto'
 import { closedLoop, type ClosedLoopRun } from '../lib/closed-loop.ts'
@@ -12,7 +14,7 @@ import { fixed, perSec, ms, times } from '../lib/format.ts'
 import { probe, problemsOf, type LoadRequest, type Measurement } from '../lib/measurement.ts'
 import { sampleRoles, type ProcessFigures } from '../lib/probe.ts'
 import { formatMarkdownTable } from '../lib/table.ts'
-import type { Contender } from '../systems/contender.ts'
+import type { Contender, Deployment } from '../systems/contender.ts'
 import {
   runEach,
   assertRunning,
@@ -34,21 +36,70 @@ interface OverheadRun {
   readonly maxCpuPercent: Readonly<Record<string, number | null>>
   readonly atRate: RateMeasurement
   readonly atRateCpuPercent: Readonly<Record<string, number | null>>
+  /** At half of Fairlane's median max req/s (its own when it is Fairlane). */
+  readonly atHalf: RateMeasurement
   /** CPU time of the system's own processes per request at max req/s, µs (direct: the upstream's). */
   readonly cpuMicrosPerRequest: number
   /** Per process: event-loop delay of the median max run and of the fixed-rate window. */
   readonly eventLoopDelayP99Ms: {
     readonly max: Readonly<Record<string, number | undefined>>
     readonly atRate: Readonly<Record<string, number | undefined>>
+    readonly atHalf: Readonly<Record<string, number | undefined>>
   }
   /** Per process after the runs: RSS, and heap in use after a forced GC (Node processes). */
   readonly memory: Readonly<Record<string, ProcessFigures>>
 }
 
+/** What one open-loop window at a fixed rate measured, with the processes' CPU and event loop. */
+interface RateWindow {
+  readonly measurement: RateMeasurement
+  readonly cpuPercent: Record<string, number | null>
+  readonly eventLoop: Record<string, number | undefined>
+}
+
+const eventLoopP99 = (figures: Record<string, ProcessFigures>) =>
+  Object.fromEntries(Object.entries(figures).map(([r, f]) => [r, f.eventLoopDelayP99Ms]))
+
+/** Open loop at `ratePerSec`; problems for refusals, failures and a generator that fell short. */
+async function atFixedRate(
+  name: string,
+  request: LoadRequest,
+  ratePerSec: number,
+  durationSec: number,
+  processes: { context: ScenarioContext; deployment: Deployment; pids: Record<string, number> },
+  problems: string[],
+): Promise<RateWindow> {
+  const { context, deployment, pids } = processes
+  const probed = new Set(
+    [context.upstream.child, ...deployment.children].filter((c) => c.probed).map((c) => c.pid),
+  )
+  let cpuPercent: Record<string, number | null> = {}
+  const measurement = await measureAtRate([request], ratePerSec, durationSec, 1, async () => {
+    await sampleRoles(pids, probed)
+    const cpu = watchDeployment(context.upstream, deployment)
+    return () => (cpuPercent = cpu())
+  })
+  const eventLoop = eventLoopP99(await sampleRoles(pids, probed))
+  if (measurement.refusedPerSec > 0 || measurement.failed > 0)
+    problems.push(
+      `${name}: at ${ratePerSec} req/s, ${Math.round(measurement.refusedPerSec * measurement.durationSec)} refused and ${measurement.failed} failed`,
+    )
+  if (measurement.sentPerSec < 0.95 * ratePerSec)
+    problems.push(
+      `${name}: the generator sent ${perSec(measurement.sentPerSec)} of ${perSec(ratePerSec)} req/s`,
+    )
+  return { measurement, cpuPercent, eventLoop }
+}
+
+/**
+ * One system: max req/s, then the fixed rate, then `halfRate` (undefined: half of its own
+ * max, for Fairlane, which runs first).
+ */
 async function runOne(
   contender: Contender,
   context: ScenarioContext,
   token: string,
+  halfRate: number | undefined,
 ): Promise<{ run: OverheadRun; problems: string[] }> {
   const { settings, upstream, say } = context
   const o = settings.overhead
@@ -63,8 +114,6 @@ async function runOne(
     const probed = new Set(
       [upstream.child, ...deployment.children].filter((c) => c.probed).map((c) => c.pid),
     )
-    const eventLoopP99 = (figures: Record<string, ProcessFigures>) =>
-      Object.fromEntries(Object.entries(figures).map(([r, f]) => [r, f.eventLoopDelayP99Ms]))
     const shape = { connections: o.connections }
     say(
       `  ${contender.name}: warm-up ${o.warmupSec} s, then ${o.repeats} × ${o.durationSec} s ` +
@@ -89,28 +138,31 @@ async function runOne(
       (x, y) => x.measurement.requestsPerSec - y.measurement.requestsPerSec,
     )
     const max = byRate[Math.floor(byRate.length / 2)] as (typeof repeats)[number]
+    const half = halfRate ?? Math.round(max.measurement.requestsPerSec / 2)
     say(
       `  ${contender.name}: ${repeats.map((r) => perSec(r.measurement.requestsPerSec)).join(', ')} req/s; ` +
-        `then ${o.ratePerSec} req/s for ${o.rateDurationSec} s`,
+        `then ${o.ratePerSec} and ${perSec(half)} req/s for ${o.rateDurationSec} s each`,
     )
-    let atRateCpu: Record<string, number | null> = {}
-    const atRate = await measureAtRate([request], o.ratePerSec, o.rateDurationSec, 1, async () => {
-      await sampleRoles(pids, probed)
-      const cpu = watchDeployment(upstream, deployment)
-      return () => (atRateCpu = cpu())
-    })
-    const atRateEventLoop = eventLoopP99(await sampleRoles(pids, probed))
+    const problems = repeats.flatMap((r) => problemsOf(contender.name, r.measurement))
+    const processes = { context, deployment, pids }
+    const low = await atFixedRate(
+      contender.name,
+      request,
+      o.ratePerSec,
+      o.rateDurationSec,
+      processes,
+      problems,
+    )
+    const high = await atFixedRate(
+      contender.name,
+      request,
+      half,
+      o.rateDurationSec,
+      processes,
+      problems,
+    )
     const memory = await sampleRoles(pids, probed, { gc: true })
     assertRunning([upstream.child, ...deployment.children])
-    const problems = repeats.flatMap((r) => problemsOf(contender.name, r.measurement))
-    if (atRate.refusedPerSec > 0 || atRate.failed > 0)
-      problems.push(
-        `${contender.name}: at ${o.ratePerSec} req/s, ${Math.round(atRate.refusedPerSec * atRate.durationSec)} refused and ${atRate.failed} failed`,
-      )
-    if (atRate.sentPerSec < 0.95 * o.ratePerSec)
-      problems.push(
-        `${contender.name}: the generator sent ${perSec(atRate.sentPerSec)} of ${o.ratePerSec} req/s`,
-      )
     return {
       run: {
         system: contender.name,
@@ -119,11 +171,12 @@ async function runOne(
         max: max.measurement,
         maxRepeats: repeats.map((r) => r.measurement.requestsPerSec),
         maxCpuPercent: max.cpuPercent,
-        atRate,
-        atRateCpuPercent: atRateCpu,
+        atRate: low.measurement,
+        atRateCpuPercent: low.cpuPercent,
+        atHalf: high.measurement,
         cpuMicrosPerRequest:
           (ownCpu(contender.name, max.cpuPercent) * 1e4) / max.measurement.requestsPerSec,
-        eventLoopDelayP99Ms: { max: max.eventLoop, atRate: atRateEventLoop },
+        eventLoopDelayP99Ms: { max: max.eventLoop, atRate: low.eventLoop, atHalf: high.eventLoop },
         memory,
       },
       problems,
@@ -154,7 +207,7 @@ function systemCpu(cpu: Readonly<Record<string, number | null>>): number {
     .reduce((sum, [, value]) => sum + (value ?? 0), 0)
 }
 
-function eventLoopOf(run: OverheadRun, window: 'max' | 'atRate'): number | null {
+function eventLoopOf(run: OverheadRun, window: 'max' | 'atRate' | 'atHalf'): number | null {
   const figures = run.eventLoopDelayP99Ms[window]
   const role = mainRole(run.system, figures)
   return role === undefined ? null : (figures[role] ?? null)
@@ -168,20 +221,28 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
   const generator = context.wrk ? `${context.wrk.version} (1 thread)` : 'autocannon'
   say(
     `overhead: ${generator}, ${o.connections} connections, ${o.warmupSec} s warm-up + ` +
-      `${o.repeats} × ${o.durationSec} s (median); then ${o.ratePerSec} req/s open loop for ${o.rateDurationSec} s`,
+      `${o.repeats} × ${o.durationSec} s (median); then open loop for ${o.rateDurationSec} s at ` +
+      `${o.ratePerSec} req/s and at half of Fairlane's max (Fairlane runs first)`,
   )
   const problems: string[] = []
-  const runs: OverheadRun[] = await runEach(
-    contenders,
+  const order = [...contenders].sort(
+    (a, b) => Number(b.name === 'fairlane') - Number(a.name === 'fairlane'),
+  )
+  let halfRate: number | undefined
+  const measured: OverheadRun[] = await runEach(
+    order,
     (contender) => contender.name,
     async (contender) => {
-      const { run, problems: found } = await runOne(contender, context, token)
+      const { run, problems: found } = await runOne(contender, context, token, halfRate)
+      if (contender.name === 'fairlane') halfRate = run.atHalf.offeredPerSec
       problems.push(...found)
       return run
     },
     problems,
     skipped,
   )
+  const runs = contenders.flatMap((c) => measured.filter((r) => r.system === c.name))
+  const half = (r: OverheadRun): string => perSec(r.atHalf.offeredPerSec)
 
   const fairlane = runs.find((r) => r.system === 'fairlane')
   const header = [
@@ -194,6 +255,10 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
     'CPU µs/req',
     'event-loop p99 ms at max',
     `event-loop p99 ms @ ${o.ratePerSec}/s`,
+    'half rate req/s',
+    'p50 ms @ half',
+    'p99 ms @ half',
+    'event-loop p99 ms @ half',
     'Fairlane ÷ system, max req/s',
     'Fairlane ÷ system, p99',
   ]
@@ -207,6 +272,10 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
     fixed(r.cpuMicrosPerRequest, 0),
     ms(eventLoopOf(r, 'max')),
     ms(eventLoopOf(r, 'atRate')),
+    half(r),
+    ms(r.atHalf.p50Ms),
+    ms(r.atHalf.p99Ms),
+    ms(eventLoopOf(r, 'atHalf')),
     fairlane ? times(fairlane.max.requestsPerSec / r.max.requestsPerSec) : '-',
     fairlane ? times(fairlane.atRate.p99Ms / r.atRate.p99Ms) : '-',
   ])
@@ -228,7 +297,10 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
     '',
     'CPU µs/req: CPU time (user + system, /proc/<pid>/stat) of the system’s own processes over ' +
       'the median max run ÷ its requests (direct: the upstream’s). Event-loop p99: ' +
-      '`monitorEventLoopDelay` inside the system’s Node process over the same window.',
+      '`monitorEventLoopDelay` inside the system’s Node process over the same window. Half rate: ' +
+      'half of Fairlane’s median max req/s, the same for every system (open loop, one sender in ' +
+      'the bench process; a system refusing or failing there, or a sender falling short, is ' +
+      'listed under problems).',
     '',
     cpuTable,
     '',
@@ -248,7 +320,7 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
       title: 'Overhead: the same GET through each system, nothing limited',
       subtitle: [
         `max req/s: ${generator}, ${o.connections} connections, median of ${o.repeats} × ${o.durationSec} s; ` +
-          `latency: open loop at ${o.ratePerSec} req/s for ${o.rateDurationSec} s`,
+          `latency: open loop at ${o.ratePerSec} req/s and at half of Fairlane's max, ${o.rateDurationSec} s each`,
       ],
       panels: [
         {
@@ -268,6 +340,16 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
           rows: runs.map((r) => ({
             label: r.system,
             values: [r.atRate.p50Ms, r.atRate.p99Ms],
+            highlight: r.system.startsWith('fairlane'),
+          })),
+        },
+        {
+          title: `Latency at half of Fairlane's max req/s (lower is better)`,
+          unit: 'ms',
+          series: ['p50', 'p99'],
+          rows: runs.map((r) => ({
+            label: `${r.system} @ ${half(r)}/s`,
+            values: [r.atHalf.p50Ms, r.atHalf.p99Ms],
             highlight: r.system.startsWith('fairlane'),
           })),
         },
