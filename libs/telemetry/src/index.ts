@@ -1,6 +1,7 @@
 export {
   createLogger,
-  requestLineLogger,
+  RequestLines,
+  type LineFields,
   REDACTED_PATHS,
   type Logger,
   type LoggerOptions,

@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest'
 import { Writable } from 'node:stream'
-import { createLogger } from './logger.ts'
+import { pino } from 'pino'
+import { createLogger, RequestLines } from './logger.ts'
 
 function capture() {
   let text = ''
@@ -76,5 +77,55 @@ describe('createLogger', () => {
     } finally {
       vi.useRealTimers()
     }
+  })
+})
+
+describe('RequestLines', () => {
+  const fields = {
+    requestId: 'r-1 "quoted" \\ back\nslash \u2028',
+    method: 'GET',
+    path: '/t/x/\u00e9t\u00e9',
+    keyId: undefined,
+    status: 200,
+    durationMs: 1.25,
+    queueMs: Number.NaN,
+    clientClosed: false,
+    retried: true,
+  }
+
+  it('writes the line pino itself would write for the same fields, byte for byte', () => {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      vi.setSystemTime(Date.UTC(2026, 11, 5, 1, 0, 0, 0))
+      const viaPino = capture()
+      createLogger({ level: 'info', destination: viaPino.destination, base: { node: 'n-1' } })
+        .child({}, { redact: { paths: [], censor: '[redacted]' } })
+        .info(fields, 'request')
+      const direct = capture()
+      const lines = new RequestLines(
+        createLogger({ level: 'info', destination: direct.destination, base: { node: 'n-1' } }),
+      )
+      lines.write(fields, 'request')
+      expect(direct.text()).toBe(viaPino.text())
+      expect(JSON.parse(direct.text())).toMatchObject({ level: 'info', node: 'n-1', status: 200 })
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
+  it('is off below info, and follows a level changed later', () => {
+    const out = capture()
+    const logger = createLogger({ level: 'warn', destination: out.destination })
+    const lines = new RequestLines(logger)
+    expect(lines.enabled).toBe(false)
+    logger.level = 'info'
+    expect(lines.enabled).toBe(true)
+  })
+
+  it('writes through pino when the logger changes its lines (a mixin)', () => {
+    const out = capture()
+    const logger = pino({ mixin: () => ({ mixed: 1 }) }, out.destination)
+    new RequestLines(logger).write({ status: 200 }, 'request')
+    expect(JSON.parse(out.text())).toMatchObject({ mixed: 1, status: 200, msg: 'request' })
   })
 })

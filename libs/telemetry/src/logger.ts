@@ -82,12 +82,92 @@ export function createLogger(options: LoggerOptions): Logger {
   )
 }
 
+/** A request line's fields: named scalars only, none of them a redacted path. */
+export type LineFields = Readonly<Record<string, string | number | boolean | undefined>>
+
+// pino's own symbols (exported as `pino.symbols`) for what makes its lines: the serialized
+// level, the time function, the bindings, the stream and the line's end.
+const {
+  lsCacheSym,
+  timeSym,
+  chindingsSym,
+  streamSym,
+  endSym,
+  messageKeySym,
+  needsMetadataGsym,
+  mixinSym,
+  formattersSym,
+  hooksSym,
+  nestedKeySym,
+} = pino.symbols
+
+/** A pino logger's internals as its symbols expose them (pino's types do not list them). */
+type PinoInternals = Record<symbol, unknown>
+
+/** One JSON value as pino writes it: non-finite numbers are null. */
+function jsonValue(value: string | number | boolean): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : 'null'
+  return value ? 'true' : 'false'
+}
+
 /**
- * The logger for request lines: the same destination, level and format, without redaction.
- * A request line is built from a closed set of named scalar fields, none a redacted path
- * (the ingress's request-log test checks it), so redaction could never change one; its
- * wildcard paths were tried on every field and cost most of the line's CPU.
+ * Request lines in the logger's own format and destination, without redaction: a line is
+ * made of a closed set of named scalar fields, none a redacted path (the ingress's
+ * request-log test holds it to that), so redaction could never change one. The line is
+ * serialized here from the fields in one pass, as pino would write it (level, time,
+ * bindings, fields, message) and written to the logger's stream: pino's general path,
+ * built for any object (serializers, per-key stringifiers, property checks), was most of a
+ * request line's cost. A logger with anything that changes lines (a mixin, a log formatter,
+ * a nested key, a message prefix, a write hook, or a stream that wants each line's metadata)
+ * is written through pino itself.
  */
-export function requestLineLogger(logger: Logger): Logger {
-  return logger.child({}, { redact: { paths: [], censor: '[redacted]' } })
+export class RequestLines {
+  readonly #logger: Logger
+  readonly #internals: PinoInternals
+  readonly #direct: boolean
+  readonly #info: number
+
+  constructor(logger: Logger) {
+    this.#logger = logger.child({}, { redact: { paths: [], censor: '[redacted]' } })
+    this.#internals = this.#logger as unknown as PinoInternals
+    const internals = this.#internals
+    this.#info = this.#logger.levels.values['info'] ?? 30
+    const formatters = internals[formattersSym] as { log?: unknown } | undefined
+    const hooks = internals[hooksSym] as { streamWrite?: unknown } | undefined
+    const stream = internals[streamSym] as PinoInternals
+    this.#direct =
+      !internals[mixinSym] &&
+      !formatters?.log &&
+      !hooks?.streamWrite &&
+      !internals[nestedKeySym] &&
+      !this.#logger.msgPrefix &&
+      stream[needsMetadataGsym] !== true
+  }
+
+  /** Info lines are on (the level may change with a config reload). */
+  get enabled(): boolean {
+    return this.#logger.isLevelEnabled('info')
+  }
+
+  /** Writes one info line of `fields` and `msg`; fields that are undefined are left out. */
+  write(fields: LineFields, msg: string): void {
+    if (!this.#direct) {
+      this.#logger.info(fields, msg)
+      return
+    }
+    const internals = this.#internals
+    const levels = internals[lsCacheSym] as Record<number, string>
+    const time = (internals[timeSym] as () => string)()
+    let line = (levels[this.#info] as string) + time + (internals[chindingsSym] as string)
+    for (const key in fields) {
+      const value = fields[key]
+      // Keys are the request line's own field names (identifiers): nothing to escape.
+      if (value !== undefined) line += ',"' + key + '":' + jsonValue(value)
+    }
+    line += ',"' + (internals[messageKeySym] as string) + '":' + JSON.stringify(msg)
+    ;(internals[streamSym] as { write(line: string): void }).write(
+      line + (internals[endSym] as string),
+    )
+  }
 }

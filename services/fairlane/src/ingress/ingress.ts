@@ -4,7 +4,7 @@ import type { ConfigStore } from '@fairlane/config'
 import type { DestinationPolicy, Forwarder } from '@fairlane/forward'
 import { ERROR_CODES, PROBLEM_TYPE_BASE, requestIdFrom, type Transport } from '@fairlane/protocol'
 import {
-  requestLineLogger,
+  RequestLines,
   type FairlaneMetrics,
   type LaneActivity,
   type Logger,
@@ -116,11 +116,11 @@ function onResponseClose(this: Carrier): void {
 /** The request path in the order docs/proxying.md gives; each stage is its own module. */
 class RequestPath {
   readonly #deps: IngressDeps
-  readonly #lines: Logger
+  readonly #lines: RequestLines
 
   constructor(deps: IngressDeps) {
     this.#deps = deps
-    this.#lines = requestLineLogger(deps.logger)
+    this.#lines = new RequestLines(deps.logger)
   }
 
   handle(req: IncomingMessage, res: Carrier): void {

@@ -5,7 +5,7 @@ import type { FairlaneConfig } from '@fairlane/config'
 import { clientResponseHeaders, type UpstreamResponse } from '@fairlane/forward'
 import type { AttemptResult, JobRecord, JobResponse } from '@fairlane/jobs'
 import { ERROR_CODES, FairlaneError } from '@fairlane/protocol'
-import type { Logger } from '@fairlane/telemetry'
+import type { RequestLines } from '@fairlane/telemetry'
 import type { Principal } from '../keys/key-index.ts'
 import type { Exchange } from '../ingress/exchange.ts'
 import { admit, ticketOf } from '../ingress/stages/admit.ts'
@@ -19,7 +19,7 @@ import type { JobTracing } from './job-tracing.ts'
 
 export interface JobAttemptDeps extends ResolveDeps, ForwardDeps {
   /** The request log line of each attempt goes here, as a request's does. */
-  readonly lines: Logger
+  readonly lines: RequestLines
   /** A span per attempt, its stages' spans under it; absent while traces are off. */
   readonly jobTracing?: JobTracing
 }

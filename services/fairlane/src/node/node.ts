@@ -15,7 +15,7 @@ import {
   FairlaneMetrics,
   LaneActivity,
   createLogger,
-  requestLineLogger,
+  RequestLines,
   type Logger,
   type LoggerOptions,
 } from '@fairlane/telemetry'
@@ -232,7 +232,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
         ...(core.nc ? { cluster: { nc: core.nc, work: settings.roles.has('worker') } } : {}),
         attempt: {
           ...paths,
-          lines: requestLineLogger(logger),
+          lines: new RequestLines(logger),
           ...(jobTracing ? { jobTracing } : {}),
         },
         webhook: {

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import type { FairlaneMetrics, Logger } from '@fairlane/telemetry'
+import type { FairlaneMetrics, LineFields, RequestLines } from '@fairlane/telemetry'
 import type { Exchange } from '../exchange.ts'
 import { sampled } from '../request-tracing.ts'
 
@@ -8,11 +8,11 @@ function round(ms: number): number {
 }
 
 /** A request's log line: every field a named scalar. */
-export type RequestLine = Readonly<Record<string, string | number | boolean | undefined>>
+export type RequestLine = LineFields
 
 /**
  * The request's log line, from named safe fields of the exchange: ids and names, never the
- * key, a body or a query string. Its logger does not redact (see requestLineLogger), so no
+ * key, a body or a query string. Its writer does not redact (see RequestLines), so no
  * field may be nested or named like a redacted path; request-log.test.ts holds it to that.
  */
 export function requestLine(x: Exchange, status: number, stage: string, ms: number): RequestLine {
@@ -51,13 +51,12 @@ export function recordRequest(
   x: Exchange,
   status: number,
   metrics: FairlaneMetrics,
-  lines: Logger,
+  lines: RequestLines,
 ): void {
   const seconds = (performance.now() - x.startedAt) / 1000
   const target = x.target ?? '(none)'
   const stage = finalStage(x)
   metrics.requests.inc({ target, status: String(status), stage })
   metrics.requestDurationOf(target).observe(seconds, sampled(x.span))
-  if (lines.isLevelEnabled('info'))
-    lines.info(requestLine(x, status, stage, seconds * 1000), 'request')
+  if (lines.enabled) lines.write(requestLine(x, status, stage, seconds * 1000), 'request')
 }
