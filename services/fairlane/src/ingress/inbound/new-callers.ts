@@ -17,7 +17,7 @@ const TOUCH_MS = 1000
  * One route's bound on new callers at this node. A caller the route let in lately is known
  * and passes with one lookup; any other caller takes a token from a bucket of `perSecond`
  * refilled continuously up to `burst`, and without one it is refused before it costs a lane,
- * a limit state, an upstream call or a log line. The known set keeps the route's `maxIdle`
+ * a limit state or an upstream call. The known set keeps the route's `maxIdle`
  * callers let in most recently, so under a flood it turns over at the bucket's rate at most:
  * a flood of new callers cannot push an established caller out faster than that.
  */
