@@ -614,6 +614,33 @@ const IpCallers = Type.Object(
   },
 )
 
+const NewCallers = Type.Object(
+  {
+    enabled: Type.Boolean({
+      default: true,
+      description:
+        'Bound the rate at which callers this node has not let in lately get lanes of their own.',
+    }),
+    perSecond: Type.Number({
+      exclusiveMinimum: 0,
+      default: 200,
+      description:
+        'New callers a node lets into this route per second, on average (a token bucket refilled continuously).',
+    }),
+    burst: Type.Integer({
+      minimum: 1,
+      default: 2000,
+      description: 'New callers a node lets in at once after a quiet spell (the bucket size).',
+    }),
+  },
+  {
+    additionalProperties: false,
+    default: {},
+    description:
+      'A bound on new callers per node: a caller the node let into this route lately (the most recent callers.maxIdle of them) and every customers entry pass; any other caller takes a token, and without one is refused at once with 429 rate_limited and Retry-After, before any lane, limit state or upstream call (its request line is still logged). Against a flood of distinct credentials or addresses (credential stuffing, a botnet) it keeps the node’s work, and the latency of its established callers, bounded.',
+  },
+)
+
 const Route = Type.Object(
   {
     host: Type.Optional(
@@ -655,8 +682,9 @@ const Route = Type.Object(
           minimum: 100,
           default: 50_000,
           description:
-            'Most callers of this route whose limit state a node keeps (those with a request in flight count too and are never forgotten). Beyond it the route forgets its own callers whose state no longer limits anything, then its oldest idle ones (they start afresh), so a flood of distinct callers into one route keeps memory bounded without touching other routes. limits.maxStates still bounds the whole node.',
+            'Most callers of this route whose limit state a node keeps (those with a request in flight count too and are never forgotten). Beyond it the route forgets its own callers whose state no longer limits anything, then its oldest idle ones (they start afresh), so a flood of distinct callers into one route keeps memory bounded without touching other routes. limits.maxStates still bounds the whole node. It also bounds the callers a node knows for newCallers.',
         }),
+        newCallers: NewCallers,
       },
       {
         additionalProperties: false,

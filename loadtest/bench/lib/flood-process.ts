@@ -8,8 +8,9 @@
  *
  * Sends `count` GETs of `url`, the i-th with `Authorization: Bearer <prefix><i mod callers>`,
  * at `perSec` whatever the answers, at most `maxInFlight` at once; then prints
- * {"done":true,"refused":n,"seconds":s} (refused: any answer but 200, or a transport error)
- * and exits. Also exits when stdin closes (the bench went away).
+ * {"done":true,"refused":n,"limited":n,"seconds":s} (refused: any answer but 200, or a
+ * transport error; limited: those of them that were 429) and exits. Also exits when stdin
+ * closes (the bench went away).
  */
 import { Agent, get } from 'node:http'
 
@@ -40,6 +41,7 @@ function send(token: string): Promise<number> {
 let sent = 0
 let inFlight = 0
 let refused = 0
+let limited = 0
 const started = performance.now()
 const timer = setInterval(() => {
   const due = Math.min(spec.count, Math.floor(((performance.now() - started) / 1000) * spec.perSec))
@@ -47,7 +49,10 @@ const timer = setInterval(() => {
     inFlight++
     send(`${spec.prefix}${sent++ % spec.callers}`)
       .then(
-        (status) => void (status !== 200 && refused++),
+        (status) => {
+          if (status !== 200) refused++
+          if (status === 429) limited++
+        },
         () => void refused++,
       )
       .finally(() => {
@@ -55,7 +60,7 @@ const timer = setInterval(() => {
         if (sent < spec.count || inFlight > 0) return
         clearInterval(timer)
         const seconds = (performance.now() - started) / 1000
-        process.stdout.write(JSON.stringify({ done: true, refused, seconds }) + '\n')
+        process.stdout.write(JSON.stringify({ done: true, refused, limited, seconds }) + '\n')
         agent.destroy()
         process.exit(0)
       })

@@ -4,6 +4,8 @@
  * goes through one route, and one good caller keeps sending at a steady pace. What must hold
  * (issue 14, point 5): the process's memory stays bounded by the route's `callers.maxIdle`
  * whatever the number of callers, and the good caller's latency does not queue behind them.
+ * The route's bound on new callers (`callers.newCallers`, at its default) refuses most of the
+ * distinct flood with 429 before it costs a lane or an upstream call; how many is reported.
  * A control flood first sends the same requests at the same rate from a few recurring
  * callers: what the distinct flood costs beyond it is the cost of new callers, not of load.
  * The floods are sent from a process of their own, so the good caller is timed from an event
@@ -43,8 +45,13 @@ interface FloodPhase {
   readonly requests: number
   readonly floodSec: number
   readonly floodPerSec: number
-  /** Flood answers other than 200: no flood caller ever goes over its limit. */
-  readonly floodRefused: number
+  /**
+   * Flood answers other than 200 or 429: no flood caller ever goes over its own limit, so
+   * none is expected.
+   */
+  readonly floodFailed: number
+  /** Flood requests refused with 429: new callers beyond the route's bound on them. */
+  readonly floodLimited: number
   readonly good: Latency
   readonly goodRefused: number
   /** The good caller's longest wait in its own lane (X-Fairlane-Queue-Ms). */
@@ -112,12 +119,14 @@ function send(
  * `<prefix><i mod callers>`, at `perSec` whatever the answers, at most `maxInFlight` at once;
  * resolves when every answer is in.
  */
-async function floodAtRate(spec: FloodSpec): Promise<{ refused: number; seconds: number }> {
+async function floodAtRate(
+  spec: FloodSpec,
+): Promise<{ refused: number; limited: number; seconds: number }> {
   const child = launch('flood', NODE, ['--conditions=development', FLOOD, JSON.stringify(spec)])
   try {
     const timeoutMs = (spec.count / spec.perSec) * 3_000 + 30_000
     const [line] = await child.waitForLine(/^\{"done":true,.*\}$/, timeoutMs)
-    return JSON.parse(line) as { refused: number; seconds: number }
+    return JSON.parse(line) as { refused: number; limited: number; seconds: number }
   } finally {
     await child.stop()
   }
@@ -190,7 +199,11 @@ async function floodPhase(
     }
   })()
   const cpu = watchCpuTime({ fairlane: phase.pid })
-  const { refused, seconds: floodSec } = await floodAtRate({
+  const {
+    refused,
+    limited,
+    seconds: floodSec,
+  } = await floodAtRate({
     url: `${base}/bench`,
     count: f.callers,
     perSec: f.callers / f.spreadSec,
@@ -207,7 +220,8 @@ async function floodPhase(
     requests: f.callers,
     floodSec,
     floodPerSec: f.callers / floodSec,
-    floodRefused: refused,
+    floodFailed: refused - limited,
+    floodLimited: limited,
     good: latency(goodSeen),
     goodRefused: goodSeen.refused,
     goodQueueMsMax: queueMsMax,
@@ -309,8 +323,11 @@ export async function runCallerFlood(context: ScenarioContext): Promise<Scenario
       ['recurring', run.recurring],
       ['distinct', run.distinct],
     ] as const) {
-      if (phase.floodRefused > 0)
-        problems.push(`${run.system}: ${phase.floodRefused} ${name} flood requests were refused`)
+      if (phase.floodFailed > 0)
+        problems.push(`${run.system}: ${phase.floodFailed} ${name} flood requests failed`)
+      // The recurring callers are known after their first request: none is ever new again.
+      if (name === 'recurring' && phase.floodLimited > 0)
+        problems.push(`${run.system}: ${phase.floodLimited} recurring flood requests were refused`)
     }
     const goodRefused = run.alone.goodRefused + run.recurring.goodRefused + run.distinct.goodRefused
     if (goodRefused > 0)
@@ -321,6 +338,7 @@ export async function runCallerFlood(context: ScenarioContext): Promise<Scenario
     name,
     perSec(phase.callers),
     perSec(phase.floodPerSec),
+    perSec(phase.floodLimited),
     perSec(phase.cpuUsPerRequest),
     fixed(phase.rssPeakMb, 0),
     fixed(phase.heapAfterGcMb, 1),
@@ -335,6 +353,7 @@ export async function runCallerFlood(context: ScenarioContext): Promise<Scenario
     [
       r.system,
       'good caller alone',
+      '-',
       '-',
       '-',
       '-',
@@ -357,6 +376,7 @@ export async function runCallerFlood(context: ScenarioContext): Promise<Scenario
         'phase',
         'flood callers',
         'flood req/s',
+        'flood refused 429',
         'CPU µs/req',
         'RSS peak MB',
         'heap after GC MB',
@@ -378,7 +398,9 @@ export async function runCallerFlood(context: ScenarioContext): Promise<Scenario
       `sends one request every ${f.goodIntervalMs} ms, alone for ${f.aloneSec} s and then ` +
       `through both floods, after a warm-up of ${f.warmupSec} s of recurring callers at the ` +
       `flood’s rate. Every caller is limited to ${LIMIT.rps}/s (burst ${LIMIT.burst}); ` +
-      'the route keeps at most callers.maxIdle (default 50,000) callers’ limit state. RSS ' +
+      'the route keeps at most callers.maxIdle (default 50,000) callers’ limit state and ' +
+      'lets in new callers at callers.newCallers (default 200/s, burst 2,000): flood refused ' +
+      '429 counts the flood requests refused for it (each its first and only request). RSS ' +
       'peak is sampled every second (alone: after the warm-up); heap after GC is taken ' +
       'after a forced full GC once the phase’s answers are in; event-loop figures are the ' +
       'worst of the one-second windows; CPU µs/req is the node’s user + system time over the ' +

@@ -41,6 +41,8 @@ export const fairlaneInbound: Contender = {
       notes: [
         ...fairlaneNotes({}, GENERATED_LOG_LEVEL),
         'routes: / to the target, callers by the Authorization token (SHA-256), no Fairlane key',
+        'new callers: callers.newCallers at its default, 200/s with a burst of 2,000 per node; ' +
+          'a new caller beyond it is refused with 429 before any lane or upstream call',
         limit
           ? `rate limit per caller ${limit.rps}/s, burst ${limit.burst} (GCRA); over it requests ` +
             'wait in their lane (bounded: queue.perLane 100, tier maxWait), then 429'

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import { performance } from 'node:perf_hooks'
 import type { ConfigStore } from '@fairlane/config'
 import type { DestinationPolicy, Forwarder } from '@fairlane/forward'
 import { ERROR_CODES, PROBLEM_TYPE_BASE, requestIdFrom, type Transport } from '@fairlane/protocol'
@@ -12,6 +13,7 @@ import {
 import { isJobsRequest, serveJobs, type JobsBackend } from '../jobs/jobs-api.ts'
 import type { EndpointDestinations } from './endpoint-destinations.ts'
 import type { Exchange } from './exchange.ts'
+import { NewCallerGates } from './inbound/new-callers.ts'
 import { admit, ticketOf } from './stages/admit.ts'
 import { authenticate } from './stages/authenticate.ts'
 import { ALLOW, checkRequestHead, correlate } from './stages/correlate.ts'
@@ -117,10 +119,12 @@ function onResponseClose(this: Carrier): void {
 class RequestPath {
   readonly #deps: IngressDeps
   readonly #lines: RequestLines
+  readonly #newCallers: NewCallerGates
 
   constructor(deps: IngressDeps) {
     this.#deps = deps
     this.#lines = new RequestLines(deps.logger)
+    this.#newCallers = new NewCallerGates(() => performance.now(), deps.metrics)
   }
 
   handle(req: IncomingMessage, res: Carrier): void {
@@ -152,6 +156,7 @@ class RequestPath {
       } else if (isRouteRequest(x)) {
         matchInbound(x)
         await identify(x)
+        this.#newCallers.check(x)
         if (door !== 'route') {
           await resolveInbound(x, deps)
           if (isMetered(x)) await meterTarget(x)
