@@ -133,6 +133,38 @@ function clusterSystem(name: string, cluster: FairlaneCluster): System {
   }
 }
 
+const TRIO = ['fairlane-a', 'fairlane-b', 'fairlane-c']
+
+/** Three independent embedded Fairlanes on the same file, the load spread over them as over the nodes. */
+async function embeddedTrio(configPath: string, upstream: Upstream): Promise<System> {
+  const started = await Promise.allSettled(
+    TRIO.map((name) => launchFairlane(configPath, { name, env: { ECHO_URL: upstream.url } })),
+  )
+  const instances = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
+  const stop = async () => void (await Promise.all(instances.map((f) => f.stop())))
+  const failed = started.find((r) => r.status === 'rejected')
+  if (failed) {
+    await stop()
+    throw failed.reason
+  }
+  const requests: LoadRequest[] = instances.map((f) => ({
+    url: `${f.proxyUrl}/t/echo/bench`,
+    headers: HEADERS,
+  }))
+  return {
+    name: 'fairlane ×3 (embedded, apart)',
+    request: requests[0] as LoadRequest,
+    requests,
+    processes: Object.fromEntries(instances.map((f) => [f.child.name, f.child])),
+    notes: [
+      ...fairlaneNotes(),
+      'three embedded processes with nothing shared (each its own limits), connections spread ' +
+        'over them as over the nodes: the cost of three processes on these cores, no cluster path',
+    ],
+    stop,
+  }
+}
+
 /**
  * One system at a time: started, measured, stopped, so no idle process shares the cores.
  * With `fixedRate`, the same processes are then measured open loop at `options.rate`: the
@@ -509,6 +541,15 @@ async function main(options: ClusterOptions): Promise<number> {
         upstream,
         { fairlane: ['fairlane'], into: fixedRate },
       ),
+    )
+    // Three embedded processes, each on its own: what three Node processes on these cores cost
+    // per request at a third of the rate each, with no cluster path. The cluster's CPU per
+    // request over embedded's is read against this row's: the part no cluster code explains.
+    runs.push(
+      await throughputRun(async () => embeddedTrio(unlimited, upstream), options, upstream, {
+        fairlane: TRIO,
+        into: fixedRate,
+      }),
     )
     runs.push(
       await throughputRun(

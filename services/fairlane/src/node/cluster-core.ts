@@ -19,6 +19,7 @@ import type { FairlaneMetrics, Logger } from '@fairlane/telemetry'
 import { ticketPolicy } from '../limits/scopes.ts'
 import { PartitionCheckpoints, partitionsOfShard } from './checkpoints.ts'
 import { LedgerProbe } from './ledger-probe.ts'
+import { natsConnectOptions } from './nats-options.ts'
 import { TimedReserver } from './timed-reserver.ts'
 import type { NodeCore } from './node-core.ts'
 import type { NodeSettings } from './node-settings.ts'
@@ -43,12 +44,7 @@ export async function connectCluster(
 ): Promise<ClusterConnections> {
   const { natsUrl, redisUrl } = settings.cluster
   const nc = await wait.until('nats', addressOf(natsUrl), () =>
-    connect({
-      servers: natsUrl.split(','),
-      name: `fairlane-${settings.nodeId}`,
-      maxReconnectAttempts: -1,
-      timeout: 2_000,
-    }),
+    connect(natsConnectOptions(natsUrl, settings.nodeId)),
   )
   const link = new NatsLink(nc, {
     onDown: (server) => logger.warn({ server }, 'nats disconnected; reconnecting'),
