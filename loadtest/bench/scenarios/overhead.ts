@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto'
 import { closedLoop, type ClosedLoopRun } from '../lib/closed-loop.ts'
 import { measureAtRate, type RateMeasurement } from '../lib/fixed-rate.ts'
+import { listenOverflows } from '../lib/listen-overflows.ts'
 import { fixed, perSec, ms, times } from '../lib/format.ts'
 import { probe, problemsOf, type LoadRequest, type Measurement } from '../lib/measurement.ts'
 import { sampleRoles, type ProcessFigures } from '../lib/probe.ts'
@@ -38,6 +39,12 @@ interface OverheadRun {
   readonly atRateCpuPercent: Readonly<Record<string, number | null>>
   /** At half of Fairlane's median max req/s (its own when it is Fairlane). */
   readonly atHalf: RateMeasurement
+  /**
+   * Connections the kernel dropped from a full accept queue (machine-wide, one system runs at a
+   * time) over the fixed-rate windows, warm-up included: each costs its request a SYN or data
+   * retry (200 ms to seconds). Undefined where /proc/net/netstat cannot be read.
+   */
+  readonly listenOverflows: { readonly atRate?: number; readonly atHalf?: number }
   /** CPU time of the system's own processes per request at max req/s, µs (direct: the upstream's). */
   readonly cpuMicrosPerRequest: number
   /** Per process: event-loop delay of the median max run and of the fixed-rate window. */
@@ -55,6 +62,7 @@ interface RateWindow {
   readonly measurement: RateMeasurement
   readonly cpuPercent: Record<string, number | null>
   readonly eventLoop: Record<string, number | undefined>
+  readonly listenOverflows?: number
 }
 
 const eventLoopP99 = (figures: Record<string, ProcessFigures>) =>
@@ -74,11 +82,13 @@ async function atFixedRate(
     [context.upstream.child, ...deployment.children].filter((c) => c.probed).map((c) => c.pid),
   )
   let cpuPercent: Record<string, number | null> = {}
+  const overflowsBefore = listenOverflows()
   const measurement = await measureAtRate([request], ratePerSec, durationSec, 1, async () => {
     await sampleRoles(pids, probed)
     const cpu = watchDeployment(context.upstream, deployment)
     return () => (cpuPercent = cpu())
   })
+  const overflowsAfter = listenOverflows()
   const eventLoop = eventLoopP99(await sampleRoles(pids, probed))
   if (measurement.refusedPerSec > 0 || measurement.failed > 0)
     problems.push(
@@ -88,7 +98,14 @@ async function atFixedRate(
     problems.push(
       `${name}: the generator sent ${perSec(measurement.sentPerSec)} of ${perSec(ratePerSec)} req/s`,
     )
-  return { measurement, cpuPercent, eventLoop }
+  return {
+    measurement,
+    cpuPercent,
+    eventLoop,
+    ...(overflowsBefore !== undefined && overflowsAfter !== undefined
+      ? { listenOverflows: overflowsAfter - overflowsBefore }
+      : {}),
+  }
 }
 
 /**
@@ -174,6 +191,10 @@ async function runOne(
         atRate: low.measurement,
         atRateCpuPercent: low.cpuPercent,
         atHalf: high.measurement,
+        listenOverflows: {
+          ...(low.listenOverflows !== undefined ? { atRate: low.listenOverflows } : {}),
+          ...(high.listenOverflows !== undefined ? { atHalf: high.listenOverflows } : {}),
+        },
         cpuMicrosPerRequest:
           (ownCpu(contender.name, max.cpuPercent) * 1e4) / max.measurement.requestsPerSec,
         eventLoopDelayP99Ms: { max: max.eventLoop, atRate: low.eventLoop, atHalf: high.eventLoop },
@@ -259,6 +280,7 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
     'p50 ms @ half',
     'p99 ms @ half',
     'event-loop p99 ms @ half',
+    'accept-queue overflows @ half',
     'Fairlane ÷ system, max req/s',
     'Fairlane ÷ system, p99',
   ]
@@ -276,6 +298,7 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
     ms(r.atHalf.p50Ms),
     ms(r.atHalf.p99Ms),
     ms(eventLoopOf(r, 'atHalf')),
+    r.listenOverflows.atHalf === undefined ? '-' : perSec(r.listenOverflows.atHalf),
     fairlane ? times(fairlane.max.requestsPerSec / r.max.requestsPerSec) : '-',
     fairlane ? times(fairlane.atRate.p99Ms / r.atRate.p99Ms) : '-',
   ])
@@ -300,7 +323,9 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
       '`monitorEventLoopDelay` inside the system’s Node process over the same window. Half rate: ' +
       'half of Fairlane’s median max req/s, the same for every system (open loop, one sender in ' +
       'the bench process; a system refusing or failing there, or a sender falling short, is ' +
-      'listed under problems).',
+      'listed under problems). Accept-queue overflows: connections the kernel dropped because ' +
+      'the listening socket’s queue was full (TcpExt ListenOverflows over the half-rate run, ' +
+      'warm-up included); each costs its request a retry of 200 ms or more.',
     '',
     cpuTable,
     '',
