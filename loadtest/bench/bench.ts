@@ -123,6 +123,7 @@ function settingsFor(quick: boolean): BenchSettings {
       repeats: quick ? 1 : 3,
       ratePerSec: 1000,
       rateDurationSec: quick ? 3 : 10,
+      rateWarmupSec: 3,
     },
     accuracy: {
       limitPerSec: 100,

@@ -74,6 +74,7 @@ async function atFixedRate(
   request: LoadRequest,
   ratePerSec: number,
   durationSec: number,
+  warmupSec: number,
   processes: { context: ScenarioContext; deployment: Deployment; pids: Record<string, number> },
   problems: string[],
 ): Promise<RateWindow> {
@@ -83,11 +84,17 @@ async function atFixedRate(
   )
   let cpuPercent: Record<string, number | null> = {}
   const overflowsBefore = listenOverflows()
-  const measurement = await measureAtRate([request], ratePerSec, durationSec, 1, async () => {
-    await sampleRoles(pids, probed)
-    const cpu = watchDeployment(context.upstream, deployment)
-    return () => (cpuPercent = cpu())
-  })
+  const measurement = await measureAtRate(
+    [request],
+    ratePerSec,
+    durationSec,
+    warmupSec,
+    async () => {
+      await sampleRoles(pids, probed)
+      const cpu = watchDeployment(context.upstream, deployment)
+      return () => (cpuPercent = cpu())
+    },
+  )
   const overflowsAfter = listenOverflows()
   const eventLoop = eventLoopP99(await sampleRoles(pids, probed))
   if (measurement.refusedPerSec > 0 || measurement.failed > 0)
@@ -158,7 +165,7 @@ async function runOne(
     const half = halfRate ?? Math.round(max.measurement.requestsPerSec / 2)
     say(
       `  ${contender.name}: ${repeats.map((r) => perSec(r.measurement.requestsPerSec)).join(', ')} req/s; ` +
-        `then ${o.ratePerSec} and ${perSec(half)} req/s for ${o.rateDurationSec} s each`,
+        `then ${o.ratePerSec} and ${perSec(half)} req/s for ${o.rateWarmupSec} + ${o.rateDurationSec} s each`,
     )
     const problems = repeats.flatMap((r) => problemsOf(contender.name, r.measurement))
     const processes = { context, deployment, pids }
@@ -167,6 +174,7 @@ async function runOne(
       request,
       o.ratePerSec,
       o.rateDurationSec,
+      o.rateWarmupSec,
       processes,
       problems,
     )
@@ -175,6 +183,7 @@ async function runOne(
       request,
       half,
       o.rateDurationSec,
+      o.rateWarmupSec,
       processes,
       problems,
     )

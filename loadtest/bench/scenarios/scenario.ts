@@ -35,6 +35,12 @@ export interface BenchSettings {
     /** The fixed rate for p50/p99: far below every system's maximum, so latency is not queueing. */
     readonly ratePerSec: number
     readonly rateDurationSec: number
+    /**
+     * Open loop at each fixed rate before its window, thrown away. A system (and the sender)
+     * moved to a new rate takes seconds to settle: its first second there had a p99 of 200 ms
+     * or more where later windows at the same rate had 2-20 ms (Fairlane at half its max).
+     */
+    readonly rateWarmupSec: number
   }
   readonly accuracy: {
     readonly limitPerSec: number
