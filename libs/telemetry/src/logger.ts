@@ -117,8 +117,8 @@ function jsonValue(value: string | number | boolean): string {
  * request-log test holds it to that), so redaction could never change one. The line is
  * serialized here from the fields in one pass, as pino would write it (level, time,
  * bindings, fields, message) and written to the logger's stream: pino's general path,
- * built for any object (serializers, per-key stringifiers, property checks), was most of a
- * request line's cost. A logger with anything that changes lines (a mixin, a log formatter,
+ * built for any object (serializers, per-key stringifiers, property checks), cost a share of
+ * every request (docs/performance.md has the figures). A logger with anything that changes lines (a mixin, a log formatter,
  * a nested key, a message prefix, a write hook, or a stream that wants each line's metadata)
  * is written through pino itself.
  */
