@@ -47,7 +47,7 @@ interface OverheadRun {
   readonly listenOverflows: { readonly atRate?: number; readonly atHalf?: number }
   /** CPU time of the system's own processes per request at max req/s, µs (direct: the upstream's). */
   readonly cpuMicrosPerRequest: number
-  /** Per process: event-loop delay of the median max run and of the fixed-rate window. */
+  /** Per process: event-loop delay of the median max run and of each fixed-rate window. */
   readonly eventLoopDelayP99Ms: {
     readonly max: Readonly<Record<string, number | undefined>>
     readonly atRate: Readonly<Record<string, number | undefined>>
@@ -75,13 +75,16 @@ async function atFixedRate(
   ratePerSec: number,
   durationSec: number,
   warmupSec: number,
-  processes: { context: ScenarioContext; deployment: Deployment; pids: Record<string, number> },
+  processes: {
+    context: ScenarioContext
+    deployment: Deployment
+    pids: Record<string, number>
+    /** The pids that answer the probe (event loop, memory). */
+    probed: ReadonlySet<number>
+  },
   problems: string[],
 ): Promise<RateWindow> {
-  const { context, deployment, pids } = processes
-  const probed = new Set(
-    [context.upstream.child, ...deployment.children].filter((c) => c.probed).map((c) => c.pid),
-  )
+  const { context, deployment, pids, probed } = processes
   let cpuPercent: Record<string, number | null> = {}
   const overflowsBefore = listenOverflows()
   const measurement = await measureAtRate(
@@ -168,7 +171,7 @@ async function runOne(
         `then ${o.ratePerSec} and ${perSec(half)} req/s for ${o.rateWarmupSec} + ${o.rateDurationSec} s each`,
     )
     const problems = repeats.flatMap((r) => problemsOf(contender.name, r.measurement))
-    const processes = { context, deployment, pids }
+    const processes = { context, deployment, pids, probed }
     const low = await atFixedRate(
       contender.name,
       request,
