@@ -169,13 +169,15 @@ describe('the ledger is probed without traffic', () => {
 
     redis.freeze()
     await expect.poll(() => gauge(n, 'fairlane_ledger_up'), { timeout: 10_000 }).toBe(0)
-    expect(n.output()).toContain('redis ledger unreachable')
+    await expect.poll(() => n.output(), { timeout: 5_000 }).toContain('redis ledger unreachable')
     await expect
       .poll(() => readyz(n), { timeout: 10_000 })
       .toEqual({ status: 503, missing: ['redis'] })
     redis.thaw()
     await expect.poll(() => gauge(n, 'fairlane_ledger_up'), { timeout: 10_000 }).toBe(1)
-    expect(n.output()).toContain('redis ledger reachable again')
+    await expect
+      .poll(() => n.output(), { timeout: 5_000 })
+      .toContain('redis ledger reachable again')
     await expect.poll(() => readyz(n), { timeout: 10_000 }).toEqual({ status: 200 })
 
     await redis.stop()
@@ -221,7 +223,9 @@ describe('a node started before NATS and Redis', () => {
     await expect
       .poll(() => readyz(n), { timeout: 10_000 })
       .toEqual({ status: 503, missing: ['starting', 'nats'] })
-    expect(n.output()).toContain(`waiting for nats at 127.0.0.1:${natsPort}`)
+    await expect
+      .poll(() => n.output(), { timeout: 5_000 })
+      .toContain(`waiting for nats at 127.0.0.1:${natsPort}`)
 
     servers.push(await startNats({ port: natsPort }))
     await expect
@@ -255,7 +259,9 @@ describe('a node started before NATS and Redis', () => {
       { awaitReady: false, configPath: await config(3_000) },
     )
     await expect.poll(() => n.ended(), { timeout: 20_000 }).toEqual({ code: 1, signal: null })
-    expect(n.output()).toContain(`redis at 127.0.0.1:${redisPort} could not be reached`)
+    await expect
+      .poll(() => n.output(), { timeout: 5_000 })
+      .toContain(`redis at 127.0.0.1:${redisPort} could not be reached`)
     expect(n.output()).toContain('ECONNREFUSED')
     expect(n.output()).not.toContain('secret')
   })
