@@ -1,4 +1,5 @@
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino'
+import { stdoutLines } from './line-sink.ts'
 
 export type { Logger }
 
@@ -32,7 +33,10 @@ export const REDACTED_PATHS: readonly string[] = [
 
 export interface LoggerOptions {
   level: LevelWithSilent
-  /** Where JSON lines go; stdout when omitted. Tests pass a stream to capture output. */
+  /**
+   * Where JSON lines go; when omitted, standard output through the process's one LineSink.
+   * Tests pass a stream to capture output.
+   */
   destination?: DestinationStream
   base?: Record<string, unknown>
 }
@@ -78,7 +82,7 @@ export function createLogger(options: LoggerOptions): Logger {
       timestamp: isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    options.destination,
+    options.destination ?? stdoutLines(),
   )
 }
 

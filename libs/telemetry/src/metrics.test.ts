@@ -45,4 +45,16 @@ describe('FairlaneMetrics', () => {
     )
     expect(text).toContain('fairlane_upstream_extra_attempts_total{target="echo",kind="hedge"} 1')
   })
+
+  it('counts dropped log lines from the sink’s running total, read at each scrape', async () => {
+    const metrics = new FairlaneMetrics({ defaultMetrics: false })
+    const scrape = async () => (await metrics.exposition(undefined)).text
+    expect(await scrape()).toContain('fairlane_log_lines_dropped_total 0')
+    let dropped = 3
+    metrics.observeLogLinesDropped(() => dropped)
+    expect(await scrape()).toContain('fairlane_log_lines_dropped_total 3')
+    expect(await scrape()).toContain('fairlane_log_lines_dropped_total 3')
+    dropped = 10
+    expect(await scrape()).toContain('fairlane_log_lines_dropped_total 10')
+  })
 })

@@ -69,6 +69,7 @@ export class FairlaneMetrics {
   readonly queueRefusals: Counter<'target' | 'reason' | 'bound'>
   readonly queued: Gauge
   readonly limitStates: Gauge
+  readonly logLinesDropped: Counter
   readonly ledgerDownDecisions: Counter<'scope' | 'policy'>
   readonly ledgerUp: Gauge
   readonly shardsOwned: Gauge
@@ -83,6 +84,7 @@ export class FairlaneMetrics {
   #endpointsSource: () => readonly EndpointState[] = () => []
   #queuedSource: () => number = () => 0
   #limitStatesSource: () => number = () => 0
+  #logLinesDroppedSource: () => number = () => 0
   #ledgerUpSource: () => number = () => 1
   #shardsSource: () => number = () => 0
   #natsSource: () => number = () => 1
@@ -161,6 +163,18 @@ export class FairlaneMetrics {
       registers: [this.registry],
       collect() {
         this.set(states())
+      },
+    })
+    const dropped = () => this.#logLinesDroppedSource()
+    let droppedCounted = 0
+    this.logLinesDropped = new Counter({
+      name: 'fairlane_log_lines_dropped_total',
+      help: 'Log lines dropped because standard output took nothing for too long (a log reader that stopped reading).',
+      registers: [this.registry],
+      collect() {
+        const now = dropped()
+        if (now > droppedCounted) this.inc(now - droppedCounted)
+        droppedCounted = now
       },
     })
     this.ledgerDownDecisions = new Counter({
@@ -402,5 +416,10 @@ export class FairlaneMetrics {
 
   observeLimitStates(source: () => number): void {
     this.#limitStatesSource = source
+  }
+
+  /** Where the dropped-log-lines counter reads its running total at scrape time. */
+  observeLogLinesDropped(source: () => number): void {
+    this.#logLinesDroppedSource = source
   }
 }

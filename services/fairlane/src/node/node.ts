@@ -15,6 +15,7 @@ import {
   FairlaneMetrics,
   LaneActivity,
   createLogger,
+  stdoutLines,
   RequestLines,
   type Logger,
   type LoggerOptions,
@@ -95,6 +96,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
     base: { node: settings.nodeId, ...(settings.region ? { region: settings.region } : {}) },
   })
   const metrics = new FairlaneMetrics()
+  if (!options.logDestination) metrics.observeLogLinesDropped(() => stdoutLines().dropped)
   const cluster = settings.cluster
   metrics.describeBuild({
     version: FAIRLANE_VERSION,

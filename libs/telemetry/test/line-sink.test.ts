@@ -1,0 +1,56 @@
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import { once } from 'node:events'
+import type { Readable, Writable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+
+const CHILD = fileURLToPath(new URL('./line-sink-child.ts', import.meta.url))
+
+function child(mode: string): ChildProcessByStdio<Writable, Readable, Readable> {
+  return spawn(process.execPath, ['--conditions=development', CHILD, mode], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+}
+
+async function all(stream: Readable): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const chunk of stream) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks).toString()
+}
+
+const numbers = (out: string): number[] =>
+  out
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => (JSON.parse(l) as { n: number }).n)
+
+describe('LineSink', () => {
+  it('writes every line in order, those of the exiting turn too', async () => {
+    const p = child('order')
+    const [out, err] = await Promise.all([all(p.stdout), all(p.stderr)])
+    expect(err).toBe('')
+    expect(numbers(out)).toEqual(Array.from({ length: 1050 }, (_, i) => i))
+  })
+
+  it('never blocks on a reader that stops reading: holds up to its bound, drops and counts the rest, whole lines only, and writes again once read', async () => {
+    const p = child('stuck')
+    // Nothing reads stdout until the child has reported.
+    const [report] = (await once(p.stderr, 'data')) as [Buffer]
+    const { written, dropped, ticks } = JSON.parse(report.toString()) as {
+      written: number
+      dropped: number
+      ticks: number
+    }
+    expect(dropped).toBeGreaterThan(0)
+    // 400 ms of writing with a 5 ms ticker: the event loop kept turning.
+    expect(ticks).toBeGreaterThan(20)
+    const out = all(p.stdout)
+    p.stdin.write('go\n')
+    const got = numbers(await out)
+    expect(got.at(-1)).toBe(-1)
+    expect(got.length - 1).toBe(written - dropped)
+    // What arrived is in order: dropping takes whole lines from the end of what was held.
+    const kept = got.slice(0, -1)
+    expect(kept).toEqual([...kept].sort((a, b) => a - b))
+  })
+})
