@@ -332,7 +332,8 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
     '',
     'CPU µs/req: CPU time (user + system, /proc/<pid>/stat) of the system’s own processes over ' +
       'the median max run ÷ its requests (direct: the upstream’s). Event-loop p99: ' +
-      '`monitorEventLoopDelay` inside the system’s Node process over the same window. Half rate: ' +
+      '`monitorEventLoopDelay` inside the system’s Node process over the same window, beyond its ' +
+      '10 ms sampling interval. Half rate: ' +
       'half of Fairlane’s median max req/s, the same for every system (open loop, one sender in ' +
       'the bench process; a system refusing or failing there, or a sender falling short, is ' +
       'listed under problems). Accept-queue overflows: connections the kernel dropped because ' +
