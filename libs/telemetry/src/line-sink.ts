@@ -4,65 +4,82 @@ export interface LineSinkOptions {
   /** The file descriptor lines are written to. */
   readonly fd: number
   /**
-   * Most characters held while the descriptor takes nothing (a log reader that stopped
-   * reading): lines beyond are dropped and counted, so a stuck reader costs bounded memory.
+   * Most bytes held while the descriptor takes nothing (a log reader that stopped reading),
+   * counting the current turn's lines by their length: lines beyond are dropped and counted,
+   * so a stuck reader costs bounded memory.
    */
-  readonly maxHeldChars?: number
+  readonly maxHeldBytes?: number
   /** How long to wait before trying again after the descriptor refused a write (EAGAIN). */
   readonly retryMs?: number
   /** Runs the flush after the current I/O phase; setImmediate unless a test says otherwise. */
   readonly schedule?: (flush: () => void) => void
+  /**
+   * Told once, at the first write that failed for good (a reader that closed its end): its
+   * lines are dropped and counted, and later lines are tried again as they come.
+   */
+  readonly onFailure?: (err: NodeJS.ErrnoException) => void
 }
 
-const MAX_HELD_CHARS = 16 * 1024 * 1024
+const MAX_HELD_BYTES = 16 * 1024 * 1024
 const RETRY_MS = 10
 /** The longest an exit waits for a descriptor that refuses writes before it gives the rest up. */
 const EXIT_WAIT_MS = 2_000
 
-const busy = (err: unknown): boolean => (err as NodeJS.ErrnoException | undefined)?.code === 'EAGAIN'
+/** Errors after which the same write may succeed later. */
+const RETRYABLE = new Set(['EAGAIN', 'EBUSY'])
+
+/** Bytes the descriptor has not taken yet, oldest first, with the lines each chunk holds. */
+interface Held {
+  bytes: Buffer
+  readonly lines: number
+}
 
 /**
  * Log lines to a file descriptor, gathered over one turn of the event loop and written with
- * one synchronous write: a write per turn instead of a thread-pool round trip per few lines,
- * and no string re-measured per line (pino's default destination re-reads its whole pending
- * buffer for each line). A descriptor that is full (a non-blocking pipe or socket whose reader
- * lags) is tried again shortly, the lines held meanwhile up to a bound and then dropped and
- * counted, so the request path never blocks on its log and never grows without bound. What
- * is held when the process exits is written then.
+ * one synchronous write as the turn ends: a write per turn instead of a thread-pool round
+ * trip per few lines, and no string re-measured per line (pino's default destination re-reads
+ * its whole pending buffer for each line). A descriptor that is full (a non-blocking pipe or
+ * socket whose reader lags) keeps what it did not take, in order, and is tried again shortly;
+ * past a bound new lines are dropped and counted, so the event loop never waits on the log's
+ * reader and memory stays bounded. What is held when the process exits is written then.
  */
 export class LineSink {
   readonly #fd: number
-  readonly #maxHeldChars: number
+  readonly #maxHeldBytes: number
   readonly #retryMs: number
   readonly #schedule: (flush: () => void) => void
+  readonly #onFailure: ((err: NodeJS.ErrnoException) => void) | undefined
+  /** This turn's lines. */
   #lines: string[] = []
-  #heldChars = 0
-  /** Bytes a write left over (the descriptor took part of them): they go before any line. */
-  #rest: Buffer | undefined
+  #held: Held[] = []
+  /** Bytes in #held, and the length of this turn's lines. */
+  #heldBytes = 0
   #scheduled = false
+  #failed = false
   #dropped = 0
 
   constructor(options: LineSinkOptions) {
     this.#fd = options.fd
-    this.#maxHeldChars = options.maxHeldChars ?? MAX_HELD_CHARS
+    this.#maxHeldBytes = options.maxHeldBytes ?? MAX_HELD_BYTES
     this.#retryMs = options.retryMs ?? RETRY_MS
     this.#schedule = options.schedule ?? setImmediate
+    this.#onFailure = options.onFailure
     sinks.add(this)
   }
 
-  /** Lines dropped so far because the descriptor took nothing for too long. */
+  /** Lines dropped so far: past the bound, or after a write that failed for good. */
   get dropped(): number {
     return this.#dropped
   }
 
   /** Takes one line (with its newline); written once this turn of the event loop ends. */
   write(line: string): boolean {
-    if (this.#heldChars + line.length > this.#maxHeldChars) {
+    if (this.#heldBytes + line.length > this.#maxHeldBytes) {
       this.#dropped++
       return false
     }
     this.#lines.push(line)
-    this.#heldChars += line.length
+    this.#heldBytes += line.length
     if (!this.#scheduled) {
       this.#scheduled = true
       this.#schedule(this.#flush)
@@ -72,67 +89,86 @@ export class LineSink {
 
   readonly #flush = (): void => {
     this.#scheduled = false
-    if (this.#writeHeld()) return
+    if (this.#writeAll()) return
     this.#scheduled = true
     setTimeout(this.#flush, this.#retryMs).unref()
   }
 
-  /**
-   * Writes what is held, as far as the descriptor takes it; true when nothing is left.
-   * Any error other than EAGAIN (a reader that closed its end) drops what was held: the
-   * lines have nowhere to go.
-   */
-  #writeHeld(): boolean {
-    const lines = this.#lines.length
-    if (this.#rest === undefined) {
-      if (lines === 0) return true
-      // The usual case: the lines as one string, written whole by one call, with no Buffer made.
+  /** Writes what is held, then this turn's lines, as far as the descriptor takes them; true when all went. */
+  #writeAll(): boolean {
+    const count = this.#lines.length
+    if (count > 0) {
       const joined = this.#lines.join('')
       this.#lines = []
-      this.#heldChars = 0
-      let written = 0
-      try {
-        written = writeSync(this.#fd, joined)
-      } catch (err) {
-        if (!busy(err)) {
-          this.#dropped += lines
+      this.#heldBytes -= joined.length
+      if (this.#held.length === 0) {
+        // The usual case: one string written whole by one call, no Buffer made for it.
+        const written = this.#tryWrite(joined)
+        if (written === undefined) {
+          this.#dropped += count
           return true
         }
+        const bytes = Buffer.from(joined)
+        if (written === bytes.length) return true
+        this.#hold(bytes.subarray(written), count)
+      } else {
+        this.#hold(Buffer.from(joined), count)
       }
-      const bytes = Buffer.byteLength(joined)
-      if (written === bytes) return true
-      this.#rest = Buffer.from(joined).subarray(written)
-    } else if (lines > 0) {
-      this.#rest = Buffer.concat([this.#rest, Buffer.from(this.#lines.join(''))])
-      this.#lines = []
     }
-    return this.#writeRest(lines)
+    return this.#writeHeld()
   }
 
-  /** What a full descriptor left over, and any line since: true once all of it is written. */
-  #writeRest(lines: number): boolean {
-    const rest = this.#rest as Buffer
-    let written = 0
-    try {
-      while (written < rest.length) written += writeSync(this.#fd, rest, written)
-    } catch (err) {
-      if (busy(err)) {
-        this.#rest = rest.subarray(written)
-        this.#heldChars = this.#rest.length
+  #hold(bytes: Buffer, lines: number): void {
+    this.#held.push({ bytes, lines })
+    this.#heldBytes += bytes.length
+  }
+
+  /** Writes held chunks from the oldest; false when the descriptor is full again. */
+  #writeHeld(): boolean {
+    while (this.#held.length > 0) {
+      const head = this.#held[0] as Held
+      const written = this.#tryWrite(head.bytes)
+      if (written === undefined) {
+        this.#dropHeld()
+        return true
+      }
+      this.#heldBytes -= written
+      if (written < head.bytes.length) {
+        head.bytes = head.bytes.subarray(written)
         return false
       }
-      this.#dropped += lines
+      this.#held.shift()
     }
-    this.#rest = undefined
-    this.#heldChars = 0
     return true
+  }
+
+  /** Bytes the descriptor took (0 when it was full); undefined when the write failed for good. */
+  #tryWrite(data: string | Buffer): number | undefined {
+    try {
+      // Spelled twice for writeSync's two overloads (a string, a buffer).
+      return typeof data === 'string' ? writeSync(this.#fd, data) : writeSync(this.#fd, data)
+    } catch (err) {
+      const error = err as NodeJS.ErrnoException
+      if (error.code !== undefined && RETRYABLE.has(error.code)) return 0
+      if (!this.#failed) {
+        this.#failed = true
+        this.#onFailure?.(error)
+      }
+      return undefined
+    }
+  }
+
+  #dropHeld(): void {
+    for (const { lines } of this.#held) this.#dropped += lines
+    this.#held = []
+    this.#heldBytes = 0
   }
 
   /** Writes everything held now, waiting out a full descriptor for a bounded time (exit). */
   flushSync(): void {
     const giveUpAt = Date.now() + EXIT_WAIT_MS
     const pause = new Int32Array(new SharedArrayBuffer(4))
-    while (!this.#writeHeld() && Date.now() < giveUpAt) Atomics.wait(pause, 0, 0, 1)
+    while (!this.#writeAll() && Date.now() < giveUpAt) Atomics.wait(pause, 0, 0, 1)
   }
 }
 
@@ -148,11 +184,23 @@ let stdout: LineSink | undefined
  * The process's one sink on standard output: every logger writing there shares it, so lines
  * keep their order. Touching process.stdout first makes Node set a pipe or socket there
  * non-blocking, so a reader that lags fills the sink's bound instead of stalling the process.
+ * A first failed write (a reader that closed its end) is told on stderr, once.
  */
 export function stdoutLines(): LineSink {
   if (!stdout) {
     void process.stdout
-    stdout = new LineSink({ fd: 1 })
+    stdout = new LineSink({
+      fd: 1,
+      onFailure: (err) => {
+        try {
+          process.stderr.write(
+            `fairlane: a write of log lines to stdout failed (${err.code}); lines that cannot be written are dropped and counted\n`,
+          )
+        } catch {
+          // stderr is gone too: nothing left to tell.
+        }
+      },
+    })
   }
   return stdout
 }

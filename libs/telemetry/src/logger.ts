@@ -82,7 +82,8 @@ export function createLogger(options: LoggerOptions): Logger {
       timestamp: isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    options.destination ?? stdoutLines(),
+    // A silent logger writes nothing: no sink, and stdout left as it is.
+    options.destination ?? (options.level === 'silent' ? undefined : stdoutLines()),
   )
 }
 

@@ -169,7 +169,7 @@ export class FairlaneMetrics {
     let droppedCounted = 0
     this.logLinesDropped = new Counter({
       name: 'fairlane_log_lines_dropped_total',
-      help: 'Log lines dropped because standard output took nothing for too long (a log reader that stopped reading).',
+      help: 'Log lines dropped: standard output’s reader lagged past the bound of held lines, or a write to it failed for good.',
       registers: [this.registry],
       collect() {
         const now = dropped()

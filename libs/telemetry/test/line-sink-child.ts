@@ -1,6 +1,8 @@
 // A process writing log lines through a LineSink on its standard output, driven by
 // line-sink.test.ts: `order` writes over several turns and exits at once; `stuck` writes
-// while its reader does not read and reports on stderr what happened.
+// while its reader does not read and reports on stderr what happened (`stuck-large`: with a
+// bound above what the pipe takes, so a turn's write is taken in part); `closed` writes
+// into a pipe whose reader then closes it.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { LineSink, stdoutLines } from '../src/line-sink.ts'
 
@@ -18,9 +20,9 @@ async function order(): Promise<void> {
   process.exit(0)
 }
 
-async function stuck(): Promise<void> {
+async function stuck(maxHeldBytes: number): Promise<void> {
   void process.stdout
-  const sink = new LineSink({ fd: 1, maxHeldChars: 64 * 1024, retryMs: 5 })
+  const sink = new LineSink({ fd: 1, maxHeldBytes, retryMs: 5 })
   let ticks = 0
   const ticker = setInterval(() => ticks++, 5)
   const pad = 'x'.repeat(1000)
@@ -38,4 +40,39 @@ async function stuck(): Promise<void> {
   })
 }
 
-await (process.argv[2] === 'stuck' ? stuck() : order())
+async function closed(): Promise<void> {
+  const failures: string[] = []
+  void process.stdout
+  const sink = new LineSink({
+    fd: 1,
+    maxHeldBytes: 4 * 1024 * 1024,
+    retryMs: 5,
+    onFailure: (err) => failures.push(err.code ?? ''),
+  })
+  const pad = 'x'.repeat(1000)
+  let n = 0
+  for (let turn = 0; turn < 10; turn++) {
+    for (let i = 0; i < 100; i++) sink.write(line(n++, pad))
+    await sleep(10)
+  }
+  process.stderr.write('held\n')
+  process.stdin.once('data', () => {
+    void (async () => {
+      // The reader has closed its end: what is held and what comes now has nowhere to go.
+      await sleep(30)
+      for (let i = 0; i < 10; i++) sink.write(line(n++))
+      await sleep(30)
+      process.stderr.write(JSON.stringify({ written: n, dropped: sink.dropped, failures }) + '\n')
+      process.exit(0)
+    })()
+  })
+}
+
+const mode = process.argv[2]
+await (mode === 'stuck'
+  ? stuck(64 * 1024)
+  : mode === 'stuck-large'
+    ? stuck(1024 * 1024)
+    : mode === 'closed'
+      ? closed()
+      : order())
