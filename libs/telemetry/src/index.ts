@@ -6,7 +6,7 @@ export {
   type Logger,
   type LoggerOptions,
 } from './logger.ts'
-export { LineSink, stdoutLines, type LineSinkOptions } from './line-sink.ts'
+export { stdoutLines } from './line-sink.ts'
 export { FairlaneMetrics, type EndpointState } from './metrics.ts'
 export type { SpanIds, TracedObserver } from './exemplar-child.ts'
 export type { Exposition } from './exposition.ts'
