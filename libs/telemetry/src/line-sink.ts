@@ -1,4 +1,4 @@
-import { writeSync } from 'node:fs'
+import { fstatSync, writeSync } from 'node:fs'
 
 export interface LineSinkOptions {
   /** The file descriptor lines are written to. */
@@ -178,29 +178,46 @@ process.once('exit', () => {
   for (const sink of sinks) sink.flushSync()
 })
 
-let stdout: LineSink | undefined
+let stdout: LineSink | null | undefined
+
+/** A pipe or a socket: Node makes it non-blocking, so a synchronous write never waits on its reader. */
+function stdoutIsStream(): boolean {
+  try {
+    const stat = fstatSync(1)
+    return stat.isFIFO() || stat.isSocket()
+  } catch {
+    return false
+  }
+}
 
 /**
- * The process's one sink on standard output: every logger writing there shares it, so lines
- * keep their order. Touching process.stdout first makes Node set a pipe or socket there
- * non-blocking, so a reader that lags fills the sink's bound instead of stalling the process.
- * A first failed write (a reader that closed its end) is told on stderr, once.
+ * The process's one sink on standard output when stdout is a pipe or a socket (containers,
+ * journald, `| tee`): every logger writing there shares it, so lines keep their order.
+ * Touching process.stdout first makes Node set the descriptor non-blocking, so a reader that
+ * lags fills the sink's bound instead of stalling the process. A first failed write (a reader
+ * that closed its end) is told on stderr, once. Undefined when stdout is a file or a terminal,
+ * where a write can block (a stalled disk, a paused terminal): pino's own destination writes
+ * there from the thread pool.
  */
-export function stdoutLines(): LineSink {
-  if (!stdout) {
-    void process.stdout
-    stdout = new LineSink({
-      fd: 1,
-      onFailure: (err) => {
-        try {
-          process.stderr.write(
-            `fairlane: a write of log lines to stdout failed (${err.code}); lines that cannot be written are dropped and counted\n`,
-          )
-        } catch {
-          // stderr is gone too: nothing left to tell.
-        }
-      },
-    })
+export function stdoutLines(): LineSink | undefined {
+  if (stdout === undefined) {
+    stdout = stdoutIsStream() ? stdoutSink() : null
   }
-  return stdout
+  return stdout ?? undefined
+}
+
+function stdoutSink(): LineSink {
+  void process.stdout
+  return new LineSink({
+    fd: 1,
+    onFailure: (err) => {
+      try {
+        process.stderr.write(
+          `fairlane: a write of log lines to stdout failed (${err.code}); lines that cannot be written are dropped and counted\n`,
+        )
+      } catch {
+        // stderr is gone too: nothing left to tell.
+      }
+    },
+  })
 }

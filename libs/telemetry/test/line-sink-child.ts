@@ -9,7 +9,8 @@ import { LineSink, stdoutLines } from '../src/line-sink.ts'
 const line = (i: number, pad = ''): string => `{"n":${i}${pad ? `,"pad":"${pad}"` : ''}}\n`
 
 async function order(): Promise<void> {
-  const sink = stdoutLines()
+  // The test gives this child a pipe for stdout: the sink is there.
+  const sink = stdoutLines() as LineSink
   let n = 0
   for (let turn = 0; turn < 20; turn++) {
     for (let i = 0; i < 50; i++) sink.write(line(n++))
@@ -69,10 +70,12 @@ async function closed(): Promise<void> {
 }
 
 const mode = process.argv[2]
-await (mode === 'stuck'
-  ? stuck(64 * 1024)
-  : mode === 'stuck-large'
-    ? stuck(1024 * 1024)
-    : mode === 'closed'
-      ? closed()
-      : order())
+if (mode === 'kind') process.stderr.write(stdoutLines() ? 'sink' : 'none')
+else
+  await (mode === 'stuck'
+    ? stuck(64 * 1024)
+    : mode === 'stuck-large'
+      ? stuck(1024 * 1024)
+      : mode === 'closed'
+        ? closed()
+        : order())

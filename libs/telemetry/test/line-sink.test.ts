@@ -1,4 +1,7 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process'
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { once } from 'node:events'
 import type { Readable, Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -85,5 +88,21 @@ describe('LineSink', () => {
     expect(written).toBe(1010)
     expect(dropped).toBeGreaterThan(500)
     expect(dropped).toBeLessThanOrEqual(written)
+  })
+
+  it('is stdout’s sink on a pipe or a socket only, never on a file, where a write can block', () => {
+    const kind = (stdout: 'pipe' | number) =>
+      spawnSync(process.execPath, ['--conditions=development', CHILD, 'kind'], {
+        stdio: ['ignore', stdout, 'pipe'],
+      }).stderr.toString()
+    expect(kind('pipe')).toBe('sink')
+    const dir = mkdtempSync(join(tmpdir(), 'line-sink-'))
+    const fd = openSync(join(dir, 'out.log'), 'w')
+    try {
+      expect(kind(fd)).toBe('none')
+    } finally {
+      closeSync(fd)
+      rmSync(dir, { recursive: true })
+    }
   })
 })

@@ -96,7 +96,7 @@ export async function startNode(options: NodeOptions): Promise<FairlaneNode> {
     base: { node: settings.nodeId, ...(settings.region ? { region: settings.region } : {}) },
   })
   const metrics = new FairlaneMetrics()
-  if (!options.logDestination) metrics.observeLogLinesDropped(() => stdoutLines().dropped)
+  if (!options.logDestination) metrics.observeLogLinesDropped(() => stdoutLines()?.dropped ?? 0)
   const cluster = settings.cluster
   metrics.describeBuild({
     version: FAIRLANE_VERSION,
