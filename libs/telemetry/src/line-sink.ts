@@ -64,6 +64,7 @@ export class LineSink {
     this.#retryMs = options.retryMs ?? RETRY_MS
     this.#schedule = options.schedule ?? setImmediate
     this.#onFailure = options.onFailure
+    if (sinks.size === 0) process.once('exit', flushAll)
     sinks.add(this)
   }
 
@@ -174,9 +175,9 @@ export class LineSink {
 
 /** Every sink, written out when the process exits (after process.exit() too). */
 const sinks = new Set<LineSink>()
-process.once('exit', () => {
+function flushAll(): void {
   for (const sink of sinks) sink.flushSync()
-})
+}
 
 let stdout: LineSink | null | undefined
 
