@@ -47,6 +47,7 @@ import {
 } from './systems/fastify-peer.ts'
 import { fairlaneInbound } from './systems/fairlane-inbound.ts'
 import { nginx, nginxLimitReq } from './systems/nginx.ts'
+import { floorContender } from './systems/undici-floor.ts'
 
 const CONTENDERS: readonly Contender[] = [
   directContender,
@@ -55,6 +56,7 @@ const CONTENDERS: readonly Contender[] = [
   fastifyProxy,
   fastifyRateLimitMemory,
   fastifyRateLimitRedis,
+  floorContender,
   fairlaneEmbedded,
   fairlaneInbound,
   fairlaneCluster,
@@ -72,6 +74,7 @@ const ROSTER: Record<ScenarioName, readonly string[]> = {
     'nginx-limit-req',
     'fastify',
     'fastify-rate-limit-redis',
+    'floor',
     'fairlane',
     'fairlane-cluster',
   ],
