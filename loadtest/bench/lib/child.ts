@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, openSync } from 'node:fs'
 import { createInterface } from 'node:readline'
+import type { Writable } from 'node:stream'
 import { probeLaunch } from './probe.ts'
 
 /** The Node binary running the bench: children get the same version, not whatever is on PATH. */
@@ -21,11 +22,13 @@ export interface LaunchOptions {
   /** A Node process to load the probe into (probe.ts): event-loop delay and heap on request. */
   readonly probe?: boolean
   /**
-   * Standard output to this file instead of a pipe the bench reads: for a server that logs a
-   * line per request, so it writes as it would to a log collector that keeps up, never
-   * blocked behind a bench that is busy generating load. Its error output stays a pipe.
+   * Standard output to a pipe that a `cat` of its own drains into this file, instead of a pipe
+   * the bench reads: for a server that logs a line per request, so it writes as it would in a
+   * container, whose runtime reads stdout from a pipe and keeps up, never blocked behind a
+   * bench that is busy generating load. The `cat` is not among the processes whose CPU is
+   * counted, as a container runtime's is not. Its error output stays a pipe.
    */
-  readonly stdoutFile?: string
+  readonly stdoutLog?: string
 }
 
 /**
@@ -188,6 +191,18 @@ function guardGroup(pid: number, exited: Promise<unknown>): void {
   void exited.then(() => groupGuard?.stdin?.write(`- ${pid}\n`))
 }
 
+/** A `cat` appending what it reads on its standard input to `path`: that input, to hand on. */
+function drainInto(path: string): Writable {
+  const file = openSync(path, 'a')
+  try {
+    const cat = spawn('cat', [], { stdio: ['pipe', file, 'ignore'] })
+    if (cat.stdin === null) throw new Error('cat has no standard input')
+    return cat.stdin
+  } finally {
+    closeSync(file)
+  }
+}
+
 export function launch(
   name: string,
   command: string,
@@ -195,7 +210,8 @@ export function launch(
   options: LaunchOptions = {},
 ): Child {
   const probe = options.probe ? probeLaunch() : { args: [], env: {} }
-  const out = options.stdoutFile === undefined ? 'pipe' : openSync(options.stdoutFile, 'a')
+  const drain = options.stdoutLog === undefined ? undefined : drainInto(options.stdoutLog)
+  const out = drain ?? 'pipe'
   const proc = spawn(command, [...probe.args, ...args], {
     cwd: options.cwd,
     env: { ...process.env, ...options.env, ...probe.env },
@@ -203,7 +219,8 @@ export function launch(
     stdio: ['pipe', out, 'pipe'],
     detached: options.group ?? false,
   })
-  if (typeof out === 'number') closeSync(out)
+  // The child has its own copy of the drain's end: the drain ends when the child does.
+  drain?.destroy()
   // A missing binary is reported through 'error' (and pid stays undefined), not thrown.
   proc.once('error', () => undefined)
   const child = new Child(name, proc, options.group ?? false, options.probe ?? false)

@@ -23,8 +23,9 @@ const MAIN = join(REPO_ROOT, 'services/fairlane/src/main.ts')
 export const LOG_LEVEL = 'warn'
 /**
  * What the configs the bench generates log at: Fairlane's default, one JSON line per request,
- * as a user who installs it gets. The line goes to a pipe the bench drains; the cost of
- * building and writing it is Fairlane's and is measured.
+ * as a user who installs it gets. The line goes to a pipe that a `cat` drains, as a container
+ * runtime drains a container's stdout; the cost of building and writing it is Fairlane's and
+ * is measured.
  */
 export const GENERATED_LOG_LEVEL = 'info'
 
@@ -93,8 +94,8 @@ export async function launchFairlane(
     {
       cwd: REPO_ROOT,
       probe: true,
-      // Request lines go to a file as to a collector that keeps up (see LaunchOptions).
-      stdoutFile: join(await benchConfigDir(), `${options.name ?? 'fairlane'}-${port}.log`),
+      // Request lines go to a pipe drained as a container runtime drains it (see LaunchOptions).
+      stdoutLog: join(await benchConfigDir(), `${options.name ?? 'fairlane'}-${port}.log`),
       env: {
         ...options.env,
         FAIRLANE_PORT: String(port),
@@ -133,7 +134,7 @@ export function fairlaneNotes(
 ): string[] {
   return [
     level === 'info'
-      ? 'embedded mode, one process; logging.level info (the default: one JSON line per request, to a file)'
+      ? 'embedded mode, one process; logging.level info (the default: one JSON line per request, to a pipe a process of its own drains)'
       : `embedded mode, one process; logging.level ${level} (no per-request log lines)`,
     ...(options.profileDir ? ['--cpu-prof on: figures include the profiler'] : []),
   ]
