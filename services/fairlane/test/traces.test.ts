@@ -133,7 +133,7 @@ describe('traces, embedded', () => {
       OTEL_SERVICE_NAME: 'fairlane-test',
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
     })
-    expect(node.output()).toContain('"traces":"off"')
+    await expect.poll(() => node.output()).toContain('"traces":"off"')
     const before = receiver.spans.length
     upstream.clear()
     const response = await call(node, `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`)
@@ -147,7 +147,7 @@ describe('traces, embedded', () => {
 
   it('continue the client trace: server span, queue wait and the upstream call under it', async () => {
     const node = await start('solo', tracesEnv())
-    expect(node.output()).toContain('"traces":"on"')
+    await expect.poll(() => node.output()).toContain('"traces":"on"')
     upstream.clear()
     const response = await call(node, `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`)
     expect(response.status).toBe(200)
@@ -173,10 +173,13 @@ describe('traces, embedded', () => {
     const sent = upstreamTraceParent()
     expect(sent).toEqual({ traceId: CLIENT_TRACE, spanId: client.spanId, flags: '01' })
     // The request's log line names its trace and span.
-    const line = node
-      .output()
-      .split('\n')
-      .find((l) => l.includes('"msg":"request"') && l.includes(CLIENT_TRACE))
+    const requestLine = () =>
+      node
+        .output()
+        .split('\n')
+        .find((l) => l.includes('"msg":"request"') && l.includes(CLIENT_TRACE))
+    await expect.poll(requestLine).toBeDefined()
+    const line = requestLine()
     expect(line).toContain(`"spanId":"${server.spanId}"`)
     expect(line).toContain('"node":"solo"')
   })
@@ -519,6 +522,6 @@ describe('traces, cluster', () => {
     expect(client.resource['fairlane.node']).toBe('node-2')
     // The upstream saw the same trace, under the attempt's span.
     expect(sent.spanId).toBe(client.spanId)
-    expect(owner.output()).toContain('"node":"node-1"')
+    await expect.poll(() => owner.output()).toContain('"node":"node-1"')
   })
 })
