@@ -7,7 +7,7 @@ export {
 } from './loopback-upstream.ts'
 export { freePort } from './free-port.ts'
 export { LogCapture } from './log-capture.ts'
-export { Traffic, CallerRecord, jainIndex, type CallerSpec } from './traffic.ts'
+export { Traffic, CallerRecord, jainIndex, percentileOf, type CallerSpec } from './traffic.ts'
 export { tcpAnswers } from './server-process.ts'
 export { startRedis, type RedisServer } from './redis-server.ts'
 export { startNats, type NatsServer } from './nats-server.ts'

@@ -1,6 +1,15 @@
 import { performance } from 'node:perf_hooks'
 import { Agent, request } from 'undici'
 
+/** The `p`th percentile of `values` (nearest rank); NaN when there are none. */
+export function percentileOf(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[
+    Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  ] as number
+}
+
 /** What one caller saw: every request's outcome and latency. */
 export class CallerRecord {
   readonly name: string
@@ -19,11 +28,7 @@ export class CallerRecord {
 
   /** Latency percentile of served requests (nearest rank), in ms; NaN when none. */
   percentile(p: number): number {
-    if (this.latenciesMs.length === 0) return Number.NaN
-    const sorted = [...this.latenciesMs].sort((a, b) => a - b)
-    return sorted[
-      Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
-    ] as number
+    return percentileOf(this.latenciesMs, p)
   }
 
   /**

@@ -1,6 +1,6 @@
 import { Agent, get } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { CallerRecord } from '@fairlane/testing'
+import { CallerRecord, percentileOf } from '@fairlane/testing'
 import type { LoadRequest } from './measurement.ts'
 import { pooled, snapshot } from './noisy-neighbour.ts'
 
@@ -20,6 +20,12 @@ export interface RateMeasurement {
   readonly p99Ms: number
   /** Mean latency of 2xx answers (ms): with two kinds of answer, fast and slow, it shows their mix. */
   readonly meanMs: number
+  /**
+   * p50 of 2xx latencies less the wait in Fairlane's queue each answer names
+   * (`X-Fairlane-Queue-Ms`, whole ms): the path's cost apart from waiting for the limit. NaN
+   * when no answer names one (another system).
+   */
+  readonly p50LessQueueMs: number
   readonly samples: number
   /** Served per second by each target (instance), in the order given. */
   readonly servedPerSecByTarget: readonly number[]
@@ -37,6 +43,8 @@ const TICK_MS = 1
  */
 class OpenLoop {
   readonly records: CallerRecord[]
+  /** Latencies of 2xx answers that named their queue wait, less that wait, in the window. */
+  lessQueueMs: number[] = []
   readonly #targets: readonly LoadRequest[]
   // node:http rather than fetch: fetch's own per-request work would be added to every latency.
   readonly #agent = new Agent({ keepAlive: true, maxSockets: 1024 })
@@ -78,8 +86,12 @@ class OpenLoop {
           if (settled) return
           if (status >= 200 && status < 300) {
             record.served++
-            if (started >= this.#windowOpenedAt)
-              record.latenciesMs.push(performance.now() - started)
+            if (started >= this.#windowOpenedAt) {
+              const latency = performance.now() - started
+              record.latenciesMs.push(latency)
+              const queued = response.headers['x-fairlane-queue-ms']
+              if (typeof queued === 'string') this.lessQueueMs.push(latency - Number(queued))
+            }
           } else if (status === 429 || status === 503) {
             record.refused++
           } else {
@@ -106,6 +118,7 @@ class OpenLoop {
   openWindow(): void {
     this.#windowOpenedAt = performance.now()
     for (const record of this.records) record.reset()
+    this.lessQueueMs = []
   }
 
   async stop(): Promise<void> {
@@ -132,6 +145,7 @@ export async function measureAtRate(
 ): Promise<RateMeasurement> {
   const loop = new OpenLoop(targets, ratePerSec)
   let records: CallerRecord[]
+  let lessQueueMs: number[]
   let elapsedSec: number
   try {
     await sleep(warmupSec * 1000)
@@ -141,6 +155,7 @@ export async function measureAtRate(
     const finish = await onMeasure?.()
     await sleep(Math.max(0, durationSec * 1000 - (performance.now() - started)))
     records = loop.records.map(snapshot)
+    lessQueueMs = [...loop.lessQueueMs]
     elapsedSec = (performance.now() - started) / 1000
     finish?.()
   } finally {
@@ -159,6 +174,7 @@ export async function measureAtRate(
       all.latenciesMs.length > 0
         ? all.latenciesMs.reduce((sum, v) => sum + v, 0) / all.latenciesMs.length
         : Number.NaN,
+    p50LessQueueMs: percentileOf(lessQueueMs, 50),
     samples: all.latenciesMs.length,
     servedPerSecByTarget: records.map((r) => r.served / elapsedSec),
     durationSec: elapsedSec,

@@ -8,10 +8,17 @@
  *    is b-2's p50 less b-1's; what the distance still costs is b-1's p50 less a-1's.
  * 2. Contended: 1.5× the limit, half from a-1 and half from b-1 at once: the lane queues, the
  *    owner revokes the shares, every request of both regions goes through the owner's queue.
- *    Region b's p50 less region a's is what the distance adds when fairness needs the hop.
+ *    What the distance adds when fairness needs the hop is region b's p50 less region a's,
+ *    each less the wait in the owner's queue its answer names: the queue is full, so a raw p50
+ *    is about the queue's length, and which region's tickets find room in it (the near one
+ *    more often) moves it by more than the round trip.
+ *
+ * "One RTT" is measured as well as set: a probe sends a byte at a time through a relay like
+ * the regions' (link-rtt.ts) during every run, and each difference is also given ÷ that.
  */
 import { measureAtRate, type RateMeasurement } from '../lib/fixed-rate.ts'
 import { fixed, ms, perSec } from '../lib/format.ts'
+import { startLinkProbe, type LinkProbe } from '../lib/link-rtt.ts'
 import { probe, type LoadRequest } from '../lib/measurement.ts'
 import { formatMarkdownTable } from '../lib/table.ts'
 import { launchUpstream } from '../lib/upstream.ts'
@@ -34,6 +41,8 @@ interface CrossRegionRow {
   readonly region: 'a' | 'b'
   readonly shares: boolean
   readonly measurement: RateMeasurement
+  /** p50 round trip of the emulated link during the run (link-rtt.ts), ms. */
+  readonly linkRttMs: number
 }
 
 export interface CrossRegionResult {
@@ -47,6 +56,8 @@ export interface CrossRegionResult {
   readonly sharesSaveP50Ms: number
   /** b-1's p50 less a-1's, contended. */
   readonly contendedAddedP50Ms: number
+  /** The same, each p50 taken of latencies less the queue wait the answer names. */
+  readonly contendedAddedPathP50Ms: number
   readonly notes: readonly string[]
   readonly problems: readonly string[]
 }
@@ -62,8 +73,11 @@ export async function runCrossRegion(
 ): Promise<CrossRegionResult> {
   const upstream = await launchUpstream()
   let regions: FairlaneRegions | undefined
+  let link: LinkProbe | undefined
   try {
     regions = await startFairlaneRegions({ upstreamUrl: upstream.url, oneWayMs: settings.oneWayMs })
+    link = await startLinkProbe(settings.oneWayMs)
+    const probeLink = link
     const { ownerA, sharesB, noSharesB } = regions
     const nodes = [
       { node: ownerA, name: 'a-1', region: 'a', shares: true },
@@ -76,21 +90,31 @@ export async function runCrossRegion(
     const under = REGIONS_LIMIT.rps / 2
     for (const { node, name, region, shares } of nodes) {
       say(`cross-region: uncontended, ${under} req/s from ${name} (region ${region})`)
+      probeLink.reset()
       const measurement = await measureAtRate(
         [request(node, 'uncontended')],
         under,
         settings.durationSec,
         settings.warmupSec,
       )
-      rows.push({ run: 'uncontended', node: name, region, shares, measurement })
+      rows.push({
+        run: 'uncontended',
+        node: name,
+        region,
+        shares,
+        measurement,
+        linkRttMs: probeLink.p50(),
+      })
     }
     const each = (REGIONS_LIMIT.rps * 1.5) / 2
     say(`cross-region: contended, ${each} req/s from a-1 and ${each} req/s from b-1 at once`)
+    probeLink.reset()
     const [fromA, fromB] = await Promise.all(
       [ownerA, sharesB].map((node) =>
         measureAtRate([request(node, 'contended')], each, settings.durationSec, settings.warmupSec),
       ),
     )
+    const contendedRtt = probeLink.p50()
     rows.push(
       {
         run: 'contended',
@@ -98,6 +122,7 @@ export async function runCrossRegion(
         region: 'a',
         shares: true,
         measurement: fromA as RateMeasurement,
+        linkRttMs: contendedRtt,
       },
       {
         run: 'contended',
@@ -105,10 +130,15 @@ export async function runCrossRegion(
         region: 'b',
         shares: true,
         measurement: fromB as RateMeasurement,
+        linkRttMs: contendedRtt,
       },
     )
+    const row = (run: CrossRegionRow['run'], node: string): CrossRegionRow | undefined =>
+      rows.find((r) => r.run === run && r.node === node)
     const p50 = (run: CrossRegionRow['run'], node: string): number =>
-      rows.find((r) => r.run === run && r.node === node)?.measurement.p50Ms ?? Number.NaN
+      row(run, node)?.measurement.p50Ms ?? Number.NaN
+    const pathP50 = (run: CrossRegionRow['run'], node: string): number =>
+      row(run, node)?.measurement.p50LessQueueMs ?? Number.NaN
     const problems = rows.flatMap((r) => {
       const m = r.measurement
       const found: string[] = []
@@ -127,16 +157,21 @@ export async function runCrossRegion(
       uncontendedAddedP50Ms: p50('uncontended', 'b-1') - p50('uncontended', 'a-1'),
       sharesSaveP50Ms: p50('uncontended', 'b-2') - p50('uncontended', 'b-1'),
       contendedAddedP50Ms: p50('contended', 'b-1') - p50('contended', 'a-1'),
+      contendedAddedPathP50Ms: pathP50('contended', 'b-1') - pathP50('contended', 'a-1'),
       notes: [
         ...regions.notes,
         `open loop at a fixed rate, ${settings.warmupSec} s warm-up thrown away, then ` +
           `${settings.durationSec} s measured; latency of 2xx answers from the client's send`,
         'contended: both regions at once on one lane at 1.5× its limit; the queue (bounded by the ' +
-          "tier's maxWaitMs) is most of every latency, the same for both regions",
+          "tier's maxWaitMs) is most of every latency; 'less queue wait' takes off the wait in " +
+          "the owner's queue each answer names (X-Fairlane-Queue-Ms, whole ms)",
+        `link RTT: one byte at a time through a relay like the regions' (${settings.oneWayMs} ms ` +
+          'each way, in the bench process) to an echo server, every 20 ms during each run',
       ],
       problems,
     }
   } finally {
+    await link?.stop()
     await regions?.stop()
     await upstream.child.stop()
   }
@@ -157,6 +192,8 @@ export function crossRegionMarkdown(result: CrossRegionResult): string {
       '429+503/s',
       'p50 ms',
       'p99 ms',
+      'p50 ms less queue wait',
+      'link RTT p50 ms',
     ],
     result.rows.map((r) => [
       r.run,
@@ -168,26 +205,41 @@ export function crossRegionMarkdown(result: CrossRegionResult): string {
       fixed(r.measurement.refusedPerSec, 1),
       ms(r.measurement.p50Ms),
       ms(r.measurement.p99Ms),
+      ms(r.measurement.p50LessQueueMs),
+      ms(r.linkRttMs),
     ]),
   )
+  const rttOf = (run: CrossRegionRow['run'], node: string): number =>
+    result.rows.find((r) => r.run === run && r.node === node)?.linkRttMs ?? Number.NaN
+  const line = (label: string, addedMs: number, measuredRttMs: number): string[] => [
+    label,
+    signed(addedMs),
+    fixed(addedMs / result.rttMs, 2),
+    fixed(addedMs / measuredRttMs, 2),
+  ]
   const summary = formatMarkdownTable(
-    ['p50 difference', 'ms', `÷ RTT (${result.rttMs} ms)`],
+    ['p50 difference', 'ms', `÷ RTT set (${result.rttMs} ms)`, '÷ link RTT measured in that run'],
     [
-      [
+      line(
         'uncontended: region b with shares − region a',
-        signed(result.uncontendedAddedP50Ms),
-        fixed(result.uncontendedAddedP50Ms / result.rttMs, 2),
-      ],
-      [
+        result.uncontendedAddedP50Ms,
+        rttOf('uncontended', 'b-1'),
+      ),
+      line(
         'uncontended: region b without shares − with',
-        signed(result.sharesSaveP50Ms),
-        fixed(result.sharesSaveP50Ms / result.rttMs, 2),
-      ],
-      [
-        'contended: region b − region a',
-        signed(result.contendedAddedP50Ms),
-        fixed(result.contendedAddedP50Ms / result.rttMs, 2),
-      ],
+        result.sharesSaveP50Ms,
+        rttOf('uncontended', 'b-2'),
+      ),
+      line(
+        'contended: region b − region a, less the queue wait',
+        result.contendedAddedPathP50Ms,
+        rttOf('contended', 'b-1'),
+      ),
+      line(
+        'contended: region b − region a, queue wait included',
+        result.contendedAddedP50Ms,
+        rttOf('contended', 'b-1'),
+      ),
     ],
   )
   return `${table}\n\n${summary}`
