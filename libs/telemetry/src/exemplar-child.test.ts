@@ -62,6 +62,18 @@ describe('ExemplarChild', () => {
     expect(await valuesOf(ours)).toEqual(await valuesOf(theirs))
   })
 
+  it('counts without prom-client’s per-call path once the label set’s counts exist', async () => {
+    const ours = histogram('ours')
+    const labels = { target: 'echo', region: 'eu' }
+    const child = new ExemplarChild(ours, labels)
+    child.observe(1)
+    // prom-client's own child would now refuse these labels on every call.
+    Object.assign(ours, { labelNames: ['nope'] })
+    child.observe(2)
+    const { values } = await ours.get()
+    expect(values.find((v) => v.metricName === 'ours_count')?.value).toBe(2)
+  })
+
   it('refuses a value that is not a number, as prom-client does', () => {
     const child = new ExemplarChild(histogram('ours'), { target: 'echo', region: 'eu' })
     child.observe(1)
