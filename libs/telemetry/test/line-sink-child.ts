@@ -2,7 +2,8 @@
 // line-sink.test.ts: `order` writes over several turns and exits at once; `stuck` writes
 // while its reader does not read and reports on stderr what happened (`stuck-large`: with a
 // bound above what the pipe takes, so a turn's write is taken in part); `closed` writes
-// into a pipe whose reader then closes it.
+// into a pipe whose reader then closes it; `live` writes one line and stays alive until told
+// to exit, so the line can only have come from the sink's timer.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { LineSink, stdoutLines } from '../src/line-sink.ts'
 
@@ -69,6 +70,11 @@ async function closed(): Promise<void> {
   })
 }
 
+function live(): void {
+  ;(stdoutLines() as LineSink).write(line(1))
+  process.stdin.once('data', () => process.exit(0))
+}
+
 const mode = process.argv[2]
 if (mode === 'kind') process.stderr.write(stdoutLines() ? 'sink' : 'none')
 else
@@ -78,4 +84,6 @@ else
       ? stuck(1024 * 1024)
       : mode === 'closed'
         ? closed()
-        : order())
+        : mode === 'live'
+          ? live()
+          : order())

@@ -35,6 +35,14 @@ describe('LineSink', () => {
     expect(numbers(out)).toEqual(Array.from({ length: 1050 }, (_, i) => i))
   })
 
+  it('writes a line while the process lives on, not only when it exits', async () => {
+    const p = child('live')
+    const [chunk] = (await once(p.stdout, 'data')) as [Buffer]
+    expect(numbers(chunk.toString())).toEqual([1])
+    p.stdin.write('go\n')
+    await once(p, 'exit')
+  })
+
   it.each(['stuck', 'stuck-large'])(
     'never blocks on a reader that stops reading: holds up to its bound, drops and counts the rest, whole lines only, and writes again once read (%s)',
     async (mode) => {
