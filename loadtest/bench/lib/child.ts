@@ -1,7 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { closeSync, openSync } from 'node:fs'
 import { createInterface } from 'node:readline'
-import type { Writable } from 'node:stream'
 import { probeLaunch } from './probe.ts'
 
 /** The Node binary running the bench: children get the same version, not whatever is on PATH. */
@@ -22,9 +21,9 @@ export interface LaunchOptions {
   /** A Node process to load the probe into (probe.ts): event-loop delay and heap on request. */
   readonly probe?: boolean
   /**
-   * Standard output to a pipe that a `cat` of its own drains into this file, instead of a pipe
+   * Standard output to a FIFO that a `cat` of its own drains into this file, instead of a pipe
    * the bench reads: for a server that logs a line per request, so it writes as it would in a
-   * container, whose runtime reads stdout from a pipe and keeps up, never blocked behind a
+   * container, whose runtime reads stdout from a FIFO and keeps up, never blocked behind a
    * bench that is busy generating load. The `cat` is not among the processes whose CPU is
    * counted, as a container runtime's is not. Its error output stays a pipe.
    */
@@ -191,16 +190,20 @@ function guardGroup(pid: number, exited: Promise<unknown>): void {
   void exited.then(() => groupGuard?.stdin?.write(`- ${pid}\n`))
 }
 
-/** A `cat` appending what it reads on its standard input to `path`: that input, to hand on. */
-function drainInto(path: string): Writable {
-  const file = openSync(path, 'a')
-  try {
-    const cat = spawn('cat', [], { stdio: ['pipe', file, 'ignore'] })
-    if (cat.stdin === null) throw new Error('cat has no standard input')
-    return cat.stdin
-  } finally {
-    closeSync(file)
-  }
+/**
+ * A FIFO next to `path` that a `cat` drains into it, as a container runtime drains a
+ * container's stdout: the descriptor of its write end, for the child's stdout. Opened read
+ * and write, so the open does not wait for the `cat` (Linux allows it on a FIFO); `cat` sees
+ * the end when the child, the last holder once the bench closes its copy, exits.
+ */
+function drainInto(path: string): number {
+  const fifo = `${path}.fifo`
+  const made = spawnSync('mkfifo', [fifo])
+  if (made.status !== 0) throw new Error(`mkfifo ${fifo} failed: ${String(made.stderr)}`)
+  const fd = openSync(fifo, 'r+')
+  const cat = spawn('sh', ['-c', 'exec cat < "$0" >> "$1"', fifo, path], { stdio: 'ignore' })
+  cat.once('error', () => undefined)
+  return fd
 }
 
 export function launch(
@@ -211,16 +214,19 @@ export function launch(
 ): Child {
   const probe = options.probe ? probeLaunch() : { args: [], env: {} }
   const drain = options.stdoutLog === undefined ? undefined : drainInto(options.stdoutLog)
-  const out = drain ?? 'pipe'
-  const proc = spawn(command, [...probe.args, ...args], {
-    cwd: options.cwd,
-    env: { ...process.env, ...options.env, ...probe.env },
-    // stdin stays open as a pipe: a child that watches it learns that the bench died even on SIGKILL.
-    stdio: ['pipe', out, 'pipe'],
-    detached: options.group ?? false,
-  })
-  // The child has its own copy of the drain's end: the drain ends when the child does.
-  drain?.destroy()
+  let proc: ChildProcess
+  try {
+    proc = spawn(command, [...probe.args, ...args], {
+      cwd: options.cwd,
+      env: { ...process.env, ...options.env, ...probe.env },
+      // stdin stays open as a pipe: a child that watches it learns that the bench died even on SIGKILL.
+      stdio: ['pipe', drain ?? 'pipe', 'pipe'],
+      detached: options.group ?? false,
+    })
+  } finally {
+    // The child has its own copy of the drain's end: the drain ends when the child does.
+    if (drain !== undefined) closeSync(drain)
+  }
   // A missing binary is reported through 'error' (and pid stays undefined), not thrown.
   proc.once('error', () => undefined)
   const child = new Child(name, proc, options.group ?? false, options.probe ?? false)

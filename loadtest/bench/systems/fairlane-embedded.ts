@@ -23,7 +23,7 @@ const MAIN = join(REPO_ROOT, 'services/fairlane/src/main.ts')
 export const LOG_LEVEL = 'warn'
 /**
  * What the configs the bench generates log at: Fairlane's default, one JSON line per request,
- * as a user who installs it gets. The line goes to a pipe that a `cat` drains, as a container
+ * as a user who installs it gets. The line goes to a FIFO that a `cat` drains, as a container
  * runtime drains a container's stdout; the cost of building and writing it is Fairlane's and
  * is measured.
  */
@@ -134,7 +134,7 @@ export function fairlaneNotes(
 ): string[] {
   return [
     level === 'info'
-      ? 'embedded mode, one process; logging.level info (the default: one JSON line per request, to a pipe a process of its own drains)'
+      ? 'embedded mode, one process; logging.level info (the default: one JSON line per request, to a FIFO that a cat of the bench drains)'
       : `embedded mode, one process; logging.level ${level} (no per-request log lines)`,
     ...(options.profileDir ? ['--cpu-prof on: figures include the profiler'] : []),
   ]
