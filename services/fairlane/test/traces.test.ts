@@ -522,6 +522,15 @@ describe('traces, cluster', () => {
     expect(client.resource['fairlane.node']).toBe('node-2')
     // The upstream saw the same trace, under the attempt's span.
     expect(sent.spanId).toBe(client.spanId)
-    await expect.poll(() => owner.output()).toContain('"node":"node-1"')
+    // The ingress node's request line names the trace it started.
+    await expect
+      .poll(() =>
+        ingress
+          .output()
+          .split('\n')
+          .find((l) => l.includes('"msg":"request"') && l.includes(sent.traceId)),
+      )
+      .toContain('"node":"node-2"')
+    expect(owner.ended()).toBeNull()
   })
 })
