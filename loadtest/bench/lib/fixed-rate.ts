@@ -89,8 +89,9 @@ class OpenLoop {
             if (started >= this.#windowOpenedAt) {
               const latency = performance.now() - started
               record.latenciesMs.push(latency)
-              const queued = response.headers['x-fairlane-queue-ms']
-              if (typeof queued === 'string') this.lessQueueMs.push(latency - Number(queued))
+              const queued = Number(response.headers['x-fairlane-queue-ms'])
+              // Absent (another system) or malformed: NaN, which would also spoil the sort.
+              if (Number.isFinite(queued)) this.lessQueueMs.push(latency - queued)
             }
           } else if (status === 429 || status === 503) {
             record.refused++

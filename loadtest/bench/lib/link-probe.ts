@@ -1,7 +1,7 @@
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net'
 import { percentileOf, startTcpRelay, type TcpRelay } from '@fairlane/testing'
 
-/** How often the probe sends its byte. */
+/** The probe sends its byte at most this often, one in flight at a time. */
 const INTERVAL_MS = 20
 
 /**

@@ -14,11 +14,11 @@
  *    more often) moves it by more than the round trip.
  *
  * "One RTT" is measured as well as set: a probe sends a byte at a time through a relay like
- * the regions' (link-rtt.ts) during every run, and each difference is also given ÷ that.
+ * the regions' (link-probe.ts) during every run, and each difference is also given ÷ that.
  */
 import { measureAtRate, type RateMeasurement } from '../lib/fixed-rate.ts'
 import { fixed, ms, perSec } from '../lib/format.ts'
-import { startLinkProbe, type LinkProbe } from '../lib/link-rtt.ts'
+import { startLinkProbe, type LinkProbe } from '../lib/link-probe.ts'
 import { probe, type LoadRequest } from '../lib/measurement.ts'
 import { formatMarkdownTable } from '../lib/table.ts'
 import { launchUpstream } from '../lib/upstream.ts'
@@ -41,7 +41,7 @@ interface CrossRegionRow {
   readonly region: 'a' | 'b'
   readonly shares: boolean
   readonly measurement: RateMeasurement
-  /** p50 round trip of the emulated link during the run (link-rtt.ts), ms. */
+  /** p50 round trip of the emulated link during the run (link-probe.ts), ms. */
   readonly linkRttMs: number
 }
 
@@ -78,6 +78,11 @@ export async function runCrossRegion(
     regions = await startFairlaneRegions({ upstreamUrl: upstream.url, oneWayMs: settings.oneWayMs })
     link = await startLinkProbe(settings.oneWayMs)
     const probeLink = link
+    // The probe's samples start with each measured window, after the warm-up.
+    const resetLinkProbe = (): (() => void) => {
+      probeLink.reset()
+      return () => undefined
+    }
     const { ownerA, sharesB, noSharesB } = regions
     const nodes = [
       { node: ownerA, name: 'a-1', region: 'a', shares: true },
@@ -90,12 +95,12 @@ export async function runCrossRegion(
     const under = REGIONS_LIMIT.rps / 2
     for (const { node, name, region, shares } of nodes) {
       say(`cross-region: uncontended, ${under} req/s from ${name} (region ${region})`)
-      probeLink.reset()
       const measurement = await measureAtRate(
         [request(node, 'uncontended')],
         under,
         settings.durationSec,
         settings.warmupSec,
+        resetLinkProbe,
       )
       rows.push({
         run: 'uncontended',
@@ -108,10 +113,16 @@ export async function runCrossRegion(
     }
     const each = (REGIONS_LIMIT.rps * 1.5) / 2
     say(`cross-region: contended, ${each} req/s from a-1 and ${each} req/s from b-1 at once`)
-    probeLink.reset()
     const [fromA, fromB] = await Promise.all(
-      [ownerA, sharesB].map((node) =>
-        measureAtRate([request(node, 'contended')], each, settings.durationSec, settings.warmupSec),
+      [ownerA, sharesB].map((node, i) =>
+        measureAtRate(
+          [request(node, 'contended')],
+          each,
+          settings.durationSec,
+          settings.warmupSec,
+          // One of the two runs' windows is the probe's: they open together.
+          i === 0 ? resetLinkProbe : undefined,
+        ),
       ),
     )
     const contendedRtt = probeLink.p50()
@@ -166,7 +177,7 @@ export async function runCrossRegion(
           "tier's maxWaitMs) is most of every latency; 'less queue wait' takes off the wait in " +
           "the owner's queue each answer names (X-Fairlane-Queue-Ms, whole ms)",
         `link RTT: one byte at a time through a relay like the regions' (${settings.oneWayMs} ms ` +
-          'each way, in the bench process) to an echo server, every 20 ms during each run',
+          'each way, in the bench process) to an echo server, at most every 20 ms, over each measured window',
       ],
       problems,
     }
