@@ -1,8 +1,14 @@
-import { fstatSync, writeSync } from 'node:fs'
+import { fstatSync, writeSync, writev } from 'node:fs'
 
 export interface LineSinkOptions {
   /** The file descriptor lines are written to. */
   readonly fd: number
+  /**
+   * A write to the descriptor may block (a regular file, a terminal): lines then go to it from
+   * libuv's thread pool, one write at a time, never from the event loop. Default false: a
+   * non-blocking pipe or socket, written synchronously.
+   */
+  readonly mayBlock?: boolean
   /**
    * Most bytes held while the descriptor takes nothing (a log reader that stopped reading),
    * counting lines not yet written by their length: lines beyond are dropped and counted,
@@ -41,16 +47,19 @@ interface Held {
 }
 
 /**
- * Log lines to a file descriptor, gathered for up to FLUSH_MS and written with one
- * synchronous write: a write per hundred lines or so instead of a thread-pool round trip per
- * few lines, and no string re-measured per line (pino's default destination re-reads
- * its whole pending buffer for each line). A descriptor that is full (a non-blocking pipe or
- * socket whose reader lags) keeps what it did not take, in order, and is tried again shortly;
- * past a bound new lines are dropped and counted, so the event loop never waits on the log's
- * reader and memory stays bounded. What is held when the process exits is written then.
+ * Log lines to a file descriptor, gathered for up to FLUSH_MS and written with one write: a
+ * write per hundred lines or so instead of one per few lines, and no string re-measured per
+ * line (pino's default destination re-reads its whole pending buffer for each line). On a
+ * non-blocking pipe or socket the write is synchronous, and what a lagging reader did not
+ * take is kept, in order, and tried again shortly. On a descriptor whose writes may block (a
+ * file, a terminal) the write goes to libuv's thread pool, one at a time, and lines made
+ * meanwhile wait for the next. Either way, past a bound new lines are dropped and counted, so
+ * the event loop never waits on the log's reader and memory stays bounded. What is held when
+ * the process exits is written then.
  */
 export class LineSink {
   readonly #fd: number
+  readonly #mayBlock: boolean
   readonly #maxHeldBytes: number
   readonly #retryMs: number
   readonly #schedule: (flush: () => void) => void
@@ -61,11 +70,14 @@ export class LineSink {
   /** Bytes in #held, and the length of the lines since the last write. */
   #heldBytes = 0
   #scheduled = false
+  /** A thread-pool write of every held chunk is under way (descriptors that may block). */
+  #writing = false
   #failed = false
   #dropped = 0
 
   constructor(options: LineSinkOptions) {
     this.#fd = options.fd
+    this.#mayBlock = options.mayBlock ?? false
     this.#maxHeldBytes = options.maxHeldBytes ?? MAX_HELD_BYTES
     this.#retryMs = options.retryMs ?? RETRY_MS
     this.#schedule = options.schedule ?? flushLater
@@ -96,7 +108,11 @@ export class LineSink {
 
   readonly #flush = (): void => {
     this.#scheduled = false
-    if (this.#writeAll()) return
+    if (this.#mayBlock) this.#startWrite()
+    else if (!this.#writeAll()) this.#retryLater()
+  }
+
+  #retryLater(): void {
     this.#scheduled = true
     setTimeout(this.#flush, this.#retryMs).unref()
   }
@@ -105,9 +121,7 @@ export class LineSink {
   #writeAll(): boolean {
     const count = this.#lines.length
     if (count > 0) {
-      const joined = this.#lines.join('')
-      this.#lines = []
-      this.#heldBytes -= joined.length
+      const joined = this.#takeLines()
       if (this.#held.length === 0) {
         // The usual case: one string written whole by one call, no Buffer made for it.
         const written = this.#tryWrite(joined)
@@ -125,6 +139,14 @@ export class LineSink {
     return this.#writeHeld()
   }
 
+  /** The lines since the last write as one string, no longer counted as held. */
+  #takeLines(): string {
+    const joined = this.#lines.join('')
+    this.#lines = []
+    this.#heldBytes -= joined.length
+    return joined
+  }
+
   #hold(bytes: Buffer, lines: number): void {
     this.#held.push({ bytes, lines })
     this.#heldBytes += bytes.length
@@ -139,14 +161,62 @@ export class LineSink {
         this.#dropHeld()
         return true
       }
-      this.#heldBytes -= written
-      if (written < head.bytes.length) {
-        head.bytes = head.bytes.subarray(written)
-        return false
-      }
-      this.#held.shift()
+      this.#taken(written)
+      if (this.#held[0] === head) return false
     }
     return true
+  }
+
+  /** Takes `bytes` the descriptor took off the oldest held chunks. */
+  #taken(bytes: number): void {
+    this.#heldBytes -= bytes
+    let left = bytes
+    while (left > 0) {
+      const head = this.#held[0] as Held
+      if (left < head.bytes.length) {
+        head.bytes = head.bytes.subarray(left)
+        return
+      }
+      left -= head.bytes.length
+      this.#held.shift()
+    }
+  }
+
+  /**
+   * A descriptor that may block: what is held and the lines since go to the thread pool in
+   * one write, unless one is under way; lines made meanwhile go with the next flush after it.
+   */
+  #startWrite(): void {
+    if (this.#writing) return
+    const count = this.#lines.length
+    if (count > 0) this.#hold(Buffer.from(this.#takeLines()), count)
+    if (this.#held.length === 0) return
+    this.#writing = true
+    writev(
+      this.#fd,
+      this.#held.map((chunk) => chunk.bytes),
+      this.#wrote,
+    )
+  }
+
+  readonly #wrote = (err: NodeJS.ErrnoException | null, bytes: number): void => {
+    this.#writing = false
+    if (err === null) this.#taken(bytes)
+    else if (err.code !== undefined && RETRYABLE.has(err.code)) {
+      // A terminal some other part of the process made non-blocking: try again shortly.
+      this.#retryLater()
+      return
+    } else {
+      this.#failedOnce(err)
+      this.#dropHeld()
+    }
+    // What the descriptor did not take goes on at once; lines made meanwhile wait for their
+    // flush, as they would have without a write under way.
+    if (this.#held.length > 0) this.#startWrite()
+    else if (this.#lines.length > 0 && !this.#scheduled) {
+      this.#scheduled = true
+      this.#schedule(this.#flush)
+    }
   }
 
   /** Bytes the descriptor took (0 when it was full); undefined when the write failed for good. */
@@ -157,22 +227,35 @@ export class LineSink {
     } catch (err) {
       const error = err as NodeJS.ErrnoException
       if (error.code !== undefined && RETRYABLE.has(error.code)) return 0
-      if (!this.#failed) {
-        this.#failed = true
-        this.#onFailure?.(error)
-      }
+      this.#failedOnce(error)
       return undefined
     }
   }
 
-  #dropHeld(): void {
-    for (const { lines } of this.#held) this.#dropped += lines
-    this.#held = []
-    this.#heldBytes = 0
+  #failedOnce(error: NodeJS.ErrnoException): void {
+    if (this.#failed) return
+    this.#failed = true
+    this.#onFailure?.(error)
   }
 
-  /** Writes everything held now, waiting out a full descriptor for a bounded time (exit). */
+  #dropHeld(): void {
+    for (const { bytes, lines } of this.#held) {
+      this.#dropped += lines
+      this.#heldBytes -= bytes.length
+    }
+    this.#held = []
+  }
+
+  /**
+   * Writes everything held now, waiting out a full descriptor for a bounded time (exit). A
+   * thread-pool write under way is left to end on its own: the chunks it carries are not
+   * written twice, and the kernel puts what follows after it.
+   */
   flushSync(): void {
+    if (this.#writing) {
+      for (const { bytes } of this.#held) this.#heldBytes -= bytes.length
+      this.#held = []
+    }
     const giveUpAt = Date.now() + EXIT_WAIT_MS
     const pause = new Int32Array(new SharedArrayBuffer(4))
     while (!this.#writeAll() && Date.now() < giveUpAt) Atomics.wait(pause, 0, 0, 1)
@@ -192,36 +275,38 @@ function flushAll(): void {
 
 let stdout: LineSink | null | undefined
 
-/** A pipe or a socket: Node makes it non-blocking, so a synchronous write never waits on its reader. */
-function stdoutIsStream(): boolean {
+/** What standard output is: undefined when it is closed. */
+function stdoutKind(): 'stream' | 'may-block' | undefined {
   try {
     const stat = fstatSync(1)
-    return stat.isFIFO() || stat.isSocket()
+    return stat.isFIFO() || stat.isSocket() ? 'stream' : 'may-block'
   } catch {
-    return false
+    return undefined
   }
 }
 
 /**
- * The process's one sink on standard output when stdout is a pipe or a socket (containers,
- * journald, `| tee`): every logger writing there shares it, so lines keep their order.
- * Touching process.stdout first makes Node set the descriptor non-blocking, so a reader that
- * lags fills the sink's bound instead of stalling the process. A first failed write (a reader
- * that closed its end) is told on stderr, once. Undefined when stdout is a file or a terminal,
- * where a write can block (a stalled disk, a paused terminal): pino's own destination writes
- * there from the thread pool.
+ * The process's one sink on standard output: every logger writing there shares it, so lines
+ * keep their order. On a pipe or a socket (containers, journald, `| tee`), touching
+ * process.stdout first makes Node set the descriptor non-blocking, so a reader that lags
+ * fills the sink's bound instead of stalling the process. On a file or a terminal, where a
+ * write can block (a stalled disk, a paused terminal), the sink writes from the thread pool.
+ * A first failed write (a reader that closed its end) is told on stderr, once. Undefined when
+ * stdout is closed.
  */
 export function stdoutLines(): LineSink | undefined {
   if (stdout === undefined) {
-    stdout = stdoutIsStream() ? stdoutSink() : null
+    const kind = stdoutKind()
+    stdout = kind === undefined ? null : stdoutSink(kind === 'may-block')
   }
   return stdout ?? undefined
 }
 
-function stdoutSink(): LineSink {
-  void process.stdout
+function stdoutSink(mayBlock: boolean): LineSink {
+  if (!mayBlock) void process.stdout
   return new LineSink({
     fd: 1,
+    mayBlock,
     onFailure: (err) => {
       try {
         process.stderr.write(

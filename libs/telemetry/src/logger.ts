@@ -34,9 +34,9 @@ export const REDACTED_PATHS: readonly string[] = [
 export interface LoggerOptions {
   level: LevelWithSilent
   /**
-   * Where JSON lines go; when omitted, standard output: through the process's one LineSink
-   * when it is a pipe or a socket, else pino's own destination. Tests pass a stream to
-   * capture output.
+   * Where JSON lines go; when omitted, standard output, through the process's one LineSink
+   * (pino's own destination only when stdout is closed). Tests pass a stream to capture
+   * output.
    */
   destination?: DestinationStream
   base?: Record<string, unknown>

@@ -3,7 +3,10 @@
 // while its reader does not read and reports on stderr what happened (`stuck-large`: with a
 // bound above what the pipe takes, so a turn's write is taken in part); `closed` writes
 // into a pipe whose reader then closes it; `live` writes one line and stays alive until told
-// to exit, so the line can only have come from the sink's timer.
+// to exit, so the line can only have come from the sink's timer; `blocked` writes through the
+// thread pool into a FIFO opened for blocking writes (argv[3]) whose reader does not read
+// until told.
+import { openSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { LineSink, stdoutLines } from '../src/line-sink.ts'
 
@@ -22,9 +25,12 @@ async function order(): Promise<void> {
   process.exit(0)
 }
 
-async function stuck(maxHeldBytes: number): Promise<void> {
-  void process.stdout
-  const sink = new LineSink({ fd: 1, maxHeldBytes, retryMs: 5 })
+async function stuck(maxHeldBytes: number, fifo?: string): Promise<void> {
+  if (fifo === undefined) void process.stdout
+  const sink =
+    fifo === undefined
+      ? new LineSink({ fd: 1, maxHeldBytes, retryMs: 5 })
+      : new LineSink({ fd: openSync(fifo, 'w'), mayBlock: true, maxHeldBytes })
   let ticks = 0
   const ticker = setInterval(() => ticks++, 5)
   const pad = 'x'.repeat(1000)
@@ -76,12 +82,12 @@ function live(): void {
 }
 
 const mode = process.argv[2]
-if (mode === 'kind') process.stderr.write(stdoutLines() ? 'sink' : 'none')
-else
-  await (mode === 'stuck'
-    ? stuck(64 * 1024)
-    : mode === 'stuck-large'
-      ? stuck(1024 * 1024)
+await (mode === 'stuck'
+  ? stuck(64 * 1024)
+  : mode === 'stuck-large'
+    ? stuck(1024 * 1024)
+    : mode === 'blocked'
+      ? stuck(64 * 1024, process.argv[3])
       : mode === 'closed'
         ? closed()
         : mode === 'live'

@@ -1,9 +1,18 @@
 import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process'
-import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs'
+import {
+  closeSync,
+  constants,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { once } from 'node:events'
 import type { Readable, Writable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 
@@ -98,19 +107,69 @@ describe('LineSink', () => {
     expect(dropped).toBeLessThanOrEqual(written)
   })
 
-  it('is stdout’s sink on a pipe or a socket only, never on a file, where a write can block', () => {
-    const kind = (stdout: 'pipe' | number) =>
-      spawnSync(process.execPath, ['--conditions=development', CHILD, 'kind'], {
-        stdio: ['ignore', stdout, 'pipe'],
-      }).stderr.toString()
-    expect(kind('pipe')).toBe('sink')
+  it('writes every line in order to a file, from the thread pool, those of the exiting turn too', () => {
     const dir = mkdtempSync(join(tmpdir(), 'line-sink-'))
-    const fd = openSync(join(dir, 'out.log'), 'w')
+    const path = join(dir, 'out.log')
+    const fd = openSync(path, 'w')
     try {
-      expect(kind(fd)).toBe('none')
+      const { stderr } = spawnSync(process.execPath, ['--conditions=development', CHILD, 'order'], {
+        stdio: ['ignore', fd, 'pipe'],
+      })
+      expect(stderr.toString()).toBe('')
+      const expected = Array.from({ length: 1050 }, (_, i) => i)
+      expect(numbers(readFileSync(path, 'utf8'))).toEqual(expected)
     } finally {
       closeSync(fd)
       rmSync(dir, { recursive: true })
     }
   })
+
+  it('never waits on a descriptor whose writes block: the write waits in the thread pool, the rest is held to the bound, and all of it goes, in order, once read', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'line-sink-'))
+    const fifo = join(dir, 'out.fifo')
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0)
+    // Opened without waiting for a writer; read only once the child has reported.
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK)
+    try {
+      const p = spawn(process.execPath, ['--conditions=development', CHILD, 'blocked', fifo], {
+        stdio: ['pipe', 'ignore', 'pipe'],
+      })
+      const [report] = (await once(p.stderr, 'data')) as [Buffer]
+      const { written, dropped, ticks } = JSON.parse(report.toString()) as {
+        written: number
+        dropped: number
+        ticks: number
+      }
+      expect(dropped).toBeGreaterThan(0)
+      // 400 ms of writing with a 5 ms ticker: the event loop kept turning.
+      expect(ticks).toBeGreaterThan(20)
+      p.stdin.write('go\n')
+      const got = numbers(await readUntilClosed(reader))
+      expect(got.at(-1)).toBe(-1)
+      const kept = got.slice(0, -1)
+      expect(kept).toEqual([...new Set(kept)].sort((a, b) => a - b))
+      expect(kept.length).toBe(written - dropped)
+    } finally {
+      closeSync(reader)
+      rmSync(dir, { recursive: true })
+    }
+  })
 })
+
+/** Reads a non-blocking descriptor until every writer has closed it. */
+async function readUntilClosed(fd: number): Promise<string> {
+  const chunks: Buffer[] = []
+  const buffer = Buffer.alloc(64 * 1024)
+  for (;;) {
+    let n: number
+    try {
+      n = readSync(fd, buffer)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err
+      await sleep(5)
+      continue
+    }
+    if (n === 0) return Buffer.concat(chunks).toString()
+    chunks.push(Buffer.from(buffer.subarray(0, n)))
+  }
+}
