@@ -72,6 +72,8 @@ export class LineSink {
   #scheduled = false
   /** A thread-pool write of every held chunk is under way (descriptors that may block). */
   #writing = false
+  /** Counts thread-pool writes given up by flushSync, so their late answers are ignored. */
+  #generation = 0
   #failed = false
   #dropped = 0
 
@@ -91,8 +93,14 @@ export class LineSink {
     return this.#dropped
   }
 
+  /** Its writes go through the thread pool (a descriptor whose writes may block). */
+  get mayBlock(): boolean {
+    return this.#mayBlock
+  }
+
   /** Takes one line (with its newline); written within FLUSH_MS. */
   write(line: string): boolean {
+    if (line.length === 0) return true
     if (this.#heldBytes + line.length > this.#maxHeldBytes) {
       this.#dropped++
       return false
@@ -171,10 +179,10 @@ export class LineSink {
   #taken(bytes: number): void {
     this.#heldBytes -= bytes
     let left = bytes
-    while (left > 0) {
+    while (this.#held.length > 0) {
       const head = this.#held[0] as Held
       if (left < head.bytes.length) {
-        head.bytes = head.bytes.subarray(left)
+        if (left > 0) head.bytes = head.bytes.subarray(left)
         return
       }
       left -= head.bytes.length
@@ -192,14 +200,18 @@ export class LineSink {
     if (count > 0) this.#hold(Buffer.from(this.#takeLines()), count)
     if (this.#held.length === 0) return
     this.#writing = true
+    const generation = this.#generation
     writev(
       this.#fd,
       this.#held.map((chunk) => chunk.bytes),
-      this.#wrote,
+      (err, bytes) => {
+        // Given up by flushSync meanwhile: what it carried is no longer held.
+        if (generation === this.#generation) this.#wrote(err, bytes)
+      },
     )
   }
 
-  readonly #wrote = (err: NodeJS.ErrnoException | null, bytes: number): void => {
+  #wrote(err: NodeJS.ErrnoException | null, bytes: number): void {
     this.#writing = false
     if (err === null) this.#taken(bytes)
     else if (err.code !== undefined && RETRYABLE.has(err.code)) {
@@ -247,14 +259,18 @@ export class LineSink {
   }
 
   /**
-   * Writes everything held now, waiting out a full descriptor for a bounded time (exit). A
-   * thread-pool write under way is left to end on its own: the chunks it carries are not
-   * written twice, and the kernel puts what follows after it.
+   * Writes everything held now (exit), waiting out a non-blocking descriptor that is full for a
+   * bounded time; on one whose writes may block, as long as the write takes. A thread-pool
+   * write under way is left to end on its own and what it carries is not written again: if the
+   * pool had not started it, it may run as the process ends, after what this writes, so those
+   * lines come out last (pino's destination did the same), and a failure of it goes untold.
    */
   flushSync(): void {
     if (this.#writing) {
       for (const { bytes } of this.#held) this.#heldBytes -= bytes.length
       this.#held = []
+      this.#writing = false
+      this.#generation++
     }
     const giveUpAt = Date.now() + EXIT_WAIT_MS
     const pause = new Int32Array(new SharedArrayBuffer(4))

@@ -5,7 +5,8 @@
 // into a pipe whose reader then closes it; `live` writes one line and stays alive until told
 // to exit, so the line can only have come from the sink's timer; `blocked` writes through the
 // thread pool into a FIFO opened for blocking writes (argv[3]) whose reader does not read
-// until told.
+// until told, with a bound above what the FIFO takes, so lines wait behind the blocked write;
+// `kind` says whether stdout's sink writes through the thread pool.
 import { openSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { LineSink, stdoutLines } from '../src/line-sink.ts'
@@ -82,14 +83,10 @@ function live(): void {
 }
 
 const mode = process.argv[2]
-await (mode === 'stuck'
-  ? stuck(64 * 1024)
-  : mode === 'stuck-large'
-    ? stuck(1024 * 1024)
-    : mode === 'blocked'
-      ? stuck(64 * 1024, process.argv[3])
-      : mode === 'closed'
-        ? closed()
-        : mode === 'live'
-          ? live()
-          : order())
+if (mode === 'kind') process.stderr.write(String(stdoutLines()?.mayBlock))
+else if (mode === 'stuck') await stuck(64 * 1024)
+else if (mode === 'stuck-large') await stuck(1024 * 1024)
+else if (mode === 'blocked') await stuck(1024 * 1024, process.argv[3])
+else if (mode === 'closed') await closed()
+else if (mode === 'live') live()
+else await order()

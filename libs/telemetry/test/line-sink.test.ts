@@ -107,6 +107,22 @@ describe('LineSink', () => {
     expect(dropped).toBeLessThanOrEqual(written)
   })
 
+  it('writes through the thread pool on a file only, synchronously on a pipe or a socket', () => {
+    const kind = (stdout: 'pipe' | number) =>
+      spawnSync(process.execPath, ['--conditions=development', CHILD, 'kind'], {
+        stdio: ['ignore', stdout, 'pipe'],
+      }).stderr.toString()
+    expect(kind('pipe')).toBe('false')
+    const dir = mkdtempSync(join(tmpdir(), 'line-sink-'))
+    const fd = openSync(join(dir, 'out.log'), 'w')
+    try {
+      expect(kind(fd)).toBe('true')
+    } finally {
+      closeSync(fd)
+      rmSync(dir, { recursive: true })
+    }
+  })
+
   it('writes every line in order to a file, from the thread pool, those of the exiting turn too', () => {
     const dir = mkdtempSync(join(tmpdir(), 'line-sink-'))
     const path = join(dir, 'out.log')
@@ -143,8 +159,12 @@ describe('LineSink', () => {
       expect(dropped).toBeGreaterThan(0)
       // 400 ms of writing with a 5 ms ticker: the event loop kept turning.
       expect(ticks).toBeGreaterThan(20)
+      // Once read, the blocked write ends and the lines held behind it follow on their own,
+      // while the child lives: it is told to exit only after they are all here.
+      let out = await readLines(reader, written - dropped)
       p.stdin.write('go\n')
-      const got = numbers(await readUntilClosed(reader))
+      out += await readUntilClosed(reader)
+      const got = numbers(out)
       expect(got.at(-1)).toBe(-1)
       const kept = got.slice(0, -1)
       expect(kept).toEqual([...new Set(kept)].sort((a, b) => a - b))
@@ -156,8 +176,11 @@ describe('LineSink', () => {
   })
 })
 
-/** Reads a non-blocking descriptor until every writer has closed it. */
-async function readUntilClosed(fd: number): Promise<string> {
+/**
+ * Reads a non-blocking descriptor until `done` says what was read is enough, or every writer
+ * has closed it.
+ */
+async function readWhile(fd: number, done: (text: string) => boolean): Promise<string> {
   const chunks: Buffer[] = []
   const buffer = Buffer.alloc(64 * 1024)
   for (;;) {
@@ -169,7 +192,14 @@ async function readUntilClosed(fd: number): Promise<string> {
       await sleep(5)
       continue
     }
-    if (n === 0) return Buffer.concat(chunks).toString()
-    chunks.push(Buffer.from(buffer.subarray(0, n)))
+    if (n > 0) chunks.push(Buffer.from(buffer.subarray(0, n)))
+    const text = Buffer.concat(chunks).toString()
+    if (n === 0 || done(text)) return text
   }
 }
+
+const readUntilClosed = (fd: number): Promise<string> => readWhile(fd, () => false)
+
+/** Reads until `count` whole lines are in. */
+const readLines = (fd: number, count: number): Promise<string> =>
+  readWhile(fd, (text) => text.split('\n').length - 1 >= count)
