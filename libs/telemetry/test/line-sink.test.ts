@@ -36,6 +36,23 @@ const numbers = (out: string): number[] =>
     .filter((l) => l !== '')
     .map((l) => (JSON.parse(l) as { n: number }).n)
 
+/**
+ * What a child writing to a reader that does not read reports on stderr, once it has: it
+ * dropped lines past its bound, and its event loop kept turning meanwhile (400 ms of writing
+ * with a 5 ms ticker).
+ */
+async function stuckReport(p: { stderr: Readable }): Promise<{ written: number; dropped: number }> {
+  const [report] = (await once(p.stderr, 'data')) as [Buffer]
+  const { written, dropped, ticks } = JSON.parse(report.toString()) as {
+    written: number
+    dropped: number
+    ticks: number
+  }
+  expect(dropped).toBeGreaterThan(0)
+  expect(ticks).toBeGreaterThan(20)
+  return { written, dropped }
+}
+
 describe('LineSink', () => {
   it('writes every line in order, those of the exiting turn too', async () => {
     const p = child('order')
@@ -57,15 +74,7 @@ describe('LineSink', () => {
     async (mode) => {
       const p = child(mode)
       // Nothing reads stdout until the child has reported.
-      const [report] = (await once(p.stderr, 'data')) as [Buffer]
-      const { written, dropped, ticks } = JSON.parse(report.toString()) as {
-        written: number
-        dropped: number
-        ticks: number
-      }
-      expect(dropped).toBeGreaterThan(0)
-      // 400 ms of writing with a 5 ms ticker: the event loop kept turning.
-      expect(ticks).toBeGreaterThan(20)
+      const { written, dropped } = await stuckReport(p)
       const out = all(p.stdout)
       p.stdin.write('go\n')
       const got = numbers(await out)
@@ -150,15 +159,7 @@ describe('LineSink', () => {
       const p = spawn(process.execPath, ['--conditions=development', CHILD, 'blocked', fifo], {
         stdio: ['pipe', 'ignore', 'pipe'],
       })
-      const [report] = (await once(p.stderr, 'data')) as [Buffer]
-      const { written, dropped, ticks } = JSON.parse(report.toString()) as {
-        written: number
-        dropped: number
-        ticks: number
-      }
-      expect(dropped).toBeGreaterThan(0)
-      // 400 ms of writing with a 5 ms ticker: the event loop kept turning.
-      expect(ticks).toBeGreaterThan(20)
+      const { written, dropped } = await stuckReport(p)
       // Once read, the blocked write ends and the lines held behind it follow on their own,
       // while the child lives: it is told to exit only after they are all here.
       let out = await readLines(reader, written - dropped)
