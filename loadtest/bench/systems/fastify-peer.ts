@@ -1,7 +1,7 @@
-import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import type { Child } from '../lib/child.ts'
 import { ensureBinary, versionOf } from '../lib/debian-package.ts'
+import { packageVersion } from '../lib/package-version.ts'
 import { FAR_ABOVE_LOAD, type Contender, type DeployOptions, type Deployment } from './contender.ts'
 import type { Upstream } from '../lib/upstream.ts'
 import { startPortServer } from './port-server.ts'
@@ -9,21 +9,12 @@ import { startBenchRedis, type BenchRedis } from './redis.ts'
 import type { System } from './system.ts'
 
 const ENTRY = fileURLToPath(new URL('./fastify-peer-process.ts', import.meta.url))
-const require = createRequire(import.meta.url)
 const PACKAGES = ['fastify', '@fastify/http-proxy', '@fastify/rate-limit', 'ioredis'] as const
 
 /** Its window is fixed: `max` requests per second, counted from the first request of a window. */
 const WINDOW_MS = 1000
 
 type Store = 'none' | 'memory' | 'redis'
-
-function packageVersion(name: string): string | undefined {
-  try {
-    return (require(`${name}/package.json`) as { version: string }).version
-  } catch {
-    return undefined
-  }
-}
 
 function startInstance(
   index: number,

@@ -1,5 +1,5 @@
-import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
+import { packageVersion } from '../lib/package-version.ts'
 import type { Upstream } from '../lib/upstream.ts'
 import type { Contender, Deployment, DeployOptions } from './contender.ts'
 import { startPortServer } from './port-server.ts'
@@ -7,7 +7,6 @@ import type { System } from './system.ts'
 
 const ENTRY = fileURLToPath(new URL('./undici-floor-process.ts', import.meta.url))
 const NOTE = 'node:http + undici Agent.request, nothing else: the floor of Fairlane’s design'
-const require = createRequire(import.meta.url)
 
 /**
  * `node:http` + undici with nothing else in between (undici-floor-process.ts): what a request
@@ -37,7 +36,7 @@ export const floorContender: Contender = {
   facts: () =>
     Promise.resolve({
       node: process.version,
-      undici: (require('undici/package.json') as { version: string }).version,
+      undici: packageVersion('undici') ?? 'missing',
     }),
   async start(options: DeployOptions): Promise<Deployment> {
     const { child, base } = await startPortServer('floor', ENTRY, [
