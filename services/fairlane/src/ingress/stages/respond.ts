@@ -8,7 +8,21 @@ import { openAiError } from '../llm/openai-error.ts'
 import { priceTableOf, type Price } from '../llm/model-table.ts'
 import { centsOfUsage } from '../llm/openai-request.ts'
 import { costInBody, costInHeader, observeResponseCost, type Metered } from '../response-cost.ts'
+import { TurnEndAnswers } from '../turn-end-answers.ts'
 import { withoutQuery } from '../without-query.ts'
+
+/** Whole answers go out together at the end of the event-loop turn. */
+const answers = new TurnEndAnswers<Exchange>(unwritable)
+
+/**
+ * An answer Node refused to write (a header it will not send): the upstream's gets a problem
+ * answer instead; a problem answer refused too (it carries the client's X-Request-Id) cuts
+ * the connection rather than be tried again.
+ */
+function unwritable(x: Exchange, err: unknown): void {
+  if (x.code === undefined) sendProblem(x, asFairlaneError(x, err))
+  else x.res.destroy()
+}
 
 function responseHeaders(x: Exchange, upstream: UpstreamResponse): OutgoingHttpHeaders {
   const headers: OutgoingHttpHeaders = clientResponseHeaders(upstream.headers)
@@ -25,8 +39,9 @@ function responseHeaders(x: Exchange, upstream: UpstreamResponse): OutgoingHttpH
 /**
  * Stage 7: the upstream's answer with RateLimit headers, X-Request-Id and Fairlane's own.
  * A small body of known length (the forwarder collects it whole) is written with the head in
- * one go: fewer syscalls than relaying a stream, the same latency, and an upstream failure
- * while reading it still gets a proper answer. Anything else streams as it comes.
+ * one go, with the turn's other whole answers (TurnEndAnswers): fewer syscalls than relaying
+ * a stream, and an upstream failure while reading it still gets a proper answer. Anything
+ * else streams as it comes.
  */
 export async function respond(x: Exchange, upstream: UpstreamResponse): Promise<void> {
   const { res } = x
@@ -46,8 +61,7 @@ export async function respond(x: Exchange, upstream: UpstreamResponse): Promise<
     x.stage = 'respond'
     if (res.destroyed) return
     headers['content-length'] = whole.length
-    res.writeHead(upstream.status, headers)
-    res.end(whole)
+    answers.end(res, upstream.status, headers, whole, x)
     return
   }
   x.stage = 'respond'
@@ -137,8 +151,7 @@ export function sendProblem(x: Exchange, err: FairlaneError): void {
   // Node would go on reading (and discarding) a body that has not fully arrived, for as long
   // as the client trickles it: the connection is closed instead.
   if (hasBody(x) && !x.req.complete) headers['connection'] = 'close'
-  res.writeHead(ERROR_CODES[err.code].status, headers)
-  res.end(body)
+  answers.end(res, ERROR_CODES[err.code].status, headers, body, x)
 }
 
 /** Anything thrown on the way, as the error the client sees. */
