@@ -6,6 +6,7 @@ import {
   collectDefaultMetrics,
   type OpenMetricsContentType,
 } from 'prom-client'
+import { CounterChild } from './counter-child.ts'
 import { ExemplarChild, type TracedObserver } from './exemplar-child.ts'
 import { exposition, type Exposition } from './exposition.ts'
 import { LabelledChildren } from './labelled-children.ts'
@@ -92,6 +93,7 @@ export class FairlaneMetrics {
   readonly #requestDurations = new Map<string, TracedObserver>()
   readonly #queueWaits = new LabelledChildren<TracedObserver>()
   readonly #laneOutcomes = new LabelledChildren<Map<LaneOutcome, Incrementer>>()
+  readonly #requestCounts = new LabelledChildren<Map<number, Incrementer>>()
   readonly #upstreamDurations = new LabelledChildren<TracedObserver>()
   readonly #extraAttempts = new Map<string, Readonly<Record<ExtraAttempt, Incrementer>>>()
   readonly #ledgerCalls = new Map<LedgerCall, Observer>()
@@ -345,8 +347,19 @@ export class FairlaneMetrics {
     const outcomes = this.#laneOutcomes.get(workspace, tier, () => new Map())
     let child = outcomes.get(outcome)
     if (!child) {
-      child = this.laneRequests.labels({ workspace, tier, outcome })
+      child = new CounterChild(this.laneRequests, { workspace, tier, outcome })
       outcomes.set(outcome, child)
+    }
+    return child
+  }
+
+  /** The `fairlane_requests_total` child of a target, answering stage and status, made once per set. */
+  requestsOf(target: string, stage: string, status: number): Incrementer {
+    const statuses = this.#requestCounts.get(target, stage, () => new Map())
+    let child = statuses.get(status)
+    if (!child) {
+      child = new CounterChild(this.requests, { target, status: String(status), stage })
+      statuses.set(status, child)
     }
     return child
   }
@@ -368,7 +381,7 @@ export class FairlaneMetrics {
     let children = this.#extraAttempts.get(target)
     if (!children) {
       const child = (kind: ExtraAttempt) => {
-        const made = this.upstreamExtraAttempts.labels({ target, kind })
+        const made = new CounterChild(this.upstreamExtraAttempts, { target, kind })
         made.inc(0)
         return made
       }

@@ -56,7 +56,7 @@ export function recordRequest(
   const seconds = (performance.now() - x.startedAt) / 1000
   const target = x.target ?? '(none)'
   const stage = finalStage(x)
-  metrics.requests.inc({ target, status: String(status), stage })
+  metrics.requestsOf(target, stage, status).inc()
   metrics.requestDurationOf(target).observe(seconds, sampled(x.span))
   if (lines.enabled) lines.write(requestLine(x, status, stage, seconds * 1000), 'request')
 }
