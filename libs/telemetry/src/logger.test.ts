@@ -113,6 +113,24 @@ describe('RequestLines', () => {
     }
   })
 
+  it('writes each string as JSON.stringify does, the ones it quotes as they are included', () => {
+    const strings = [
+      '9376e042-e4cb-44e4-99fd-da0378230e2a',
+      '/t/echo/bench?x=1',
+      'quote " back \\ slash',
+      'tab\there \u0001 \u001f \u007f \u2028',
+      'pair \ud83d\ude00 lone \ud800 end',
+      'lone low \udc00',
+      '\u00e9t\u00e9',
+      '',
+    ]
+    const out = capture()
+    const lines = new RequestLines(createLogger({ level: 'info', destination: out.destination }))
+    lines.write(Object.fromEntries(strings.map((value, i) => [`f${i}`, value])), 'request')
+    for (const [i, value] of strings.entries())
+      expect(out.text()).toContain(`"f${i}":${JSON.stringify(value)},`)
+  })
+
   it('is off below info, and follows a level changed later', () => {
     const out = capture()
     const logger = createLogger({ level: 'warn', destination: out.destination })
