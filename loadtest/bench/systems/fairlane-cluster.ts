@@ -265,7 +265,7 @@ export const fairlaneCluster: Contender = {
           ? `rate limit per key ${limit.rps}/s, burst ${limit.burst} (GCRA), held in memory by the ` +
             'queue actor that owns the lane; over it requests wait in their lane (queue.perLane ' +
             '100, tier maxWait), then 429'
-          : 'key limits far above the load (1,000,000/s)',
+          : 'key limits far above the load (1,000,000/s, and as many in flight)',
         ...(options.upstreamConcurrency
           ? [
               `target concurrency ${options.upstreamConcurrency.limit}, headroom ` +

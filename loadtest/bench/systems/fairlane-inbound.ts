@@ -46,7 +46,7 @@ export const fairlaneInbound: Contender = {
         limit
           ? `rate limit per caller ${limit.rps}/s, burst ${limit.burst} (GCRA); over it requests ` +
             'wait in their lane (bounded: queue.perLane 100, tier maxWait), then 429'
-          : 'caller limits far above the load (1,000,000/s)',
+          : 'caller limits far above the load (1,000,000/s, and as many in flight)',
         ...(options.upstreamConcurrency
           ? [
               `target concurrency ${options.upstreamConcurrency.limit}, headroom ` +
