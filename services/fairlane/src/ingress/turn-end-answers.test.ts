@@ -6,6 +6,7 @@ import { TurnEndAnswers, type AnswerTarget } from './turn-end-answers.ts'
 class RecordedResponse implements AnswerTarget {
   destroyed = false
   headersSent = false
+  socket = { destroyed: false }
   readonly name: string
   readonly log: string[]
   readonly refuse: boolean
@@ -68,10 +69,14 @@ describe('TurnEndAnswers', () => {
     const turn = turns()
     const answers = new TurnEndAnswers<string>(() => undefined, turn.schedule)
     const left = new RecordedResponse('left', log)
+    const cut = new RecordedResponse('cut', log)
     const answered = new RecordedResponse('answered', log)
     answers.end(left, 200, {}, 'L', 'left')
+    answers.end(cut, 200, {}, 'C', 'cut')
     answers.end(answered, 200, {}, 'A', 'answered')
     left.destroyed = true
+    // The socket went this turn: the response hears of it only in the close phase, after the flush.
+    cut.socket.destroyed = true
     answered.headersSent = true
     turn.end()
     expect(log).toEqual([])

@@ -4,6 +4,8 @@ import type { OutgoingHttpHeaders } from 'node:http'
 export interface AnswerTarget {
   readonly destroyed: boolean
   readonly headersSent: boolean
+  /** A socket destroyed this turn shows here before the response learns of it (its close phase). */
+  readonly socket: { readonly destroyed: boolean } | null
   writeHead(status: number, headers: OutgoingHttpHeaders): unknown
   end(body: Buffer | string): unknown
   destroy(): unknown
@@ -65,7 +67,7 @@ export class TurnEndAnswers<C> {
 
   #write({ res, status, headers, body, context }: HeldAnswer<C>): void {
     // A client that left, or a response answered meanwhile, takes nothing more.
-    if (res.destroyed || res.headersSent) return
+    if (res.destroyed || res.socket?.destroyed === true || res.headersSent) return
     try {
       res.writeHead(status, headers)
       res.end(body)

@@ -1,10 +1,11 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { Readable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { configFromValue } from '@fairlane/config'
 import { FairlaneError } from '@fairlane/protocol'
 import { correlate } from './correlate.ts'
-import { sendProblem } from './respond.ts'
+import { respond, sendProblem } from './respond.ts'
 
 let server: Server
 let base: string
@@ -13,7 +14,20 @@ beforeAll(async () => {
   const config = configFromValue({}, {}, 'respond test')
   server = createServer((req, res) => {
     const x = correlate(req, res, config)
-    x.limitHeaders = { 'ratelimit-policy': '"key";q=10;w=1' }
+    if (req.url === '/refused-upstream') {
+      // An upstream header Node will not send: the answer becomes a problem.
+      void respond(x, {
+        status: 200,
+        headers: { 'x-upstream': 'a\u0001b', 'content-length': '2' },
+        body: Readable.from([]),
+        whole: Promise.resolve(Buffer.from('ok')),
+      })
+      return
+    }
+    x.limitHeaders =
+      req.url === '/refused-problem'
+        ? { 'ratelimit-policy': 'a\u0001b' }
+        : { 'ratelimit-policy': '"key";q=10;w=1' }
     res.setHeader('x-upstream-only', 'yes')
     sendProblem(x, new FairlaneError('rate_limited', 'limit', 'key rate limit reached'))
   })
@@ -37,5 +51,19 @@ describe('respond: problems', () => {
       requestId: 'abc-1',
       error: 'Rate limit exceeded',
     })
+  })
+
+  it('answers an upstream answer Node refuses to write with a problem of its own', async () => {
+    const response = await fetch(`${base}/refused-upstream`)
+    expect(response.status).toBe(500)
+    expect(response.statusText).toBe('Internal Server Error')
+    expect(response.headers.get('x-upstream')).toBeNull()
+    expect(await response.json()).toMatchObject({ code: 'internal', stage: 'respond' })
+  })
+
+  it('cuts the connection when Node refuses the problem answer too, once', async () => {
+    await expect(fetch(`${base}/refused-problem`)).rejects.toThrow()
+    // The server still answers: nothing was left trying the same answer turn after turn.
+    expect((await fetch(`${base}/x`)).status).toBe(429)
   })
 })

@@ -20,8 +20,13 @@ const answers = new TurnEndAnswers<Exchange>(unwritable)
  * the connection rather than be tried again.
  */
 function unwritable(x: Exchange, err: unknown): void {
-  if (x.code === undefined) sendProblem(x, asFairlaneError(x, err))
-  else x.res.destroy()
+  if (x.code !== undefined) {
+    x.res.destroy()
+    return
+  }
+  // The refused writeHead had set the upstream status's reason phrase; the problem gets its own.
+  x.res.statusMessage = ''
+  sendProblem(x, asFairlaneError(x, err))
 }
 
 function responseHeaders(x: Exchange, upstream: UpstreamResponse): OutgoingHttpHeaders {
