@@ -114,14 +114,22 @@ describe('RequestLines', () => {
   })
 
   it('writes each string as JSON.stringify does, the ones it quotes as they are included', () => {
+    // One string per class JSON.stringify escapes, and the ones it leaves as they are.
     const strings = [
       '9376e042-e4cb-44e4-99fd-da0378230e2a',
       '/t/echo/bench?x=1',
-      'quote " back \\ slash',
-      'tab\there \u0001 \u001f \u007f \u2028',
-      'pair \ud83d\ude00 lone \ud800 end',
+      'a"b',
+      'a\\b',
+      '\u0000',
+      '\u0001',
+      '\u001f',
+      'tab\there',
+      'line\nend',
+      'del \u007f, separators \u2028 \u2029, \u00e9t\u00e9',
+      'pair \ud83d\ude00',
+      'lone high \ud800',
       'lone low \udc00',
-      '\u00e9t\u00e9',
+      '\udfff',
       '',
     ]
     const out = capture()
