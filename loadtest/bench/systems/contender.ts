@@ -91,6 +91,9 @@ export interface Contender {
 /** For `limit` omitted on a limiting contender: a limit no bench load reaches, so every request takes the limiter's path and passes. */
 export const FAR_ABOVE_LOAD: TenantLimit = { rps: 1_000_000, burst: 1_000_000 }
 
+/** With FAR_ABOVE_LOAD: requests a key may have in flight, more than any bench load keeps. */
+export const FAR_ABOVE_LOAD_IN_FLIGHT = 1_000_000
+
 /** Polls `url` until it answers at all (any status): the process is listening and proxying. */
 export async function waitForHttp(
   url: string,
