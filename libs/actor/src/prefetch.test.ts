@@ -49,12 +49,13 @@ describe('QueueActor leased shares', () => {
     const queue = actorWith([perHour])
     expect((await queue.admit(ticket('a'))).allowed).toBe(true)
     // 8 left: 4 lent, 4 stay for the lane's other nodes.
-    const shares = queue.prefetch(ticket('a', 1), 10).admissions
-    expect(shares).toHaveLength(4)
-    expect(shares.at(-1)?.views[0]).toMatchObject({ quota: 9, remaining: 4 })
-    expect(queue.prefetch(ticket('a', 2), 10).admissions).toHaveLength(2)
-    expect(queue.prefetch(ticket('a', 3), 10).admissions).toHaveLength(1)
-    expect(queue.prefetch(ticket('a', 4), 10).admissions).toHaveLength(1)
+    const share = queue.prefetch(ticket('a', 1), 10)
+    expect(share.admissions).toBe(4)
+    expect(share.views[0]).toMatchObject({ quota: 9, remaining: 7 })
+    expect(share.lastViews[0]).toMatchObject({ quota: 9, remaining: 4 })
+    expect(queue.prefetch(ticket('a', 2), 10).admissions).toBe(2)
+    expect(queue.prefetch(ticket('a', 3), 10).admissions).toBe(1)
+    expect(queue.prefetch(ticket('a', 4), 10).admissions).toBe(1)
     // The limit is spent: the next ticket would wait an hour, far beyond its 2 s tier wait.
     const refused = await queue.admit(ticket('a', 5))
     expect(refused).toMatchObject({ allowed: false, code: 'rate_limited' })
@@ -63,12 +64,13 @@ describe('QueueActor leased shares', () => {
   it('refunds the units of a share given back unused, and only of that one', async () => {
     const queue = actorWith([perMinute])
     // Of 5, 3 are lent (the third leaves 2, fewer than the 3 lent), 2 stay.
-    const shares = queue.prefetch(ticket('a'), 5).admissions
-    expect(shares).toHaveLength(3)
-    shares[0]?.lease.release({ unused: true })
-    shares[1]?.lease.release()
-    // 3 left again: 2 lent.
-    expect(queue.prefetch(ticket('a', 1), 5).admissions).toHaveLength(2)
+    const share = queue.prefetch(ticket('a'), 5)
+    expect(share.admissions).toBe(3)
+    // Two go back unused; the third was used, and its request's news costs nothing more.
+    share.lent?.refund(2)
+    share.lent?.ended({ upstream: { status: 200 } })
+    // 4 left again: 2 lent.
+    expect(queue.prefetch(ticket('a', 1), 5).admissions).toBe(2)
   })
 
   it('lends concurrency slots apart from admissions: half of those free, held until released', () => {
@@ -77,19 +79,24 @@ describe('QueueActor leased shares', () => {
     // No rate limit: admissions as many as asked; slots half of the 8 free. Lending all 8
     // would leave the lane's next ticket waiting at the owner, which revokes the share.
     const first = queue.prefetch(ticket('a'), 10)
-    expect(first.admissions).toHaveLength(10)
+    expect(first.admissions).toBe(10)
     expect(first.slots).toHaveLength(4)
-    // Admissions hold no slot: releasing them frees none.
-    for (const admission of first.admissions) admission.lease.release()
+    // Admissions hold no slot: giving them back frees none.
+    first.lent?.refund(10)
     expect(queue.prefetch(ticket('b'), 10).slots).toHaveLength(2)
     expect(queue.prefetch(ticket('b'), 10).slots).toHaveLength(1)
     // One slot free: half of it is none, so nothing is lent with a ticket; a node topping up
     // a grant holds slots already, and is lent admissions alone.
-    expect(queue.prefetch(ticket('b'), 10)).toEqual({ partition: 'echo#0', admissions: [] })
+    expect(queue.prefetch(ticket('b'), 10)).toEqual({
+      partition: 'echo#0',
+      admissions: 0,
+      views: [],
+      lastViews: [],
+    })
     const topUp = queue.prefetch(ticket('b'), 10, true)
-    expect(topUp.admissions).toHaveLength(10)
+    expect(topUp.admissions).toBe(10)
     expect(topUp.slots).toEqual([])
-    first.slots?.[0]?.release({ unused: true })
+    first.slots?.[0]?.release()
     first.slots?.[1]?.release()
     expect(queue.prefetch(ticket('b'), 10).slots).toHaveLength(1)
   })
@@ -103,11 +110,11 @@ describe('QueueActor leased shares', () => {
     }
     const queue = actorWith((t) => (t.keyId === 'a' ? [both] : []))
     const share = queue.prefetch(ticket('a'), 10)
-    expect(share.admissions).toHaveLength(2)
+    expect(share.admissions).toBe(2)
     expect(share.slots).toHaveLength(2)
-    // Giving a slot back unused refunds no rate unit: 2 left, 1 lent.
-    share.slots?.[0]?.release({ unused: true })
-    expect(queue.prefetch(ticket('a', 1), 10).admissions).toHaveLength(1)
+    // Giving a slot back refunds no rate unit: 2 left, 1 lent.
+    share.slots?.[0]?.release()
+    expect(queue.prefetch(ticket('a', 1), 10).admissions).toBe(1)
     expect(queue.prefetch(ticket('c'), 3)).not.toHaveProperty('slots')
   })
 
@@ -122,11 +129,11 @@ describe('QueueActor leased shares', () => {
     if (!first.allowed) throw new Error('refused')
     // The upstream says 4 a second: the lane learns it as a limit of its own.
     first.lease.release({ upstream: { status: 200, rps: 4 } })
-    const lent = queue.prefetch(ticket('a', 1), 10).admissions
-    expect(lent.length).toBeGreaterThan(0)
-    for (const admission of lent) admission.lease.release({ unused: true })
+    const share = queue.prefetch(ticket('a', 1), 10)
+    expect(share.admissions).toBeGreaterThan(0)
+    share.lent?.refund(share.admissions)
     // Everything came back: the same share can be lent again.
-    expect(queue.prefetch(ticket('a', 2), 10).admissions).toHaveLength(lent.length)
+    expect(queue.prefetch(ticket('a', 2), 10).admissions).toBe(share.admissions)
   })
 
   it('grants nothing while the partition has a waiting ticket, and says when one starts waiting', async () => {
@@ -145,8 +152,8 @@ describe('QueueActor leased shares', () => {
     expect(backlogged).toEqual([])
     const waiting = queue.admit(ticket('b', 1))
     expect(backlogged).toEqual(['echo#0'])
-    expect(queue.prefetch(ticket('c'), 1).admissions).toHaveLength(0)
+    expect(queue.prefetch(ticket('c'), 1).admissions).toBe(0)
     expect((await waiting).allowed).toBe(true)
-    expect(queue.prefetch(ticket('c'), 1).admissions).toHaveLength(1)
+    expect(queue.prefetch(ticket('c'), 1).admissions).toBe(1)
   })
 })

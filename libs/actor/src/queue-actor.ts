@@ -13,8 +13,9 @@ import type {
   AdmissionLease,
   LaneSignals,
   LeaseOutcome,
-  PrefetchedAdmission,
+  LentAdmissions,
   PrefetchedShare,
+  RateLimitView,
   Ticket,
 } from '@fairlane/protocol'
 import type { NodeQueueBudget, QueuedTicket } from '@fairlane/scheduler'
@@ -176,7 +177,7 @@ export class QueueActor implements Actor {
    */
   prefetch(ticket: Ticket, count: number, topUp = false): PrefetchedShare {
     const policy = this.#policyFor(ticket)
-    const none = { partition: policy.partition, admissions: [] }
+    const none = { partition: policy.partition, admissions: 0, views: [], lastViews: [] }
     if (count <= 0 || policy.sharedScopes?.length) return none
     const host = this.#hosts.get(policy.partition)
     if (host && host.scheduler.queued > 0) return none
@@ -190,27 +191,30 @@ export class QueueActor implements Actor {
     // slots are lent too (their halving runs out after a few grants) made it ask again at
     // every request until its grant ran dry and gave its slots back.
     if (slots.length > 0 && slotCount === 0 && !topUp) return none
-    const prefetched: PrefetchedAdmission[] = []
-    for (let i = 0; i < count; i++) {
+    let admissions = 0
+    let views: readonly RateLimitView[] = []
+    let lastViews: readonly RateLimitView[] = []
+    while (admissions < count) {
+      // Decided on rate and window units alone, so its lease holds nothing to release.
       const decision = this.#ledger.decide(units, ticket.cost, ticket.cents)
       if (!decision.allowed) break
-      prefetched.push({
-        lease: this.#lease(ticket, policy, decision, undefined, undefined, units),
-        views: decision.views,
-      })
+      if (++admissions === 1) views = decision.views
+      lastViews = decision.views
       // About half of what a limit had left: the rest stays for the lane’s other nodes.
-      if (decision.views.some((view) => view.remaining <= prefetched.length)) break
+      if (decision.views.some((view) => view.remaining <= admissions)) break
     }
-    if (prefetched.length === 0) return none
+    if (admissions === 0) return none
     this.#book.touched(policy.partition, policy.scopes)
-    if (slots.length === 0) return { partition: policy.partition, admissions: prefetched }
+    const lent = this.#lent(ticket, policy, units)
+    const share = { partition: policy.partition, admissions, views, lastViews, lent }
+    if (slots.length === 0) return share
     const lentSlots: AdmissionLease[] = []
-    for (let i = 0; i < Math.min(slotCount, prefetched.length); i++) {
+    for (let i = 0; i < Math.min(slotCount, admissions); i++) {
       const decision = this.#ledger.decide(slots, 1)
       if (!decision.allowed) break
       lentSlots.push(this.#slotLease(ticket, policy, decision))
     }
-    return { partition: policy.partition, admissions: prefetched, slots: lentSlots }
+    return { ...share, slots: lentSlots }
   }
 
   /**
@@ -310,8 +314,6 @@ export class QueueActor implements Actor {
     decision: Decision & { allowed: true },
     host: PartitionHost<Pending> | undefined,
     hold: SharedHold | undefined,
-    /** The scopes a lent admission was decided on (a learned limit among them), to refund. */
-    decided: readonly ScopeLimit[] = policy.scopes,
   ): AdmissionLease {
     let released = false
     return {
@@ -320,14 +322,25 @@ export class QueueActor implements Actor {
         released = true
         decision.lease.release()
         hold?.release()
-        if (outcome?.unused) {
-          this.#ledger.refund(decided, ticket.cost, ticket.cents)
-          this.#book.changed(policy.partition)
-          this.#released(ticket, policy, host, undefined)
-          return
-        }
         this.#released(ticket, policy, host, outcome)
       },
+    }
+  }
+
+  /**
+   * The admissions of one leased share, decided on `decided` (a learned limit among them):
+   * refunded by count, and told of a request's news as a released lease would be.
+   */
+  #lent(ticket: Ticket, policy: TicketPolicy, decided: readonly ScopeLimit[]): LentAdmissions {
+    return {
+      refund: (count) => {
+        if (count <= 0) return
+        // One by one: a request-counted scope took 1 from each, whatever the cost.
+        for (let i = 0; i < count; i++) this.#ledger.refund(decided, ticket.cost, ticket.cents)
+        this.#book.changed(policy.partition)
+        this.#released(ticket, policy, undefined, undefined)
+      },
+      ended: (outcome) => this.#released(ticket, policy, undefined, outcome),
     }
   }
 

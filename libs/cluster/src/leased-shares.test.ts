@@ -1,32 +1,54 @@
 import { describe, expect, it } from 'vitest'
 import type { ShareGrant } from '@fairlane/protocol'
-import { LeasedShares } from './leased-shares.ts'
+import { LeasedShares, type GrantState } from './leased-shares.ts'
 
 function setup(max = 8) {
   let now = 0
-  const settled: { owner: string; used: string[]; unused: string[] }[] = []
+  /** What owners heard of their grants, as `owner grant unused open|closed`. */
+  const states: string[] = []
+  const slots: { owner: string; used: string[]; unused: string[] }[] = []
   const slotsDone: string[] = []
   const shares = new LeasedShares({
     now: () => now,
     max,
-    settle: (owner, used, unused) => settled.push({ owner, used: [...used], unused: [...unused] }),
+    grantState: (owner, state: GrantState) =>
+      states.push(`${owner} ${state.grant} ${state.unused} ${state.open ? 'open' : 'closed'}`),
+    settleSlots: (owner, used, unused) =>
+      slots.push({ owner, used: [...used], unused: [...unused] }),
     slotDone: (owner, slot) => slotsDone.push(`${owner}:${slot}`),
   })
-  return { shares, settled, slotsDone, advance: (ms: number) => (now += ms) }
+  return { shares, states, slots, slotsDone, advance: (ms: number) => (now += ms) }
 }
 
-function grantOf(ids: string[], partition = 'echo#0', ttlMs = 1000, slots?: string[]): ShareGrant {
+/** A grant of `admissions` leaving the key's 10 at 9 down to 10 - admissions. */
+function grantOf(
+  id: string,
+  admissions: number,
+  partition = 'echo#0',
+  ttlMs = 1000,
+  slots?: string[],
+): ShareGrant {
+  const view = (remaining: number) => ({
+    name: 'key',
+    quota: 10,
+    windowSeconds: 1,
+    remaining,
+    resetMs: (10 - remaining) * 100,
+  })
   return {
     partition,
     ttlMs,
+    id,
+    admissions,
+    views: [view(9)],
+    ...(admissions > 1 ? { lastViews: [view(10 - admissions)] } : {}),
     ...(slots ? { slots } : {}),
-    admissions: ids.map((leaseId, i) => ({
-      leaseId,
-      views: [
-        { name: 'key', quota: 10, windowSeconds: 1, remaining: ids.length - 1 - i, resetMs: 0 },
-      ],
-    })),
   }
+}
+
+/** Takes `count` admissions of the lane, one request each. */
+function takeMany(shares: LeasedShares, lane: string, count: number) {
+  return Array.from({ length: count }, () => shares.take(lane))
 }
 
 describe('LeasedShares', () => {
@@ -61,155 +83,168 @@ describe('LeasedShares', () => {
     }
   })
 
-  it('hands out granted admissions in order, then none; the lane settles what it used', () => {
-    const { shares, settled, advance } = setup()
-    shares.grant('a', 'shard.1', grantOf(['l1', 'l2']))
-    expect(shares.take('a')).toMatchObject({
-      owner: 'shard.1',
-      admission: { leaseId: 'l1', views: [{ remaining: 1 }] },
-    })
-    expect(shares.take('a')?.admission.leaseId).toBe('l2')
+  it('hands out granted admissions in order, each with the limits it leaves, then none', () => {
+    const { shares, states } = setup()
+    shares.grant('a', 'shard.1', grantOf('g1', 3))
+    const taken = takeMany(shares, 'a', 3)
+    expect(taken.map((t) => [t?.owner, t?.grant, t?.views[0]?.remaining])).toEqual([
+      ['shard.1', 'g1', 9],
+      ['shard.1', 'g1', 8],
+      ['shard.1', 'g1', 7],
+    ])
+    // The one between the first and the last falls in line between them.
+    expect(taken[1]?.views[0]?.resetMs).toBe(200)
     // None left: the grant waits for the next, which this request asks for.
     expect(shares.take('a')).toBeUndefined()
-    expect(shares.wanted('a')).toBe(3)
-    expect(settled).toEqual([])
-    // The owner lends nothing more: the grant ends, and says what was used.
+    expect(shares.wanted('a')).toBe(4)
+    // All handed out, but requests hold them: the owner has heard nothing yet.
+    expect(states).toEqual([])
+    taken[0]?.end()
+    taken[1]?.end()
+    taken[1]?.end()
+    expect(states).toEqual([])
+    // The last request ends: nothing of the grant is left here, and nothing goes back.
+    taken[2]?.end()
+    expect(states).toEqual(['shard.1 g1 0 closed'])
+    // The owner lends nothing more: the lane's grant ends, with nothing to give back.
     shares.refused('a')
-    expect(settled).toEqual([{ owner: 'shard.1', used: ['l1', 'l2'], unused: [] }])
-    expect(shares.take('b')).toBeUndefined()
-    advance(10)
-    shares.sweep()
-    expect(settled).toHaveLength(1)
+    expect(states).toHaveLength(1)
   })
 
-  it('gives back what an expired grant did not use, and tells the owner what is in use meanwhile', () => {
-    const { shares, settled, advance } = setup()
-    shares.grant('a', 'shard.1', grantOf(['l1', 'l2', 'l3']))
-    shares.take('a')
+  it('gives back what an expired grant did not hand out, and keeps the grant open while its requests run', () => {
+    const { shares, states, advance } = setup()
+    shares.grant('a', 'shard.1', grantOf('g1', 3))
+    const first = shares.take('a')
     advance(300)
     shares.sweep()
-    expect(settled).toEqual([{ owner: 'shard.1', used: ['l1'], unused: [] }])
+    expect(states).toEqual(['shard.1 g1 0 open'])
     advance(700)
     expect(shares.take('a')).toBeUndefined()
-    expect(settled[1]).toEqual({ owner: 'shard.1', used: [], unused: ['l3', 'l2'] })
+    // Expired: the 2 not handed out go back at once; the grant stays open for its request.
+    expect(states[1]).toBe('shard.1 g1 2 open')
+    advance(250)
+    shares.sweep()
+    expect(states[2]).toBe('shard.1 g1 0 open')
+    first?.end()
+    expect(states[3]).toBe('shard.1 g1 0 closed')
+    expect(shares.openGrants).toBe(0)
+    shares.sweep()
+    expect(states).toHaveLength(4)
   })
 
   it('returns every grant of a revoked partition at once, and only those', () => {
-    const { shares, settled } = setup()
-    shares.grant('a', 'shard.1', grantOf(['a1', 'a2'], 'echo#0'))
-    shares.grant('b', 'shard.2', grantOf(['b1'], 'other#0'))
-    shares.take('a')
+    const { shares, states } = setup()
+    shares.grant('a', 'shard.1', grantOf('ga', 2, 'echo#0'))
+    shares.grant('b', 'shard.2', grantOf('gb', 1, 'other#0'))
+    shares.take('a')?.end()
     shares.revoke('echo#0')
-    expect(settled).toEqual([{ owner: 'shard.1', used: ['a1'], unused: ['a2'] }])
+    expect(states).toEqual(['shard.1 ga 1 closed'])
     expect(shares.take('a')).toBeUndefined()
-    expect(shares.take('b')?.admission.leaseId).toBe('b1')
+    expect(shares.take('b')?.grant).toBe('gb')
   })
 
   it('asks for the next grant ahead of need, when half is left, and adds it to what is left', () => {
-    const { shares, settled, advance } = setup(8)
-    for (let i = 0; i < 8; i++) shares.take('a')
+    const { shares, states, advance } = setup(8)
+    takeMany(shares, 'a', 8)
     expect(shares.wanted('a')).toBe(8)
-    shares.grant('a', 'shard.1', grantOf(['1', '2', '3', '4', '5', '6', '7', '8']))
-    for (let i = 0; i < 3; i++) shares.take('a')
+    shares.grant('a', 'shard.1', grantOf('g1', 8))
+    const firstThree = takeMany(shares, 'a', 3)
     expect(shares.wanted('a')).toBe(0)
-    shares.take('a')
+    const fourth = shares.take('a')
     // 4 left of the 8 the lane wants: it asks for the other 4.
     expect(shares.wanted('a')).toBe(4)
-    shares.grant('a', 'shard.1', grantOf(['9', '10']))
+    shares.grant('a', 'shard.1', grantOf('g2', 2))
     // Nothing went back: the first grant's 4 go first, then the new ones.
-    expect(settled).toEqual([])
-    const next = Array.from({ length: 6 }, () => shares.take('a')?.admission.leaseId)
-    expect(next).toEqual(['5', '6', '7', '8', '9', '10'])
+    expect(states).toEqual([])
+    const next = takeMany(shares, 'a', 6)
+    expect(next.map((t) => t?.grant)).toEqual(['g1', 'g1', 'g1', 'g1', 'g2', 'g2'])
     expect(shares.take('a')).toBeUndefined()
-    // A merged grant lasts a TTL from its newest part; then it ends and says what was used.
+    for (const taken of [...firstThree, fourth, ...next]) taken?.end()
+    expect(states).toEqual(['shard.1 g1 0 closed', 'shard.1 g2 0 closed'])
+    // A merged grant lasts a TTL from its newest part; then it ends with nothing to give back.
     advance(1000)
     shares.sweep()
-    expect(settled).toEqual([
-      { owner: 'shard.1', used: ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10'], unused: [] },
-    ])
+    expect(states).toHaveLength(2)
   })
 
   it('replaces a grant from another owner or partition instead of adding to it', () => {
-    const { shares, settled } = setup(8)
-    for (let i = 0; i < 8; i++) shares.take('a')
+    const { shares, states } = setup(8)
+    takeMany(shares, 'a', 8)
     expect(shares.wanted('a')).toBe(8)
-    shares.grant('a', 'shard.1', grantOf(['1', '2']))
-    shares.grant('a', 'shard.2', grantOf(['3']))
-    expect(settled).toEqual([{ owner: 'shard.1', used: [], unused: ['2', '1'] }])
-    expect(shares.take('a')).toMatchObject({ owner: 'shard.2', admission: { leaseId: '3' } })
+    shares.grant('a', 'shard.1', grantOf('g1', 2))
+    shares.grant('a', 'shard.2', grantOf('g2', 1))
+    expect(states).toEqual(['shard.1 g1 2 closed'])
+    expect(shares.take('a')).toMatchObject({ owner: 'shard.2', grant: 'g2' })
   })
 
   it('hands each request a lent slot, which goes on to the next when the request ends', () => {
-    const { shares, settled, slotsDone } = setup(8)
-    for (let i = 0; i < 8; i++) shares.take('a')
+    const { shares, states, slots, slotsDone } = setup(8)
+    takeMany(shares, 'a', 8)
     shares.wanted('a')
-    shares.grant(
-      'a',
-      'shard.1',
-      grantOf(['1', '2', '3', '4', '5', '6'], 'echo#0', 1000, ['s1', 's2']),
-    )
+    shares.grant('a', 'shard.1', grantOf('g1', 6, 'echo#0', 1000, ['s1', 's2']))
     const first = shares.take('a')
     const second = shares.take('a')
-    expect([first?.admission.leaseId, second?.admission.leaseId]).toEqual(['1', '2'])
     expect(first?.slot && second?.slot).toBeTruthy()
     // Both slots are in use: the third request goes through the owner, and the lane asks
     // for more although most of its admissions are left.
     expect(shares.take('a')).toBeUndefined()
     expect(shares.wanted('a')).toBeGreaterThan(0)
     shares.refused('a')
+    first?.end()
     first?.slot?.release()
     first?.slot?.release()
-    expect(shares.take('a')?.admission.leaseId).toBe('3')
+    const third = shares.take('a')
+    expect(third?.grant).toBe('g1')
     expect(shares.take('a')).toBeUndefined()
-    // The grant is revoked while two requests hold its slots: those are `used` (the owner
-    // keeps them), the rest goes back, and each slot is done when its request ends.
+    // The grant is revoked while two requests hold its slots: those are kept (the owner
+    // holds them), the admissions not handed out go back, and each slot is done when its
+    // request ends.
     shares.revoke('echo#0')
-    expect(settled).toEqual([
-      { owner: 'shard.1', used: ['1', '2', '3', 's1', 's2'], unused: ['6', '5', '4'] },
-    ])
+    expect(slots).toEqual([{ owner: 'shard.1', used: ['s1', 's2'], unused: [] }])
+    expect(states).toEqual(['shard.1 g1 3 open'])
+    second?.end()
     second?.slot?.release()
     expect(slotsDone).toEqual(['shard.1:s1'])
+    third?.end()
+    expect(states.at(-1)).toBe('shard.1 g1 0 closed')
   })
 
   it('names its slots, free or in use, at every sweep: they outlive the grant they came with', () => {
-    const { shares, settled, advance } = setup(8)
-    for (let i = 0; i < 8; i++) shares.take('a')
+    const { shares, slots, advance } = setup(8)
+    takeMany(shares, 'a', 8)
     shares.wanted('a')
-    shares.grant('a', 'shard.1', grantOf(['1', '2', '3'], 'echo#0', 1000, ['s1', 's2']))
+    shares.grant('a', 'shard.1', grantOf('g1', 3, 'echo#0', 1000, ['s1', 's2']))
     shares.take('a')
     advance(250)
     shares.sweep()
-    expect(settled).toEqual([{ owner: 'shard.1', used: ['1', 's1', 's2'], unused: [] }])
-    advance(250)
-    shares.sweep()
-    expect(settled.at(-1)).toEqual({ owner: 'shard.1', used: ['s1', 's2'], unused: [] })
+    expect(slots).toEqual([{ owner: 'shard.1', used: ['s1', 's2'], unused: [] }])
   })
 
   it('adds the slots of a grant from the same owner to the rest, and gives free ones back', () => {
-    const { shares, settled } = setup(8)
-    for (let i = 0; i < 8; i++) shares.take('a')
+    const { shares, slots, states } = setup(8)
+    takeMany(shares, 'a', 8)
     shares.wanted('a')
-    shares.grant('a', 'shard.1', grantOf(['1', '2'], 'echo#0', 1000, ['s1']))
+    shares.grant('a', 'shard.1', grantOf('g1', 2, 'echo#0', 1000, ['s1']))
     const held = shares.take('a')
-    shares.grant('a', 'shard.1', grantOf(['3', '4'], 'echo#0', 1000, ['s2']))
+    shares.grant('a', 'shard.1', grantOf('g2', 2, 'echo#0', 1000, ['s2']))
     expect(shares.take('a')?.slot).toBeTruthy()
     // A grant without slots (the lane's concurrency limit went away) replaces this one.
-    shares.grant('a', 'shard.1', grantOf(['5']))
-    expect(settled).toEqual([
-      { owner: 'shard.1', used: ['1', '2', 's1', 's2'], unused: ['4', '3'] },
-    ])
+    shares.grant('a', 'shard.1', grantOf('g3', 1))
+    expect(slots).toEqual([{ owner: 'shard.1', used: ['s1', 's2'], unused: [] }])
+    expect(states).toEqual(['shard.1 g2 2 closed'])
     held?.slot?.release()
-    expect(shares.take('a')).toMatchObject({ admission: { leaseId: '5' } })
+    expect(shares.take('a')).toMatchObject({ grant: 'g3' })
     expect(shares.take('a')).toBeUndefined()
   })
 
   it('keeps memory bounded, and gives everything back on close', () => {
-    const { shares, settled } = setup()
+    const { shares, states } = setup()
     const bounded = new LeasedShares({
       now: () => 0,
       max: 4,
       maxLanes: 2,
-      settle: () => undefined,
+      grantState: () => undefined,
+      settleSlots: () => undefined,
       slotDone: () => undefined,
     })
     bounded.take('x')
@@ -217,13 +252,14 @@ describe('LeasedShares', () => {
     bounded.take('z')
     bounded.take('z')
     expect(bounded.wanted('z')).toBe(0)
-    shares.grant('a', 'shard.1', grantOf(['l1']))
+    shares.grant('a', 'shard.1', grantOf('g1', 1))
     shares.close()
-    expect(settled).toEqual([{ owner: 'shard.1', used: [], unused: ['l1'] }])
+    expect(states).toEqual(['shard.1 g1 1 closed'])
     expect(shares.granted).toBe(0)
+    expect(shares.openGrants).toBe(0)
     // A grant asked for before closing and answered after goes straight back.
-    shares.grant('a', 'shard.1', grantOf(['l2']))
-    expect(settled.at(-1)).toEqual({ owner: 'shard.1', used: [], unused: ['l2'] })
+    shares.grant('a', 'shard.1', grantOf('g2', 2))
+    expect(states.at(-1)).toBe('shard.1 g2 2 closed')
     expect(shares.take('a')).toBeUndefined()
   })
 })

@@ -1,28 +1,51 @@
-import type { ShareGrant, SharedAdmission } from '@fairlane/protocol'
+import type { RateLimitView, ShareGrant } from '@fairlane/protocol'
+
+/** Where one grant's admissions stand here; see the `grant-state` item of the wire. */
+export interface GrantState {
+  readonly grant: string
+  readonly unused: number
+  readonly open: boolean
+}
 
 export interface LeasedSharesOptions {
   readonly now: () => number
   /** Most admissions one lane asks for at once. */
   readonly max: number
-  /**
-   * Gives a grant back to the owner reached at `owner`: `used` admissions are now held by
-   * requests (each sends its own `done`), `unused` ones are refunded.
-   */
-  readonly settle: (owner: string, used: readonly string[], unused: readonly string[]) => void
+  /** Tells the owner reached at `owner` where one of its grants stands. */
+  readonly grantState: (owner: string, state: GrantState) => void
+  /** Lent concurrency slots: `used` ones are held here, `unused` ones go back. */
+  readonly settleSlots: (owner: string, used: readonly string[], unused: readonly string[]) => void
   /** A lent concurrency slot its request held past its grant's end is free now. */
   readonly slotDone: (owner: string, slot: string) => void
   /** Most lanes tracked at once: demand beyond it is simply not leased. */
   readonly maxLanes?: number
 }
 
+/**
+ * One grant's admissions: handed out in order, and told to its owner until none is left
+ * here, neither to hand out nor held by a request.
+ */
+interface Part {
+  readonly owner: string
+  readonly grant: ShareGrant
+  /** Handed out so far. */
+  handed: number
+  /** Handed out to requests that have not ended. */
+  inFlight: number
+  /** Its lane's grant ended: no more are handed out. */
+  ended: boolean
+}
+
 interface Held {
-  /** Admissions the grant came with, and those added to it since. */
-  total: number
   readonly owner: string
   readonly partition: string
   expiresAt: number
-  readonly admissions: SharedAdmission[]
-  readonly used: string[]
+  /** Grants with admissions to hand out, oldest first (they were decided first). */
+  readonly parts: Part[]
+  /** Admissions left to hand out over all parts. */
+  left: number
+  /** What `left` was when the newest grant came. */
+  total: number
   /** Lent concurrency slots no request holds; undefined when the lane has no such limit. */
   readonly slots: string[] | undefined
   /** Slots requests hold now. */
@@ -33,6 +56,18 @@ interface Held {
 /** A lent concurrency slot a request holds; `release` hands it on when the request ends. */
 export interface HeldSlot {
   release(): void
+}
+
+/** An admission handed to a request from a grant. */
+export interface LocalAdmission {
+  /** Where the grant's owner is reached. */
+  readonly owner: string
+  /** The grant's id, for news of the request (`grant-used`). */
+  readonly grant: string
+  readonly views: readonly RateLimitView[]
+  readonly slot?: HeldSlot
+  /** The request ended (its slot, if any, is released apart); once is enough. */
+  end(): void
 }
 
 interface Lane {
@@ -65,6 +100,8 @@ export class LeasedShares {
   readonly #options: LeasedSharesOptions
   readonly #maxLanes: number
   readonly #lanes = new Map<string, Lane>()
+  /** Grants not yet closed at their owner: some of their admissions are still here. */
+  readonly #open = new Set<Part>()
   #closed = false
 
   constructor(options: LeasedSharesOptions) {
@@ -79,15 +116,16 @@ export class LeasedShares {
     return count
   }
 
+  /** Grants their owners keep for this node: some of their admissions are still here. */
+  get openGrants(): number {
+    return this.#open.size
+  }
+
   /**
-   * A request of `laneKey` arrived: one of the lane's granted admissions and the owner that
-   * granted it, or undefined when it has none left and must ask its owner.
+   * A request of `laneKey` arrived: one of the lane's granted admissions, or undefined when
+   * it has none left and must ask its owner.
    */
-  take(
-    laneKey: string,
-  ):
-    | { readonly admission: SharedAdmission; readonly owner: string; readonly slot?: HeldSlot }
-    | undefined {
+  take(laneKey: string): LocalAdmission | undefined {
     const now = this.#options.now()
     const lane = this.#lane(laneKey, now)
     if (!lane) return undefined
@@ -100,15 +138,28 @@ export class LeasedShares {
     }
     // None left: the grant (and the slots it holds) waits for the next, which this
     // request's own ask brings; it ends if that is refused.
-    if (held.admissions.length === 0) return undefined
+    const part = held.parts[0]
+    if (!part) return undefined
     // Every lent slot is in use: this request goes through the owner, the grant stays.
     if (held.slots?.length === 0) return undefined
-    const admission = held.admissions.pop() as SharedAdmission
-    held.used.push(admission.leaseId)
+    const index = part.handed++
+    part.inFlight++
+    held.left--
+    if (part.handed === part.grant.admissions) held.parts.shift()
     const slot = held.slots?.pop()
-    if (slot === undefined) return { admission, owner: held.owner }
-    held.out.add(slot)
-    return { admission, owner: held.owner, slot: this.#heldSlot(held, slot) }
+    if (slot !== undefined) held.out.add(slot)
+    let ended = false
+    return {
+      owner: part.owner,
+      grant: part.grant.id,
+      views: viewsOf(part.grant, index),
+      ...(slot !== undefined ? { slot: this.#heldSlot(held, slot) } : {}),
+      end: () => {
+        if (ended) return
+        ended = true
+        this.#ended(part)
+      },
+    }
   }
 
   /**
@@ -129,9 +180,9 @@ export class LeasedShares {
     // gains little and would only hold units others may want.
     if (demand < 2) demand = lane.arrivals.reduce((sum, n) => sum + n, 0)
     const slotsBusy = held?.slots?.length === 0
-    if (held && held.admissions.length * 2 > held.total && !slotsBusy) return 0
+    if (held && held.left * 2 > held.total && !slotsBusy) return 0
     // What the lane still holds is added to, not replaced (see grant).
-    const wanted = Math.min(this.#options.max, demand) - (held?.admissions.length ?? 0)
+    const wanted = Math.min(this.#options.max, demand) - (held?.left ?? 0)
     if (wanted < 2) return 0
     lane.askedAt = this.#options.now()
     return wanted
@@ -142,7 +193,7 @@ export class LeasedShares {
     const lane = this.#lanes.get(laneKey)
     if (!lane) return
     lane.askedAt = undefined
-    if (lane.held?.admissions.length === 0) this.#end(lane)
+    if (lane.held?.left === 0) this.#end(lane)
   }
 
   /**
@@ -153,17 +204,13 @@ export class LeasedShares {
     const now = this.#options.now()
     const lane = this.#lane(laneKey, now)
     if (lane) lane.askedAt = undefined
-    if (!lane || grant.admissions.length === 0) {
-      const ids = [
-        ...grant.admissions.map((admission) => admission.leaseId),
-        ...(grant.slots ?? []),
-      ]
-      if (ids.length > 0) this.#options.settle(owner, [], ids)
+    const part: Part = { owner, grant, handed: 0, inFlight: 0, ended: false }
+    if (!lane || grant.admissions === 0) {
+      if (grant.admissions > 0) this.#close(part)
+      if (grant.slots?.length) this.#options.settleSlots(owner, [], grant.slots)
       return
     }
-    // Handed out from the end: the last decided has the smallest remaining quota, so
-    // the first handed out shows the largest, as admissions in arrival order would.
-    const admissions = [...grant.admissions].reverse()
+    this.#open.add(part)
     const held = lane.held
     if (
       held &&
@@ -174,8 +221,9 @@ export class LeasedShares {
     ) {
       // Asked for ahead of need, so the grant still holds some: those go first (they were
       // decided first and expire first), and the whole ends when they expire.
-      held.admissions.unshift(...admissions)
-      held.total = held.admissions.length
+      held.parts.push(part)
+      held.left += grant.admissions
+      held.total = held.left
       if (grant.slots) held.slots?.push(...grant.slots)
       // An admission kept past its owner's expiry is harmless (the owner counts it spent);
       // a slot is not, and `sweep` keeps those alive at the owner.
@@ -184,12 +232,12 @@ export class LeasedShares {
     }
     this.#end(lane)
     lane.held = {
-      total: grant.admissions.length,
       owner,
       partition: grant.partition,
       expiresAt: now + grant.ttlMs,
-      admissions,
-      used: [],
+      parts: [part],
+      left: grant.admissions,
+      total: grant.admissions,
       slots: grant.slots ? [...grant.slots] : undefined,
       out: new Set(),
       ended: false,
@@ -204,9 +252,9 @@ export class LeasedShares {
   }
 
   /**
-   * Ends expired grants, tells owners which admissions requests now hold (an owner frees
-   * those it hears nothing of soon after the grant's TTL), and forgets lanes with neither a
-   * grant nor recent demand. Call it several times per TTL.
+   * Ends expired grants, tells owners which grants and slots are still held here (an owner
+   * forgets those it hears nothing of soon after the grant's TTL), and forgets lanes with
+   * neither a grant nor recent demand. Call it several times per TTL.
    */
   sweep(): void {
     const now = this.#options.now()
@@ -214,9 +262,9 @@ export class LeasedShares {
       const held = lane.held
       if (held && now >= held.expiresAt) this.#end(lane)
       else if (held) {
-        // Slots, free or not, are named too: they outlive the grant they came with.
-        const inUse = [...held.used.splice(0), ...(held.slots ?? []), ...held.out]
-        if (inUse.length > 0) this.#options.settle(held.owner, inUse, [])
+        // Slots, free or not, are named: they outlive the grant they came with.
+        const slots = [...(held.slots ?? []), ...held.out]
+        if (slots.length > 0) this.#options.settleSlots(held.owner, slots, [])
       }
       this.#roll(lane, now)
       // An answer that never came (lost, or its owner died) must not stop the lane asking.
@@ -226,6 +274,8 @@ export class LeasedShares {
         this.#lanes.delete(key)
       }
     }
+    for (const part of this.#open)
+      this.#options.grantState(part.owner, { grant: part.grant.id, unused: 0, open: true })
   }
 
   /** Gives every grant back (the node drains or stops), and any that arrives later. */
@@ -264,10 +314,34 @@ export class LeasedShares {
     if (!held) return
     lane.held = undefined
     held.ended = true
+    for (const part of held.parts) {
+      part.ended = true
+      if (part.inFlight === 0) this.#close(part)
+      else {
+        const unused = part.grant.admissions - part.handed
+        part.handed = part.grant.admissions
+        this.#options.grantState(part.owner, { grant: part.grant.id, unused, open: true })
+      }
+    }
     // Slots in use are held by their requests until they end (then `slotDone`).
-    const used = [...held.used, ...held.out]
-    const unused = [...held.admissions.map((admission) => admission.leaseId), ...(held.slots ?? [])]
-    if (used.length > 0 || unused.length > 0) this.#options.settle(held.owner, used, unused)
+    const unused = held.slots ?? []
+    if (held.out.size > 0 || unused.length > 0)
+      this.#options.settleSlots(held.owner, [...held.out], unused)
+  }
+
+  /** A request admitted from `part` ended. */
+  #ended(part: Part): void {
+    part.inFlight--
+    if (part.inFlight === 0 && (part.ended || part.handed === part.grant.admissions))
+      this.#close(part)
+  }
+
+  /** Nothing of the grant is left here: what was not handed out goes back, and it is forgotten. */
+  #close(part: Part): void {
+    this.#open.delete(part)
+    const unused = part.grant.admissions - part.handed
+    part.handed = part.grant.admissions
+    this.#options.grantState(part.owner, { grant: part.grant.id, unused, open: false })
   }
 
   #heldSlot(held: Held, slot: string): HeldSlot {
@@ -282,4 +356,25 @@ export class LeasedShares {
       },
     }
   }
+}
+
+/**
+ * The limits as the grant's admission number `index` left them. The grant's admissions were
+ * decided one after another at one moment, so each leaves a limit where the first and the
+ * last put it, in line between them.
+ */
+function viewsOf(grant: ShareGrant, index: number): readonly RateLimitView[] {
+  const last = grant.lastViews
+  if (index === 0 || !last) return grant.views
+  if (index === grant.admissions - 1) return last
+  const along = index / (grant.admissions - 1)
+  return grant.views.map((first, i) => {
+    const end = last[i]
+    if (end?.name !== first.name) return first
+    return {
+      ...first,
+      remaining: Math.round(first.remaining + (end.remaining - first.remaining) * along),
+      resetMs: Math.round(first.resetMs + (end.resetMs - first.resetMs) * along),
+    }
+  })
 }

@@ -155,7 +155,7 @@ describe('wire versions in a mixed cluster', () => {
     expect(refusals).toEqual([expect.objectContaining({ refused: 'version' })])
   })
 
-  it('refuses, and does not act on, a version 1, version 2 or garbled message on a version 3 subject', async () => {
+  it('refuses, and does not act on, a version 1, 2 or 3 or a garbled message on a version 4 subject', async () => {
     const refusals: WireRefusal[] = []
     const server = await owner({ onRefused: (r) => refusals.push(r) })()
     server.serve(SHARD)
@@ -163,12 +163,13 @@ describe('wire versions in a mixed cluster', () => {
     for (const body of [
       JSON.stringify({ kind: 'ticket', ticket: ticket(1) }),
       JSON.stringify({ v: 2, items: [{ kind: 'ticket', token: '1', ticket: ticket(2) }] }),
-      '{"v":3,"items":[{"kind":"ticket","token":"1","ticket":{}},{"kind":"bogus"}]',
+      JSON.stringify({ v: 3, items: [{ kind: 'ticket', token: '1', ticket: ticket(3) }] }),
+      '{"v":4,"items":[{"kind":"ticket","token":"1","ticket":{}},{"kind":"bogus"}]',
     ]) {
       other.publish(shardSubject(SHARD), body, { reply: '_INBOX.nobody' })
     }
-    await expect.poll(() => refusals.length).toBe(3)
-    expect(refusals.map((r) => r.refused)).toEqual(['version', 'version', 'garbled'])
+    await expect.poll(() => refusals.length).toBe(4)
+    expect(refusals.map((r) => r.refused)).toEqual(['version', 'version', 'version', 'garbled'])
     expect(server.leases).toBe(0)
   })
 

@@ -46,7 +46,7 @@ async function owner(scopesOf: (ticket: Ticket) => ScopeLimit[], ttlMs: number, 
     () => actor.close(),
     () => server.close(),
   )
-  return { events, ledger }
+  return { events, ledger, server }
 }
 
 /** An ingress node with shares on; counts where its admissions came from. */
@@ -187,56 +187,75 @@ describe('leased shares over NATS', () => {
     await expect.poll(() => ledger.inFlight('target:echo')).toBe(1)
   })
 
-  it("gathers local admissions' dones that tell the owner nothing into one message per sweep, and sends one with the upstream's word at once", async () => {
+  it("sends nothing for a local admission's request that ends without news, and the upstream's word at once", async () => {
     const { events } = await owner(() => [], 4000)
     const busy = await ingress(4000)
-    // Every batch the shard's owner receives, as it arrives.
-    const batches: (ShardMessage & { kind: 'done' })[][] = []
+    // Every item about a grant the shard's owner receives, in batches as they arrive.
+    const batches: ShardMessage[][] = []
     const spy = await nc()
     spy.subscribe(shardSubject(SHARD), {
       callback: (_, msg) => {
         const batch = decodeShardBatch(msg.string())
-        const dones = 'items' in batch ? batch.items.filter((item) => item.kind === 'done') : []
-        if (dones.length > 0) batches.push(dones)
+        const words =
+          'items' in batch ? batch.items.filter((item) => item.kind.startsWith('grant-')) : []
+        if (words.length > 0) batches.push(words)
       },
     })
     await spy.flush()
     const local = []
-    let answeredByOwner = 0
     for (let i = 0; local.length < 10 && i < 40; i++) {
       const before = busy.paths.local
       const admission = await busy.transport.submit(ticket('a'))
       if (!admission.allowed) continue
       if (busy.paths.local > before) local.push(admission)
-      else {
-        answeredByOwner++
-        admission.lease.release()
-      }
+      else admission.lease.release()
     }
     expect(events.lent).toBeGreaterThan(0)
     expect(local).toHaveLength(10)
-    await expect.poll(() => batches.flat().length).toBe(answeredByOwner)
-    batches.length = 0
     // Each request ends in a turn of the event loop of its own, as at a few hundred a second.
     for (const admission of local.slice(0, 9)) {
       if (admission.allowed) admission.lease.release({ upstream: { status: 200 } })
       await new Promise((resolve) => setTimeout(resolve, 5))
     }
+    expect(batches).toEqual([])
     const refused = local[9]
     if (refused?.allowed) refused.lease.release({ upstream: { status: 429, retryAfterMs: 1000 } })
-    await expect.poll(() => batches.flat().length, { timeout: 5000 }).toBe(10)
-    // The 429 went before the nine that came first, which went together (or in two
-    // batches if a sweep fell between them), without what the upstream said.
+    await expect.poll(() => batches.length).toBe(1)
     expect(batches[0]).toEqual([
-      expect.objectContaining({ upstream: { status: 429, retryAfterMs: 1000 } }),
+      expect.objectContaining({
+        kind: 'grant-used',
+        upstream: { status: 429, retryAfterMs: 1000 },
+      }),
     ])
-    expect(batches.length).toBeLessThanOrEqual(3)
+    // The grant's state follows with the sweep, without the requests' word.
+    await expect.poll(() => batches.length, { timeout: 5000 }).toBeGreaterThan(1)
     expect(
       batches
         .slice(1)
         .flat()
-        .every((done) => done.upstream === undefined),
+        .every((word) => word.kind === 'grant-state'),
     ).toBe(true)
+  })
+
+  it('forgets a grant once its ingress node holds nothing of it, and keeps it while it does', async () => {
+    const perHour: ScopeLimit = {
+      id: 'key:w/a',
+      kind: 'key',
+      rate: { limit: 100, periodMs: 3_600_000, burst: 100 },
+    }
+    const { server } = await owner(() => [perHour], 1000)
+    const busy = await ingress(1000)
+    const held = []
+    for (let i = 0; i < 12; i++) {
+      const admission = await busy.transport.submit(ticket('a'))
+      if (admission.allowed) held.push(admission)
+    }
+    expect(server.grants).toBeGreaterThan(0)
+    // Requests still hold some after the grants expire: the owner keeps them.
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    expect(server.grants).toBeGreaterThan(0)
+    for (const admission of held) if (admission.allowed) admission.lease.release()
+    await expect.poll(() => server.grants, { timeout: 3000 }).toBe(0)
   })
 
   it('names what it lends apart from another owner, even one in the same process', async () => {
@@ -244,7 +263,7 @@ describe('leased shares over NATS', () => {
     expect(OTHER).not.toBe(SHARD)
     await owner(() => [], 1000)
     await owner(() => [], 1000, OTHER)
-    // A ticket asking for 4, straight on the wire: the lease ids its grant names.
+    // A ticket asking for 4, straight on the wire: the ids its grant names.
     const lentFor = async (target: string): Promise<string[]> => {
       const client = await nc()
       const inbox = createInbox()
@@ -258,15 +277,15 @@ describe('leased shares over NATS', () => {
         const batch = decodeReplyBatch(msg.string())
         const reply = 'items' in batch ? batch.items[0]?.reply : undefined
         if (reply && 'allowed' in reply && reply.allowed && reply.grant) {
-          return reply.grant.admissions.map((admission) => admission.leaseId)
+          return [reply.grant.id, ...(reply.grant.slots ?? [])]
         }
       }
       return []
     }
     const here = await lentFor('echo')
     const there = await lentFor('other')
-    expect(here).toHaveLength(4)
-    expect(there).toHaveLength(4)
+    expect(here).toHaveLength(1)
+    expect(there).toHaveLength(1)
     // A settle or done for one owner's admissions that reaches the other (the shard moved)
     // must not release the other's own.
     expect(here.filter((id) => there.includes(id))).toEqual([])

@@ -93,7 +93,7 @@ describe('a ticket crossing NATS', () => {
       const producer = mine.find((s) => s.kind === SpanKind.PRODUCER)
       const consumer = mine.find((s) => s.kind === SpanKind.CONSUMER)
       const admission = mine.find((s) => s.name === 'fairlane.admission')
-      expect(producer?.name).toBe(`send fairlane.v3.shard.${shardOf('echo', 0, SHARDS)}`)
+      expect(producer?.name).toBe(`send fairlane.v4.shard.${shardOf('echo', 0, SHARDS)}`)
       expect(producer && parentOf(producer)).toBe(spanId)
       // One NATS message carried both tickets, each with its own context.
       expect(producer?.attributes['messaging.batch.message_count']).toBe(2)

@@ -6,7 +6,7 @@ export type {
   Admission,
   AdmissionLease,
   LeaseOutcome,
-  PrefetchedAdmission,
+  LentAdmissions,
   PrefetchedShare,
   Transport,
 } from './transport.ts'
@@ -33,7 +33,6 @@ export {
   type TicketReply,
   type ShardMessage,
   type ShareGrant,
-  type SharedAdmission,
 } from './wire.ts'
 export {
   decodeReplyBatch,

@@ -7,8 +7,7 @@ export interface AdmissionLease {
   /**
    * Gives back concurrency. `cost` is the real cost when it became known only from the
    * response; units beyond the ticket's cost are charged then. `upstream` is what the
-   * upstream said about its limits, for the lane to adopt. `unused`: the admission was never
-   * used (a leased share given back): its units are refunded, not only its concurrency.
+   * upstream said about its limits, for the lane to adopt.
    */
   release(outcome?: LeaseOutcome): void
 }
@@ -18,7 +17,6 @@ export interface LeaseOutcome {
   /** The real price in cents, settled against the ticket's like `cost`. */
   readonly cents?: number
   readonly upstream?: LaneSignals
-  readonly unused?: boolean
 }
 
 export type Admission =
@@ -31,10 +29,16 @@ export type Admission =
     }
   | AdmissionRefusal
 
-/** An admission decided ahead of its request, for an ingress node to hand out (a leased share). */
-export interface PrefetchedAdmission {
-  readonly lease: AdmissionLease
-  readonly views: readonly RateLimitView[]
+/**
+ * Admissions an owner decided ahead of their requests and lent (a leased share), settled as
+ * a whole: they hold no concurrency, so a request that used one owes the owner nothing
+ * unless it has news.
+ */
+export interface LentAdmissions {
+  /** `count` of them were never handed out: their rate and window units are refunded. */
+  refund(count: number): void
+  /** A request admitted by one of them ended with news: its real cost, what the upstream said. */
+  ended(outcome: LeaseOutcome): void
 }
 
 /**
@@ -44,7 +48,13 @@ export interface PrefetchedAdmission {
  */
 export interface PrefetchedShare {
   readonly partition: string
-  readonly admissions: readonly PrefetchedAdmission[]
+  /** How many admissions were decided; 0 for none. */
+  readonly admissions: number
+  /** The limits as the first admission left them, and as the last did. */
+  readonly views: readonly RateLimitView[]
+  readonly lastViews: readonly RateLimitView[]
+  /** Present when `admissions` is above 0. */
+  readonly lent?: LentAdmissions
   readonly slots?: readonly AdmissionLease[]
 }
 

@@ -15,6 +15,9 @@ const items: ShardMessage[] = [
     ticket: { requestId: 'r1', workspace: 'w', keyId: 'k', target: 'echo', cost: 1 },
   },
   { kind: 'done', leaseId: 'l1', cost: 3, upstream: { status: 429, retryAfterMs: 1000 } },
+  { kind: 'grant-state', grant: 'g1', unused: 2, open: false },
+  { kind: 'grant-used', grant: 'g1', upstream: { status: 429, retryAfterMs: 1000 } },
+  { kind: 'settle', used: ['s1'], unused: [] },
   { kind: 'cancel', requestId: 'r0' },
 ]
 
@@ -22,16 +25,17 @@ describe('shard and reply batches', () => {
   it('round-trip, version and reply subject included, in readable JSON', () => {
     const text = encodeShardBatch('_INBOX.abc.r', items)
     expect(JSON.parse(text)).toMatchObject({ v: WIRE_VERSION, replyTo: '_INBOX.abc.r' })
-    expect(decodeShardBatch(text)).toEqual({ v: 3, replyTo: '_INBOX.abc.r', items })
+    expect(decodeShardBatch(text)).toEqual({ v: 4, replyTo: '_INBOX.abc.r', items })
     expect(decodeShardBatch(encodeShardBatch(undefined, items.slice(1)))).toEqual({
-      v: 3,
+      v: 4,
       items: items.slice(1),
     })
     const replies = [
       { token: '7', reply: { progress: 'waiting' as const } },
       { token: '7', reply: { allowed: true as const, leaseId: 'l2', views: [], waitedMs: 0 } },
+      { token: '8', reply: { grant: null } },
     ]
-    expect(decodeReplyBatch(encodeReplyBatch(replies))).toEqual({ v: 3, items: replies })
+    expect(decodeReplyBatch(encodeReplyBatch(replies))).toEqual({ v: 4, items: replies })
   })
 
   it('refuses a version 1 message (no "v"), a version 2 one and an unknown version instead of reading it', () => {
@@ -43,18 +47,18 @@ describe('shard and reply batches', () => {
       refused: 'version',
       detail: expect.stringContaining('1 (no "v")'),
     })
-    // Version 2 lent a concurrency slot with each admission; its grants read as version 3
-    // would lend admissions without the slots their requests must hold.
-    for (const v of [2, 4]) {
+    // Version 2 lent a concurrency slot with each admission, version 3 named each lent
+    // admission: grants of either read as version 4 would lend what was never decided.
+    for (const v of [2, 3, 5]) {
       expect(decodeShardBatch(JSON.stringify({ v, items }))).toMatchObject({
         refused: 'version',
-        detail: `wire version ${v}, this node speaks 3`,
+        detail: `wire version ${v}, this node speaks 4`,
       })
       expect(decodeReplyBatch(JSON.stringify({ v, items: [] }))).toMatchObject({
         refused: 'version',
       })
     }
-    // A v1 owner's answer (a bare AdmissionReply) reaching a v3 ingress.
+    // A v1 owner's answer (a bare AdmissionReply) reaching a v4 ingress.
     expect(decodeReplyBatch(JSON.stringify({ allowed: false, code: 'queue_full' }))).toMatchObject({
       refused: 'version',
     })
@@ -64,17 +68,19 @@ describe('shard and reply batches', () => {
     for (const text of [
       'not json',
       '[1,2]',
-      JSON.stringify({ v: 3 }),
-      JSON.stringify({ v: 3, items: 'x' }),
-      JSON.stringify({ v: 3, replyTo: 5, items: [] }),
-      JSON.stringify({ v: 3, items: [items[1], { kind: 'ticket', ticket: {} }] }),
-      JSON.stringify({ v: 3, items: [items[1], { kind: 'drop-table' }] }),
+      JSON.stringify({ v: 4 }),
+      JSON.stringify({ v: 4, items: 'x' }),
+      JSON.stringify({ v: 4, replyTo: 5, items: [] }),
+      JSON.stringify({ v: 4, items: [items[1], { kind: 'ticket', ticket: {} }] }),
+      JSON.stringify({ v: 4, items: [items[1], { kind: 'drop-table' }] }),
+      // Version 3's settle named admissions; one reaching a version 4 owner is refused whole.
+      JSON.stringify({ v: 4, items: [{ kind: 'grant-state', grant: 'g1', unused: ['a1'] }] }),
     ]) {
       expect(decodeShardBatch(text)).toMatchObject({ refused: 'garbled' })
     }
     for (const text of [
-      JSON.stringify({ v: 3, items: [{ token: 1, reply: { progress: 'waiting' } }] }),
-      JSON.stringify({ v: 3, items: [{ token: '1', reply: {} }] }),
+      JSON.stringify({ v: 4, items: [{ token: 1, reply: { progress: 'waiting' } }] }),
+      JSON.stringify({ v: 4, items: [{ token: '1', reply: {} }] }),
     ]) {
       expect(decodeReplyBatch(text)).toMatchObject({ refused: 'garbled' })
     }

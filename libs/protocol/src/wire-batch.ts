@@ -1,7 +1,7 @@
 import type { ShardMessage, TicketReply } from './wire.ts'
 
 /** The version of the cluster's wire format: in the shard subjects and in every batch. */
-export const WIRE_VERSION = 3
+export const WIRE_VERSION = 4
 
 /**
  * One NATS message from an ingress node to a shard's owner: the tickets, `done`s and
@@ -108,6 +108,14 @@ function isShardMessage(item: unknown): boolean {
       )
     case 'settle':
       return Array.isArray(item.used) && Array.isArray(item.unused)
+    case 'grant-state':
+      return (
+        typeof item.grant === 'string' &&
+        typeof item.unused === 'number' &&
+        typeof item.open === 'boolean'
+      )
+    case 'grant-used':
+      return typeof item.grant === 'string'
     case 'done':
       return typeof item.leaseId === 'string'
     case 'cancel':
@@ -124,6 +132,7 @@ function isReplyItem(item: unknown): boolean {
     typeof reply.allowed === 'boolean' ||
     typeof reply.progress === 'string' ||
     isRecord(reply.grant) ||
+    reply.grant === null ||
     typeof reply.revoke === 'string'
   )
 }

@@ -15,7 +15,7 @@ describe('shardOf', () => {
     expect(shardOf('echo', 0, 256)).toBe(79)
     expect(shardOf('echo', 0, 16)).toBe(15)
     expect(shardOfPartition('openai#0', 256)).toBe(shardOf('openai', 0, 256))
-    expect(shardSubject(79)).toBe('fairlane.v3.shard.79')
+    expect(shardSubject(79)).toBe('fairlane.v4.shard.79')
     expect(v1ShardSubject(79)).toBe('fairlane.v1.shard.79')
   })
 

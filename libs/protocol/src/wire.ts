@@ -2,7 +2,7 @@ import type { RateLimitView } from './rate-limit-headers.ts'
 import type { Ticket } from './ticket.ts'
 
 /**
- * Items of a shard batch (`fairlane.v3.shard.<n>`, see wire-batch.ts), between ingress nodes
+ * Items of a shard batch (`fairlane.v4.shard.<n>`, see wire-batch.ts), between ingress nodes
  * and the queue actor that holds the shard's lease. JSON: small, and readable with `nats sub`
  * when operating a cluster.
  */
@@ -26,13 +26,35 @@ export type ShardMessage =
       readonly want: number
     }
   /**
-   * A leased share given back: `used` admissions are now held by requests (each sends its
-   * own `done`), `unused` ones were never handed out and are refunded.
+   * Lent concurrency slots (ShareGrant.slots), by lease id: `used` ones are held by the
+   * ingress node (keep them), `unused` ones are given back (free them).
    */
   | {
       readonly kind: 'settle'
       readonly used: readonly string[]
       readonly unused: readonly string[]
+    }
+  /**
+   * Where a grant's admissions stand at its ingress node: `unused` of them were never handed
+   * out and are given back now (their units refunded); `open` while the node may still hand
+   * some out or requests hold some (keep the grant), false once nothing of it is left there.
+   */
+  | {
+      readonly kind: 'grant-state'
+      readonly grant: string
+      readonly unused: number
+      readonly open: boolean
+    }
+  /**
+   * A request admitted from grant `grant` ended with news for the owner: a real cost to
+   * settle, or what the upstream said. One that ended with none sends nothing.
+   */
+  | {
+      readonly kind: 'grant-used'
+      readonly grant: string
+      readonly cost?: number
+      readonly cents?: number
+      readonly upstream?: LaneSignals
     }
   /** The admitted request completed: release its concurrency, charge its real cost. */
   | {
@@ -98,23 +120,26 @@ export type AdmissionReply =
     }
   | AdmissionRefusal
 
-/** One admission an owner decided ahead of its request. */
-export interface SharedAdmission {
-  readonly leaseId: string
-  readonly views: readonly RateLimitView[]
-}
-
 /**
  * A leased share (docs/cluster.md#leased-shares): admissions of one lane an owner decided
- * ahead and lends an ingress node, to hand out to its requests without asking again.
+ * ahead and lends an ingress node, to hand out to its requests without asking again. They
+ * travel as a count: what each request needs of one is the limits it leaves.
  */
 export interface ShareGrant {
   /** The partition the lane lives in: a revocation names it. */
   readonly partition: string
   /** How long the admissions may be handed out, counted from the grant's arrival. */
   readonly ttlMs: number
-  /** Each spent the lane's rate and window units; one is handed to each request. */
-  readonly admissions: readonly SharedAdmission[]
+  /** Names the grant at its owner, for its `grant-state` and `grant-used` items. */
+  readonly id: string
+  /** Admissions lent; each spent the lane's rate and window units; one is handed to each request. */
+  readonly admissions: number
+  /**
+   * The limits as the first admission left them, and as the last did (absent when they are
+   * the same): the admissions between, decided at the same moment, fall in line between.
+   */
+  readonly views: readonly RateLimitView[]
+  readonly lastViews?: readonly RateLimitView[]
   /**
    * Lease ids of concurrency slots lent with the admissions, when the lane has a
    * concurrency limit: a request needs one besides its admission, and gives it back to the
@@ -123,9 +148,9 @@ export interface ShareGrant {
   readonly slots?: readonly string[]
 }
 
-/** The answer to a `share` item: its admissions may be none. */
+/** The answer to a `share` item: null when nothing is lent this time. */
 interface ShareReply {
-  readonly grant: ShareGrant
+  readonly grant: ShareGrant | null
 }
 
 /**
@@ -149,7 +174,7 @@ export interface TicketProgress {
 export type TicketReply = AdmissionReply | TicketProgress | ShareReply | ShareRevocation
 
 /** The shard subjects carry the wire version, so nodes of two versions never read each other's. */
-const SHARD_SUBJECT_PREFIX = 'fairlane.v3.shard.'
+const SHARD_SUBJECT_PREFIX = 'fairlane.v4.shard.'
 
 export function shardSubject(shard: number): string {
   return SHARD_SUBJECT_PREFIX + shard

@@ -504,7 +504,7 @@ describe('traces, cluster', () => {
     const queue = one(trace, 'fairlane.queue_wait', 1)
     expect(queue.parentSpanId).toBe(server.spanId)
     const producer = trace.find((s) => s.kind === PRODUCER)
-    expect(producer?.name).toMatch(/^send fairlane\.v3\.shard\.\d+$/)
+    expect(producer?.name).toMatch(/^send fairlane\.v4\.shard\.\d+$/)
     expect(producer?.parentSpanId).toBe(queue.spanId)
     expect(producer?.resource['fairlane.node']).toBe('node-2')
     expect(producer?.attributes['messaging.system']).toBe('nats')

@@ -21,7 +21,7 @@ import {
 } from '@fairlane/protocol'
 import type { Admission, AdmissionLease, LeaseOutcome, Transport } from '@fairlane/protocol'
 import { Batcher, flushAfter } from '../batcher.ts'
-import { LeasedShares, type HeldSlot } from '../leased-shares.ts'
+import { LeasedShares, type GrantState, type LocalAdmission } from '../leased-shares.ts'
 import type { BatchSettings } from './batch-settings.ts'
 import { TicketTracing } from './ticket-tracing.ts'
 
@@ -85,16 +85,27 @@ function laneOf(ticket: Ticket): string | undefined {
 }
 
 /**
- * A `done` that only tells the owner to forget a lent admission: no real cost to settle,
- * nothing from the upstream for the lane to adopt. Such an admission holds no concurrency at
- * the owner (a lent slot goes back to its grant, not to the owner), so its `done` can wait.
+ * Whether a request's end tells an owner anything: a real cost to settle, or something
+ * from the upstream for the lane to adopt. A request admitted from a grant that ends
+ * without news owes its owner no word: its admission holds no concurrency there (a lent slot
+ * goes back to its grant, not to the owner).
  */
-function newsless(outcome: LeaseOutcome | undefined): boolean {
+function hasNews(outcome: LeaseOutcome | undefined): outcome is LeaseOutcome {
   return (
-    outcome?.cost === undefined &&
-    outcome?.cents === undefined &&
-    (outcome?.upstream === undefined || !saysLimits(outcome.upstream))
+    outcome?.cost !== undefined ||
+    outcome?.cents !== undefined ||
+    (outcome?.upstream !== undefined && saysLimits(outcome.upstream))
   )
+}
+
+function usedOf(grant: string, outcome: LeaseOutcome): ShardMessage {
+  return {
+    kind: 'grant-used',
+    grant,
+    ...(outcome.cost !== undefined ? { cost: outcome.cost } : {}),
+    ...(outcome.cents !== undefined ? { cents: outcome.cents } : {}),
+    ...(outcome.upstream ? { upstream: outcome.upstream } : {}),
+  }
 }
 
 function doneOf(leaseId: string, outcome: LeaseOutcome | undefined): ShardMessage {
@@ -149,12 +160,12 @@ export class NatsTransport implements Transport {
   readonly #subscription: Subscription
   readonly #batches: Batcher<ShardMessage>
   /**
-   * The newsless `done`s of local admissions, sent every quarter of a share's TTL, as often
-   * as `settle`: at a few hundred requests a second a `done` per request was a NATS message
-   * per request (most turns of the event loop hold one request), which nats-server and the
-   * owner each paid for.
+   * Word of grants that gives nothing back (still open, or closed with everything used),
+   * gathered for a quarter of a share's TTL, as often as the sweep: at a few hundred
+   * requests a second a grant closes every few turns of the event loop, and a NATS message
+   * each was what nats-server and the owner paid most for.
    */
-  readonly #lateDones: Batcher<ShardMessage> | undefined
+  readonly #quietWord: Batcher<ShardMessage> | undefined
   /**
    * The tickets of batches sent lately, by batch number, for a no-responders notice. It comes
    * within a round trip; two generations, turned every silenceMs, keep the map small.
@@ -197,12 +208,14 @@ export class NatsTransport implements Transport {
       this.#shares = new LeasedShares({
         now: () => performance.now(),
         max: shares.max,
-        settle: (owner, used, unused) => this.#batches.add(owner, { kind: 'settle', used, unused }),
+        grantState: (owner, state) => this.#grantState(owner, state),
+        settleSlots: (owner, used, unused) =>
+          this.#batches.add(owner, { kind: 'settle', used, unused }),
         slotDone: (owner, slot) => this.#batches.add(owner, { kind: 'done', leaseId: slot }),
       })
       this.#shareSweep = setInterval(() => this.#shares?.sweep(), shares.ttlMs / 4)
       this.#shareSweep.unref()
-      this.#lateDones = new Batcher({
+      this.#quietWord = new Batcher({
         maxItems: options.batch?.maxItems ?? 64,
         schedule: flushAfter(shares.ttlMs / 4),
         send: (subject, items) => this.#publish(subject, items),
@@ -226,12 +239,7 @@ export class NatsTransport implements Transport {
         // No shard to compute: the share's owner is where its `done` and next ask go.
         if (want > 0) this.#askShare(local.owner, ticket, lane, want)
         this.#onAdmission?.('local')
-        return {
-          allowed: true,
-          views: local.admission.views,
-          waitedMs: 0,
-          lease: this.#localLease(local.owner, local.admission.leaseId, local.slot),
-        }
+        return { allowed: true, views: local.views, waitedMs: 0, lease: this.#localLease(local) }
       }
     }
     const subject = shardSubject(this.#shardFor(ticket))
@@ -268,25 +276,30 @@ export class NatsTransport implements Transport {
     // from one handed out, so it would keep those units spent.
     this.#shares?.close()
     await this.#asksAnswered()
-    this.#lateDones?.close()
+    this.#quietWord?.close()
     this.#batches.close()
     clearInterval(this.#turn)
     this.#subscription.unsubscribe()
   }
 
   /** A request admitted from a leased share: the slot it held, if any, goes on to the next. */
-  #localLease(owner: string, leaseId: string, slot: HeldSlot | undefined): AdmissionLease {
+  #localLease(local: LocalAdmission): AdmissionLease {
     let released = false
     return {
       release: (outcome) => {
         if (released) return
         released = true
-        if (this.#lateDones && newsless(outcome))
-          this.#lateDones.add(owner, { kind: 'done', leaseId })
-        else this.#batches.add(owner, doneOf(leaseId, outcome))
-        slot?.release()
+        if (hasNews(outcome)) this.#batches.add(local.owner, usedOf(local.grant, outcome))
+        local.end()
+        local.slot?.release()
       },
     }
+  }
+
+  /** What is given back goes at once: a revoked grant's units are for the queue. */
+  #grantState(owner: string, { grant, unused, open }: GrantState): void {
+    const batcher = unused > 0 ? this.#batches : (this.#quietWord ?? this.#batches)
+    batcher.add(owner, { kind: 'grant-state', grant, unused, open })
   }
 
   /** Held by an admitted request; its `done` goes to the shard's owner with the next batch. */
@@ -426,8 +439,16 @@ export class NatsTransport implements Transport {
       clearTimeout(forget)
       if (!reply.allowed) return
       this.#batches.add(subject, { kind: 'done', leaseId: reply.leaseId })
-      const unused = reply.grant?.admissions.map((admission) => admission.leaseId)
-      if (unused?.length) this.#batches.add(subject, { kind: 'settle', used: [], unused })
+      const grant = reply.grant
+      if (!grant) return
+      this.#batches.add(subject, {
+        kind: 'grant-state',
+        grant: grant.id,
+        unused: grant.admissions,
+        open: false,
+      })
+      if (grant.slots?.length)
+        this.#batches.add(subject, { kind: 'settle', used: [], unused: grant.slots })
     })
   }
 

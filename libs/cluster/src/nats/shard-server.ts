@@ -15,7 +15,7 @@ import {
   type TicketProgress,
   type WireRefusal,
 } from '@fairlane/protocol'
-import type { Actor, Admission, AdmissionLease } from '@fairlane/protocol'
+import type { Actor, Admission, AdmissionLease, LentAdmissions } from '@fairlane/protocol'
 import { Batcher, flushAfter } from '../batcher.ts'
 import { settleWithin } from '../settle-within.ts'
 import type { BatchSettings } from './batch-settings.ts'
@@ -81,13 +81,17 @@ const V1_REFUSAL: AdmissionRefusal = {
 interface HeldLease {
   readonly lease: AdmissionLease
   expiresAt: number
-  /** A concurrency slot lent with a share (not counted as an admission lent or returned). */
-  readonly slot?: true
+}
+
+/** The admissions of a grant, kept while its ingress node may hand them out or hears of them. */
+interface LentGrant {
+  readonly lent: LentAdmissions
+  expiresAt: number
 }
 
 /**
- * A lent admission the owner has not heard of since is freed after twice the share's TTL
- * plus this (an ingress node that died): its `settle` comes at least every quarter TTL.
+ * A lent grant or slot the owner has not heard of since is forgotten after twice the share's
+ * TTL plus this (an ingress node that died): ingress names what it holds every quarter TTL.
  */
 const SHARE_GRACE_MS = 1_000
 
@@ -105,6 +109,7 @@ export class ShardServer {
   readonly #onRefused: ((refusal: WireRefusal, subject: string) => void) | undefined
   readonly #waiting = new Map<string, Waiting>()
   readonly #leases = new Map<string, HeldLease>()
+  readonly #grants = new Map<string, LentGrant>()
   readonly #shares: { readonly ttlMs: number; readonly max: number } | undefined
   readonly #onShares: ShardServerOptions['onShares']
   readonly #tracing: TicketTracing | undefined
@@ -149,9 +154,14 @@ export class ShardServer {
     return [...this.#subscriptions.keys()]
   }
 
-  /** Requests admitted and not yet done. */
+  /** Requests admitted and not yet done, and slots lent. */
   get leases(): number {
     return this.#leases.size
+  }
+
+  /** Grants whose ingress node may still hand out or hear of their admissions. */
+  get grants(): number {
+    return this.#grants.size
   }
 
   serve(shard: number): void {
@@ -248,12 +258,22 @@ export class ShardServer {
         }
         case 'share':
           if (batch.replyTo) {
-            const grant = this.#lend(batch.replyTo, message.ticket, message.want, true)
+            const grant = this.#lend(batch.replyTo, message.ticket, message.want, true) ?? null
             this.#replies.add(batch.replyTo, { token: message.token, reply: { grant } })
           }
           break
         case 'settle':
           this.#settle(message.used, message.unused)
+          break
+        case 'grant-state':
+          this.#grantState(message.grant, message.unused, message.open)
+          break
+        case 'grant-used':
+          this.#grants.get(message.grant)?.lent.ended({
+            ...(message.cost !== undefined ? { cost: message.cost } : {}),
+            ...(message.cents !== undefined ? { cents: message.cents } : {}),
+            ...(message.upstream ? { upstream: message.upstream } : {}),
+          })
           break
         case 'done': {
           const held = this.#leases.get(message.leaseId)
@@ -312,7 +332,7 @@ export class ShardServer {
           leaseId,
           views: admission.views,
           waitedMs: admission.waitedMs,
-          ...(grant && grant.admissions.length > 0 ? { grant } : {}),
+          ...(grant ? { grant } : {}),
         }
       } else {
         reply = admission
@@ -325,7 +345,7 @@ export class ShardServer {
     // slot goes back at once. A refusal is always sent; a listener that moved on ignores it.
     if (reply.allowed && (waiting.controller.signal.aborted || !replyTo)) {
       this.#releaseLease(reply.leaseId)
-      if (reply.grant) this.#settle([], leaseIdsOf(reply.grant))
+      if (reply.grant) this.#giveBack(reply.grant)
       return
     }
     if (replyTo) this.#replies.add(replyTo, { token, reply })
@@ -333,51 +353,72 @@ export class ShardServer {
 
   /**
    * Lends the ingress node at `replyTo` up to `want` admissions of the ticket's lane. A
-   * `share` ask is a `topUp`: it comes from a node that holds a grant of the lane.
+   * `share` ask is a `topUp`: it comes from a node that holds a grant of the lane. Undefined
+   * when nothing is lent.
    */
-  #lend(replyTo: string, ticket: Ticket, want: number, topUp = false): ShareGrant {
+  #lend(replyTo: string, ticket: Ticket, want: number, topUp = false): ShareGrant | undefined {
     const shares = this.#shares
-    const prefetched =
-      shares && this.#actor.prefetch
-        ? this.#actor.prefetch(ticket, Math.min(want, shares.max), topUp)
-        : { partition: '', admissions: [] }
-    const ttlMs = shares?.ttlMs ?? 0
-    const expiresAt = Date.now() + 2 * ttlMs + SHARE_GRACE_MS
-    const lent = (lease: AdmissionLease, slot?: true): string => {
-      const leaseId = `${this.#shareIds}.${++this.#nextLease}`
-      this.#leases.set(leaseId, slot ? { lease, expiresAt, slot } : { lease, expiresAt })
+    if (!shares || !this.#actor.prefetch) return undefined
+    const prefetched = this.#actor.prefetch(ticket, Math.min(want, shares.max), topUp)
+    if (!prefetched.lent) return undefined
+    const expiresAt = Date.now() + 2 * shares.ttlMs + SHARE_GRACE_MS
+    const id = this.#nextId()
+    this.#grants.set(id, { lent: prefetched.lent, expiresAt })
+    const slots = prefetched.slots?.map((lease) => {
+      const leaseId = this.#nextId()
+      this.#leases.set(leaseId, { lease, expiresAt })
       return leaseId
-    }
-    const admissions = prefetched.admissions.map(({ lease, views }) => ({
-      leaseId: lent(lease),
+    })
+    let holders = this.#holders.get(prefetched.partition)
+    if (!holders) this.#holders.set(prefetched.partition, (holders = new Set()))
+    holders.add(replyTo)
+    this.#onShares?.('lent', prefetched.admissions)
+    const { admissions, views, lastViews } = prefetched
+    return {
+      partition: prefetched.partition,
+      ttlMs: shares.ttlMs,
+      id,
+      admissions,
       views,
-    }))
-    const slots = prefetched.slots?.map((lease) => lent(lease, true))
-    if (admissions.length > 0) {
-      let holders = this.#holders.get(prefetched.partition)
-      if (!holders) this.#holders.set(prefetched.partition, (holders = new Set()))
-      holders.add(replyTo)
-      this.#onShares?.('lent', admissions.length)
+      ...(admissions > 1 ? { lastViews } : {}),
+      ...(slots ? { slots } : {}),
     }
-    return { partition: prefetched.partition, ttlMs, admissions, ...(slots ? { slots } : {}) }
   }
 
-  /** A share given back: its unused admissions are refunded, its used ones held until `done`. */
+  /** Names what this server lends, apart from what any other owner lends. */
+  #nextId(): string {
+    return `${this.#shareIds}.${++this.#nextLease}`
+  }
+
+  /** Lent concurrency slots: `used` ones are held (kept longer), `unused` ones freed. */
   #settle(used: readonly string[], unused: readonly string[]): void {
     const until = Date.now() + this.#leaseTtlMs
     for (const id of used) {
       const held = this.#leases.get(id)
       if (held) held.expiresAt = until
     }
-    let returned = 0
-    for (const id of unused) {
-      const held = this.#leases.get(id)
-      if (!held) continue
-      this.#leases.delete(id)
-      held.lease.release({ unused: true })
-      if (!held.slot) returned++
+    for (const id of unused) this.#releaseLease(id)
+  }
+
+  /**
+   * A grant's ingress node gives back `unused` admissions (refunded), and says whether it
+   * still holds any: an open grant is kept as long as a request may take, a closed one forgotten.
+   */
+  #grantState(id: string, unused: number, open: boolean): void {
+    const held = this.#grants.get(id)
+    if (!held) return
+    if (unused > 0) {
+      held.lent.refund(unused)
+      this.#onShares?.('returned', unused)
     }
-    if (returned > 0) this.#onShares?.('returned', returned)
+    if (open) held.expiresAt = Date.now() + this.#leaseTtlMs
+    else this.#grants.delete(id)
+  }
+
+  /** A grant that never reached its ingress node: all of it comes back. */
+  #giveBack(grant: ShareGrant): void {
+    this.#grantState(grant.id, grant.admissions, false)
+    this.#settle([], grant.slots ?? [])
   }
 
   #tell(waiting: readonly Waiting[], progress: TicketProgress['progress']): void {
@@ -395,7 +436,7 @@ export class ShardServer {
       for (const { reply } of items) {
         if ('allowed' in reply && reply.allowed) this.#releaseLease(reply.leaseId)
         const grant = 'grant' in reply ? reply.grant : undefined
-        if (grant) this.#settle([], leaseIdsOf(grant))
+        if (grant) this.#giveBack(grant)
       }
     }
   }
@@ -412,10 +453,7 @@ export class ShardServer {
       this.#leases.delete(id)
       held.lease.release()
     }
+    // Forgotten without a refund: the admissions of an ingress node that died may have been used.
+    for (const [id, held] of this.#grants) if (held.expiresAt <= now) this.#grants.delete(id)
   }
-}
-
-/** Every lease a grant lent: its admissions and its concurrency slots. */
-function leaseIdsOf(grant: ShareGrant): string[] {
-  return [...grant.admissions.map((admission) => admission.leaseId), ...(grant.slots ?? [])]
 }
