@@ -237,6 +237,60 @@ describe('LeasedShares', () => {
     expect(shares.take('a')).toBeUndefined()
   })
 
+  it('gives back what a merged grant did not hand out when revoked, and closes each part once its requests end', () => {
+    const { shares, states } = setup(8)
+    takeMany(shares, 'a', 8)
+    shares.wanted('a')
+    shares.grant('a', 'shard.1', grantOf('g1', 2))
+    const fromFirst = takeMany(shares, 'a', 2)
+    shares.grant('a', 'shard.1', grantOf('g2', 3))
+    const fromSecond = shares.take('a')
+    expect(fromSecond?.grant).toBe('g2')
+    // g1 is all handed out, its requests still run; g2 has 2 left and one request.
+    shares.revoke('echo#0')
+    expect(states).toEqual(['shard.1 g2 2 open'])
+    fromSecond?.end()
+    for (const taken of fromFirst) taken?.end()
+    expect(states).toEqual(['shard.1 g2 2 open', 'shard.1 g2 0 closed', 'shard.1 g1 0 closed'])
+  })
+
+  it('gives back on close what it holds, and closes grants whose requests end after', () => {
+    const { shares, states } = setup()
+    shares.grant('a', 'shard.1', grantOf('g1', 3))
+    const running = shares.take('a')
+    shares.close()
+    expect(states).toEqual(['shard.1 g1 2 open'])
+    running?.end()
+    expect(states.at(-1)).toBe('shard.1 g1 0 closed')
+    expect(shares.openGrants).toBe(0)
+  })
+
+  it('takes a request that never ends for lost after the longest hold, and closes its grant', () => {
+    let now = 0
+    const states: string[] = []
+    const shares = new LeasedShares({
+      now: () => now,
+      max: 8,
+      maxHoldMs: 60_000,
+      grantState: (owner, state) => states.push(`${state.grant} ${state.unused} ${state.open}`),
+      settleSlots: () => undefined,
+      slotDone: () => undefined,
+    })
+    shares.grant('a', 'shard.1', grantOf('g1', 1))
+    const stuck = shares.take('a')
+    now += 59_000
+    shares.sweep()
+    expect(states.at(-1)).toBe('g1 0 true')
+    now += 2_000
+    shares.sweep()
+    expect(states.at(-1)).toBe('g1 0 false')
+    expect(shares.openGrants).toBe(0)
+    // Its end, if it ever comes, says nothing more.
+    stuck?.end()
+    shares.sweep()
+    expect(states).toHaveLength(2)
+  })
+
   it('keeps memory bounded, and gives everything back on close', () => {
     const { shares, states } = setup()
     const bounded = new LeasedShares({

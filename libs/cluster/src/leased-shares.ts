@@ -19,6 +19,12 @@ export interface LeasedSharesOptions {
   readonly slotDone: (owner: string, slot: string) => void
   /** Most lanes tracked at once: demand beyond it is simply not leased. */
   readonly maxLanes?: number
+  /**
+   * Longest a grant stays open after it stopped handing out admissions, for requests that
+   * hold one: the owner's longest request (its shard server's lease TTL, 15 minutes by
+   * default). A request that has not ended by then is taken for lost, and the grant closed.
+   */
+  readonly maxHoldMs?: number
 }
 
 /**
@@ -30,10 +36,12 @@ interface Part {
   readonly grant: ShareGrant
   /** Handed out so far. */
   handed: number
+  /** Given back to the owner unused. */
+  returned: number
   /** Handed out to requests that have not ended. */
   inFlight: number
-  /** Its lane's grant ended: no more are handed out. */
-  ended: boolean
+  /** When it stopped handing out (its lane's grant ended, or none was left), if it did. */
+  doneAt: number | undefined
 }
 
 interface Held {
@@ -88,6 +96,8 @@ const DEMAND_WINDOW_MS = 250
 const DEMAND_WINDOWS = 4
 /** A request for a grant unanswered this long is taken for lost. */
 const ASK_TIMEOUT_MS = 5_000
+/** The shard server's default lease TTL: see `maxHoldMs`. */
+const MAX_HOLD_MS = 15 * 60_000
 
 /**
  * Ingress side of leased shares (docs/cluster.md#leased-shares): the admissions owners
@@ -99,6 +109,7 @@ const ASK_TIMEOUT_MS = 5_000
 export class LeasedShares {
   readonly #options: LeasedSharesOptions
   readonly #maxLanes: number
+  readonly #maxHoldMs: number
   readonly #lanes = new Map<string, Lane>()
   /** Grants not yet closed at their owner: some of their admissions are still here. */
   readonly #open = new Set<Part>()
@@ -107,6 +118,7 @@ export class LeasedShares {
   constructor(options: LeasedSharesOptions) {
     this.#options = options
     this.#maxLanes = options.maxLanes ?? 10_000
+    this.#maxHoldMs = options.maxHoldMs ?? MAX_HOLD_MS
   }
 
   /** Lanes holding a grant now. */
@@ -145,7 +157,10 @@ export class LeasedShares {
     const index = part.handed++
     part.inFlight++
     held.left--
-    if (part.handed === part.grant.admissions) held.parts.shift()
+    if (part.handed === part.grant.admissions) {
+      held.parts.shift()
+      part.doneAt = now
+    }
     const slot = held.slots?.pop()
     if (slot !== undefined) held.out.add(slot)
     let ended = false
@@ -204,7 +219,7 @@ export class LeasedShares {
     const now = this.#options.now()
     const lane = this.#lane(laneKey, now)
     if (lane) lane.askedAt = undefined
-    const part: Part = { owner, grant, handed: 0, inFlight: 0, ended: false }
+    const part: Part = { owner, grant, handed: 0, returned: 0, inFlight: 0, doneAt: undefined }
     if (!lane || grant.admissions === 0) {
       if (grant.admissions > 0) this.#close(part)
       if (grant.slots?.length) this.#options.settleSlots(owner, [], grant.slots)
@@ -274,8 +289,10 @@ export class LeasedShares {
         this.#lanes.delete(key)
       }
     }
-    for (const part of this.#open)
-      this.#options.grantState(part.owner, { grant: part.grant.id, unused: 0, open: true })
+    for (const part of this.#open) {
+      if (part.doneAt !== undefined && now - part.doneAt > this.#maxHoldMs) this.#close(part)
+      else this.#options.grantState(part.owner, { grant: part.grant.id, unused: 0, open: true })
+    }
   }
 
   /** Gives every grant back (the node drains or stops), and any that arrives later. */
@@ -314,14 +331,11 @@ export class LeasedShares {
     if (!held) return
     lane.held = undefined
     held.ended = true
+    const now = this.#options.now()
     for (const part of held.parts) {
-      part.ended = true
+      part.doneAt = now
       if (part.inFlight === 0) this.#close(part)
-      else {
-        const unused = part.grant.admissions - part.handed
-        part.handed = part.grant.admissions
-        this.#options.grantState(part.owner, { grant: part.grant.id, unused, open: true })
-      }
+      else this.#giveBack(part, true)
     }
     // Slots in use are held by their requests until they end (then `slotDone`).
     const unused = held.slots ?? []
@@ -332,16 +346,20 @@ export class LeasedShares {
   /** A request admitted from `part` ended. */
   #ended(part: Part): void {
     part.inFlight--
-    if (part.inFlight === 0 && (part.ended || part.handed === part.grant.admissions))
-      this.#close(part)
+    if (part.inFlight === 0 && part.doneAt !== undefined && this.#open.has(part)) this.#close(part)
   }
 
   /** Nothing of the grant is left here: what was not handed out goes back, and it is forgotten. */
   #close(part: Part): void {
     this.#open.delete(part)
-    const unused = part.grant.admissions - part.handed
-    part.handed = part.grant.admissions
-    this.#options.grantState(part.owner, { grant: part.grant.id, unused, open: false })
+    this.#giveBack(part, false)
+  }
+
+  /** Tells the owner where the grant stands, giving back (once) what was not handed out. */
+  #giveBack(part: Part, open: boolean): void {
+    const unused = part.grant.admissions - part.handed - part.returned
+    part.returned += unused
+    this.#options.grantState(part.owner, { grant: part.grant.id, unused, open })
   }
 
   #heldSlot(held: Held, slot: string): HeldSlot {

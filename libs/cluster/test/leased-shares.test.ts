@@ -6,10 +6,12 @@ import type { ScopeLimit } from '@fairlane/limits'
 import {
   decodeReplyBatch,
   decodeShardBatch,
+  encodeReplyBatch,
   encodeShardBatch,
   shardOf,
   shardSubject,
   type ShardMessage,
+  type ShareGrant,
   type Ticket,
 } from '@fairlane/protocol'
 import { useNats } from './nats-fixture.ts'
@@ -243,19 +245,115 @@ describe('leased shares over NATS', () => {
       kind: 'key',
       rate: { limit: 100, periodMs: 3_600_000, burst: 100 },
     }
-    const { server } = await owner(() => [perHour], 1000)
-    const busy = await ingress(1000)
+    // Grants last 200 ms; one the owner hears nothing of is forgotten 1.4 s after it was lent.
+    const { server } = await owner(() => [perHour], 200)
+    const busy = await ingress(200)
     const held = []
     for (let i = 0; i < 12; i++) {
       const admission = await busy.transport.submit(ticket('a'))
       if (admission.allowed) held.push(admission)
     }
     expect(server.grants).toBeGreaterThan(0)
-    // Requests still hold some after the grants expire: the owner keeps them.
-    await new Promise((resolve) => setTimeout(resolve, 1500))
+    // Long past that: requests still hold some, ingress says so, and the owner keeps them.
+    await new Promise((resolve) => setTimeout(resolve, 2000))
     expect(server.grants).toBeGreaterThan(0)
+    // Their requests end: ingress closes them, long before the owner's 15 minutes.
     for (const admission of held) if (admission.allowed) admission.lease.release()
     await expect.poll(() => server.grants, { timeout: 3000 }).toBe(0)
+  })
+
+  it('refunds no more than a grant lent, however often or however much it hears back', async () => {
+    const perHour: ScopeLimit = {
+      id: 'key:w/a',
+      kind: 'key',
+      rate: { limit: 10, periodMs: 3_600_000, burst: 10 },
+    }
+    await owner(() => [perHour], 1000)
+    const client = await nc()
+    const inbox = createInbox()
+    const answers = client.subscribe(inbox, { max: 1 })
+    const asking = { requestId: 'r-refund', workspace: 'w', keyId: 'a', target: 'echo', cost: 1 }
+    client.publish(
+      shardSubject(SHARD),
+      encodeShardBatch(inbox, [{ kind: 'ticket', token: '1', ticket: asking, want: 4 }]),
+    )
+    let grant: ShareGrant | undefined
+    for await (const msg of answers) {
+      const batch = decodeReplyBatch(msg.string())
+      const reply = 'items' in batch ? batch.items[0]?.reply : undefined
+      if (reply && 'allowed' in reply && reply.allowed) grant = reply.grant
+    }
+    expect(grant?.admissions).toBeGreaterThan(0)
+    // Everything lent back, twice, and far more than was lent.
+    const back: ShardMessage = {
+      kind: 'grant-state',
+      grant: grant?.id ?? '',
+      unused: 9,
+      open: true,
+    }
+    client.publish(shardSubject(SHARD), encodeShardBatch(undefined, [back, back]))
+    await client.flush()
+    // The ticket's own admission stays spent: 9 of the hour's 10 are left, not 10. Asked
+    // one by one, without shares, so that what passes is what the owner's ledger holds.
+    const plain = new NatsTransport({
+      nc: await nc(),
+      shardFor: (t) => shardOf(t.target, 0, SHARDS),
+      requestTimeoutMs: 10_000,
+    })
+    closers.push(() => plain.close())
+    let passed = 0
+    for (let i = 0; i < 12; i++) if ((await plain.submit(ticket('b'))).allowed) passed++
+    expect(passed).toBe(9)
+  })
+
+  it('gives back a grant whose answer came after it gave up asking', async () => {
+    // An owner slow to answer share asks (a link between regions): its ticket answers lend
+    // 4 admissions, its share answers lend 5 and come 600 ms late.
+    const slow = await nc()
+    const heard: ShardMessage[] = []
+    slow.subscribe(shardSubject(SHARD), {
+      callback: (_, msg) => {
+        const batch = decodeShardBatch(msg.string())
+        if (!('items' in batch) || !batch.replyTo) {
+          if ('items' in batch) heard.push(...batch.items)
+          return
+        }
+        const replyTo = batch.replyTo
+        for (const item of batch.items) {
+          const grant = (id: string, admissions: number) => ({
+            partition: 'echo#0',
+            ttlMs: 10_000,
+            id,
+            admissions,
+            views: [],
+          })
+          if (item.kind === 'ticket') {
+            const reply = { allowed: true as const, leaseId: 'l', views: [], waitedMs: 0 }
+            const answer = [{ token: item.token, reply: { ...reply, grant: grant('first', 4) } }]
+            slow.publish(replyTo, encodeReplyBatch(answer))
+          } else if (item.kind === 'share') {
+            const answer = [{ token: item.token, reply: { grant: grant('late', 5) } }]
+            setTimeout(() => slow.publish(replyTo, encodeReplyBatch(answer)), 600)
+          } else heard.push(item)
+        }
+      },
+    })
+    await slow.flush()
+    const transport = new NatsTransport({
+      nc: await nc(),
+      shardFor: (t) => shardOf(t.target, 0, SHARDS),
+      requestTimeoutMs: 10_000,
+      silenceMs: 200,
+      shares: { max: 16, ttlMs: 10_000 },
+    })
+    closers.push(() => transport.close())
+    // The fourth takes the grant's last but one, and asks for more.
+    for (let i = 0; i < 4; i++) await transport.submit(ticket('a'))
+    await expect
+      .poll(() => heard.find((item) => item.kind === 'grant-state' && item.grant === 'late'), {
+        timeout: 3000,
+      })
+      .toEqual({ kind: 'grant-state', grant: 'late', unused: 5, open: false })
   })
 
   it('names what it lends apart from another owner, even one in the same process', async () => {

@@ -74,13 +74,45 @@ describe('shard and reply batches', () => {
       JSON.stringify({ v: 4, items: [items[1], { kind: 'ticket', ticket: {} }] }),
       JSON.stringify({ v: 4, items: [items[1], { kind: 'drop-table' }] }),
       // Version 3's settle named admissions; one reaching a version 4 owner is refused whole.
-      JSON.stringify({ v: 4, items: [{ kind: 'grant-state', grant: 'g1', unused: ['a1'] }] }),
+      JSON.stringify({
+        v: 4,
+        items: [{ kind: 'grant-state', grant: 'g1', unused: ['a1'], open: false }],
+      }),
+      // A count that is not a whole number of admissions would refund what was never lent.
+      ...[-1, 2.5, 1e20].map((unused) =>
+        JSON.stringify({ v: 4, items: [{ kind: 'grant-state', grant: 'g1', unused, open: true }] }),
+      ),
+      JSON.stringify({ v: 4, items: [{ kind: 'grant-used', cost: 2 }] }),
     ]) {
       expect(decodeShardBatch(text)).toMatchObject({ refused: 'garbled' })
     }
+    const grant = { partition: 'echo#0', ttlMs: 1000, id: 'g1', admissions: 3, views: [] }
+    const withGrant = (changes: Record<string, unknown>, allowed?: boolean) =>
+      JSON.stringify({
+        v: 4,
+        items: [
+          {
+            token: '1',
+            reply: {
+              ...(allowed ? { allowed, leaseId: 'l1', views: [], waitedMs: 0 } : {}),
+              grant: { ...grant, ...changes },
+            },
+          },
+        ],
+      })
+    expect(decodeReplyBatch(withGrant({}))).toMatchObject({ v: 4 })
+    expect(decodeReplyBatch(withGrant({}, true))).toMatchObject({ v: 4 })
     for (const text of [
       JSON.stringify({ v: 4, items: [{ token: 1, reply: { progress: 'waiting' } }] }),
       JSON.stringify({ v: 4, items: [{ token: '1', reply: {} }] }),
+      // A grant whose count is not one would be handed out without end.
+      withGrant({ admissions: '3' }),
+      withGrant({ admissions: 2.5 }),
+      withGrant({ admissions: 0 }),
+      withGrant({ admissions: 2.5 }, true),
+      withGrant({ id: undefined }),
+      withGrant({ views: undefined }),
+      withGrant({ slots: 's1' }),
     ]) {
       expect(decodeReplyBatch(text)).toMatchObject({ refused: 'garbled' })
     }

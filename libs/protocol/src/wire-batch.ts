@@ -110,9 +110,7 @@ function isShardMessage(item: unknown): boolean {
       return Array.isArray(item.used) && Array.isArray(item.unused)
     case 'grant-state':
       return (
-        typeof item.grant === 'string' &&
-        typeof item.unused === 'number' &&
-        typeof item.open === 'boolean'
+        typeof item.grant === 'string' && isCount(item.unused) && typeof item.open === 'boolean'
       )
     case 'grant-used':
       return typeof item.grant === 'string'
@@ -128,13 +126,34 @@ function isShardMessage(item: unknown): boolean {
 function isReplyItem(item: unknown): boolean {
   if (!isRecord(item) || typeof item.token !== 'string' || !isRecord(item.reply)) return false
   const reply = item.reply
+  // A grant is counted on, not only routed: a count that is not one would hand out admissions
+  // without end, so one that does not hold together refuses the whole batch.
+  if ('grant' in reply && reply.grant !== null && !isShareGrant(reply.grant)) return false
   return (
     typeof reply.allowed === 'boolean' ||
     typeof reply.progress === 'string' ||
-    isRecord(reply.grant) ||
-    reply.grant === null ||
+    'grant' in reply ||
     typeof reply.revoke === 'string'
   )
+}
+
+function isShareGrant(grant: unknown): boolean {
+  return (
+    isRecord(grant) &&
+    typeof grant.id === 'string' &&
+    typeof grant.partition === 'string' &&
+    typeof grant.ttlMs === 'number' &&
+    isCount(grant.admissions) &&
+    grant.admissions > 0 &&
+    Array.isArray(grant.views) &&
+    (grant.lastViews === undefined || Array.isArray(grant.lastViews)) &&
+    (grant.slots === undefined || Array.isArray(grant.slots))
+  )
+}
+
+/** A whole number of admissions, 0 or more. */
+function isCount(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

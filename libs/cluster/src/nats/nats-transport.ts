@@ -15,6 +15,7 @@ import {
   shardSubject,
   type AdmissionReply,
   type ShardMessage,
+  type ShareGrant,
   type Ticket,
   type TicketReply,
   type WireRefusal,
@@ -331,7 +332,9 @@ export class NatsTransport implements Transport {
     this.#asks.add(token)
     const forget = setTimeout(() => {
       this.#asks.delete(token)
-      if (this.#attempts.delete(token)) this.#shares?.refused(lane)
+      if (!this.#attempts.has(token)) return
+      this.#shares?.refused(lane)
+      this.#giveBackLate(token, subject)
     }, this.#silenceMs)
     forget.unref()
     this.#attempts.set(token, (reply) => {
@@ -439,17 +442,36 @@ export class NatsTransport implements Transport {
       clearTimeout(forget)
       if (!reply.allowed) return
       this.#batches.add(subject, { kind: 'done', leaseId: reply.leaseId })
-      const grant = reply.grant
-      if (!grant) return
-      this.#batches.add(subject, {
-        kind: 'grant-state',
-        grant: grant.id,
-        unused: grant.admissions,
-        open: false,
-      })
-      if (grant.slots?.length)
-        this.#batches.add(subject, { kind: 'settle', used: [], unused: grant.slots })
+      if (reply.grant) this.#returnGrant(subject, reply.grant)
     })
+  }
+
+  /**
+   * A share ask given up on may still be answered by an owner that was only slow (a link
+   * between regions): the grant goes straight back, or its admissions stay spent and its
+   * slots taken until the owner's expiry.
+   */
+  #giveBackLate(token: string, subject: string): void {
+    const forget = setTimeout(() => this.#attempts.delete(token), this.#timeoutMs)
+    forget.unref()
+    this.#attempts.set(token, (reply) => {
+      if (reply === 'no-responders' || !('grant' in reply)) return
+      this.#attempts.delete(token)
+      clearTimeout(forget)
+      if (reply.grant) this.#returnGrant(subject, reply.grant)
+    })
+  }
+
+  /** A grant nobody here will hand out: all of it goes back. */
+  #returnGrant(subject: string, grant: ShareGrant): void {
+    this.#batches.add(subject, {
+      kind: 'grant-state',
+      grant: grant.id,
+      unused: grant.admissions,
+      open: false,
+    })
+    if (grant.slots?.length)
+      this.#batches.add(subject, { kind: 'settle', used: [], unused: grant.slots })
   }
 
   #receive(msg: Msg): void {

@@ -86,12 +86,15 @@ interface HeldLease {
 /** The admissions of a grant, kept while its ingress node may hand them out or hears of them. */
 interface LentGrant {
   readonly lent: LentAdmissions
+  /** Admissions not given back yet: no word refunds more than this. */
+  outstanding: number
   expiresAt: number
 }
 
 /**
- * A lent grant or slot the owner has not heard of since is forgotten after twice the share's
- * TTL plus this (an ingress node that died): ingress names what it holds every quarter TTL.
+ * A lent grant or slot the owner has heard nothing of is forgotten twice the share's TTL
+ * plus this after it was lent (its ingress node died before using it); ingress names what
+ * it holds every quarter TTL, and each such word keeps it for the shard server's lease TTL.
  */
 const SHARE_GRACE_MS = 1_000
 
@@ -363,7 +366,7 @@ export class ShardServer {
     if (!prefetched.lent) return undefined
     const expiresAt = Date.now() + 2 * shares.ttlMs + SHARE_GRACE_MS
     const id = this.#nextId()
-    this.#grants.set(id, { lent: prefetched.lent, expiresAt })
+    this.#grants.set(id, { lent: prefetched.lent, outstanding: prefetched.admissions, expiresAt })
     const slots = prefetched.slots?.map((lease) => {
       const leaseId = this.#nextId()
       this.#leases.set(leaseId, { lease, expiresAt })
@@ -395,7 +398,7 @@ export class ShardServer {
     const until = Date.now() + this.#leaseTtlMs
     for (const id of used) {
       const held = this.#leases.get(id)
-      if (held) held.expiresAt = until
+      if (held) held.expiresAt = Math.max(held.expiresAt, until)
     }
     for (const id of unused) this.#releaseLease(id)
   }
@@ -407,11 +410,13 @@ export class ShardServer {
   #grantState(id: string, unused: number, open: boolean): void {
     const held = this.#grants.get(id)
     if (!held) return
-    if (unused > 0) {
-      held.lent.refund(unused)
-      this.#onShares?.('returned', unused)
+    const refunded = Math.min(unused, held.outstanding)
+    if (refunded > 0) {
+      held.outstanding -= refunded
+      held.lent.refund(refunded)
+      this.#onShares?.('returned', refunded)
     }
-    if (open) held.expiresAt = Date.now() + this.#leaseTtlMs
+    if (open) held.expiresAt = Math.max(held.expiresAt, Date.now() + this.#leaseTtlMs)
     else this.#grants.delete(id)
   }
 
