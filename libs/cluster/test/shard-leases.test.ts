@@ -1,7 +1,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { Kvm, type KV } from '@nats-io/kv'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NatsLink, ShardLeases } from '@fairlane/cluster'
+import { KeyRewriter, NatsLink, ShardLeases } from '@fairlane/cluster'
 import { startNats, type NatsServer } from '@fairlane/testing'
 
 const SHARDS = 12
@@ -38,9 +38,11 @@ async function node(name: string, id: string, server: NatsServer = nats) {
   })
   connections.push(nc)
   const kv: KV = await new Kvm(nc).open(name)
+  const rewriter = new KeyRewriter(nc, name)
   const serving = new Set<number>()
   const leases = new ShardLeases({
     kv,
+    rewrite: (key, value, revision) => rewriter.rewrite(key, value, revision),
     nodeId: id,
     shards: SHARDS,
     ttlMs: TTL_MS,
@@ -154,29 +156,25 @@ describe('lease renewals of many shards', () => {
     const name = await bucket()
     const nc = await connect({ servers: nats.url })
     connections.push(nc)
-    const real = await new Kvm(nc).open(name)
+    const kv = await new Kvm(nc).open(name)
+    const rewriter = new KeyRewriter(nc, name)
     const rewrites = new Map<number, number[]>()
     let inFlight = 0
     let mostInFlight = 0
-    // The bucket as the node sees it, every compare-and-set rewrite counted while it is out.
-    const kv = new Proxy(real, {
-      get(target, property) {
-        const value: unknown = Reflect.get(target, property)
-        if (property !== 'update') return typeof value === 'function' ? value.bind(target) : value
-        return async (key: string, data: string, revision: number) => {
-          const shard = Number(key.slice('shard.'.length))
-          rewrites.set(shard, [...(rewrites.get(shard) ?? []), Date.now()])
-          mostInFlight = Math.max(mostInFlight, ++inFlight)
-          try {
-            return await target.update(key, data, revision)
-          } finally {
-            inFlight--
-          }
-        }
-      },
-    })
+    // Every compare-and-set rewrite counted while it is out.
+    const rewrite = async (key: string, data: string, revision: number) => {
+      const shard = Number(key.slice('shard.'.length))
+      rewrites.set(shard, [...(rewrites.get(shard) ?? []), Date.now()])
+      mostInFlight = Math.max(mostInFlight, ++inFlight)
+      try {
+        return await rewriter.rewrite(key, data, revision)
+      } finally {
+        inFlight--
+      }
+    }
     const leases = new ShardLeases({
       kv,
+      rewrite,
       nodeId: 'many',
       shards,
       ttlMs: TTL_MS,

@@ -7,6 +7,11 @@ import type { NatsLink } from './nats-link.ts'
 export interface ShardLeasesOptions {
   /** A KV bucket whose `ttl` (max age) is `ttlMs`: a key not rewritten in time disappears. */
   readonly kv: KV
+  /**
+   * Rewrites a key of that bucket if its last revision is still the one given (a
+   * KeyRewriter's `rewrite`); refused with "wrong last sequence" when it is not.
+   */
+  readonly rewrite: (key: string, value: string, revision: number) => Promise<number>
   readonly nodeId: string
   /** Shard count of the cluster, the same on every node. */
   readonly shards: number
@@ -204,7 +209,7 @@ export class ShardLeases {
   async #refresh(shard: number, held: Held): Promise<void> {
     const writtenAt = this.#now()
     try {
-      const revision = await this.#options.kv.update(
+      const revision = await this.#options.rewrite(
         shardKey(shard),
         this.#options.nodeId,
         held.revision,

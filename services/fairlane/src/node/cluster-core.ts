@@ -5,6 +5,8 @@ import { connect, type NatsConnection } from '@nats-io/transport-node'
 import type { ConfigStore } from '@fairlane/config'
 import { QueueActor } from '@fairlane/actor'
 import {
+  KeyRewriter,
+  LEASE_BUCKET,
   NatsLink,
   NatsTransport,
   ShardLeases,
@@ -193,8 +195,10 @@ export async function clusterCore(
     })
     const partitions = (shard: number) => partitionsOfShard(store.current(), shard, shards)
     const kv = await openLeaseBucket(nc, leaseTtlMs, leaseBucketWaitMs)
+    const rewriter = new KeyRewriter(nc, LEASE_BUCKET)
     const shardLeases = new ShardLeases({
       kv,
+      rewrite: (key, value, revision) => rewriter.rewrite(key, value, revision),
       nodeId: settings.nodeId,
       shards,
       ttlMs: leaseTtlMs,
@@ -234,6 +238,7 @@ export async function clusterCore(
     closers.push(
       // Drain: stop taking shards, hand waiting tickets to the next owners, give leases back.
       () => shardLeases.stop(),
+      () => rewriter.close(),
       () => ledgerProbe.close(),
       () => shardServer.close(),
       () => checkpoints.close(),
