@@ -10,6 +10,7 @@ const TTL_MS = 1200
 let nats: NatsServer
 const connections: NatsConnection[] = []
 const running: ShardLeases[] = []
+const rewriters: KeyRewriter[] = []
 
 beforeAll(async () => {
   nats = await startNats({ jetstream: true })
@@ -17,20 +18,21 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(running.map((l) => l.stop().catch(() => undefined)))
+  for (const rewriter of rewriters) rewriter.close()
   await Promise.all(connections.map((nc) => nc.close().catch(() => undefined)))
   await nats.stop()
 })
 
 let bucketNo = 0
-async function bucket(): Promise<string> {
+async function bucket(ttlMs = TTL_MS): Promise<string> {
   const name = `shards-${++bucketNo}`
   const nc = await connect({ servers: nats.url })
   connections.push(nc)
-  await new Kvm(nc).create(name, { ttl: TTL_MS, history: 1 })
+  await new Kvm(nc).create(name, { ttl: ttlMs, history: 1 })
   return name
 }
 
-async function node(name: string, id: string, server: NatsServer = nats) {
+async function node(name: string, id: string, server: NatsServer = nats, ttlMs = TTL_MS) {
   const nc = await connect({
     servers: server.url,
     maxReconnectAttempts: -1,
@@ -39,19 +41,20 @@ async function node(name: string, id: string, server: NatsServer = nats) {
   connections.push(nc)
   const kv: KV = await new Kvm(nc).open(name)
   const rewriter = new KeyRewriter(nc, name)
+  rewriters.push(rewriter)
   const serving = new Set<number>()
   const leases = new ShardLeases({
     kv,
     rewrite: (key, value, revision) => rewriter.rewrite(key, value, revision),
     nodeId: id,
     shards: SHARDS,
-    ttlMs: TTL_MS,
+    ttlMs,
     link: new NatsLink(nc),
     onAcquire: (shard) => serving.add(shard),
     onRelease: (shard) => void serving.delete(shard),
   })
   running.push(leases)
-  return { leases, serving, nc }
+  return { leases, serving, nc, kv }
 }
 
 function disjointCover(nodes: Array<{ serving: Set<number> }>): boolean {
@@ -116,6 +119,20 @@ describe('shard leases in NATS KV', () => {
     await expect.poll(() => survivor.serving.size, { timeout: 10_000 }).toBe(SHARDS)
     expect(Date.now() - died).toBeLessThan(TTL_MS * 3)
   })
+
+  it('stops serving a shard whose lease someone else wrote, at its next rewrite', async () => {
+    // Rounds of 3 s in a 9 s TTL: the refused rewrite comes within a round, long before the
+    // lease could have expired here (6 s at the soonest), which would also drop it.
+    const ttlMs = 9_000
+    const name = await bucket(ttlMs)
+    const holder = await node(name, 'a', nats, ttlMs)
+    await holder.leases.start()
+    expect(holder.serving.has(5)).toBe(true)
+    // Another writer takes the key (as a node would after this one's lease had expired).
+    await holder.kv.put('shard.5', 'intruder')
+    await expect.poll(() => holder.serving.has(5), { timeout: 5_000 }).toBe(false)
+    expect((await holder.kv.get('shard.5'))?.string()).toBe('intruder')
+  })
 })
 
 describe('shard leases in a steady cluster', () => {
@@ -158,6 +175,7 @@ describe('lease renewals of many shards', () => {
     connections.push(nc)
     const kv = await new Kvm(nc).open(name)
     const rewriter = new KeyRewriter(nc, name)
+    rewriters.push(rewriter)
     const rewrites = new Map<number, number[]>()
     let inFlight = 0
     let mostInFlight = 0

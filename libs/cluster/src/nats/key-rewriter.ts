@@ -14,6 +14,7 @@ interface Pending {
 
 /** What JetStream answers a publish: the stored revision, or why it was refused. */
 interface PublishAck {
+  readonly stream?: string
   readonly seq?: number
   readonly error?: { readonly description?: string }
 }
@@ -36,7 +37,12 @@ export class KeyRewriter {
   readonly #subscription: Subscription
   readonly #sweeper: NodeJS.Timeout
   #next = 0
+  #closed = false
 
+  /**
+   * `timeoutMs`: how long a rewrite may wait for its answer. Keep it well under a lease
+   * round: a round waits for its rewrites, and the leases written last age meanwhile.
+   */
   constructor(nc: NatsConnection, bucket: string, timeoutMs = 5_000) {
     this.#nc = nc
     this.#prefix = `$KV.${bucket}.`
@@ -46,7 +52,7 @@ export class KeyRewriter {
         if (!err) this.#answer(msg)
       },
     })
-    this.#sweeper = setInterval(() => this.#giveUp(), Math.min(1_000, timeoutMs))
+    this.#sweeper = setInterval(() => this.#giveUp(), Math.max(10, timeoutMs / 4))
     this.#sweeper.unref()
   }
 
@@ -55,6 +61,7 @@ export class KeyRewriter {
    * new revision. Refused ("wrong last sequence") when someone wrote it since, or it is gone.
    */
   rewrite(key: string, value: string, revision: number): Promise<number> {
+    if (this.#closed) return Promise.reject(new Error('rewriter closed'))
     const token = String(++this.#next)
     const expected = headers()
     expected.set('Nats-Expected-Last-Subject-Sequence', String(revision))
@@ -74,6 +81,7 @@ export class KeyRewriter {
 
   /** Stops listening; writes still waiting are refused. */
   close(): void {
+    this.#closed = true
     clearInterval(this.#sweeper)
     this.#subscription.unsubscribe()
     for (const pending of this.#pending.values()) pending.reject(new Error('rewriter closed'))
@@ -97,8 +105,9 @@ export class KeyRewriter {
       pending.reject(new Error(`not a publish acknowledgement: ${msg.string().slice(0, 80)}`))
       return
     }
-    if (ack.error || typeof ack.seq !== 'number')
-      pending.reject(new Error(ack.error?.description ?? 'refused without a reason'))
+    if (ack.error) pending.reject(new Error(ack.error.description ?? 'refused without a reason'))
+    else if (typeof ack.stream !== 'string' || typeof ack.seq !== 'number')
+      pending.reject(new Error(`not a publish acknowledgement: ${msg.string().slice(0, 80)}`))
     else pending.resolve(ack.seq)
   }
 

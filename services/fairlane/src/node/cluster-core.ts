@@ -195,7 +195,9 @@ export async function clusterCore(
     })
     const partitions = (shard: number) => partitionsOfShard(store.current(), shard, shards)
     const kv = await openLeaseBucket(nc, leaseTtlMs, leaseBucketWaitMs)
-    const rewriter = new KeyRewriter(nc, LEASE_BUCKET)
+    // A round waits for its rewrites: one whose answer is lost holds the round back at most
+    // a round (a third of the TTL), so the leases rewritten after it are still alive.
+    const rewriter = new KeyRewriter(nc, LEASE_BUCKET, leaseTtlMs / 3)
     const shardLeases = new ShardLeases({
       kv,
       rewrite: (key, value, revision) => rewriter.rewrite(key, value, revision),
