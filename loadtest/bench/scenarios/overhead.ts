@@ -256,6 +256,7 @@ async function warmUpstream(context: ScenarioContext): Promise<void> {
   const o = settings.overhead
   if (o.warmupSec <= 0) return
   const request: LoadRequest = { url: `${upstream.url}/bench`, headers: {} }
+  await probe('upstream', request)
   await closedLoop(
     wrk,
     request,
@@ -277,7 +278,7 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
       `upstream was warmed directly for ${o.warmupSec} s)`,
   )
   const problems: string[] = []
-  await warmUpstream(context)
+  if (contenders.length > 0) await warmUpstream(context)
   const order = [...contenders].sort(
     (a, b) => Number(b.name === 'fairlane') - Number(a.name === 'fairlane'),
   )
