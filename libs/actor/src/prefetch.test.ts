@@ -101,6 +101,18 @@ describe('QueueActor leased shares', () => {
     expect(queue.prefetch(ticket('b'), 10).slots).toHaveLength(1)
   })
 
+  it('lends no more slots than the node asks for, and admissions alone to one that holds enough', () => {
+    const many: ScopeLimit = { id: 'key:w/a', kind: 'key', concurrency: 1_000_000 }
+    const queue = actorWith([many])
+    // Half of a million free would be lent with every grant, far beyond a node's requests.
+    const share = queue.prefetch(ticket('a'), 10, false, 3)
+    expect(share.admissions).toBe(10)
+    expect(share.slots).toHaveLength(3)
+    const enough = queue.prefetch(ticket('a', 1), 10, false, 0)
+    expect(enough.admissions).toBe(10)
+    expect(enough.slots).toEqual([])
+  })
+
   it('lends no more slots than admissions, and none for a lane without a concurrency limit', () => {
     const both: ScopeLimit = {
       id: 'key:w/a',

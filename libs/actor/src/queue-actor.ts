@@ -175,7 +175,7 @@ export class QueueActor implements Actor {
    * of the lane has left, at most. A lane with a concurrency limit and no slot to lend is
    * lent admissions only as a `topUp`: the asker holds slots to use them with.
    */
-  prefetch(ticket: Ticket, count: number, topUp = false): PrefetchedShare {
+  prefetch(ticket: Ticket, count: number, topUp = false, slotsWanted = count): PrefetchedShare {
     const policy = this.#policyFor(ticket)
     const none = { partition: policy.partition, admissions: 0, views: [], lastViews: [] }
     if (count <= 0 || policy.sharedScopes?.length) return none
@@ -186,11 +186,12 @@ export class QueueActor implements Actor {
     const { units, slots } = splitConcurrency(
       learned ? [...policy.scopes, learned.scope] : policy.scopes,
     )
-    const slotCount = slots.length > 0 ? Math.min(count, this.#halfOfSlotsLeft(slots)) : 0
+    const slotCount =
+      slots.length > 0 ? Math.min(count, slotsWanted, this.#halfOfSlotsLeft(slots)) : 0
     // A node with slots needs only admissions: refusing it those because the rest of the
     // slots are lent too (their halving runs out after a few grants) made it ask again at
     // every request until its grant ran dry and gave its slots back.
-    if (slots.length > 0 && slotCount === 0 && !topUp) return none
+    if (slots.length > 0 && slotCount === 0 && slotsWanted > 0 && !topUp) return none
     let admissions = 0
     let views: readonly RateLimitView[] = []
     let lastViews: readonly RateLimitView[] = []

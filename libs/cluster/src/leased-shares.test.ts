@@ -209,6 +209,23 @@ describe('LeasedShares', () => {
     expect(states.at(-1)).toBe('shard.1 g1 0 closed')
   })
 
+  it('asks for slots up to twice what its requests held at once, not more with every grant', () => {
+    const { shares } = setup(8)
+    takeMany(shares, 'a', 8)
+    shares.wanted('a')
+    // No grant yet: a few, to learn how many the lane's requests hold.
+    expect(shares.slotsWanted('a')).toBe(8)
+    shares.grant('a', 'shard.1', grantOf('g1', 6, 'echo#0', 1000, ['s1', 's2']))
+    takeMany(shares, 'a', 2)
+    // Two held at once, two held in all: twice that is under the first few.
+    expect(shares.slotsWanted('a')).toBe(6)
+    shares.grant('a', 'shard.1', grantOf('g2', 6, 'echo#0', 1000, ['s3', 's4', 's5', 's6', 's7']))
+    expect(shares.slotsWanted('a')).toBe(1)
+    // Seven held at once: it may hold fourteen.
+    takeMany(shares, 'a', 5)
+    expect(shares.slotsWanted('a')).toBe(7)
+  })
+
   it('names its slots, free or in use, at every sweep: they outlive the grant they came with', () => {
     const { shares, slots, advance } = setup(8)
     takeMany(shares, 'a', 8)

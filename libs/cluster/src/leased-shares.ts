@@ -58,6 +58,8 @@ interface Held {
   readonly slots: string[] | undefined
   /** Slots requests hold now. */
   readonly out: Set<string>
+  /** Most slots requests held at once since the last grant came. */
+  peak: number
   ended: boolean
 }
 
@@ -98,6 +100,8 @@ const DEMAND_WINDOWS = 4
 const ASK_TIMEOUT_MS = 5_000
 /** The shard server's default lease TTL: see `maxHoldMs`. */
 const MAX_HOLD_MS = 15 * 60_000
+/** Slots a lane with a concurrency limit asks for before it has seen its own concurrency. */
+const FIRST_SLOTS = 8
 
 /**
  * Ingress side of leased shares (docs/cluster.md#leased-shares): the admissions owners
@@ -162,7 +166,10 @@ export class LeasedShares {
       part.doneAt = now
     }
     const slot = held.slots?.pop()
-    if (slot !== undefined) held.out.add(slot)
+    if (slot !== undefined) {
+      held.out.add(slot)
+      if (held.out.size > held.peak) held.peak = held.out.size
+    }
     let ended = false
     return {
       owner: part.owner,
@@ -203,6 +210,20 @@ export class LeasedShares {
     return wanted
   }
 
+  /**
+   * How many concurrency slots to ask for with the admissions `wanted` gave: up to twice
+   * the most the lane's requests held at once lately, less what it holds. Slots go back to
+   * the grant, not to the owner, so a node needs only as many as its requests in flight: a
+   * key allowed a million in flight would otherwise be lent more with every grant, and the
+   * node would name every one of them to the owner four times a second.
+   */
+  slotsWanted(laneKey: string): number {
+    const held = this.#lanes.get(laneKey)?.held
+    if (!held?.slots) return FIRST_SLOTS
+    const holding = held.slots.length + held.out.size
+    return Math.max(0, Math.max(2 * held.peak, FIRST_SLOTS) - holding)
+  }
+
   /** The owner granted nothing this time. */
   refused(laneKey: string): void {
     const lane = this.#lanes.get(laneKey)
@@ -240,6 +261,7 @@ export class LeasedShares {
       held.left += grant.admissions
       held.total = held.left
       if (grant.slots) held.slots?.push(...grant.slots)
+      held.peak = held.out.size
       // An admission kept past its owner's expiry is harmless (the owner counts it spent);
       // a slot is not, and `sweep` keeps those alive at the owner.
       held.expiresAt = now + grant.ttlMs
@@ -255,6 +277,7 @@ export class LeasedShares {
       total: grant.admissions,
       slots: grant.slots ? [...grant.slots] : undefined,
       out: new Set(),
+      peak: 0,
       ended: false,
     }
   }

@@ -65,8 +65,10 @@ export interface Actor {
    * Up to `count` admissions of the ticket's kind decided now, for a leased share; none
    * when its lane or partition may not lend (docs/cluster.md#leased-shares). `topUp`: the
    * asker holds a grant of the lane, slots included, and asks for more ahead of need.
+   * `slots`: the most concurrency slots it wants with them (as many as admissions, when
+   * absent; 0 when it holds enough).
    */
-  prefetch?(ticket: Ticket, count: number, topUp?: boolean): PrefetchedShare
+  prefetch?(ticket: Ticket, count: number, topUp?: boolean, slots?: number): PrefetchedShare
 }
 
 /**

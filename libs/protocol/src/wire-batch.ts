@@ -101,10 +101,17 @@ function isShardMessage(item: unknown): boolean {
   if (!isRecord(item)) return false
   switch (item.kind) {
     case 'ticket':
-      return typeof item.token === 'string' && isRecord(item.ticket)
+      return (
+        typeof item.token === 'string' &&
+        isRecord(item.ticket) &&
+        (item.slots === undefined || isCount(item.slots))
+      )
     case 'share':
       return (
-        typeof item.token === 'string' && isRecord(item.ticket) && typeof item.want === 'number'
+        typeof item.token === 'string' &&
+        isRecord(item.ticket) &&
+        typeof item.want === 'number' &&
+        (item.slots === undefined || isCount(item.slots))
       )
     case 'settle':
       return Array.isArray(item.used) && Array.isArray(item.unused)

@@ -17,6 +17,8 @@ export type ShardMessage =
       readonly ticket: Ticket
       /** Admissions of the same lane the ingress node would like lent with the answer. */
       readonly want?: number
+      /** Concurrency slots it would like with them (all it may use, when absent). */
+      readonly slots?: number
     }
   /** Asks for a lane's next leased share ahead of need, from a node holding one; answered by a ShareReply. */
   | {
@@ -24,6 +26,7 @@ export type ShardMessage =
       readonly token: string
       readonly ticket: Ticket
       readonly want: number
+      readonly slots?: number
     }
   /**
    * Lent concurrency slots (ShareGrant.slots), by lease id: `used` ones are held by the

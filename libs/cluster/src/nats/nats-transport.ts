@@ -233,12 +233,14 @@ export class NatsTransport implements Transport {
   async submit(ticket: Ticket, signal?: AbortSignal): Promise<Admission> {
     const lane = this.#shares ? laneOf(ticket) : undefined
     let want = 0
+    let slots = 0
     if (lane && this.#shares) {
       const local = this.#shares.take(lane)
       want = this.#shares.wanted(lane)
+      if (want > 0) slots = this.#shares.slotsWanted(lane)
       if (local) {
         // No shard to compute: the share's owner is where its `done` and next ask go.
-        if (want > 0) this.#askShare(local.owner, ticket, lane, want)
+        if (want > 0) this.#askShare(local.owner, ticket, lane, want, slots)
         this.#onAdmission?.('local')
         return { allowed: true, views: local.views, waitedMs: 0, lease: this.#localLease(local) }
       }
@@ -251,7 +253,7 @@ export class NatsTransport implements Transport {
     signal?.addEventListener('abort', onAbort, { once: true })
     let granted = false
     try {
-      const reply = await this.#admission(subject, wire, signal, want)
+      const reply = await this.#admission(subject, wire, signal, want, slots)
       if (!reply.allowed) return reply
       this.#onAdmission?.('owner')
       if (lane && reply.grant) {
@@ -327,7 +329,7 @@ export class NatsTransport implements Transport {
    * Asks the lane's owner for its next share while the lane still holds one, so no request
    * waits for it. Nobody answering in a silence's time counts as a refusal.
    */
-  #askShare(subject: string, ticket: Ticket, lane: string, want: number): void {
+  #askShare(subject: string, ticket: Ticket, lane: string, want: number, slots: number): void {
     const token = String(++this.#next)
     this.#asks.add(token)
     const forget = setTimeout(() => {
@@ -345,7 +347,7 @@ export class NatsTransport implements Transport {
       if (grant) this.#shares?.grant(lane, subject, grant)
       else this.#shares?.refused(lane)
     })
-    this.#batches.add(subject, { kind: 'share', token, ticket, want })
+    this.#batches.add(subject, { kind: 'share', token, ticket, want, slots })
   }
 
   /** Sends the ticket until an owner answers, resubmitting on no responder, a move or silence. */
@@ -354,6 +356,7 @@ export class NatsTransport implements Transport {
     ticket: Ticket,
     signal: AbortSignal | undefined,
     want: number,
+    slots: number,
   ): Promise<AdmissionReply> {
     const giveUpAt = Date.now() + this.#timeoutMs
     // The retry window counts from the first failure, not from the start: a ticket that
@@ -362,7 +365,7 @@ export class NatsTransport implements Transport {
     for (let backoff = 25; ;) {
       // A client that left during a backoff gets no copy queued for nobody.
       if (signal?.aborted) throw noOwner(subject, 'the client left')
-      const outcome = await this.#attempt(subject, ticket, giveUpAt, want)
+      const outcome = await this.#attempt(subject, ticket, giveUpAt, want, slots)
       if (typeof outcome === 'object') return outcome
       if (signal?.aborted) throw noOwner(subject, 'the client left')
       const now = Date.now()
@@ -384,6 +387,7 @@ export class NatsTransport implements Transport {
     ticket: Ticket,
     giveUpAt: number,
     want: number,
+    slots: number,
   ): Promise<AdmissionReply | 'no-responders' | 'moved' | 'silent' | 'timeout'> {
     const token = String(++this.#next)
     const sentAt = performance.now()
@@ -424,7 +428,7 @@ export class NatsTransport implements Transport {
         kind: 'ticket',
         token,
         ticket: sent,
-        ...(want > 0 ? { want } : {}),
+        ...(want > 0 ? { want, slots } : {}),
       })
     })
   }

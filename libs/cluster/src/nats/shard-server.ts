@@ -78,6 +78,12 @@ const V1_REFUSAL: AdmissionRefusal = {
   views: [],
 }
 
+/** What an ingress node asked to be lent with a ticket or a `share`: slots absent, as many as admissions. */
+interface Want {
+  readonly admissions: number
+  readonly slots: number | undefined
+}
+
 interface HeldLease {
   readonly lease: AdmissionLease
   expiresAt: number
@@ -252,7 +258,7 @@ export class ShardServer {
             message.token,
             message.ticket,
             shard,
-            message.want,
+            { admissions: message.want ?? 0, slots: message.slots },
             consumer,
           )
           if (consumer) void admitted.finally(() => consumer.end())
@@ -261,7 +267,8 @@ export class ShardServer {
         }
         case 'share':
           if (batch.replyTo) {
-            const grant = this.#lend(batch.replyTo, message.ticket, message.want, true) ?? null
+            const want = { admissions: message.want, slots: message.slots }
+            const grant = this.#lend(batch.replyTo, message.ticket, want, true) ?? null
             this.#replies.add(batch.replyTo, { token: message.token, reply: { grant } })
           }
           break
@@ -309,7 +316,7 @@ export class ShardServer {
     token: string,
     ticket: Ticket,
     shard: number,
-    want = 0,
+    want: Want,
     consumer?: Span,
   ): Promise<void> {
     const { requestId } = ticket
@@ -329,7 +336,8 @@ export class ShardServer {
           lease: admission.lease,
           expiresAt: Date.now() + this.#leaseTtlMs,
         })
-        const grant = replyTo && want > 0 ? this.#lend(replyTo, ticket, want) : undefined
+        const grant =
+          replyTo && want.admissions > 0 ? this.#lend(replyTo, ticket, want) : undefined
         reply = {
           allowed: true,
           leaseId,
@@ -355,14 +363,15 @@ export class ShardServer {
   }
 
   /**
-   * Lends the ingress node at `replyTo` up to `want` admissions of the ticket's lane. A
-   * `share` ask is a `topUp`: it comes from a node that holds a grant of the lane. Undefined
-   * when nothing is lent.
+   * Lends the ingress node at `replyTo` up to the admissions (and slots) it wants of the
+   * ticket's lane. A `share` ask is a `topUp`: it comes from a node that holds a grant of the
+   * lane. Undefined when nothing is lent.
    */
-  #lend(replyTo: string, ticket: Ticket, want: number, topUp = false): ShareGrant | undefined {
+  #lend(replyTo: string, ticket: Ticket, want: Want, topUp = false): ShareGrant | undefined {
     const shares = this.#shares
     if (!shares || !this.#actor.prefetch) return undefined
-    const prefetched = this.#actor.prefetch(ticket, Math.min(want, shares.max), topUp)
+    const count = Math.min(want.admissions, shares.max)
+    const prefetched = this.#actor.prefetch(ticket, count, topUp, want.slots ?? count)
     if (!prefetched.lent) return undefined
     const expiresAt = Date.now() + 2 * shares.ttlMs + SHARE_GRACE_MS
     const id = this.#nextId()
