@@ -66,6 +66,13 @@ async function ingress(ttlMs: number) {
   return { transport, paths }
 }
 
+/** Key a's limit of `limit` an hour, all of it at once: nothing refills during a test. */
+const hourly = (limit: number): ScopeLimit => ({
+  id: 'key:w/a',
+  kind: 'key',
+  rate: { limit, periodMs: 3_600_000, burst: limit },
+})
+
 let n = 0
 const ticket = (keyId: string): Ticket => ({
   requestId: `r${++n}`,
@@ -78,12 +85,8 @@ const ticket = (keyId: string): Ticket => ({
 describe('leased shares over NATS', () => {
   it('admit most of a busy lane without a round trip, and the limit holds exactly across two ingress nodes', async () => {
     // 60 an hour: nothing refills during the test, so every admission is counted once.
-    const perMinute: ScopeLimit = {
-      id: 'key:w/a',
-      kind: 'key',
-      rate: { limit: 60, periodMs: 3_600_000, burst: 60 },
-    }
-    const { events } = await owner(() => [perMinute], 1000)
+    const perHour = hourly(60)
+    const { events } = await owner(() => [perHour], 1000)
     const one = await ingress(1000)
     const two = await ingress(1000)
     // 40 of the 60 are asked for: the nodes end holding shares they have not handed out.
@@ -240,11 +243,7 @@ describe('leased shares over NATS', () => {
   })
 
   it('forgets a grant once its ingress node holds nothing of it, and keeps it while it does', async () => {
-    const perHour: ScopeLimit = {
-      id: 'key:w/a',
-      kind: 'key',
-      rate: { limit: 100, periodMs: 3_600_000, burst: 100 },
-    }
+    const perHour = hourly(100)
     // Grants last 200 ms; one the owner hears nothing of is forgotten 1.4 s after it was lent.
     const { server } = await owner(() => [perHour], 200)
     const busy = await ingress(200)
@@ -263,11 +262,7 @@ describe('leased shares over NATS', () => {
   })
 
   it('refunds no more than a grant lent, however often or however much it hears back', async () => {
-    const perHour: ScopeLimit = {
-      id: 'key:w/a',
-      kind: 'key',
-      rate: { limit: 10, periodMs: 3_600_000, burst: 10 },
-    }
+    const perHour = hourly(10)
     await owner(() => [perHour], 1000)
     const client = await nc()
     const inbox = createInbox()

@@ -435,18 +435,16 @@ export class NatsTransport implements Transport {
 
   /**
    * A ticket given up on may still be admitted by an owner that was only slow: its slot is
-   * given back at once. Listening stops after the longest wait a ticket can have.
+   * given back at once.
    */
   #abandon(token: string, subject: string): void {
-    const forget = setTimeout(() => this.#attempts.delete(token), this.#timeoutMs)
-    forget.unref()
-    this.#attempts.set(token, (reply) => {
-      if (reply === 'no-responders' || !('allowed' in reply)) return
-      this.#attempts.delete(token)
-      clearTimeout(forget)
-      if (!reply.allowed) return
-      this.#batches.add(subject, { kind: 'done', leaseId: reply.leaseId })
-      if (reply.grant) this.#returnGrant(subject, reply.grant)
+    this.#answeredLate(token, (reply) => {
+      if (!('allowed' in reply)) return false
+      if (reply.allowed) {
+        this.#batches.add(subject, { kind: 'done', leaseId: reply.leaseId })
+        if (reply.grant) this.#returnGrant(subject, reply.grant)
+      }
+      return true
     })
   }
 
@@ -456,13 +454,24 @@ export class NatsTransport implements Transport {
    * slots taken until the owner's expiry.
    */
   #giveBackLate(token: string, subject: string): void {
+    this.#answeredLate(token, (reply) => {
+      if (!('grant' in reply)) return false
+      if (reply.grant) this.#returnGrant(subject, reply.grant)
+      return true
+    })
+  }
+
+  /**
+   * Listens for the late answer to something this node gave up on, for the longest wait a
+   * ticket can have; `settle` takes each reply and says whether it was the answer.
+   */
+  #answeredLate(token: string, settle: (reply: TicketReply) => boolean): void {
     const forget = setTimeout(() => this.#attempts.delete(token), this.#timeoutMs)
     forget.unref()
     this.#attempts.set(token, (reply) => {
-      if (reply === 'no-responders' || !('grant' in reply)) return
+      if (reply === 'no-responders' || !settle(reply)) return
       this.#attempts.delete(token)
       clearTimeout(forget)
-      if (reply.grant) this.#returnGrant(subject, reply.grant)
     })
   }
 

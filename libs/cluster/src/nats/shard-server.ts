@@ -336,8 +336,7 @@ export class ShardServer {
           lease: admission.lease,
           expiresAt: Date.now() + this.#leaseTtlMs,
         })
-        const grant =
-          replyTo && want.admissions > 0 ? this.#lend(replyTo, ticket, want) : undefined
+        const grant = replyTo && want.admissions > 0 ? this.#lend(replyTo, ticket, want) : undefined
         reply = {
           allowed: true,
           leaseId,
