@@ -332,6 +332,7 @@ function throughputMarkdown(runs: readonly Run[], comparisons: readonly Comparis
       'system',
       'instances',
       'req/s',
+      'each run, req/s',
       'p50 ms',
       'p99 ms',
       'added p50 ms',
@@ -345,6 +346,7 @@ function throughputMarkdown(runs: readonly Run[], comparisons: readonly Comparis
         r.system,
         String(r.instances),
         perSec(r.requestsPerSec),
+        r.repeatsPerSec.map(perSec).join(' / '),
         fixed(r.p50Ms, 2),
         fixed(r.p99Ms, 2),
         c ? signedMs(c.addedP50Ms) : '-',
@@ -516,7 +518,7 @@ async function main(options: ClusterOptions): Promise<number> {
   )
   say(
     `throughput: ${LOAD_GENERATOR}, ${options.connections} connections, ${options.warmupSec} s ` +
-      `warm-up + ${options.durationSec} s per system; config: examples/cluster.yaml without its limits`,
+      `warm-up + ${options.repeats} × ${options.durationSec} s (median) per system; config: examples/cluster.yaml without its limits`,
   )
   const unlimited = await unlimitedCopyOf(CLUSTER_EXAMPLE)
   const upstream = await launchUpstream()
@@ -647,6 +649,7 @@ async function main(options: ClusterOptions): Promise<number> {
         connections: options.connections,
         durationSec: options.durationSec,
         warmupSec: options.warmupSec,
+        repeats: options.repeats,
         accuracy: { loadFactor: LOAD_FACTOR, durationSec: options.accuracySec },
         fixedRate: {
           ratePerSec: options.rate,

@@ -55,6 +55,7 @@ function report(
       [
         'system',
         'req/s',
+        'each run, req/s',
         'p50 ms',
         'p99 ms',
         'CPU µs/req',
@@ -67,6 +68,7 @@ function report(
         return [
           r.system,
           perSec(r.requestsPerSec),
+          r.repeatsPerSec.map(perSec).join(' / '),
           ms(r.p50Ms),
           ms(r.p99Ms),
           Number.isFinite(r.cpuMicrosPerRequest) ? String(Math.round(r.cpuMicrosPerRequest)) : '-',
@@ -205,7 +207,7 @@ async function tracedFairlane(
 async function main(options: ProxyOptions): Promise<number> {
   say(
     `proxy overhead: ${LOAD_GENERATOR}, ${options.connections} connections, ` +
-      `${options.warmupSec} s warm-up + ${options.durationSec} s per system`,
+      `${options.warmupSec} s warm-up + ${options.repeats} × ${options.durationSec} s (median) per system`,
   )
   const upstream = await launchUpstream()
   const profileDir = options.profile
@@ -256,6 +258,7 @@ async function main(options: ProxyOptions): Promise<number> {
       connections: options.connections,
       durationSec: options.durationSec,
       warmupSec: options.warmupSec,
+      repeats: options.repeats,
       profile: options.profile,
       traces: options.traces ?? null,
     },

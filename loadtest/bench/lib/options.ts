@@ -5,6 +5,11 @@ export interface BenchOptions {
   readonly durationSec: number
   /** A run before each measurement, thrown away: lets JIT, connection pools and caches settle. */
   readonly warmupSec: number
+  /**
+   * Measured runs per system, one after another after one warm-up; the median by req/s is
+   * reported. Where three busy processes land on two cores moves a single run by up to 40%.
+   */
+  readonly repeats: number
   /** Record a CPU profile of the system under test (figures then include the profiler's cost). */
   readonly profile: boolean
 }
@@ -12,8 +17,10 @@ export interface BenchOptions {
 export const OPTIONS_USAGE = `Options:
   --connections N   concurrent connections (default 32)
   --duration S      seconds per measured run (default 10)
-  --warmup S        seconds of discarded warm-up before each run (default 2)
-  --quick           --duration 3 --warmup 1, for checking that the bench works
+  --warmup S        seconds of discarded warm-up before a system's runs (default 2)
+  --repeats N       measured runs per system, the median reported (default 3; bench:proxy
+                    and bench:cluster)
+  --quick           --duration 3 --warmup 1 --repeats 1, for checking that the bench works
   --profile         record a CPU profile of the system under test (slows it down)
   --help            show this text`
 
@@ -56,6 +63,7 @@ export function benchOptions(args: readonly string[]): BenchOptions | undefined 
       connections: { type: 'string' },
       duration: { type: 'string' },
       warmup: { type: 'string' },
+      repeats: { type: 'string' },
       quick: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -67,6 +75,7 @@ export function benchOptions(args: readonly string[]): BenchOptions | undefined 
     connections: Math.round(numberFlag('connections', values.connections, 32, 1)),
     durationSec: numberFlag('duration', values.duration, values.quick ? 3 : 10, 1),
     warmupSec: numberFlag('warmup', values.warmup, values.quick ? 1 : 2, 0),
+    repeats: Math.round(numberFlag('repeats', values.repeats, values.quick ? 1 : 3, 1)),
     profile: values.profile,
   }
 }

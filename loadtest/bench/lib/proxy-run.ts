@@ -1,6 +1,6 @@
 import type { Child } from './child.ts'
 import { watchCpu, watchMachineCpu } from './cpu.ts'
-import { measure, probe, type Measurement } from './measurement.ts'
+import { measure, probe, type LoadRequest, type Measurement } from './measurement.ts'
 import { sampleRoles, type ProcessFigures } from './probe.ts'
 import type { BenchOptions } from './options.ts'
 import type { System } from '../systems/system.ts'
@@ -12,6 +12,8 @@ export interface Run extends Measurement {
   /** Instances the load was spread over (the nodes of a cluster); 1 otherwise. */
   readonly instances: number
   readonly notes: readonly string[]
+  /** req/s of every measured run, in order; the figures here are the median run's. */
+  readonly repeatsPerSec: readonly number[]
   /** CPU use during the measured run, % of one core, per process. */
   readonly cpuPercent: Readonly<Record<string, number | null>>
   /** The whole machine's busy CPU during the measured run, % of one core: shows other work. */
@@ -63,10 +65,34 @@ function assertAlive(children: readonly Child[]): void {
   }
 }
 
+/** One measured closed-loop window, with the CPU and event loop of the processes over it. */
+interface MeasuredWindow extends Measurement {
+  readonly cpuPercent: Readonly<Record<string, number | null>>
+  readonly machineCpuPercent: number | null
+  /** What the probed processes reported at its end (their event-loop delay over it); it opens the next window. */
+  readonly closing: Readonly<Record<string, ProcessFigures>>
+}
+
+async function measureWindow(
+  load: readonly LoadRequest[],
+  shape: { readonly connections: number },
+  durationSec: number,
+  pids: Readonly<Record<string, number>>,
+  probed: ReadonlySet<number>,
+): Promise<MeasuredWindow> {
+  const cpu = watchCpu({ bench: process.pid, ...pids })
+  const machine = watchMachineCpu()
+  const measurement = await measure(load, { ...shape, durationSec })
+  const cpuPercent = cpu()
+  const machineCpuPercent = machine()
+  return { ...measurement, cpuPercent, machineCpuPercent, closing: await sampleRoles(pids, probed) }
+}
+
 /**
- * Probes the system, runs the discarded warm-up, then measures closed loop for
- * `options.durationSec` while watching the CPU of the bench and of every process in `watched`.
- * A system with several instances gets the connections spread over them.
+ * Probes the system, runs the discarded warm-up, then measures closed loop `options.repeats`
+ * times for `options.durationSec` each and keeps the median run by req/s, watching the CPU of
+ * the bench and of every process in `watched`. A system with several instances gets the
+ * connections spread over them.
  */
 export async function runSystem(
   system: System,
@@ -82,8 +108,9 @@ export async function runSystem(
     say(`${system.name}: warm-up ${options.warmupSec} s (discarded)`)
     await measure(load, { ...shape, durationSec: options.warmupSec })
   }
+  const runs = options.repeats > 1 ? `${options.repeats} × ` : ''
   say(
-    `${system.name}: measuring ${options.durationSec} s at ${options.connections} connections${over}`,
+    `${system.name}: measuring ${runs}${options.durationSec} s at ${options.connections} connections${over}`,
   )
   const pids = Object.fromEntries(Object.entries(watched).map(([role, child]) => [role, child.pid]))
   const probed = new Set(
@@ -93,26 +120,25 @@ export async function runSystem(
   )
   // The GC sample also opens each probed process's event-loop window.
   const afterWarmup = await sampleRoles(pids, probed, { gc: true })
-  const cpu = watchCpu({ bench: process.pid, ...pids })
-  const machine = watchMachineCpu()
-  const measurement = await measure(load, { ...shape, durationSec: options.durationSec })
-  const cpuPercent = cpu()
-  const machineCpuPercent = machine()
-  const closing = await sampleRoles(pids, probed)
+  const windows: MeasuredWindow[] = []
+  for (let i = 0; i < options.repeats; i++) {
+    windows.push(await measureWindow(load, shape, options.durationSec, pids, probed))
+  }
+  const byRate = [...windows].sort((a, b) => a.requestsPerSec - b.requestsPerSec)
+  const { closing, ...median } = byRate[Math.floor(byRate.length / 2)] as MeasuredWindow
   const afterRun = await sampleRoles(pids, probed, { gc: true })
   assertAlive(Object.values(watched))
   const own = Object.keys(system.processes)
   const roles = own.length > 0 ? own : ['upstream']
-  const cpuSum = roles.reduce((sum, role) => sum + (cpuPercent[role] ?? Number.NaN), 0)
+  const cpuSum = roles.reduce((sum, role) => sum + (median.cpuPercent[role] ?? Number.NaN), 0)
   return {
     system: system.name,
     path: new URL(system.request.url).pathname,
     instances: load.length,
     notes: system.notes,
-    ...measurement,
-    cpuPercent,
-    machineCpuPercent,
-    cpuMicrosPerRequest: (cpuSum * 1e4) / measurement.requestsPerSec,
+    ...median,
+    repeatsPerSec: windows.map((w) => w.requestsPerSec),
+    cpuMicrosPerRequest: (cpuSum * 1e4) / median.requestsPerSec,
     eventLoopDelayP99Ms: Object.fromEntries(
       Object.entries(closing).map(([role, f]) => [role, f.eventLoopDelayP99Ms]),
     ),
