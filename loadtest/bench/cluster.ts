@@ -23,8 +23,8 @@
  * Prints Markdown tables; writes loadtest/results/cluster-<time>.json and .md
  * (cluster-<scenario>-<time>.… for cross-region and handover).
  *
- *   npm run bench:cluster -- [--connections N] [--duration S] [--warmup S] [--quick]
- *                            [--scenario throughput-accuracy|cross-region|handover]
+ *   npm run bench:cluster -- [--connections N] [--duration S] [--warmup S] [--repeats N]
+ *                            [--quick] [--scenario throughput-accuracy|cross-region|handover]
  */
 import { readFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -34,7 +34,7 @@ import { measureAtRate, type RateMeasurement } from './lib/fixed-rate.ts'
 import { fixedRateCost, fixedRateMarkdown, type FixedRateCost } from './lib/fixed-rate-cost.ts'
 import { fixed, ms, perSec, times } from './lib/format.ts'
 import { machineFacts } from './lib/machine.ts'
-import { LOAD_GENERATOR, probe, problemsOf, type LoadRequest } from './lib/measurement.ts'
+import { LOAD_GENERATOR, probe, type LoadRequest } from './lib/measurement.ts'
 import { benchOptions, numberFlag, takeFlag, type BenchOptions } from './lib/options.ts'
 import { compare, runSystem, type Comparison, type Run } from './lib/proxy-run.ts'
 import { timestamp, writeResult, writeResultFile } from './lib/result-file.ts'
@@ -589,7 +589,7 @@ async function main(options: ClusterOptions): Promise<number> {
   const [baseline] = runs
   if (!baseline) throw new Error('no runs')
   const comparisons = runs.slice(1).map((run) => compare(run, baseline))
-  const problems = runs.flatMap((run) => problemsOf(run.system, run))
+  const problems = runs.flatMap((run) => run.problems)
   for (const { system, measurement: m } of fixedRate) {
     if (m.failed > 0 || m.refusedPerSec > 0)
       problems.push(`${system} at ${options.rate}/s: not every request answered 2xx`)
@@ -623,7 +623,7 @@ async function main(options: ClusterOptions): Promise<number> {
     '',
     accuracyMarkdown(accuracy),
     '',
-    '### CPU during each measured run',
+    "### CPU during each system's median run",
     '',
     cpuMarkdown([
       ...runs.map((r) => ({ label: r.system, ...r })),
@@ -686,12 +686,14 @@ const USAGE = `npm run bench:cluster -- [options]
 Options:
   --connections N   concurrent connections of the throughput runs (default 32)
   --duration S      seconds per measured throughput run and 1000 req/s run (default 10)
-  --warmup S        seconds of discarded warm-up before each of them (default 2)
+  --warmup S        seconds of discarded warm-up before a system's throughput runs and
+                    before its 1000 req/s run (default 2)
+  --repeats N       throughput runs per system, the median reported (default 3)
   --rate N          requests per second of the fixed-rate runs (default 1000; lower it on a
                     machine busy enough that embedded Fairlane saturates near it)
-  --quick           --duration 3 --warmup 1 and 4 s of accuracy instead of 10: to check that
-                    the bench works (cross-region: 1 s warm-up and 4 s per run; handover:
-                    the owner stopped after 3 s and 12 s more, instead of 5 and 15)
+  --quick           --duration 3 --warmup 1 --repeats 1 and 4 s of accuracy instead of 10: to
+                    check that the bench works (cross-region: 1 s warm-up and 4 s per run;
+                    handover: the owner stopped after 3 s and 12 s more, instead of 5 and 15)
   --scenario NAME   throughput-accuracy (default): throughput, 1000 req/s and accuracy;
                     cross-region: two regions 30 ms apart, the lane's owner in region a,
                     p50/p99 from each region under the limit (leased shares on and off) and

@@ -9,15 +9,15 @@
  * OTLP/HTTP receiver in the bench process, for what tracing costs.
  * Writes loadtest/results/proxy-<time>.json.
  *
- *   npm run bench:proxy -- [--connections N] [--duration S] [--warmup S] [--quick] [--profile]
- *                          [--traces RATIO]
+ *   npm run bench:proxy -- [--connections N] [--duration S] [--warmup S] [--repeats N] [--quick]
+ *                          [--profile] [--traces RATIO]
  */
 import { join } from 'node:path'
 import { startOtlpReceiver, type OtlpReceiver } from '@fairlane/testing'
 import { stopAll, type Child } from './lib/child.ts'
 import { runBench } from './lib/run-bench.ts'
 import { summarizeProfile, type ProfileSummary } from './lib/cpu-profile.ts'
-import { LOAD_GENERATOR, problemsOf } from './lib/measurement.ts'
+import { LOAD_GENERATOR } from './lib/measurement.ts'
 import { machineFacts } from './lib/machine.ts'
 import {
   benchOptions,
@@ -96,7 +96,7 @@ function report(
   const roles = [...new Set(runs.flatMap((r) => Object.keys(r.cpuPercent)))]
   say()
   say(
-    'CPU during each measured run, % of one core (the machine has ' +
+    "CPU during each system's median run, % of one core (the machine has " +
       machineFacts().cores +
       ' cores):',
   )
@@ -246,7 +246,7 @@ async function main(options: ProxyOptions): Promise<number> {
   const [baseline, ...others] = runs
   if (!baseline) throw new Error('no runs')
   const comparisons = others.map((run) => compare(run, baseline))
-  const problems = runs.flatMap((run) => problemsOf(run.system, run))
+  const problems = runs.flatMap((run) => run.problems)
 
   report(runs, comparisons, problems)
   for (const profile of profiles) reportProfile(profile)
@@ -274,6 +274,6 @@ async function main(options: ProxyOptions): Promise<number> {
 await runBench(
   'bench:proxy',
   proxyOptions,
-  `npm run bench:proxy -- [options]\n\n${OPTIONS_USAGE}\n  --traces RATIO    also run a Fairlane exporting traces sampled at RATIO (0-1)`,
+  `npm run bench:proxy -- [options]\n\n${OPTIONS_USAGE}\n  --repeats N       measured runs per system, the median reported (default 3; 1 with --quick)\n  --traces RATIO    also run a Fairlane exporting traces sampled at RATIO (0-1)`,
   main,
 )

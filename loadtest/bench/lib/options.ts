@@ -3,7 +3,10 @@ import { parseArgs } from 'node:util'
 export interface BenchOptions {
   readonly connections: number
   readonly durationSec: number
-  /** A run before each measurement, thrown away: lets JIT, connection pools and caches settle. */
+  /**
+   * A run before a system's measured runs, thrown away: lets JIT, connection pools and caches
+   * settle.
+   */
   readonly warmupSec: number
   /**
    * Measured runs per system, one after another after one warm-up; the median by req/s is
@@ -18,9 +21,7 @@ export const OPTIONS_USAGE = `Options:
   --connections N   concurrent connections (default 32)
   --duration S      seconds per measured run (default 10)
   --warmup S        seconds of discarded warm-up before a system's runs (default 2)
-  --repeats N       measured runs per system, the median reported (default 3; bench:proxy
-                    and bench:cluster)
-  --quick           --duration 3 --warmup 1 --repeats 1, for checking that the bench works
+  --quick           --duration 3 --warmup 1, for checking that the bench works
   --profile         record a CPU profile of the system under test (slows it down)
   --help            show this text`
 

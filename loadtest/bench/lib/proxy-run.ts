@@ -1,6 +1,6 @@
 import type { Child } from './child.ts'
 import { watchCpu, watchMachineCpu } from './cpu.ts'
-import { measure, probe, type LoadRequest, type Measurement } from './measurement.ts'
+import { measure, probe, problemsOf, type LoadRequest, type Measurement } from './measurement.ts'
 import { sampleRoles, type ProcessFigures } from './probe.ts'
 import type { BenchOptions } from './options.ts'
 import type { System } from '../systems/system.ts'
@@ -14,6 +14,8 @@ export interface Run extends Measurement {
   readonly notes: readonly string[]
   /** req/s of every measured run, in order; the figures here are the median run's. */
   readonly repeatsPerSec: readonly number[]
+  /** Failures and non-2xx answers of every measured run, the median's and the others'. */
+  readonly problems: readonly string[]
   /** CPU use during the measured run, % of one core, per process. */
   readonly cpuPercent: Readonly<Record<string, number | null>>
   /** The whole machine's busy CPU during the measured run, % of one core: shows other work. */
@@ -118,7 +120,8 @@ export async function runSystem(
       .filter((c) => c.probed)
       .map((c) => c.pid),
   )
-  // The GC sample also opens each probed process's event-loop window.
+  // The GC sample (the heap after the warm-up) also opens each probed process's event-loop
+  // window; the runs after the first follow no forced GC.
   const afterWarmup = await sampleRoles(pids, probed, { gc: true })
   const windows: MeasuredWindow[] = []
   for (let i = 0; i < options.repeats; i++) {
@@ -138,6 +141,9 @@ export async function runSystem(
     notes: system.notes,
     ...median,
     repeatsPerSec: windows.map((w) => w.requestsPerSec),
+    problems: windows.flatMap((w, i) =>
+      problemsOf(windows.length > 1 ? `${system.name} (run ${i + 1})` : system.name, w),
+    ),
     cpuMicrosPerRequest: (cpuSum * 1e4) / median.requestsPerSec,
     eventLoopDelayP99Ms: Object.fromEntries(
       Object.entries(closing).map(([role, f]) => [role, f.eventLoopDelayP99Ms]),
