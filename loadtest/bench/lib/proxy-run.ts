@@ -1,6 +1,7 @@
 import type { Child } from './child.ts'
 import { watchCpu, watchMachineCpu } from './cpu.ts'
 import { measure, probe, problemsOf, type LoadRequest, type Measurement } from './measurement.ts'
+import { medianBy } from './median.ts'
 import { sampleRoles, type ProcessFigures } from './probe.ts'
 import type { BenchOptions } from './options.ts'
 import type { System } from '../systems/system.ts'
@@ -127,8 +128,7 @@ export async function runSystem(
   for (let i = 0; i < options.repeats; i++) {
     windows.push(await measureWindow(load, shape, options.durationSec, pids, probed))
   }
-  const byRate = [...windows].sort((a, b) => a.requestsPerSec - b.requestsPerSec)
-  const { closing, ...median } = byRate[Math.floor(byRate.length / 2)] as MeasuredWindow
+  const { closing, ...median } = medianBy(windows, (w) => w.requestsPerSec)
   const afterRun = await sampleRoles(pids, probed, { gc: true })
   assertAlive(Object.values(watched))
   const own = Object.keys(system.processes)

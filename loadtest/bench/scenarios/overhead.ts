@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto'
 import { closedLoop, type ClosedLoopRun } from '../lib/closed-loop.ts'
 import { measureAtRate, type RateMeasurement } from '../lib/fixed-rate.ts'
 import { listenOverflows } from '../lib/listen-overflows.ts'
+import { medianBy } from '../lib/median.ts'
 import { fixed, perSec, ms, times } from '../lib/format.ts'
 import { probe, problemsOf, type LoadRequest, type Measurement } from '../lib/measurement.ts'
 import { sampleRoles, type ProcessFigures } from '../lib/probe.ts'
@@ -161,10 +162,7 @@ async function runOne(
       repeats.push({ ...run, eventLoop: eventLoopP99(await sampleRoles(pids, probed)) })
       assertRunning([upstream.child, ...deployment.children])
     }
-    const byRate = [...repeats].sort(
-      (x, y) => x.measurement.requestsPerSec - y.measurement.requestsPerSec,
-    )
-    const max = byRate[Math.floor(byRate.length / 2)] as (typeof repeats)[number]
+    const max = medianBy(repeats, (r) => r.measurement.requestsPerSec)
     const half = halfRate ?? Math.round(max.measurement.requestsPerSec / 2)
     say(
       `  ${contender.name}: ${repeats.map((r) => perSec(r.measurement.requestsPerSec)).join(', ')} req/s; ` +
