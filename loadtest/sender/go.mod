@@ -1,0 +1,3 @@
+module fairlane.dev/loadtest/sender
+
+go 1.26
