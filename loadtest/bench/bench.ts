@@ -108,6 +108,8 @@ Options:
   --quick              short runs (about seven minutes in all), to check that everything works
   --scenarios LIST     some of ${SCENARIOS.join(', ')} (default: all)
   --systems LIST       some of ${CONTENDERS.map((c) => c.name).join(', ')} (default: all)
+  --sender node|go     the overhead scenario's open-loop sender: node (default), in the bench's
+                       process, or go, loadtest/sender in its own process (needs Go to build it)
   --help               show this text`
 
 interface Options {
@@ -116,7 +118,7 @@ interface Options {
   readonly systems: readonly string[]
 }
 
-function settingsFor(quick: boolean): BenchSettings {
+function settingsFor(quick: boolean, sender: 'node' | 'go'): BenchSettings {
   return {
     quick,
     overhead: {
@@ -128,6 +130,7 @@ function settingsFor(quick: boolean): BenchSettings {
       ratePerSec: 1000,
       rateDurationSec: quick ? 3 : 10,
       rateWarmupSec: 3,
+      sender,
     },
     accuracy: {
       limitPerSec: 100,
@@ -180,13 +183,17 @@ function benchOptions(args: readonly string[]): Options | undefined {
       quick: { type: 'boolean', default: false },
       scenarios: { type: 'string' },
       systems: { type: 'string' },
+      sender: { type: 'string', default: 'node' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
   })
   if (values.help) return undefined
+  const sender = values.sender
+  if (sender !== 'node' && sender !== 'go')
+    throw new Error(`--sender: node or go (got "${sender}")`)
   return {
-    settings: settingsFor(values.quick),
+    settings: settingsFor(values.quick, sender),
     scenarios: list('scenarios', values.scenarios, SCENARIOS),
     systems: list(
       'systems',
@@ -320,6 +327,10 @@ async function main(options: Options): Promise<number> {
       loadGenerators: {
         closedLoop: wrk ? `${wrk.version}, 1 thread` : 'autocannon',
         openLoop: 'Traffic from @fairlane/testing (undici)',
+        overheadOpenLoop:
+          options.settings.overhead.sender === 'go'
+            ? 'loadtest/sender (Go), a process of its own'
+            : 'node:http in the bench process (lib/fixed-rate.ts)',
       },
       systems: statuses,
       scenarios: outcomes.map((o) => ({

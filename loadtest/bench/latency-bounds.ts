@@ -48,6 +48,8 @@ interface SavedRun {
 
 interface SavedBench {
   readonly quick?: boolean
+  /** Absent before `--sender`: the Node sender. */
+  readonly settings?: { readonly overhead?: { readonly sender?: string } }
   readonly machine?: { readonly git?: { readonly commit?: string } }
   readonly scenarios?: readonly {
     readonly name: string
@@ -83,15 +85,20 @@ function over(system: Window | undefined, direct: Window | undefined): Pair {
   return [p50 - base50, p99 - base99]
 }
 
-/** Every system's excess over direct in one saved bench; none without direct. */
+/**
+ * Every system's excess over direct in one saved bench; none without direct. Runs of the Go
+ * sender count apart (`fairlane, go sender`): the two senders measure differently.
+ */
 function excessesOf(bench: SavedBench): Excess[] {
+  const sender = bench.settings?.overhead?.sender ?? 'node'
+  const suffix = sender === 'node' ? '' : `, ${sender} sender`
   const runs = bench.scenarios?.find((s) => s.name === 'overhead')?.results?.runs ?? []
   const direct = runs.find((r) => r.system === 'direct')
   if (!direct) return []
   return runs
     .filter((run) => run !== direct)
     .map((run) => ({
-      system: run.system,
+      system: run.system + suffix,
       atRate: over(run.atRate, direct.atRate),
       atHalf: over(run.atHalf, direct.atHalf),
       flawed: [run.atRate, run.atHalf].some((w) => w && (w.failed > 0 || w.refusedPerSec > 0)),

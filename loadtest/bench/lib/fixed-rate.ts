@@ -162,6 +162,19 @@ export async function measureAtRate(
   } finally {
     await loop.stop()
   }
+  return rateMeasurementOf(records, lessQueueMs, elapsedSec, ratePerSec)
+}
+
+/**
+ * What a window's records come to: each target's counts and 2xx latencies, the latencies less
+ * the queue wait their answers named, over the window's length.
+ */
+export function rateMeasurementOf(
+  records: readonly CallerRecord[],
+  lessQueueMs: readonly number[],
+  elapsedSec: number,
+  ratePerSec: number,
+): RateMeasurement {
   const all = pooled(records)
   return {
     offeredPerSec: ratePerSec,

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto'
 import { closedLoop, type ClosedLoopRun } from '../lib/closed-loop.ts'
 import { measureAtRate, type RateMeasurement } from '../lib/fixed-rate.ts'
+import { measureAtRateWithGo } from '../lib/go-sender.ts'
 import { listenOverflows } from '../lib/listen-overflows.ts'
 import { medianBy } from '../lib/median.ts'
 import { fixed, perSec, ms, times } from '../lib/format.ts'
@@ -88,17 +89,12 @@ async function atFixedRate(
   const { context, deployment, pids, probed } = processes
   let cpuPercent: Record<string, number | null> = {}
   const overflowsBefore = listenOverflows()
-  const measurement = await measureAtRate(
-    [request],
-    ratePerSec,
-    durationSec,
-    warmupSec,
-    async () => {
-      await sampleRoles(pids, probed)
-      const cpu = watchDeployment(context.upstream, deployment)
-      return () => (cpuPercent = cpu())
-    },
-  )
+  const measure = context.settings.overhead.sender === 'go' ? measureAtRateWithGo : measureAtRate
+  const measurement = await measure([request], ratePerSec, durationSec, warmupSec, async () => {
+    await sampleRoles(pids, probed)
+    const cpu = watchDeployment(context.upstream, deployment)
+    return () => (cpuPercent = cpu())
+  })
   const overflowsAfter = listenOverflows()
   const eventLoop = eventLoopP99(await sampleRoles(pids, probed))
   if (measurement.refusedPerSec > 0 || measurement.failed > 0)
@@ -271,7 +267,8 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
   const generator = context.wrk ? `${context.wrk.version} (1 thread)` : 'autocannon'
   say(
     `overhead: ${generator}, ${o.connections} connections, ${o.warmupSec} s warm-up + ` +
-      `${o.repeats} × ${o.durationSec} s (median); then open loop for ${o.rateDurationSec} s at ` +
+      `${o.repeats} × ${o.durationSec} s (median); then open loop (${o.sender} sender) for ` +
+      `${o.rateDurationSec} s at ` +
       `${o.ratePerSec} req/s and at half of Fairlane's max (Fairlane runs first, once the ` +
       `upstream was warmed directly for ${o.warmupSec} s)`,
   )
@@ -353,8 +350,11 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
       'the median max run ÷ its requests (direct: the upstream’s). Event-loop p99: ' +
       '`monitorEventLoopDelay` inside the system’s Node process over the same window, beyond its ' +
       '10 ms sampling interval. Half rate: ' +
-      'half of Fairlane’s median max req/s, the same for every system (open loop, one sender in ' +
-      'the bench process; a system refusing or failing there, or a sender falling short, is ' +
+      'half of Fairlane’s median max req/s, the same for every system (open loop, ' +
+      (o.sender === 'go'
+        ? 'from loadtest/sender, a Go process of its own'
+        : 'one sender in the bench process') +
+      '; a system refusing or failing there, or a sender falling short, is ' +
       'listed under problems). Accept-queue overflows: connections the kernel dropped because ' +
       'the listening socket’s queue was full (TcpExt ListenOverflows over the half-rate run, ' +
       'warm-up included); each costs its request a retry of 200 ms or more.',

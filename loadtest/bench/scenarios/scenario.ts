@@ -5,13 +5,7 @@ import type { Upstream } from '../lib/upstream.ts'
 import type { Contender, Deployment } from '../systems/contender.ts'
 
 export type ScenarioName =
-  | 'overhead'
-  | 'accuracy'
-  | 'noisy-neighbour'
-  | 'caller-flood'
-  | 'jobs'
-  | 'growth'
-  | 'resilience'
+  'overhead' | 'accuracy' | 'noisy-neighbour' | 'caller-flood' | 'jobs' | 'growth' | 'resilience'
 export const SCENARIOS: readonly ScenarioName[] = [
   'overhead',
   'accuracy',
@@ -41,6 +35,11 @@ export interface BenchSettings {
      * or more where later windows at the same rate had 2-20 ms (Fairlane at half its max).
      */
     readonly rateWarmupSec: number
+    /**
+     * What sends the open loop: `node`, fixed-rate.ts in the bench's own process, or `go`,
+     * loadtest/sender in a process of its own (lib/go-sender.ts).
+     */
+    readonly sender: 'node' | 'go'
   }
   readonly accuracy: {
     readonly limitPerSec: number
