@@ -59,6 +59,8 @@ func readAnswer(r *bufio.Reader) (answer, error) {
 		}
 	}
 	switch {
+	// These never have a body, whatever their headers say (RFC 9112, section 6.3).
+	case status < 200 || status == 204 || status == 304:
 	case chunked:
 		err = discardChunks(r)
 	case length >= 0:

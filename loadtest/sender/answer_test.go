@@ -79,3 +79,19 @@ func TestTruncatedAnswerIsAnError(t *testing.T) {
 		t.Fatal("a body shorter than its Content-Length was taken whole")
 	}
 }
+
+func TestAnswersWithoutBodyLeaveTheConnectionReusable(t *testing.T) {
+	for _, text := range []string{
+		"HTTP/1.1 204 No Content\r\n\r\nNEXT",
+		"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\nNEXT",
+	} {
+		a, r, err := read(t, text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest, _ := r.ReadString(0)
+		if !a.reusable || rest != "NEXT" {
+			t.Fatalf("%q: reusable %v, %q left", text, a.reusable, rest)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -124,6 +125,40 @@ func TestConnectionsTheServerClosesAreReplaced(t *testing.T) {
 	}
 }
 
+func TestRequestsBeyondTheConnectionLimitWaitForOne(t *testing.T) {
+	var mu sync.Mutex
+	open, most := 0, 0
+	url := server(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		open++
+		most = max(most, open)
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		mu.Lock()
+		open--
+		mu.Unlock()
+	})
+	// 20 requests due in 0.1 s, each answered in 20 ms or more: most must wait for the one connection.
+	r := result(t, plan{Targets: []targetSpec{{URL: url}}, RatePerSec: 200, DurationSec: 0.1, MaxConnections: 1})
+	if tl := r.Targets[0]; tl.Sent != 20 || len(tl.LatenciesMs) != 20 || tl.Failed != 0 {
+		t.Fatalf("%+v", summary(tl))
+	}
+	if most != 1 {
+		t.Fatalf("%d requests at once on a limit of one connection", most)
+	}
+}
+
+func TestLateFailuresOfTheWindowCount(t *testing.T) {
+	url := server(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(200 * time.Millisecond)
+		w.WriteHeader(http.StatusBadGateway)
+	})
+	r := result(t, plan{Targets: []targetSpec{{URL: url}}, RatePerSec: 50, DurationSec: 0.1})
+	if tl := r.Targets[0]; tl.Sent != 5 || tl.Failed != 5 {
+		t.Fatalf("%+v", summary(tl))
+	}
+}
+
 func TestHeadersAreSent(t *testing.T) {
 	seen := make(chan string, 1000)
 	url := server(t, func(w http.ResponseWriter, r *http.Request) { seen <- r.Header.Get("Authorization") })
@@ -132,8 +167,13 @@ func TestHeadersAreSent(t *testing.T) {
 		RatePerSec:  100,
 		DurationSec: 0.1,
 	})
-	if got := <-seen; got != "Bearer k" {
-		t.Fatalf("authorization %q", got)
+	select {
+	case got := <-seen:
+		if got != "Bearer k" {
+			t.Fatalf("authorization %q", got)
+		}
+	default:
+		t.Fatal("no request reached the server")
 	}
 }
 

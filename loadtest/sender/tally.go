@@ -81,7 +81,9 @@ func (w *window) answered(target int, sent, at time.Time, a answer, err error) {
 		w.pending[target]--
 	}
 	served := err == nil && a.status >= 200 && a.status < 300
-	if w.isOpen {
+	// After the window, a request of the window still counts when it was refused or failed:
+	// left out, a late failure would go unseen.
+	if w.isOpen || (sentInWindow && !served) {
 		switch {
 		case served:
 			t.Served++
