@@ -13,6 +13,7 @@
  */
 import { parseArgs } from 'node:util'
 import { stopAll } from './lib/child.ts'
+import { buildGoSender } from './lib/go-sender.ts'
 import { runBench } from './lib/run-bench.ts'
 import { machineFacts } from './lib/machine.ts'
 import { timestamp, writeResult, writeResultFile } from './lib/result-file.ts'
@@ -253,6 +254,9 @@ async function main(options: Options): Promise<number> {
       ? `closed-loop load: ${wrk.version}`
       : 'closed-loop load: autocannon (wrk is not installed)',
   )
+  if (options.settings.overhead.sender === 'go' && options.scenarios.includes('overhead')) {
+    say(`overhead's open loop: ${await buildGoSender()}`)
+  }
   say()
 
   const ready = new Set(statuses.filter((s) => s.status === 'ready').map((s) => s.system))

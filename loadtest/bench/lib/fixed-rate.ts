@@ -30,6 +30,8 @@ export interface RateMeasurement {
   /** Served per second by each target (instance), in the order given. */
   readonly servedPerSecByTarget: readonly number[]
   readonly durationSec: number
+  /** The Go sender's: how late its sends in the window went out, 99th percentile (ms). */
+  readonly senderLateP99Ms?: number
 }
 
 /** The tick of the sender: each tick sends every request that is due by then. */

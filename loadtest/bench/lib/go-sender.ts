@@ -24,13 +24,22 @@ interface SenderEvent {
   readonly event: 'window-open' | 'window-closed' | 'result'
   readonly elapsedSec?: number
   readonly targets?: readonly Tally[]
+  /** How late the window's sends went out after their due time, 99th percentile. */
+  readonly lateP99Ms?: number
 }
 
 let built: Promise<string> | undefined
 
-/** Builds the sender once per bench (Go's build cache makes a rebuild take a moment). */
-function buildGoSender(): Promise<string> {
-  built ??= promisify(execFile)('go', ['build', '-o', BINARY, '.'], { cwd: SOURCE }).then(
+/**
+ * Builds the sender, once per bench (Go's build cache makes a rebuild take a moment): before
+ * any system starts, so the build's CPU lands in no measurement. GOTOOLCHAIN=local: an older
+ * Go fails with its own message rather than downloading the toolchain go.mod names.
+ */
+export function buildGoSender(): Promise<string> {
+  built ??= promisify(execFile)('go', ['build', '-o', BINARY, '.'], {
+    cwd: SOURCE,
+    env: { ...process.env, GOTOOLCHAIN: 'local' },
+  }).then(
     () => BINARY,
     (err: Error) => {
       throw new Error(`--sender go needs Go to build loadtest/sender: ${err.message}`, {
@@ -42,11 +51,11 @@ function buildGoSender(): Promise<string> {
 }
 
 /**
- * The same measurement as measureAtRate, from the Go sender in a process of its own: sends
- * go out at the same instants (what is due when a timer wakes, about every millisecond), but
- * its HTTP client costs less CPU than Node's and does not share an event loop with the bench.
- * It also times requests of the window answered after it closed, where the Node sender leaves
- * them out.
+ * The same measurement as measureAtRate, from the Go sender in a process of its own, on the
+ * same schedule (what is due when a timer wakes, about every millisecond; how the sends group
+ * may differ, as Go's timers wake more finely when its runtime is busy). Its HTTP client does
+ * not share an event loop with the bench. It also times requests of the window answered after
+ * it closed, where the Node sender leaves them out, and reports how late its sends went out.
  */
 export async function measureAtRateWithGo(
   targets: readonly LoadRequest[],
@@ -57,6 +66,13 @@ export async function measureAtRateWithGo(
 ): Promise<RateMeasurement> {
   const binary = await buildGoSender()
   const sender = launch('go-sender', binary, [])
+  // What onMeasure or its finish threw: the sender is stopped, and it is thrown once it exited.
+  let failure: unknown
+  const failed = (err: unknown): undefined => {
+    failure ??= err
+    void sender.stop()
+    return undefined
+  }
   let finish: Promise<(() => void) | undefined> = Promise.resolve(undefined)
   let windowClosed: Promise<void> = Promise.resolve()
   let result: SenderEvent | undefined
@@ -65,8 +81,9 @@ export async function measureAtRateWithGo(
     if (!line.startsWith('{"event"')) return
     const event = JSON.parse(line) as SenderEvent
     // The window is open while onMeasure runs: what it sets off is measured.
-    if (event.event === 'window-open') finish = Promise.resolve(onMeasure?.())
-    else if (event.event === 'window-closed') windowClosed = finish.then((done) => done?.())
+    if (event.event === 'window-open') finish = Promise.resolve().then(onMeasure).catch(failed)
+    else if (event.event === 'window-closed')
+      windowClosed = finish.then((done) => done?.()).catch(failed)
     else result = event
   })
   sender.send(
@@ -79,10 +96,14 @@ export async function measureAtRateWithGo(
   )
   const exit = await sender.exited
   await windowClosed
+  if (failure !== undefined) throw failure
   if (exit !== 0 || !result?.targets || result.elapsedSec === undefined) {
     throw new Error(`the Go sender failed (exit ${exit})\n${sender.output()}`)
   }
-  return measurementOf(result.targets, result.elapsedSec, ratePerSec)
+  return {
+    ...measurementOf(result.targets, result.elapsedSec, ratePerSec),
+    ...(result.lateP99Ms !== undefined ? { senderLateP99Ms: result.lateP99Ms } : {}),
+  }
 }
 
 function measurementOf(
