@@ -54,9 +54,7 @@ func (p *pool) dialCounted() (*conn, error) {
 // put gives a connection back after a whole answer, to the first waiting request if any.
 func (p *pool) put(c *conn) {
 	p.mu.Lock()
-	if len(p.waiting) > 0 {
-		ready := p.waiting[0]
-		p.waiting = p.waiting[1:]
+	if ready := p.firstWaiting(); ready != nil {
 		p.mu.Unlock()
 		ready <- c
 		return
@@ -74,15 +72,23 @@ func (p *pool) discard(c *conn) {
 // release frees a place in `open`, or hands it to the first waiting request.
 func (p *pool) release() {
 	p.mu.Lock()
-	if len(p.waiting) > 0 {
-		ready := p.waiting[0]
-		p.waiting = p.waiting[1:]
+	if ready := p.firstWaiting(); ready != nil {
 		p.mu.Unlock()
 		ready <- nil
 		return
 	}
 	p.open--
 	p.mu.Unlock()
+}
+
+// firstWaiting takes the first waiting request off the queue; nil when none waits. p.mu is held.
+func (p *pool) firstWaiting() chan *conn {
+	if len(p.waiting) == 0 {
+		return nil
+	}
+	ready := p.waiting[0]
+	p.waiting = p.waiting[1:]
+	return ready
 }
 
 // close closes the idle connections; the sender has stopped.

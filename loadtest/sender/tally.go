@@ -19,9 +19,9 @@ type tally struct {
 }
 
 // window counts what happens between open and close. Answers arriving in it count, also to
-// requests sent before it (every target's backlog is treated alike); latencies are those of
-// requests sent in it, also when they are answered after it closed, so a slow answer at the
-// end is not left out.
+// requests sent before it (every target's backlog is treated alike). Requests sent in it are
+// followed after it closed: their latencies are timed and their refusals and failures
+// counted, so a slow or failed answer at the end is not left out.
 type window struct {
 	mu       sync.Mutex
 	tallies  []tally
