@@ -132,6 +132,19 @@ class OpenLoop {
 }
 
 /**
+ * An open-loop measurement at a fixed rate; `onMeasure` is called when the measured window
+ * opens, and what it returns when the window closes. Either sender does it (the Go one in
+ * go-sender.ts).
+ */
+export type MeasureAtRate = (
+  targets: readonly LoadRequest[],
+  ratePerSec: number,
+  durationSec: number,
+  warmupSec: number,
+  onMeasure?: () => (() => void) | Promise<() => void>,
+) => Promise<RateMeasurement>
+
+/**
  * Open-loop load at a fixed rate over the targets. Unlike the closed loop of wrk or
  * autocannon, a slow or refusing system does not slow the sender down, so the figures are at
  * the rate asked for. The warm-up runs on the same sender (a limiter's initial burst is spent
@@ -139,13 +152,13 @@ class OpenLoop {
  * result when it closes (CPU watching). It may be asynchronous: the window is already open
  * while it runs, so what it sets off (a fault, in the resilience scenario) is measured.
  */
-export async function measureAtRate(
-  targets: readonly LoadRequest[],
-  ratePerSec: number,
-  durationSec: number,
-  warmupSec: number,
-  onMeasure?: () => (() => void) | Promise<() => void>,
-): Promise<RateMeasurement> {
+export const measureAtRate: MeasureAtRate = async (
+  targets,
+  ratePerSec,
+  durationSec,
+  warmupSec,
+  onMeasure,
+) => {
   const loop = new OpenLoop(targets, ratePerSec)
   let records: CallerRecord[]
   let lessQueueMs: number[]

@@ -3,8 +3,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { CallerRecord } from '@fairlane/testing'
 import { launch } from './child.ts'
-import { rateMeasurementOf, type RateMeasurement } from './fixed-rate.ts'
-import type { LoadRequest } from './measurement.ts'
+import { rateMeasurementOf, type MeasureAtRate, type RateMeasurement } from './fixed-rate.ts'
 import { REPO_ROOT } from './paths.ts'
 
 const SOURCE = join(REPO_ROOT, 'loadtest/sender')
@@ -57,13 +56,13 @@ export function buildGoSender(): Promise<string> {
  * not share an event loop with the bench. It also times requests of the window answered after
  * it closed, where the Node sender leaves them out, and reports how late its sends went out.
  */
-export async function measureAtRateWithGo(
-  targets: readonly LoadRequest[],
-  ratePerSec: number,
-  durationSec: number,
-  warmupSec: number,
-  onMeasure?: () => (() => void) | Promise<() => void>,
-): Promise<RateMeasurement> {
+export const measureAtRateWithGo: MeasureAtRate = async (
+  targets,
+  ratePerSec,
+  durationSec,
+  warmupSec,
+  onMeasure,
+) => {
   const binary = await buildGoSender()
   const sender = launch('go-sender', binary, [])
   // What onMeasure or its finish threw: the sender is stopped, and it is thrown once it exited.
