@@ -124,7 +124,9 @@ function settingsFor(quick: boolean, sender: 'node' | 'go'): BenchSettings {
     quick,
     overhead: {
       connections: 32,
-      warmupSec: quick ? 1 : 2,
+      // Fairlane's CPU per request settles within about 5 s of load after it starts (the
+      // peer's within 2): shorter, its first run measured its JIT at work.
+      warmupSec: quick ? 2 : 5,
       // Quick too takes a median: one run moves with where the processes land on the cores.
       durationSec: quick ? 2 : 5,
       repeats: 3,

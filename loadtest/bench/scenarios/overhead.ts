@@ -1,7 +1,8 @@
 /**
  * Overhead: what a system in front of the upstream costs when nothing is limited. Each system
  * gets the same request (GET /bench with one tenant's Authorization header) at maximum
- * throughput (closed loop) and then at two fixed rates (open loop): one far below every
+ * throughput (closed loop, the systems' runs taken in rounds) and then at two fixed rates
+ * (open loop): one far below every
  * system's maximum, where p50/p99 are the path's latency rather than queueing, and half of
  * Fairlane's own maximum, where its latency under real load is compared with the others' at
  * the same rate (Fairlane runs first so that the rate is known). Limiters run with a limit far
@@ -26,6 +27,7 @@ import {
   watchDeployment,
   type ScenarioContext,
   type ScenarioOutcome,
+  type Skip,
 } from './scenario.ts'
 
 interface OverheadRun {
@@ -115,18 +117,25 @@ async function atFixedRate(
   }
 }
 
-/**
- * One system: max req/s, then the fixed rate, then `halfRate` (undefined: half of its own
- * max, for Fairlane, which runs first).
- */
-async function runOne(
+/** A system started for the overhead runs: what the bench sends it and which processes it watches. */
+interface Deployed {
+  readonly contender: Contender
+  readonly deployment: Deployment
+  readonly request: LoadRequest
+  readonly pids: Readonly<Record<string, number>>
+  /** The pids that answer the probe (event loop, memory). */
+  readonly probed: ReadonlySet<number>
+}
+
+/** One closed-loop run at saturation, with each process's event-loop delay over it. */
+type MaxRun = ClosedLoopRun & { readonly eventLoop: Record<string, number | undefined> }
+
+async function deploy(
   contender: Contender,
   context: ScenarioContext,
   token: string,
-  halfRate: number | undefined,
-): Promise<{ run: OverheadRun; problems: string[] }> {
-  const { settings, upstream, say } = context
-  const o = settings.overhead
+): Promise<Deployed> {
+  const { upstream } = context
   const deployment = await contender.start({ upstream, instances: 1, tenants: [token] })
   try {
     const request: LoadRequest = {
@@ -138,78 +147,213 @@ async function runOne(
     const probed = new Set(
       [upstream.child, ...deployment.children].filter((c) => c.probed).map((c) => c.pid),
     )
-    const shape = { connections: o.connections }
-    say(
-      `  ${contender.name}: warm-up ${o.warmupSec} s, then ${o.repeats} × ${o.durationSec} s ` +
-        `at ${o.connections} connections`,
-    )
-    if (o.warmupSec > 0)
-      await closedLoop(context.wrk, request, { ...shape, durationSec: o.warmupSec }, pids)
-    const repeats: (ClosedLoopRun & { eventLoop: Record<string, number | undefined> })[] = []
-    for (let i = 0; i < o.repeats; i++) {
-      // A sample opens each process's event-loop window; the one after the run closes it.
-      await sampleRoles(pids, probed)
-      const run = await closedLoop(
-        context.wrk,
-        request,
-        { ...shape, durationSec: o.durationSec },
-        pids,
-      )
-      repeats.push({ ...run, eventLoop: eventLoopP99(await sampleRoles(pids, probed)) })
-      assertRunning([upstream.child, ...deployment.children])
-    }
-    const max = medianBy(repeats, (r) => r.measurement.requestsPerSec)
-    const half = halfRate ?? Math.round(max.measurement.requestsPerSec / 2)
-    say(
-      `  ${contender.name}: ${repeats.map((r) => perSec(r.measurement.requestsPerSec)).join(', ')} req/s; ` +
-        `then ${o.ratePerSec} and ${perSec(half)} req/s for ${o.rateWarmupSec} + ${o.rateDurationSec} s each`,
-    )
-    const problems = repeats.flatMap((r) => problemsOf(contender.name, r.measurement))
-    const processes = { context, deployment, pids, probed }
-    const low = await atFixedRate(
-      contender.name,
-      request,
-      o.ratePerSec,
-      o.rateDurationSec,
-      o.rateWarmupSec,
-      processes,
-      problems,
-    )
-    const high = await atFixedRate(
-      contender.name,
-      request,
-      half,
-      o.rateDurationSec,
-      o.rateWarmupSec,
-      processes,
-      problems,
-    )
-    const memory = await sampleRoles(pids, probed, { gc: true })
-    assertRunning([upstream.child, ...deployment.children])
-    return {
-      run: {
-        system: contender.name,
-        description: contender.description,
-        notes: deployment.notes,
-        max: max.measurement,
-        maxRepeats: repeats.map((r) => r.measurement.requestsPerSec),
-        maxCpuPercent: max.cpuPercent,
-        atRate: low.measurement,
-        atRateCpuPercent: low.cpuPercent,
-        atHalf: high.measurement,
-        listenOverflows: {
-          ...(low.listenOverflows !== undefined ? { atRate: low.listenOverflows } : {}),
-          ...(high.listenOverflows !== undefined ? { atHalf: high.listenOverflows } : {}),
-        },
-        cpuMicrosPerRequest:
-          (ownCpu(contender.name, max.cpuPercent) * 1e4) / max.measurement.requestsPerSec,
-        eventLoopDelayP99Ms: { max: max.eventLoop, atRate: low.eventLoop, atHalf: high.eventLoop },
-        memory,
+    return { contender, deployment, request, pids, probed }
+  } catch (err) {
+    await deployment.stop()
+    throw err
+  }
+}
+
+async function warmUp({ request, pids }: Deployed, context: ScenarioContext): Promise<void> {
+  const o = context.settings.overhead
+  await closedLoop(
+    context.wrk,
+    request,
+    { connections: o.connections, durationSec: o.warmupSec },
+    pids,
+  )
+}
+
+async function maxRun(d: Deployed, context: ScenarioContext): Promise<MaxRun> {
+  const o = context.settings.overhead
+  // A sample opens each process's event-loop window; the one after the run closes it.
+  await sampleRoles(d.pids, d.probed)
+  const run = await closedLoop(
+    context.wrk,
+    d.request,
+    { connections: o.connections, durationSec: o.durationSec },
+    d.pids,
+  )
+  const eventLoop = eventLoopP99(await sampleRoles(d.pids, d.probed))
+  assertRunning([context.upstream.child, ...d.deployment.children])
+  return { ...run, eventLoop }
+}
+
+/**
+ * The max runs of every system, taken in rounds: each round runs every system once, the
+ * first of the round moving one place each round. Systems measured one after another met
+ * the shared machine at different moments (its other tenants, where processes landed on
+ * the cores), which moved the ratio of two systems' req/s by more than what separates
+ * them; in rounds, each system's runs span the same stretch of time. A system whose run
+ * fails drops out of the later rounds.
+ */
+async function maxRounds(
+  deployed: readonly Deployed[],
+  context: ScenarioContext,
+  problems: string[],
+  skipped: Skip[],
+): Promise<Map<Deployed, MaxRun[]>> {
+  const runs = new Map<Deployed, MaxRun[]>(deployed.map((d) => [d, []]))
+  const o = context.settings.overhead
+  for (let round = 0; round < o.repeats; round++) {
+    const live = [...runs.keys()]
+    const turn = live.map((_, i) => live[(i + round) % live.length] as Deployed)
+    await runEach(
+      turn,
+      (d) => d.contender.name,
+      async (d) => {
+        try {
+          runs.get(d)?.push(await maxRun(d, context))
+        } catch (err) {
+          runs.delete(d)
+          throw err
+        }
       },
       problems,
-    }
+      skipped,
+    )
+  }
+  const said = (d: Deployed, r: readonly MaxRun[]): string =>
+    `  ${d.contender.name}: ${r.map((x) => perSec(x.measurement.requestsPerSec)).join(', ')} req/s`
+  for (const [d, r] of runs) context.say(said(d, r))
+  return runs
+}
+
+/**
+ * One system after its max runs: the fixed rate, then `halfRate` (undefined: half of its own
+ * max, for Fairlane, which goes first), then its memory.
+ */
+async function fixedRates(
+  d: Deployed,
+  repeats: readonly MaxRun[],
+  context: ScenarioContext,
+  halfRate: number | undefined,
+): Promise<{ run: OverheadRun; problems: string[] }> {
+  const { settings, say } = context
+  const o = settings.overhead
+  const { contender, deployment, request, pids, probed } = d
+  const max = medianBy(repeats, (r) => r.measurement.requestsPerSec)
+  const half = halfRate ?? Math.round(max.measurement.requestsPerSec / 2)
+  say(
+    `  ${contender.name}: ${o.ratePerSec} and ${perSec(half)} req/s for ` +
+      `${o.rateWarmupSec} + ${o.rateDurationSec} s each`,
+  )
+  const problems = repeats.flatMap((r) => problemsOf(contender.name, r.measurement))
+  const processes = { context, deployment, pids, probed }
+  const low = await atFixedRate(
+    contender.name,
+    request,
+    o.ratePerSec,
+    o.rateDurationSec,
+    o.rateWarmupSec,
+    processes,
+    problems,
+  )
+  const high = await atFixedRate(
+    contender.name,
+    request,
+    half,
+    o.rateDurationSec,
+    o.rateWarmupSec,
+    processes,
+    problems,
+  )
+  const memory = await sampleRoles(pids, probed, { gc: true })
+  assertRunning([context.upstream.child, ...deployment.children])
+  return {
+    run: {
+      system: contender.name,
+      description: contender.description,
+      notes: deployment.notes,
+      max: max.measurement,
+      maxRepeats: repeats.map((r) => r.measurement.requestsPerSec),
+      maxCpuPercent: max.cpuPercent,
+      atRate: low.measurement,
+      atRateCpuPercent: low.cpuPercent,
+      atHalf: high.measurement,
+      listenOverflows: {
+        ...(low.listenOverflows !== undefined ? { atRate: low.listenOverflows } : {}),
+        ...(high.listenOverflows !== undefined ? { atHalf: high.listenOverflows } : {}),
+      },
+      cpuMicrosPerRequest:
+        (ownCpu(contender.name, max.cpuPercent) * 1e4) / max.measurement.requestsPerSec,
+      eventLoopDelayP99Ms: { max: max.eventLoop, atRate: low.eventLoop, atHalf: high.eventLoop },
+      memory,
+    },
+    problems,
+  }
+}
+
+/**
+ * Every system, started together and idle but for its own runs: each is warmed, then the max
+ * runs go in rounds (maxRounds), then each in turn, Fairlane first, gets its fixed-rate
+ * windows and is stopped.
+ */
+async function runAll(
+  order: readonly Contender[],
+  context: ScenarioContext,
+  problems: string[],
+  skipped: Skip[],
+): Promise<OverheadRun[]> {
+  const token = 'fl_bench_' + randomBytes(24).toString('base64url')
+  const name = (d: Deployed): string => d.contender.name
+  const running = new Set<Deployed>()
+  try {
+    const deployed = await runEach(
+      order,
+      (c) => c.name,
+      async (c) => {
+        const d = await deploy(c, context, token)
+        running.add(d)
+        return d
+      },
+      problems,
+      skipped,
+    )
+    const o = context.settings.overhead
+    context.say(
+      `  warm-up ${o.warmupSec} s each, then ${o.repeats} rounds of ${o.durationSec} s per system ` +
+        `at ${o.connections} connections`,
+    )
+    const warm =
+      o.warmupSec > 0
+        ? await runEach(
+            deployed,
+            name,
+            async (d) => {
+              await warmUp(d, context)
+              return d
+            },
+            problems,
+            skipped,
+          )
+        : deployed
+    const rounds = await maxRounds(warm, context, problems, skipped)
+    let halfRate: number | undefined
+    return await runEach(
+      [...rounds.keys()],
+      name,
+      async (d) => {
+        try {
+          const { run, problems: found } = await fixedRates(
+            d,
+            rounds.get(d) ?? [],
+            context,
+            halfRate,
+          )
+          if (d.contender.name === 'fairlane') halfRate = run.atHalf.offeredPerSec
+          problems.push(...found)
+          return run
+        } finally {
+          running.delete(d)
+          await d.deployment.stop()
+        }
+      },
+      problems,
+      skipped,
+    )
   } finally {
-    await deployment.stop()
+    await Promise.allSettled([...running].map((d) => d.deployment.stop()))
   }
 }
 
@@ -263,33 +407,20 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
   const { settings, say } = context
   const o = settings.overhead
   const { run: contenders, skipped } = pick(context, () => undefined)
-  const token = 'fl_bench_' + randomBytes(24).toString('base64url')
   const generator = context.wrk ? `${context.wrk.version} (1 thread)` : 'autocannon'
   say(
-    `overhead: ${generator}, ${o.connections} connections, ${o.warmupSec} s warm-up + ` +
-      `${o.repeats} × ${o.durationSec} s (median); then open loop (${o.sender} sender) for ` +
-      `${o.rateDurationSec} s at ` +
-      `${o.ratePerSec} req/s and at half of Fairlane's max (Fairlane runs first, once the ` +
-      `upstream was warmed directly for ${o.warmupSec} s)`,
+    `overhead: ${generator}, ${o.connections} connections, ${o.warmupSec} s warm-up, then ` +
+      `${o.repeats} rounds of ${o.durationSec} s per system (median); then open loop ` +
+      `(${o.sender} sender) for ${o.rateDurationSec} s at ${o.ratePerSec} req/s and at half ` +
+      `of Fairlane's max (Fairlane first; the upstream is warmed directly for ` +
+      `${o.warmupSec} s before any system)`,
   )
   const problems: string[] = []
   if (contenders.length > 0) await warmUpstream(context)
   const order = [...contenders].sort(
     (a, b) => Number(b.name === 'fairlane') - Number(a.name === 'fairlane'),
   )
-  let halfRate: number | undefined
-  const measured: OverheadRun[] = await runEach(
-    order,
-    (contender) => contender.name,
-    async (contender) => {
-      const { run, problems: found } = await runOne(contender, context, token, halfRate)
-      if (contender.name === 'fairlane') halfRate = run.atHalf.offeredPerSec
-      problems.push(...found)
-      return run
-    },
-    problems,
-    skipped,
-  )
+  const measured = await runAll(order, context, problems, skipped)
   const runs = contenders.flatMap((c) => measured.filter((r) => r.system === c.name))
   const half = (r: OverheadRun): string => perSec(r.atHalf.offeredPerSec)
 
