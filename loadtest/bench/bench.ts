@@ -109,12 +109,17 @@ Options:
   --quick              short runs (about seven minutes in all), to check that everything works
   --scenarios LIST     some of ${SCENARIOS.join(', ')} (default: all)
   --systems LIST       some of ${CONTENDERS.map((c) => c.name).join(', ')} (default: all)
-  --sender node|go     the overhead scenario's open-loop sender: node (default), in the bench's
-                       process, or go, loadtest/sender in its own process (needs Go to build it)
+  --sender auto|node|go
+                       the overhead scenario's open-loop sender: go, loadtest/sender in a
+                       process of its own (built with Go), or node, in the bench's process;
+                       auto (default): go where Go builds it, node otherwise
   --help               show this text`
+
+type SenderChoice = 'auto' | 'node' | 'go'
 
 interface Options {
   readonly settings: BenchSettings
+  readonly sender: SenderChoice
   readonly scenarios: readonly ScenarioName[]
   readonly systems: readonly string[]
 }
@@ -186,17 +191,19 @@ function benchOptions(args: readonly string[]): Options | undefined {
       quick: { type: 'boolean', default: false },
       scenarios: { type: 'string' },
       systems: { type: 'string' },
-      sender: { type: 'string', default: 'node' },
+      sender: { type: 'string', default: 'auto' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
   })
   if (values.help) return undefined
   const sender = values.sender
-  if (sender !== 'node' && sender !== 'go')
-    throw new Error(`--sender: node or go (got "${sender}")`)
+  if (sender !== 'auto' && sender !== 'node' && sender !== 'go')
+    throw new Error(`--sender: auto, node or go (got "${sender}")`)
   return {
-    settings: settingsFor(values.quick, sender),
+    // The sender is settled in main, once it is known whether Go builds the Go one.
+    settings: settingsFor(values.quick, sender === 'go' ? 'go' : 'node'),
+    sender,
     scenarios: list('scenarios', values.scenarios, SCENARIOS),
     systems: list(
       'systems',
@@ -234,7 +241,30 @@ async function survey(names: readonly string[]): Promise<SystemStatus[]> {
   return statuses
 }
 
-async function main(options: Options): Promise<number> {
+/**
+ * The overhead scenario's sender, said: the Go one when asked for or, with auto, when Go
+ * builds it (a failed build then falls back to the Node one, with the reason).
+ */
+async function withSender(options: Options): Promise<Options> {
+  if (options.sender === 'node') {
+    say("overhead's open loop: the Node sender (--sender node)")
+    return options
+  }
+  let binary: string
+  try {
+    binary = await buildGoSender()
+  } catch (err) {
+    if (options.sender === 'go') throw err
+    say(`overhead's open loop: the Node sender (${(err as Error).message.split('\n')[0]})`)
+    return options
+  }
+  say(`overhead's open loop: ${binary}`)
+  const { settings } = options
+  return { ...options, settings: { ...settings, overhead: { ...settings.overhead, sender: 'go' } } }
+}
+
+async function main(initial: Options): Promise<number> {
+  let options = initial
   const started = performance.now()
   const stamp = timestamp()
   const machine = machineFacts()
@@ -256,9 +286,7 @@ async function main(options: Options): Promise<number> {
       ? `closed-loop load: ${wrk.version}`
       : 'closed-loop load: autocannon (wrk is not installed)',
   )
-  if (options.settings.overhead.sender === 'go' && options.scenarios.includes('overhead')) {
-    say(`overhead's open loop: ${await buildGoSender()}`)
-  }
+  if (options.scenarios.includes('overhead')) options = await withSender(options)
   say()
 
   const ready = new Set(statuses.filter((s) => s.status === 'ready').map((s) => s.system))
