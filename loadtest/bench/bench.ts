@@ -130,8 +130,9 @@ function settingsFor(quick: boolean, sender: 'node' | 'go'): BenchSettings {
     overhead: {
       connections: 32,
       // Fairlane's CPU per request settles within about 5 s of load after it starts (the
-      // peer's within 2): shorter, its first run measured its JIT at work.
-      warmupSec: quick ? 2 : 5,
+      // peer's within 2): shorter, its first runs measured its JIT at work. Quick runs too: a
+      // quick figure is shorter, not of another kind.
+      warmupSec: 5,
       // Quick too takes a median: one run moves with where the processes land on the cores.
       durationSec: quick ? 2 : 5,
       repeats: 3,
