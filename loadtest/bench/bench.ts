@@ -129,9 +129,9 @@ function settingsFor(quick: boolean, sender: 'node' | 'go'): BenchSettings {
     quick,
     overhead: {
       connections: 32,
-      // Fairlane's CPU per request settles within about 5 s of load after it starts (the
-      // peer's within 2): shorter, its first runs measured its JIT at work. Quick runs too: a
-      // quick figure is shorter, not of another kind.
+      // A fresh Fairlane's first seconds under load cost it more than the peer's cost the
+      // peer (V8 compiling more code): shorter, its first runs measured that. Quick runs too:
+      // a quick figure is shorter, not of another kind (docs/performance.md, Rounds).
       warmupSec: 5,
       // Quick too takes a median: one run moves with where the processes land on the cores.
       durationSec: quick ? 2 : 5,

@@ -2,11 +2,11 @@
  * Overhead: what a system in front of the upstream costs when nothing is limited. Each system
  * gets the same request (GET /bench with one tenant's Authorization header) at maximum
  * throughput (closed loop, the systems' runs taken in rounds) and then at two fixed rates
- * (open loop): one far below every
- * system's maximum, where p50/p99 are the path's latency rather than queueing, and half of
- * Fairlane's own maximum, where its latency under real load is compared with the others' at
- * the same rate (Fairlane runs first so that the rate is known). Limiters run with a limit far
- * above the load, so every request takes the limiter's path and passes.
+ * (open loop): one far below every system's maximum, where p50/p99 are the path's latency
+ * rather than queueing, and half of Fairlane's own maximum, where its latency under real load
+ * is compared with the others' at the same rate (Fairlane goes first so that the rate is
+ * known). Limiters run with a limit far above the load, so every request takes the limiter's
+ * path and passes.
  */
 import { randomBytes } from 'node:crypto'
 import { closedLoop, type ClosedLoopRun } from '../lib/closed-loop.ts'
