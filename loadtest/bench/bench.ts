@@ -256,7 +256,7 @@ async function withSender(options: Options): Promise<Options> {
     binary = await buildGoSender()
   } catch (err) {
     if (options.sender === 'go') throw err
-    say(`overhead's open loop: the Node sender (${(err as Error).message.split('\n')[0]})`)
+    say(`overhead's open loop: the Node sender (${(err as Error).message})`)
     return options
   }
   say(`overhead's open loop: ${binary}`)

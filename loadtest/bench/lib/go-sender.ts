@@ -40,10 +40,11 @@ export function buildGoSender(): Promise<string> {
     env: { ...process.env, GOTOOLCHAIN: 'local' },
   }).then(
     () => BINARY,
-    (err: Error) => {
-      throw new Error(`--sender go needs Go to build loadtest/sender: ${err.message}`, {
-        cause: err,
-      })
+    (err: Error & { stderr?: string }) => {
+      // What go said (a go.mod needing a newer Go, say), not "Command failed: go build …";
+      // a missing go has no output, and its message says so ("spawn go ENOENT").
+      const said = err.stderr?.trim().split('\n').at(-1) || err.message
+      throw new Error(`Go could not build loadtest/sender: ${said}`, { cause: err })
     },
   )
   return built

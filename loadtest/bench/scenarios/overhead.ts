@@ -181,15 +181,17 @@ async function maxRun(d: Deployed, context: ScenarioContext): Promise<MaxRun> {
 
 /**
  * The max runs of every system, taken in rounds: each round runs every system once, the
- * first of the round moving one place each round. Systems measured one after another met
- * the shared machine at different moments (its other tenants, where processes landed on
- * the cores), which moved the ratio of two systems' req/s by more than what separates
- * them; in rounds, each system's runs span the same stretch of time. A system whose run
- * fails drops out of the later rounds.
+ * first of the round moving one place each round, and a system's warm-up goes right before
+ * its first run (warmed earlier, it would wait idle through the others' warm-ups).
+ * Systems measured one after another met the shared machine at different moments (its
+ * other tenants, where processes landed on the cores), which moved the ratio of two
+ * systems' req/s by more than what separates them; in rounds, each system's runs span the
+ * same stretch of time. A system whose warm-up or run fails is stopped and drops out.
  */
 async function maxRounds(
   deployed: readonly Deployed[],
   context: ScenarioContext,
+  failed: (d: Deployed) => Promise<void>,
   problems: string[],
   skipped: Skip[],
 ): Promise<Map<Deployed, MaxRun[]>> {
@@ -203,9 +205,11 @@ async function maxRounds(
       (d) => d.contender.name,
       async (d) => {
         try {
+          if (round === 0 && o.warmupSec > 0) await warmUp(d, context)
           runs.get(d)?.push(await maxRun(d, context))
         } catch (err) {
           runs.delete(d)
+          await failed(d)
           throw err
         }
       },
@@ -285,9 +289,8 @@ async function fixedRates(
 }
 
 /**
- * Every system, started together and idle but for its own runs: each is warmed, then the max
- * runs go in rounds (maxRounds), then each in turn, Fairlane first, gets its fixed-rate
- * windows and is stopped.
+ * Every system, started together and idle but for its own runs: the max runs go in rounds
+ * (maxRounds), then each in turn, Fairlane first, gets its fixed-rate windows and is stopped.
  */
 async function runAll(
   order: readonly Contender[],
@@ -298,6 +301,10 @@ async function runAll(
   const token = 'fl_bench_' + randomBytes(24).toString('base64url')
   const name = (d: Deployed): string => d.contender.name
   const running = new Set<Deployed>()
+  const stop = async (d: Deployed): Promise<void> => {
+    running.delete(d)
+    await d.deployment.stop()
+  }
   try {
     const deployed = await runEach(
       order,
@@ -312,23 +319,10 @@ async function runAll(
     )
     const o = context.settings.overhead
     context.say(
-      `  warm-up ${o.warmupSec} s each, then ${o.repeats} rounds of ${o.durationSec} s per system ` +
-        `at ${o.connections} connections`,
+      `  ${o.repeats} rounds of ${o.durationSec} s per system at ${o.connections} connections, ` +
+        `each system's first after ${o.warmupSec} s of warm-up`,
     )
-    const warm =
-      o.warmupSec > 0
-        ? await runEach(
-            deployed,
-            name,
-            async (d) => {
-              await warmUp(d, context)
-              return d
-            },
-            problems,
-            skipped,
-          )
-        : deployed
-    const rounds = await maxRounds(warm, context, problems, skipped)
+    const rounds = await maxRounds(deployed, context, stop, problems, skipped)
     let halfRate: number | undefined
     return await runEach(
       [...rounds.keys()],
@@ -345,8 +339,7 @@ async function runAll(
           problems.push(...found)
           return run
         } finally {
-          running.delete(d)
-          await d.deployment.stop()
+          await stop(d)
         }
       },
       problems,
