@@ -106,7 +106,7 @@ const ROSTER: Record<ScenarioName, readonly string[]> = {
 const USAGE = `npm run bench -- [options]
 
 Options:
-  --quick              short runs (about seven minutes in all), to check that everything works
+  --quick              short runs (about eight minutes in all), to check that everything works
   --scenarios LIST     some of ${SCENARIOS.join(', ')} (default: all)
   --systems LIST       some of ${CONTENDERS.map((c) => c.name).join(', ')} (default: all)
   --sender auto|node|go
