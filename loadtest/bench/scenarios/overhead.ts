@@ -43,6 +43,7 @@ interface OverheadRun {
   readonly atRateCpuPercent: Readonly<Record<string, number | null>>
   /** At half of Fairlane's median max req/s (its own when it is Fairlane). */
   readonly atHalf: RateMeasurement
+  readonly atHalfCpuPercent: Readonly<Record<string, number | null>>
   /**
    * Connections the kernel dropped from a full accept queue (machine-wide, one system runs at a
    * time) over the fixed-rate windows, warm-up included: each costs its request a SYN or data
@@ -51,6 +52,12 @@ interface OverheadRun {
   readonly listenOverflows: { readonly atRate?: number; readonly atHalf?: number }
   /** CPU time of the system's own processes per request at max req/s, µs (direct: the upstream's). */
   readonly cpuMicrosPerRequest: number
+  /**
+   * The same at the half rate, over that window: each request mostly alone in its event-loop
+   * turn, so it pays what the closed loop's batches share. What a system spends there sets how
+   * much of the core is left to absorb a burst or a pause, and so its p99 at that rate.
+   */
+  readonly cpuMicrosPerRequestAtHalf: number
   /** Per process: event-loop delay of the median max run and of each fixed-rate window. */
   readonly eventLoopDelayP99Ms: {
     readonly max: Readonly<Record<string, number | undefined>>
@@ -275,12 +282,15 @@ async function fixedRates(
       atRate: low.measurement,
       atRateCpuPercent: low.cpuPercent,
       atHalf: high.measurement,
+      atHalfCpuPercent: high.cpuPercent,
       listenOverflows: {
         ...(low.listenOverflows !== undefined ? { atRate: low.listenOverflows } : {}),
         ...(high.listenOverflows !== undefined ? { atHalf: high.listenOverflows } : {}),
       },
       cpuMicrosPerRequest:
         (ownCpu(contender.name, max.cpuPercent) * 1e4) / max.measurement.requestsPerSec,
+      cpuMicrosPerRequestAtHalf:
+        (ownCpu(contender.name, high.cpuPercent) * 1e4) / high.measurement.servedPerSec,
       eventLoopDelayP99Ms: { max: max.eventLoop, atRate: low.eventLoop, atHalf: high.eventLoop },
       memory,
     },
@@ -431,6 +441,7 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
     'half rate req/s',
     'p50 ms @ half',
     'p99 ms @ half',
+    'CPU µs/req @ half',
     'event-loop p99 ms @ half',
     'accept-queue overflows @ half',
     'Fairlane ÷ system, max req/s',
@@ -449,6 +460,7 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
     half(r),
     ms(r.atHalf.p50Ms),
     ms(r.atHalf.p99Ms),
+    fixed(r.cpuMicrosPerRequestAtHalf, 0),
     ms(eventLoopOf(r, 'atHalf')),
     r.listenOverflows.atHalf === undefined ? '-' : perSec(r.listenOverflows.atHalf),
     fairlane ? times(fairlane.max.requestsPerSec / r.max.requestsPerSec) : '-',
@@ -471,7 +483,8 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
     formatMarkdownTable(header, rows),
     '',
     'CPU µs/req: CPU time (user + system, /proc/<pid>/stat) of the system’s own processes over ' +
-      'the median max run ÷ its requests (direct: the upstream’s). Event-loop p99: ' +
+      'the median max run ÷ its requests (direct: the upstream’s); @ half, over the half-rate ' +
+      'window ÷ the requests served in it, each mostly alone in its event-loop turn. Event-loop p99: ' +
       '`monitorEventLoopDelay` inside the system’s Node process over the same window, beyond its ' +
       '10 ms sampling interval. Half rate: ' +
       'half of Fairlane’s median max req/s, the same for every system (open loop, ' +
