@@ -15,7 +15,7 @@ export interface TracedObserver {
 
 /** One label set's counts in prom-client's Histogram (15.1.3 keeps them in `hashMap`). */
 interface Counts {
-  readonly bucketValues: Record<number, number>
+  readonly bucketValues: Record<string, number>
   sum: number
   count: number
 }
@@ -43,6 +43,11 @@ export class ExemplarChild<T extends string> implements TracedObserver {
   readonly #labels: LabelValues<T>
   readonly #child: { observe(value: number): void }
   readonly #key: string
+  /**
+   * The bucket keys as prom-client files them, one per upper bound: indexing by the number
+   * itself turned it into a string on every observation, most of what an observation cost.
+   */
+  readonly #bucketKeys: readonly string[] | undefined
 
   constructor(histogram: Histogram<T>, labels: LabelValues<T>) {
     this.#histogram = histogram
@@ -53,6 +58,7 @@ export class ExemplarChild<T extends string> implements TracedObserver {
       this.#internals.sortedLabelNames ?? Object.keys(labels).sort(),
       labels,
     )
+    this.#bucketKeys = this.#internals.upperBounds?.map(String)
   }
 
   observe(value: number, span?: SpanIds): void {
@@ -68,16 +74,23 @@ export class ExemplarChild<T extends string> implements TracedObserver {
     }
     const { hashMap, upperBounds } = this.#internals
     const counts = hashMap?.[this.#key]
-    if (counts === undefined || upperBounds === undefined || !Number.isFinite(value)) {
+    const keys = this.#bucketKeys
+    if (
+      counts === undefined ||
+      upperBounds === undefined ||
+      keys === undefined ||
+      !Number.isFinite(value)
+    ) {
       // prom-client's own path: it makes the counts, or refuses the value.
       this.#child.observe(value)
       return
     }
     counts.sum += value
     counts.count += 1
-    for (const bound of upperBounds) {
-      if (value <= bound) {
-        counts.bucketValues[bound] = (counts.bucketValues[bound] ?? 0) + 1
+    for (let i = 0; i < upperBounds.length; i++) {
+      if (value <= (upperBounds[i] as number)) {
+        const key = keys[i] as string
+        counts.bucketValues[key] = (counts.bucketValues[key] ?? 0) + 1
         return
       }
     }
