@@ -142,6 +142,13 @@ export class RequestLines {
   readonly #internals: PinoInternals
   readonly #direct: boolean
   readonly #info: number
+  /**
+   * `,"key":` and `,"key":"` per field name, made once: a line is made of fewer pieces, which
+   * the sink's join then walks, and each costs a concatenation less. Keys are the lines' own
+   * field names, a closed set in the code (identifiers: nothing to escape).
+   */
+  readonly #names = new Map<string, string>()
+  readonly #openings = new Map<string, string>()
 
   constructor(logger: Logger) {
     this.#logger = logger.child({}, { redact: { paths: [], censor: '[redacted]' } })
@@ -165,6 +172,24 @@ export class RequestLines {
     return this.#logger.isLevelEnabled('info')
   }
 
+  #named(key: string): string {
+    let named = this.#names.get(key)
+    if (named === undefined) {
+      named = ',"' + key + '":'
+      this.#names.set(key, named)
+    }
+    return named
+  }
+
+  #opened(key: string): string {
+    let opened = this.#openings.get(key)
+    if (opened === undefined) {
+      opened = ',"' + key + '":"'
+      this.#openings.set(key, opened)
+    }
+    return opened
+  }
+
   /** Writes one info line of `fields` and `msg`; fields that are undefined are left out. */
   write(fields: LineFields, msg: string): void {
     if (!this.#direct) {
@@ -177,8 +202,9 @@ export class RequestLines {
     let line = (levels[this.#info] as string) + time + (internals[chindingsSym] as string)
     for (const key in fields) {
       const value = fields[key]
-      // Keys are the request line's own field names (identifiers): nothing to escape.
-      if (value !== undefined) line += ',"' + key + '":' + jsonValue(value)
+      if (value === undefined) continue
+      if (typeof value === 'string' && !ESCAPED.test(value)) line += this.#opened(key) + value + '"'
+      else line += this.#named(key) + jsonValue(value)
     }
     line += ',"' + (internals[messageKeySym] as string) + '":' + JSON.stringify(msg)
     ;(internals[streamSym] as { write(line: string): void }).write(
