@@ -44,10 +44,12 @@ export class ExemplarChild<T extends string> implements TracedObserver {
   readonly #child: { observe(value: number): void }
   readonly #key: string
   /**
-   * The bucket keys as prom-client files them, one per upper bound: indexing by the number
-   * itself turned it into a string on every observation, most of what an observation cost.
+   * The upper bounds (prom-client freezes them) and, one per bound, the key prom-client files
+   * its count under: indexing by the number itself turned it into a string on every
+   * observation, most of what an observation cost.
    */
-  readonly #bucketKeys: readonly string[] | undefined
+  readonly #buckets:
+    { readonly bounds: readonly number[]; readonly keys: readonly string[] } | undefined
 
   constructor(histogram: Histogram<T>, labels: LabelValues<T>) {
     this.#histogram = histogram
@@ -58,7 +60,8 @@ export class ExemplarChild<T extends string> implements TracedObserver {
       this.#internals.sortedLabelNames ?? Object.keys(labels).sort(),
       labels,
     )
-    this.#bucketKeys = this.#internals.upperBounds?.map(String)
+    const bounds = this.#internals.upperBounds
+    this.#buckets = bounds && { bounds, keys: bounds.map(String) }
   }
 
   observe(value: number, span?: SpanIds): void {
@@ -72,23 +75,18 @@ export class ExemplarChild<T extends string> implements TracedObserver {
       })
       return
     }
-    const { hashMap, upperBounds } = this.#internals
-    const counts = hashMap?.[this.#key]
-    const keys = this.#bucketKeys
-    if (
-      counts === undefined ||
-      upperBounds === undefined ||
-      keys === undefined ||
-      !Number.isFinite(value)
-    ) {
+    const counts = this.#internals.hashMap?.[this.#key]
+    const buckets = this.#buckets
+    if (counts === undefined || buckets === undefined || !Number.isFinite(value)) {
       // prom-client's own path: it makes the counts, or refuses the value.
       this.#child.observe(value)
       return
     }
     counts.sum += value
     counts.count += 1
-    for (let i = 0; i < upperBounds.length; i++) {
-      if (value <= (upperBounds[i] as number)) {
+    const { bounds, keys } = buckets
+    for (let i = 0; i < bounds.length; i++) {
+      if (value <= (bounds[i] as number)) {
         const key = keys[i] as string
         counts.bucketValues[key] = (counts.bucketValues[key] ?? 0) + 1
         return

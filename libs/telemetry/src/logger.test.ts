@@ -139,6 +139,42 @@ describe('RequestLines', () => {
       expect(out.text()).toContain(`"f${i}":${JSON.stringify(value)},`)
   })
 
+  it('writes a field the same whatever kind of value it had in the lines before', () => {
+    // Each key's opening is made once: a key that changes kind must not take another's.
+    const kinds = [
+      { a: 'plain', b: 1, c: true },
+      { a: 'needs "escaping"', b: 'plain', c: Number.POSITIVE_INFINITY },
+      { a: 2.5, b: undefined, c: 'tab\there' },
+      { a: undefined, b: 'x', c: 'plain' },
+      { a: 'plain', b: false, c: -0 },
+    ]
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      vi.setSystemTime(Date.UTC(2026, 11, 5, 1, 0, 0, 0))
+      const viaPino = capture()
+      const logger = createLogger({ level: 'info', destination: viaPino.destination }).child(
+        {},
+        { redact: { paths: [], censor: '[redacted]' } },
+      )
+      for (const fields of kinds) logger.info(fields, 'request')
+      const direct = capture()
+      const lines = new RequestLines(
+        createLogger({ level: 'info', destination: direct.destination }),
+      )
+      for (const fields of kinds) lines.write(fields, 'request')
+      expect(direct.text()).toBe(viaPino.text())
+      expect(
+        direct
+          .text()
+          .trimEnd()
+          .split('\n')
+          .map((l) => JSON.parse(l).a),
+      ).toEqual(['plain', 'needs "escaping"', 2.5, undefined, 'plain'])
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
   it('is off below info, and follows a level changed later', () => {
     const out = capture()
     const logger = createLogger({ level: 'warn', destination: out.destination })

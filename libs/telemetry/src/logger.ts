@@ -190,7 +190,11 @@ export class RequestLines {
     return opened
   }
 
-  /** Writes one info line of `fields` and `msg`; fields that are undefined are left out. */
+  /**
+   * Writes one info line of `fields` and `msg`; fields that are undefined are left out. The
+   * keys must be field names from the code, a closed set of identifiers: they are written
+   * unescaped, and each is kept with its opening.
+   */
   write(fields: LineFields, msg: string): void {
     if (!this.#direct) {
       this.#logger.info(fields, msg)
@@ -203,8 +207,9 @@ export class RequestLines {
     for (const key in fields) {
       const value = fields[key]
       if (value === undefined) continue
-      if (typeof value === 'string' && !ESCAPED.test(value)) line += this.#opened(key) + value + '"'
-      else line += this.#named(key) + jsonValue(value)
+      if (typeof value !== 'string') line += this.#named(key) + jsonValue(value)
+      else if (ESCAPED.test(value)) line += this.#named(key) + JSON.stringify(value)
+      else line += this.#opened(key) + value + '"'
     }
     line += ',"' + (internals[messageKeySym] as string) + '":' + JSON.stringify(msg)
     ;(internals[streamSym] as { write(line: string): void }).write(
