@@ -54,8 +54,8 @@ interface OverheadRun {
   readonly cpuMicrosPerRequest: number
   /**
    * The same at the half rate, over that window: each request mostly alone in its event-loop
-   * turn, so it pays what the closed loop's batches share. What a system spends there sets how
-   * much of the core is left to absorb a burst or a pause, and so its p99 at that rate.
+   * turn, so it pays what the closed loop's batches share. What a system spends there bears on
+   * how much of the core is left to absorb a burst or a pause, and so on its p99 at that rate.
    */
   readonly cpuMicrosPerRequestAtHalf: number
   /** Per process: event-loop delay of the median max run and of each fixed-rate window. */
@@ -485,7 +485,7 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
     'CPU µs/req: CPU time (user + system, /proc/<pid>/stat) of the system’s own processes over ' +
       'the median max run ÷ its requests (direct: the upstream’s); @ half, over the half-rate ' +
       'window ÷ the requests served in it, each mostly alone in its event-loop turn. Event-loop p99: ' +
-      '`monitorEventLoopDelay` inside the system’s Node process over the same window, beyond its ' +
+      '`monitorEventLoopDelay` inside the system’s Node process over each column’s window, beyond its ' +
       '10 ms sampling interval. Half rate: ' +
       'half of Fairlane’s median max req/s, the same for every system (open loop, ' +
       (o.sender === 'go'
