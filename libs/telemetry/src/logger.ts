@@ -126,6 +126,12 @@ function jsonValue(value: string | number | boolean): string {
   return value ? 'true' : 'false'
 }
 
+/** A field's name as a line writes it: before any value, and before a string's first quote. */
+interface FieldOpening {
+  readonly named: string
+  readonly quoted: string
+}
+
 /**
  * Request lines in the logger's own format and destination, without redaction: a line is
  * made of a closed set of named scalar fields, none a redacted path (the ingress's
@@ -147,8 +153,7 @@ export class RequestLines {
    * the sink's join then walks, and each costs a concatenation less. Keys are the lines' own
    * field names, a closed set in the code (identifiers: nothing to escape).
    */
-  readonly #names = new Map<string, string>()
-  readonly #openings = new Map<string, string>()
+  readonly #openings = new Map<string, FieldOpening>()
 
   constructor(logger: Logger) {
     this.#logger = logger.child({}, { redact: { paths: [], censor: '[redacted]' } })
@@ -172,22 +177,13 @@ export class RequestLines {
     return this.#logger.isLevelEnabled('info')
   }
 
-  #named(key: string): string {
-    let named = this.#names.get(key)
-    if (named === undefined) {
-      named = ',"' + key + '":'
-      this.#names.set(key, named)
+  #opening(key: string): FieldOpening {
+    let opening = this.#openings.get(key)
+    if (opening === undefined) {
+      opening = { named: ',"' + key + '":', quoted: ',"' + key + '":"' }
+      this.#openings.set(key, opening)
     }
-    return named
-  }
-
-  #opened(key: string): string {
-    let opened = this.#openings.get(key)
-    if (opened === undefined) {
-      opened = ',"' + key + '":"'
-      this.#openings.set(key, opened)
-    }
-    return opened
+    return opening
   }
 
   /**
@@ -207,9 +203,10 @@ export class RequestLines {
     for (const key in fields) {
       const value = fields[key]
       if (value === undefined) continue
-      if (typeof value !== 'string') line += this.#named(key) + jsonValue(value)
-      else if (ESCAPED.test(value)) line += this.#named(key) + JSON.stringify(value)
-      else line += this.#opened(key) + value + '"'
+      const opening = this.#opening(key)
+      if (typeof value !== 'string') line += opening.named + jsonValue(value)
+      else if (ESCAPED.test(value)) line += opening.named + JSON.stringify(value)
+      else line += opening.quoted + value + '"'
     }
     line += ',"' + (internals[messageKeySym] as string) + '":' + JSON.stringify(msg)
     ;(internals[streamSym] as { write(line: string): void }).write(
