@@ -287,10 +287,16 @@ async function fixedRates(
         ...(low.listenOverflows !== undefined ? { atRate: low.listenOverflows } : {}),
         ...(high.listenOverflows !== undefined ? { atHalf: high.listenOverflows } : {}),
       },
-      cpuMicrosPerRequest:
-        (ownCpu(contender.name, max.cpuPercent) * 1e4) / max.measurement.requestsPerSec,
-      cpuMicrosPerRequestAtHalf:
-        (ownCpu(contender.name, high.cpuPercent) * 1e4) / high.measurement.servedPerSec,
+      cpuMicrosPerRequest: microsPerRequest(
+        contender.name,
+        max.cpuPercent,
+        max.measurement.requestsPerSec,
+      ),
+      cpuMicrosPerRequestAtHalf: microsPerRequest(
+        contender.name,
+        high.cpuPercent,
+        high.measurement.servedPerSec,
+      ),
       eventLoopDelayP99Ms: { max: max.eventLoop, atRate: low.eventLoop, atHalf: high.eventLoop },
       memory,
     },
@@ -363,6 +369,15 @@ async function runAll(
 /** CPU of what serves the requests: the system's own processes, or the upstream for direct. */
 function ownCpu(system: string, cpu: Readonly<Record<string, number | null>>): number {
   return system === 'direct' ? (cpu['upstream'] ?? Number.NaN) : systemCpu(cpu)
+}
+
+/** The system's own CPU per request, µs: % of one core is 10^4 µs of CPU each second. */
+function microsPerRequest(
+  system: string,
+  cpu: Readonly<Record<string, number | null>>,
+  requestsPerSec: number,
+): number {
+  return (ownCpu(system, cpu) * 1e4) / requestsPerSec
 }
 
 /** The system's own process that serves requests (direct: the upstream), for per-process figures. */
