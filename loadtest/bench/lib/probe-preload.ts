@@ -1,14 +1,57 @@
 /**
  * Loaded into a measured Node process with `--import` (see probe.ts): on SIGUSR2 it writes what
- * only the process itself can know — its event-loop delay since the last sample, its RSS and
- * heap, after a forced GC when asked — to `$BENCH_PROBE_DIR/<pid>.json`. The bench then reads
- * those figures per measured window without the process having a port or an API for it.
+ * only the process itself can know — its event-loop delay and garbage collections since the
+ * last sample, its RSS and heap, after a forced GC when asked — to `$BENCH_PROBE_DIR/<pid>.json`.
+ * The bench then reads those figures per measured window without the process having a port or
+ * an API for it.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
-import { setFlagsFromString } from 'node:v8'
+import { GCProfiler, getHeapStatistics, setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
+
+/**
+ * The collections of one window (V8's GCProfiler): how many minor (scavenge) and major
+ * (mark-compact) collections ran, their pauses, and the bytes the process allocated on the JS
+ * heap meanwhile (what the heap in use grew by between collections, which only allocation grows).
+ */
+class GcWindow {
+  readonly #profiler = new GCProfiler()
+  readonly #usedAtStart: number
+
+  constructor() {
+    this.#usedAtStart = getHeapStatistics().used_heap_size
+    this.#profiler.start()
+  }
+
+  close(): Record<string, number> {
+    const collections = this.#profiler.stop().statistics
+    let used = this.#usedAtStart
+    let allocated = 0
+    let minor = 0
+    let major = 0
+    let pauseMs = 0
+    let maxPauseMs = 0
+    for (const c of collections) {
+      allocated += Math.max(0, c.beforeGC.heapStatistics.usedHeapSize - used)
+      used = c.afterGC.heapStatistics.usedHeapSize
+      if (c.gcType === 'Scavenge' || c.gcType === 'MinorMarkSweep') minor++
+      else if (c.gcType === 'MarkSweepCompact') major++
+      // The profiler's cost is the pause, in µs (incremental marking's steps are pauses too).
+      pauseMs += c.cost / 1000
+      maxPauseMs = Math.max(maxPauseMs, c.cost / 1000)
+    }
+    allocated += Math.max(0, getHeapStatistics().used_heap_size - used)
+    return {
+      allocatedBytes: allocated,
+      minorGcs: minor,
+      majorGcs: major,
+      gcPauseMs: pauseMs,
+      gcMaxPauseMs: maxPauseMs,
+    }
+  }
+}
 
 const dir = process.env['BENCH_PROBE_DIR']
 if (dir) {
@@ -23,6 +66,7 @@ if (dir) {
   delay.enable()
   const file = join(dir, `${process.pid}.json`)
   let seq = 0
+  let collections = new GcWindow()
   process.on('SIGUSR2', () => {
     let command = ''
     try {
@@ -36,7 +80,10 @@ if (dir) {
       eventLoopDelayP99Ms: beyondTick(delay.percentile(99)),
       eventLoopDelayMaxMs: beyondTick(delay.max),
     }
+    Object.assign(sample, collections.close())
     if (command === 'gc') gc()
+    // Opened after the forced GC: the next window counts only its own collections.
+    collections = new GcWindow()
     const memory = process.memoryUsage()
     sample['rssBytes'] = memory.rss
     sample[command === 'gc' ? 'heapUsedAfterGcBytes' : 'heapUsedBytes'] = memory.heapUsed

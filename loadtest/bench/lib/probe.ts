@@ -11,6 +11,15 @@ interface ProbeSample {
   readonly eventLoopDelayP99Ms: number
   readonly eventLoopDelayMaxMs: number
   readonly rssBytes: number
+  /**
+   * Since the last sample: bytes allocated on the JS heap, minor (scavenge) and major
+   * (mark-compact) collections, and the collector's pauses in all and the longest, ms.
+   */
+  readonly allocatedBytes?: number
+  readonly minorGcs?: number
+  readonly majorGcs?: number
+  readonly gcPauseMs?: number
+  readonly gcMaxPauseMs?: number
   /** Heap in use right after a forced full GC: what the process really holds. */
   readonly heapUsedAfterGcBytes?: number
   readonly heapUsedBytes?: number

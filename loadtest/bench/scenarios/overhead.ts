@@ -64,8 +64,25 @@ interface OverheadRun {
     readonly atRate: Readonly<Record<string, number | undefined>>
     readonly atHalf: Readonly<Record<string, number | undefined>>
   }
+  /**
+   * Per Node process: bytes allocated on the JS heap per request served, and the collections
+   * with their pauses, over the median max run and over the half-rate window.
+   */
+  readonly gc: {
+    readonly max: Readonly<Record<string, GcFigures>>
+    readonly atHalf: Readonly<Record<string, GcFigures>>
+  }
   /** Per process after the runs: RSS, and heap in use after a forced GC (Node processes). */
   readonly memory: Readonly<Record<string, ProcessFigures>>
+}
+
+/** A Node process's garbage collection over a window (probe.ts), per request served. */
+interface GcFigures {
+  readonly allocatedBytesPerRequest: number
+  readonly minorGcs: number
+  readonly majorGcs: number
+  readonly gcPauseMs: number
+  readonly gcMaxPauseMs: number
 }
 
 /** What one open-loop window at a fixed rate measured, with the processes' CPU and event loop. */
@@ -73,11 +90,31 @@ interface RateWindow {
   readonly measurement: RateMeasurement
   readonly cpuPercent: Record<string, number | null>
   readonly eventLoop: Record<string, number | undefined>
+  readonly gc: Record<string, GcFigures>
   readonly listenOverflows?: number
 }
 
 const eventLoopP99 = (figures: Record<string, ProcessFigures>) =>
   Object.fromEntries(Object.entries(figures).map(([r, f]) => [r, f.eventLoopDelayP99Ms]))
+
+/** The collections of each probed process over a window that served `requests`. */
+function gcOf(
+  figures: Record<string, ProcessFigures>,
+  requests: number,
+): Record<string, GcFigures> {
+  const gc: Record<string, GcFigures> = {}
+  for (const [role, f] of Object.entries(figures)) {
+    if (f.allocatedBytes === undefined) continue
+    gc[role] = {
+      allocatedBytesPerRequest: f.allocatedBytes / requests,
+      minorGcs: f.minorGcs ?? 0,
+      majorGcs: f.majorGcs ?? 0,
+      gcPauseMs: f.gcPauseMs ?? 0,
+      gcMaxPauseMs: f.gcMaxPauseMs ?? 0,
+    }
+  }
+  return gc
+}
 
 /** Open loop at `ratePerSec`; problems for refusals, failures and a generator that fell short. */
 async function atFixedRate(
@@ -105,7 +142,8 @@ async function atFixedRate(
     return () => (cpuPercent = cpu())
   })
   const overflowsAfter = listenOverflows()
-  const eventLoop = eventLoopP99(await sampleRoles(pids, probed))
+  const closing = await sampleRoles(pids, probed)
+  const eventLoop = eventLoopP99(closing)
   if (measurement.refusedPerSec > 0 || measurement.failed > 0)
     problems.push(
       `${name}: at ${ratePerSec} req/s, ${Math.round(measurement.refusedPerSec * measurement.durationSec)} refused and ${measurement.failed} failed`,
@@ -118,6 +156,7 @@ async function atFixedRate(
     measurement,
     cpuPercent,
     eventLoop,
+    gc: gcOf(closing, measurement.servedPerSec * measurement.durationSec),
     ...(overflowsBefore !== undefined && overflowsAfter !== undefined
       ? { listenOverflows: overflowsAfter - overflowsBefore }
       : {}),
@@ -134,8 +173,11 @@ interface Deployed {
   readonly probed: ReadonlySet<number>
 }
 
-/** One closed-loop run at saturation, with each process's event-loop delay over it. */
-type MaxRun = ClosedLoopRun & { readonly eventLoop: Record<string, number | undefined> }
+/** One closed-loop run at saturation, with each process's event loop and collections over it. */
+type MaxRun = ClosedLoopRun & {
+  readonly eventLoop: Record<string, number | undefined>
+  readonly gc: Record<string, GcFigures>
+}
 
 async function deploy(
   contender: Contender,
@@ -181,9 +223,13 @@ async function maxRun(d: Deployed, context: ScenarioContext): Promise<MaxRun> {
     { connections: o.connections, durationSec: o.durationSec },
     d.pids,
   )
-  const eventLoop = eventLoopP99(await sampleRoles(d.pids, d.probed))
+  const closing = await sampleRoles(d.pids, d.probed)
   assertRunning([context.upstream.child, ...d.deployment.children])
-  return { ...run, eventLoop }
+  return {
+    ...run,
+    eventLoop: eventLoopP99(closing),
+    gc: gcOf(closing, run.measurement.requestsPerSec * o.durationSec),
+  }
 }
 
 /**
@@ -298,6 +344,7 @@ async function fixedRates(
         high.measurement.servedPerSec,
       ),
       eventLoopDelayP99Ms: { max: max.eventLoop, atRate: low.eventLoop, atHalf: high.eventLoop },
+      gc: { max: max.gc, atHalf: high.gc },
       memory,
     },
     problems,
@@ -494,6 +541,33 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
         .map(([role, f]) => [r.system, role, mb(f.rssBytes), mb(f.heapUsedAfterGcBytes)]),
     ),
   )
+  const gcTable = formatMarkdownTable(
+    [
+      'garbage collection',
+      'process',
+      'KB allocated/req at max',
+      'KB allocated/req @ half',
+      'minor GCs @ half',
+      'major GCs @ half',
+      'GC pauses ms @ half (all / longest)',
+    ],
+    runs.flatMap((r) => {
+      const role = mainRole(r.system, r.gc.atHalf)
+      const [max, half] = [r.gc.max[role ?? ''], r.gc.atHalf[role ?? '']]
+      if (role === undefined || !half) return []
+      return [
+        [
+          r.system,
+          role,
+          max ? fixed(max.allocatedBytesPerRequest / 1024, 1) : '-',
+          fixed(half.allocatedBytesPerRequest / 1024, 1),
+          String(half.minorGcs),
+          String(half.majorGcs),
+          `${fixed(half.gcPauseMs, 0)} / ${fixed(half.gcMaxPauseMs, 1)}`,
+        ],
+      ]
+    }),
+  )
   const markdown = [
     formatMarkdownTable(header, rows),
     '',
@@ -512,6 +586,14 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
       'warm-up included); each costs its request a retry of 200 ms or more.',
     '',
     cpuTable,
+    '',
+    gcTable,
+    '',
+    'Garbage collection: V8’s own account (GCProfiler) inside each Node process, over the median ' +
+      'max run and the half-rate window: bytes allocated on the JS heap ÷ the requests served, ' +
+      'the minor (scavenge) and major (mark-compact) collections, and the collector’s pauses. ' +
+      'Each pause holds every request that arrives during it, and the backlog drains only as ' +
+      'fast as the core has time to spare.',
     '',
     memoryTable,
     skipped.length > 0 ? '\n' + skippedLines(skipped) : '',
