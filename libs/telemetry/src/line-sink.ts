@@ -137,9 +137,9 @@ export class LineSink {
           this.#dropped += count
           return true
         }
-        const bytes = Buffer.from(joined)
-        if (written === bytes.length) return true
-        this.#hold(bytes.subarray(written), count)
+        // Measured, not encoded again: a Buffer is made only for a write the descriptor cut short.
+        if (written === Buffer.byteLength(joined)) return true
+        this.#hold(Buffer.from(joined).subarray(written), count)
       } else {
         this.#hold(Buffer.from(joined), count)
       }
