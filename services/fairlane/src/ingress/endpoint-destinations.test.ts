@@ -40,13 +40,18 @@ describe('EndpointDestinations', () => {
   it('reuses a checked endpoint within the DNS lifetime, then checks it again', async () => {
     const s = setup(5_000)
     const target = stageConfig().targets['echo']!
+    const api = endpoint('https://api.example.com')
+    expect(s.destinations.held(target, api)).toBeUndefined()
     const first = await s.destinations.check(target, endpoint('https://api.example.com'), RULE)
     expect(first.address).toBe('11.0.0.1')
+    // What the request path takes without an await.
+    expect(s.destinations.held(target, api)).toBe(first)
     await s.destinations.check(target, endpoint('https://api.example.com'), RULE)
     expect(s.lookups()).toBe(1)
     // The name now points elsewhere: the old answer is used until it expires, never after.
     s.answers.set('api.example.com', [{ address: '11.0.0.9', family: 4 }])
     s.advance(5_001)
+    expect(s.destinations.held(target, api)).toBeUndefined()
     const later = await s.destinations.check(target, endpoint('https://api.example.com'), RULE)
     expect(later.address).toBe('11.0.0.9')
     expect(s.lookups()).toBe(2)

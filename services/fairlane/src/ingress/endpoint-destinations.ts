@@ -32,20 +32,26 @@ export class EndpointDestinations {
     this.#now = options.now
   }
 
+  /** The endpoint's checked destination while it is still fresh: the request path's usual answer, with no await. */
+  held(target: TargetConfig, endpoint: RouteEndpoint): PinnedDestination | undefined {
+    const entry = this.#tables.get(target)?.get(endpoint.id)
+    return entry && entry.expiresAt > this.#now() ? entry.destination : undefined
+  }
+
   async check(
     target: TargetConfig,
     endpoint: RouteEndpoint,
     rule: DestinationRule,
   ): Promise<PinnedDestination> {
     if (this.#ttlMs <= 0) return this.#policy.check(endpoint.id, rule)
+    const held = this.held(target, endpoint)
+    if (held) return held
     let table = this.#tables.get(target)
     if (!table) {
       table = new Map()
       this.#tables.set(target, table)
     }
     const now = this.#now()
-    const held = table.get(endpoint.id)
-    if (held && held.expiresAt > now) return held.destination
     const destination = await this.#policy.check(endpoint.id, rule)
     table.set(endpoint.id, { destination, expiresAt: now + this.#ttlMs })
     return destination

@@ -158,13 +158,16 @@ class RequestPath {
         await identify(x)
         this.#newCallers.check(x)
         if (door !== 'route') {
-          await resolveInbound(x, deps)
+          // Most requests resolve at once: an await only when a check is under way.
+          const resolving = resolveInbound(x, deps)
+          if (resolving) await resolving
           if (isMetered(x)) await meterTarget(x)
         } else if (answerModels(x)) return
         else await resolveModel(x, deps)
       } else {
         authenticate(x)
-        await resolve(x, deps)
+        const resolving = resolve(x, deps)
+        if (resolving) await resolving
         if (isMetered(x)) await meterTarget(x)
       }
       ticketOf(x)

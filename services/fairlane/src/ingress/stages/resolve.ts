@@ -24,9 +24,10 @@ function urlEndpoint(url: string, destination: PinnedDestination): RouteEndpoint
  * Stage 3: target and endpoint, and the destination check of the endpoint the first attempt
  * goes to (one pinned resolution), before anything queues. An endpoint whose address cannot
  * be had (DNS fails) is a failed endpoint: the next one is checked instead, and only when
- * none passes is the request refused.
+ * none passes is the request refused. Returns nothing when it is done at once (the usual
+ * case: the endpoint's check is cached), a promise when a check must be awaited.
  */
-export async function resolve(x: Exchange, deps: ResolveDeps): Promise<void> {
+export function resolve(x: Exchange, deps: ResolveDeps): Promise<void> | undefined {
   x.stage = 'resolve'
   const principal = x.principal
   if (!principal) throw new FairlaneError('internal', 'resolve', 'resolve before authenticate')
@@ -41,20 +42,22 @@ export async function resolve(x: Exchange, deps: ResolveDeps): Promise<void> {
   x.target = route.target
   const target = route.target === URL_TARGET ? undefined : x.config.targets[route.target]
   x.targetConfig = target
-  if (!target) {
-    const destination = await deps.policy.check(route.url, route.rule)
-    x.destination = destination
-    x.firstOrder = [urlEndpoint(route.url, destination)]
-    return
-  }
-  await checkEndpoints(x, route, target, deps)
+  if (!target) return checkUrl(x, route, deps)
+  return checkEndpoints(x, route, target, deps)
+}
+
+/** The X-Fairlane-Url form's check: never cached, each such request resolves once. */
+async function checkUrl(x: Exchange, route: Route, deps: ResolveDeps): Promise<void> {
+  const destination = await deps.policy.check(route.url, route.rule)
+  x.destination = destination
+  x.firstOrder = [urlEndpoint(route.url, destination)]
 }
 
 /**
  * Inbound stage 3: the matched route's target with the request's path and query as the
  * client sent them (nothing stripped), then the same endpoint check as the /t/ form.
  */
-export async function resolveInbound(x: Exchange, deps: ResolveDeps): Promise<void> {
+export function resolveInbound(x: Exchange, deps: ResolveDeps): Promise<void> | undefined {
   x.stage = 'resolve'
   const name = x.inbound?.config.target ?? ''
   const target = Object.hasOwn(x.config.targets, name) ? x.config.targets[name] : undefined
@@ -69,21 +72,41 @@ export async function resolveInbound(x: Exchange, deps: ResolveDeps): Promise<vo
   x.route = route
   x.target = name
   x.targetConfig = target
-  await checkEndpoints(x, route, target, deps)
+  return checkEndpoints(x, route, target, deps)
 }
 
 /**
- * The destination check of the endpoint the first attempt goes to (one pinned resolution).
- * An endpoint whose address cannot be had (DNS fails) is a failed endpoint: the next one is
- * checked instead, and only when none passes is the request refused.
+ * The destination check of the endpoint the first attempt goes to (one pinned resolution):
+ * done at once when it is cached (nothing returned), else a promise (checkInOrder).
  */
-export async function checkEndpoints(
+export function checkEndpoints(
   x: Exchange,
   route: Route,
   target: TargetConfig,
   deps: ResolveDeps,
+): Promise<void> | undefined {
+  const ordered = deps.upstreams.order(route.target, route.endpoints)
+  const first = ordered[0]
+  const held = first && deps.destinations.held(target, first)
+  if (!held) return checkInOrder(x, route, target, deps, ordered)
+  x.destination = held
+  x.firstOrder = ordered
+  return undefined
+}
+
+/**
+ * Checks the endpoints in `ordered` until one passes. An endpoint whose address cannot be
+ * had (DNS fails) is a failed endpoint: the next one is checked instead, and only when none
+ * passes is the request refused.
+ */
+async function checkInOrder(
+  x: Exchange,
+  route: Route,
+  target: TargetConfig,
+  deps: ResolveDeps,
+  order: readonly RouteEndpoint[],
 ): Promise<void> {
-  let ordered = deps.upstreams.order(route.target, route.endpoints)
+  let ordered = order
   // Made at the first endpoint that fails its check: most requests have none.
   let unresolvable: RouteEndpoint[] | undefined
   for (let i = 0; i < ordered.length; i++) {
