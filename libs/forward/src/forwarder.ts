@@ -99,11 +99,16 @@ function originOf(destination: PinnedDestination): string {
   return origin
 }
 
-/** The checked destination decides Host; a stale or forged one in the bag never travels. */
+/**
+ * The checked destination decides Host; a stale or forged one in the bag never travels. A bag
+ * that already carries it, and no other spelling of the name, goes as it is (undici only
+ * reads it): the ingress builds its bags so.
+ */
 function withHost(
   headers: Record<string, string | string[]>,
   hostHeader: string,
 ): Record<string, string | string[]> {
+  if (headers['host'] === hostHeader && !otherHost(headers)) return headers
   const out: Record<string, string | string[]> = {}
   for (const name in headers) {
     if (name.length === 4 && name.toLowerCase() === 'host') continue
@@ -111,6 +116,14 @@ function withHost(
   }
   out['host'] = hostHeader
   return out
+}
+
+/** A Host header spelled other than `host` (`Host`, `HOST`…). */
+function otherHost(headers: Record<string, string | string[]>): boolean {
+  for (const name in headers) {
+    if (name.length === 4 && name !== 'host' && name.toLowerCase() === 'host') return true
+  }
+  return false
 }
 
 /** Maps undici and socket failures to the public codes; the cause keeps the detail for logs. */

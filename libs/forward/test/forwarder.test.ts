@@ -91,6 +91,31 @@ describe('Forwarder against loopback upstreams', () => {
     expect(server.seen[0]?.url).toBe('/v1/things?x=1')
   })
 
+  it('sends one Host, the checked one, whichever spellings the bag carries', async () => {
+    const server = await upstream((_req, res) => res.end('ok'))
+    const destination = await pin('good.test', server.port)
+    const checked = `good.test:${server.port}`
+
+    // Already right: the bag goes as it is. With another spelling beside it: rebuilt.
+    await text((await forwarder.forward(request(destination, { headers: { host: checked } }))).body)
+    await text(
+      (
+        await forwarder.forward(
+          request(destination, { headers: { host: checked, Host: 'evil.test' } }),
+        )
+      ).body,
+    )
+
+    expect(server.seen).toHaveLength(2)
+    for (const seen of server.seen) {
+      const hosts = seen.rawHeaders.filter(
+        (_, i) => i % 2 === 0 && /^host$/i.test(seen.rawHeaders[i] ?? ''),
+      )
+      expect(hosts).toHaveLength(1)
+      expect(seen.headers.host).toBe(checked)
+    }
+  })
+
   it('returns a redirect as it is and never follows it', async () => {
     const target = await upstream((_req, res) => res.end('followed'))
     const location = `http://127.0.0.1:${target.port}/landing`
