@@ -1,4 +1,4 @@
-import type { Admission, AdmissionLease, Transport } from '@fairlane/protocol'
+import type { Admission, AdmissionLease, Ticket, Transport } from '@fairlane/protocol'
 import type { TargetConfig } from '@fairlane/config'
 import {
   FairlaneError,
@@ -58,29 +58,35 @@ export function ticketOf(x: Exchange): void {
     x.tier = callerSettings(x.config, inbound.config, x.caller ?? '').tier
     // A route's callers share its workspace, so a client policy (s=global, segments) would
     // narrow every customer's limits: Fairlane-RateLimit-Policy is a key-path header only.
-    x.ticket = {
+    const ticket: OpenTicket = {
       requestId: x.requestId,
       workspace: inbound.space,
       keyId: x.caller ?? '',
       target: x.target ?? '',
       cost,
-      ...(x.centsEstimate !== undefined ? { cents: x.centsEstimate } : {}),
     }
+    if (x.centsEstimate !== undefined) ticket.cents = x.centsEstimate
+    x.ticket = ticket
     return
   }
   const principal = x.principal
   x.tier = principal?.key.tier ?? principal?.workspace.tier ?? 'free'
   const clientPolicies = parseClientPolicies(headers['fairlane-ratelimit-policy'])
-  x.ticket = {
+  // Filled in place: spreading conditional literals cost every request a few objects.
+  const ticket: OpenTicket = {
     requestId: x.requestId,
     workspace: x.workspace ?? '',
     keyId: x.keyId ?? '',
     target: x.target ?? '',
     cost,
-    ...(x.centsEstimate !== undefined ? { cents: x.centsEstimate } : {}),
-    ...(clientPolicies ? { clientPolicies } : {}),
   }
+  if (x.centsEstimate !== undefined) ticket.cents = x.centsEstimate
+  if (clientPolicies) ticket.clientPolicies = clientPolicies
+  x.ticket = ticket
 }
+
+/** A ticket while ticketOf fills it. */
+type OpenTicket = { -readonly [K in keyof Ticket]: Ticket[K] }
 
 /**
  * Stage 4b: waits in the lane until every limit allows the request. Also a retry's way back
