@@ -99,6 +99,20 @@ describe('MemoryLedger', () => {
     const refused = await ledger.acquire([workspace, tight], 1)
     expect(refused.allowed).toBe(false)
     expect(refused.views[0]).toMatchObject({ name: 'workspace', remaining: 10 })
+    // Several that passed, a window among them: each reports its own remaining.
+    const windowed: ScopeLimit = {
+      id: 'global:w',
+      kind: 'global',
+      window: { limit: 5, windowMs: 60_000 },
+    }
+    const again = await ledger.acquire([workspace, windowed, key, tight], 3)
+    expect(again.allowed).toBe(false)
+    expect(again.views.map((v) => [v.name, v.remaining])).toEqual([
+      ['workspace', 10],
+      ['global', 5],
+      ['key', 2],
+      ['key', 0],
+    ])
   })
 
   it('refills with time', async () => {

@@ -50,6 +50,17 @@ type Refusal = {
 }
 
 /**
+ * The refusal a decision reports: the first impossible one (no wait lets it pass), else the
+ * one that waits longest (an earlier retry would be refused again).
+ */
+function reportedRefusal(refusal: Refusal | undefined, candidate: Refusal): Refusal {
+  if (refusal?.impossible) return refusal
+  if (!refusal || candidate.impossible || candidate.retryAfterMs > refusal.retryAfterMs)
+    return candidate
+  return refusal
+}
+
+/**
  * The ledger of embedded mode and of lane-local scopes: exact, in process memory. A decision
  * is synchronous, so checking every scope and then committing is atomic without locks.
  */
@@ -84,16 +95,11 @@ export class MemoryLedger implements Ledger {
   decide(scopes: readonly ScopeLimit[], cost: number, cents = 0): Decision {
     const now = this.#now()
     const views: RateLimitView[] = []
-    // Views of scopes that passed, with the units they counted: if another scope refuses,
-    // nothing is taken, so they report what remains without this request.
-    const passed: { index: number; units: number }[] = []
+    // Views of scopes that passed, as pairs of the view's index and the units it counted: if
+    // another scope refuses, nothing is taken, so they report what remains without this request.
+    const passed: number[] = []
     const rates: (GcraOutcome | undefined)[] = []
     let refusal: Refusal | undefined
-    const refuse = (candidate: Refusal) => {
-      if (refusal?.impossible) return
-      if (!refusal || candidate.impossible || candidate.retryAfterMs > refusal.retryAfterMs)
-        refusal = candidate
-    }
 
     for (const scope of scopes) {
       const state = this.#states.get(scope.id)
@@ -109,7 +115,7 @@ export class MemoryLedger implements Ledger {
           resetMs: outcome.resetMs,
         })
         if (units > scope.rate.burst) {
-          refuse({
+          refusal = reportedRefusal(refusal, {
             retryAfterMs: scope.rate.periodMs,
             refusedBy: scope.kind,
             reason: 'rate',
@@ -117,9 +123,13 @@ export class MemoryLedger implements Ledger {
           })
         } else if (!outcome.allowed && units > 0) {
           // A request that takes nothing from a spent scope (free in cents) is not its to refuse.
-          refuse({ retryAfterMs: outcome.retryAfterMs, refusedBy: scope.kind, reason: 'rate' })
+          refusal = reportedRefusal(refusal, {
+            retryAfterMs: outcome.retryAfterMs,
+            refusedBy: scope.kind,
+            reason: 'rate',
+          })
         } else {
-          passed.push({ index: views.length - 1, units })
+          passed.push(views.length - 1, units)
         }
       }
       rates.push(outcome)
@@ -139,16 +149,16 @@ export class MemoryLedger implements Ledger {
           remaining: window.remaining,
           resetMs: window.resetMs,
         })
-        if (window.allowed) passed.push({ index: views.length - 1, units })
+        if (window.allowed) passed.push(views.length - 1, units)
         if (units > scope.window.limit) {
-          refuse({
+          refusal = reportedRefusal(refusal, {
             retryAfterMs: scope.window.windowMs,
             refusedBy: scope.kind,
             reason: 'rate',
             impossible: true,
           })
         } else if (!window.allowed) {
-          refuse({
+          refusal = reportedRefusal(refusal, {
             retryAfterMs: window.retryAfterMs || scope.window.windowMs,
             refusedBy: scope.kind,
             reason: 'rate',
@@ -156,30 +166,37 @@ export class MemoryLedger implements Ledger {
         }
       }
       if (scope.concurrency !== undefined && (state?.inFlight ?? 0) + 1 > scope.concurrency) {
-        refuse({ retryAfterMs: CONCURRENCY_RETRY_MS, refusedBy: scope.kind, reason: 'concurrency' })
+        refusal = reportedRefusal(refusal, {
+          retryAfterMs: CONCURRENCY_RETRY_MS,
+          refusedBy: scope.kind,
+          reason: 'concurrency',
+        })
       }
     }
 
     if (refusal) {
-      for (const { index, units } of passed) {
+      for (let i = 0; i < passed.length; i += 2) {
+        const index = passed[i] as number
         const view = views[index] as RateLimitView
-        views[index] = { ...view, remaining: view.remaining + units }
+        views[index] = { ...view, remaining: view.remaining + (passed[i + 1] as number) }
       }
       return { allowed: false, ...refusal, views }
     }
 
-    const held: ScopeState[] = []
-    scopes.forEach((scope, i) => {
+    // Made only for a scope that counts requests in flight: most hold nothing.
+    let held: ScopeState[] | undefined
+    for (let i = 0; i < scopes.length; i++) {
+      const scope = scopes[i] as ScopeLimit
       const state = this.#state(scope, now)
       const outcome = rates[i]
       if (outcome) state.tat = outcome.tat
       if (scope.window) windowCommit(this.#window(state, scope), now, unitsOf(scope, cost, cents))
       if (scope.concurrency !== undefined) {
         state.inFlight += 1
-        held.push(state)
+        ;(held ??= []).push(state)
       }
-    })
-    return { allowed: true, lease: leaseOf(held), views }
+    }
+    return { allowed: true, lease: held ? leaseOf(held) : NO_LEASE, views }
   }
 
   /** Synchronous debit; see Ledger.debit. */
@@ -389,8 +406,7 @@ export type ScopeSnapshot = Readonly<
 
 const NO_LEASE: Lease = { release() {} }
 
-function leaseOf(held: ScopeState[]): Lease {
-  if (held.length === 0) return NO_LEASE
+function leaseOf(held: readonly ScopeState[]): Lease {
   let released = false
   return {
     release() {
