@@ -71,14 +71,12 @@ const COME_BACK = new Set([429, 503])
 /** What an answer says about the upstream's limits, relative to now. */
 function laneSignals(response: UpstreamResponse, wallClock: number): LaneSignals {
   const signals = upstreamSignals(response.headers, wallClock)
-  return {
-    status: response.status,
-    ...(signals.retryAt !== undefined
-      ? { retryAfterMs: Math.max(0, signals.retryAt - wallClock) }
-      : {}),
-    ...(signals.rps !== undefined ? { rps: signals.rps } : {}),
-    ...(signals.maxConcurrent !== undefined ? { maxConcurrent: signals.maxConcurrent } : {}),
-  }
+  // Filled in place: every answer comes here, and most say nothing beyond their status.
+  const said: { -readonly [K in keyof LaneSignals]: LaneSignals[K] } = { status: response.status }
+  if (signals.retryAt !== undefined) said.retryAfterMs = Math.max(0, signals.retryAt - wallClock)
+  if (signals.rps !== undefined) said.rps = signals.rps
+  if (signals.maxConcurrent !== undefined) said.maxConcurrent = signals.maxConcurrent
+  return said
 }
 
 /**
