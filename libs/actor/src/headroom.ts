@@ -1,6 +1,13 @@
 const NONE: readonly string[] = []
 
 /**
+ * Lanes with nothing in flight keep their entry (at 0) until more than this many do. A count
+ * deleted at 0 made the Map drop and grow again a table for every request of a quiet lane:
+ * garbage on every request, which the young generation then promoted.
+ */
+export const IDLE_LANES_KEPT = 1024
+
+/**
  * A partition's requests in flight, in all and per lane, and the slots of its capacity kept
  * for lanes with nothing in flight: a lane that already has a request in flight may not take
  * the last `headroom` slots.
@@ -10,6 +17,8 @@ export class Headroom {
   readonly #headroom: number | undefined
   #inFlight = 0
   readonly #byLane = new Map<string, number>()
+  /** Entries of #byLane at 0. */
+  #idle = 0
   /** Lanes held back: any release in the partition may let them go. */
   readonly #heldBack = new Set<string>()
 
@@ -29,20 +38,33 @@ export class Headroom {
     return true
   }
 
+  /** Lanes it keeps a count for: those with requests in flight, and at most IDLE_LANES_KEPT others. */
+  get lanesKept(): number {
+    return this.#byLane.size
+  }
+
   took(lane: string): void {
     this.#inFlight++
-    this.#byLane.set(lane, (this.#byLane.get(lane) ?? 0) + 1)
+    const held = this.#byLane.get(lane)
+    if (held === 0) this.#idle--
+    this.#byLane.set(lane, (held ?? 0) + 1)
   }
 
   /** Gives the lane's slot back; answers the lanes held back meanwhile, free to try again. */
   gaveBack(lane: string): readonly string[] {
     this.#inFlight--
-    const left = (this.#byLane.get(lane) ?? 1) - 1
-    if (left === 0) this.#byLane.delete(lane)
-    else this.#byLane.set(lane, left)
+    const before = this.#byLane.get(lane)
+    const left = Math.max(0, (before ?? 1) - 1)
+    this.#byLane.set(lane, left)
+    if (left === 0 && before !== 0 && ++this.#idle > IDLE_LANES_KEPT) this.#forgetIdle()
     if (this.#heldBack.size === 0) return NONE
     const held = [...this.#heldBack]
     this.#heldBack.clear()
     return held
+  }
+
+  #forgetIdle(): void {
+    for (const [lane, count] of this.#byLane) if (count === 0) this.#byLane.delete(lane)
+    this.#idle = 0
   }
 }
