@@ -1,4 +1,5 @@
 import type { ScopeLimit } from '@fairlane/limits'
+import type { Writable } from '@fairlane/protocol'
 
 /**
  * A lane's scopes split for a leased share (docs/cluster.md#leased-shares): `units` are the
@@ -24,7 +25,7 @@ export function splitConcurrency(scopes: readonly ScopeLimit[]): {
 }
 
 function withoutConcurrency(scope: ScopeLimit): ScopeLimit {
-  const units: { -readonly [K in keyof ScopeLimit]: ScopeLimit[K] } = { ...scope }
+  const units: Writable<ScopeLimit> = { ...scope }
   delete units.concurrency
   return units
 }

@@ -43,3 +43,4 @@ export {
   type ReplyItem,
   type WireRefusal,
 } from './wire-batch.ts'
+export type { Writable } from './writable.ts'

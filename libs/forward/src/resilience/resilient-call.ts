@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { upstreamSignals, type LaneSignals } from '@fairlane/protocol'
+import { upstreamSignals, type LaneSignals, type Writable } from '@fairlane/protocol'
 import type { UpstreamResponse } from '../upstream-answer.ts'
 import type { RetryBudget } from './retry-budget.ts'
 import { errorOutcome, statusOutcome, type Outcome } from './upstream-outcome.ts'
@@ -72,7 +72,7 @@ const COME_BACK = new Set([429, 503])
 function laneSignals(response: UpstreamResponse, wallClock: number): LaneSignals {
   const signals = upstreamSignals(response.headers, wallClock)
   // Filled in place: every answer comes here, and most say nothing beyond their status.
-  const said: { -readonly [K in keyof LaneSignals]: LaneSignals[K] } = { status: response.status }
+  const said: Writable<LaneSignals> = { status: response.status }
   if (signals.retryAt !== undefined) said.retryAfterMs = Math.max(0, signals.retryAt - wallClock)
   if (signals.rps !== undefined) said.rps = signals.rps
   if (signals.maxConcurrent !== undefined) said.maxConcurrent = signals.maxConcurrent

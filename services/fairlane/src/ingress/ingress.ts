@@ -8,6 +8,7 @@ import {
   PROBLEM_TYPE_BASE,
   requestIdFrom,
   type LeaseOutcome,
+  type Writable,
   type Transport,
 } from '@fairlane/protocol'
 import {
@@ -124,7 +125,7 @@ function onResponseClose(this: Carrier): void {
 /** What a request's lease goes back with: its settled cost and price, and what the upstream said. */
 function leaseOutcome(x: Exchange): LeaseOutcome {
   // Filled in place: spreading conditional literals cost every request a few objects.
-  const outcome: { -readonly [K in keyof LeaseOutcome]: LeaseOutcome[K] } = {}
+  const outcome: Writable<LeaseOutcome> = {}
   if (x.realCost !== undefined) outcome.cost = x.realCost
   if (x.realCents !== undefined) outcome.cents = x.realCents
   const said = x.result?.said

@@ -1,4 +1,4 @@
-import type { Admission, AdmissionLease, Ticket, Transport } from '@fairlane/protocol'
+import type { Admission, AdmissionLease, Ticket, Transport, Writable } from '@fairlane/protocol'
 import type { TargetConfig } from '@fairlane/config'
 import {
   FairlaneError,
@@ -58,7 +58,7 @@ export function ticketOf(x: Exchange): void {
     x.tier = callerSettings(x.config, inbound.config, x.caller ?? '').tier
     // A route's callers share its workspace, so a client policy (s=global, segments) would
     // narrow every customer's limits: Fairlane-RateLimit-Policy is a key-path header only.
-    const ticket: OpenTicket = {
+    const ticket: Writable<Ticket> = {
       requestId: x.requestId,
       workspace: inbound.space,
       keyId: x.caller ?? '',
@@ -73,7 +73,7 @@ export function ticketOf(x: Exchange): void {
   x.tier = principal?.key.tier ?? principal?.workspace.tier ?? 'free'
   const clientPolicies = parseClientPolicies(headers['fairlane-ratelimit-policy'])
   // Filled in place: spreading conditional literals cost every request a few objects.
-  const ticket: OpenTicket = {
+  const ticket: Writable<Ticket> = {
     requestId: x.requestId,
     workspace: x.workspace ?? '',
     keyId: x.keyId ?? '',
@@ -84,9 +84,6 @@ export function ticketOf(x: Exchange): void {
   if (clientPolicies) ticket.clientPolicies = clientPolicies
   x.ticket = ticket
 }
-
-/** A ticket while ticketOf fills it. */
-type OpenTicket = { -readonly [K in keyof Ticket]: Ticket[K] }
 
 /**
  * Stage 4b: waits in the lane until every limit allows the request. Also a retry's way back
