@@ -142,7 +142,60 @@ export type MeasureAtRate = (
   durationSec: number,
   warmupSec: number,
   onMeasure?: () => (() => void) | Promise<() => void>,
+  /** Where the window's records go too, to be pooled with other windows at the same rate. */
+  pool?: PooledWindows,
 ) => Promise<RateMeasurement>
+
+/**
+ * Several windows at one rate (taken in rounds, minutes apart) as one: their requests pooled,
+ * so a percentile is over every request of every window and a rate over their summed length.
+ */
+export class PooledWindows {
+  readonly #records: CallerRecord[] = []
+  readonly #lessQueueMs: number[] = []
+  readonly #windowsP99Ms: number[] = []
+  #elapsedSec = 0
+  #senderLateP99Ms: number | undefined
+
+  add(
+    records: readonly CallerRecord[],
+    lessQueueMs: readonly number[],
+    elapsedSec: number,
+    senderLateP99Ms?: number,
+  ): void {
+    records.forEach((record, i) => {
+      const into = (this.#records[i] ??= new CallerRecord(record.name))
+      into.sent += record.sent
+      into.served += record.served
+      into.refused += record.refused
+      into.failed += record.failed
+      for (const latency of record.latenciesMs) into.latenciesMs.push(latency)
+    })
+    for (const latency of lessQueueMs) this.#lessQueueMs.push(latency)
+    this.#windowsP99Ms.push(pooled(records).percentile(99))
+    this.#elapsedSec += elapsedSec
+    if (senderLateP99Ms !== undefined)
+      this.#senderLateP99Ms = Math.max(this.#senderLateP99Ms ?? 0, senderLateP99Ms)
+  }
+
+  /** Each window's own p99, in the order taken. */
+  get windowsP99Ms(): readonly number[] {
+    return this.#windowsP99Ms
+  }
+
+  /** The windows as one; the sender's lateness is its worst window's. */
+  measurement(ratePerSec: number): RateMeasurement {
+    const measurement = rateMeasurementOf(
+      this.#records,
+      this.#lessQueueMs,
+      this.#elapsedSec,
+      ratePerSec,
+    )
+    return this.#senderLateP99Ms === undefined
+      ? measurement
+      : { ...measurement, senderLateP99Ms: this.#senderLateP99Ms }
+  }
+}
 
 /**
  * Open-loop load at a fixed rate over the targets. Unlike the closed loop of wrk or
@@ -158,6 +211,7 @@ export const measureAtRate: MeasureAtRate = async (
   durationSec,
   warmupSec,
   onMeasure,
+  pool,
 ) => {
   const loop = new OpenLoop(targets, ratePerSec)
   let records: CallerRecord[]
@@ -177,6 +231,7 @@ export const measureAtRate: MeasureAtRate = async (
   } finally {
     await loop.stop()
   }
+  pool?.add(records, lessQueueMs, elapsedSec)
   return rateMeasurementOf(records, lessQueueMs, elapsedSec, ratePerSec)
 }
 

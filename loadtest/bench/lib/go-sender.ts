@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { CallerRecord } from '@fairlane/testing'
 import { launch } from './child.ts'
-import { rateMeasurementOf, type MeasureAtRate, type RateMeasurement } from './fixed-rate.ts'
+import { rateMeasurementOf, type MeasureAtRate } from './fixed-rate.ts'
 import { REPO_ROOT } from './paths.ts'
 
 const SOURCE = join(REPO_ROOT, 'loadtest/sender')
@@ -63,6 +63,7 @@ export const measureAtRateWithGo: MeasureAtRate = async (
   durationSec,
   warmupSec,
   onMeasure,
+  pool,
 ) => {
   const binary = await buildGoSender()
   const sender = launch('go-sender', binary, [])
@@ -100,17 +101,18 @@ export const measureAtRateWithGo: MeasureAtRate = async (
   if (exit !== 0 || !result?.targets || result.elapsedSec === undefined) {
     throw new Error(`the Go sender failed (exit ${exit})\n${sender.output()}`)
   }
+  const { records, lessQueueMs } = recordsOf(result.targets)
+  pool?.add(records, lessQueueMs, result.elapsedSec, result.lateP99Ms)
   return {
-    ...measurementOf(result.targets, result.elapsedSec, ratePerSec),
+    ...rateMeasurementOf(records, lessQueueMs, result.elapsedSec, ratePerSec),
     ...(result.lateP99Ms !== undefined ? { senderLateP99Ms: result.lateP99Ms } : {}),
   }
 }
 
-function measurementOf(
-  tallies: readonly Tally[],
-  elapsedSec: number,
-  ratePerSec: number,
-): RateMeasurement {
+function recordsOf(tallies: readonly Tally[]): {
+  records: CallerRecord[]
+  lessQueueMs: number[]
+} {
   const records = tallies.map((t, i) => {
     const record = new CallerRecord(`target-${i}`)
     record.sent = t.sent
@@ -121,5 +123,5 @@ function measurementOf(
     return record
   })
   const lessQueueMs = tallies.flatMap((t) => t.lessQueueMs ?? [])
-  return rateMeasurementOf(records, lessQueueMs, elapsedSec, ratePerSec)
+  return { records, lessQueueMs }
 }

@@ -2,15 +2,15 @@
  * Overhead: what a system in front of the upstream costs when nothing is limited. Each system
  * gets the same request (GET /bench with one tenant's Authorization header) at maximum
  * throughput (closed loop, the systems' runs taken in rounds) and then at two fixed rates
- * (open loop): one far below every system's maximum, where p50/p99 are the path's latency
- * rather than queueing, and half of Fairlane's own maximum, where its latency under real load
- * is compared with the others' at the same rate (Fairlane goes first so that the rate is
- * known). Limiters run with a limit far above the load, so every request takes the limiter's
+ * (open loop, also in rounds, each system's windows pooled): one far below every system's
+ * maximum, where p50/p99 are the path's latency rather than queueing, and half of Fairlane's
+ * own maximum, where its latency under real load is compared with the others' at the same
+ * rate. Limiters run with a limit far above the load, so every request takes the limiter's
  * path and passes.
  */
 import { randomBytes } from 'node:crypto'
 import { closedLoop, type ClosedLoopRun } from '../lib/closed-loop.ts'
-import { measureAtRate, type RateMeasurement } from '../lib/fixed-rate.ts'
+import { measureAtRate, PooledWindows, type RateMeasurement } from '../lib/fixed-rate.ts'
 import { measureAtRateWithGo } from '../lib/go-sender.ts'
 import { listenOverflows } from '../lib/listen-overflows.ts'
 import { medianBy } from '../lib/median.ts'
@@ -41,9 +41,12 @@ interface OverheadRun {
   readonly maxCpuPercent: Readonly<Record<string, number | null>>
   readonly atRate: RateMeasurement
   readonly atRateCpuPercent: Readonly<Record<string, number | null>>
-  /** At half of Fairlane's median max req/s (its own when it is Fairlane). */
+  /** Each round's own p99 at that rate; `atRate` pools every round's requests. */
+  readonly atRateWindowsP99Ms: readonly number[]
+  /** At half of Fairlane's median max req/s (the system's own when Fairlane is not measured). */
   readonly atHalf: RateMeasurement
   readonly atHalfCpuPercent: Readonly<Record<string, number | null>>
+  readonly atHalfWindowsP99Ms: readonly number[]
   /**
    * Connections the kernel dropped from a full accept queue (machine-wide, one system runs at a
    * time) over the fixed-rate windows, warm-up included: each costs its request a SYN or data
@@ -116,33 +119,38 @@ function gcOf(
   return gc
 }
 
-/** Open loop at `ratePerSec`; problems for refusals, failures and a generator that fell short. */
+/**
+ * One open-loop window at `ratePerSec`, its records added to `pool`; problems for refusals,
+ * failures and a generator that fell short.
+ */
 async function atFixedRate(
-  name: string,
-  request: LoadRequest,
+  d: Deployed,
   ratePerSec: number,
-  durationSec: number,
-  warmupSec: number,
-  processes: {
-    context: ScenarioContext
-    deployment: Deployment
-    pids: Record<string, number>
-    /** The pids that answer the probe (event loop, memory). */
-    probed: ReadonlySet<number>
-  },
+  pool: PooledWindows,
+  context: ScenarioContext,
   problems: string[],
 ): Promise<RateWindow> {
-  const { context, deployment, pids, probed } = processes
+  const { deployment, pids, probed, request } = d
+  const name = d.contender.name
+  const o = context.settings.overhead
   let cpuPercent: Record<string, number | null> = {}
   const overflowsBefore = listenOverflows()
-  const measure = context.settings.overhead.sender === 'go' ? measureAtRateWithGo : measureAtRate
-  const measurement = await measure([request], ratePerSec, durationSec, warmupSec, async () => {
-    await sampleRoles(pids, probed)
-    const cpu = watchDeployment(context.upstream, deployment)
-    return () => (cpuPercent = cpu())
-  })
+  const measure = o.sender === 'go' ? measureAtRateWithGo : measureAtRate
+  const measurement = await measure(
+    [request],
+    ratePerSec,
+    o.rateDurationSec,
+    o.rateWarmupSec,
+    async () => {
+      await sampleRoles(pids, probed)
+      const cpu = watchDeployment(context.upstream, deployment)
+      return () => (cpuPercent = cpu())
+    },
+    pool,
+  )
   const overflowsAfter = listenOverflows()
   const closing = await sampleRoles(pids, probed)
+  assertRunning([context.upstream.child, ...deployment.children])
   const eventLoop = eventLoopP99(closing)
   if (measurement.refusedPerSec > 0 || measurement.failed > 0)
     problems.push(
@@ -232,6 +240,11 @@ async function maxRun(d: Deployed, context: ScenarioContext): Promise<MaxRun> {
   }
 }
 
+/** A round's order: every live system once, the first moving one place each round. */
+function turnOf(live: readonly Deployed[], round: number): Deployed[] {
+  return live.map((_, i) => live[(i + round) % live.length] as Deployed)
+}
+
 /**
  * The max runs of every system, taken in rounds: each round runs every system once, the
  * first of the round moving one place each round, and a system's warm-up goes right before
@@ -251,8 +264,7 @@ async function maxRounds(
   const runs = new Map<Deployed, MaxRun[]>(deployed.map((d) => [d, []]))
   const o = context.settings.overhead
   for (let round = 0; round < o.repeats; round++) {
-    const live = [...runs.keys()]
-    const turn = live.map((_, i) => live[(i + round) % live.length] as Deployed)
+    const turn = turnOf([...runs.keys()], round)
     await runEach(
       turn,
       (d) => d.contender.name,
@@ -276,84 +288,174 @@ async function maxRounds(
   return runs
 }
 
+/** One system's open-loop windows at the two fixed rates, taken in rounds. */
+interface RateRounds {
+  /** Half of Fairlane's median max req/s (the system's own when Fairlane is not measured). */
+  readonly halfRate: number
+  readonly low: PooledWindows
+  readonly high: PooledWindows
+  readonly lowWindows: RateWindow[]
+  readonly highWindows: RateWindow[]
+}
+
+const halfOf = (repeats: readonly MaxRun[]): number =>
+  Math.round(medianBy(repeats, (r) => r.measurement.requestsPerSec).measurement.requestsPerSec / 2)
+
 /**
- * One system after its max runs: the fixed rate, then `halfRate` (undefined: half of its own
- * max, for Fairlane, which goes first), then its memory.
+ * The fixed-rate windows of every system, in rounds as the max runs are: each round gives
+ * every system a window at each rate, the first of the round moving one place each round.
+ * One window of 10 s after the others' was decided by whatever the shared machine did in it
+ * (a stall of 200 ms in one window of three is 1,500 requests at the half rate, twice a p99's
+ * share); pooled over the rounds, each system's figures are over the same stretch of time as
+ * the others'. A system whose window fails is stopped and drops out.
  */
-async function fixedRates(
-  d: Deployed,
-  repeats: readonly MaxRun[],
+async function rateRounds(
+  runs: ReadonlyMap<Deployed, readonly MaxRun[]>,
   context: ScenarioContext,
-  halfRate: number | undefined,
-): Promise<{ run: OverheadRun; problems: string[] }> {
-  const { settings, say } = context
-  const o = settings.overhead
-  const { contender, deployment, request, pids, probed } = d
-  const max = medianBy(repeats, (r) => r.measurement.requestsPerSec)
-  const half = halfRate ?? Math.round(max.measurement.requestsPerSec / 2)
-  say(
-    `  ${contender.name}: ${o.ratePerSec} and ${perSec(half)} req/s for ` +
+  failed: (d: Deployed) => Promise<void>,
+  problems: string[],
+  skipped: Skip[],
+): Promise<Map<Deployed, RateRounds>> {
+  const o = context.settings.overhead
+  const fairlane = [...runs].find(([d]) => d.contender.name === 'fairlane')
+  const fairlaneHalf = fairlane ? halfOf(fairlane[1]) : undefined
+  const taken = new Map<Deployed, RateRounds>()
+  for (const [d, repeats] of runs) {
+    const halfRate = fairlaneHalf ?? halfOf(repeats)
+    const rounds = { halfRate, low: new PooledWindows(), high: new PooledWindows() }
+    taken.set(d, { ...rounds, lowWindows: [], highWindows: [] })
+  }
+  const halves = [...new Set([...taken.values()].map((t) => perSec(t.halfRate)))].join(', ')
+  context.say(
+    `  ${o.repeats} rounds of ${o.ratePerSec} and ${halves} req/s per system, ` +
       `${o.rateWarmupSec} + ${o.rateDurationSec} s each`,
   )
-  const problems = repeats.flatMap((r) => problemsOf(contender.name, r.measurement))
-  const processes = { context, deployment, pids, probed }
-  const low = await atFixedRate(
-    contender.name,
-    request,
-    o.ratePerSec,
-    o.rateDurationSec,
-    o.rateWarmupSec,
-    processes,
-    problems,
-  )
-  const high = await atFixedRate(
-    contender.name,
-    request,
-    half,
-    o.rateDurationSec,
-    o.rateWarmupSec,
-    processes,
-    problems,
-  )
-  const memory = await sampleRoles(pids, probed, { gc: true })
-  assertRunning([context.upstream.child, ...deployment.children])
-  return {
-    run: {
-      system: contender.name,
-      description: contender.description,
-      notes: deployment.notes,
-      max: max.measurement,
-      maxRepeats: repeats.map((r) => r.measurement.requestsPerSec),
-      maxCpuPercent: max.cpuPercent,
-      atRate: low.measurement,
-      atRateCpuPercent: low.cpuPercent,
-      atHalf: high.measurement,
-      atHalfCpuPercent: high.cpuPercent,
-      listenOverflows: {
-        ...(low.listenOverflows !== undefined ? { atRate: low.listenOverflows } : {}),
-        ...(high.listenOverflows !== undefined ? { atHalf: high.listenOverflows } : {}),
+  for (let round = 0; round < o.repeats; round++) {
+    const turn = turnOf([...taken.keys()], round)
+    await runEach(
+      turn,
+      (d) => d.contender.name,
+      async (d) => {
+        const t = taken.get(d)
+        if (!t) return
+        try {
+          t.lowWindows.push(await atFixedRate(d, o.ratePerSec, t.low, context, problems))
+          t.highWindows.push(await atFixedRate(d, t.halfRate, t.high, context, problems))
+        } catch (err) {
+          taken.delete(d)
+          await failed(d)
+          throw err
+        }
       },
-      cpuMicrosPerRequest: microsPerRequest(
-        contender.name,
-        max.cpuPercent,
-        max.measurement.requestsPerSec,
-      ),
-      cpuMicrosPerRequestAtHalf: microsPerRequest(
-        contender.name,
-        high.cpuPercent,
-        high.measurement.servedPerSec,
-      ),
-      eventLoopDelayP99Ms: { max: max.eventLoop, atRate: low.eventLoop, atHalf: high.eventLoop },
-      gc: { max: max.gc, atHalf: high.gc },
-      memory,
+      problems,
+      skipped,
+    )
+  }
+  return taken
+}
+
+/** A system's windows at one rate as one: requests pooled, CPU averaged, the worst event loop. */
+function pooledWindow(
+  windows: readonly RateWindow[],
+  pool: PooledWindows,
+  ratePerSec: number,
+): RateWindow {
+  const cpuPercent: Record<string, number | null> = {}
+  const eventLoop: Record<string, number | undefined> = {}
+  const gc: Record<string, GcFigures> = {}
+  for (const role of new Set(windows.flatMap((w) => Object.keys(w.cpuPercent)))) {
+    const values = windows.map((w) => w.cpuPercent[role] ?? null)
+    cpuPercent[role] = values.includes(null)
+      ? null
+      : (values as number[]).reduce((sum, v) => sum + v, 0) / values.length
+  }
+  for (const role of new Set(windows.flatMap((w) => Object.keys(w.eventLoop)))) {
+    const values = windows.flatMap((w) => w.eventLoop[role] ?? [])
+    eventLoop[role] = values.length > 0 ? Math.max(...values) : undefined
+  }
+  for (const role of new Set(windows.flatMap((w) => Object.keys(w.gc))))
+    gc[role] = pooledGc(windows, role)
+  const overflows = windows.map((w) => w.listenOverflows)
+  return {
+    measurement: pool.measurement(ratePerSec),
+    cpuPercent,
+    eventLoop,
+    gc,
+    ...(overflows.every((n) => n !== undefined)
+      ? { listenOverflows: overflows.reduce((sum, n) => sum + n, 0) }
+      : {}),
+  }
+}
+
+/** One process's collections over several windows: summed, allocation per request weighted. */
+function pooledGc(windows: readonly RateWindow[], role: string): GcFigures {
+  let requests = 0
+  let allocated = 0
+  const pooled = { minorGcs: 0, majorGcs: 0, gcPauseMs: 0, gcMaxPauseMs: 0 }
+  for (const { gc, measurement } of windows) {
+    const figures = gc[role]
+    if (!figures) continue
+    const served = measurement.servedPerSec * measurement.durationSec
+    requests += served
+    allocated += figures.allocatedBytesPerRequest * served
+    pooled.minorGcs += figures.minorGcs
+    pooled.majorGcs += figures.majorGcs
+    pooled.gcPauseMs += figures.gcPauseMs
+    pooled.gcMaxPauseMs = Math.max(pooled.gcMaxPauseMs, figures.gcMaxPauseMs)
+  }
+  return { allocatedBytesPerRequest: allocated / requests, ...pooled }
+}
+
+/** One system's figures once every round is done: the median max run, the pooled windows. */
+function overheadRun(
+  d: Deployed,
+  repeats: readonly MaxRun[],
+  rates: RateRounds,
+  memory: Record<string, ProcessFigures>,
+  context: ScenarioContext,
+): OverheadRun {
+  const o = context.settings.overhead
+  const { contender, deployment } = d
+  const max = medianBy(repeats, (r) => r.measurement.requestsPerSec)
+  const low = pooledWindow(rates.lowWindows, rates.low, o.ratePerSec)
+  const high = pooledWindow(rates.highWindows, rates.high, rates.halfRate)
+  return {
+    system: contender.name,
+    description: contender.description,
+    notes: deployment.notes,
+    max: max.measurement,
+    maxRepeats: repeats.map((r) => r.measurement.requestsPerSec),
+    maxCpuPercent: max.cpuPercent,
+    atRate: low.measurement,
+    atRateCpuPercent: low.cpuPercent,
+    atRateWindowsP99Ms: rates.low.windowsP99Ms,
+    atHalf: high.measurement,
+    atHalfCpuPercent: high.cpuPercent,
+    atHalfWindowsP99Ms: rates.high.windowsP99Ms,
+    listenOverflows: {
+      ...(low.listenOverflows !== undefined ? { atRate: low.listenOverflows } : {}),
+      ...(high.listenOverflows !== undefined ? { atHalf: high.listenOverflows } : {}),
     },
-    problems,
+    cpuMicrosPerRequest: microsPerRequest(
+      contender.name,
+      max.cpuPercent,
+      max.measurement.requestsPerSec,
+    ),
+    cpuMicrosPerRequestAtHalf: microsPerRequest(
+      contender.name,
+      high.cpuPercent,
+      high.measurement.servedPerSec,
+    ),
+    eventLoopDelayP99Ms: { max: max.eventLoop, atRate: low.eventLoop, atHalf: high.eventLoop },
+    gc: { max: max.gc, atHalf: high.gc },
+    memory,
   }
 }
 
 /**
  * Every system, started together and idle but for its own runs: the max runs go in rounds
- * (maxRounds), then each in turn, Fairlane first, gets its fixed-rate windows and is stopped.
+ * (maxRounds), then the fixed-rate windows (rateRounds); then each, in turn, gets its memory
+ * sampled and is stopped.
  */
 async function runAll(
   order: readonly Contender[],
@@ -385,22 +487,20 @@ async function runAll(
       `  ${o.repeats} rounds of ${o.durationSec} s per system at ${o.connections} connections, ` +
         `each system's first after ${o.warmupSec} s of warm-up`,
     )
-    const rounds = await maxRounds(deployed, context, stop, problems, skipped)
-    let halfRate: number | undefined
+    const maxRuns = await maxRounds(deployed, context, stop, problems, skipped)
+    for (const [d, repeats] of maxRuns)
+      problems.push(...repeats.flatMap((r) => problemsOf(d.contender.name, r.measurement)))
+    const rates = await rateRounds(maxRuns, context, stop, problems, skipped)
     return await runEach(
-      [...rounds.keys()],
+      [...rates.keys()],
       name,
       async (d) => {
         try {
-          const { run, problems: found } = await fixedRates(
-            d,
-            rounds.get(d) ?? [],
-            context,
-            halfRate,
-          )
-          if (d.contender.name === 'fairlane') halfRate = run.atHalf.offeredPerSec
-          problems.push(...found)
-          return run
+          const memory = await sampleRoles(d.pids, d.probed, { gc: true })
+          assertRunning([context.upstream.child, ...d.deployment.children])
+          const rounds = rates.get(d)
+          if (!rounds) throw new Error(`${name(d)} has no fixed-rate windows`)
+          return overheadRun(d, maxRuns.get(d) ?? [], rounds, memory, context)
         } finally {
           await stop(d)
         }
@@ -476,9 +576,9 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
   say(
     `overhead: ${generator}, ${o.connections} connections, ${o.warmupSec} s warm-up, then ` +
       `${o.repeats} rounds of ${o.durationSec} s per system (median); then open loop ` +
-      `(${o.sender} sender) for ${o.rateDurationSec} s at ${o.ratePerSec} req/s and at half ` +
-      `of Fairlane's max (Fairlane first; the upstream is warmed directly for ` +
-      `${o.warmupSec} s before any system)`,
+      `(${o.sender} sender), ${o.repeats} rounds of ${o.rateDurationSec} s at ${o.ratePerSec} ` +
+      `req/s and at half of Fairlane's max per system (pooled; the upstream is warmed ` +
+      `directly for ${o.warmupSec} s before any system)`,
   )
   const problems: string[] = []
   if (contenders.length > 0) await warmUpstream(context)
@@ -573,16 +673,19 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
     '',
     'CPU µs/req: CPU time (user + system, /proc/<pid>/stat) of the system’s own processes over ' +
       'the median max run ÷ its requests (direct: the upstream’s); @ half, over the half-rate ' +
-      'window ÷ the requests served in it, each mostly alone in its event-loop turn. Event-loop p99: ' +
-      '`monitorEventLoopDelay` inside the system’s Node process over each column’s window, beyond its ' +
-      '10 ms sampling interval. Half rate: ' +
+      'windows ÷ the requests served in them, each mostly alone in its event-loop turn. ' +
+      `Fixed rates: ${o.repeats} windows of ${o.rateDurationSec} s per system and rate, taken in ` +
+      'rounds, their requests pooled (each window’s own p99 is in the result JSON). ' +
+      'Event-loop p99: `monitorEventLoopDelay` inside the system’s Node process over each ' +
+      'column’s window (the worst of the rounds’ at a fixed rate), beyond its 10 ms sampling ' +
+      'interval. Half rate: ' +
       'half of Fairlane’s median max req/s, the same for every system (open loop, ' +
       (o.sender === 'go'
         ? 'from loadtest/sender, a Go process of its own'
         : 'one sender in the bench process') +
       '; a system refusing or failing there, or a sender falling short, is ' +
       'listed under problems). Accept-queue overflows: connections the kernel dropped because ' +
-      'the listening socket’s queue was full (TcpExt ListenOverflows over the half-rate run, ' +
+      'the listening socket’s queue was full (TcpExt ListenOverflows over the half-rate runs, ' +
       'warm-up included); each costs its request a retry of 200 ms or more.',
     '',
     cpuTable,
@@ -590,7 +693,7 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
     gcTable,
     '',
     'Garbage collection: V8’s own account (GCProfiler) inside each Node process, over the median ' +
-      'max run and the half-rate window: bytes allocated on the JS heap ÷ the requests served, ' +
+      'max run and the half-rate windows: bytes allocated on the JS heap ÷ the requests served, ' +
       'the minor (scavenge) and major (mark-compact) collections, and the collector’s pauses. ' +
       'Each pause holds every request that arrives during it, and the backlog drains only as ' +
       'fast as the core has time to spare.',
@@ -611,7 +714,7 @@ export async function runOverhead(context: ScenarioContext): Promise<ScenarioOut
       title: 'Overhead: the same GET through each system, nothing limited',
       subtitle: [
         `max req/s: ${generator}, ${o.connections} connections, median of ${o.repeats} × ${o.durationSec} s; ` +
-          `latency: open loop at ${o.ratePerSec} req/s and at half of Fairlane's max, ${o.rateDurationSec} s each`,
+          `latency: open loop at ${o.ratePerSec} req/s and at half of Fairlane's max, ${o.repeats} × ${o.rateDurationSec} s each, pooled`,
       ],
       panels: [
         {
