@@ -44,6 +44,8 @@ interface SavedRun {
   readonly system: string
   readonly atRate?: Window
   readonly atHalf?: Window
+  /** Present since the fixed-rate windows went in rounds: each round's p99, the rounds pooled. */
+  readonly atHalfWindowsP99Ms?: readonly number[]
 }
 
 interface SavedBench {
@@ -87,14 +89,17 @@ function over(system: Window | undefined, direct: Window | undefined): Pair {
 
 /**
  * Every system's excess over direct in one saved bench; none without direct. Runs of the Go
- * sender count apart (`fairlane, go sender`): the two senders measure differently.
+ * sender count apart (`fairlane, go sender`): the two senders measure differently; so do runs
+ * whose fixed-rate windows went in rounds and were pooled (`…, rounds`), against one window.
  */
 function excessesOf(bench: SavedBench): Excess[] {
   const sender = bench.settings?.overhead?.sender ?? 'node'
-  const suffix = sender === 'node' ? '' : `, ${sender} sender`
   const runs = bench.scenarios?.find((s) => s.name === 'overhead')?.results?.runs ?? []
   const direct = runs.find((r) => r.system === 'direct')
   if (!direct) return []
+  const suffix =
+    (sender === 'node' ? '' : `, ${sender} sender`) +
+    (direct.atHalfWindowsP99Ms === undefined ? '' : ', rounds')
   return runs
     .filter((run) => run !== direct)
     .map((run) => ({
