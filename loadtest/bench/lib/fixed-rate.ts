@@ -2,7 +2,7 @@ import { Agent, get } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CallerRecord, percentileOf } from '@fairlane/testing'
 import type { LoadRequest } from './measurement.ts'
-import { pooled, snapshot } from './noisy-neighbour.ts'
+import { addInto, pooled, snapshot } from './noisy-neighbour.ts'
 
 /** What an open-loop sender at a fixed rate saw over the measured window. */
 export interface RateMeasurement {
@@ -163,14 +163,9 @@ export class PooledWindows {
     elapsedSec: number,
     senderLateP99Ms?: number,
   ): void {
-    records.forEach((record, i) => {
-      const into = (this.#records[i] ??= new CallerRecord(record.name))
-      into.sent += record.sent
-      into.served += record.served
-      into.refused += record.refused
-      into.failed += record.failed
-      for (const latency of record.latenciesMs) into.latenciesMs.push(latency)
-    })
+    records.forEach((record, i) =>
+      addInto((this.#records[i] ??= new CallerRecord(record.name)), record),
+    )
     for (const latency of lessQueueMs) this.#lessQueueMs.push(latency)
     this.#windowsP99Ms.push(pooled(records).percentile(99))
     this.#elapsedSec += elapsedSec

@@ -94,14 +94,17 @@ export function snapshot(record: CallerRecord): CallerRecord {
 
 export function pooled(records: readonly CallerRecord[]): CallerRecord {
   const pool = new CallerRecord('pooled')
-  for (const record of records) {
-    pool.sent += record.sent
-    pool.served += record.served
-    pool.refused += record.refused
-    pool.failed += record.failed
-    for (const latency of record.latenciesMs) pool.latenciesMs.push(latency)
-  }
+  for (const record of records) addInto(pool, record)
   return pool
+}
+
+/** Adds one record's counts and latencies to another's. */
+export function addInto(into: CallerRecord, record: CallerRecord): void {
+  into.sent += record.sent
+  into.served += record.served
+  into.refused += record.refused
+  into.failed += record.failed
+  for (const latency of record.latenciesMs) into.latenciesMs.push(latency)
 }
 
 /**

@@ -240,9 +240,40 @@ async function maxRun(d: Deployed, context: ScenarioContext): Promise<MaxRun> {
   }
 }
 
-/** A round's order: every live system once, the first moving one place each round. */
-function turnOf(live: readonly Deployed[], round: number): Deployed[] {
-  return live.map((_, i) => live[(i + round) % live.length] as Deployed)
+/**
+ * `repeats` rounds over the systems still in `live`, each running every one of them once,
+ * the first of the round moving one place each round. A system whose step fails leaves
+ * `live`, is stopped, and is reported by runEach.
+ */
+async function inRounds<T>(
+  live: Map<Deployed, T>,
+  repeats: number,
+  step: (d: Deployed, state: T, round: number) => Promise<void>,
+  failed: (d: Deployed) => Promise<void>,
+  problems: string[],
+  skipped: Skip[],
+): Promise<void> {
+  for (let round = 0; round < repeats; round++) {
+    const order = [...live.keys()]
+    const turn = order.map((_, i) => order[(i + round) % order.length] as Deployed)
+    await runEach(
+      turn,
+      (d) => d.contender.name,
+      async (d) => {
+        const state = live.get(d)
+        if (state === undefined) return
+        try {
+          await step(d, state, round)
+        } catch (err) {
+          live.delete(d)
+          await failed(d)
+          throw err
+        }
+      },
+      problems,
+      skipped,
+    )
+  }
 }
 
 /**
@@ -263,25 +294,17 @@ async function maxRounds(
 ): Promise<Map<Deployed, MaxRun[]>> {
   const runs = new Map<Deployed, MaxRun[]>(deployed.map((d) => [d, []]))
   const o = context.settings.overhead
-  for (let round = 0; round < o.repeats; round++) {
-    const turn = turnOf([...runs.keys()], round)
-    await runEach(
-      turn,
-      (d) => d.contender.name,
-      async (d) => {
-        try {
-          if (round === 0 && o.warmupSec > 0) await warmUp(d, context)
-          runs.get(d)?.push(await maxRun(d, context))
-        } catch (err) {
-          runs.delete(d)
-          await failed(d)
-          throw err
-        }
-      },
-      problems,
-      skipped,
-    )
-  }
+  await inRounds(
+    runs,
+    o.repeats,
+    async (d, repeats, round) => {
+      if (round === 0 && o.warmupSec > 0) await warmUp(d, context)
+      repeats.push(await maxRun(d, context))
+    },
+    failed,
+    problems,
+    skipped,
+  )
   const said = (d: Deployed, r: readonly MaxRun[]): string =>
     `  ${d.contender.name}: ${r.map((x) => perSec(x.measurement.requestsPerSec)).join(', ')} req/s`
   for (const [d, r] of runs) context.say(said(d, r))
@@ -321,36 +344,30 @@ async function rateRounds(
   const fairlaneHalf = fairlane ? halfOf(fairlane[1]) : undefined
   const taken = new Map<Deployed, RateRounds>()
   for (const [d, repeats] of runs) {
-    const halfRate = fairlaneHalf ?? halfOf(repeats)
-    const rounds = { halfRate, low: new PooledWindows(), high: new PooledWindows() }
-    taken.set(d, { ...rounds, lowWindows: [], highWindows: [] })
+    taken.set(d, {
+      halfRate: fairlaneHalf ?? halfOf(repeats),
+      low: new PooledWindows(),
+      high: new PooledWindows(),
+      lowWindows: [],
+      highWindows: [],
+    })
   }
   const halves = [...new Set([...taken.values()].map((t) => perSec(t.halfRate)))].join(', ')
   context.say(
     `  ${o.repeats} rounds of ${o.ratePerSec} and ${halves} req/s per system, ` +
       `${o.rateWarmupSec} + ${o.rateDurationSec} s each`,
   )
-  for (let round = 0; round < o.repeats; round++) {
-    const turn = turnOf([...taken.keys()], round)
-    await runEach(
-      turn,
-      (d) => d.contender.name,
-      async (d) => {
-        const t = taken.get(d)
-        if (!t) return
-        try {
-          t.lowWindows.push(await atFixedRate(d, o.ratePerSec, t.low, context, problems))
-          t.highWindows.push(await atFixedRate(d, t.halfRate, t.high, context, problems))
-        } catch (err) {
-          taken.delete(d)
-          await failed(d)
-          throw err
-        }
-      },
-      problems,
-      skipped,
-    )
-  }
+  await inRounds(
+    taken,
+    o.repeats,
+    async (d, t) => {
+      t.lowWindows.push(await atFixedRate(d, o.ratePerSec, t.low, context, problems))
+      t.highWindows.push(await atFixedRate(d, t.halfRate, t.high, context, problems))
+    },
+    failed,
+    problems,
+    skipped,
+  )
   return taken
 }
 
